@@ -1,0 +1,99 @@
+# mq: the verbs people type. The real work lives in CMake (CMakeLists.txt)
+# and scripts/; this file only wraps them.
+#
+#   make deps          install the Debian packages the project needs (once)
+#   make build         configure + build into $(BUILD_DIR)
+#   make test          build, then run every ctest test (CTEST_ARGS="-L unit" for a subset)
+#   make asan          the same under AddressSanitizer + UBSan, in $(ASAN_DIR)
+#   make run / stop    local dev stack (redis, PostgreSQL, scheduler) via scripts/dev-stack
+#   make bench         build, then bench/run-all
+#   make format        clang-format -i;  make format-check: fail on unformatted code
+#   make clean         remove the build directories (dev-stack data in .mq/ stays)
+
+BUILD_DIR  ?= build
+ASAN_DIR   ?= build-asan
+JOBS       ?= 2
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+CLANG_FORMAT ?= clang-format
+
+# Every Debian 12 package the project needs to build, test, run and bench.
+DEB_PACKAGES := \
+	build-essential cmake ninja-build pkg-config git ca-certificates \
+	libhiredis-dev libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
+	libyaml-cpp-dev catch2 libcli11-dev libboost-dev libboost-system-dev \
+	libcurl4-openssl-dev libssl-dev libvalijson-dev \
+	redis-server redis-tools postgresql postgresql-contrib \
+	wrk procps iproute2 python3
+
+FORMAT_DIRS := $(wildcard common apps tests)
+FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
+	-o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
+
+.PHONY: build deps test asan asan-build run stop bench format format-check clean help
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQ_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# Fast and root-free when everything is present: one dpkg-query, no apt.
+deps:
+	@command -v dpkg-query >/dev/null 2>&1 || { \
+	    echo "make deps: no dpkg-query; this is not Debian. Install the equivalents of:"; \
+	    echo "  $(DEB_PACKAGES)"; exit 1; }; \
+	installed=" $$(dpkg-query -W -f='$${Package} $${db:Status-Status}\n' $(DEB_PACKAGES) 2>/dev/null \
+	    | awk '$$2 == "installed" { print $$1 }' | tr '\n' ' ') "; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	    case "$$installed" in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; \
+	done; \
+	if [ -z "$$missing" ]; then echo "make deps: all Debian packages present"; exit 0; fi; \
+	echo "make deps: installing:$$missing"; \
+	sudo=""; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	    else echo "make deps: not root and no sudo; as root run: apt-get install$$missing"; exit 1; fi; \
+	fi; \
+	apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0"; \
+	for try in 1 2 3; do \
+	    $$apt update && break; \
+	    [ $$try -lt 3 ] || { echo "make deps: apt-get update failed"; exit 1; }; sleep 10; \
+	done; \
+	for try in 1 2 3; do \
+	    $$apt install -y --no-install-recommends \
+	        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $$missing && break; \
+	    [ $$try -lt 3 ] || { echo "make deps: apt-get install failed"; exit 1; }; sleep 10; \
+	done
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --no-tests=error -j$(JOBS) $(CTEST_ARGS)
+
+asan-build: deps
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMQ_SANITIZE=ON -DMQ_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+
+asan: asan-build
+	cd $(ASAN_DIR) && ctest --output-on-failure --no-tests=error -j$(JOBS) $(CTEST_ARGS)
+
+run: build
+	MQ_BUILD_DIR=$(BUILD_DIR) scripts/dev-stack
+
+stop:
+	MQ_BUILD_DIR=$(BUILD_DIR) scripts/dev-stack stop
+
+bench: build
+	MQ_BUILD_DIR=$(BUILD_DIR) bench/run-all
+
+format:
+	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || { echo "$(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
+	@if [ -n "$(strip $(FORMAT_FILES))" ]; then $(CLANG_FORMAT) -i $(FORMAT_FILES); fi
+
+format-check:
+	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || { echo "$(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
+	@if [ -n "$(strip $(FORMAT_FILES))" ]; then $(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES); fi
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'

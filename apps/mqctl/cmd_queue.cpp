@@ -1,0 +1,180 @@
+#include <iostream>
+
+#include "commands.hpp"
+#include "confirm.hpp"
+#include "mq/core/time.hpp"
+#include "mq/queue/catalog.hpp"
+#include "mq/queue/lifecycle.hpp"
+#include "mq/queue/streams.hpp"
+#include "output.hpp"
+
+namespace mqctl {
+
+namespace {
+
+std::string max_length_text(const mq::Queue& q) {
+    return q.max_length ? std::to_string(*q.max_length) : "unlimited";
+}
+
+void print_queue(const mq::Queue& q, Context& ctx) {
+    if (ctx.json()) {
+        print_json(mq::to_json(q));
+        return;
+    }
+    print_fields({{"name", q.name},
+                  {"tenant", q.tenant},
+                  {"description", q.description},
+                  {"partitions", std::to_string(q.partition_count)},
+                  {"retention", mq::format_duration(q.retention)},
+                  {"max length", max_length_text(q)},
+                  {"dedup window", mq::format_duration(q.dedup_window)},
+                  {"encryption", q.encryption},
+                  {"created", q.created_at},
+                  {"updated", q.updated_at}});
+}
+
+}  // namespace
+
+struct QueueOptions {
+    std::string name;
+    std::string description;
+    bool has_description = false;
+    std::optional<int> partitions;
+    std::string retention;
+    std::optional<std::int64_t> max_length;
+    bool no_max_length = false;
+    std::string dedup_window;
+    bool force = false;
+    bool yes = false;
+};
+
+void run_queue_create(const QueueOptions& o, Context& ctx) {
+    mq::QueueSpec spec;
+    spec.name = o.name;
+    spec.description = o.description;
+    spec.partition_count = o.partitions;
+    if (!o.retention.empty()) spec.retention = mq::parse_duration(o.retention, "retention");
+    spec.max_length = o.max_length;
+    if (!o.dedup_window.empty()) spec.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    mq::validate(spec);  // before connecting: a bad flag is a usage error, not a backend one
+    mq::Catalog catalog(ctx.db());
+    mq::Queue q = catalog.create_queue(ctx.tenant(), spec, ctx.config());
+    if (!ctx.json()) std::cout << "created queue " << q.name << '\n';
+    print_queue(q, ctx);
+}
+
+void run_queue_list(Context& ctx) {
+    mq::Catalog catalog(ctx.db());
+    auto queues = catalog.list_queues(ctx.tenant());
+    if (ctx.json()) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& q : queues) out.push_back(mq::to_json(q));
+        print_json(out);
+        return;
+    }
+    Table t({"NAME", "PARTITIONS", "RETENTION", "MAX LENGTH", "DEDUP WINDOW", "DESCRIPTION"});
+    for (const auto& q : queues)
+        t.add({q.name, std::to_string(q.partition_count), mq::format_duration(q.retention),
+               max_length_text(q), mq::format_duration(q.dedup_window), q.description});
+    t.print();
+}
+
+void run_queue_show(const QueueOptions& o, Context& ctx) {
+    mq::Catalog catalog(ctx.db());
+    print_queue(catalog.get_queue(ctx.tenant(), o.name), ctx);
+}
+
+void run_queue_update(const QueueOptions& o, Context& ctx) {
+    mq::QueueChanges c;
+    if (o.has_description) c.description = o.description;
+    c.partition_count = o.partitions;
+    if (!o.retention.empty()) c.retention = mq::parse_duration(o.retention, "retention");
+    if (o.max_length) c.max_length = o.max_length;
+    if (o.no_max_length) c.max_length = std::optional<std::int64_t>();
+    if (!o.dedup_window.empty()) c.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    if (c.empty())
+        throw mq::ValidationError(
+            "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
+            "--dedup-window or --description");
+    mq::validate(c);
+    mq::Catalog catalog(ctx.db());
+    mq::Queue q = catalog.update_queue(ctx.tenant(), o.name, c);
+    if (!ctx.json()) std::cout << "updated queue " << q.name << '\n';
+    print_queue(q, ctx);
+}
+
+void run_queue_delete(const QueueOptions& o, Context& ctx) {
+    mq::Catalog catalog(ctx.db());
+    catalog.get_queue(ctx.tenant(), o.name);  // not found before asking anything
+    confirm("Delete queue '" + o.name + "' and every message in it?", o.yes);
+    mq::QueueStreams streams(ctx.redis(), ctx.keys());
+    auto d = mq::delete_queue(catalog, streams, ctx.tenant(), o.name, o.force);
+    if (ctx.json())
+        print_json({{"deleted", o.name}, {"subscriptions_deleted", d.subscriptions},
+                    {"keys_removed", d.keys_removed}});
+    else
+        std::cout << "deleted queue " << o.name << " (" << d.subscriptions << " subscription(s), "
+                  << d.keys_removed << " Redis key(s))\n";
+}
+
+void run_queue_purge(const QueueOptions& o, Context& ctx) {
+    mq::Catalog catalog(ctx.db());
+    mq::Queue q = catalog.get_queue(ctx.tenant(), o.name);
+    confirm("Purge every message of queue '" + o.name + "'?", o.yes);
+    mq::QueueStreams streams(ctx.redis(), ctx.keys());
+    auto purged = streams.purge(q);
+    if (ctx.json())
+        print_json({{"queue", o.name}, {"entries_removed", purged.entries},
+                    {"delayed_removed", purged.delayed}});
+    else
+        std::cout << "purged queue " << o.name << ": " << purged.entries << " entries, "
+                  << purged.delayed << " delayed\n";
+}
+
+void setup_queue(CLI::App& app, Context& ctx) {
+    auto* queue = app.add_subcommand("queue", "Create, inspect and remove queues");
+    queue->require_subcommand(1);
+    auto add_settings = [](CLI::App* cmd, QueueOptions& o) {
+        cmd->add_option("--partitions", o.partitions, "Number of partitions (1-256)");
+        cmd->add_option("--retention", o.retention, "Keep entries this long, e.g. 7d, 12h");
+        cmd->add_option("--max-length", o.max_length, "Refuse publishes (QUEUE_FULL) beyond this backlog");
+        cmd->add_option("--dedup-window", o.dedup_window, "Idempotency-key window, e.g. 24h");
+        cmd->add_option("--description", o.description, "Free text")
+            ->each([&o](const std::string&) { o.has_description = true; });
+    };
+
+    auto create_opts = std::make_shared<QueueOptions>();
+    auto* create = queue->add_subcommand("create", "Create a queue");
+    create->add_option("name", create_opts->name, "Queue name")->required();
+    add_settings(create, *create_opts);
+    create->callback([create_opts, &ctx] { run_queue_create(*create_opts, ctx); });
+
+    queue->add_subcommand("list", "List the tenant's queues")->callback([&ctx] { run_queue_list(ctx); });
+
+    auto show_opts = std::make_shared<QueueOptions>();
+    auto* show = queue->add_subcommand("show", "Show one queue's settings");
+    show->add_option("name", show_opts->name, "Queue name")->required();
+    show->callback([show_opts, &ctx] { run_queue_show(*show_opts, ctx); });
+
+    auto update_opts = std::make_shared<QueueOptions>();
+    auto* update = queue->add_subcommand("update", "Change a queue's settings");
+    update->add_option("name", update_opts->name, "Queue name")->required();
+    add_settings(update, *update_opts);
+    update->add_flag("--no-max-length", update_opts->no_max_length, "Remove the length limit");
+    update->callback([update_opts, &ctx] { run_queue_update(*update_opts, ctx); });
+
+    auto delete_opts = std::make_shared<QueueOptions>();
+    auto* del = queue->add_subcommand("delete", "Delete a queue and its messages");
+    del->add_option("name", delete_opts->name, "Queue name")->required();
+    del->add_flag("--force", delete_opts->force, "Also delete its subscriptions");
+    del->add_flag("-y,--yes", delete_opts->yes, "Do not ask for confirmation");
+    del->callback([delete_opts, &ctx] { run_queue_delete(*delete_opts, ctx); });
+
+    auto purge_opts = std::make_shared<QueueOptions>();
+    auto* purge = queue->add_subcommand("purge", "Remove every message, keep the queue");
+    purge->add_option("name", purge_opts->name, "Queue name")->required();
+    purge->add_flag("-y,--yes", purge_opts->yes, "Do not ask for confirmation");
+    purge->callback([purge_opts, &ctx] { run_queue_purge(*purge_opts, ctx); });
+}
+
+}  // namespace mqctl

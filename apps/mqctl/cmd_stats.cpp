@@ -1,0 +1,77 @@
+#include <iostream>
+
+#include "commands.hpp"
+#include "mq/core/time.hpp"
+#include "mq/queue/catalog.hpp"
+#include "mq/queue/streams.hpp"
+#include "output.hpp"
+
+namespace mqctl {
+
+struct StatsOptions {
+    std::string queue;
+};
+
+void run_stats(const StatsOptions& o, Context& ctx) {
+    mq::Catalog catalog(ctx.db());
+    mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
+    mq::QueueStreams streams(ctx.redis(), ctx.keys());
+    auto parts = streams.stats(q);
+    const std::int64_t now = mq::now_ms();
+    auto age = [now](std::optional<std::int64_t> ms) -> std::optional<std::int64_t> {
+        if (!ms) return std::nullopt;
+        return std::max<std::int64_t>(0, now - *ms);
+    };
+
+    std::int64_t length = 0, delayed = 0, dead = 0;
+    std::optional<std::int64_t> oldest;
+    for (const auto& p : parts) {
+        length += p.length;
+        delayed += p.delayed;
+        dead += p.dead_letters;
+        if (p.oldest_ms) oldest = std::min(oldest.value_or(*p.oldest_ms), *p.oldest_ms);
+    }
+    if (ctx.json()) {
+        nlohmann::json jp = nlohmann::json::array();
+        for (const auto& p : parts) {
+            nlohmann::json groups = nlohmann::json::array();
+            for (const auto& g : p.groups)
+                groups.push_back({{"name", g.name}, {"consumers", g.consumers}, {"pending", g.pending},
+                                  {"lag", g.lag ? nlohmann::json(*g.lag) : nlohmann::json(nullptr)}});
+            auto oldest_age = age(p.oldest_ms);
+            jp.push_back({{"partition", p.partition},
+                          {"length", p.length},
+                          {"delayed", p.delayed},
+                          {"dead_letters", p.dead_letters},
+                          {"oldest_age_ms", oldest_age ? nlohmann::json(*oldest_age) : nlohmann::json(nullptr)},
+                          {"groups", groups}});
+        }
+        auto oldest_age = age(oldest);
+        print_json({{"queue", q.name},
+                    {"length", length},
+                    {"delayed", delayed},
+                    {"dead_letters", dead},
+                    {"oldest_age_ms", oldest_age ? nlohmann::json(*oldest_age) : nlohmann::json(nullptr)},
+                    {"partitions", jp}});
+        return;
+    }
+    auto age_text = [&](std::optional<std::int64_t> ms) {
+        auto a = age(ms);
+        return a ? mq::format_duration(std::chrono::milliseconds(*a)) : std::string("-");
+    };
+    Table t({"PARTITION", "LENGTH", "DELAYED", "DEAD LETTERS", "OLDEST"});
+    for (const auto& p : parts)
+        t.add({std::to_string(p.partition), std::to_string(p.length), std::to_string(p.delayed),
+               std::to_string(p.dead_letters), age_text(p.oldest_ms)});
+    t.add({"total", std::to_string(length), std::to_string(delayed), std::to_string(dead), age_text(oldest)});
+    t.print();
+}
+
+void setup_stats(CLI::App& app, Context& ctx) {
+    auto o = std::make_shared<StatsOptions>();
+    auto* cmd = app.add_subcommand("stats", "Show a queue's length, delayed entries and oldest entry age");
+    cmd->add_option("queue", o->queue, "Queue name")->required();
+    cmd->callback([o, &ctx] { run_stats(*o, ctx); });
+}
+
+}  // namespace mqctl

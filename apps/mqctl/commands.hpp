@@ -1,0 +1,17 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "context.hpp"
+
+namespace mqctl {
+
+// One file per subcommand; each registers itself on the root app.
+void setup_db(CLI::App& app, Context& ctx);
+void setup_tenant(CLI::App& app, Context& ctx);
+void setup_queue(CLI::App& app, Context& ctx);
+void setup_publish(CLI::App& app, Context& ctx);
+void setup_stats(CLI::App& app, Context& ctx);
+void setup_scheduler(CLI::App& app, Context& ctx);
+
+}  // namespace mqctl

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "mq/config/config.hpp"
+#include "mq/core/keys.hpp"
+#include "mq/pg/database.hpp"
+#include "mq/redis/client.hpp"
+
+namespace mqctl {
+
+/// Options every subcommand shares; flags win over environment and config file.
+struct GlobalOptions {
+    std::string config_file;
+    std::string tenant;
+    std::string output = "table";
+    std::string redis_url;
+    std::string database_url;
+    std::string key_prefix;
+};
+
+/// What a subcommand runs against: the resolved configuration and connections opened on
+/// first use, so a command that needs only PostgreSQL never touches Redis.
+class Context {
+public:
+    GlobalOptions options;
+
+    /// Resolves the configuration once (after flags are parsed).
+    const mq::Config& config();
+    mq::redis::Connection& redis();
+    mq::pg::Database& db();
+    mq::KeyLayout keys() { return mq::KeyLayout(config().key_prefix); }
+    const std::string& tenant() { return config().tenant; }
+    bool json() const { return options.output == "json"; }
+
+private:
+    std::optional<mq::Config> config_;
+    std::unique_ptr<mq::redis::Connection> redis_;
+    std::unique_ptr<mq::pg::Database> db_;
+};
+
+}  // namespace mqctl

@@ -1,0 +1,53 @@
+// mqctl: the operator's CLI. Parses flags, calls common/, prints; every rule lives in
+// common/. Exit codes: 0 ok, 1 failure, 2 usage/invalid input, 3 not found, 4 conflict,
+// 5 backend unavailable.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "mq/error.hpp"
+
+int main(int argc, char** argv) {
+    spdlog::set_default_logger(spdlog::stderr_color_mt("mqctl"));
+    spdlog::set_level(spdlog::level::warn);
+
+    mqctl::Context ctx;
+    CLI::App app{"mqctl: administer mq queues, publish messages and run maintenance"};
+    app.set_version_flag("--version", "mqctl 0.1.0");
+    app.require_subcommand(1);
+    app.fallthrough();
+    auto& o = ctx.options;
+    app.add_option("--config", o.config_file, "YAML config file (also MQ_CONFIG)");
+    app.add_option("-t,--tenant", o.tenant, "Tenant to act for (MQ_TENANT, default 'default')");
+    app.add_option("-o,--output", o.output, "Output format")
+        ->check(CLI::IsMember({"table", "json"}));
+    app.add_option("--redis-url", o.redis_url, "Redis URL (REDIS_URL)");
+    app.add_option("--database-url", o.database_url, "PostgreSQL URL (DATABASE_URL)");
+    app.add_option("--key-prefix", o.key_prefix, "Redis key prefix (REDIS_KEY_PREFIX, default mq:)");
+
+    mqctl::setup_db(app, ctx);
+    mqctl::setup_tenant(app, ctx);
+    mqctl::setup_queue(app, ctx);
+    mqctl::setup_publish(app, ctx);
+    mqctl::setup_stats(app, ctx);
+    mqctl::setup_scheduler(app, ctx);
+
+    try {
+        app.parse(argc, argv);
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    } catch (const mq::Error& e) {
+        if (ctx.json())
+            std::cerr << e.to_json().dump(2) << '\n';
+        else
+            std::cerr << "mqctl: " << e.what() << '\n';
+        return mq::exit_status(e.code());
+    } catch (const std::exception& e) {
+        std::cerr << "mqctl: unexpected error: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace mq {
+
+/// Process configuration. Precedence: flags > environment > YAML file > defaults
+/// (DESIGN.md §8). Environment names are the platform's.
+struct Config {
+    int port = 3010;                                          ///< PORT
+    std::string database_url = "postgresql://postgres@127.0.0.1:5432/mq";  ///< DATABASE_URL
+    std::string redis_url = "redis://127.0.0.1:6379/0";       ///< REDIS_URL
+    std::string key_prefix = "mq:";                           ///< REDIS_KEY_PREFIX
+    std::int64_t max_message_size = 1048576;                  ///< MAX_MESSAGE_SIZE, bytes
+    std::chrono::seconds default_ttl{604800};                 ///< DEFAULT_TTL, default retention
+    std::optional<std::int64_t> max_queue_length;             ///< MAX_QUEUE_LENGTH; unset: none
+    std::chrono::milliseconds consumer_timeout{30000};        ///< CONSUMER_TIMEOUT
+    bool metrics_enabled = true;                              ///< METRICS_ENABLED
+    std::string internal_service_token;                       ///< INTERNAL_SERVICE_TOKEN
+    std::string log_format = "text";                          ///< LOG_FORMAT text|json
+    std::string log_level = "info";                           ///< LOG_LEVEL
+    std::string tenant = "default";                           ///< MQ_TENANT (mqctl)
+};
+
+/// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the
+/// environment names in lower case, e.g. `redis_url:`), then the given environment.
+/// Throws ValidationError naming the variable or file:line on a bad value.
+Config load_config(const std::string& yaml_file, const std::map<std::string, std::string>& env);
+
+/// The process environment as a map (only the names Config reads, plus MQ_CONFIG).
+std::map<std::string, std::string> process_environment();
+
+/// Applies one setting by its environment name; `source` names where it came from in
+/// error messages. Unknown names throw ValidationError.
+void apply_setting(Config& config, const std::string& name, const std::string& value,
+                   const std::string& source);
+
+}  // namespace mq

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mq {
+
+/// One message as it lives in a partition stream. Field names on the wire are short and
+/// documented in docs/wire-format.md; other clients may read them.
+struct Message {
+    std::string id;            ///< UUIDv7, wire "id"
+    std::string key;           ///< partition/ordering key, wire "k" (omitted when empty)
+    std::string headers_json;  ///< JSON object of string headers, wire "h" (omitted when empty)
+    std::string payload;       ///< opaque bytes, wire "p"
+    std::string content_type;  ///< wire "ct" (omitted when empty)
+    std::int64_t published_ms = 0;  ///< wire "t", Unix ms at publish
+    std::string trace_id;           ///< wire "tr" (omitted when empty)
+    std::string encryption_key_id;  ///< wire "ek", set when payload is AES-256-GCM sealed
+};
+
+namespace wire {
+inline constexpr const char* kId = "id";
+inline constexpr const char* kKey = "k";
+inline constexpr const char* kHeaders = "h";
+inline constexpr const char* kPayload = "p";
+inline constexpr const char* kContentType = "ct";
+inline constexpr const char* kPublished = "t";
+inline constexpr const char* kTrace = "tr";
+inline constexpr const char* kEncryptionKey = "ek";
+}  // namespace wire
+
+using FieldList = std::vector<std::pair<std::string, std::string>>;
+
+/// Appends the field/value pairs of `m` in wire order to `out` (flat: f1, v1, f2, v2...).
+void encode_fields(const Message& m, std::vector<std::string>& out);
+
+/// Builds a Message from stream entry fields; unknown fields are ignored so newer writers
+/// can add fields. Throws ValidationError when "id" or "p" is missing.
+Message decode_fields(const FieldList& fields);
+
+}  // namespace mq

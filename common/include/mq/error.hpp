@@ -1,0 +1,75 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace mq {
+
+/// The error codes shared by mqctl (exit status), mq-api (HTTP status) and logs.
+enum class ErrorCode {
+    kInternal,
+    kValidation,
+    kSchemaValidation,
+    kPayloadTooLarge,
+    kQueueNotFound,
+    kSubscriptionNotFound,
+    kNotFound,
+    kConflict,
+    kQueueFull,
+    kQuotaExceeded,
+    kUnauthorized,
+    kForbidden,
+    kBackendUnavailable,
+    kPublishFailed,
+};
+
+/// "MQ_QUEUE_NOT_FOUND" etc.: the code as the API and `-o json` spell it.
+std::string_view code_name(ErrorCode code);
+/// HTTP status the API answers with for this code.
+int http_status(ErrorCode code);
+/// mqctl exit status: 1 failure, 2 usage/invalid input, 3 not found, 4 conflict, 5 backend down.
+int exit_status(ErrorCode code);
+
+/// Root of every mq failure. `what()` is safe to show a client or operator; it never
+/// contains SQL, other tenants' keys or stack traces.
+class Error : public std::runtime_error {
+public:
+    Error(ErrorCode code, const std::string& message, nlohmann::json details = nlohmann::json::object(),
+          std::optional<int> retry_after_s = std::nullopt)
+        : std::runtime_error(message),
+          code_(code),
+          details_(std::move(details)),
+          retry_after_s_(retry_after_s) {}
+
+    ErrorCode code() const { return code_; }
+    const nlohmann::json& details() const { return details_; }
+    std::optional<int> retry_after_s() const { return retry_after_s_; }
+
+    /// {"error":{"code":..,"message":..,"details":..,"retryAfter":..}}
+    nlohmann::json to_json() const;
+
+private:
+    ErrorCode code_;
+    nlohmann::json details_;
+    std::optional<int> retry_after_s_;
+};
+
+/// Redis or PostgreSQL cannot be reached or answered with an I/O failure.
+class BackendUnavailable : public Error {
+public:
+    explicit BackendUnavailable(const std::string& message)
+        : Error(ErrorCode::kBackendUnavailable, message) {}
+};
+
+/// Bad input from the user: names, durations, JSON, sizes.
+class ValidationError : public Error {
+public:
+    explicit ValidationError(const std::string& message,
+                             nlohmann::json details = nlohmann::json::object())
+        : Error(ErrorCode::kValidation, message, std::move(details)) {}
+};
+
+}  // namespace mq

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mq/publish/publisher.hpp"
+
+namespace mq {
+
+/// A line of a JSON-lines batch that could not be used.
+struct BatchLineError {
+    std::size_t line = 0;
+    std::string message;
+};
+
+struct BatchProgress {
+    std::size_t done = 0;   ///< lines handled so far (published, duplicate or rejected)
+    std::size_t total = 0;  ///< valid lines in the input
+};
+
+struct BatchOptions {
+    /// Publish the valid lines and report the bad ones, instead of refusing the batch.
+    bool skip_invalid = false;
+    /// Messages sent per pipelined round trip.
+    std::size_t chunk = 2000;
+    /// Called after each round trip.
+    std::function<void(const BatchProgress&)> on_progress;
+};
+
+struct BatchReport {
+    std::size_t lines = 0;  ///< non-blank lines read
+    std::size_t published = 0;
+    std::size_t duplicates = 0;
+    std::size_t rejected = 0;   ///< refused by the queue (e.g. full)
+    std::size_t skipped = 0;    ///< invalid lines left out (skip_invalid)
+    std::size_t first_rejected_line = 0;  ///< 0 when none
+    std::string first_rejection;          ///< why the first one was refused
+    std::vector<BatchLineError> invalid;  ///< at most 100, in line order
+};
+
+/// Publishes a JSON-lines file (`-` is standard input) in two passes: the first parses and
+/// validates every line, so a malformed line refuses the whole batch before anything is
+/// published (ValidationError naming the line) unless `skip_invalid`; the second
+/// publishes in pipelined chunks. Standard input is spooled to a temporary file during
+/// the first pass, so memory stays flat for any input size.
+BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const std::string& path,
+                               const PublishLimits& limits, const BatchOptions& options);
+
+}  // namespace mq

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mq/config/config.hpp"
+#include "mq/pg/database.hpp"
+#include "mq/queue/queue.hpp"
+
+namespace mq {
+
+/// A tenant row.
+struct Tenant {
+    std::string id;
+    std::string display_name;
+    std::string status;
+    std::string created_at;
+};
+
+/// Tenants and queue configuration in PostgreSQL (tenants, message_topics). Every query
+/// is scoped by tenant; another tenant's queue is indistinguishable from a missing one.
+class Catalog {
+public:
+    explicit Catalog(pg::Database& db) : db_(db) {}
+
+    /// Creates a tenant; Conflict when it exists, unless `if_not_exists` (then false).
+    bool create_tenant(const std::string& id, const std::string& display_name, bool if_not_exists);
+    std::vector<Tenant> list_tenants();
+    /// Throws NotFound naming the tenant and how to create it.
+    void require_tenant(const std::string& id);
+
+    /// Inserts a queue with defaults from `config`. Conflict when the name is taken;
+    /// NotFound when the tenant does not exist.
+    Queue create_queue(const std::string& tenant, const QueueSpec& spec, const Config& config);
+    std::vector<Queue> list_queues(const std::string& tenant);
+    /// Every active queue of every tenant (for the delayed-entry mover).
+    std::vector<Queue> all_queues();
+    /// Throws QueueNotFound. Queues being deleted count as missing.
+    Queue get_queue(const std::string& tenant, const std::string& name);
+    /// `include_deleting` also finds a queue whose deletion was interrupted, to finish it.
+    std::optional<Queue> find_queue(const std::string& tenant, const std::string& name,
+                                    bool include_deleting = false);
+    /// Applies `changes`; partition_count may only grow (fewer partitions would strand
+    /// the entries of the removed ones). Returns the updated queue.
+    Queue update_queue(const std::string& tenant, const std::string& name, const QueueChanges& changes);
+    int subscription_count(const Queue& queue);
+    /// Marks the queue 'deleting' so publishers refuse it while its data is removed.
+    void mark_deleting(const Queue& queue);
+    void delete_queue_row(const Queue& queue);
+
+private:
+    pg::Database& db_;
+};
+
+}  // namespace mq

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+
+#include "mq/queue/catalog.hpp"
+#include "mq/queue/streams.hpp"
+
+namespace mq {
+
+struct DeletedQueue {
+    Queue queue;
+    int subscriptions = 0;
+    std::int64_t keys_removed = 0;
+};
+
+/// Deletes a queue across both stores. Refuses (Conflict) while subscriptions exist
+/// unless `force`. Order: mark 'deleting' (publishers now refuse it), remove the Redis
+/// keys, then delete the row. A run interrupted half-way leaves a 'deleting' queue that
+/// the same command finishes.
+DeletedQueue delete_queue(Catalog& catalog, QueueStreams& streams, const std::string& tenant,
+                          const std::string& name, bool force);
+
+}  // namespace mq

@@ -1,0 +1,130 @@
+#include "mq/config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+
+#include "mq/core/names.hpp"
+#include "mq/error.hpp"
+
+namespace mq {
+
+namespace {
+
+constexpr const char* kNames[] = {
+    "PORT",           "DATABASE_URL",    "REDIS_URL",      "REDIS_KEY_PREFIX",
+    "MAX_MESSAGE_SIZE", "DEFAULT_TTL",   "MAX_QUEUE_LENGTH", "CONSUMER_TIMEOUT",
+    "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT"};
+
+std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
+                    std::int64_t min, std::int64_t max) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || p != value.data() + value.size() || v < min || v > max)
+        throw ValidationError(name + "=" + value + " (" + source + ") must be an integer from " +
+                                  std::to_string(min) + " to " + std::to_string(max),
+                              {{"field", name}});
+    return v;
+}
+
+bool to_bool(const std::string& name, const std::string& value, const std::string& source) {
+    std::string v = value;
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+    throw ValidationError(name + "=" + value + " (" + source + ") must be true or false",
+                          {{"field", name}});
+}
+
+}  // namespace
+
+void apply_setting(Config& c, const std::string& name, const std::string& value,
+                   const std::string& source) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 1000;
+    if (name == "PORT")
+        c.port = static_cast<int>(to_int(name, value, source, 0, 65535));
+    else if (name == "DATABASE_URL")
+        c.database_url = value;
+    else if (name == "REDIS_URL")
+        c.redis_url = value;
+    else if (name == "REDIS_KEY_PREFIX") {
+        if (value.find_first_of("{}") != std::string::npos)
+            throw ValidationError("REDIS_KEY_PREFIX (" + source +
+                                  ") must not contain '{' or '}': they would break hash tags");
+        c.key_prefix = value;
+    } else if (name == "MAX_MESSAGE_SIZE")
+        c.max_message_size = to_int(name, value, source, 1, 512LL * 1024 * 1024);
+    else if (name == "DEFAULT_TTL")
+        c.default_ttl = std::chrono::seconds(to_int(name, value, source, 1, kMax));
+    else if (name == "MAX_QUEUE_LENGTH") {
+        if (value.empty() || value == "0")
+            c.max_queue_length.reset();
+        else
+            c.max_queue_length = to_int(name, value, source, 1, kMax);
+    } else if (name == "CONSUMER_TIMEOUT")
+        c.consumer_timeout = std::chrono::milliseconds(to_int(name, value, source, 1, kMax));
+    else if (name == "METRICS_ENABLED")
+        c.metrics_enabled = to_bool(name, value, source);
+    else if (name == "INTERNAL_SERVICE_TOKEN")
+        c.internal_service_token = value;
+    else if (name == "LOG_FORMAT") {
+        if (value != "text" && value != "json")
+            throw ValidationError("LOG_FORMAT=" + value + " (" + source + ") must be text or json");
+        c.log_format = value;
+    } else if (name == "LOG_LEVEL") {
+        static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+        if (std::find_if(std::begin(kLevels), std::end(kLevels),
+                         [&](const char* l) { return value == l; }) == std::end(kLevels))
+            throw ValidationError("LOG_LEVEL=" + value + " (" + source +
+                                  ") must be one of trace, debug, info, warn, error, critical, off");
+        c.log_level = value;
+    } else if (name == "MQ_TENANT") {
+        validate_name("tenant", value);
+        c.tenant = value;
+    } else
+        throw ValidationError("unknown setting '" + name + "' (" + source + ")");
+}
+
+Config load_config(const std::string& yaml_file, const std::map<std::string, std::string>& env) {
+    Config c;
+    if (!yaml_file.empty()) {
+        YAML::Node root;
+        try {
+            root = YAML::LoadFile(yaml_file);
+        } catch (const YAML::BadFile&) {
+            throw ValidationError("cannot read config file " + yaml_file);
+        } catch (const YAML::Exception& e) {
+            throw ValidationError(yaml_file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+        }
+        if (root && !root.IsNull()) {
+            if (!root.IsMap())
+                throw ValidationError(yaml_file + ": expected a mapping of settings");
+            for (const auto& kv : root) {
+                std::string key = kv.first.as<std::string>();
+                std::string upper = key;
+                std::transform(upper.begin(), upper.end(), upper.begin(),
+                               [](unsigned char ch) { return std::toupper(ch); });
+                std::string where = yaml_file + ":" + std::to_string(kv.first.Mark().line + 1);
+                if (!kv.second.IsScalar())
+                    throw ValidationError(where + ": '" + key + "' must be a scalar value");
+                apply_setting(c, upper, kv.second.as<std::string>(), where);
+            }
+        }
+    }
+    for (const char* name : kNames)
+        if (auto it = env.find(name); it != env.end()) apply_setting(c, name, it->second, "environment");
+    return c;
+}
+
+std::map<std::string, std::string> process_environment() {
+    std::map<std::string, std::string> env;
+    for (const char* name : kNames)
+        if (const char* v = std::getenv(name)) env[name] = v;
+    if (const char* v = std::getenv("MQ_CONFIG")) env["MQ_CONFIG"] = v;
+    return env;
+}
+
+}  // namespace mq

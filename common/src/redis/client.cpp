@@ -1,0 +1,364 @@
+#include "mq/redis/client.hpp"
+
+#include <hiredis/hiredis.h>
+#include <openssl/sha.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace mq::redis {
+
+// ---- Endpoint --------------------------------------------------------------------------
+
+std::string Endpoint::describe() const {
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+    return host + ":" + std::to_string(port);
+}
+
+namespace {
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            int v = 0;
+            auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+            if (ec == std::errc() && p == s.data() + i + 3) {
+                out += static_cast<char>(v);
+                i += 2;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+bool parse_int(std::string_view s, int& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+Endpoint parse_url(std::string_view url) {
+    auto fail = [&](const std::string& why) -> Endpoint {
+        throw ValidationError("invalid REDIS_URL '" + std::string(url) + "': " + why +
+                              " (expected redis://[[user]:password@]host[:port][/db])");
+    };
+    constexpr std::string_view kScheme = "redis://";
+    if (url.substr(0, kScheme.size()) != kScheme) {
+        if (url.substr(0, 9) == "rediss://") return fail("TLS (rediss://) is not supported");
+        return fail("must start with redis://");
+    }
+    Endpoint ep;
+    std::string_view rest = url.substr(kScheme.size());
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view auth = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        if (auto colon = auth.find(':'); colon != std::string_view::npos) {
+            ep.username = percent_decode(auth.substr(0, colon));
+            ep.password = percent_decode(auth.substr(colon + 1));
+        } else {
+            ep.password = percent_decode(auth);  // redis://secret@host, as redis-cli reads it
+        }
+    }
+    std::string_view hostport = rest;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        hostport = rest.substr(0, slash);
+        std::string_view db = rest.substr(slash + 1);
+        if (auto q = db.find('?'); q != std::string_view::npos) db = db.substr(0, q);
+        if (!db.empty() && (!parse_int(db, ep.db) || ep.db < 0)) return fail("bad database number");
+    }
+    std::string_view port;
+    if (!hostport.empty() && hostport.front() == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string_view::npos) return fail("unclosed '[' in host");
+        ep.host = std::string(hostport.substr(1, close - 1));
+        std::string_view after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return fail("garbage after host");
+            port = after.substr(1);
+        }
+    } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+        ep.host = std::string(hostport.substr(0, colon));
+        port = hostport.substr(colon + 1);
+    } else {
+        ep.host = std::string(hostport);
+    }
+    if (ep.host.empty()) ep.host = "127.0.0.1";
+    if (!port.empty() && (!parse_int(port, ep.port) || ep.port <= 0 || ep.port > 65535))
+        return fail("bad port");
+    return ep;
+}
+
+// ---- Reply -----------------------------------------------------------------------------
+
+std::string_view Reply::error_code() const {
+    if (type != Type::kError) return {};
+    std::string_view s = str;
+    return s.substr(0, s.find(' '));
+}
+
+std::int64_t Reply::as_integer() const {
+    if (type == Type::kInteger) return integer;
+    if (type == Type::kString || type == Type::kStatus) {
+        std::int64_t v = 0;
+        auto [p, ec] = std::from_chars(str.data(), str.data() + str.size(), v);
+        if (ec == std::errc() && p == str.data() + str.size()) return v;
+    }
+    throw Error(ErrorCode::kInternal, "unexpected Redis reply: expected an integer");
+}
+
+const std::string& Reply::as_string() const {
+    if (type == Type::kString || type == Type::kStatus) return str;
+    throw Error(ErrorCode::kInternal, "unexpected Redis reply: expected a string");
+}
+
+namespace {
+
+Reply convert(const redisReply* r) {
+    Reply out;
+    switch (r->type) {
+        case REDIS_REPLY_INTEGER:
+            out.type = Reply::Type::kInteger;
+            out.integer = r->integer;
+            break;
+        case REDIS_REPLY_STRING:
+            out.type = Reply::Type::kString;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_STATUS:
+            out.type = Reply::Type::kStatus;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_ERROR:
+            out.type = Reply::Type::kError;
+            out.str.assign(r->str, r->len);
+            break;
+        case REDIS_REPLY_ARRAY:
+            out.type = Reply::Type::kArray;
+            out.elements.reserve(r->elements);
+            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+            break;
+        default:
+            out.type = Reply::Type::kNil;
+    }
+    return out;
+}
+
+struct ReplyDeleter {
+    void operator()(void* r) const { freeReplyObject(r); }
+};
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+    return tv;
+}
+
+}  // namespace
+
+// ---- Script ----------------------------------------------------------------------------
+
+Script::Script(std::string source) : source_(std::move(source)) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(source_.data()), source_.size(), digest);
+    static constexpr char kHex[] = "0123456789abcdef";
+    sha_.reserve(2 * SHA_DIGEST_LENGTH);
+    for (unsigned char c : digest) {
+        sha_ += kHex[c >> 4];
+        sha_ += kHex[c & 0x0F];
+    }
+}
+
+// ---- Pipeline --------------------------------------------------------------------------
+
+void Pipeline::add(std::vector<std::string> argv) {
+    commands_.push_back(std::move(argv));
+    scripts_.push_back(nullptr);
+}
+
+void Pipeline::add_script(const Script& script, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args) {
+    std::vector<std::string> argv;
+    argv.reserve(3 + keys.size() + args.size());
+    argv.emplace_back("EVALSHA");
+    argv.push_back(script.sha());
+    argv.push_back(std::to_string(keys.size()));
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    commands_.push_back(std::move(argv));
+    scripts_.push_back(&script);
+}
+
+void Pipeline::clear() {
+    commands_.clear();
+    scripts_.clear();
+}
+
+// ---- Connection ------------------------------------------------------------------------
+
+void Connection::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
+
+Connection::Connection(Endpoint endpoint, ConnectOptions options)
+    : endpoint_(std::move(endpoint)), options_(options) {
+    connect();
+}
+
+Connection::~Connection() = default;
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+
+void Connection::fail_io(std::string_view doing) {
+    std::string where = "Redis at " + endpoint_.describe();
+    std::string msg;
+    if (!ctx_) {
+        msg = "cannot reach " + where + ": out of memory creating the connection";
+    } else {
+        int err = ctx_->err;
+        std::string detail = ctx_->errstr;
+        bool timed_out = err == REDIS_ERR_IO &&
+                         (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT ||
+                          detail.find("timed out") != std::string::npos ||
+                          detail.find("Resource temporarily unavailable") != std::string::npos);
+        if (timed_out)
+            msg = where + " did not answer within " +
+                  std::to_string(options_.command_timeout.count()) + " ms while " +
+                  std::string(doing) + "; is it overloaded or blocked?";
+        else if (doing == "connecting")
+            msg = "cannot reach " + where + " (" + detail + "); is it running? set REDIS_URL";
+        else
+            msg = "lost connection to " + where + " while " + std::string(doing) + " (" + detail +
+                  "); the command may or may not have run";
+    }
+    ctx_.reset();  // reconnect on next use
+    loaded_scripts_.clear();
+    throw BackendUnavailable(msg);
+}
+
+void Connection::connect() {
+    loaded_scripts_.clear();
+    ctx_.reset(redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
+                                       to_timeval(options_.connect_timeout)));
+    if (!ctx_ || ctx_->err) fail_io("connecting");
+    if (options_.command_timeout.count() > 0 &&
+        redisSetTimeout(ctx_.get(), to_timeval(options_.command_timeout)) != REDIS_OK)
+        fail_io("connecting");
+    auto setup = [&](const std::vector<std::string>& argv, const char* what) {
+        Reply r = command_raw(argv);
+        if (r.is_error()) {
+            ctx_.reset();
+            throw BackendUnavailable("Redis at " + endpoint_.describe() + " refused " + what +
+                                     ": " + r.str + "; check REDIS_URL");
+        }
+    };
+    if (!endpoint_.password.empty()) {
+        if (endpoint_.username.empty())
+            setup({"AUTH", endpoint_.password}, "authentication");
+        else
+            setup({"AUTH", endpoint_.username, endpoint_.password}, "authentication");
+    }
+    if (endpoint_.db != 0) setup({"SELECT", std::to_string(endpoint_.db)}, "SELECT");
+}
+
+void Connection::ensure_connected() {
+    if (!ctx_ || ctx_->err) connect();
+}
+
+void Connection::set_command_timeout(std::chrono::milliseconds timeout) {
+    options_.command_timeout = timeout;
+    if (ctx_ && !ctx_->err) redisSetTimeout(ctx_.get(), to_timeval(timeout));
+}
+
+void Connection::send(const std::vector<std::string>& argv, const Script* /*script*/) {
+    std::vector<const char*> ptrs;
+    std::vector<std::size_t> lens;
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+        ptrs.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(),
+                               lens.data()) != REDIS_OK)
+        fail_io("sending a command");
+}
+
+Reply Connection::read_reply(std::string_view doing) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail_io(doing);
+    std::unique_ptr<void, ReplyDeleter> guard(raw);
+    return convert(static_cast<redisReply*>(raw));
+}
+
+Reply Connection::command_raw(const std::vector<std::string>& argv) {
+    ensure_connected();
+    send(argv, nullptr);
+    return read_reply(argv.empty() ? "running a command" : "running " + argv.front());
+}
+
+Reply Connection::command(const std::vector<std::string>& argv) {
+    Reply r = command_raw(argv);
+    if (r.is_error())
+        throw Error(ErrorCode::kInternal, "Redis " + (argv.empty() ? std::string() : argv.front()) +
+                                              " failed: " + r.str);
+    return r;
+}
+
+void Connection::load_script(const Script& script) {
+    Reply r = command_raw({"SCRIPT", "LOAD", script.source()});
+    if (r.is_error()) throw Error(ErrorCode::kInternal, "Redis SCRIPT LOAD failed: " + r.str);
+    loaded_scripts_.insert(script.sha());
+}
+
+Reply Connection::eval(const Script& script, const std::vector<std::string>& keys,
+                       const std::vector<std::string>& args) {
+    Pipeline p;
+    p.add_script(script, keys, args);
+    Reply r = std::move(execute(p).front());
+    if (r.is_error()) throw Error(ErrorCode::kInternal, "Redis script failed: " + r.str);
+    return r;
+}
+
+std::vector<Reply> Connection::execute(const Pipeline& pipeline) {
+    ensure_connected();
+    for (const Script* s : pipeline.scripts_)
+        if (s && !loaded_scripts_.count(s->sha())) load_script(*s);
+    for (std::size_t i = 0; i < pipeline.commands_.size(); ++i)
+        send(pipeline.commands_[i], pipeline.scripts_[i]);
+    std::vector<Reply> replies;
+    replies.reserve(pipeline.commands_.size());
+    for (std::size_t i = 0; i < pipeline.commands_.size(); ++i)
+        replies.push_back(read_reply("reading pipelined replies"));
+    // NOSCRIPT means the server lost its script cache (SCRIPT FLUSH, restart); the script
+    // did not run, so loading it and running that command again is safe.
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        if (pipeline.scripts_[i] && replies[i].error_code() == "NOSCRIPT") {
+            load_script(*pipeline.scripts_[i]);
+            send(pipeline.commands_[i], pipeline.scripts_[i]);
+            replies[i] = read_reply("re-running a script");
+        }
+    }
+    return replies;
+}
+
+void Connection::check_server_policy() {
+    Reply info = command({"INFO", "memory"});
+    const std::string& text = info.as_string();
+    constexpr std::string_view kField = "maxmemory_policy:";
+    auto pos = text.find(kField);
+    if (pos == std::string::npos) return;  // a server that does not report it cannot evict
+    auto end = text.find_first_of("\r\n", pos);
+    std::string policy = text.substr(pos + kField.size(), end - pos - kField.size());
+    if (policy != "noeviction")
+        throw Error(ErrorCode::kBackendUnavailable,
+                    "Redis at " + endpoint_.describe() + " has maxmemory-policy " + policy +
+                        ", which evicts keys and would silently drop messages; set "
+                        "'maxmemory-policy noeviction' in redis.conf (CONFIG SET "
+                        "maxmemory-policy noeviction)");
+}
+
+}  // namespace mq::redis
