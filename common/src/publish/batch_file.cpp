@@ -1,9 +1,12 @@
 #include "mq/publish/batch_file.hpp"
 
+#include "mq/publish/envelope.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <unordered_set>
 
 #include <unistd.h>
@@ -19,18 +22,8 @@ bool blank(const std::string& line) {
 }
 
 // Parses one line into a request; throws ValidationError/Error describing the problem.
-PublishRequest parse_line(const std::string& line, const PublishLimits& limits) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-        std::string what = e.what();
-        // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> tail
-        auto pos = what.find("column");
-        throw ValidationError("malformed JSON" +
-                              (pos == std::string::npos ? std::string() : " at " + what.substr(pos)));
-    }
-    PublishRequest r = parse_publish_request(j);
+PublishRequest parse_line(EnvelopeParser& parser, const std::string& line, const PublishLimits& limits) {
+    PublishRequest r = parser.parse(line);
     validate(r, limits);
     return r;
 }
@@ -51,6 +44,7 @@ struct TempFile {
 BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const std::string& path,
                                const PublishLimits& limits, const BatchOptions& options) {
     BatchReport report;
+    EnvelopeParser parser;
     TempFile spool;
     std::string source = path;
     std::unordered_set<std::size_t> bad_lines;
@@ -81,7 +75,7 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
             if (blank(line)) continue;
             ++report.lines;
             try {
-                parse_line(line, limits);
+                parse_line(parser, line, limits);
             } catch (const Error& e) {
                 bad_lines.insert(number);
                 if (report.invalid.size() < kMaxReportedErrors)
@@ -111,12 +105,14 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
     std::ifstream in(source, std::ios::binary);
     if (!in) throw Error(ErrorCode::kInternal, "cannot re-read batch input '" + source + "'");
     BatchProgress progress{0, report.lines - report.skipped};
-    std::vector<PublishRequest> chunk;
-    std::vector<std::size_t> chunk_lines;
-    chunk.reserve(options.chunk);
-    auto flush = [&] {
-        if (chunk.empty()) return;
-        auto outcomes = publisher.publish_batch(queue, chunk);
+    // Two chunks in flight: while Redis stores one, the next is parsed and encoded.
+    struct InFlight {
+        Publisher::Prepared batch;
+        std::vector<std::size_t> lines;
+    };
+    std::optional<InFlight> in_flight;
+    auto settle = [&](InFlight& f) {
+        auto outcomes = publisher.finish(queue, f.batch);
         for (std::size_t i = 0; i < outcomes.size(); ++i) {
             switch (outcomes[i].status) {
                 case PublishStatus::kAccepted: ++report.published; break;
@@ -124,27 +120,38 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
                 case PublishStatus::kRejected:
                     ++report.rejected;
                     if (report.first_rejected_line == 0) {
-                        report.first_rejected_line = chunk_lines[i];
+                        report.first_rejected_line = f.lines[i];
                         report.first_rejection = outcomes[i].error ? outcomes[i].error->what() : "";
                     }
                     break;
             }
         }
-        progress.done += chunk.size();
-        chunk.clear();
-        chunk_lines.clear();
+        progress.done += outcomes.size();
         if (options.on_progress) options.on_progress(progress);
+    };
+    std::vector<PublishRequest> chunk;
+    std::vector<std::size_t> chunk_lines;
+    chunk.reserve(options.chunk);
+    auto flush = [&] {
+        if (chunk.empty()) return;
+        InFlight next{publisher.prepare(queue, chunk), std::move(chunk_lines)};
+        publisher.send(next.batch);
+        if (in_flight) settle(*in_flight);
+        in_flight = std::move(next);
+        chunk.clear();
+        chunk_lines = {};
     };
     std::string line;
     std::size_t number = 0;
     while (std::getline(in, line)) {
         ++number;
         if (blank(line) || bad_lines.count(number)) continue;
-        chunk.push_back(parse_line(line, limits));
+        chunk.push_back(parse_line(parser, line, limits));
         chunk_lines.push_back(number);
         if (chunk.size() >= options.chunk) flush();
     }
     flush();
+    if (in_flight) settle(*in_flight);
     return report;
 }
 

@@ -1,6 +1,7 @@
 #include "mq/publish/publisher.hpp"
 
 #include "mq/core/message.hpp"
+#include "mq/publish/envelope.hpp"
 #include "mq/core/time.hpp"
 #include "mq/core/uuid.hpp"
 
@@ -60,14 +61,12 @@ for i = 1, n do
       end
       if when <= now then when = 0 end
     end
-    local fields = {}
-    for j = first, a - 1 do fields[#fields + 1] = ARGV[j] end
     local res
     if when > 0 then
-      redis.call('ZADD', KEYS[2], when, cmsgpack.pack(fields))
+      redis.call('ZADD', KEYS[2], when, cmsgpack.pack({unpack(ARGV, first, a - 1)}))
       res = ''
     else
-      res = redis.call('XADD', KEYS[1], '*', unpack(fields))
+      res = redis.call('XADD', KEYS[1], '*', unpack(ARGV, first, a - 1))
     end
     if ikey then redis.call('SET', ikey, id, 'PX', window) end
     if backlog >= 0 then backlog = backlog + 1 end
@@ -111,57 +110,9 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
                               {{"field", "deliver_at"}});
 }
 
-PublishRequest parse_publish_request(const nlohmann::json& j) {
-    if (!j.is_object())
-        throw ValidationError("expected a JSON object with a \"payload\" field");
-    PublishRequest r;
-    bool has_payload = false;
-    auto need_string = [](const nlohmann::json& v, const std::string& field) -> std::string {
-        if (!v.is_string()) throw ValidationError("\"" + field + "\" must be a string", {{"field", field}});
-        return v.get<std::string>();
-    };
-    for (const auto& [field, v] : j.items()) {
-        if (field == "payload") {
-            has_payload = true;
-            if (v.is_string()) {
-                r.payload = v.get<std::string>();
-            } else {
-                r.payload = v.dump();
-                if (r.content_type.empty()) r.content_type = "application/json";
-            }
-        } else if (field == "key") {
-            r.key = need_string(v, field);
-        } else if (field == "idempotency_key" || field == "idempotencyKey") {
-            r.idempotency_key = need_string(v, field);
-        } else if (field == "content_type" || field == "contentType") {
-            r.content_type = need_string(v, field);
-        } else if (field == "trace_id" || field == "traceId") {
-            r.trace_id = need_string(v, field);
-        } else if (field == "headers") {
-            if (!v.is_object())
-                throw ValidationError("\"headers\" must be an object of strings", {{"field", field}});
-            for (const auto& [hk, hv] : v.items()) {
-                if (!hv.is_string())
-                    throw ValidationError("header \"" + hk + "\" must be a string", {{"field", "headers"}});
-                r.headers[hk] = hv.get<std::string>();
-            }
-        } else if (field == "delay") {
-            r.delay = parse_duration(need_string(v, field), "delay");
-        } else if (field == "delay_ms" || field == "delayMs") {
-            if (!v.is_number_integer() || v.get<std::int64_t>() < 0)
-                throw ValidationError("\"" + field + "\" must be a non-negative integer", {{"field", field}});
-            r.delay = std::chrono::milliseconds(v.get<std::int64_t>());
-        } else if (field == "deliver_at" || field == "deliverAt") {
-            r.deliver_at_ms = parse_rfc3339(need_string(v, field), "deliver_at");
-        } else {
-            throw ValidationError("unknown field \"" + field + "\"", {{"field", field}});
-        }
-    }
-    if (!has_payload) throw ValidationError("missing \"payload\" field", {{"field", "payload"}});
-    // An explicit content type wins over the one implied by a JSON payload.
-    if (j.contains("content_type")) r.content_type = j["content_type"].get<std::string>();
-    if (j.contains("contentType")) r.content_type = j["contentType"].get<std::string>();
-    return r;
+PublishRequest parse_publish_request(const nlohmann::json& envelope) {
+    thread_local EnvelopeParser parser;
+    return parser.parse(envelope.dump());
 }
 
 Publisher::Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits)
@@ -176,7 +127,20 @@ PublishOutcome Publisher::publish(const Queue& queue, const PublishRequest& requ
 
 std::vector<PublishOutcome> Publisher::publish_batch(const Queue& queue,
                                                      const std::vector<PublishRequest>& requests) {
-    std::vector<PublishOutcome> outcomes(requests.size());
+    Prepared batch = prepare(queue, requests);
+    send(batch);
+    return finish(queue, batch);
+}
+
+void Publisher::send(Prepared& batch) {
+    if (!batch.pipeline.empty()) redis_.send(batch.pipeline);
+}
+
+Publisher::Prepared Publisher::prepare(const Queue& queue,
+                                       const std::vector<PublishRequest>& requests) {
+    Prepared batch;
+    auto& outcomes = batch.outcomes;
+    outcomes.resize(requests.size());
     // Group request indexes by partition, validating as we go.
     std::vector<std::vector<std::size_t>> by_partition(static_cast<std::size_t>(queue.partition_count));
     for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -197,59 +161,96 @@ std::vector<PublishOutcome> Publisher::publish_batch(const Queue& queue,
     const std::string window_arg = std::to_string(queue.dedup_window.count());
     const std::int64_t now = now_ms();
 
-    redis::Pipeline pipeline;
-    std::vector<std::vector<std::size_t>> call_members;  // request indexes of each script call
+    auto& pipeline = batch.pipeline;
+    auto& call_members = batch.call_members;
     std::vector<std::string> keys, args, fields;
     for (int p = 0; p < queue.partition_count; ++p) {
         const auto& members = by_partition[static_cast<std::size_t>(p)];
         const std::string stream = keys_.stream(queue.tenant, queue.name, p);
         const std::string delayed = keys_.delayed(queue.tenant, queue.name, p);
-        for (std::size_t start = 0; start < members.size(); start += kChunk) {
-            std::size_t end = std::min(members.size(), start + kChunk);
-            keys.assign({stream, delayed});
-            args.assign({max_len_arg, window_arg, std::to_string(end - start)});
-            for (std::size_t m = start; m < end; ++m) {
-                std::size_t i = members[m];
-                const PublishRequest& r = requests[i];
-                Message msg;
-                msg.id = new_uuid_v7();
-                msg.key = r.key;
-                msg.headers_json = headers_to_json(r.headers);
-                msg.payload = r.payload;
-                msg.content_type = r.content_type;
-                msg.published_ms = now;
-                msg.trace_id = r.trace_id;
-                outcomes[i].message_id = msg.id;
-                if (r.delay && r.delay->count() > 0)
-                    args.push_back("+" + std::to_string(r.delay->count()));
-                else if (r.deliver_at_ms)
-                    args.push_back(std::to_string(*r.deliver_at_ms));
-                else
-                    args.emplace_back("0");
-                if (!r.idempotency_key.empty()) {
-                    keys.push_back(keys_.idempotency(queue.tenant, queue.name, p, r.idempotency_key));
-                    args.emplace_back("1");
-                } else {
-                    args.emplace_back("0");
-                }
-                args.push_back(msg.id);
-                fields.clear();
-                encode_fields(msg, fields);
-                args.push_back(std::to_string(fields.size()));
-                for (auto& f : fields) args.push_back(std::move(f));
-            }
+        // A message with no idempotency key and no delay, on a queue without a length
+        // limit, needs no check: a plain XADD is atomic on its own and skips the Lua
+        // overhead. Everything else goes through the publish script in chunks.
+        std::vector<std::size_t> scripted;
+        auto flush_script = [&] {
+            if (scripted.empty()) return;
+            args[2] = std::to_string(scripted.size());
             pipeline.add_script(kPublishScript, keys, args);
-            call_members.emplace_back(members.begin() + static_cast<std::ptrdiff_t>(start),
-                                      members.begin() + static_cast<std::ptrdiff_t>(end));
+            call_members.push_back(std::move(scripted));
+            batch.plain.push_back(false);
+            scripted = {};
+        };
+        keys.assign({stream, delayed});
+        args.assign({max_len_arg, window_arg, "0"});
+        for (std::size_t i : members) {
+            const PublishRequest& r = requests[i];
+            Message msg;
+            msg.id = new_uuid_v7();
+            msg.key = r.key;
+            msg.headers_json = headers_to_json(r.headers);
+            msg.payload = r.payload;
+            msg.content_type = r.content_type;
+            msg.published_ms = now;
+            msg.trace_id = r.trace_id;
+            outcomes[i].message_id = msg.id;
+            fields.clear();
+            const bool delayed_msg = (r.delay && r.delay->count() > 0) || r.deliver_at_ms;
+            if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg) {
+                // XADD stream * field value ...
+                fields.push_back("XADD");
+                fields.push_back(stream);
+                fields.push_back("*");
+                encode_fields(msg, fields);
+                pipeline.add(std::move(fields));
+                fields = {};
+                call_members.push_back({i});
+                batch.plain.push_back(true);
+                continue;
+            }
+            if (r.delay && r.delay->count() > 0)
+                args.push_back("+" + std::to_string(r.delay->count()));
+            else if (r.deliver_at_ms)
+                args.push_back(std::to_string(*r.deliver_at_ms));
+            else
+                args.emplace_back("0");
+            if (!r.idempotency_key.empty()) {
+                keys.push_back(keys_.idempotency(queue.tenant, queue.name, p, r.idempotency_key));
+                args.emplace_back("1");
+            } else {
+                args.emplace_back("0");
+            }
+            args.push_back(msg.id);
+            encode_fields(msg, fields);
+            args.push_back(std::to_string(fields.size()));
+            for (auto& f : fields) args.push_back(std::move(f));
+            scripted.push_back(i);
+            if (scripted.size() >= kChunk) {
+                flush_script();
+                keys.assign({stream, delayed});
+                args.assign({max_len_arg, window_arg, "0"});
+            }
         }
+        flush_script();
     }
-    if (pipeline.empty()) return outcomes;
+    return batch;
+}
 
-    std::vector<redis::Reply> replies = redis_.execute(pipeline);
+std::vector<PublishOutcome> Publisher::finish(const Queue& queue, Prepared& batch) {
+    auto& outcomes = batch.outcomes;
+    const auto& call_members = batch.call_members;
+    if (batch.pipeline.empty()) return std::move(outcomes);
+    std::vector<redis::Reply> replies = redis_.receive(batch.pipeline);
     for (std::size_t c = 0; c < replies.size(); ++c) {
         const redis::Reply& reply = replies[c];
         const auto& members = call_members[c];
-        if (reply.is_error() || !reply.is_array() || reply.elements.size() != members.size()) {
+        if (batch.plain[c] && !reply.is_error()) {
+            PublishOutcome& o = outcomes[members.front()];
+            o.status = PublishStatus::kAccepted;
+            o.stream_id = reply.as_string();
+            continue;
+        }
+        if (reply.is_error() || (!batch.plain[c] && (!reply.is_array() ||
+                                                      reply.elements.size() != members.size()))) {
             std::string why = reply.is_error() ? reply.str : "unexpected reply from publish script";
             ErrorCode code = reply.error_code() == "OOM" ? ErrorCode::kBackendUnavailable
                                                         : ErrorCode::kPublishFailed;
@@ -281,7 +282,7 @@ std::vector<PublishOutcome> Publisher::publish_batch(const Queue& queue,
             }
         }
     }
-    return outcomes;
+    return std::move(outcomes);
 }
 
 }  // namespace mq

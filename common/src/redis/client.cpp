@@ -236,11 +236,15 @@ void Connection::fail_io(std::string_view doing) {
     }
     ctx_.reset();  // reconnect on next use
     loaded_scripts_.clear();
+    outstanding_ = 0;
+    stash_.clear();
     throw BackendUnavailable(msg);
 }
 
 void Connection::connect() {
     loaded_scripts_.clear();
+    outstanding_ = 0;
+    stash_.clear();
     ctx_.reset(redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
                                        to_timeval(options_.connect_timeout)));
     if (!ctx_ || ctx_->err) fail_io("connecting");
@@ -273,7 +277,7 @@ void Connection::set_command_timeout(std::chrono::milliseconds timeout) {
     if (ctx_ && !ctx_->err) redisSetTimeout(ctx_.get(), to_timeval(timeout));
 }
 
-void Connection::send(const std::vector<std::string>& argv, const Script* /*script*/) {
+void Connection::append(const std::vector<std::string>& argv) {
     std::vector<const char*> ptrs;
     std::vector<std::size_t> lens;
     ptrs.reserve(argv.size());
@@ -285,18 +289,32 @@ void Connection::send(const std::vector<std::string>& argv, const Script* /*scri
     if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(),
                                lens.data()) != REDIS_OK)
         fail_io("sending a command");
+    ++outstanding_;
 }
 
 Reply Connection::read_reply(std::string_view doing) {
     void* raw = nullptr;
     if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail_io(doing);
     std::unique_ptr<void, ReplyDeleter> guard(raw);
+    --outstanding_;
     return convert(static_cast<redisReply*>(raw));
+}
+
+Reply Connection::next_reply(std::string_view doing) {
+    if (stash_.empty()) return read_reply(doing);
+    Reply r = std::move(stash_.front());
+    stash_.pop_front();
+    return r;
+}
+
+void Connection::drain() {
+    while (outstanding_ > 0) stash_.push_back(read_reply("reading pipelined replies"));
 }
 
 Reply Connection::command_raw(const std::vector<std::string>& argv) {
     ensure_connected();
-    send(argv, nullptr);
+    drain();  // a pipeline in flight keeps its replies for its receive()
+    append(argv);
     return read_reply(argv.empty() ? "running a command" : "running " + argv.front());
 }
 
@@ -324,21 +342,32 @@ Reply Connection::eval(const Script& script, const std::vector<std::string>& key
 }
 
 std::vector<Reply> Connection::execute(const Pipeline& pipeline) {
+    send(pipeline);
+    return receive(pipeline);
+}
+
+void Connection::send(const Pipeline& pipeline) {
     ensure_connected();
     for (const Script* s : pipeline.scripts_)
         if (s && !loaded_scripts_.count(s->sha())) load_script(*s);
-    for (std::size_t i = 0; i < pipeline.commands_.size(); ++i)
-        send(pipeline.commands_[i], pipeline.scripts_[i]);
+    for (const auto& argv : pipeline.commands_) append(argv);
+    // Push the bytes out now, so the server starts while the caller does other work.
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) fail_io("sending a pipeline");
+}
+
+std::vector<Reply> Connection::receive(const Pipeline& pipeline) {
     std::vector<Reply> replies;
     replies.reserve(pipeline.commands_.size());
     for (std::size_t i = 0; i < pipeline.commands_.size(); ++i)
-        replies.push_back(read_reply("reading pipelined replies"));
+        replies.push_back(next_reply("reading pipelined replies"));
     // NOSCRIPT means the server lost its script cache (SCRIPT FLUSH, restart); the script
     // did not run, so loading it and running that command again is safe.
     for (std::size_t i = 0; i < replies.size(); ++i) {
         if (pipeline.scripts_[i] && replies[i].error_code() == "NOSCRIPT") {
-            load_script(*pipeline.scripts_[i]);
-            send(pipeline.commands_[i], pipeline.scripts_[i]);
+            load_script(*pipeline.scripts_[i]);  // drains later pipelines' replies first
+            append(pipeline.commands_[i]);
             replies[i] = read_reply("re-running a script");
         }
     }

@@ -38,11 +38,9 @@ struct PublishLimits {
 /// Throws ValidationError / Error(kPayloadTooLarge) when `r` breaks the limits.
 void validate(const PublishRequest& r, const PublishLimits& limits);
 
-/// Reads one JSON envelope: {"payload": <string|any JSON>, "key", "headers": {..},
-/// "idempotency_key", "content_type", "trace_id", "delay": "90s" | "delay_ms": N,
-/// "deliver_at": RFC 3339}. A string payload is sent as is; any other JSON value is sent
-/// serialised with content type application/json. Unknown fields are refused, so a typo
-/// never silently drops an option.
+/// Reads one JSON envelope (see EnvelopeParser in envelope.hpp, which does the work):
+/// a string payload is sent as is, any other JSON value as its text with content type
+/// application/json; unknown fields are refused.
 PublishRequest parse_publish_request(const nlohmann::json& envelope);
 
 enum class PublishStatus {
@@ -76,6 +74,20 @@ public:
     /// Redis. Throws only when Redis fails (then some earlier partitions may be stored).
     std::vector<PublishOutcome> publish_batch(const Queue& queue,
                                               const std::vector<PublishRequest>& requests);
+
+    /// A batch split into script calls, ready to send. Keep it alive until finish().
+    struct Prepared {
+        std::vector<PublishOutcome> outcomes;
+        redis::Pipeline pipeline;
+        std::vector<std::vector<std::size_t>> call_members;  // request indexes per call
+        std::vector<bool> plain;  // per call: a plain XADD rather than the publish script
+    };
+    /// publish_batch() in three steps, so a caller can prepare (and parse) the next batch
+    /// while Redis stores this one: prepare() validates and encodes, send() writes the
+    /// pipeline, finish() reads the replies into outcomes. finish() in send() order.
+    Prepared prepare(const Queue& queue, const std::vector<PublishRequest>& requests);
+    void send(Prepared& batch);
+    std::vector<PublishOutcome> finish(const Queue& queue, Prepared& batch);
 
     /// Messages per Lua call; larger batches are split.
     static constexpr std::size_t kChunk = 256;

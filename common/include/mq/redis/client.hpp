@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -106,6 +107,11 @@ public:
                const std::vector<std::string>& args);
     /// Sends every command, then reads every reply. Replies are in command order.
     std::vector<Reply> execute(const Pipeline& pipeline);
+    /// The two halves of execute(), so a caller can prepare the next pipeline while the
+    /// server works on this one. Every send() must be followed by receive() of the same
+    /// pipeline, in the same order; the pipeline must stay alive until then.
+    void send(const Pipeline& pipeline);
+    std::vector<Reply> receive(const Pipeline& pipeline);
 
     /// Refuses servers that may evict keys (maxmemory-policy other than noeviction): an
     /// evicting Redis drops messages silently. Throws Error with what to change.
@@ -122,14 +128,18 @@ private:
     void ensure_connected();
     void connect();
     void load_script(const Script& script);
-    void send(const std::vector<std::string>& argv, const Script* script);
-    Reply read_reply(std::string_view doing);
+    void append(const std::vector<std::string>& argv);
+    Reply read_reply(std::string_view doing);  // from the socket
+    Reply next_reply(std::string_view doing);  // stashed first, then the socket
+    void drain();                              // stash every reply still in flight
     [[noreturn]] void fail_io(std::string_view doing);
 
     Endpoint endpoint_;
     ConnectOptions options_;
     std::unique_ptr<redisContext, ContextDeleter> ctx_;
     std::unordered_set<std::string> loaded_scripts_;
+    std::size_t outstanding_ = 0;  // commands sent whose replies are not read yet
+    std::deque<Reply> stash_;      // replies read early, in order, for a later receive()
 };
 
 }  // namespace mq::redis

@@ -1,0 +1,145 @@
+#include "mq/publish/envelope.hpp"
+
+#include <simdjson.h>
+
+#include "mq/core/time.hpp"
+
+namespace mq {
+
+namespace od = simdjson::ondemand;
+
+struct EnvelopeParser::State {
+    simdjson::dom::parser validator;  // full validation of the text
+    od::parser reader;                // field extraction, raw payload spans
+    std::string buffer;               // the text plus simdjson's padding
+};
+
+EnvelopeParser::EnvelopeParser() : state_(std::make_unique<State>()) {}
+EnvelopeParser::~EnvelopeParser() = default;
+
+namespace {
+
+[[noreturn]] void malformed(simdjson::error_code err) {
+    throw ValidationError(std::string("malformed JSON: ") + simdjson::error_message(err));
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
+    return s;
+}
+
+std::string string_field(od::value& v, std::string_view field) {
+    std::string_view s;
+    if (v.get_string().get(s))
+        throw ValidationError("\"" + std::string(field) + "\" must be a string",
+                              {{"field", std::string(field)}});
+    return std::string(s);
+}
+
+}  // namespace
+
+PublishRequest EnvelopeParser::parse(std::string_view json) {
+    State& st = *state_;
+    st.buffer.assign(json.data(), json.size());
+    st.buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+
+    // The on-demand reader skips over what it is not asked for; the DOM pass first makes
+    // sure the whole text (payload included) is valid JSON.
+    simdjson::dom::element root;
+    if (auto err = st.validator.parse(st.buffer.data(), st.buffer.size(), false).get(root))
+        malformed(err);
+    if (!root.is_object()) throw ValidationError("expected a JSON object with a \"payload\" field");
+
+    od::document doc;
+    if (auto err = st.reader
+                       .iterate(simdjson::padded_string_view(st.buffer.data(), st.buffer.size(),
+                                                             st.buffer.capacity()))
+                       .get(doc))
+        malformed(err);
+    od::object obj;
+    if (doc.get_object().get(obj)) throw ValidationError("expected a JSON object with a \"payload\" field");
+
+    PublishRequest r;
+    bool has_payload = false;
+    std::string explicit_content_type;
+    bool has_content_type = false;
+    for (auto member : obj) {
+        od::field f;
+        if (auto err = std::move(member).get(f)) malformed(err);
+        std::string_view key;
+        if (auto err = f.unescaped_key().get(key)) malformed(err);
+        std::string field(key);
+        od::value v = f.value();
+        od::json_type type;
+        if (auto err = v.type().get(type)) malformed(err);
+
+        if (field == "payload") {
+            has_payload = true;
+            std::string_view raw;
+            switch (type) {
+                case od::json_type::string:
+                    r.payload = string_field(v, field);
+                    continue;
+                case od::json_type::object: {
+                    od::object o;
+                    if (auto err = v.get_object().get(o)) malformed(err);
+                    if (auto err = o.raw_json().get(raw)) malformed(err);
+                    break;
+                }
+                case od::json_type::array: {
+                    od::array a;
+                    if (auto err = v.get_array().get(a)) malformed(err);
+                    if (auto err = a.raw_json().get(raw)) malformed(err);
+                    break;
+                }
+                default:
+                    raw = v.raw_json_token();
+            }
+            r.payload = std::string(trim(raw));
+            if (r.content_type.empty()) r.content_type = "application/json";
+        } else if (field == "key") {
+            r.key = string_field(v, field);
+        } else if (field == "idempotency_key" || field == "idempotencyKey") {
+            r.idempotency_key = string_field(v, field);
+        } else if (field == "content_type" || field == "contentType") {
+            explicit_content_type = string_field(v, field);
+            has_content_type = true;
+        } else if (field == "trace_id" || field == "traceId") {
+            r.trace_id = string_field(v, field);
+        } else if (field == "headers") {
+            od::object h;
+            if (type != od::json_type::object || v.get_object().get(h))
+                throw ValidationError("\"headers\" must be an object of strings", {{"field", "headers"}});
+            for (auto hm : h) {
+                od::field hf;
+                if (auto err = std::move(hm).get(hf)) malformed(err);
+                std::string_view hk;
+                if (auto err = hf.unescaped_key().get(hk)) malformed(err);
+                std::string name(hk);
+                od::value hv = hf.value();
+                std::string_view s;
+                if (hv.get_string().get(s))
+                    throw ValidationError("header \"" + name + "\" must be a string", {{"field", "headers"}});
+                r.headers[name] = std::string(s);
+            }
+        } else if (field == "delay") {
+            r.delay = parse_duration(string_field(v, field), "delay");
+        } else if (field == "delay_ms" || field == "delayMs") {
+            std::int64_t ms = 0;
+            if (type != od::json_type::number || v.get_int64().get(ms) || ms < 0)
+                throw ValidationError("\"" + field + "\" must be a non-negative integer", {{"field", field}});
+            r.delay = std::chrono::milliseconds(ms);
+        } else if (field == "deliver_at" || field == "deliverAt") {
+            r.deliver_at_ms = parse_rfc3339(string_field(v, field), "deliver_at");
+        } else {
+            throw ValidationError("unknown field \"" + field + "\"", {{"field", field}});
+        }
+    }
+    if (!has_payload) throw ValidationError("missing \"payload\" field", {{"field", "payload"}});
+    // An explicit content type wins over the one implied by a JSON payload.
+    if (has_content_type) r.content_type = explicit_content_type;
+    return r;
+}
+
+}  // namespace mq
