@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     } catch (const mq::Error& e) {
         if (ctx.json())
-            std::cerr << e.to_json().dump(2) << '\n';
+            std::cerr << e.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
         else
             std::cerr << "mqctl: " << e.what() << '\n';
         return mq::exit_status(e.code());

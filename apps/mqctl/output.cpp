@@ -25,7 +25,7 @@ void Table::print() const {
     for (const auto& r : rows_) emit(r);
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << '\n'; }
+void print_json(const nlohmann::json& j) { std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'; }
 
 void print_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
     std::size_t w = 0;

@@ -56,6 +56,22 @@ int exit_status(ErrorCode code) {
     }
 }
 
+std::string printable(std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 0xF];
+        }
+    }
+    return out;
+}
+
 nlohmann::json Error::to_json() const {
     nlohmann::json body = {{"code", code_name(code_)}, {"message", what()}, {"details", details_}};
     if (retry_after_s_) body["retryAfter"] = *retry_after_s_;

@@ -33,6 +33,10 @@ int http_status(ErrorCode code);
 /// mqctl exit status: 1 failure, 2 usage/invalid input, 3 not found, 4 conflict, 5 backend down.
 int exit_status(ErrorCode code);
 
+/// `text` with bytes outside printable ASCII escaped as \xNN: safe to put user input into
+/// an error message that becomes JSON or a terminal line.
+std::string printable(std::string_view text);
+
 /// Root of every mq failure. `what()` is safe to show a client or operator; it never
 /// contains SQL, other tenants' keys or stack traces.
 class Error : public std::runtime_error {

@@ -103,11 +103,18 @@ Config load_config(const std::string& yaml_file, const std::map<std::string, std
             if (!root.IsMap())
                 throw ValidationError(yaml_file + ": expected a mapping of settings");
             for (const auto& kv : root) {
+                if (!kv.first.IsScalar())
+                    throw ValidationError(yaml_file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                                          ": setting names must be plain words");
                 std::string key = kv.first.as<std::string>();
                 std::string upper = key;
                 std::transform(upper.begin(), upper.end(), upper.begin(),
                                [](unsigned char ch) { return std::toupper(ch); });
                 std::string where = yaml_file + ":" + std::to_string(kv.first.Mark().line + 1);
+                if (kv.second.IsNull()) {  // `max_queue_length:` means unset, as in the env
+                    apply_setting(c, upper, "", where);
+                    continue;
+                }
                 if (!kv.second.IsScalar())
                     throw ValidationError(where + ": '" + key + "' must be a scalar value");
                 apply_setting(c, upper, kv.second.as<std::string>(), where);

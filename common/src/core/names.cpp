@@ -22,14 +22,15 @@ bool is_valid_name(std::string_view name) {
 
 void validate_name(std::string_view what, std::string_view name) {
     if (is_valid_name(name)) return;
-    std::string msg = "invalid " + std::string(what) + " '" + std::string(name) + "': ";
+    std::string shown = printable(name.substr(0, 100));
+    std::string msg = "invalid " + std::string(what) + " '" + shown + "': ";
     if (name.empty())
         msg += "must not be empty";
     else if (name.size() > kMaxNameLength)
         msg += "longer than " + std::to_string(kMaxNameLength) + " characters";
     else
         msg += "use 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit";
-    throw ValidationError(msg, {{"field", what}, {"value", name}});
+    throw ValidationError(msg, {{"field", what}, {"value", shown}});
 }
 
 }  // namespace mq

@@ -17,9 +17,9 @@ std::int64_t now_ms() {
 
 std::chrono::milliseconds parse_duration(std::string_view text, std::string_view what) {
     auto fail = [&]() -> std::chrono::milliseconds {
-        throw ValidationError("invalid " + std::string(what) + " '" + std::string(text) +
+        throw ValidationError("invalid " + std::string(what) + " '" + printable(text) +
                                   "': use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 7d",
-                              {{"field", what}, {"value", text}});
+                              {{"field", what}, {"value", printable(text)}});
     };
     if (text.empty()) return fail();
     std::int64_t value = 0;
@@ -46,15 +46,12 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
 std::string format_duration(std::chrono::milliseconds d) {
     std::int64_t ms = d.count();
     if (ms == 0) return "0s";
-    if (ms < 1000 || ms % 1000 != 0) {
-        if (ms < 60'000) {
-            char buf[32];
-            if (ms < 1000)
-                std::snprintf(buf, sizeof buf, "%lldms", static_cast<long long>(ms));
-            else
-                std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ms) / 1000.0);
-            return buf;
-        }
+    if (ms % 1000 != 0) {
+        // Not whole seconds: exact, in ms or in seconds with the fraction kept.
+        if (ms < 1000) return std::to_string(ms) + "ms";
+        std::string frac = std::to_string(1000 + ms % 1000).substr(1);
+        while (frac.back() == '0') frac.pop_back();
+        return std::to_string(ms / 1000) + "." + frac + "s";
     }
     std::int64_t s = ms / 1000;
     std::string out;
@@ -92,9 +89,9 @@ std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
 
 std::int64_t parse_rfc3339(std::string_view s, std::string_view what) {
     auto fail = [&]() -> std::int64_t {
-        throw ValidationError("invalid " + std::string(what) + " '" + std::string(s) +
+        throw ValidationError("invalid " + std::string(what) + " '" + printable(s) +
                                   "': use RFC 3339, e.g. 2026-11-21T10:00:00Z",
-                              {{"field", what}, {"value", s}});
+                              {{"field", what}, {"value", printable(s)}});
     };
     int y, mo, d, h, mi, sec;
     if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
@@ -103,7 +100,9 @@ std::int64_t parse_rfc3339(std::string_view s, std::string_view what) {
         !digits(s, 17, 2, sec))
         return fail();
     static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > kDays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
+        h > 23 || mi > 59 || sec > 60)
         return fail();
     std::size_t pos = 19;
     std::int64_t frac_ms = 0;

@@ -6,26 +6,45 @@ namespace mq::pg {
 
 std::string describe_url(std::string_view url) {
     std::string host = "localhost", port = "5432";
-    if (url.find("://") != std::string_view::npos) {
-        std::string_view rest = url.substr(url.find("://") + 3);
-        rest = rest.substr(0, rest.find_first_of("/?"));
-        if (auto at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
-        if (auto colon = rest.rfind(':'); colon != std::string_view::npos && rest.back() != ']') {
-            port = std::string(rest.substr(colon + 1));
-            rest = rest.substr(0, colon);
+    if (auto scheme = url.find("://"); scheme != std::string_view::npos) {
+        std::string_view rest = url.substr(scheme + 3);
+        // The authority ends at the first '/' or '?' after the last '@' (a password may
+        // contain either character unescaped).
+        std::size_t at = rest.rfind('@');
+        std::size_t from = at == std::string_view::npos ? 0 : at + 1;
+        std::string_view authority = rest.substr(from);
+        authority = authority.substr(0, authority.find_first_of("/?"));
+        if (auto colon = authority.rfind(':');
+            colon != std::string_view::npos && authority.back() != ']') {
+            port = std::string(authority.substr(colon + 1));
+            authority = authority.substr(0, colon);
         }
-        if (!rest.empty()) host = std::string(rest);
+        if (!authority.empty()) host = std::string(authority);
     } else {
-        // key=value form: host=... port=...
-        auto value = [&](std::string_view key) -> std::string {
-            auto pos = url.find(key);
-            if (pos == std::string_view::npos) return {};
-            auto start = pos + key.size();
-            return std::string(url.substr(start, url.find(' ', start) - start));
-        };
-        if (auto h = value("host="); !h.empty()) host = h;
-        if (auto p = value("port="); !p.empty()) port = p;
+        // key=value form: compare whole keys, never look inside values (a password).
+        std::size_t i = 0;
+        while (i < url.size()) {
+            while (i < url.size() && url[i] == ' ') ++i;
+            std::size_t eq = url.find('=', i);
+            if (eq == std::string_view::npos) break;
+            std::string_view key = url.substr(i, eq - i);
+            std::size_t j = eq + 1;
+            std::string value;
+            if (j < url.size() && url[j] == '\'') {
+                for (++j; j < url.size() && url[j] != '\''; ++j) {
+                    if (url[j] == '\\' && j + 1 < url.size()) ++j;
+                    value += url[j];
+                }
+                ++j;
+            } else {
+                while (j < url.size() && url[j] != ' ') value += url[j++];
+            }
+            if (key == "host" || key == "hostaddr") host = value;
+            if (key == "port") port = value;
+            i = j;
+        }
     }
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) return "(unparsed address)";
     return host + ":" + port;
 }
 

@@ -75,6 +75,8 @@ PublishRequest EnvelopeParser::parse(std::string_view json) {
         if (auto err = v.type().get(type)) malformed(err);
 
         if (field == "payload") {
+            if (type == od::json_type::null)
+                throw ValidationError("\"payload\" must not be null", {{"field", "payload"}});
             has_payload = true;
             std::string_view raw;
             switch (type) {
@@ -124,8 +126,10 @@ PublishRequest EnvelopeParser::parse(std::string_view json) {
                 r.headers[name] = std::string(s);
             }
         } else if (field == "delay") {
+            if (r.delay) throw ValidationError("give \"delay\" or \"delay_ms\", not both", {{"field", field}});
             r.delay = parse_duration(string_field(v, field), "delay");
         } else if (field == "delay_ms" || field == "delayMs") {
+            if (r.delay) throw ValidationError("give \"delay\" or \"delay_ms\", not both", {{"field", field}});
             std::int64_t ms = 0;
             if (type != od::json_type::number || v.get_int64().get(ms) || ms < 0)
                 throw ValidationError("\"" + field + "\" must be a non-negative integer", {{"field", field}});

@@ -7,7 +7,7 @@ namespace mq {
 
 std::optional<std::int64_t> Queue::max_length_per_partition() const {
     if (!max_length) return std::nullopt;
-    return (*max_length + partition_count - 1) / partition_count;
+    return *max_length / partition_count + (*max_length % partition_count != 0);
 }
 
 nlohmann::json to_json(const Queue& q) {
@@ -41,12 +41,15 @@ void check_positive(std::chrono::milliseconds d, const char* field) {
 }
 void check_description(const std::string& d) {
     if (d.size() > 1024)
-        throw ValidationError("description is longer than 1024 characters",
+        throw ValidationError("description is longer than 1024 bytes",
                               {{"field", "description"}});
 }
+// Lua numbers are doubles: beyond 2^53 the check in the publish script would be inexact.
+constexpr std::int64_t kMaxQueueLength = std::int64_t{1} << 53;
 void check_max_length(std::int64_t n) {
-    if (n <= 0)
-        throw ValidationError("max length must be greater than zero (omit it for unlimited)",
+    if (n <= 0 || n > kMaxQueueLength)
+        throw ValidationError("max length must be from 1 to " + std::to_string(kMaxQueueLength) +
+                                  " (omit it for unlimited)",
                               {{"field", "max_length"}});
 }
 }  // namespace

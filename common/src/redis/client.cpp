@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -21,7 +22,8 @@ namespace {
 std::string percent_decode(std::string_view s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
+        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             int v = 0;
             auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
             if (ec == std::errc() && p == s.data() + i + 3) {

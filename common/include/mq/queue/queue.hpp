@@ -61,7 +61,7 @@ struct QueueChanges {
 nlohmann::json to_json(const Queue& queue);
 
 /// Throws ValidationError for out-of-range values (partitions 1-256, positive durations
-/// and lengths, description up to 1024 characters).
+/// and lengths, description up to 1024 bytes).
 void validate(const QueueSpec& spec);
 void validate(const QueueChanges& changes);
 
