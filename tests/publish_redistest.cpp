@@ -304,11 +304,13 @@ TEST_CASE("concurrent movers move each due entry exactly once", "[scheduler]") {
     auto q = make_queue(2);
     mq::Publisher pub(rs.redis(), rs.keys());
     const int n = 3000;
-    const std::int64_t base = mq::now_ms();
+    // Due times lie in the future even on a slow (sanitizer) build, and keep coming due
+    // while the movers run.
+    const std::int64_t base = mq::now_ms() + 1500;
     std::vector<PublishRequest> batch;
     for (int i = 0; i < n; ++i) {
         PublishRequest r = msg(std::to_string(i));
-        r.deliver_at_ms = base + 50 + (i % 300);  // due over 300 ms while movers run
+        r.deliver_at_ms = base + (i % 300);
         batch.push_back(r);
     }
     auto outs = pub.publish_batch(q, batch);
@@ -320,8 +322,8 @@ TEST_CASE("concurrent movers move each due entry exactly once", "[scheduler]") {
         movers.emplace_back([&] {
             auto conn = rs.connect();
             mq::Scheduler mover(*conn, rs.keys());
-            auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
-            while (std::chrono::steady_clock::now() < until) {
+            auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+            while (moved < n && std::chrono::steady_clock::now() < until) {
                 moved += mover.move_due(q, 50).moved;
                 std::this_thread::sleep_for(std::chrono::milliseconds(2));
             }

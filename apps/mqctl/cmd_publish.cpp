@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/publish/batch_file.hpp"
 #include "mq/publish/publisher.hpp"
@@ -67,6 +68,12 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
             throw mq::ValidationError(
                 "no payload: give it as an argument, with --file FILE, or on standard input");
         r.payload = read_all(std::cin);
+        // From cron, stdin is /dev/null: an implicit read that finds nothing is a mistake,
+        // not an empty message. `-f -` asks for stdin explicitly and may be empty.
+        if (r.payload.empty() && o.file.empty())
+            throw mq::ValidationError(
+                "no payload: standard input was empty; give the payload as an argument, with "
+                "--file FILE, or '-f -' to publish an empty message from standard input");
     }
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
@@ -150,6 +157,7 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
 }  // namespace
 
 void run_publish(const PublishOptions& o, Context& ctx) {
+    mq::validate_name("queue name", o.queue);  // bad input is exit 2 even with backends down
     mq::PublishLimits limits;
     limits.max_message_size = ctx.config().max_message_size;
     if (!o.batch.empty())
@@ -165,7 +173,8 @@ void setup_publish(CLI::App& app, Context& ctx) {
     cmd->add_option("payload", o->payload, "Payload; omit to read --file or standard input");
     cmd->add_option("-f,--file", o->file, "Read the payload from a file ('-' for standard input)");
     cmd->add_option("-k,--key", o->key, "Message key: same key, same partition, kept in order");
-    cmd->add_option("-H,--header", o->headers, "Header name=value (repeatable)");
+    cmd->add_option("-H,--header", o->headers, "Header name=value (repeatable)")
+        ->allow_extra_args(false);  // `-H a=b PAYLOAD`: the payload is not a second header
     cmd->add_option("-i,--idempotency-key", o->idempotency_key,
                     "Publish once per key within the queue's dedup window");
     cmd->add_option("--content-type", o->content_type, "Content type of the payload");

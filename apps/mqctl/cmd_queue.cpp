@@ -2,6 +2,7 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/lifecycle.hpp"
@@ -80,6 +81,7 @@ void run_queue_list(Context& ctx) {
 }
 
 void run_queue_show(const QueueOptions& o, Context& ctx) {
+    mq::validate_name("queue name", o.name);
     mq::Catalog catalog(ctx.db());
     print_queue(catalog.get_queue(ctx.tenant(), o.name), ctx);
 }
@@ -96,6 +98,7 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
         throw mq::ValidationError(
             "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
             "--dedup-window or --description");
+    mq::validate_name("queue name", o.name);
     mq::validate(c);
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.update_queue(ctx.tenant(), o.name, c);
@@ -104,8 +107,12 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
 }
 
 void run_queue_delete(const QueueOptions& o, Context& ctx) {
+    mq::validate_name("queue name", o.name);
     mq::Catalog catalog(ctx.db());
-    catalog.get_queue(ctx.tenant(), o.name);  // not found before asking anything
+    // Not found before asking anything; a queue whose delete was interrupted counts, so
+    // running the same command again finishes it.
+    if (!catalog.find_queue(ctx.tenant(), o.name, /*include_deleting=*/true))
+        catalog.get_queue(ctx.tenant(), o.name);  // throws the usual not-found error
     confirm("Delete queue '" + o.name + "' and every message in it?", o.yes);
     mq::QueueStreams streams(ctx.redis(), ctx.keys());
     auto d = mq::delete_queue(catalog, streams, ctx.tenant(), o.name, o.force);
@@ -118,6 +125,7 @@ void run_queue_delete(const QueueOptions& o, Context& ctx) {
 }
 
 void run_queue_purge(const QueueOptions& o, Context& ctx) {
+    mq::validate_name("queue name", o.name);
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.name);
     confirm("Purge every message of queue '" + o.name + "'?", o.yes);

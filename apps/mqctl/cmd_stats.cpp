@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/streams.hpp"
@@ -13,6 +14,7 @@ struct StatsOptions {
 };
 
 void run_stats(const StatsOptions& o, Context& ctx) {
+    mq::validate_name("queue name", o.queue);
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::QueueStreams streams(ctx.redis(), ctx.keys());

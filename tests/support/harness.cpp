@@ -174,6 +174,8 @@ std::string temp_file(const std::string& content) {
     return tmpl;
 }
 
+std::string mqctl_path() { return MQCTL_PATH; }
+
 Run mqctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
           const std::string& input) {
     std::map<std::string, std::string> vars{{"REDIS_URL", services().redis_url},

@@ -86,6 +86,9 @@ struct Run {
 Run mqctl(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
           const std::string& input = {});
 
+/// Where the mqctl binary under test is.
+std::string mqctl_path();
+
 /// Writes `content` to a new temporary file and returns its path (removed at exit).
 std::string temp_file(const std::string& content);
 

@@ -1,5 +1,7 @@
 #include "mq/core/partitioner.hpp"
 
+#include <random>
+
 namespace mq {
 
 std::uint64_t fnv1a_64(std::string_view bytes) {
@@ -10,6 +12,8 @@ std::uint64_t fnv1a_64(std::string_view bytes) {
     }
     return h;
 }
+
+Partitioner::Partitioner() : next_(std::random_device{}()) {}
 
 int Partitioner::choose(int partition_count, std::string_view key,
                         std::string_view idempotency_key) {

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "mq/core/message.hpp"
+
+namespace mq {
+
+/// What a handler decided about one delivery attempt.
+enum class DeliveryOutcome {
+    kAck,    ///< handled: acknowledge (XACK)
+    kRetry,  ///< failed, may succeed later: leave pending for redelivery after backoff
+    kDead,   ///< failed for good (e.g. HTTP 410): dead-letter now, no more attempts
+};
+
+struct DeliveryResult {
+    DeliveryOutcome outcome = DeliveryOutcome::kRetry;
+    std::string error;  ///< why it failed; empty on ack
+    /// The handler asked for a pause before the next attempt (HTTP Retry-After).
+    std::optional<std::chrono::milliseconds> retry_after;
+    std::chrono::milliseconds duration{0};  ///< time spent in the handler
+};
+
+/// One delivery attempt as a handler sees it.
+struct Delivery {
+    Message message;
+    std::string tenant;
+    std::string queue;
+    std::string subscription;
+    int partition = 0;
+    std::string stream_id;
+    int attempt = 1;  ///< 1 for the first delivery
+};
+
+/// Delivers messages to something outside mq. Implementations are thread-safe unless
+/// they say otherwise; the worker calls deliver() from several threads.
+class Handler {
+public:
+    virtual ~Handler() = default;
+    virtual DeliveryResult deliver(const Delivery& delivery) = 0;
+};
+
+}  // namespace mq
