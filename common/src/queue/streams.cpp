@@ -109,7 +109,8 @@ std::int64_t QueueStreams::drop(const Queue& queue) {
         removed += redis_
                        .command({"UNLINK", keys_.stream(queue.tenant, queue.name, i),
                                  keys_.delayed(queue.tenant, queue.name, i),
-                                 keys_.dead_letters(queue.tenant, queue.name, i)})
+                                 keys_.dead_letters(queue.tenant, queue.name, i),
+                                 keys_.partition_base(queue.tenant, queue.name, i) + ":ra"})
                        .as_integer();
         // Idempotency keys: SCAN for this partition's pattern, UNLINK what it finds.
         std::string cursor = "0";

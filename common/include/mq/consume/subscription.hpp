@@ -1,0 +1,60 @@
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+namespace mq {
+
+/// How often and how patiently a subscription retries a failed delivery.
+struct RetryPolicy {
+    int max_attempts = 5;  ///< deliveries in all, the first included
+    std::chrono::milliseconds initial_backoff{1000};
+    std::chrono::milliseconds max_backoff{300000};
+    double multiplier = 2.0;
+    double jitter = 0.2;  ///< +/- this fraction of the backoff, drawn per retry
+};
+
+/// The pause before delivery number `delivery_count + 1`, after `delivery_count` failed:
+/// initial * multiplier^(delivery_count-1), capped at max, then spread by jitter using
+/// `unit_random` in [0, 1).
+std::chrono::milliseconds backoff_for(const RetryPolicy& policy, int delivery_count, double unit_random);
+
+/// A subscription: a consumer group of the same name on every partition of its queue.
+struct Subscription {
+    std::string id;  ///< uuid
+    std::string tenant;
+    std::string queue;
+    std::string name;
+    std::string type = "pull";  ///< pull | webhook | exec
+    nlohmann::json handler = nlohmann::json::object();  ///< handler settings for `type`
+    std::string start_from = "latest";                   ///< earliest | latest (at creation)
+    RetryPolicy retry;
+    std::chrono::milliseconds visibility_timeout{30000};
+    bool dead_letter = true;
+    nlohmann::json filter;  ///< null: every message; else {"headers": {name: value}}
+    int concurrency = 1;
+    int batch_size = 10;
+    std::optional<double> rate_limit_per_s;
+    std::string description;
+    std::string status = "active";  ///< active | paused
+    std::string managed_by;         ///< the `mqctl apply` scope owning it, or empty
+    std::string created_at;
+    std::string updated_at;
+};
+
+/// Throws ValidationError naming the field for out-of-range settings.
+void validate(const Subscription& s);
+
+/// As the API and `-o json` show it; `from_json` reads the same shape (durations in ms
+/// or as "5s" strings) over the defaults and refuses unknown fields.
+nlohmann::json to_json(const Subscription& s);
+Subscription subscription_from_json(const nlohmann::json& j, Subscription defaults = {});
+
+/// Does a message with these headers pass the filter? A filter is
+/// {"headers": {"name": "value" | ["v1", "v2"]}}: every named header must be present with
+/// one of the values.
+bool filter_matches(const nlohmann::json& filter, const std::string& headers_json);
+
+}  // namespace mq

@@ -1,0 +1,258 @@
+#include "mq/consume/consumer.hpp"
+
+#include "mq/core/partitioner.hpp"
+#include "mq/core/time.hpp"
+
+namespace mq {
+
+namespace {
+
+std::string retry_after_key(const KeyLayout& keys, const Queue& q, int p) {
+    return keys.partition_base(q.tenant, q.name, p) + ":ra";
+}
+
+// KEYS: stream, retry-after hash. ARGV: group, id, retry consumer, not-before ms (0 none).
+// XCLAIM s g mq-retry 0 id JUSTID (idle restarts, delivery count unchanged); HSET ra.
+const redis::Script kRetryLater(R"lua(
+local moved = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+if #moved > 0 and tonumber(ARGV[4]) > 0 then
+  redis.call('HSET', KEYS[2], ARGV[1] .. ' ' .. ARGV[2], ARGV[4])
+end
+return #moved
+)lua");
+
+// KEYS: stream, dead-letter stream, retry-after hash.
+// ARGV: group, id, reason, error, attempts, subscription.
+// XRANGE s id id -> XADD dlq * <fields> + dead-letter fields; XACK s g id; HDEL ra.
+// Returns 1 when dead-lettered, 0 when the entry was gone (acked only).
+const redis::Script kDeadLetter(R"lua(
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+local moved = 0
+if #found > 0 then
+  local fields = found[1][2]
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  table.insert(fields, 'dlr'); table.insert(fields, ARGV[3])
+  table.insert(fields, 'dle'); table.insert(fields, ARGV[4])
+  table.insert(fields, 'dla'); table.insert(fields, ARGV[5])
+  table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
+  table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
+  table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
+  redis.call('XADD', KEYS[2], '*', unpack(fields))
+  moved = 1
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
+return moved
+)lua");
+
+// A jitter draw that stays the same for one entry and delivery count, so every reclaim
+// pass (and every reclaimer) computes the same backoff for it.
+double stable_unit_random(const std::string& id, int count) {
+    return static_cast<double>(fnv1a_64(id + "#" + std::to_string(count)) % 1000000) / 1000000.0;
+}
+
+}  // namespace
+
+bool parse_entry(const redis::Reply& entry, std::string& id, Message& message) {
+    if (!entry.is_array() || entry.elements.size() < 2) return false;
+    id = entry.elements[0].str;
+    const auto& kv = entry.elements[1];
+    if (!kv.is_array()) return false;
+    FieldList fields;
+    for (std::size_t i = 0; i + 1 < kv.elements.size(); i += 2)
+        fields.emplace_back(kv.elements[i].str, kv.elements[i + 1].str);
+    message = decode_fields(fields);
+    return true;
+}
+
+int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
+    int created = 0;
+    for (int p = 0; p < q.partition_count; ++p) {
+        auto r = redis_.command_raw({"XGROUP", "CREATE", keys_.stream(q.tenant, q.name, p), sub.name,
+                                     sub.start_from == "earliest" ? "0" : "$", "MKSTREAM"});
+        if (!r.is_error())
+            ++created;
+        else if (r.error_code() != "BUSYGROUP")
+            throw Error(ErrorCode::kInternal, "cannot create consumer group " + sub.name + ": " + r.str);
+    }
+    return created;
+}
+
+void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
+    for (int p = 0; p < q.partition_count; ++p) {
+        redis_.command({"XGROUP", "DESTROY", keys_.stream(q.tenant, q.name, p), subscription});
+        // Forget the group's Retry-After notes (HSCAN MATCH "<group> *" + HDEL).
+        const std::string ra = retry_after_key(keys_, q, p);
+        std::string cursor = "0";
+        do {
+            auto r = redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
+            cursor = r.elements.at(0).str;
+            std::vector<std::string> argv{"HDEL", ra};
+            const auto& kv = r.elements.at(1).elements;
+            for (std::size_t i = 0; i < kv.size(); i += 2) argv.push_back(kv[i].str);
+            if (argv.size() > 2) redis_.command(argv);
+        } while (cursor != "0");
+    }
+}
+
+std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription& sub,
+                                              const std::string& consumer, int partition, int count,
+                                              std::chrono::milliseconds block) {
+    std::vector<std::string> argv{"XREADGROUP", "GROUP", sub.name, consumer, "COUNT", std::to_string(count)};
+    if (block.count() > 0) {
+        argv.emplace_back("BLOCK");
+        argv.push_back(std::to_string(block.count()));
+    }
+    argv.emplace_back("STREAMS");
+    argv.push_back(keys_.stream(q.tenant, q.name, partition));
+    argv.emplace_back(">");
+    redis::Reply r = redis_.command_raw(argv);
+    if (r.is_error()) {
+        if (r.error_code() == "NOGROUP")
+            throw Error(ErrorCode::kSubscriptionNotFound,
+                        "consumer group '" + sub.name + "' does not exist on queue '" + q.name + "'");
+        throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
+    }
+    std::vector<Fetched> out;
+    if (r.is_nil() || r.elements.empty()) return out;
+    for (const auto& entry : r.elements[0].elements.at(1).elements) {
+        Fetched f;
+        f.partition = partition;
+        if (!parse_entry(entry, f.stream_id, f.message)) continue;
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription, int partition,
+                                 const std::vector<std::string>& ids) {
+    if (ids.empty()) return 0;
+    std::vector<std::string> argv{"XACK", keys_.stream(q.tenant, q.name, partition), subscription};
+    argv.insert(argv.end(), ids.begin(), ids.end());
+    return redis_.command(argv).as_integer();
+}
+
+void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription, int partition,
+                                 const std::string& stream_id, std::optional<std::int64_t> not_before_ms) {
+    redis_.eval(kRetryLater,
+                {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
+                {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
+}
+
+bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
+                                 const std::string& stream_id, const std::string& reason,
+                                 const std::string& error, int attempts) {
+    auto r = redis_.eval(kDeadLetter,
+                         {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
+                          retry_after_key(keys_, q, partition)},
+                         {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
+                          subscription});
+    return r.as_integer() == 1;
+}
+
+void ConsumerGroups::extend(const Queue& q, const std::string& subscription, const std::string& consumer,
+                            int partition, const std::vector<std::string>& ids) {
+    if (ids.empty()) return;
+    // XCLAIM s g consumer 0 id... JUSTID: same owner, idle back to zero, count unchanged.
+    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, consumer, "0"};
+    argv.insert(argv.end(), ids.begin(), ids.end());
+    argv.emplace_back("JUSTID");
+    redis_.command(argv);
+}
+
+std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription, int partition,
+                                                  int count, const std::string& consumer) {
+    std::vector<std::string> argv{"XPENDING", keys_.stream(q.tenant, q.name, partition), subscription, "-", "+",
+                                  std::to_string(count)};
+    if (!consumer.empty()) argv.push_back(consumer);
+    redis::Reply r = redis_.command_raw(argv);
+    if (r.is_error()) {
+        if (r.error_code() == "NOGROUP") return {};
+        throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
+    }
+    std::vector<PendingEntry> out;
+    for (const auto& e : r.elements) {
+        PendingEntry p;
+        p.partition = partition;
+        p.stream_id = e.elements.at(0).str;
+        p.consumer = e.elements.at(1).str;
+        p.idle_ms = e.elements.at(2).as_integer();
+        p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
+Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const std::string& consumer,
+                                  int partition, int count) {
+    Reclaimed out;
+    const std::string stream = keys_.stream(q.tenant, q.name, partition);
+    // Nothing younger than the shortest possible wait can be due.
+    auto shortest = std::min<std::int64_t>(
+        sub.visibility_timeout.count(),
+        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
+    redis::Reply r = redis_.command_raw({"XPENDING", stream, sub.name, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
+                                         "-", "+", std::to_string(count)});
+    if (r.is_error()) {
+        if (r.error_code() == "NOGROUP") return out;
+        throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
+    }
+    if (r.elements.empty()) return out;
+
+    // Retry-After notes of the candidates waiting for a retry.
+    std::vector<PendingEntry> due;
+    const std::int64_t now = now_ms();
+    for (const auto& e : r.elements) {
+        PendingEntry p;
+        p.partition = partition;
+        p.stream_id = e.elements.at(0).str;
+        p.consumer = e.elements.at(1).str;
+        p.idle_ms = e.elements.at(2).as_integer();
+        p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
+        std::int64_t wait = p.consumer == kRetryConsumer
+                                ? backoff_for(sub.retry, p.delivery_count,
+                                              stable_unit_random(p.stream_id, p.delivery_count))
+                                      .count()
+                                : sub.visibility_timeout.count();
+        if (p.idle_ms < wait) continue;
+        if (p.consumer == kRetryConsumer) {
+            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), sub.name + " " + p.stream_id});
+            if (!nb.is_nil() && nb.as_integer() > now) continue;
+        }
+        due.push_back(std::move(p));
+    }
+
+    for (const auto& p : due) {
+        if (p.delivery_count >= sub.retry.max_attempts) {
+            std::string reason = p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
+            std::string error = p.consumer == kRetryConsumer
+                                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
+                                    : "consumer " + p.consumer + " held it past the visibility timeout on the last attempt";
+            if (sub.dead_letter) {
+                dead_letter(q, sub.name, partition, p.stream_id, reason, error, p.delivery_count);
+                ++out.dead_lettered;
+            } else {
+                ack(q, sub.name, partition, {p.stream_id});
+                ++out.dropped;
+            }
+            continue;
+        }
+        // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
+        redis::Reply c = redis_.command_raw({"XCLAIM", stream, sub.name, consumer,
+                                             std::to_string(p.idle_ms), p.stream_id});
+        if (c.is_error() || !c.is_array() || c.elements.empty()) continue;
+        Fetched f;
+        f.partition = partition;
+        f.delivery_count = p.delivery_count + 1;
+        if (!parse_entry(c.elements[0], f.stream_id, f.message)) {
+            ack(q, sub.name, partition, {p.stream_id});  // deleted while pending: nothing to deliver
+            continue;
+        }
+        redis_.command({"HDEL", retry_after_key(keys_, q, partition), sub.name + " " + p.stream_id});
+        out.claimed.push_back(std::move(f));
+    }
+    return out;
+}
+
+}  // namespace mq
