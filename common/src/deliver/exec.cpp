@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -284,6 +284,18 @@ private:
     int status_ = 0;
 };
 
+/// A descriptor that polls readable when `pid` exits; -1 where the kernel has none (the
+/// caller then polls waitid). Called through syscall(): glibc 2.36's <sys/pidfd.h> lacks
+/// extern "C", so its pidfd_open cannot be linked from C++.
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
 std::string describe_signal(int sig) {
     const char* abbrev = sigabbrev_np(sig);
     return "signal " + std::to_string(sig) + (abbrev ? std::string(" (SIG") + abbrev + ")" : "");
@@ -432,7 +444,7 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
     err.write.reset();
 
     Child child(pid);
-    Fd pidfd(pidfd_open(pid, 0));
+    Fd pidfd(open_pidfd(pid));
     set_nonblocking(in.write);
     set_nonblocking(out.read);
     set_nonblocking(err.read);
