@@ -140,6 +140,14 @@ void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription
                 {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
 }
 
+void ConsumerGroups::release(const Queue& q, const std::string& subscription, int partition,
+                             const std::string& stream_id, int delivery_count) {
+    // XCLAIM s g mq-retry 0 id IDLE <a day> RETRYCOUNT <count-1> JUSTID: due at once.
+    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, kRetryConsumer, "0",
+                    stream_id, "IDLE", "86400000", "RETRYCOUNT", std::to_string(std::max(0, delivery_count - 1)),
+                    "JUSTID"});
+}
+
 bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id, const std::string& reason,
                                  const std::string& error, int attempts) {

@@ -69,6 +69,11 @@ public:
     void retry_later(const Queue& queue, const std::string& subscription, int partition,
                      const std::string& stream_id, std::optional<std::int64_t> not_before_ms);
 
+    /// Hands an entry that was fetched but never delivered (a worker shutting down) to
+    /// kRetryConsumer as immediately due, undoing the delivery count XREADGROUP added.
+    void release(const Queue& queue, const std::string& subscription, int partition,
+                 const std::string& stream_id, int delivery_count);
+
     /// XADD the entry, with why it died, to the partition's dead-letter stream and XACK
     /// it, in one Lua call. Returns false when the entry no longer exists (only acked).
     bool dead_letter(const Queue& queue, const std::string& subscription, int partition,

@@ -1,0 +1,110 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mq/consume/consumer.hpp"
+#include "mq/deliver/handler.hpp"
+#include "mq/redis/client.hpp"
+
+namespace mq {
+
+/// Counters of one subscription runner, read by the metrics endpoint.
+struct RunnerMetrics {
+    std::atomic<std::uint64_t> acked{0};
+    std::atomic<std::uint64_t> failed{0};         ///< attempts that will be retried
+    std::atomic<std::uint64_t> dead_lettered{0};
+    std::atomic<std::uint64_t> dropped{0};        ///< max attempts reached, dead letters off
+    std::atomic<std::uint64_t> filtered{0};       ///< acked without delivery: filter did not match
+    std::atomic<std::uint64_t> reclaimed{0};      ///< taken back after backoff or visibility timeout
+    std::atomic<std::uint64_t> moved_delayed{0};  ///< delayed entries moved into the stream
+    std::atomic<std::int64_t> in_flight{0};
+    std::atomic<std::uint64_t> backend_errors{0};
+    /// Handler duration histogram, cumulative per Prometheus bucket bounds (seconds).
+    static constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
+    std::atomic<std::uint64_t> duration_buckets[std::size(kBuckets)]{};
+    std::atomic<std::uint64_t> duration_count{0};
+    std::atomic<std::uint64_t> duration_sum_us{0};
+    void observe(std::chrono::microseconds d);
+};
+
+class RateLimiter;
+
+struct RunnerOptions {
+    redis::Endpoint endpoint;
+    KeyLayout keys;
+    Queue queue;
+    Subscription subscription;
+    std::string consumer;  ///< this process's consumer name, unique per worker
+    std::shared_ptr<Handler> handler;
+    /// XREADGROUP BLOCK per fetch; bounds how long a stop or pause waits for a fetcher.
+    std::chrono::milliseconds fetch_block{500};
+    std::chrono::milliseconds reclaim_interval{100};
+    bool move_delayed = true;  ///< also run the delayed-entry mover for the queue
+};
+
+/// Delivers one subscription: a fetcher per partition (XREADGROUP BLOCK), `concurrency`
+/// handler threads, and a maintenance thread that reclaims due retries and entries of
+/// dead consumers, extends the leases of deliveries in progress, and moves due delayed
+/// entries. Each thread has its own Redis connection; a Redis outage is logged and
+/// retried, never fatal.
+class SubscriptionRunner {
+public:
+    SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics);
+    ~SubscriptionRunner();
+    SubscriptionRunner(const SubscriptionRunner&) = delete;
+    SubscriptionRunner& operator=(const SubscriptionRunner&) = delete;
+
+    /// Creates the consumer groups when missing, then starts the threads.
+    void start();
+    /// Paused: no new deliveries start (fetched entries wait, their leases kept).
+    void set_paused(bool paused);
+    bool paused() const { return paused_; }
+    /// Graceful stop: stop fetching, let running deliveries finish until `deadline`,
+    /// hand entries not yet started back for immediate redelivery, join. Returns false
+    /// when some delivery was still running at the deadline (it stays pending and is
+    /// reclaimed after the visibility timeout).
+    bool stop(std::chrono::steady_clock::time_point deadline);
+
+    const RunnerOptions& options() const { return options_; }
+    std::shared_ptr<RunnerMetrics> metrics() const { return metrics_; }
+    /// True while every thread could reach Redis on its last try.
+    bool healthy() const { return healthy_; }
+
+private:
+    void fetch_loop(int partition);
+    void handle_loop();
+    void maintenance_loop();
+    void deliver_one(ConsumerGroups& groups, Fetched& f);
+    void backend_error(const char* where, const std::exception& e);
+
+    RunnerOptions options_;
+    std::shared_ptr<RunnerMetrics> metrics_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> fetching_{true};
+    std::atomic<bool> paused_{false};
+    std::atomic<bool> healthy_{true};
+
+    std::mutex mu_;
+    std::condition_variable cv_;       ///< work arrived, pause lifted, or stopping
+    std::condition_variable space_cv_; ///< room in the queue
+    std::deque<Fetched> queue_;
+    std::size_t capacity_;
+    std::map<std::pair<int, std::string>, int> in_progress_;  ///< (partition, id) -> count
+    int busy_handlers_ = 0;
+
+    std::unique_ptr<RateLimiter> limiter_;  ///< set when the subscription has a rate limit
+    std::vector<std::thread> fetchers_;
+    std::vector<std::thread> handlers_;
+    std::thread maintenance_;
+};
+
+}  // namespace mq

@@ -1,0 +1,309 @@
+#include "mq/worker/runner.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "mq/core/time.hpp"
+#include "mq/publish/scheduler.hpp"
+
+namespace mq {
+
+using namespace std::chrono_literals;
+
+void RunnerMetrics::observe(std::chrono::microseconds d) {
+    double s = static_cast<double>(d.count()) / 1e6;
+    for (std::size_t i = 0; i < std::size(kBuckets); ++i)
+        if (s <= kBuckets[i]) duration_buckets[i]++;
+    duration_count++;
+    duration_sum_us += static_cast<std::uint64_t>(d.count());
+}
+
+// A token bucket for rate_limit_per_s, shared by the handler threads of one runner.
+class RateLimiter {
+public:
+    explicit RateLimiter(double per_s) : per_s_(per_s), tokens_(per_s) {}
+    // Blocks until a token is free or `stop` is set.
+    void acquire(const std::atomic<bool>& stop) {
+        for (;;) {
+            std::chrono::microseconds wait;
+            {
+                std::lock_guard lock(mu_);
+                auto now = std::chrono::steady_clock::now();
+                double elapsed = std::chrono::duration<double>(now - last_).count();
+                last_ = now;
+                tokens_ = std::min(per_s_, tokens_ + elapsed * per_s_);
+                if (tokens_ >= 1.0) {
+                    tokens_ -= 1.0;
+                    return;
+                }
+                wait = std::chrono::microseconds(static_cast<std::int64_t>((1.0 - tokens_) / per_s_ * 1e6));
+            }
+            if (stop) return;
+            std::this_thread::sleep_for(std::min<std::chrono::microseconds>(wait, 100ms));
+        }
+    }
+
+private:
+    std::mutex mu_;
+    double per_s_;
+    double tokens_;
+    std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+SubscriptionRunner::SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics)
+    : options_(std::move(options)),
+      metrics_(std::move(metrics)),
+      capacity_(static_cast<std::size_t>(options_.subscription.concurrency) * 2) {
+    paused_ = options_.subscription.status == "paused";
+    if (options_.subscription.rate_limit_per_s)
+        limiter_ = std::make_unique<RateLimiter>(*options_.subscription.rate_limit_per_s);
+}
+
+// A runner whose stop() returned false still has detached handler threads: the owner
+// must end the process (the worker does) rather than destroy it.
+SubscriptionRunner::~SubscriptionRunner() { stop(std::chrono::steady_clock::now() + 5s); }
+
+void SubscriptionRunner::backend_error(const char* where, const std::exception& e) {
+    metrics_->backend_errors++;
+    healthy_ = false;
+    spdlog::warn("{}/{}: {} failed: {}; retrying in 1s", options_.queue.name, options_.subscription.name,
+                 where, e.what());
+}
+
+void SubscriptionRunner::start() {
+    {
+        redis::Connection conn(options_.endpoint);
+        ConsumerGroups(conn, options_.keys).ensure(options_.queue, options_.subscription);
+    }
+    for (int p = 0; p < options_.queue.partition_count; ++p) fetchers_.emplace_back([this, p] { fetch_loop(p); });
+    for (int i = 0; i < options_.subscription.concurrency; ++i) handlers_.emplace_back([this] { handle_loop(); });
+    maintenance_ = std::thread([this] { maintenance_loop(); });
+    spdlog::info("{}/{}: delivering with {} handler thread(s) over {} partition(s) as consumer {}",
+                 options_.queue.name, options_.subscription.name, options_.subscription.concurrency,
+                 options_.queue.partition_count, options_.consumer);
+}
+
+void SubscriptionRunner::set_paused(bool paused) {
+    if (paused_.exchange(paused) != paused)
+        spdlog::info("{}/{}: {}", options_.queue.name, options_.subscription.name, paused ? "paused" : "resumed");
+    cv_.notify_all();
+    space_cv_.notify_all();
+}
+
+void SubscriptionRunner::fetch_loop(int partition) {
+    std::unique_ptr<redis::Connection> conn;
+    while (fetching_) {
+        try {
+            if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
+            ConsumerGroups groups(*conn, options_.keys);
+            std::size_t room;
+            {
+                std::unique_lock lock(mu_);
+                space_cv_.wait_for(lock, 200ms, [&] {
+                    return !fetching_ || (!paused_ && queue_.size() + static_cast<std::size_t>(busy_handlers_) < capacity_);
+                });
+                if (!fetching_) break;
+                if (paused_) continue;
+                std::size_t used = queue_.size() + static_cast<std::size_t>(busy_handlers_);
+                if (used >= capacity_) continue;
+                room = std::min<std::size_t>(capacity_ - used, static_cast<std::size_t>(options_.subscription.batch_size));
+            }
+            auto got = groups.read_new(options_.queue, options_.subscription, options_.consumer, partition,
+                                       static_cast<int>(room), options_.fetch_block);
+            healthy_ = true;
+            if (got.empty()) continue;
+            {
+                std::lock_guard lock(mu_);
+                for (auto& f : got) queue_.push_back(std::move(f));
+            }
+            cv_.notify_all();
+        } catch (const std::exception& e) {
+            conn.reset();
+            backend_error("fetch", e);
+            for (int i = 0; i < 10 && fetching_; ++i) std::this_thread::sleep_for(100ms);
+        }
+    }
+}
+
+void SubscriptionRunner::handle_loop() {
+    std::unique_ptr<redis::Connection> conn;
+    for (;;) {
+        Fetched f;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || (!paused_ && !queue_.empty()); });
+            if (stopping_) break;
+            f = std::move(queue_.front());
+            queue_.pop_front();
+            ++busy_handlers_;
+            in_progress_[{f.partition, f.stream_id}] = f.delivery_count;
+        }
+        space_cv_.notify_one();
+        if (limiter_) limiter_->acquire(stopping_);
+        try {
+            if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
+            ConsumerGroups groups(*conn, options_.keys);
+            deliver_one(groups, f);
+        } catch (const std::exception& e) {
+            // The outcome could not be recorded: the entry stays pending and is
+            // redelivered after the visibility timeout (at-least-once).
+            conn.reset();
+            backend_error("recording a delivery", e);
+        }
+        {
+            std::lock_guard lock(mu_);
+            --busy_handlers_;
+            in_progress_.erase({f.partition, f.stream_id});
+        }
+        space_cv_.notify_one();
+        cv_.notify_all();
+    }
+}
+
+void SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
+    const auto& q = options_.queue;
+    const auto& sub = options_.subscription;
+    if (!filter_matches(sub.filter, f.message.headers_json)) {
+        groups.ack(q, sub.name, f.partition, {f.stream_id});
+        metrics_->filtered++;
+        return;
+    }
+    Delivery d{f.message, q.tenant, q.name, sub.name, f.partition, f.stream_id, f.delivery_count};
+    metrics_->in_flight++;
+    auto t0 = std::chrono::steady_clock::now();
+    DeliveryResult result;
+    try {
+        result = options_.handler->deliver(d);
+    } catch (const std::exception& e) {
+        result.outcome = DeliveryOutcome::kRetry;
+        result.error = std::string("handler threw: ") + e.what();
+    }
+    metrics_->in_flight--;
+    metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0));
+
+    switch (result.outcome) {
+        case DeliveryOutcome::kAck:
+            groups.ack(q, sub.name, f.partition, {f.stream_id});
+            metrics_->acked++;
+            return;
+        case DeliveryOutcome::kRetry:
+            if (f.delivery_count < sub.retry.max_attempts) {
+                std::optional<std::int64_t> not_before;
+                if (result.retry_after) not_before = now_ms() + result.retry_after->count();
+                groups.retry_later(q, sub.name, f.partition, f.stream_id, not_before);
+                metrics_->failed++;
+                spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name, f.delivery_count,
+                              f.message.id, result.error);
+                return;
+            }
+            break;
+        case DeliveryOutcome::kDead:
+            break;
+    }
+    const std::string reason = result.outcome == DeliveryOutcome::kDead ? "handler_rejected" : "max_attempts";
+    if (sub.dead_letter) {
+        groups.dead_letter(q, sub.name, f.partition, f.stream_id, reason, result.error, f.delivery_count);
+        metrics_->dead_lettered++;
+    } else {
+        groups.ack(q, sub.name, f.partition, {f.stream_id});
+        metrics_->dropped++;
+    }
+    spdlog::warn("{}/{}: message {} {} after {} attempt(s): {}", q.name, sub.name, f.message.id,
+                 sub.dead_letter ? "dead-lettered" : "dropped (dead letters are off)", f.delivery_count,
+                 result.error);
+}
+
+void SubscriptionRunner::maintenance_loop() {
+    std::unique_ptr<redis::Connection> conn;
+    auto next_reclaim = std::chrono::steady_clock::now();
+    auto next_extend = next_reclaim + options_.subscription.visibility_timeout / 3;
+    while (!stopping_) {
+        try {
+            if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
+            ConsumerGroups groups(*conn, options_.keys);
+            auto now = std::chrono::steady_clock::now();
+            if (options_.move_delayed)
+                metrics_->moved_delayed += static_cast<std::uint64_t>(
+                    Scheduler(*conn, options_.keys).move_due(options_.queue).moved);
+            if (now >= next_reclaim && fetching_ && !paused_) {
+                next_reclaim = now + options_.reclaim_interval;
+                for (int p = 0; p < options_.queue.partition_count; ++p) {
+                    auto r = groups.reclaim(options_.queue, options_.subscription, options_.consumer, p);
+                    metrics_->dead_lettered += static_cast<std::uint64_t>(r.dead_lettered);
+                    metrics_->dropped += static_cast<std::uint64_t>(r.dropped);
+                    if (r.claimed.empty()) continue;
+                    metrics_->reclaimed += r.claimed.size();
+                    {
+                        std::lock_guard lock(mu_);
+                        for (auto& f : r.claimed) queue_.push_back(std::move(f));
+                    }
+                    cv_.notify_all();
+                }
+            }
+            if (now >= next_extend) {
+                // Keep the lease of everything this worker holds: running or queued.
+                next_extend = now + options_.subscription.visibility_timeout / 3;
+                std::map<int, std::vector<std::string>> held;
+                {
+                    std::lock_guard lock(mu_);
+                    for (const auto& [key, count] : in_progress_) held[key.first].push_back(key.second);
+                    for (const auto& f : queue_) held[f.partition].push_back(f.stream_id);
+                }
+                for (const auto& [p, ids] : held)
+                    groups.extend(options_.queue, options_.subscription.name, options_.consumer, p, ids);
+            }
+            healthy_ = true;
+        } catch (const std::exception& e) {
+            conn.reset();
+            backend_error("maintenance", e);
+            for (int i = 0; i < 10 && !stopping_; ++i) std::this_thread::sleep_for(100ms);
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+bool SubscriptionRunner::stop(std::chrono::steady_clock::time_point deadline) {
+    if (fetchers_.empty() && handlers_.empty() && !maintenance_.joinable()) return true;
+    fetching_ = false;
+    space_cv_.notify_all();
+    for (auto& t : fetchers_) t.join();
+    fetchers_.clear();
+
+    // Entries fetched but not started go back at once, so another worker takes them.
+    std::deque<Fetched> unstarted;
+    {
+        std::lock_guard lock(mu_);
+        unstarted.swap(queue_);
+    }
+    if (!unstarted.empty()) {
+        try {
+            redis::Connection conn(options_.endpoint);
+            ConsumerGroups groups(conn, options_.keys);
+            for (const auto& f : unstarted)
+                groups.release(options_.queue, options_.subscription.name, f.partition, f.stream_id, f.delivery_count);
+        } catch (const std::exception& e) {
+            spdlog::warn("{}/{}: could not hand back {} unstarted entries ({}); they are redelivered after "
+                         "the visibility timeout",
+                         options_.queue.name, options_.subscription.name, unstarted.size(), e.what());
+        }
+    }
+    // Running deliveries finish until the deadline.
+    bool finished = true;
+    {
+        std::unique_lock lock(mu_);
+        finished = cv_.wait_until(lock, deadline, [&] { return busy_handlers_ == 0; });
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    if (finished) {
+        for (auto& t : handlers_) t.join();
+    } else {
+        spdlog::warn("{}/{}: {} deliveries still running at the shutdown deadline; they stay pending",
+                     options_.queue.name, options_.subscription.name, busy_handlers_);
+        for (auto& t : handlers_) t.detach();
+    }
+    handlers_.clear();
+    if (maintenance_.joinable()) maintenance_.join();
+    return finished;
+}
+
+}  // namespace mq
