@@ -43,7 +43,7 @@ std::string errno_text(int err) {
 
 /// An owned file descriptor.
 class Fd {
-public:
+  public:
     Fd() = default;
     explicit Fd(int fd) : fd_(fd) {}
     ~Fd() { reset(); }
@@ -65,7 +65,7 @@ public:
         fd_ = -1;
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -97,26 +97,26 @@ void set_nonblocking(const Fd& fd) {
 }
 
 class SpawnActions {
-public:
+  public:
     SpawnActions() { posix_spawn_file_actions_init(&a_); }
     ~SpawnActions() { posix_spawn_file_actions_destroy(&a_); }
     SpawnActions(const SpawnActions&) = delete;
     SpawnActions& operator=(const SpawnActions&) = delete;
     posix_spawn_file_actions_t* get() { return &a_; }
 
-private:
+  private:
     posix_spawn_file_actions_t a_;
 };
 
 class SpawnAttr {
-public:
+  public:
     SpawnAttr() { posix_spawnattr_init(&a_); }
     ~SpawnAttr() { posix_spawnattr_destroy(&a_); }
     SpawnAttr(const SpawnAttr&) = delete;
     SpawnAttr& operator=(const SpawnAttr&) = delete;
     posix_spawnattr_t* get() { return &a_; }
 
-private:
+  private:
     posix_spawnattr_t a_;
 };
 
@@ -125,7 +125,7 @@ private:
 /// meanwhile is consumed before the mask is restored. Process-wide dispositions stay as
 /// the worker set them.
 class SigpipeBlock {
-public:
+  public:
     SigpipeBlock() {
         sigemptyset(&pipe_);
         sigaddset(&pipe_, SIGPIPE);
@@ -147,7 +147,7 @@ public:
     SigpipeBlock(const SigpipeBlock&) = delete;
     SigpipeBlock& operator=(const SigpipeBlock&) = delete;
 
-private:
+  private:
     sigset_t pipe_;
     sigset_t old_;
     bool was_pending_ = false;
@@ -155,7 +155,7 @@ private:
 
 /// The last `kTailBytes` bytes written to a stream.
 class Tail {
-public:
+  public:
     void add(const char* data, std::size_t n) {
         if (n >= kTailBytes) {
             text_.assign(data + n - kTailBytes, kTailBytes);
@@ -174,7 +174,7 @@ public:
         return (truncated_ ? "..." : "") + printable(t);
     }
 
-private:
+  private:
     std::string text_;
     std::size_t total_ = 0;
     bool truncated_ = false;
@@ -198,7 +198,7 @@ void read_available(Fd& fd, Tail& tail) {
 }
 
 bool inherited_by_default(std::string_view name) {
-    static constexpr std::string_view kNames[] = {"PATH", "HOME",   "USER", "LOGNAME",
+    static constexpr std::string_view kNames[] = {"PATH",  "HOME", "USER", "LOGNAME",
                                                   "SHELL", "LANG", "TZ",   "TMPDIR"};
     return std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames) ||
            name.substr(0, 3) == "LC_";
@@ -257,7 +257,7 @@ bool has_exited(pid_t pid) {
 /// A started command; reaped at the latest when this goes out of scope, so neither an
 /// early return nor an exception leaves a zombie.
 class Child {
-public:
+  public:
     explicit Child(pid_t pid) : pid_(pid) {}
     ~Child() {
         if (reaped_) return;
@@ -278,7 +278,7 @@ public:
     }
     int status() const { return status_; }
 
-private:
+  private:
     pid_t pid_;
     bool reaped_ = false;
     int status_ = 0;
@@ -304,8 +304,7 @@ std::string describe_signal(int sig) {
 }  // namespace
 
 void validate(const ExecConfig& config) {
-    if (config.command.empty() || config.command.front().empty())
-        invalid("command", "is required");
+    if (config.command.empty() || config.command.front().empty()) invalid("command", "is required");
     for (const auto& arg : config.command)
         if (has_nul(arg)) invalid("command", "arguments must not contain NUL bytes");
     if (config.timeout <= milliseconds(0)) invalid("timeout", "must be positive");
@@ -412,8 +411,8 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
     // Own process group (a timeout signals the command's children too), no signals blocked
     // and default dispositions (a worker that ignores SIGPIPE or blocks SIGTERM for sigwait
     // must not pass that on).
-    posix_spawnattr_setflags(attr.get(), POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                             POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(
+        attr.get(), POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setpgroup(attr.get(), 0);
     posix_spawnattr_setsigmask(attr.get(), &none);
     posix_spawnattr_setsigdefault(attr.get(), &all);
@@ -531,13 +530,13 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
     const Tail& tail = err_tail.empty() ? out_tail : err_tail;
     std::string output = tail.empty() ? "" : ": " + tail.text();
     if (phase != Phase::kRunning) {
-        std::string how = phase == Phase::kKilled ? " (SIGKILL after " +
-                                                        std::to_string(config_.kill_grace.count()) +
-                                                        " ms grace)"
-                                                  : "";
-        return finish(DeliveryOutcome::kRetry,
-                      "timed out after " + std::to_string(config_.timeout.count()) + " ms" + how +
-                          output);
+        std::string how =
+            phase == Phase::kKilled
+                ? " (SIGKILL after " + std::to_string(config_.kill_grace.count()) + " ms grace)"
+                : "";
+        return finish(
+            DeliveryOutcome::kRetry,
+            "timed out after " + std::to_string(config_.timeout.count()) + " ms" + how + output);
     }
     if (!reaped)
         return finish(DeliveryOutcome::kRetry,
@@ -547,8 +546,9 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
         int code = WEXITSTATUS(status);
         if (code == 0) return finish(DeliveryOutcome::kAck, "");
         std::string error = "exit status " + std::to_string(code) + output;
-        return finish(code == kExecExitDeadLetter ? DeliveryOutcome::kDead : DeliveryOutcome::kRetry,
-                      std::move(error));
+        return finish(
+            code == kExecExitDeadLetter ? DeliveryOutcome::kDead : DeliveryOutcome::kRetry,
+            std::move(error));
     }
     return finish(DeliveryOutcome::kRetry,
                   "killed by " + describe_signal(WTERMSIG(status)) + output);

@@ -47,7 +47,8 @@ std::string lower(std::string_view s) {
 
 std::string base64_encode(const unsigned char* data, std::size_t n) {
     std::string out(4 * ((n + 2) / 3) + 1, '\0');
-    int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+    int len =
+        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
     out.resize(static_cast<std::size_t>(len));
     return out;
 }
@@ -96,9 +97,8 @@ std::string signature_of(const std::string& key, std::string_view id, std::int64
                          std::string_view body) {
     std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> ctx(EVP_MAC_CTX_new(hmac_algorithm()));
     char digest_name[] = "SHA256";
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-        OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                           OSSL_PARAM_construct_end()};
     std::string ts = std::to_string(timestamp);
     auto update = [&](std::string_view part) {
         return EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()),
@@ -336,7 +336,8 @@ WebhookConfig webhook_config_from_json(const nlohmann::json& j) {
             if (connect_timeout_seen)
                 invalid(field, "give connect_timeout or connect_timeout_ms, not both");
             connect_timeout_seen = true;
-            c.connect_timeout = field == "connect_timeout" ? json_duration(v, field) : json_ms(v, field);
+            c.connect_timeout =
+                field == "connect_timeout" ? json_duration(v, field) : json_ms(v, field);
         } else if (field == "signing_secret") {
             if (!v.is_string()) invalid(field, "must be a string");
             c.signing_secret = v.get<std::string>();
@@ -344,8 +345,9 @@ WebhookConfig webhook_config_from_json(const nlohmann::json& j) {
             if (!v.is_array()) invalid(field, "must be a list of 4xx statuses");
             for (const auto& s : v) {
                 if (!s.is_number_integer() || s.get<int>() < 400 || s.get<int>() > 499)
-                    invalid(field, "'" + s.dump() +
-                                       "' is not a 4xx status (other failures are retried already)");
+                    invalid(field,
+                            "'" + s.dump() +
+                                "' is not a 4xx status (other failures are retried already)");
                 c.dead_letter_statuses.erase(s.get<int>());
             }
         } else {
@@ -361,21 +363,21 @@ WebhookConfig webhook_config_from_json(const nlohmann::json& j) {
 struct WebhookHandler::Pool {
     /// A handle checked out for one delivery, returned (with its connection) at scope end.
     class Lease {
-    public:
+      public:
         Lease(Pool& pool, EasyHandle handle) : pool_(pool), handle_(std::move(handle)) {}
         ~Lease() { pool_.give_back(std::move(handle_)); }
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
         CURL* get() const { return handle_.get(); }
 
-    private:
+      private:
         Pool& pool_;
         EasyHandle handle_;
     };
 
     Lease lease() { return Lease(*this, take()); }
 
-private:
+  private:
     EasyHandle take() {
         {
             std::lock_guard lock(mutex_);
@@ -427,7 +429,7 @@ bool WebhookHandler::verify(std::string_view secret, std::string_view id, std::i
         std::size_t space = signature_header.find(' ');
         std::string_view entry = signature_header.substr(0, space);
         signature_header.remove_prefix(space == std::string_view::npos ? signature_header.size()
-                                                                      : space + 1);
+                                                                       : space + 1);
         if (entry.substr(0, 3) != "v1,") continue;
         std::string_view sig = entry.substr(3);
         if (sig.size() == expected.size() &&
@@ -443,8 +445,8 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     auto finish = [&](DeliveryOutcome outcome, std::string error) {
         result.outcome = outcome;
         result.error = std::move(error);
-        result.duration = std::chrono::duration_cast<milliseconds>(
-            std::chrono::steady_clock::now() - started);
+        result.duration =
+            std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
         return result;
     };
 
@@ -465,7 +467,8 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     append(headers, "webhook-id", header_safe(m.id));
     append(headers, "webhook-timestamp", std::to_string(timestamp));
     if (!key_.empty())
-        append(headers, "webhook-signature", "v1," + signature_of(key_, m.id, timestamp, m.payload));
+        append(headers, "webhook-signature",
+               "v1," + signature_of(key_, m.id, timestamp, m.payload));
     append(headers, "X-MQ-Attempt", std::to_string(d.attempt));
     append(headers, "X-MQ-Tenant", header_safe(d.tenant));
     append(headers, "X-MQ-Queue", header_safe(d.queue));
@@ -482,7 +485,8 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     ResponseBody body;
     char error_buffer[CURL_ERROR_SIZE] = {0};
     const long timeout_ms = static_cast<long>(config_.timeout.count());
-    const long connect_ms = static_cast<long>(std::min(config_.connect_timeout, config_.timeout).count());
+    const long connect_ms =
+        static_cast<long>(std::min(config_.connect_timeout, config_.timeout).count());
     curl_easy_setopt(h, CURLOPT_URL, config_.url.c_str());
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_POST, 1L);
@@ -504,8 +508,8 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
         std::string detail = error_buffer[0] ? std::string(error_buffer) : curl_easy_strerror(rc);
         if (rc == CURLE_OPERATION_TIMEDOUT)
             return finish(DeliveryOutcome::kRetry,
-                          "webhook timed out (timeout " + std::to_string(timeout_ms) + " ms, connect " +
-                              std::to_string(connect_ms) + " ms): " + detail);
+                          "webhook timed out (timeout " + std::to_string(timeout_ms) +
+                              " ms, connect " + std::to_string(connect_ms) + " ms): " + detail);
         return finish(DeliveryOutcome::kRetry, "webhook request failed: " + detail);
     }
 

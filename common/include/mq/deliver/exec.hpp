@@ -61,7 +61,7 @@ void validate(const ExecConfig& config);
 ///
 /// Thread-safe: deliveries on several threads run several commands at once.
 class ExecHandler : public Handler {
-public:
+  public:
     /// Validates `config` (ValidationError).
     explicit ExecHandler(ExecConfig config);
 
@@ -69,7 +69,7 @@ public:
 
     const ExecConfig& config() const { return config_; }
 
-private:
+  private:
     ExecConfig config_;
 };
 

@@ -19,7 +19,7 @@ std::set<int> default_dead_letter_statuses();
 
 /// Where and how a webhook handler POSTs messages.
 struct WebhookConfig {
-    std::string url;                            ///< http:// or https://
+    std::string url;                             ///< http:// or https://
     std::map<std::string, std::string> headers;  ///< extra request headers, sent as given
     /// Whole request (connect + send + wait for the answer); must be positive.
     std::chrono::milliseconds timeout{10000};
@@ -64,7 +64,7 @@ void validate(const WebhookConfig& config);
 /// Thread-safe: each call checks a curl easy handle out of a pool the handler owns, so a
 /// thread delivering one message after another reuses one connection.
 class WebhookHandler : public Handler {
-public:
+  public:
     /// Validates `config` (ValidationError) and initialises libcurl once per process.
     explicit WebhookHandler(WebhookConfig config);
     ~WebhookHandler() override;
@@ -88,7 +88,7 @@ public:
     static bool verify(std::string_view secret, std::string_view id, std::int64_t timestamp,
                        std::string_view body, std::string_view signature_header);
 
-private:
+  private:
     struct Pool;
     WebhookConfig config_;
     std::string key_;  ///< HMAC key bytes decoded from the secret once
