@@ -328,6 +328,17 @@ Reply Connection::command(const std::vector<std::string>& argv) {
     return r;
 }
 
+void Connection::write(const std::vector<std::string>& argv) {
+    ensure_connected();
+    drain();
+    append(argv);
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) fail_io("sending a command");
+}
+
+Reply Connection::read() { return next_reply("waiting for a message"); }
+
 void Connection::load_script(const Script& script) {
     Reply r = command_raw({"SCRIPT", "LOAD", script.source()});
     if (r.is_error()) throw Error(ErrorCode::kInternal, "Redis SCRIPT LOAD failed: " + r.str);

@@ -113,6 +113,12 @@ public:
     void send(const Pipeline& pipeline);
     std::vector<Reply> receive(const Pipeline& pipeline);
 
+    /// Low level, for subscriber mode (SUBSCRIBE): write() sends one command without
+    /// waiting; read() returns the next reply or pushed message. A read that times out
+    /// breaks the connection (hiredis), so a subscriber sends PING before each read.
+    void write(const std::vector<std::string>& argv);
+    Reply read();
+
     /// Refuses servers that may evict keys (maxmemory-policy other than noeviction): an
     /// evicting Redis drops messages silently. Throws Error with what to change.
     void check_server_policy();

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mq/worker/runner.hpp"
+
+namespace mqworker {
+
+/// GET /metrics (Prometheus text) and GET /healthz on 127.0.0.1:<port>, served from one
+/// thread with Boost.Beast. Stops in its destructor.
+class MetricsServer {
+public:
+    MetricsServer(int port, const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners);
+    ~MetricsServer();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The Prometheus exposition of every runner's counters.
+std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners);
+
+}  // namespace mqworker

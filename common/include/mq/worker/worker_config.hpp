@@ -1,0 +1,33 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mq/config/config.hpp"
+#include "mq/consume/subscription.hpp"
+#include "mq/deliver/handler.hpp"
+
+namespace mq {
+
+/// What `mq-worker --config FILE` runs. Validated against schemas/worker.schema.json.
+struct WorkerConfig {
+    Config base;                ///< redis_url, database_url, key prefix, tenant, logging
+    std::string consumer_name;  ///< empty: <hostname>-<pid>
+    int metrics_port = 9464;    ///< 0: no metrics endpoint
+    std::chrono::milliseconds shutdown_timeout{30000};
+    std::vector<Subscription> subscriptions;  ///< type and handler settings filled in
+    std::vector<std::string> where;           ///< file:line of each subscription
+};
+
+/// Reads, schema-checks and converts a worker file; then applies the environment
+/// (REDIS_URL, DATABASE_URL, REDIS_KEY_PREFIX, MQ_TENANT, LOG_*), which wins over the
+/// file. Throws ValidationError naming file:line and the field.
+WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env);
+
+/// Builds the handler a subscription's type and handler settings describe.
+std::shared_ptr<Handler> make_handler(const Subscription& sub);
+
+}  // namespace mq

@@ -1,0 +1,160 @@
+#include "mq/config/yaml_json.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "mq/error.hpp"
+
+namespace mq {
+
+namespace {
+
+std::string escape_pointer(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~') out += "~0";
+        else if (c == '/') out += "~1";
+        else out += c;
+    }
+    return out;
+}
+
+nlohmann::json scalar(const YAML::Node& n) {
+    const std::string& s = n.Scalar();
+    if (n.Tag() == "!") return s;  // quoted: always a string
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+    if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+    // Integers and decimals as YAML 1.2 core reads them.
+    std::size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    bool digits = i < s.size(), dot = false;
+    for (std::size_t j = i; j < s.size(); ++j) {
+        if (s[j] == '.' && !dot) dot = true;
+        else if (s[j] < '0' || s[j] > '9') digits = false;
+    }
+    if (digits) {
+        try {
+            if (!dot) return std::stoll(s);
+            return std::stod(s);
+        } catch (...) {
+        }
+    }
+    return s;
+}
+
+nlohmann::json convert(const YAML::Node& n, const std::string& pointer, YamlDocument& doc) {
+    doc.lines[pointer] = n.Mark().line + 1;
+    switch (n.Type()) {
+        case YAML::NodeType::Map: {
+            nlohmann::json obj = nlohmann::json::object();
+            for (const auto& kv : n) {
+                if (!kv.first.IsScalar())
+                    throw ValidationError(doc.file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                                          ": keys must be plain words");
+                std::string key = kv.first.Scalar();
+                if (obj.contains(key))
+                    throw ValidationError(doc.file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                                          ": duplicate key '" + key + "'");
+                obj[key] = convert(kv.second, pointer + "/" + escape_pointer(key), doc);
+                if (kv.second.Mark().line < 0) doc.lines[pointer + "/" + escape_pointer(key)] = kv.first.Mark().line + 1;
+            }
+            return obj;
+        }
+        case YAML::NodeType::Sequence: {
+            nlohmann::json arr = nlohmann::json::array();
+            std::size_t i = 0;
+            for (const auto& item : n) arr.push_back(convert(item, pointer + "/" + std::to_string(i++), doc));
+            return arr;
+        }
+        case YAML::NodeType::Scalar:
+            return scalar(n);
+        default:
+            return nullptr;
+    }
+}
+
+}  // namespace
+
+std::string YamlDocument::where(const std::string& pointer) const {
+    std::string p = pointer;
+    for (;;) {
+        if (auto it = lines.find(p); it != lines.end()) return file + ":" + std::to_string(it->second);
+        if (p.empty()) return file;
+        p = p.substr(0, p.rfind('/'));
+    }
+}
+
+YamlDocument parse_yaml(const std::string& text, const std::string& name) {
+    YamlDocument doc;
+    doc.file = name;
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        throw ValidationError(name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    doc.json = convert(root, "", doc);
+    return doc;
+}
+
+YamlDocument load_yaml(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ValidationError("cannot read " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_yaml(ss.str(), path);
+}
+
+void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json) {
+    valijson::Schema schema;
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter schema_adapter(schema_json);
+    parser.populateSchema(schema_adapter, schema);
+    valijson::Validator validator;
+    valijson::ValidationResults results;
+    valijson::adapters::NlohmannJsonAdapter target(doc.json);
+    if (validator.validate(schema, target, &results)) return;
+
+    // valijson reports every failing rule, outermost first; the innermost (deepest
+    // path) is the one that says what to fix, so report the deepest errors.
+    struct Found {
+        std::string pointer;
+        std::string message;
+    };
+    std::vector<Found> found;
+    valijson::ValidationResults::Error err;
+    while (results.popError(err)) {
+        std::string pointer;
+        for (const auto& part : err.context) {
+            if (part == "<root>") continue;
+            // "[name]" or "[0]"
+            std::string inner = part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
+            if (inner.size() >= 2 && inner.front() == '"') inner = inner.substr(1, inner.size() - 2);
+            pointer += "/" + escape_pointer(inner);
+        }
+        found.push_back({pointer, err.description});
+    }
+    std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+        return std::count(a.pointer.begin(), a.pointer.end(), '/') > std::count(b.pointer.begin(), b.pointer.end(), '/');
+    });
+    nlohmann::json errors = nlohmann::json::array();
+    for (std::size_t i = 0; i < found.size() && i < 10; ++i)
+        errors.push_back({{"where", doc.where(found[i].pointer)},
+                          {"field", found[i].pointer.empty() ? "/" : found[i].pointer},
+                          {"error", found[i].message}});
+    const auto& first = found.front();
+    throw ValidationError(doc.where(first.pointer) + ": " + (first.pointer.empty() ? "/" : first.pointer) + ": " +
+                              first.message,
+                          {{"errors", errors}});
+}
+
+}  // namespace mq

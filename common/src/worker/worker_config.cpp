@@ -1,0 +1,88 @@
+#include "mq/worker/worker_config.hpp"
+
+#include "mq/config/schemas.hpp"
+#include "mq/config/yaml_json.hpp"
+#include "mq/core/time.hpp"
+#include "mq/deliver/exec.hpp"
+#include "mq/deliver/webhook.hpp"
+#include "mq/error.hpp"
+
+namespace mq {
+
+namespace {
+
+std::chrono::milliseconds duration(const nlohmann::json& v, const std::string& field) {
+    if (v.is_number_integer()) return std::chrono::milliseconds(v.get<std::int64_t>());
+    return parse_duration(v.get<std::string>(), field);
+}
+
+}  // namespace
+
+WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env) {
+    YamlDocument doc = load_yaml(path);
+    if (doc.json.is_null()) doc.json = nlohmann::json::object();
+    static const nlohmann::json schema = nlohmann::json::parse(embedded_schema("worker.schema.json"));
+    validate_schema(doc, schema);
+
+    WorkerConfig wc;
+    const auto& j = doc.json;
+    auto setting = [&](const char* key, const char* env_name) {
+        if (j.contains(key))
+            apply_setting(wc.base, env_name, j[key].is_string() ? j[key].get<std::string>() : j[key].dump(),
+                          doc.where(std::string("/") + key));
+    };
+    setting("redis_url", "REDIS_URL");
+    setting("database_url", "DATABASE_URL");
+    setting("redis_key_prefix", "REDIS_KEY_PREFIX");
+    setting("tenant", "MQ_TENANT");
+    setting("log_format", "LOG_FORMAT");
+    setting("log_level", "LOG_LEVEL");
+    for (const char* name : {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL"})
+        if (auto it = env.find(name); it != env.end()) apply_setting(wc.base, name, it->second, "environment");
+    if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
+    if (j.contains("metrics_port")) wc.metrics_port = j["metrics_port"];
+    if (j.contains("shutdown_timeout")) wc.shutdown_timeout = duration(j["shutdown_timeout"], "shutdown_timeout");
+
+    if (!j.contains("subscriptions")) return wc;
+    for (std::size_t i = 0; i < j["subscriptions"].size(); ++i) {
+        const auto& s = j["subscriptions"][i];
+        const std::string pointer = "/subscriptions/" + std::to_string(i);
+        try {
+            nlohmann::json flat = s;
+            flat.erase("retry");
+            if (s.contains("retry")) {
+                const auto& r = s["retry"];
+                for (const char* k : {"max_attempts", "initial_backoff", "max_backoff", "jitter"})
+                    if (r.contains(k)) flat[k] = r[k];
+                if (r.contains("multiplier")) flat["backoff_multiplier"] = r["multiplier"];
+            }
+            nlohmann::json handler = s["handler"];
+            flat["type"] = handler["type"];
+            handler.erase("type");
+            flat["handler"] = handler;
+            Subscription sub = subscription_from_json(flat);
+            sub.tenant = wc.base.tenant;
+            sub.managed_by = "worker";
+            validate(sub);
+            make_handler(sub);  // the handler's own checks (URL, command...) now, not at run time
+            wc.subscriptions.push_back(std::move(sub));
+            wc.where.push_back(doc.where(pointer));
+        } catch (const ValidationError& e) {
+            std::string field = e.details().value("field", "");
+            std::string at = field.empty() ? doc.where(pointer) : doc.where(pointer + "/handler/" + field);
+            if (!field.empty() && at == doc.where(pointer + "/handler")) at = doc.where(pointer + "/" + field);
+            throw ValidationError(at + ": " + e.what(), e.details());
+        }
+    }
+    return wc;
+}
+
+std::shared_ptr<Handler> make_handler(const Subscription& sub) {
+    if (sub.type == "webhook") return std::make_shared<WebhookHandler>(webhook_config_from_json(sub.handler));
+    if (sub.type == "exec") return std::make_shared<ExecHandler>(exec_config_from_json(sub.handler));
+    throw ValidationError("subscription '" + sub.name + "' has type '" + sub.type +
+                              "': mq-worker runs webhook and exec subscriptions (pull ones are served by mq-api)",
+                          {{"field", "type"}});
+}
+
+}  // namespace mq
