@@ -4,6 +4,9 @@
 #include "harness.hpp"
 #include "mq/config/config.hpp"
 
+#include <fstream>
+#include <sstream>
+
 TEST_CASE("examples/orders.jsonl publishes every line, delayed ones into the delayed set", "[examples]") {
     mqtest::TenantScope ts;
     mqtest::RedisScope rs;
@@ -33,4 +36,25 @@ TEST_CASE("examples/mq.yaml is a valid configuration file", "[examples]") {
     CHECK(c.redis_url == "redis://127.0.0.1:6390/0");
     CHECK(c.tenant == "default");
     CHECK(c.default_ttl == std::chrono::seconds(604800));
+}
+
+TEST_CASE("examples/worker.yaml passes mq-worker --check", "[examples]") {
+    std::string cmd = std::string(MQ_WORKER_PATH) + " --check --config " + MQ_SOURCE_DIR +
+                      "/examples/worker.yaml > /dev/null 2>&1";
+    CHECK(std::system(cmd.c_str()) == 0);
+}
+
+TEST_CASE("examples/systemd/mq-worker.service verifies where systemd is present", "[examples]") {
+    if (std::system("command -v systemd-analyze > /dev/null 2>&1") != 0) {
+        // No systemd here (containers, CI): check the unit's essentials instead.
+        std::ifstream in(std::string(MQ_SOURCE_DIR) + "/examples/systemd/mq-worker.service");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        CHECK(ss.str().find("ExecStart=/usr/local/bin/mq-worker --config") != std::string::npos);
+        CHECK(ss.str().find("KillSignal=SIGTERM") != std::string::npos);
+        return;
+    }
+    std::string cmd = "systemd-analyze verify --man=no " + std::string(MQ_SOURCE_DIR) +
+                      "/examples/systemd/mq-worker.service 2>&1 | grep -v 'mq-worker: Command' | grep -qi 'error'";
+    CHECK(std::system(cmd.c_str()) != 0);
 }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <iostream>
 
 #include "commands.hpp"
@@ -12,6 +13,37 @@ namespace mqctl {
 struct StatsOptions {
     std::string queue;
 };
+
+namespace {
+
+/// One subscription (consumer group) summed over the partitions it has a group on.
+struct SubscriptionTotals {
+    std::string name;
+    std::int64_t pending = 0;
+    std::int64_t lag = 0;
+    bool lag_known = true;  ///< false when any partition's lag is unknown
+    int partitions = 0;     ///< partitions with the group
+};
+
+std::vector<SubscriptionTotals> subscription_totals(const std::vector<mq::PartitionStats>& parts) {
+    std::vector<SubscriptionTotals> out;
+    for (const auto& p : parts)
+        for (const auto& g : p.groups) {
+            auto it = std::find_if(out.begin(), out.end(), [&](const auto& t) { return t.name == g.name; });
+            if (it == out.end()) {
+                it = out.insert(out.end(), SubscriptionTotals{});
+                it->name = g.name;
+            }
+            it->pending += g.pending;
+            it->lag += g.lag.value_or(0);
+            it->lag_known = it->lag_known && g.lag.has_value();
+            ++it->partitions;
+        }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
+}  // namespace
 
 void run_stats(const StatsOptions& o, Context& ctx) {
     mq::validate_name("queue name", o.queue);
@@ -33,6 +65,7 @@ void run_stats(const StatsOptions& o, Context& ctx) {
         dead += p.dead_letters;
         if (p.oldest_ms) oldest = std::min(oldest.value_or(*p.oldest_ms), *p.oldest_ms);
     }
+    const auto subs = subscription_totals(parts);
     if (ctx.json()) {
         nlohmann::json jp = nlohmann::json::array();
         for (const auto& p : parts) {
@@ -48,13 +81,20 @@ void run_stats(const StatsOptions& o, Context& ctx) {
                           {"oldest_age_ms", oldest_age ? nlohmann::json(*oldest_age) : nlohmann::json(nullptr)},
                           {"groups", groups}});
         }
+        nlohmann::json subs_json = nlohmann::json::array();
+        for (const auto& t : subs)
+            subs_json.push_back({{"name", t.name},
+                                 {"pending", t.pending},
+                                 {"lag", t.lag_known ? nlohmann::json(t.lag) : nlohmann::json(nullptr)},
+                                 {"partitions", t.partitions}});
         auto oldest_age = age(oldest);
         print_json({{"queue", q.name},
                     {"length", length},
                     {"delayed", delayed},
                     {"dead_letters", dead},
                     {"oldest_age_ms", oldest_age ? nlohmann::json(*oldest_age) : nlohmann::json(nullptr)},
-                    {"partitions", jp}});
+                    {"partitions", jp},
+                    {"subscriptions", subs_json}});
         return;
     }
     auto age_text = [&](std::optional<std::int64_t> ms) {
@@ -67,11 +107,19 @@ void run_stats(const StatsOptions& o, Context& ctx) {
                std::to_string(p.dead_letters), age_text(p.oldest_ms)});
     t.add({"total", std::to_string(length), std::to_string(delayed), std::to_string(dead), age_text(oldest)});
     t.print();
+    if (subs.empty()) return;
+    std::cout << '\n';
+    Table st({"SUBSCRIPTION", "PENDING", "LAG", "PARTITIONS"});
+    for (const auto& sub : subs)
+        st.add({sub.name, std::to_string(sub.pending), sub.lag_known ? std::to_string(sub.lag) : "unknown",
+                std::to_string(sub.partitions) + "/" + std::to_string(q.partition_count)});
+    st.print();
 }
 
 void setup_stats(CLI::App& app, Context& ctx) {
     auto o = std::make_shared<StatsOptions>();
-    auto* cmd = app.add_subcommand("stats", "Show a queue's length, delayed entries and oldest entry age");
+    auto* cmd = app.add_subcommand(
+        "stats", "Show a queue's length, delayed entries, oldest entry age, and pending and lag per subscription");
     cmd->add_option("queue", o->queue, "Queue name")->required();
     cmd->callback([o, &ctx] { run_stats(*o, ctx); });
 }

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
     mqctl::setup_publish(app, ctx);
     mqctl::setup_stats(app, ctx);
     mqctl::setup_scheduler(app, ctx);
+    mqctl::setup_sub(app, ctx);
+    mqctl::setup_pending(app, ctx);
+    mqctl::setup_dlq(app, ctx);
 
     try {
         app.parse(argc, argv);

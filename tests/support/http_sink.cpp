@@ -76,9 +76,8 @@ struct HttpSink::State {
             }
             finished.clear();
             int id = ++accepted;
-            threads[id] = std::thread([this, id, s = std::move(socket)]() mutable {
-                serve(id, s);
-            });
+            threads[id] =
+                std::thread([this, id, s = std::move(socket)]() mutable { serve(id, s); });
         }
     }
 
@@ -196,8 +195,8 @@ void HttpSink::respond_with(SinkResponse response) {
     state_->script.push_back(std::move(response));
 }
 
-void HttpSink::respond_with(int status, std::map<std::string, std::string> headers, std::string body,
-                            std::chrono::milliseconds delay) {
+void HttpSink::respond_with(int status, std::map<std::string, std::string> headers,
+                            std::string body, std::chrono::milliseconds delay) {
     SinkResponse r;
     r.status = status;
     r.headers = std::move(headers);
@@ -228,8 +227,7 @@ std::size_t HttpSink::request_count() const {
 
 bool HttpSink::wait_for(std::size_t n, std::chrono::milliseconds timeout) const {
     std::unique_lock lock(state_->mutex);
-    return state_->changed.wait_for(lock, timeout,
-                                    [&] { return state_->requests.size() >= n; });
+    return state_->changed.wait_for(lock, timeout, [&] { return state_->requests.size() >= n; });
 }
 
 int HttpSink::connections_accepted() const {

@@ -18,7 +18,7 @@ namespace mqtest {
 /// One request as the sink received it.
 struct RecordedRequest {
     std::string method;
-    std::string target;  ///< path and query, as sent
+    std::string target;                                        ///< path and query, as sent
     std::vector<std::pair<std::string, std::string>> headers;  ///< in order, names as sent
     std::string body;
     std::chrono::steady_clock::time_point received;  ///< when the whole request was read
@@ -46,7 +46,7 @@ struct SinkResponse {
 /// The server. Answers, in order of precedence: the next scripted response
 /// (respond_with), else the handler (set_handler), else the default (200, "ok").
 class HttpSink {
-public:
+  public:
     /// Listens on 127.0.0.1 on an ephemeral port and starts accepting.
     HttpSink();
     /// Stops accepting, cuts open connections and pending delays, joins every thread.
@@ -76,7 +76,7 @@ public:
     /// Forgets recorded requests (connection numbering goes on).
     void clear();
 
-private:
+  private:
     struct State;  // Boost.Asio stays out of this header
     std::unique_ptr<State> state_;
     int port_ = 0;

@@ -298,7 +298,7 @@ Reply Connection::read_reply(std::string_view doing) {
     void* raw = nullptr;
     if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail_io(doing);
     std::unique_ptr<void, ReplyDeleter> guard(raw);
-    --outstanding_;
+    if (outstanding_ > 0) --outstanding_;  // a subscriber's pushed messages answer no command
     return convert(static_cast<redisReply*>(raw));
 }
 

@@ -45,8 +45,9 @@ public:
     std::optional<DeadLetter> find(const Queue& queue, const std::string& handle);
     std::int64_t count(const Queue& queue);
 
-    /// Publishes the message again to `target` (usually its own queue; same message id,
-    /// key, headers and payload, plus header `mq-replayed-from`), and only after Redis has
+    /// Publishes the message again to `target` (usually its own queue) as a new message
+    /// (new id; same key, headers and payload, plus header `mq-replayed-from: <old id>`),
+    /// and only after Redis has
     /// accepted it removes the dead letter. Throws when the publish fails; the dead letter
     /// then stays. Note: a message replayed to its queue reaches every subscription of it.
     PublishOutcome replay(const Queue& from, const DeadLetter& d, const Queue& target, Publisher& publisher);
