@@ -235,6 +235,14 @@ TEST_CASE("an_unreachable_webhook_host_never_crashes_the_worker", "[worker]") {
     CHECK(dead[0].reason == "max_attempts");
     CHECK(dead[0].attempts == 2);
     CHECK_FALSE(dead[0].error.empty());
+    // ... and archived to PostgreSQL in the background.
+    auto archived = [&] {
+        return f.ts.db().transact([&](pqxx::work& tx) {
+            return tx.exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1", f.ts.tenant())[0].as<int>();
+        });
+    };
+    CHECK(f.eventually([&] { return archived() == 3; }, 10s));
+    f.ts.exec("DELETE FROM dead_letters WHERE tenant_id = '" + f.ts.tenant() + "'");
 }
 
 TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]") {

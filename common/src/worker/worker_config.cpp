@@ -18,6 +18,26 @@ std::chrono::milliseconds duration(const nlohmann::json& v, const std::string& f
 
 }  // namespace
 
+Subscription subscription_from_yaml_entry(const nlohmann::json& entry) {
+    if (!entry.is_object()) throw ValidationError("a subscription must be a mapping");
+    nlohmann::json flat = entry;
+    flat.erase("retry");
+    if (entry.contains("retry")) {
+        const auto& r = entry["retry"];
+        for (const char* k : {"max_attempts", "initial_backoff", "max_backoff", "jitter"})
+            if (r.contains(k)) flat[k] = r[k];
+        if (r.contains("multiplier")) flat["backoff_multiplier"] = r["multiplier"];
+    }
+    flat.erase("handler");
+    if (entry.contains("handler")) {
+        nlohmann::json handler = entry["handler"];
+        if (handler.contains("type")) flat["type"] = handler["type"];
+        handler.erase("type");
+        flat["handler"] = handler;
+    }
+    return subscription_from_json(flat);
+}
+
 WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env) {
     YamlDocument doc = load_yaml(path);
     if (doc.json.is_null()) doc.json = nlohmann::json::object();
@@ -48,19 +68,7 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
         const auto& s = j["subscriptions"][i];
         const std::string pointer = "/subscriptions/" + std::to_string(i);
         try {
-            nlohmann::json flat = s;
-            flat.erase("retry");
-            if (s.contains("retry")) {
-                const auto& r = s["retry"];
-                for (const char* k : {"max_attempts", "initial_backoff", "max_backoff", "jitter"})
-                    if (r.contains(k)) flat[k] = r[k];
-                if (r.contains("multiplier")) flat["backoff_multiplier"] = r["multiplier"];
-            }
-            nlohmann::json handler = s["handler"];
-            flat["type"] = handler["type"];
-            handler.erase("type");
-            flat["handler"] = handler;
-            Subscription sub = subscription_from_json(flat);
+            Subscription sub = subscription_from_yaml_entry(s);
             sub.tenant = wc.base.tenant;
             sub.managed_by = "worker";
             validate(sub);

@@ -27,6 +27,12 @@ struct WorkerConfig {
 /// file. Throws ValidationError naming file:line and the field.
 WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env);
 
+/// One entry of a `subscriptions:` list in YAML (worker file or `mqctl apply` file) as a
+/// Subscription: `retry: {max_attempts, initial_backoff, max_backoff, multiplier, jitter}`
+/// and `handler: {type, ...settings}` flattened over the defaults. Tenant, managed_by and
+/// the handler's own checks are the caller's. Throws ValidationError with the field.
+Subscription subscription_from_yaml_entry(const nlohmann::json& entry);
+
 /// Builds the handler a subscription's type and handler settings describe.
 std::shared_ptr<Handler> make_handler(const Subscription& sub);
 
