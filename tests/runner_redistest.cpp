@@ -232,3 +232,34 @@ TEST_CASE("two runners share a subscription and deliver each message once", "[ru
     CHECK(f.handler->attempt_count() == 400);
     CHECK(f.handler->acked == ids);
 }
+
+TEST_CASE("a failing subscription's retries never reach another subscription of the queue", "[runner]") {
+    RunnerFixture f(2);
+    f.sub.retry.max_attempts = 3;
+    f.handler->failures = 100;  // "billing" always fails
+    auto ids = f.publish(30);
+    auto failing = f.runner("w1");
+
+    auto audit_handler = std::make_shared<ScriptedHandler>();
+    mq::RunnerOptions o;
+    o.endpoint = mq::redis::parse_url(mqtest::services().redis_url);
+    o.keys = f.rs.keys();
+    o.queue = f.q;
+    o.subscription = f.sub;
+    o.subscription.name = "audit";
+    o.consumer = "w2";
+    o.handler = audit_handler;
+    o.fetch_block = 200ms;
+    auto audit_metrics = std::make_shared<mq::RunnerMetrics>();
+    mq::SubscriptionRunner audit(o, audit_metrics);
+
+    failing->start();
+    audit.start();
+    REQUIRE(f.eventually([&] { return f.metrics->dead_lettered == 30; }, 20s));
+    REQUIRE(f.eventually([&] { return audit_handler->acked_count() == 30; }, 5s));
+    failing->stop(std::chrono::steady_clock::now() + 5s);
+    audit.stop(std::chrono::steady_clock::now() + 5s);
+    CHECK(f.handler->attempt_count() == 90);       // 3 attempts each on the failing one
+    CHECK(audit_handler->attempt_count() == 30);   // exactly one delivery each on the other
+    CHECK(audit_handler->acked == ids);
+}
