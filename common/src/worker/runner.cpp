@@ -52,7 +52,10 @@ private:
 SubscriptionRunner::SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics)
     : options_(std::move(options)),
       metrics_(std::move(metrics)),
-      capacity_(static_cast<std::size_t>(options_.subscription.concurrency) * 2) {
+      // Room for a full fetch batch, and a second batch's worth so handlers never wait
+      // for a fetch round trip; leases of everything held are extended.
+      capacity_(static_cast<std::size_t>(std::max(options_.subscription.concurrency * 2,
+                                                  options_.subscription.batch_size * 2))) {
     paused_ = options_.subscription.status == "paused";
     if (options_.subscription.rate_limit_per_s)
         limiter_ = std::make_unique<RateLimiter>(*options_.subscription.rate_limit_per_s);
