@@ -17,6 +17,7 @@
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/streams.hpp"
 #include "output.hpp"
+#include "sub_lifecycle.hpp"
 
 namespace mqctl {
 
@@ -125,14 +126,6 @@ bool apply_flags(const SubOptions& o, mq::Subscription& s) {
     return changed;
 }
 
-// A webhook needs a usable URL and an exec handler a command: the worker's own handler
-// parsers say what is wrong, so mqctl refuses what every worker would refuse later.
-// (Belongs in mq::validate(const Subscription&); kept here until common/ does it.)
-void validate_handler_for_type(const mq::Subscription& s) {
-    if (s.type == "webhook") mq::webhook_config_from_json(s.handler);
-    if (s.type == "exec") mq::exec_config_from_json(s.handler);
-}
-
 void validate_names(const SubOptions& o) {
     mq::validate_name("queue name", o.queue);
     mq::validate_name("subscription name", o.name);
@@ -193,22 +186,6 @@ void print_subscription(const mq::Subscription& s, Context& ctx) {
         print_fields(settings_fields(s));
 }
 
-// PUBLISH on the control channel once the change is stored. If Redis fails here the
-// change is saved but running workers missed it: say so, and that repeating the command
-// (or restarting the workers, which re-read state) makes it take effect.
-void tell_workers(Context& ctx, const std::string& event, const mq::Subscription& s,
-                  const std::string& done) {
-    try {
-        mq::announce(ctx.redis(), ctx.keys(), event, s.tenant, s.queue, s.name);
-    } catch (const mq::Error& e) {
-        throw mq::Error(
-            e.code(),
-            done + ", but running workers were not told (" + e.what() +
-                "); run the command again once Redis is reachable, or restart the workers",
-            e.details());
-    }
-}
-
 }  // namespace
 
 void run_sub_create(const SubOptions& o, Context& ctx) {
@@ -230,30 +207,7 @@ void run_sub_create(const SubOptions& o, Context& ctx) {
                         "queue '" + o.queue + "' already has a subscription named '" + o.name +
                             "'; change it with: mqctl sub update " + o.queue + " " + o.name,
                         {{"queue", o.queue}, {"subscription", o.name}});
-    mq::ConsumerGroups groups(ctx.redis(), ctx.keys());  // Redis down: nothing stored yet
-
-    mq::Subscription created = subs.create(s);
-    int new_groups = 0;
-    try {
-        new_groups = groups.ensure(q, created);
-    } catch (const std::exception& e) {
-        // Nothing may half-exist: a row without its groups looks healthy but never delivers.
-        try {
-            groups.destroy(q, created.name);
-        } catch (const std::exception&) {
-            // Redis is the failing side; groups it did create are harmless without a row.
-        }
-        try {
-            subs.remove(created.tenant, created.queue, created.name);
-        } catch (const mq::Error& undo) {
-            throw mq::Error(undo.code(),
-                            std::string("cannot create the consumer groups (") + e.what() +
-                                ") and cannot remove the new subscription row either (" +
-                                undo.what() + "); remove it with: mqctl sub delete " + o.queue +
-                                " " + o.name + " --yes");
-        }
-        throw;
-    }
+    auto [created, new_groups] = create_subscription(ctx, q, s);
     tell_workers(ctx, "changed", created, "created subscription " + created.name);
     if (!ctx.json())
         std::cout << "created subscription " << created.name << " on queue " << q.name
@@ -379,12 +333,7 @@ void run_sub_delete(const SubOptions& o, Context& ctx) {
     confirm("Delete subscription '" + o.name + "' of queue '" + o.queue +
                 "'? Its consumer groups and their pending entries are removed.",
             o.yes);
-    // A queue whose deletion was interrupted still has streams to clean.
-    auto q = mq::Catalog(ctx.db()).find_queue(ctx.tenant(), o.queue, /*include_deleting=*/true);
-    // Groups first, then the row: if Redis fails, the row stays and the same command
-    // finishes the job.
-    if (q) mq::ConsumerGroups(ctx.redis(), ctx.keys()).destroy(*q, s.name);
-    subs.remove(s.tenant, s.queue, s.name);
+    auto q = delete_subscription(ctx, s);
     tell_workers(ctx, "deleted", s, "deleted subscription " + s.name);
     if (ctx.json())
         print_json(

@@ -16,5 +16,6 @@ void setup_scheduler(CLI::App& app, Context& ctx);
 void setup_sub(CLI::App& app, Context& ctx);
 void setup_pending(CLI::App& app, Context& ctx);  // pending, claim, ack, consumers
 void setup_dlq(CLI::App& app, Context& ctx);
+void setup_apply(CLI::App& app, Context& ctx);  // apply -f FILE.yaml
 
 }  // namespace mqctl

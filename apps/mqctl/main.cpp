@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     mqctl::setup_sub(app, ctx);
     mqctl::setup_pending(app, ctx);
     mqctl::setup_dlq(app, ctx);
+    mqctl::setup_apply(app, ctx);
 
     try {
         app.parse(argc, argv);
