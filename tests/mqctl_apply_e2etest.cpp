@@ -10,30 +10,17 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "mqctl_shell.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 
 namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_EXIT(run, code)                                        \
-    do {                                                               \
-        const mqtest::Run& mqctl_run_ = (run);                         \
-        INFO("mqctl exited " << mqctl_run_.status << "\n--- stdout:\n" \
-                             << mqctl_run_.out << "--- stderr:\n"      \
-                             << mqctl_run_.err);                       \
-        REQUIRE(mqctl_run_.status == (code));                          \
-    } while (false)
-
 // An operator's shell for one test: every command acts for the test's tenant and key
 // prefix.
-class Shell {
+class Shell : public mqtest::MqctlShell {
   public:
-    mqtest::Run run(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return mqtest::mqctl(argv);
-    }
     /// `apply -f file extra...`, requiring exit `code`.
     mqtest::Run apply(const std::string& file, const std::vector<std::string>& extra = {},
                       int code = 0) {
@@ -43,9 +30,7 @@ class Shell {
         REQUIRE_EXIT(r, code);
         return r;
     }
-    void ok(const std::vector<std::string>& args) { REQUIRE_EXIT(run(args), 0); }
 
-    const std::string& tenant() const { return tenant_.tenant(); }
     std::optional<mq::Subscription> sub(const std::string& queue, const std::string& name) {
         return mq::SubscriptionCatalog(tenant_.db()).find(tenant(), queue, name);
     }
@@ -60,10 +45,6 @@ class Shell {
                 if (g.elements[i].str == "name") out.insert(g.elements[i + 1].str);
         return out;
     }
-
-  private:
-    mqtest::TenantScope tenant_;
-    mqtest::RedisScope redis_;
 };
 
 // Two subscriptions of scope team-a on `orders`; line numbers matter to the tests that

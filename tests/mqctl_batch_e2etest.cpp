@@ -5,58 +5,17 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
+#include "mqctl_shell.hpp"
 #include "mq/core/partitioner.hpp"
 
 namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_EXIT(run, code)                                        \
-    do {                                                               \
-        const mqtest::Run& mqctl_run_ = (run);                         \
-        INFO("mqctl exited " << mqctl_run_.status << "\n--- stdout:\n" \
-                             << mqctl_run_.out << "--- stderr:\n"      \
-                             << mqctl_run_.err);                       \
-        REQUIRE(mqctl_run_.status == (code));                          \
-    } while (false)
-
 // An operator's shell for one test: every command acts for the test's tenant and key
 // prefix, and Redis can be inspected under that prefix.
-class Shell {
+class Shell : public mqtest::MqctlShell {
   public:
-    mqtest::Run run(const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {},
-                    const std::string& input = {}) {
-        std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return mqtest::mqctl(argv, env, input);
-    }
-    /// Runs with `-o json`, requires success and parses standard output.
-    json json_of(const std::vector<std::string>& args, const std::string& input = {}) {
-        std::vector<std::string> argv{"-o", "json"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        auto r = run(argv, {}, input);
-        REQUIRE_EXIT(r, 0);
-        return json::parse(r.out);
-    }
-    void create_queue(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{"queue", "create"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        REQUIRE_EXIT(run(argv), 0);
-    }
-    const std::string& tenant() const { return tenant_.tenant(); }
-    mqtest::RedisScope& redis() { return redis_; }
-
-    std::int64_t xlen(const std::string& queue, int p) {
-        return redis_.redis()
-            .command({"XLEN", redis_.keys().stream(tenant(), queue, p)})
-            .as_integer();
-    }
-    std::int64_t zcard(const std::string& queue, int p) {
-        return redis_.redis()
-            .command({"ZCARD", redis_.keys().delayed(tenant(), queue, p)})
-            .as_integer();
-    }
     std::int64_t stream_total(const std::string& queue, int partitions) {
         std::int64_t n = 0;
         for (int p = 0; p < partitions; ++p) n += xlen(queue, p);
@@ -84,10 +43,6 @@ class Shell {
         }
         return out;
     }
-
-  private:
-    mqtest::TenantScope tenant_;
-    mqtest::RedisScope redis_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "mqctl_shell.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/publish/publisher.hpp"
@@ -17,41 +18,13 @@ namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_EXIT(run, code)                                        \
-    do {                                                               \
-        const mqtest::Run& mqctl_run_ = (run);                         \
-        INFO("mqctl exited " << mqctl_run_.status << "\n--- stdout:\n" \
-                             << mqctl_run_.out << "--- stderr:\n"      \
-                             << mqctl_run_.err);                       \
-        REQUIRE(mqctl_run_.status == (code));                          \
-    } while (false)
-
 /// One stream entry's fields.
 using Fields = std::map<std::string, std::string>;
 
 // An operator's shell for one test: every command acts for the test's tenant and key
 // prefix; a worker's side (publish, read, dead-letter) runs through the library.
-class Shell {
+class Shell : public mqtest::MqctlShell {
   public:
-    mqtest::Run run(const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {},
-                    const std::string& input = {}) {
-        std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return mqtest::mqctl(argv, env, input);
-    }
-    json json_of(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{"-o", "json"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        auto r = run(argv);
-        REQUIRE_EXIT(r, 0);
-        return json::parse(r.out);
-    }
-    void ok(const std::vector<std::string>& args) { REQUIRE_EXIT(run(args), 0); }
-
-    const std::string& tenant() const { return tenant_.tenant(); }
-    mq::Queue queue(const std::string& name) { return tenant_.catalog().get_queue(tenant(), name); }
-
     /// Publishes `n` messages (payload "<stem>-<i>", key "k<i>", header source=test),
     /// lets consumer "w1" of `sub` read every partition and dead-letters what it read,
     /// as a worker does after the last attempt. Returns the message ids.
@@ -101,8 +74,6 @@ class Shell {
     }
 
   private:
-    mqtest::TenantScope tenant_;
-    mqtest::RedisScope redis_;
     mq::Publisher publisher_{redis_.redis(), redis_.keys()};
 };
 

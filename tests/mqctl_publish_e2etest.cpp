@@ -5,21 +5,13 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
+#include "mqctl_shell.hpp"
 #include "mq/core/partitioner.hpp"
 #include "mq/core/time.hpp"
 
 namespace {
 
 using nlohmann::json;
-
-#define REQUIRE_EXIT(run, code)                                        \
-    do {                                                               \
-        const mqtest::Run& mqctl_run_ = (run);                         \
-        INFO("mqctl exited " << mqctl_run_.status << "\n--- stdout:\n" \
-                             << mqctl_run_.out << "--- stderr:\n"      \
-                             << mqctl_run_.err);                       \
-        REQUIRE(mqctl_run_.status == (code));                          \
-    } while (false)
 
 /// One stream entry: its Redis id and its fields.
 struct Entry {
@@ -29,43 +21,8 @@ struct Entry {
 
 // An operator's shell for one test: every command acts for the test's tenant and key
 // prefix, and Redis can be inspected under that prefix.
-class Shell {
+class Shell : public mqtest::MqctlShell {
   public:
-    mqtest::Run run(const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {},
-                    const std::string& input = {}) {
-        std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return mqtest::mqctl(argv, env, input);
-    }
-    /// Runs with `-o json`, requires success and parses standard output.
-    json json_of(const std::vector<std::string>& args, const std::string& input = {}) {
-        std::vector<std::string> argv{"-o", "json"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        auto r = run(argv, {}, input);
-        REQUIRE_EXIT(r, 0);
-        return json::parse(r.out);
-    }
-    void create_queue(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{"queue", "create"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        REQUIRE_EXIT(run(argv), 0);
-    }
-    const std::string& tenant() const { return tenant_.tenant(); }
-    mqtest::RedisScope& redis() { return redis_; }
-
-    std::string stream(const std::string& queue, int p) const {
-        return redis_.keys().stream(tenant(), queue, p);
-    }
-    std::string delayed(const std::string& queue, int p) const {
-        return redis_.keys().delayed(tenant(), queue, p);
-    }
-    std::int64_t xlen(const std::string& queue, int p) {
-        return redis_.redis().command({"XLEN", stream(queue, p)}).as_integer();
-    }
-    std::int64_t zcard(const std::string& queue, int p) {
-        return redis_.redis().command({"ZCARD", delayed(queue, p)}).as_integer();
-    }
     std::vector<Entry> entries(const std::string& queue, int p) {
         std::vector<Entry> out;
         auto r = redis_.redis().command({"XRANGE", stream(queue, p), "-", "+"});
@@ -77,10 +34,6 @@ class Shell {
         }
         return out;
     }
-
-  private:
-    mqtest::TenantScope tenant_;
-    mqtest::RedisScope redis_;
 };
 
 }  // namespace

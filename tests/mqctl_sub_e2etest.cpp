@@ -8,6 +8,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "mqctl_shell.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/publish/publisher.hpp"
@@ -18,43 +19,10 @@ namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_EXIT(run, code)                                        \
-    do {                                                               \
-        const mqtest::Run& mqctl_run_ = (run);                         \
-        INFO("mqctl exited " << mqctl_run_.status << "\n--- stdout:\n" \
-                             << mqctl_run_.out << "--- stderr:\n"      \
-                             << mqctl_run_.err);                       \
-        REQUIRE(mqctl_run_.status == (code));                          \
-    } while (false)
-
 // An operator's shell for one test: every command acts for the test's tenant and key
 // prefix, and Redis can be inspected under that prefix.
-class Shell {
+class Shell : public mqtest::MqctlShell {
   public:
-    mqtest::Run run(const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {},
-                    const std::string& input = {}) {
-        std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
-        argv.insert(argv.end(), args.begin(), args.end());
-        return mqtest::mqctl(argv, env, input);
-    }
-    /// Runs with `-o json`, requires success and parses standard output.
-    json json_of(const std::vector<std::string>& args) {
-        std::vector<std::string> argv{"-o", "json"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        auto r = run(argv);
-        REQUIRE_EXIT(r, 0);
-        return json::parse(r.out);
-    }
-    void ok(const std::vector<std::string>& args) { REQUIRE_EXIT(run(args), 0); }
-
-    const std::string& tenant() const { return tenant_.tenant(); }
-    mqtest::RedisScope& redis() { return redis_; }
-    mq::Queue queue(const std::string& name) { return tenant_.catalog().get_queue(tenant(), name); }
-
-    std::string stream(const std::string& queue, int p) const {
-        return redis_.keys().stream(tenant(), queue, p);
-    }
     /// XINFO GROUPS of a partition: group name -> its fields.
     std::map<std::string, std::map<std::string, mq::redis::Reply>> groups(const std::string& queue,
                                                                           int p) {
@@ -94,8 +62,6 @@ class Shell {
     }
 
   private:
-    mqtest::TenantScope tenant_;
-    mqtest::RedisScope redis_;
     mq::Publisher publisher_{redis_.redis(), redis_.keys()};
 };
 

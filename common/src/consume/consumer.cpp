@@ -52,6 +52,17 @@ double stable_unit_random(const std::string& id, int count) {
     return static_cast<double>(fnv1a_64(id + "#" + std::to_string(count)) % 1000000) / 1000000.0;
 }
 
+// One row of XPENDING's extended form: [id, consumer, idle ms, delivery count].
+PendingEntry pending_entry(int partition, const redis::Reply& e) {
+    PendingEntry p;
+    p.partition = partition;
+    p.stream_id = e.elements.at(0).str;
+    p.consumer = e.elements.at(1).str;
+    p.idle_ms = e.elements.at(2).as_integer();
+    p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
+    return p;
+}
+
 }  // namespace
 
 bool parse_entry(const redis::Reply& entry, std::string& id, Message& message) {
@@ -180,15 +191,7 @@ std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::str
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
     }
     std::vector<PendingEntry> out;
-    for (const auto& e : r.elements) {
-        PendingEntry p;
-        p.partition = partition;
-        p.stream_id = e.elements.at(0).str;
-        p.consumer = e.elements.at(1).str;
-        p.idle_ms = e.elements.at(2).as_integer();
-        p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
-        out.push_back(std::move(p));
-    }
+    for (const auto& e : r.elements) out.push_back(pending_entry(partition, e));
     return out;
 }
 
@@ -212,12 +215,7 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
     std::vector<PendingEntry> due;
     const std::int64_t now = now_ms();
     for (const auto& e : r.elements) {
-        PendingEntry p;
-        p.partition = partition;
-        p.stream_id = e.elements.at(0).str;
-        p.consumer = e.elements.at(1).str;
-        p.idle_ms = e.elements.at(2).as_integer();
-        p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
+        PendingEntry p = pending_entry(partition, e);
         std::int64_t wait = p.consumer == kRetryConsumer
                                 ? backoff_for(sub.retry, p.delivery_count,
                                               stable_unit_random(p.stream_id, p.delivery_count))
