@@ -105,6 +105,7 @@ TEST_CASE("decode_fields_round_trips_encode_fields", "[message]") {
     const mq::Message original = full_message();
     std::vector<std::string> flat;
     mq::encode_fields(original, flat);
+    CHECK(flat.size() == 16);  // all eight fields present
     check_same(mq::decode_fields(pairs(flat)), original);
 }
 
@@ -115,6 +116,7 @@ TEST_CASE("decode_fields_round_trips_a_minimal_message", "[message]") {
     original.published_ms = 42;
     std::vector<std::string> flat;
     mq::encode_fields(original, flat);
+    CHECK(flat.size() == 6);  // id, p, t only
     check_same(mq::decode_fields(pairs(flat)), original);
 }
 
