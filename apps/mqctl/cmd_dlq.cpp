@@ -7,6 +7,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "mq/consume/entry_ref.hpp"
 #include "confirm.hpp"
 #include "mq/consume/dead_letters.hpp"
 #include "mq/core/names.hpp"
@@ -33,29 +34,7 @@ namespace {
 
 // Checks "<partition>:<ms>[-<seq>]" before anything connects, so a typo is a usage
 // error even with Redis down. DeadLetterStore::find() checks it again.
-// (Belongs in common/ next to DeadLetter::handle(); kept here until it exists there.)
-void check_dead_letter_id(const std::string& text) {
-    auto bad = [&]() {
-        return mq::ValidationError(
-            "invalid dead-letter id '" + mq::printable(text) +
-                "': use the ID column of mqctl dlq list (partition:stream-id)",
-            {{"id", mq::printable(text)}});
-    };
-    auto colon = text.find(':');
-    if (colon == std::string::npos || colon == 0) throw bad();
-    int p = -1;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + colon, p);
-    if (ec != std::errc() || ptr != text.data() + colon || p < 0) throw bad();
-    std::string_view sid = std::string_view(text).substr(colon + 1);
-    auto dash = sid.find('-');
-    auto all_digits = [](std::string_view s) {
-        return !s.empty() &&
-               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-    };
-    if (!all_digits(sid.substr(0, dash)) ||
-        (dash != std::string_view::npos && !all_digits(sid.substr(dash + 1))))
-        throw bad();
-}
+void check_dead_letter_id(const std::string& text) { mq::parse_entry_ref(text, "mqctl dlq list"); }
 
 // "1h", "2d" (that long ago) or an RFC 3339 time, to Unix ms.
 std::int64_t parse_time_or_age(const std::string& text, const std::string& flag) {

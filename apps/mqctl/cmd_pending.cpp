@@ -8,6 +8,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "mq/consume/entry_ref.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/core/names.hpp"
@@ -31,56 +32,15 @@ namespace {
 /// any healthy subscription; beyond it the summary says it counted only that many.
 constexpr int kScanLimit = 10000;
 
-/// One entry named on the command line: "<partition>:<stream id>".
-struct EntryRef {
-    int partition = 0;
-    std::string stream_id;
-    std::string text;
-};
-
-// Parses "<partition>:<ms>[-<seq>]" the way DeadLetter::handle() prints it.
-// (Belongs in common/ next to DeadLetter::handle(); kept here until it exists there.)
-EntryRef parse_entry_ref(const std::string& text) {
-    auto bad = [&]() {
-        return mq::ValidationError(
-            "invalid entry id '" + mq::printable(text) +
-                "': use the ID column of mqctl pending (partition:stream-id, "
-                "e.g. 0:1700000000000-0)",
-            {{"id", mq::printable(text)}});
-    };
-    auto colon = text.find(':');
-    if (colon == std::string::npos || colon == 0) throw bad();
-    EntryRef r;
-    r.text = text;
-    auto [ptr, ec] = std::from_chars(text.data(), text.data() + colon, r.partition);
-    if (ec != std::errc() || ptr != text.data() + colon || r.partition < 0) throw bad();
-    r.stream_id = text.substr(colon + 1);
-    auto dash = r.stream_id.find('-');
-    auto all_digits = [](std::string_view s) {
-        return !s.empty() &&
-               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-    };
-    std::string_view sid(r.stream_id);
-    if (!all_digits(sid.substr(0, dash)) ||
-        (dash != std::string::npos && !all_digits(sid.substr(dash + 1))))
-        throw bad();
-    if (dash == std::string::npos) r.stream_id += "-0";
-    return r;
-}
-
-std::vector<EntryRef> parse_entry_refs(const std::vector<std::string>& ids) {
-    std::vector<EntryRef> out;
+std::vector<mq::EntryRef> parse_entry_refs(const std::vector<std::string>& ids) {
+    std::vector<mq::EntryRef> out;
     std::set<std::string> seen;
     for (const auto& id : ids) {
-        EntryRef r = parse_entry_ref(id);
+        mq::EntryRef r = mq::parse_entry_ref(id, "mqctl pending");
         if (seen.insert(std::to_string(r.partition) + ":" + r.stream_id).second)
             out.push_back(std::move(r));
     }
     return out;
-}
-
-std::string handle_of(int partition, const std::string& stream_id) {
-    return std::to_string(partition) + ":" + stream_id;
 }
 
 // Stream ids compare by milliseconds, then sequence.
@@ -180,7 +140,7 @@ void run_pending(const PendingOptions& o, Context& ctx) {
         nlohmann::json entries = nlohmann::json::array();
         for (std::size_t i = 0; i < shown; ++i) {
             const auto& e = scan.entries[i];
-            entries.push_back({{"id", handle_of(e.partition, e.stream_id)},
+            entries.push_back({{"id", mq::entry_ref_text(e.partition, e.stream_id)},
                                {"partition", e.partition},
                                {"stream_id", e.stream_id},
                                {"consumer", e.consumer},
@@ -211,7 +171,7 @@ void run_pending(const PendingOptions& o, Context& ctx) {
     Table t2({"ID", "CONSUMER", "IDLE", "DELIVERIES"});
     for (std::size_t i = 0; i < shown; ++i) {
         const auto& e = scan.entries[i];
-        t2.add({handle_of(e.partition, e.stream_id), consumer_text(e.consumer),
+        t2.add({mq::entry_ref_text(e.partition, e.stream_id), consumer_text(e.consumer),
                 idle_text(e.idle_ms), std::to_string(e.delivery_count)});
     }
     t2.print();
@@ -237,12 +197,12 @@ void run_claim(const PendingOptions& o, Context& ctx) {
         groups.extend(t.queue, t.subscription.name, o.consumer, p, ids);
         for (const auto& e :
              groups.pending(t.queue, t.subscription.name, p, kScanLimit, o.consumer))
-            held.insert(handle_of(p, e.stream_id));
+            held.insert(mq::entry_ref_text(p, e.stream_id));
     }
     std::size_t claimed = 0;
     nlohmann::json results = nlohmann::json::array();
     for (const auto& r : refs) {
-        const bool ok = held.count(handle_of(r.partition, r.stream_id)) > 0;
+        const bool ok = held.count(mq::entry_ref_text(r.partition, r.stream_id)) > 0;
         claimed += ok ? 1 : 0;
         if (ctx.json())
             results.push_back({{"id", r.text}, {"claimed", ok}});

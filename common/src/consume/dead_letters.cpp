@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "mq/consume/entry_ref.hpp"
 #include "mq/core/time.hpp"
 
 namespace mq {
@@ -87,21 +88,12 @@ std::vector<DeadLetter> DeadLetterStore::list(const Queue& q, const std::string&
 }
 
 std::optional<DeadLetter> DeadLetterStore::find(const Queue& q, const std::string& handle) {
-    auto bad = [&]() -> ValidationError {
-        return ValidationError("invalid dead-letter id '" + printable(handle) +
-                               "': use the ID column of mqctl dlq list (partition:stream-id)");
-    };
-    auto colon = handle.find(':');
-    if (colon == std::string::npos || colon == 0) throw bad();
-    int p = -1;
-    auto [ptr, ec] = std::from_chars(handle.data(), handle.data() + colon, p);
-    if (ec != std::errc() || ptr != handle.data() + colon || p < 0) throw bad();
-    if (p >= q.partition_count) return std::nullopt;
-    const std::string id = handle.substr(colon + 1);
-    auto r = redis_.command_raw({"XRANGE", keys_.dead_letters(q.tenant, q.name, p), id, id});
-    if (r.is_error()) throw bad();
+    EntryRef ref = parse_entry_ref(handle, "mqctl dlq list");
+    if (ref.partition >= q.partition_count) return std::nullopt;
+    auto r = redis_.command({"XRANGE", keys_.dead_letters(q.tenant, q.name, ref.partition), ref.stream_id,
+                             ref.stream_id});
     if (r.elements.empty()) return std::nullopt;
-    return from_entry(p, r.elements[0]);
+    return from_entry(ref.partition, r.elements[0]);
 }
 
 std::int64_t DeadLetterStore::count(const Queue& q) {

@@ -27,7 +27,7 @@ struct DeadLetter {
 
     /// The id operators use: "<partition>:<stream id>", unique within the queue (stream
     /// ids alone repeat across partitions).
-    std::string handle() const { return std::to_string(partition) + ":" + dlq_id; }
+    std::string handle() const { return std::to_string(partition) + ":" + dlq_id; }  // see entry_ref.hpp
 };
 
 nlohmann::json to_json(const DeadLetter& d);
