@@ -86,14 +86,14 @@ Queue queue_from_row(const pqxx::row& r) {
     return q;
 }
 
+}  // namespace
+
 Error queue_not_found(const std::string& tenant, const std::string& name) {
     return Error(ErrorCode::kQueueNotFound,
                  "queue '" + name + "' not found in tenant '" + tenant +
                      "'; list queues with: mqctl queue list",
                  {{"queue", name}});
 }
-
-}  // namespace
 
 bool Catalog::create_tenant(const std::string& id, const std::string& display_name,
                             bool if_not_exists) {

@@ -18,6 +18,10 @@ struct Tenant {
     std::string created_at;
 };
 
+/// The error for a queue `name` that `tenant` cannot see, missing or another tenant's:
+/// one message for both, so a 404 never tells whether the name exists elsewhere.
+Error queue_not_found(const std::string& tenant, const std::string& name);
+
 /// Tenants and queue configuration in PostgreSQL (tenants, message_topics). Every query
 /// is scoped by tenant; another tenant's queue is indistinguishable from a missing one.
 class Catalog {
