@@ -17,5 +17,6 @@ void setup_sub(CLI::App& app, Context& ctx);
 void setup_pending(CLI::App& app, Context& ctx);  // pending, claim, ack, consumers
 void setup_dlq(CLI::App& app, Context& ctx);
 void setup_apply(CLI::App& app, Context& ctx);  // apply -f FILE.yaml
+void setup_token(CLI::App& app, Context& ctx);
 
 }  // namespace mqctl

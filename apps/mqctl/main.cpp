@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     mqctl::setup_pending(app, ctx);
     mqctl::setup_dlq(app, ctx);
     mqctl::setup_apply(app, ctx);
+    mqctl::setup_token(app, ctx);
 
     try {
         app.parse(argc, argv);

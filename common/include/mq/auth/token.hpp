@@ -1,0 +1,138 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "mq/pg/database.hpp"
+
+namespace mq {
+
+/// What a token may do; the full matrix is in mq/auth/access.hpp and docs/auth.md.
+enum class Role { kAdmin, kTenantAdmin, kProducer, kConsumer };
+
+/// "admin", "tenant-admin", "producer", "consumer": the spelling in api_tokens.role.
+std::string_view role_name(Role role);
+/// The role named `name`; nullopt for anything else.
+std::optional<Role> parse_role(std::string_view name);
+
+/// Who a request acts as, resolved from its bearer token.
+struct Principal {
+    std::string token_id;  ///< api_tokens.id (uuid)
+    std::string tenant;
+    Role role = Role::kConsumer;
+    std::string name;  ///< api_tokens.principal, matched against allowed_producers/consumers
+};
+
+/// A token as operators see it: never the secret, never the hash.
+struct TokenInfo {
+    std::string id;
+    std::string tenant;
+    std::string prefix;  ///< first characters of the secret, to recognise it
+    Role role = Role::kConsumer;
+    std::string principal;
+    std::string description;
+    std::string created_at;  ///< RFC 3339 (UTC); the timestamps below are empty when null
+    std::string last_used_at;
+    std::string expires_at;
+    std::string revoked_at;
+};
+
+/// {"id","tenant","prefix","role","principal","description","created_at","last_used_at",
+/// "expires_at","revoked_at"}; unset timestamps are null.
+nlohmann::json to_json(const TokenInfo& info);
+
+/// A token just created: the only moment its secret exists outside its owner's hands.
+struct CreatedToken {
+    TokenInfo info;
+    std::string secret;
+};
+
+/// Secrets look like "mq_" followed by 43 base64url characters (32 random bytes).
+constexpr std::size_t kTokenSecretLength = 46;
+/// Characters of the secret kept in api_tokens.token_prefix.
+constexpr std::size_t kTokenPrefixLength = 10;
+/// Longest principal name accepted.
+constexpr std::size_t kMaxPrincipalLength = 128;
+
+/// sha-256 of the secret, 32 raw bytes (OpenSSL EVP).
+std::string hash_token(std::string_view secret);
+
+/// Throws ValidationError unless `principal` is 1-128 printable ASCII characters without
+/// ',' (allowed_producers/allowed_consumers lists are comma-joined) and without leading or
+/// trailing spaces.
+void validate_principal(std::string_view principal);
+
+/// API tokens in PostgreSQL (api_tokens). Only the sha-256 of a secret is stored. Not
+/// thread-safe (one pg::Database); Authenticator serialises its use.
+class TokenStore {
+public:
+    explicit TokenStore(pg::Database& db) : db_(db) {}
+
+    /// Creates a token with a fresh secret from RAND_bytes. NotFound when the tenant does
+    /// not exist; ValidationError for a bad principal, description (up to 1024 bytes) or a
+    /// ttl below one second. `ttl` unset: the token never expires.
+    CreatedToken create(const std::string& tenant, Role role, const std::string& principal,
+                        const std::string& description, std::optional<std::chrono::seconds> ttl);
+
+    /// The tenant's tokens, oldest first; revoked ones only when `include_revoked`.
+    /// NotFound when the tenant does not exist.
+    std::vector<TokenInfo> list(const std::string& tenant, bool include_revoked);
+
+    /// Revokes the tenant's token named by its id, its prefix or its whole secret.
+    /// kNotFound when the tenant has no such token; ValidationError when a prefix matches
+    /// several tokens. Revoking a revoked token returns it unchanged.
+    TokenInfo revoke(const std::string& tenant, const std::string& id_or_prefix);
+
+    /// The principal of a valid secret; nullopt when unknown, revoked, expired or its
+    /// tenant is suspended. Records last_used_at at most once a minute per token; a
+    /// failure to record it never fails the call. BackendUnavailable when PG is down.
+    std::optional<Principal> authenticate(std::string_view secret);
+
+private:
+    pg::Database& db_;
+};
+
+/// The API's in-memory cache in front of TokenStore. Thread-safe.
+class Authenticator {
+public:
+    /// Most hashes remembered; beyond it expired entries are dropped, then everything.
+    static constexpr std::size_t kMaxEntries = 10000;
+    /// How long a remembered *positive* answer may still be served while PostgreSQL is
+    /// unreachable (publishing needs no PostgreSQL, so a PG outage should not stop it).
+    static constexpr std::chrono::minutes kStaleGrace{5};
+
+    explicit Authenticator(TokenStore& store, std::chrono::milliseconds ttl = std::chrono::seconds(5));
+
+    /// Caches positive and negative answers by hash for `ttl`. Throws BackendUnavailable
+    /// when PostgreSQL is down and no answer for this hash is remembered.
+    std::optional<Principal> authenticate(std::string_view secret);
+
+    /// Forgets everything; call on every api_tokens NOTIFY so a revocation takes effect
+    /// at once.
+    void invalidate();
+
+    /// Remembered hashes (for tests and metrics).
+    std::size_t size() const;
+
+private:
+    struct Entry {
+        std::optional<Principal> principal;
+        std::chrono::steady_clock::time_point fresh_until;
+    };
+
+    TokenStore& store_;
+    std::chrono::milliseconds ttl_;
+    mutable std::mutex mutex_;        // guards entries_ and generation_
+    std::mutex store_mutex_;          // TokenStore holds one connection
+    std::unordered_map<std::string, Entry> entries_;
+    std::uint64_t generation_ = 0;    // bumped by invalidate(); stale lookups are not stored
+};
+
+}  // namespace mq
