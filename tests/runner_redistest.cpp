@@ -19,6 +19,7 @@ public:
     int failures = 0;
     mq::DeliveryOutcome failure = mq::DeliveryOutcome::kRetry;
     std::chrono::milliseconds delay{0};
+    bool in_process_handler = false;  ///< claim to be in-process: the runner delivers inline
     std::mutex mu;
     std::multiset<std::string> seen;
     std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> attempts;
@@ -39,6 +40,7 @@ public:
         }
         return r;
     }
+    bool in_process() const override { return in_process_handler; }
     std::size_t acked_count() {
         std::lock_guard lock(mu);
         return acked.size();
@@ -262,4 +264,127 @@ TEST_CASE("a failing subscription's retries never reach another subscription of 
     CHECK(f.handler->attempt_count() == 90);       // 3 attempts each on the failing one
     CHECK(audit_handler->attempt_count() == 30);   // exactly one delivery each on the other
     CHECK(audit_handler->acked == ids);
+}
+
+// Inline mode: concurrency 1 and an in-process handler, delivered on the fetcher threads
+// with one XACK per batch. The same guarantees as the handler-thread path.
+
+TEST_CASE("inline delivery delivers every message once and acks them in batches", "[runner][inline]") {
+    RunnerFixture f(2);
+    f.sub.concurrency = 1;
+    f.sub.batch_size = 100;
+    f.handler->in_process_handler = true;
+    auto ids = f.publish(1000);
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.metrics->acked == 1000; }));
+    REQUIRE(r->stop(std::chrono::steady_clock::now() + 5s));
+    CHECK(f.handler->acked == ids);
+    CHECK(f.handler->attempt_count() == 1000);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("inline delivery retries with growing backoff, then dead-letters", "[runner][inline]") {
+    RunnerFixture f(1);
+    f.sub.concurrency = 1;
+    f.handler->in_process_handler = true;
+    f.handler->failures = 100;
+    f.publish(1);
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.metrics->dead_lettered == 1; }));
+    r->stop(std::chrono::steady_clock::now() + 5s);
+    REQUIRE(f.handler->attempts.size() == 3);
+    auto gap1 = f.handler->attempts[1].second - f.handler->attempts[0].second;
+    auto gap2 = f.handler->attempts[2].second - f.handler->attempts[1].second;
+    CHECK(gap1 >= 90ms);
+    CHECK(gap2 >= 190ms);
+    CHECK(gap1 < 1000ms);
+    CHECK(gap2 < 1500ms);
+    CHECK(f.metrics->failed == 2);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("inline delivery skips filtered messages with an ack and counts them", "[runner][inline]") {
+    RunnerFixture f(1);
+    f.sub.concurrency = 1;
+    f.handler->in_process_handler = true;
+    f.sub.filter = {{"headers", {{"region", "eu"}}}};
+    f.publish(5, {{"region", "eu"}});
+    f.publish(7, {{"region", "us"}});
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.metrics->acked + f.metrics->filtered == 12; }));
+    r->stop(std::chrono::steady_clock::now() + 5s);
+    CHECK(f.handler->attempt_count() == 5);
+    CHECK(f.metrics->filtered == 7);
+    CHECK(f.metrics->acked == 5);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("inline delivery pauses between two messages of a batch and resumes", "[runner][inline]") {
+    RunnerFixture f(1);
+    f.sub.concurrency = 1;
+    f.sub.batch_size = 100;
+    f.handler->in_process_handler = true;
+    f.handler->delay = 20ms;
+    f.publish(100);
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.handler->acked_count() >= 5; }));
+    r->set_paused(true);
+    std::this_thread::sleep_for(200ms);
+    std::size_t at_pause = f.handler->acked_count();
+    CHECK(at_pause < 100);
+    std::this_thread::sleep_for(500ms);
+    CHECK(f.handler->acked_count() == at_pause);
+    // Delivered ones are acked even though the rest of the batch waits.
+    CHECK(f.metrics->acked == at_pause);
+    r->set_paused(false);
+    CHECK(f.eventually([&] { return f.metrics->acked == 100; }, 5s));
+    r->stop(std::chrono::steady_clock::now() + 5s);
+    CHECK(f.handler->attempt_count() == 100);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("inline delivery stops between two messages and hands the rest of the batch back", "[runner][inline]") {
+    RunnerFixture f(1);
+    f.sub.concurrency = 1;
+    f.sub.batch_size = 50;
+    f.handler->in_process_handler = true;
+    f.handler->delay = 20ms;
+    f.publish(50);
+    auto r = f.runner("leaving");
+    r->start();
+    REQUIRE(f.eventually([&] { return f.handler->acked_count() >= 3; }));
+    REQUIRE(r->stop(std::chrono::steady_clock::now() + 5s));
+    std::size_t done = f.handler->acked_count();
+    CHECK(done < 50);
+    CHECK(f.metrics->acked == done);
+    mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
+    auto left = g.pending(f.q, "billing", 0, 100);
+    CHECK(left.size() == 50 - done);
+    for (const auto& p : left) CHECK(p.consumer == mq::kRetryConsumer);
+
+    f.handler->delay = 0ms;
+    auto next = f.runner("arriving");
+    next->start();
+    CHECK(f.eventually([&] { return f.handler->acked_count() == 50; }, 2s));
+    next->stop(std::chrono::steady_clock::now() + 5s);
+    CHECK(f.handler->attempt_count() == 50);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("handler threads that finish together share one XACK and ack everything", "[runner]") {
+    RunnerFixture f(2);
+    f.sub.concurrency = 8;
+    f.sub.batch_size = 50;
+    auto ids = f.publish(2000);
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.metrics->acked == 2000; }, 20s));
+    REQUIRE(r->stop(std::chrono::steady_clock::now() + 5s));
+    CHECK(f.handler->acked == ids);
+    CHECK(f.handler->attempt_count() == 2000);
+    CHECK(f.pending_total() == 0);
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <fstream>
 #include <set>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "harness.hpp"
@@ -287,4 +288,32 @@ TEST_CASE("a worker whose queue does not exist exits 3", "[worker][config]") {
     WorkerProcess w(f.config("  - queue: nowhere\n    name: x\n    handler: {type: exec, command: \"true\"}\n"));
     CHECK(w.wait(10s) == 3);
     CHECK(w.log().find("nowhere") != std::string::npos);
+}
+
+TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "[worker][log]") {
+    WorkerFixture f(2);
+    auto ids = f.publish(300);
+    const std::string lines = f.dir + "/log.jsonl";
+    WorkerProcess w(f.config("  - queue: jobs\n    name: audit\n    start_from: earliest\n    batch_size: 100\n"
+                             "    handler: {type: log, path: \"" + lines + "\"}\n"));
+    INFO(w.log());
+    auto logged = [&] {
+        std::set<std::string> seen;
+        std::ifstream in(lines);
+        for (std::string line; std::getline(in, line);) {
+            auto j = nlohmann::json::parse(line, nullptr, false);
+            if (!j.is_discarded() && j.value("subscription", "") == "audit" && j.value("payload", "") == "job")
+                seen.insert(j.value("id", ""));
+        }
+        return seen;
+    };
+    REQUIRE(f.eventually([&] { return logged().size() == 300; }, 20s));
+    CHECK(logged() == ids);
+    mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
+    CHECK(f.eventually([&] {
+        return g.pending(f.q, "audit", 0, 1000).empty() && g.pending(f.q, "audit", 1, 1000).empty();
+    }, 5s));
+    w.signal(SIGTERM);
+    CHECK(w.wait(10s) == 0);
+    CHECK(w.log().find("in-process handler") != std::string::npos);
 }

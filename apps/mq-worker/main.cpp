@@ -200,7 +200,7 @@ int run(const Options& o) {
     }
     if (o.from_db)
         for (const auto& s : subs.list_all(o.tenants))
-            if (s.type == "webhook" || s.type == "exec") to_run.push_back(s);
+            if (s.type == "webhook" || s.type == "exec" || s.type == "log") to_run.push_back(s);
     if (to_run.empty()) {
         std::cerr << "mq-worker: nothing to run: list subscriptions in the config file or use --from-db\n";
         return 2;

@@ -49,8 +49,8 @@ std::chrono::milliseconds duration_field(const nlohmann::json& v, const std::str
 void validate(const Subscription& s) {
     validate_name("subscription name", s.name);
     validate_name("queue name", s.queue);
-    if (s.type != "pull" && s.type != "webhook" && s.type != "exec")
-        invalid("type", "must be pull, webhook or exec");
+    if (s.type != "pull" && s.type != "webhook" && s.type != "exec" && s.type != "log")
+        invalid("type", "must be pull, webhook, exec or log");
     if (s.start_from != "earliest" && s.start_from != "latest")
         invalid("start_from", "must be earliest or latest");
     if (s.retry.max_attempts < 1 || s.retry.max_attempts > 1000) invalid("max_attempts", "must be from 1 to 1000");

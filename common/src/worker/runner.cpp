@@ -57,6 +57,7 @@ SubscriptionRunner::SubscriptionRunner(RunnerOptions options, std::shared_ptr<Ru
       capacity_(static_cast<std::size_t>(std::max(options_.subscription.concurrency * 2,
                                                   options_.subscription.batch_size * 2))) {
     paused_ = options_.subscription.status == "paused";
+    inline_ = options_.handler && options_.handler->in_process() && options_.subscription.concurrency == 1;
     if (options_.subscription.rate_limit_per_s)
         limiter_ = std::make_unique<RateLimiter>(*options_.subscription.rate_limit_per_s);
 }
@@ -77,11 +78,15 @@ void SubscriptionRunner::start() {
         redis::Connection conn(options_.endpoint);
         ConsumerGroups(conn, options_.keys).ensure(options_.queue, options_.subscription);
     }
-    for (int p = 0; p < options_.queue.partition_count; ++p) fetchers_.emplace_back([this, p] { fetch_loop(p); });
-    for (int i = 0; i < options_.subscription.concurrency; ++i) handlers_.emplace_back([this] { handle_loop(); });
+    for (int p = 0; p < options_.queue.partition_count; ++p)
+        fetchers_.emplace_back([this, p] { inline_ ? inline_fetch_loop(p) : fetch_loop(p); });
+    if (!inline_)
+        for (int i = 0; i < options_.subscription.concurrency; ++i) handlers_.emplace_back([this] { handle_loop(); });
     maintenance_ = std::thread([this] { maintenance_loop(); });
-    spdlog::info("{}/{}: delivering with {} handler thread(s) over {} partition(s) as consumer {}",
-                 options_.queue.name, options_.subscription.name, options_.subscription.concurrency,
+    spdlog::info("{}/{}: delivering with {} over {} partition(s) as consumer {}", options_.queue.name,
+                 options_.subscription.name,
+                 inline_ ? std::string("an in-process handler on the fetcher thread(s)")
+                         : std::to_string(options_.subscription.concurrency) + " handler thread(s)",
                  options_.queue.partition_count, options_.consumer);
 }
 
@@ -118,12 +123,125 @@ void SubscriptionRunner::fetch_loop(int partition) {
                 std::lock_guard lock(mu_);
                 for (auto& f : got) queue_.push_back(std::move(f));
             }
-            cv_.notify_all();
+            // One entry wakes one handler: waking all of them costs context switches
+            // (latency) on a small machine.
+            if (got.size() == 1)
+                cv_.notify_one();
+            else
+                cv_.notify_all();
         } catch (const std::exception& e) {
             conn.reset();
             backend_error("fetch", e);
             for (int i = 0; i < 10 && fetching_; ++i) std::this_thread::sleep_for(100ms);
         }
+    }
+}
+
+void SubscriptionRunner::inline_fetch_loop(int partition) {
+    std::unique_ptr<redis::Connection> conn;
+    std::vector<Fetched> batch;
+    while (fetching_) {
+        try {
+            if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
+            ConsumerGroups groups(*conn, options_.keys);
+            batch.clear();
+            {
+                std::unique_lock lock(mu_);
+                if (paused_) {
+                    space_cv_.wait_for(lock, 200ms, [&] { return !fetching_ || !paused_; });
+                    continue;
+                }
+                // What a pause left undelivered comes first.
+                for (; !queue_.empty(); queue_.pop_front()) batch.push_back(std::move(queue_.front()));
+            }
+            if (batch.empty()) {
+                batch = groups.read_new(options_.queue, options_.subscription, options_.consumer, partition,
+                                        options_.subscription.batch_size, options_.fetch_block);
+                healthy_ = true;
+            }
+            if (!batch.empty()) deliver_inline(groups, batch, false);
+        } catch (const std::exception& e) {
+            // Entries of the batch not acked stay pending: redelivered after the visibility timeout.
+            conn.reset();
+            backend_error("fetch", e);
+            for (int i = 0; i < 10 && fetching_; ++i) std::this_thread::sleep_for(100ms);
+        }
+    }
+}
+
+void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all) {
+    std::lock_guard serial(inline_mu_);
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& f : batch) in_progress_[{f.partition, f.stream_id}] = f.delivery_count;
+    }
+    std::size_t done = 0;
+    auto settle = [&] {
+        std::lock_guard lock(mu_);
+        for (const auto& f : batch) in_progress_.erase({f.partition, f.stream_id});
+        for (std::size_t i = done; i < batch.size(); ++i) queue_.push_back(std::move(batch[i]));
+    };
+    std::vector<PendingAck> acks;
+    acks.reserve(batch.size());
+    try {
+        for (; done < batch.size(); ++done) {
+            if (!all && (!fetching_ || paused_)) break;
+            if (limiter_) limiter_->acquire(stopping_);
+            if (!all && (!fetching_ || paused_)) break;
+            Fetched& f = batch[done];
+            Settled s = deliver_one(groups, f);
+            if (s != Settled::kRecorded) acks.push_back({f.partition, f.stream_id, s == Settled::kFiltered});
+        }
+        send_acks(groups, acks);
+    } catch (...) {
+        done = batch.size();  // the connection failed: everything stays pending in Redis
+        settle();
+        throw;
+    }
+    settle();
+}
+
+void SubscriptionRunner::send_acks(ConsumerGroups& groups, const std::vector<PendingAck>& acks) {
+    if (acks.empty()) return;
+    // XACK s g id... once per partition; XACK of an id already acked is a no-op.
+    std::map<int, std::vector<std::string>> ids;
+    std::uint64_t filtered = 0;
+    for (const auto& a : acks) {
+        ids[a.partition].push_back(a.stream_id);
+        if (a.filtered) ++filtered;
+    }
+    for (const auto& [p, list] : ids) groups.ack(options_.queue, options_.subscription.name, p, list);
+    metrics_->filtered += filtered;
+    metrics_->acked += acks.size() - filtered;
+}
+
+void SubscriptionRunner::ack_soon(ConsumerGroups& groups, const Fetched& f, Settled settled) {
+    {
+        std::lock_guard lock(ack_mu_);
+        acks_.push_back({f.partition, f.stream_id, settled == Settled::kFiltered});
+        if (acking_) return;  // the thread sending acks now takes this one too
+        acking_ = true;
+    }
+    std::vector<PendingAck> batch;
+    for (;;) {
+        {
+            std::lock_guard lock(ack_mu_);
+            if (acks_.empty()) {
+                acking_ = false;
+                return;
+            }
+            batch.swap(acks_);
+        }
+        try {
+            send_acks(groups, batch);
+        } catch (...) {
+            // Put them back (still pending in Redis): the next thread to finish sends them.
+            std::lock_guard lock(ack_mu_);
+            acks_.insert(acks_.end(), batch.begin(), batch.end());
+            acking_ = false;
+            throw;
+        }
+        batch.clear();
     }
 }
 
@@ -145,7 +263,7 @@ void SubscriptionRunner::handle_loop() {
         try {
             if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
             ConsumerGroups groups(*conn, options_.keys);
-            deliver_one(groups, f);
+            if (Settled s = deliver_one(groups, f); s != Settled::kRecorded) ack_soon(groups, f, s);
         } catch (const std::exception& e) {
             // The outcome could not be recorded: the entry stays pending and is
             // redelivered after the visibility timeout (at-least-once).
@@ -158,18 +276,14 @@ void SubscriptionRunner::handle_loop() {
             in_progress_.erase({f.partition, f.stream_id});
         }
         space_cv_.notify_one();
-        cv_.notify_all();
+        idle_cv_.notify_all();
     }
 }
 
-void SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
+SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
     const auto& q = options_.queue;
     const auto& sub = options_.subscription;
-    if (!filter_matches(sub.filter, f.message.headers_json)) {
-        groups.ack(q, sub.name, f.partition, {f.stream_id});
-        metrics_->filtered++;
-        return;
-    }
+    if (!filter_matches(sub.filter, f.message.headers_json)) return Settled::kFiltered;
     Delivery d{f.message, q.tenant, q.name, sub.name, f.partition, f.stream_id, f.delivery_count};
     metrics_->in_flight++;
     auto t0 = std::chrono::steady_clock::now();
@@ -185,9 +299,7 @@ void SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
 
     switch (result.outcome) {
         case DeliveryOutcome::kAck:
-            groups.ack(q, sub.name, f.partition, {f.stream_id});
-            metrics_->acked++;
-            return;
+            return Settled::kAck;  // the caller acks, batched with others
         case DeliveryOutcome::kRetry:
             if (f.delivery_count < sub.retry.max_attempts) {
                 std::optional<std::int64_t> not_before;
@@ -196,7 +308,7 @@ void SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
                 metrics_->failed++;
                 spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name, f.delivery_count,
                               f.message.id, result.error);
-                return;
+                return Settled::kRecorded;
             }
             break;
         case DeliveryOutcome::kDead:
@@ -213,6 +325,7 @@ void SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
     spdlog::warn("{}/{}: message {} {} after {} attempt(s): {}", q.name, sub.name, f.message.id,
                  sub.dead_letter ? "dead-lettered" : "dropped (dead letters are off)", f.delivery_count,
                  result.error);
+    return Settled::kRecorded;
 }
 
 void SubscriptionRunner::maintenance_loop() {
@@ -235,6 +348,10 @@ void SubscriptionRunner::maintenance_loop() {
                     metrics_->dropped += static_cast<std::uint64_t>(r.dropped);
                     if (r.claimed.empty()) continue;
                     metrics_->reclaimed += r.claimed.size();
+                    if (inline_) {
+                        deliver_inline(groups, r.claimed, true);
+                        continue;
+                    }
                     {
                         std::lock_guard lock(mu_);
                         for (auto& f : r.claimed) queue_.push_back(std::move(f));
@@ -293,12 +410,29 @@ bool SubscriptionRunner::stop(std::chrono::steady_clock::time_point deadline) {
     bool finished = true;
     {
         std::unique_lock lock(mu_);
-        finished = cv_.wait_until(lock, deadline, [&] { return busy_handlers_ == 0; });
+        finished = idle_cv_.wait_until(lock, deadline, [&] { return busy_handlers_ == 0; });
         stopping_ = true;
     }
     cv_.notify_all();
     if (finished) {
         for (auto& t : handlers_) t.join();
+        // Acks left queued by a handler whose Redis connection failed.
+        std::vector<PendingAck> left;
+        {
+            std::lock_guard lock(ack_mu_);
+            left.swap(acks_);
+        }
+        if (!left.empty()) {
+            try {
+                redis::Connection conn(options_.endpoint);
+                ConsumerGroups groups(conn, options_.keys);
+                send_acks(groups, left);
+            } catch (const std::exception& e) {
+                spdlog::warn("{}/{}: could not ack {} delivered entries ({}); they are redelivered after "
+                             "the visibility timeout",
+                             options_.queue.name, options_.subscription.name, left.size(), e.what());
+            }
+        }
     } else {
         spdlog::warn("{}/{}: {} deliveries still running at the shutdown deadline; they stay pending",
                      options_.queue.name, options_.subscription.name, busy_handlers_);

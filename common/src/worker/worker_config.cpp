@@ -4,6 +4,7 @@
 #include "mq/config/yaml_json.hpp"
 #include "mq/core/time.hpp"
 #include "mq/deliver/exec.hpp"
+#include "mq/deliver/log.hpp"
 #include "mq/deliver/webhook.hpp"
 #include "mq/error.hpp"
 
@@ -88,8 +89,9 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
 std::shared_ptr<Handler> make_handler(const Subscription& sub) {
     if (sub.type == "webhook") return std::make_shared<WebhookHandler>(webhook_config_from_json(sub.handler));
     if (sub.type == "exec") return std::make_shared<ExecHandler>(exec_config_from_json(sub.handler));
+    if (sub.type == "log") return std::make_shared<LogHandler>(log_config_from_json(sub.handler));
     throw ValidationError("subscription '" + sub.name + "' has type '" + sub.type +
-                              "': mq-worker runs webhook and exec subscriptions (pull ones are served by mq-api)",
+                              "': mq-worker runs webhook, exec and log subscriptions (pull ones are served by mq-api)",
                           {{"field", "type"}});
 }
 

@@ -40,6 +40,10 @@ class Handler {
 public:
     virtual ~Handler() = default;
     virtual DeliveryResult deliver(const Delivery& delivery) = 0;
+    /// True for a handler that works inside the worker process and returns quickly (no
+    /// network, no child process): with concurrency 1 the runner calls it on the fetcher
+    /// thread and acks each fetched batch with one XACK, skipping the hand-off to a pool.
+    virtual bool in_process() const { return false; }
 };
 
 }  // namespace mq

@@ -55,7 +55,15 @@ struct RunnerOptions {
 /// handler threads, and a maintenance thread that reclaims due retries and entries of
 /// dead consumers, extends the leases of deliveries in progress, and moves due delayed
 /// entries. Each thread has its own Redis connection; a Redis outage is logged and
-/// retried, never fatal.
+/// retried, never fatal. Acks of handler threads that finish at about the same time go
+/// out as one XACK per partition (the first thread to finish sends them).
+///
+/// Inline mode: with concurrency 1 and an in-process handler (Handler::in_process(), e.g.
+/// `log`), there are no handler threads: each fetcher delivers its batch itself, one
+/// message at a time (a mutex keeps deliveries of all partitions one at a time), and acks
+/// the delivered ones with one XACK before the next read; the maintenance thread
+/// delivers what it reclaims. Semantics are the same: ack only after the handler
+/// succeeded, pause stops between two messages, stop hands back the rest of a batch.
 class SubscriptionRunner {
 public:
     SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics);
@@ -83,7 +91,18 @@ private:
     void fetch_loop(int partition);
     void handle_loop();
     void maintenance_loop();
-    void deliver_one(ConsumerGroups& groups, Fetched& f);
+    void inline_fetch_loop(int partition);
+    /// Delivers `batch` on the calling thread (inline mode) and acks what succeeded, with
+    /// one XACK per partition. Stops early when pausing or stopping: the rest waits in
+    /// queue_ (stop() hands it back). `all` ignores pause and stop (reclaimed entries).
+    void deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all);
+    /// What to do with an entry after deliver_one: ack it (delivered, or skipped by the
+    /// filter) or nothing (retry, dead letter and drop are already recorded).
+    enum class Settled { kAck, kFiltered, kRecorded };
+    Settled deliver_one(ConsumerGroups& groups, Fetched& f);
+    /// Queues an ack; the first thread to find no ack in flight sends every queued one
+    /// (one XACK per partition) until none is left.
+    void ack_soon(ConsumerGroups& groups, const Fetched& f, Settled settled);
     void backend_error(const char* where, const std::exception& e);
 
     RunnerOptions options_;
@@ -96,10 +115,24 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;       ///< work arrived, pause lifted, or stopping
     std::condition_variable space_cv_; ///< room in the queue
+    std::condition_variable idle_cv_;  ///< a handler finished (stop() waits for none busy)
     std::deque<Fetched> queue_;
     std::size_t capacity_;
     std::map<std::pair<int, std::string>, int> in_progress_;  ///< (partition, id) -> count
     int busy_handlers_ = 0;
+    bool inline_ = false;  ///< deliver on the fetcher threads (see the class comment)
+    std::mutex inline_mu_;  ///< one inline delivery at a time
+
+    struct PendingAck {
+        int partition;
+        std::string stream_id;
+        bool filtered;
+    };
+    std::mutex ack_mu_;
+    std::vector<PendingAck> acks_;  ///< delivered, XACK not sent yet
+    bool acking_ = false;           ///< a handler thread is sending acks_
+    /// XACK per partition of `acks`, then counts them as acked or filtered.
+    void send_acks(ConsumerGroups& groups, const std::vector<PendingAck>& acks);
 
     std::unique_ptr<RateLimiter> limiter_;  ///< set when the subscription has a rate limit
     std::vector<std::thread> fetchers_;
