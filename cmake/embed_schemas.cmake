@@ -1,6 +1,6 @@
-# Generates a C++ file holding every schemas/*.schema.json, so the binaries validate
+# Generates a C++ file holding every schemas/*.schema.json and schemas/openapi.json, so the binaries validate
 # configuration without the source tree. Run at build time by common/CMakeLists.txt.
-file(GLOB files "${SCHEMAS_DIR}/*.schema.json")
+file(GLOB files "${SCHEMAS_DIR}/*.schema.json" "${SCHEMAS_DIR}/openapi.json")
 list(SORT files)
 set(body "")
 foreach(f IN LISTS files)

@@ -1,19 +1,131 @@
-// mq-api: the REST API on port 3010. The server arrives with the API issue; for now it
-// validates its flags and says so.
+// mq-api: the REST API on port 3010. Reads flags and environment, wires common/ into the
+// routes, serves until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
+// flight finish, exits 0.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
+#include "app.hpp"
+
+namespace {
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
+    auto v = env(name);
+    if (v.empty()) return fallback;
+    char* end = nullptr;
+    long long n = std::strtoll(v.c_str(), &end, 10);
+    if (*end != '\0' || n < lo || n > hi)
+        throw mq::ValidationError(std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
+                                  std::to_string(hi) + ", got '" + v + "'");
+    return n;
+}
+
+void setup_logging(const mq::Config& c) {
+    auto logger = spdlog::stderr_color_mt("mq-api");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(c.log_level));
+    if (c.log_format == "json")
+        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    CLI::App app{"mq-api: the mq REST API (port 3010)"};
-    app.set_version_flag("--version", "mq-api 0.1.0");
-    int port = 3010;
-    app.add_option("-p,--port", port, "Listen port (PORT)");
+    CLI::App cli{"mq-api: the mq REST API (port 3010)"};
+    cli.set_version_flag("--version", "mq-api 0.2.0");
+    std::string config_file = env("MQ_CONFIG");
+    std::optional<int> port;
+    std::string address = "0.0.0.0";
+    std::optional<int> threads;
+    bool print_routes = false;
+    cli.add_option("-c,--config", config_file, "YAML file with settings (keys are the environment names in lower case)");
+    cli.add_option("-p,--port", port, "Listen port (PORT, default 3010; 0 picks a free one)")->check(CLI::Range(0, 65535));
+    cli.add_option("--address", address, "Listen address")->capture_default_str();
+    cli.add_option("--threads", threads, "I/O threads (API_THREADS, default 2)")->check(CLI::Range(1, 64));
+    cli.add_flag("--print-routes", print_routes, "Print every route as 'METHOD /path' and exit");
     try {
-        app.parse(argc, argv);
+        cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
+        int rc = cli.exit(e);
         return rc == 0 ? 0 : 2;
     }
-    std::cerr << "mq-api: the REST server is not implemented yet\n";
-    return 1;
+
+    // SIGTERM/SIGINT are taken by sigwait below; every thread started later inherits the mask.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    try {
+        mq::Config config = mq::load_config(config_file, mq::process_environment());
+        if (port) config.port = *port;
+        mqapi::ApiOptions options;
+        options.batch_body_limit =
+            static_cast<std::size_t>(env_int("MAX_BATCH_BODY_SIZE", 16 * 1048576, 1024, 1LL << 31));
+        options.publish_lanes = static_cast<int>(env_int("PUBLISH_LANES", 2, 1, 32));
+        if (auto rate = env_int("TENANT_PUBLISH_RATE", 0, 0, 100000000); rate > 0)
+            options.default_publish_rate = static_cast<double>(rate);
+        options.receipt_key = env("RECEIPT_SECRET");
+        for (auto& [kind, queue] : options.internal_queues) {
+            std::string var = "INTERNAL_QUEUE_" + kind;
+            for (auto& ch : var) ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            if (auto v = env(var.c_str()); !v.empty()) queue = v;
+        }
+
+        mqapi::ServerOptions server_options;
+        server_options.address = address;
+        server_options.port = config.port;
+        server_options.threads = threads ? *threads : static_cast<int>(env_int("API_THREADS", 2, 1, 64));
+        server_options.body_limit = static_cast<std::size_t>(config.max_message_size);
+        server_options.access_log = env("ACCESS_LOG") != "false";
+
+        mqapi::App app(config, options);
+        mqapi::Router router;
+        mqapi::add_queue_routes(router, app);
+        mqapi::add_publish_routes(router, app);
+        mqapi::add_subscription_routes(router, app);
+        mqapi::add_pull_routes(router, app);
+        mqapi::add_monitor_routes(router, app);
+        mqapi::add_internal_routes(router, app);
+        if (print_routes) {
+            for (const auto& r : router.routes())
+                std::cout << mqapi::http::to_string(r->method) << ' ' << r->pattern << '\n';
+            return 0;
+        }
+
+        setup_logging(config);
+        app.start();
+        mqapi::Server server(
+            router, server_options, [&app](std::string_view token) { return app.authenticator().authenticate(token); },
+            config.internal_service_token);
+        app.server() = &server;
+        server.start();
+        spdlog::info("mq-api listening on {}:{} ({} I/O threads, redis {}, postgres {})", address, server.port(),
+                     server_options.threads, app.redis_endpoint().describe(), mq::pg::describe_url(config.database_url));
+
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        spdlog::info("{}: draining (no new connections; requests in flight finish)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        int cut = server.drain(std::chrono::seconds(35));
+        if (cut > 0) spdlog::warn("{} requests were still running at the drain deadline", cut);
+        spdlog::info("mq-api stopped");
+        return 0;
+    } catch (const mq::Error& e) {
+        std::cerr << "mq-api: " << e.what() << '\n';
+        return mq::exit_status(e.code());
+    } catch (const std::exception& e) {
+        std::cerr << "mq-api: " << e.what() << '\n';
+        return 1;
+    }
 }

@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
+#include <functional>
+
 #include "mq/core/time.hpp"
 
 namespace mq {
@@ -37,29 +40,10 @@ std::string string_field(od::value& v, std::string_view field) {
     return std::string(s);
 }
 
-}  // namespace
-
-PublishRequest EnvelopeParser::parse(std::string_view json) {
-    State& st = *state_;
-    st.buffer.assign(json.data(), json.size());
-    st.buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
-
-    // The on-demand reader skips over what it is not asked for; the DOM pass first makes
-    // sure the whole text (payload included) is valid JSON.
-    simdjson::dom::element root;
-    if (auto err = st.validator.parse(st.buffer.data(), st.buffer.size(), false).get(root))
-        malformed(err);
-    if (!root.is_object()) throw ValidationError("expected a JSON object with a \"payload\" field");
-
-    od::document doc;
-    if (auto err = st.reader
-                       .iterate(simdjson::padded_string_view(st.buffer.data(), st.buffer.size(),
-                                                             st.buffer.capacity()))
-                       .get(doc))
-        malformed(err);
-    od::object obj;
-    if (doc.get_object().get(obj)) throw ValidationError("expected a JSON object with a \"payload\" field");
-
+// Reads one envelope object. Fields named in `extras` are given to `extra` instead of
+// being refused as unknown.
+PublishRequest read_envelope(od::object& obj, const std::vector<std::string_view>& extras,
+                             const std::function<void(std::string_view, od::value&)>& extra) {
     PublishRequest r;
     bool has_payload = false;
     std::string explicit_content_type;
@@ -136,6 +120,8 @@ PublishRequest EnvelopeParser::parse(std::string_view json) {
             r.delay = std::chrono::milliseconds(ms);
         } else if (field == "deliver_at" || field == "deliverAt") {
             r.deliver_at_ms = parse_rfc3339(string_field(v, field), "deliver_at");
+        } else if (std::find(extras.begin(), extras.end(), field) != extras.end()) {
+            extra(field, v);
         } else {
             throw ValidationError("unknown field \"" + field + "\"", {{"field", field}});
         }
@@ -144,6 +130,101 @@ PublishRequest EnvelopeParser::parse(std::string_view json) {
     // An explicit content type wins over the one implied by a JSON payload.
     if (has_content_type) r.content_type = explicit_content_type;
     return r;
+}
+
+}  // namespace
+
+namespace {
+
+template <class State>
+od::object open_document(State& st, std::string_view json, od::document& doc) {
+    st.buffer.assign(json.data(), json.size());
+    st.buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+
+    // The on-demand reader skips over what it is not asked for; the DOM pass first makes
+    // sure the whole text (payload included) is valid JSON.
+    simdjson::dom::element root;
+    if (auto err = st.validator.parse(st.buffer.data(), st.buffer.size(), false).get(root))
+        malformed(err);
+    if (!root.is_object()) throw ValidationError("expected a JSON object with a \"payload\" field");
+
+    if (auto err = st.reader
+                       .iterate(simdjson::padded_string_view(st.buffer.data(), st.buffer.size(),
+                                                             st.buffer.capacity()))
+                       .get(doc))
+        malformed(err);
+    od::object obj;
+    if (doc.get_object().get(obj)) throw ValidationError("expected a JSON object with a \"payload\" field");
+    return obj;
+}
+
+}  // namespace
+
+PublishRequest EnvelopeParser::parse(std::string_view json) {
+    od::document doc;
+    od::object obj = open_document(*state_, json, doc);
+    return read_envelope(obj, {}, {});
+}
+
+PublishBody EnvelopeParser::parse_body(std::string_view json, const std::vector<std::string_view>& extras,
+                                       bool allow_batch, std::size_t max_batch) {
+    od::document doc;
+    od::object obj = open_document(*state_, json, doc);
+    PublishBody body;
+    auto take_extra = [&](std::string_view field, od::value& v) {
+        body.extras[std::string(field)] = string_field(v, field);
+    };
+    // A batch is {"messages": [...], <extras>}; anything else is one envelope. Find out
+    // which by looking for "messages" first (on-demand objects can be rewound by reset).
+    bool is_batch = false;
+    if (allow_batch) {
+        od::value messages;
+        is_batch = obj.find_field_unordered("messages").get(messages) == simdjson::SUCCESS;
+        if (obj.reset().error()) malformed(simdjson::TAPE_ERROR);
+    }
+    if (!is_batch) {
+        body.messages.push_back(read_envelope(obj, extras, take_extra));
+        return body;
+    }
+    body.batch = true;
+    for (auto member : obj) {
+        od::field f;
+        if (auto err = std::move(member).get(f)) malformed(err);
+        std::string_view key;
+        if (auto err = f.unescaped_key().get(key)) malformed(err);
+        od::value v = f.value();
+        if (key == "messages") {
+            od::array items;
+            if (v.get_array().get(items))
+                throw ValidationError("\"messages\" must be an array of message objects",
+                                      {{"field", "messages"}});
+            for (auto item : items) {
+                od::object m;
+                if (item.get_object().get(m))
+                    throw ValidationError("message " + std::to_string(body.messages.size()) +
+                                              " is not a JSON object",
+                                          {{"field", "messages"}, {"index", body.messages.size()}});
+                if (body.messages.size() >= max_batch)
+                    throw ValidationError("a batch holds at most " + std::to_string(max_batch) + " messages",
+                                          {{"field", "messages"}, {"max", max_batch}});
+                try {
+                    body.messages.push_back(read_envelope(m, {}, {}));
+                } catch (const ValidationError& e) {
+                    auto details = e.details();
+                    details["index"] = body.messages.size();
+                    throw ValidationError("message " + std::to_string(body.messages.size()) + ": " + e.what(),
+                                          details);
+                }
+            }
+        } else if (std::find(extras.begin(), extras.end(), key) != extras.end()) {
+            take_extra(key, v);
+        } else {
+            throw ValidationError("unknown field \"" + std::string(key) + "\"", {{"field", std::string(key)}});
+        }
+    }
+    if (body.messages.empty())
+        throw ValidationError("\"messages\" must hold at least one message", {{"field", "messages"}});
+    return body;
 }
 
 }  // namespace mq

@@ -1,12 +1,21 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mq/publish/publisher.hpp"
 
 namespace mq {
+
+/// A publish request body as the API takes it: one envelope, or {"messages": [...]}.
+struct PublishBody {
+    std::vector<PublishRequest> messages;
+    bool batch = false;
+    std::map<std::string, std::string> extras;  ///< string fields named by the caller ("queue")
+};
 
 /// Reads publish envelopes (one JSON object each) into PublishRequests with simdjson:
 /// the whole text is validated, and a non-string payload keeps its exact bytes (key
@@ -26,6 +35,12 @@ public:
 
     /// Throws ValidationError describing the first problem.
     PublishRequest parse(std::string_view json);
+
+    /// An API body: one envelope whose extra string fields `extras` (e.g. "queue") are
+    /// returned apart, or, when `allow_batch`, {"messages": [envelope...], extras...} with
+    /// at most `max_batch` messages. A bad message names its index.
+    PublishBody parse_body(std::string_view json, const std::vector<std::string_view>& extras,
+                           bool allow_batch, std::size_t max_batch = 1000);
 
 private:
     struct State;

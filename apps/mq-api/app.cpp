@@ -1,0 +1,114 @@
+#include "app.hpp"
+
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "mq/core/time.hpp"
+#include "mq/queue/catalog.hpp"
+
+namespace mqapi {
+
+void LatencyHistogram::record(double seconds) {
+    std::size_t i = 0;
+    while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
+    buckets[i].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), std::memory_order_relaxed);
+}
+
+double LatencyHistogram::quantile(double q) const {
+    std::uint64_t total = count.load();
+    if (total == 0) return 0;
+    auto want = static_cast<std::uint64_t>(q * static_cast<double>(total));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < std::size(kBuckets); ++i) {
+        seen += buckets[i].load();
+        if (seen > want || seen == total) return kBuckets[i];
+    }
+    return kBuckets[std::size(kBuckets) - 1];
+}
+
+std::int64_t resident_memory_bytes() {
+    std::ifstream statm("/proc/self/statm");
+    std::int64_t size = 0, resident = 0;
+    if (!(statm >> size >> resident)) return 0;
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+App::App(mq::Config config, ApiOptions options)
+    : config_(std::move(config)),
+      options_(std::move(options)),
+      keys_(config_.key_prefix),
+      redis_endpoint_(mq::redis::parse_url(config_.redis_url)),
+      redis_pool_([this] { return std::make_unique<mq::redis::Connection>(redis_endpoint_); }),
+      pg_pool_([this] { return std::make_unique<mq::pg::Database>(config_.database_url); }) {
+    started_unix_ms_ = mq::now_ms();
+    if (!config_.keyring_file.empty()) keyring_ = mq::Keyring::load(config_.keyring_file);
+    receipt_key_ = options_.receipt_key;
+    if (receipt_key_.empty()) {
+        // Receipts then stay valid only for this process: set RECEIPT_SECRET when several
+        // instances serve one subscription.
+        unsigned char bytes[32];
+        RAND_bytes(bytes, sizeof bytes);
+        receipt_key_.assign(reinterpret_cast<const char*>(bytes), sizeof bytes);
+    }
+}
+
+App::~App() = default;
+
+void App::start() {
+    {
+        mq::redis::Connection probe(redis_endpoint_);
+        probe.check_server_policy();
+    }
+    cache_db_ = std::make_unique<mq::pg::Database>(config_.database_url);
+    token_db_ = std::make_unique<mq::pg::Database>(config_.database_url);
+    tokens_ = std::make_unique<mq::TokenStore>(*token_db_);
+    authenticator_ = std::make_unique<mq::Authenticator>(*tokens_);
+    quota_ = std::make_unique<mq::PublishQuota>(options_.default_publish_rate);
+    reload_rates();
+    cache_ = std::make_unique<mq::ConfigCache>(*cache_db_, config_.database_url);
+    cache_->on_tokens_changed([this] {
+        authenticator_->invalidate();
+        try {
+            reload_rates();  // tenants changes ride on the same notification
+        } catch (const std::exception& e) {
+            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+        }
+    });
+    cache_->start();
+    mq::PublishLimits limits;
+    limits.max_message_size = config_.max_message_size;
+    pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits, options_.publish_lanes);
+}
+
+void App::reload_rates() {
+    auto db = pg_pool_.acquire();
+    for (auto& [tenant, rate] : mq::load_tenant_rates(*db)) quota_->set_rate(tenant, rate);
+}
+
+std::shared_ptr<const mq::Queue> App::queue(const std::string& tenant, const std::string& name) {
+    auto q = cache_->queue(tenant, name);
+    if (!q) throw mq::queue_not_found(tenant, name);
+    return q;
+}
+
+TenantCounters& App::counters(const std::string& tenant) {
+    std::lock_guard lock(counters_mutex_);
+    auto& slot = counters_[tenant];
+    if (!slot) slot = std::make_unique<TenantCounters>();
+    return *slot;
+}
+
+std::vector<std::pair<std::string, TenantCounters*>> App::all_counters() {
+    std::lock_guard lock(counters_mutex_);
+    std::vector<std::pair<std::string, TenantCounters*>> out;
+    for (auto& [t, c] : counters_) out.emplace_back(t, c.get());
+    return out;
+}
+
+}  // namespace mqapi

@@ -1,0 +1,143 @@
+#pragma once
+
+// Everything the route handlers share: configuration, connection pools, the config cache,
+// authentication, quotas, the publish pipeline and the counters behind the metrics routes.
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "mq/auth/access.hpp"
+#include "mq/auth/quota.hpp"
+#include "mq/auth/token.hpp"
+#include "mq/config/config.hpp"
+#include "mq/core/keys.hpp"
+#include "mq/crypto/keyring.hpp"
+#include "mq/pg/database.hpp"
+#include "mq/publish/payload_schema.hpp"
+#include "mq/publish/publish_pipeline.hpp"
+#include "mq/queue/config_cache.hpp"
+#include "mq/redis/client.hpp"
+#include "pool.hpp"
+#include "router.hpp"
+#include "server.hpp"
+
+namespace mqapi {
+
+/// Settings of mq-api beyond mq::Config (flags and environment, see main.cpp).
+struct ApiOptions {
+    std::size_t batch_body_limit = 16 * 1048576;  ///< MAX_BATCH_BODY_SIZE
+    std::size_t max_batch = 1000;                 ///< messages per batch request
+    int publish_lanes = 2;                        ///< Redis connections doing group commit
+    std::optional<double> default_publish_rate;   ///< TENANT_PUBLISH_RATE (msg/s); none: unlimited
+    std::string receipt_key;                      ///< RECEIPT_SECRET; random per start when empty
+    std::map<std::string, std::string> internal_queues = {{"user-events", "user-events"},
+                                                          {"user-notifications", "user-notifications"},
+                                                          {"audit-logs", "audit-logs"},
+                                                          {"notifications", "notifications"}};
+    std::int64_t memory_warn_bytes = 512LL * 1024 * 1024;  ///< health: degraded above this RSS
+};
+
+/// Process-wide counters per tenant (rates are computed from them between samples).
+struct TenantCounters {
+    std::atomic<std::uint64_t> published{0};
+    std::atomic<std::uint64_t> rejected{0};
+    std::atomic<std::uint64_t> duplicates{0};
+    std::atomic<std::uint64_t> delivered{0};  ///< pulled
+    std::atomic<std::uint64_t> acked{0};
+    std::atomic<std::uint64_t> nacked{0};
+    std::atomic<std::uint64_t> errors{0};     ///< 5xx answers
+};
+
+/// Publish-to-pull latency, seconds: a fixed-bucket histogram.
+struct LatencyHistogram {
+    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    std::atomic<std::uint64_t> buckets[std::size(kBuckets) + 1] = {};  // last: +Inf
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> sum_us{0};
+    void record(double seconds);
+    /// Estimated quantile (upper bucket bound), 0 when empty.
+    double quantile(double q) const;
+};
+
+class App {
+public:
+    App(mq::Config config, ApiOptions options);
+    ~App();
+
+    /// Connects, loads the config cache, starts listening on config changes.
+    void start();
+
+    const mq::Config& config() const { return config_; }
+    const ApiOptions& options() const { return options_; }
+    const mq::KeyLayout& keys() const { return keys_; }
+    const mq::redis::Endpoint& redis_endpoint() const { return redis_endpoint_; }
+
+    Pool<mq::redis::Connection>& redis() { return redis_pool_; }
+    Pool<mq::pg::Database>& pg() { return pg_pool_; }
+    mq::ConfigCache& cache() { return *cache_; }
+    mq::Authenticator& authenticator() { return *authenticator_; }
+    mq::PublishQuota& quota() { return *quota_; }
+    mq::PublishPipeline& pipeline() { return *pipeline_; }
+    mq::PayloadSchemaCache& schemas() { return schemas_; }
+    const mq::Keyring& keyring() const { return keyring_; }
+    const std::string& receipt_key() const { return receipt_key_; }
+    Server*& server() { return server_; }
+
+    /// The queue of the caller's tenant (or throws the same 404 a missing queue gives).
+    std::shared_ptr<const mq::Queue> queue(const std::string& tenant, const std::string& name);
+
+    TenantCounters& counters(const std::string& tenant);
+    std::vector<std::pair<std::string, TenantCounters*>> all_counters();
+    LatencyHistogram& pull_latency() { return pull_latency_; }
+    std::chrono::steady_clock::time_point started() const { return started_; }
+    std::int64_t started_unix_ms() const { return started_unix_ms_; }
+
+    /// Re-reads the per-tenant publish rates (tenants.publish_rate_limit).
+    void reload_rates();
+
+private:
+    mq::Config config_;
+    ApiOptions options_;
+    mq::KeyLayout keys_;
+    mq::redis::Endpoint redis_endpoint_;
+    Pool<mq::redis::Connection> redis_pool_;
+    Pool<mq::pg::Database> pg_pool_;
+    std::unique_ptr<mq::pg::Database> cache_db_;
+    std::unique_ptr<mq::pg::Database> token_db_;
+    std::unique_ptr<mq::ConfigCache> cache_;
+    std::unique_ptr<mq::TokenStore> tokens_;
+    std::unique_ptr<mq::Authenticator> authenticator_;
+    std::unique_ptr<mq::PublishQuota> quota_;
+    std::unique_ptr<mq::PublishPipeline> pipeline_;
+    mq::PayloadSchemaCache schemas_;
+    mq::Keyring keyring_;
+    std::string receipt_key_;
+    Server* server_ = nullptr;
+    std::mutex counters_mutex_;
+    std::map<std::string, std::unique_ptr<TenantCounters>> counters_;
+    LatencyHistogram pull_latency_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::int64_t started_unix_ms_ = 0;
+};
+
+/// Route groups, one file each.
+void add_queue_routes(Router& router, App& app);
+void add_publish_routes(Router& router, App& app);
+void add_subscription_routes(Router& router, App& app);
+void add_pull_routes(Router& router, App& app);
+void add_monitor_routes(Router& router, App& app);
+void add_internal_routes(Router& router, App& app);
+
+/// Shared by the publish and internal routes: checks, quota, encryption and schema for
+/// `requests` to `queue`, then the pipeline; `reply` gets the single or batch answer.
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
+                bool batch, Reply reply);
+
+/// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
+std::int64_t resident_memory_bytes();
+
+}  // namespace mqapi

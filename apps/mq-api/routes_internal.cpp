@@ -1,0 +1,102 @@
+// Internal routes for the platform's own services, authenticated by X-Service-Token:
+// POST /internal/mq/{user-events,user-notifications,audit-logs,notifications} publish to
+// well-known queues (names configurable, created on first use in the given tenant);
+// GET audit-queue-status, notification-queue, metrics, health-detailed.
+
+#include "mq/publish/envelope.hpp"
+#include "mq/queue/catalog.hpp"
+#include "routes.hpp"
+
+namespace mqapi {
+
+namespace {
+
+mq::EnvelopeParser& parser() {
+    thread_local mq::EnvelopeParser p;
+    return p;
+}
+
+std::string required_tenant(const std::map<std::string, std::string>& fields) {
+    auto it = fields.find("tenant");
+    if (it == fields.end() || it->second.empty())
+        throw mq::ValidationError("missing \"tenant\"", {{"field", "tenant"}});
+    return it->second;
+}
+
+// The well-known queue, created with defaults when the tenant has none yet.
+std::shared_ptr<const mq::Queue> well_known_queue(App& app, const std::string& tenant, const std::string& name) {
+    if (auto q = app.cache().queue(tenant, name)) return q;
+    auto db = app.pg().acquire();
+    mq::Catalog catalog(*db);
+    catalog.require_tenant(tenant);
+    if (!catalog.find_queue(tenant, name)) {
+        mq::QueueSpec spec;
+        spec.name = name;
+        spec.description = "well-known queue of the internal " + name + " route";
+        try {
+            catalog.create_queue(tenant, spec, app.config());
+        } catch (const mq::Error& e) {
+            if (e.code() != mq::ErrorCode::kConflict) throw;  // created by a concurrent request
+        }
+    }
+    app.cache().reload_tenant(tenant);
+    return app.queue(tenant, name);
+}
+
+Response queue_status(App& app, const Request& req, const std::string& kind) {
+    auto it = req.query.find("tenant");
+    if (it == req.query.end() || it->second.empty())
+        throw mq::ValidationError("missing query parameter \"tenant\"", {{"field", "tenant"}});
+    const auto& name = app.options().internal_queues.at(kind);
+    auto q = app.queue(it->second, name);
+    auto redis = app.redis().acquire();
+    auto j = to_json(queue_totals(app, *redis, *q));
+    j["queue"] = q->name;
+    j["tenant"] = q->tenant;
+    return json_response(200, j);
+}
+
+}  // namespace
+
+void add_internal_routes(Router& router, App& app) {
+    for (const char* kind : {"user-events", "user-notifications", "audit-logs", "notifications"}) {
+        std::string path = std::string("/internal/mq/") + kind;
+        router.add_async(
+            http::verb::post, path, Auth::kService,
+            [&app, kind = std::string(kind)](Request& req, Reply reply) {
+                auto body = parser().parse_body(req.body(), {"tenant"}, false);
+                auto tenant = required_tenant(body.extras);
+                if (auto h = req.header("Idempotency-Key"); !h.empty() && body.messages.front().idempotency_key.empty())
+                    body.messages.front().idempotency_key = std::string(h);
+                auto name = app.options().internal_queues.at(kind);
+                auto go = [&app, tenant, name, messages = std::move(body.messages), reply]() mutable {
+                    try {
+                        auto q = well_known_queue(app, tenant, name);
+                        publish_to(app, q, std::move(messages), false, reply);
+                    } catch (const mq::Error& e) {
+                        reply(error_response(e));
+                    }
+                };
+                if (app.cache().queue(tenant, name)) return go();
+                app.server()->post_blocking(std::move(go));  // may create the queue
+            },
+            static_cast<std::size_t>(app.config().max_message_size));
+    }
+    router.add(http::verb::get, "/internal/mq/audit-queue-status", Auth::kService,
+               [&app](Request& req) { return queue_status(app, req, "audit-logs"); });
+    router.add(http::verb::get, "/internal/mq/notification-queue", Auth::kService,
+               [&app](Request& req) { return queue_status(app, req, "notifications"); });
+    router.add(http::verb::get, "/internal/mq/metrics", Auth::kService, [&app](Request&) {
+        std::vector<std::string> tenants;
+        for (const auto& q : app.cache().all_queues()) tenants.push_back(q->tenant);
+        std::sort(tenants.begin(), tenants.end());
+        tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
+        return json_response(200, metrics_json(app, tenants));
+    });
+    router.add(http::verb::get, "/internal/mq/health-detailed", Auth::kService, [&app](Request&) {
+        auto [ok, j] = health_json(app, true);
+        return json_response(ok ? 200 : 503, j);
+    });
+}
+
+}  // namespace mqapi

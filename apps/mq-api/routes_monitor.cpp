@@ -1,0 +1,447 @@
+// Monitoring: GET /api/v1/mq/metrics, /metrics/topics, /metrics/consumers, /health,
+// /status, /openapi.json, and Prometheus text at GET /metrics.
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "mq/config/schemas.hpp"
+#include "mq/core/time.hpp"
+#include "mq/queue/catalog.hpp"
+#include "mq/queue/streams.hpp"
+#include "routes.hpp"
+
+namespace mqapi {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+int thread_count() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    return 0;
+}
+
+std::vector<std::string> tenants_in_scope(App& app, const Request& req) {
+    auto scope = req.query.count("scope") ? req.query.at("scope") : "";
+    if (scope == "all") {
+        mq::authorize(*req.principal, mq::Action::kMonitorAll);
+        std::vector<std::string> all;
+        for (const auto& q : app.cache().all_queues())
+            if (all.empty() || all.back() != q->tenant) all.push_back(q->tenant);
+        std::sort(all.begin(), all.end());
+        all.erase(std::unique(all.begin(), all.end()), all.end());
+        return all;
+    }
+    if (!scope.empty() && scope != "tenant")
+        throw mq::ValidationError("scope must be \"tenant\" or \"all\"", {{"field", "scope"}});
+    mq::authorize(*req.principal, mq::Action::kMonitor);
+    return {req.tenant()};
+}
+
+// Rates between two samples at least a few seconds apart (or since start).
+struct RateSample {
+    Clock::time_point at;
+    std::uint64_t published = 0, processed = 0, errors = 0;
+};
+
+std::string label(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out.push_back('\\');
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+std::string prometheus(App& app, const Router& router) {
+    std::ostringstream out;
+    auto family = [&](const char* name, const char* type, const char* help) {
+        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    };
+    family("mq_http_requests_total", "counter", "HTTP requests answered, by route and status class.");
+    for (const auto& r : router.routes()) {
+        static const char* classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+        for (int c = 1; c <= 5; ++c) {
+            auto n = r->stats->by_class[c].load();
+            if (n == 0) continue;
+            out << "mq_http_requests_total{method=\"" << http::to_string(r->method) << "\",route=\"" << r->pattern
+                << "\",status=\"" << classes[c] << "\"} " << n << '\n';
+        }
+    }
+    family("mq_http_request_duration_seconds", "histogram", "Time from request header to response, by route.");
+    for (const auto& r : router.routes()) {
+        const auto& s = *r->stats;
+        if (s.count.load() == 0) continue;
+        std::string l = "method=\"" + std::string(http::to_string(r->method)) + "\",route=\"" + r->pattern + "\"";
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < std::size(RouteStats::kBuckets); ++i) {
+            cumulative += s.buckets[i].load();
+            out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"" << RouteStats::kBuckets[i] << "\"} "
+                << cumulative << '\n';
+        }
+        out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"+Inf\"} " << s.count.load() << '\n';
+        out << "mq_http_request_duration_seconds_sum{" << l << "} " << static_cast<double>(s.sum_us.load()) / 1e6 << '\n';
+        out << "mq_http_request_duration_seconds_count{" << l << "} " << s.count.load() << '\n';
+    }
+    family("mq_messages_total", "counter", "Messages by tenant and outcome (published, duplicate, rejected, delivered, acked, nacked).");
+    for (auto& [tenant, c] : app.all_counters()) {
+        const std::pair<const char*, std::uint64_t> rows[] = {
+            {"published", c->published.load()}, {"duplicate", c->duplicates.load()},
+            {"rejected", c->rejected.load()},   {"delivered", c->delivered.load()},
+            {"acked", c->acked.load()},         {"nacked", c->nacked.load()}};
+        for (auto [outcome, n] : rows)
+            out << "mq_messages_total{tenant=\"" << label(tenant) << "\",outcome=\"" << outcome << "\"} " << n << '\n';
+    }
+    family("mq_message_latency_seconds", "histogram", "Publish to first pull delivery.");
+    {
+        const auto& h = app.pull_latency();
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < std::size(LatencyHistogram::kBuckets); ++i) {
+            cumulative += h.buckets[i].load();
+            out << "mq_message_latency_seconds_bucket{le=\"" << LatencyHistogram::kBuckets[i] << "\"} " << cumulative
+                << '\n';
+        }
+        out << "mq_message_latency_seconds_bucket{le=\"+Inf\"} " << h.count.load() << '\n';
+        out << "mq_message_latency_seconds_sum " << static_cast<double>(h.sum_us.load()) / 1e6 << '\n';
+        out << "mq_message_latency_seconds_count " << h.count.load() << '\n';
+    }
+    family("mq_queue_size", "gauge", "Entries in a queue's streams (all partitions) and its delayed set.");
+    try {
+        auto redis = app.redis().acquire();
+        for (const auto& q : app.cache().all_queues()) {
+            auto t = queue_totals(app, *redis, *q);
+            std::string l = "tenant=\"" + label(q->tenant) + "\",queue=\"" + label(q->name) + "\"";
+            out << "mq_queue_size{" << l << ",state=\"stream\"} " << t.messages << '\n';
+            out << "mq_queue_size{" << l << ",state=\"delayed\"} " << t.delayed << '\n';
+            out << "mq_queue_size{" << l << ",state=\"pending\"} " << t.pending << '\n';
+            out << "mq_queue_size{" << l << ",state=\"dead_letter\"} " << t.dead_letters << '\n';
+        }
+    } catch (const mq::Error&) {
+        // Redis down: the other families still tell what this process saw.
+    }
+    family("mq_publish_round_trips_total", "counter", "Redis round trips made by the publish pipeline.");
+    out << "mq_publish_round_trips_total " << app.pipeline().round_trips() << '\n';
+    family("mq_publish_jobs_total", "counter", "Publish requests sent through the pipeline (jobs/round trips = coalescing).");
+    out << "mq_publish_jobs_total " << app.pipeline().jobs() << '\n';
+    family("process_resident_memory_bytes", "gauge", "Resident memory of mq-api.");
+    out << "process_resident_memory_bytes " << resident_memory_bytes() << '\n';
+    return out.str();
+}
+
+}  // namespace
+
+QueueTotals queue_totals(App& app, mq::redis::Connection& redis, const mq::Queue& q) {
+    QueueTotals t;
+    for (const auto& p : mq::QueueStreams(redis, app.keys()).stats(q)) {
+        t.messages += p.length;
+        t.delayed += p.delayed;
+        t.dead_letters += p.dead_letters;
+        for (const auto& g : p.groups) {
+            t.pending += g.pending;
+            t.lag += g.lag.value_or(0);
+            t.consumers += g.consumers;
+            ++t.groups;
+        }
+    }
+    for (const auto& s : app.cache().subscriptions(q.tenant))
+        if (s->queue == q.name) ++t.subscriptions;
+    return t;
+}
+
+nlohmann::json to_json(const QueueTotals& t) {
+    return {{"messages", t.messages}, {"delayed", t.delayed},           {"pending", t.pending},
+            {"lag", t.lag},           {"dead_letters", t.dead_letters}, {"subscriptions", t.subscriptions}};
+}
+
+nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
+    static std::mutex sample_mutex;
+    static std::map<std::string, std::pair<RateSample, RateSample>> samples;  // key: tenant set
+
+    auto redis = app.redis().acquire();
+    QueueTotals sum;
+    std::int64_t queues = 0, streams = 0;
+    std::uint64_t published = 0, processed = 0, errors = 0, delivered = 0;
+    for (const auto& tenant : tenants) {
+        for (const auto& q : app.cache().queues(tenant)) {
+            auto t = queue_totals(app, *redis, *q);
+            ++queues;
+            streams += q->partition_count;
+            sum.messages += t.messages;
+            sum.delayed += t.delayed;
+            sum.pending += t.pending;
+            sum.lag += t.lag;
+            sum.dead_letters += t.dead_letters;
+            sum.groups += t.groups;
+            sum.consumers += t.consumers;
+        }
+        auto& c = app.counters(tenant);
+        published += c.published.load();
+        processed += c.acked.load();
+        delivered += c.delivered.load();
+        errors += c.errors.load() + c.nacked.load();
+    }
+    RateSample now{Clock::now(), published, processed, errors};
+    RateSample base;
+    {
+        std::string key;
+        for (const auto& t : tenants) key += t + "\n";
+        std::lock_guard lock(sample_mutex);
+        auto it = samples.find(key);
+        if (it == samples.end()) {
+            RateSample start{app.started(), 0, 0, 0};
+            it = samples.emplace(key, std::make_pair(start, now)).first;
+        } else if (now.at - it->second.second.at > std::chrono::seconds(5)) {
+            it->second.first = it->second.second;
+            it->second.second = now;
+        }
+        base = it->second.first;
+    }
+    double dt = std::max(0.001, std::chrono::duration<double>(now.at - base.at).count());
+    auto rate = [&](std::uint64_t a, std::uint64_t b) { return static_cast<double>(a - std::min(a, b)) / dt; };
+    const auto& h = app.pull_latency();
+    double avg_ms = h.count.load() ? static_cast<double>(h.sum_us.load()) / 1000.0 / static_cast<double>(h.count.load()) : 0;
+    nlohmann::json j = {{"tenant", tenants.size() == 1 ? nlohmann::json(tenants.front()) : nlohmann::json(nullptr)},
+                        {"tenants", tenants.size()},
+                        {"queues", queues},
+                        {"streams", streams},
+                        {"consumer_groups", sum.groups},
+                        {"messages", sum.messages},
+                        {"pending", sum.pending},
+                        {"lag", sum.lag},
+                        {"delayed", sum.delayed},
+                        {"dead_letters", sum.dead_letters},
+                        {"active_consumers", sum.consumers},
+                        {"published_total", published},
+                        {"delivered_total", delivered},
+                        {"processed_total", processed},
+                        {"errors_total", errors},
+                        {"rates",
+                         {{"publish_per_s", rate(published, base.published)},
+                          {"process_per_s", rate(processed, base.processed)},
+                          {"error_per_s", rate(errors, base.errors)}}},
+                        {"latency_ms",
+                         {{"avg", avg_ms}, {"p95", h.quantile(0.95) * 1000}, {"p99", h.quantile(0.99) * 1000}}}};
+    return j;
+}
+
+std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
+    nlohmann::json checks = nlohmann::json::object();
+    bool healthy = true;
+    bool degraded = false;
+    auto run = [&](const char* name, bool critical, const std::function<nlohmann::json()>& check) {
+        auto t0 = Clock::now();
+        nlohmann::json c;
+        try {
+            c = check();
+            if (!c.contains("status")) c["status"] = "ok";
+        } catch (const std::exception& e) {
+            c = {{"status", "down"}, {"error", e.what()}};
+        }
+        c["latency_ms"] = ms_since(t0);
+        if (c["status"] != "ok") {
+            if (critical) healthy = false;
+            else degraded = true;
+        }
+        checks[name] = std::move(c);
+    };
+    run("redis", true, [&] {
+        auto redis = app.redis().acquire();
+        redis->command({"PING"});
+        return nlohmann::json::object();
+    });
+    run("redis_stream", true, [&] {
+        // A real write and read on a stream of its own (one key, so one slot in a cluster).
+        auto redis = app.redis().acquire();
+        std::string key = app.keys().prefix() + "health:{" + std::to_string(getpid()) + "}";
+        auto id = redis->command({"XADD", key, "MAXLEN", "~", "10", "*", "probe", std::to_string(mq::now_ms())}).as_string();
+        auto back = redis->command({"XRANGE", key, id, id});
+        redis->command({"PEXPIRE", key, "600000"});
+        if (back.elements.size() != 1) return nlohmann::json{{"status", "down"}, {"error", "probe entry not read back"}};
+        return nlohmann::json::object();
+    });
+    std::size_t tenants = 0;
+    run("postgres", true, [&] {
+        auto db = app.pg().acquire();
+        tenants = mq::Catalog(*db).list_tenants().size();
+        return nlohmann::json::object();
+    });
+    run("config_cache", false, [&] {
+        bool listening = app.cache().listening();
+        return nlohmann::json{{"status", listening ? "ok" : "degraded"}, {"listening", listening}};
+    });
+    auto all_queues = app.cache().all_queues();
+    run("queues", false, [&] { return nlohmann::json{{"count", all_queues.size()}}; });
+    run("consumers", false, [&] {
+        std::size_t subs = 0, paused = 0;
+        std::vector<std::string> seen;
+        for (const auto& q : all_queues) {
+            if (std::find(seen.begin(), seen.end(), q->tenant) != seen.end()) continue;
+            seen.push_back(q->tenant);
+            for (const auto& s : app.cache().subscriptions(q->tenant)) {
+                ++subs;
+                paused += s->status == "paused";
+            }
+        }
+        return nlohmann::json{{"subscriptions", subs}, {"paused", paused}};
+    });
+    run("memory", false, [&] {
+        auto rss = resident_memory_bytes();
+        bool ok = rss < app.options().memory_warn_bytes;
+        return nlohmann::json{{"status", ok ? "ok" : "degraded"}, {"rss_bytes", rss},
+                              {"limit_bytes", app.options().memory_warn_bytes}};
+    });
+    nlohmann::json j = {{"status", !healthy ? "down" : degraded ? "degraded" : "ok"}, {"checks", std::move(checks)}};
+    if (detailed) {
+        j["tenants"] = tenants;
+        j["queues"] = all_queues.size();
+        j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
+        j["publish_pipeline"] = {{"jobs", app.pipeline().jobs()}, {"round_trips", app.pipeline().round_trips()}};
+    }
+    return {healthy, j};
+}
+
+void add_monitor_routes(Router& router, App& app) {
+    router.add(http::verb::get, "/api/v1/mq/metrics", Auth::kBearer, [&app](Request& req) {
+        return json_response(200, metrics_json(app, tenants_in_scope(app, req)));
+    });
+    router.add(http::verb::get, "/api/v1/mq/metrics/topics", Auth::kBearer, [&app](Request& req) {
+        auto tenants = tenants_in_scope(app, req);
+        auto redis = app.redis().acquire();
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& tenant : tenants)
+            for (const auto& q : app.cache().queues(tenant)) {
+                auto j = to_json(queue_totals(app, *redis, *q));
+                j["name"] = q->name;
+                j["tenant"] = q->tenant;
+                j["partitions"] = q->partition_count;
+                list.push_back(std::move(j));
+            }
+        return json_response(200, {{"topics", std::move(list)}});
+    });
+    router.add(http::verb::get, "/api/v1/mq/metrics/consumers", Auth::kBearer, [&app](Request& req) {
+        auto tenants = tenants_in_scope(app, req);
+        auto redis = app.redis().acquire();
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& tenant : tenants)
+            for (const auto& s : app.cache().subscriptions(tenant)) {
+                auto q = app.cache().queue(tenant, s->queue);
+                if (!q) continue;
+                std::int64_t pending = 0, lag = 0;
+                std::map<std::string, std::pair<std::int64_t, std::int64_t>> consumers;  // name -> pending, idle
+                for (int p = 0; p < q->partition_count; ++p) {
+                    auto key = app.keys().stream(q->tenant, q->name, p);
+                    auto groups = redis->command_raw({"XINFO", "GROUPS", key});
+                    for (const auto& g : groups.elements) {
+                        std::string name;
+                        for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+                            const auto& k = g.elements[i].str;
+                            if (k == "name") name = g.elements[i + 1].str;
+                        }
+                        if (name != s->name) continue;
+                        for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
+                            const auto& k = g.elements[i].str;
+                            if (k == "pending") pending += g.elements[i + 1].as_integer();
+                            if (k == "lag" && g.elements[i + 1].type == mq::redis::Reply::Type::kInteger)
+                                lag += g.elements[i + 1].as_integer();
+                        }
+                    }
+                    auto cs = redis->command_raw({"XINFO", "CONSUMERS", key, s->name});
+                    for (const auto& c : cs.elements) {
+                        std::string name;
+                        std::int64_t cp = 0, idle = 0;
+                        for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
+                            const auto& k = c.elements[i].str;
+                            if (k == "name") name = c.elements[i + 1].str;
+                            if (k == "pending") cp = c.elements[i + 1].as_integer();
+                            if (k == "idle") idle = c.elements[i + 1].as_integer();
+                        }
+                        auto& slot = consumers[name];
+                        slot.first += cp;
+                        slot.second = slot.second == 0 ? idle : std::min(slot.second, idle);
+                    }
+                }
+                nlohmann::json cl = nlohmann::json::array();
+                for (auto& [name, v] : consumers) cl.push_back({{"name", name}, {"pending", v.first}, {"idle_ms", v.second}});
+                list.push_back({{"queue", s->queue},
+                                {"subscription", s->name},
+                                {"id", s->id},
+                                {"type", s->type},
+                                {"status", s->status},
+                                {"pending", pending},
+                                {"lag", lag},
+                                {"consumers", std::move(cl)}});
+            }
+        return json_response(200, {{"consumers", std::move(list)}});
+    });
+    router.add(http::verb::get, "/api/v1/mq/health", Auth::kNone, [&app](Request&) {
+        auto [ok, j] = health_json(app, false);
+        return json_response(ok ? 200 : 503, j);
+    });
+    router.add(http::verb::get, "/api/v1/mq/status", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kMonitor);
+        nlohmann::json redis_info;
+        try {
+            auto redis = app.redis().acquire();
+            auto info = redis->command({"INFO"}).as_string();
+            std::istringstream lines(info);
+            std::string line;
+            std::map<std::string, std::string> kv;
+            while (std::getline(lines, line)) {
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                auto colon = line.find(':');
+                if (colon != std::string::npos) kv[line.substr(0, colon)] = line.substr(colon + 1);
+            }
+            auto num = [&](const char* k) -> nlohmann::json {
+                return kv.count(k) ? nlohmann::json(std::atoll(kv[k].c_str())) : nlohmann::json(nullptr);
+            };
+            redis_info = {{"status", "ok"},
+                          {"version", kv["redis_version"]},
+                          {"uptime_s", num("uptime_in_seconds")},
+                          {"connected_clients", num("connected_clients")},
+                          {"used_memory_bytes", num("used_memory")},
+                          {"maxmemory_policy", kv["maxmemory_policy"]}};
+        } catch (const mq::Error& e) {
+            redis_info = {{"status", "down"}, {"error", e.what()}};
+        }
+        auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
+        return json_response(200, {{"version", "0.2.0"},
+                                   {"uptime_s", uptime},
+                                   {"started_at", mq::format_rfc3339(app.started_unix_ms())},
+                                   {"redis", redis_info},
+                                   {"queues", app.cache().queues(req.tenant()).size()},
+                                   {"subscriptions", app.cache().subscriptions(req.tenant()).size()},
+                                   {"process",
+                                    {{"rss_bytes", resident_memory_bytes()},
+                                     {"uptime_s", uptime},
+                                     {"threads", thread_count()},
+                                     {"pid", getpid()}}}});
+    });
+    router.add(http::verb::get, "/api/v1/mq/openapi.json", Auth::kNone, [](Request&) {
+        Response r;
+        r.body = std::string(mq::embedded_schema("openapi.json"));
+        return r;
+    });
+    if (app.config().metrics_enabled) {
+        router.add(http::verb::get, "/metrics", Auth::kNone, [&app, &router](Request&) {
+            Response r;
+            r.content_type = "text/plain; version=0.0.4";
+            r.body = prometheus(app, router);
+            return r;
+        });
+    }
+}
+
+}  // namespace mqapi

@@ -1,0 +1,169 @@
+// POST /api/v1/mq/publish, /publish/batch, /publish/delayed, /publish/scheduled and
+// /topics/{name}/publish. These run on the I/O threads: parse (simdjson), check, then hand
+// the messages to the publish pipeline, which answers when Redis has them.
+
+#include "mq/core/time.hpp"
+#include "mq/publish/envelope.hpp"
+#include "routes.hpp"
+
+namespace mqapi {
+
+namespace {
+
+enum class Mode { kSingle, kBatch, kDelayed, kScheduled, kTopic };
+
+mq::EnvelopeParser& parser() {
+    thread_local mq::EnvelopeParser p;
+    return p;
+}
+
+nlohmann::json result_json(const mq::Queue& q, const mq::PublishRequest& r, const mq::PublishOutcome& o) {
+    nlohmann::json j = {{"id", o.message_id},
+                        {"queue", q.name},
+                        {"partition", o.partition},
+                        {"duplicate", o.status == mq::PublishStatus::kDuplicate},
+                        {"delayed", o.delayed}};
+    std::optional<std::int64_t> at;
+    if (r.deliver_at_ms) at = *r.deliver_at_ms;
+    else if (r.delay && r.delay->count() > 0) at = mq::now_ms() + r.delay->count();
+    j["deliver_at"] = o.delayed && at ? nlohmann::json(mq::format_rfc3339(*at)) : nlohmann::json(nullptr);
+    return j;
+}
+
+void handle(App& app, Mode mode, Request& req, Reply reply) {
+    mq::authorize(*req.principal, mq::Action::kPublish);
+    const bool allow_batch = mode == Mode::kBatch || mode == Mode::kTopic;
+    std::vector<std::string_view> extras;
+    if (mode != Mode::kTopic) extras.push_back("queue");
+    auto body = parser().parse_body(req.body(), extras, allow_batch, app.options().max_batch);
+    if (mode == Mode::kBatch && !body.batch)
+        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}", {{"field", "messages"}});
+
+    std::string name;
+    if (mode == Mode::kTopic) {
+        name = req.param("name");
+    } else {
+        auto it = body.extras.find("queue");
+        if (it == body.extras.end() || it->second.empty())
+            throw mq::ValidationError("missing \"queue\" field", {{"field", "queue"}});
+        name = it->second;
+    }
+    if (!body.batch) {
+        auto& r = body.messages.front();
+        if (auto h = req.header("Idempotency-Key"); !h.empty()) {
+            if (!r.idempotency_key.empty() && r.idempotency_key != h)
+                throw mq::ValidationError("Idempotency-Key header and idempotency_key field differ",
+                                          {{"field", "idempotency_key"}});
+            r.idempotency_key = std::string(h);
+        }
+        if (mode == Mode::kDelayed && !r.delay)
+            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"", {{"field", "delay_ms"}});
+        if (mode == Mode::kScheduled && !r.deliver_at_ms)
+            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"", {{"field", "deliver_at"}});
+    }
+    auto queue = app.queue(req.tenant(), name);
+    mq::authorize_publish(*req.principal, *queue);
+    if (auto wait = app.quota().take(req.tenant(), body.messages.size())) {
+        app.counters(req.tenant()).rejected += body.messages.size();
+        throw mq::Error(mq::ErrorCode::kQuotaExceeded,
+                        "publish quota of tenant '" + req.tenant() + "' exceeded",
+                        {{"rate_per_s", app.quota().rate(req.tenant()).value_or(0)}}, *wait);
+    }
+    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply));
+}
+
+}  // namespace
+
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
+                bool batch, Reply reply) {
+    // Schema and encryption before anything reaches Redis. A batch keeps going past a bad
+    // message (its result says why); a single publish fails as a whole.
+    auto schema = app.schemas().get(*queue);
+    std::vector<std::optional<mq::Error>> refused(requests.size());
+    std::vector<mq::PublishRequest> accepted;
+    std::vector<std::size_t> index;  // accepted[i] is requests[index[i]]
+    accepted.reserve(requests.size());
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        try {
+            if (schema) schema->check(requests[i].payload);
+            mq::seal_request(requests[i], app.keyring(), *queue);
+        } catch (const mq::Error& e) {
+            if (!batch) throw;
+            refused[i] = e;
+            continue;
+        }
+        index.push_back(i);
+    }
+    // The originals are kept for deliver_at in the answers; the pipeline gets copies only
+    // of what passed.
+    for (auto i : index) accepted.push_back(requests[i]);
+    auto state = std::make_shared<std::vector<mq::PublishRequest>>(std::move(requests));
+    auto finish = [&app, queue, state, refused = std::move(refused), index, batch,
+                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
+        auto& counters = app.counters(queue->tenant);
+        if (error) {
+            counters.errors += 1;
+            try {
+                std::rethrow_exception(error);
+            } catch (const mq::Error& e) {
+                return reply(error_response(e));
+            } catch (const std::exception& e) {
+                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, e.what())));
+            }
+        }
+        const auto& requests = *state;
+        if (!batch) {
+            if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
+                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
+            }
+            const auto& o = outcomes.front();
+            if (o.status == mq::PublishStatus::kRejected) {
+                counters.rejected += 1;
+                return reply(error_response(o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
+            }
+            bool dup = o.status == mq::PublishStatus::kDuplicate;
+            (dup ? counters.duplicates : counters.published) += 1;
+            return reply(json_response(dup ? 200 : 201, result_json(*queue, requests.front(), o)));
+        }
+        nlohmann::json results = nlohmann::json::array();
+        std::size_t next = 0, accepted_n = 0, rejected_n = 0;
+        for (std::size_t i = 0; i < requests.size(); ++i) {
+            if (refused[i]) {
+                ++rejected_n;
+                results.push_back({{"error", refused[i]->to_json()["error"]}});
+                continue;
+            }
+            const auto& o = outcomes[next++];
+            if (o.status == mq::PublishStatus::kRejected) {
+                ++rejected_n;
+                auto err = o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored");
+                results.push_back({{"error", err.to_json()["error"]}});
+            } else {
+                ++accepted_n;
+                if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
+                results.push_back(result_json(*queue, requests[i], o));
+            }
+        }
+        counters.published += accepted_n;
+        counters.rejected += rejected_n;
+        reply(json_response(200, {{"accepted", accepted_n}, {"rejected", rejected_n}, {"results", std::move(results)}}));
+    };
+    if (accepted.empty()) return finish({}, nullptr);
+    app.pipeline().submit(queue, std::move(accepted), std::move(finish));
+}
+
+void add_publish_routes(Router& router, App& app) {
+    auto route = [&](const char* path, Mode mode, std::size_t limit) {
+        router.add_async(http::verb::post, path, Auth::kBearer,
+                         [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); }, limit);
+    };
+    std::size_t single = static_cast<std::size_t>(app.config().max_message_size);
+    std::size_t batch = app.options().batch_body_limit;
+    route("/api/v1/mq/publish", Mode::kSingle, single);
+    route("/api/v1/mq/publish/batch", Mode::kBatch, batch);
+    route("/api/v1/mq/publish/delayed", Mode::kDelayed, single);
+    route("/api/v1/mq/publish/scheduled", Mode::kScheduled, single);
+    route("/api/v1/mq/topics/{name}/publish", Mode::kTopic, batch);
+}
+
+}  // namespace mqapi

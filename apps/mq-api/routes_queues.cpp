@@ -1,0 +1,99 @@
+// Queues: POST/GET /api/v1/mq/queues, GET/PUT/DELETE /api/v1/mq/queues/{name},
+// POST /api/v1/mq/queues/{name}/purge. Writes go to PostgreSQL (and Redis), then the
+// tenant's cache entry is reloaded so the caller reads its own write at once.
+
+#include "mq/consume/consumer.hpp"
+#include "mq/queue/catalog.hpp"
+#include "mq/queue/lifecycle.hpp"
+#include "mq/queue/streams.hpp"
+#include "routes.hpp"
+
+namespace mqapi {
+
+namespace {
+
+nlohmann::json queue_with_stats(App& app, const mq::Queue& q) {
+    auto redis = app.redis().acquire();
+    auto parts = mq::QueueStreams(*redis, app.keys()).stats(q);
+    std::int64_t messages = 0, delayed = 0, dead = 0, pending = 0, lag = 0;
+    for (const auto& p : parts) {
+        messages += p.length;
+        delayed += p.delayed;
+        dead += p.dead_letters;
+        for (const auto& g : p.groups) {
+            pending += g.pending;
+            lag += g.lag.value_or(0);
+        }
+    }
+    std::int64_t subs = 0;
+    for (const auto& s : app.cache().subscriptions(q.tenant))
+        if (s->queue == q.name) ++subs;
+    auto j = mq::to_json(q);
+    j["stats"] = {{"messages", messages}, {"delayed", delayed},     {"pending", pending},
+                  {"lag", lag},           {"dead_letters", dead}, {"subscriptions", subs}};
+    return j;
+}
+
+}  // namespace
+
+void add_queue_routes(Router& router, App& app) {
+    router.add(http::verb::post, "/api/v1/mq/queues", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kManageQueues);
+        auto spec = mq::queue_spec_from_json(parse_object_body(req.body()));
+        auto db = app.pg().acquire();
+        auto q = mq::Catalog(*db).create_queue(req.tenant(), spec, app.config());
+        app.cache().reload_tenant(req.tenant());
+        return json_response(201, mq::to_json(q));
+    });
+    router.add(http::verb::get, "/api/v1/mq/queues", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kReadQueues);
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& q : app.cache().queues(req.tenant())) list.push_back(mq::to_json(*q));
+        return json_response(200, {{"queues", std::move(list)}});
+    });
+    router.add(http::verb::get, "/api/v1/mq/queues/{name}", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kReadQueues);
+        auto q = app.queue(req.tenant(), req.param("name"));
+        return json_response(200, queue_with_stats(app, *q));
+    });
+    router.add(http::verb::put, "/api/v1/mq/queues/{name}", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kManageQueues);
+        auto changes = mq::queue_changes_from_json(parse_object_body(req.body()));
+        auto db = app.pg().acquire();
+        auto before = mq::Catalog(*db).get_queue(req.tenant(), req.param("name"));
+        auto q = mq::Catalog(*db).update_queue(req.tenant(), req.param("name"), changes);
+        if (q.partition_count > before.partition_count) {
+            // New partitions need every subscription's consumer group, or they never deliver.
+            auto redis = app.redis().acquire();
+            mq::ConsumerGroups groups(*redis, app.keys());
+            for (const auto& s : app.cache().subscriptions(req.tenant()))
+                if (s->queue == q.name) groups.ensure(q, *s);
+        }
+        app.cache().reload_tenant(req.tenant());
+        return json_response(200, mq::to_json(q));
+    });
+    router.add(http::verb::delete_, "/api/v1/mq/queues/{name}", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kManageQueues);
+        auto force = req.query.count("force") && req.query.at("force") == "true";
+        auto db = app.pg().acquire();
+        auto redis = app.redis().acquire();
+        mq::Catalog catalog(*db);
+        mq::QueueStreams streams(*redis, app.keys());
+        mq::delete_queue(catalog, streams, req.tenant(), req.param("name"), force);
+        app.cache().reload_tenant(req.tenant());
+        Response r;
+        r.status = 204;
+        return r;
+    });
+    router.add(http::verb::post, "/api/v1/mq/queues/{name}/purge", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kManageQueues);
+        auto q = app.queue(req.tenant(), req.param("name"));
+        auto redis = app.redis().acquire();
+        auto purged = mq::QueueStreams(*redis, app.keys()).purge(*q);
+        return json_response(200, {{"purged", purged.entries + purged.delayed},
+                                   {"entries", purged.entries},
+                                   {"delayed", purged.delayed}});
+    });
+}
+
+}  // namespace mqapi

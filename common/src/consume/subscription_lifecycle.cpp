@@ -1,0 +1,72 @@
+#include "mq/consume/subscription_lifecycle.hpp"
+
+#include "mq/consume/consumer.hpp"
+#include "mq/consume/control.hpp"
+#include "mq/consume/subscription_catalog.hpp"
+#include "mq/deliver/exec.hpp"
+#include "mq/deliver/webhook.hpp"
+#include "mq/error.hpp"
+#include "mq/queue/catalog.hpp"
+
+namespace mq {
+
+void validate_handler_for_type(const Subscription& s) {
+    if (s.type == "webhook") webhook_config_from_json(s.handler);
+    if (s.type == "exec") exec_config_from_json(s.handler);
+}
+
+CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
+                                        const Queue& queue, const Subscription& s) {
+    SubscriptionCatalog subs(db);
+    ConsumerGroups groups(redis, keys);  // Redis down: nothing stored yet
+
+    CreatedSubscription out{subs.create(s), 0};
+    const Subscription& created = out.subscription;
+    try {
+        out.new_groups = groups.ensure(queue, created);
+    } catch (const std::exception& e) {
+        // Nothing may half-exist: a row without its groups looks healthy but never delivers.
+        try {
+            groups.destroy(queue, created.name);
+        } catch (const std::exception&) {
+            // Redis is the failing side; groups it did create are harmless without a row.
+        }
+        try {
+            subs.remove(created.tenant, created.queue, created.name);
+        } catch (const Error& undo) {
+            throw Error(undo.code(),
+                            std::string("cannot create the consumer groups (") + e.what() +
+                                ") and cannot remove the new subscription row either (" +
+                                undo.what() + "); remove it with: mqctl sub delete " +
+                                created.queue + " " + created.name + " --yes");
+        }
+        throw;
+    }
+    return out;
+}
+
+std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
+                                         const Subscription& s) {
+    // A queue whose deletion was interrupted still has streams to clean.
+    auto q = Catalog(db).find_queue(s.tenant, s.queue, /*include_deleting=*/true);
+    if (q) ConsumerGroups(redis, keys).destroy(*q, s.name);
+    SubscriptionCatalog(db).remove(s.tenant, s.queue, s.name);
+    return q;
+}
+
+// Repeating the command (or restarting the workers, which re-read state) makes a missed
+// announcement take effect.
+void tell_workers(redis::Connection& redis, const KeyLayout& keys, const std::string& event,
+                  const Subscription& s, const std::string& done) {
+    try {
+        announce(redis, keys, event, s.tenant, s.queue, s.name);
+    } catch (const Error& e) {
+        throw Error(
+            e.code(),
+            done + ", but running workers were not told (" + e.what() +
+                "); run the command again once Redis is reachable, or restart the workers",
+            e.details());
+    }
+}
+
+}  // namespace mq
