@@ -126,6 +126,28 @@ subscriptions:
 YAML
 }
 
+# Writes a worker config for one `log` subscription (the trivial handler: one JSON line
+# per message appended to a file, then ack); args: file queue sub port path conc batch
+write_log_worker_config() {
+    cat >"$1" <<YAML
+tenant: default
+metrics_port: $4
+shutdown_timeout: 5s
+subscriptions:
+  - queue: $2
+    name: $3
+    start_from: earliest
+    concurrency: $6
+    batch_size: $7
+    retry:
+      max_attempts: 3
+      initial_backoff: 1s
+    handler:
+      type: log
+      path: $5
+YAML
+}
+
 bench_header() { # name
     echo "mq bench/$1  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "repo       HEAD $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
