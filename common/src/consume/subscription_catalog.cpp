@@ -1,5 +1,7 @@
 #include "mq/consume/subscription_catalog.hpp"
 
+#include <cctype>
+
 #include "mq/core/names.hpp"
 
 namespace mq {
@@ -38,6 +40,8 @@ const pg::Statement kUpdate{
     "AND s.name = $3 RETURNING s.id"};
 const pg::Statement kGet{"mq_sub_get", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
                                        "WHERE s.tenant_id = $1 AND t.name = $2 AND s.name = $3"};
+const pg::Statement kGetById{"mq_sub_get_by_id",
+                               "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM "WHERE s.tenant_id = $1 AND s.id = $2::uuid"};
 const pg::Statement kList{"mq_sub_list",
                           "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
                           "WHERE s.tenant_id = $1 AND ($2 = '' OR t.name = $2) AND t.status = 'active' "
@@ -100,6 +104,22 @@ Error subscription_not_found(const std::string& tenant, const std::string& queue
                  "subscription '" + name + "' not found on queue '" + queue + "' in tenant '" + tenant +
                      "'; list them with: mqctl sub list " + queue,
                  {{"queue", queue}, {"subscription", name}});
+}
+
+Error subscription_id_not_found(const std::string& tenant, const std::string& id) {
+    return Error(ErrorCode::kSubscriptionNotFound,
+                 "subscription '" + printable(id) + "' not found in tenant '" + tenant +
+                     "'; list them with: mqctl sub list",
+                 {{"subscription", printable(id)}});
+}
+
+bool is_uuid_text(const std::string& text) {
+    if (text.size() != 36) return false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i]))) return false;
+    }
+    return true;
 }
 
 Subscription SubscriptionCatalog::create(const Subscription& s) {
@@ -167,6 +187,22 @@ Subscription SubscriptionCatalog::get(const std::string& tenant, const std::stri
                                       const std::string& name) {
     auto s = find(tenant, queue, name);
     if (!s) throw subscription_not_found(tenant, queue, name);
+    return *s;
+}
+
+std::optional<Subscription> SubscriptionCatalog::find_by_id(const std::string& tenant, const std::string& id) {
+    // Checked here so a malformed id is "not found", never a cast error from PostgreSQL.
+    if (!is_uuid_text(id)) return std::nullopt;
+    return db_.transact([&](pqxx::work& tx) -> std::optional<Subscription> {
+        auto rows = db_.exec(tx, kGetById, tenant, id);
+        if (rows.empty()) return std::nullopt;
+        return from_row(rows[0]);
+    });
+}
+
+Subscription SubscriptionCatalog::get_by_id(const std::string& tenant, const std::string& id) {
+    auto s = find_by_id(tenant, id);
+    if (!s) throw subscription_id_not_found(tenant, id);
     return *s;
 }
 

@@ -26,6 +26,10 @@ public:
                                      const std::string& name);
     /// Throws Error(kSubscriptionNotFound).
     Subscription get(const std::string& tenant, const std::string& queue, const std::string& name);
+    /// By uuid, within the tenant: an id that is not a uuid, or another tenant's, is nullopt.
+    std::optional<Subscription> find_by_id(const std::string& tenant, const std::string& id);
+    /// Throws Error(kSubscriptionNotFound).
+    Subscription get_by_id(const std::string& tenant, const std::string& id);
     /// Returns the deleted row; throws kSubscriptionNotFound.
     Subscription remove(const std::string& tenant, const std::string& queue, const std::string& name);
     /// "active" or "paused"; returns the updated subscription.
@@ -37,5 +41,9 @@ private:
 };
 
 Error subscription_not_found(const std::string& tenant, const std::string& queue, const std::string& name);
+Error subscription_id_not_found(const std::string& tenant, const std::string& id);
+
+/// A uuid in its text form (8-4-4-4-12 hex digits, any case).
+bool is_uuid_text(const std::string& text);
 
 }  // namespace mq
