@@ -80,6 +80,14 @@ void App::start() {
             spdlog::warn("cannot reload tenant publish rates: {}", e.what());
         }
     });
+    // Tenant rows (publish_rate_limit, suspension) notify like queues do.
+    cache_->on_changed([this](const std::string&) {
+        try {
+            reload_rates();
+        } catch (const std::exception& e) {
+            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+        }
+    });
     cache_->start();
     mq::PublishLimits limits;
     limits.max_message_size = config_.max_message_size;

@@ -134,8 +134,9 @@ void add_internal_routes(Router& router, App& app);
 
 /// Shared by the publish and internal routes: checks, quota, encryption and schema for
 /// `requests` to `queue`, then the pipeline; `reply` gets the single or batch answer.
+/// `refused`: per request, an error found already (the request is then skipped).
 void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply);
+                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused = {});
 
 /// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
 std::int64_t resident_memory_bytes();

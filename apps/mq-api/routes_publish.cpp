@@ -69,21 +69,22 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
                         "publish quota of tenant '" + req.tenant() + "' exceeded",
                         {{"rate_per_s", app.quota().rate(req.tenant()).value_or(0)}}, *wait);
     }
-    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply));
+    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply), std::move(body.errors));
 }
 
 }  // namespace
 
 void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply) {
+                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused) {
     // Schema and encryption before anything reaches Redis. A batch keeps going past a bad
     // message (its result says why); a single publish fails as a whole.
     auto schema = app.schemas().get(*queue);
-    std::vector<std::optional<mq::Error>> refused(requests.size());
+    refused.resize(requests.size());
     std::vector<mq::PublishRequest> accepted;
     std::vector<std::size_t> index;  // accepted[i] is requests[index[i]]
     accepted.reserve(requests.size());
     for (std::size_t i = 0; i < requests.size(); ++i) {
+        if (refused[i]) continue;  // its fields were already refused by the parser
         try {
             if (schema) schema->check(requests[i].payload);
             mq::seal_request(requests[i], app.keyring(), *queue);

@@ -74,7 +74,8 @@ std::string printable(std::string_view text) {
 
 nlohmann::json Error::to_json() const {
     nlohmann::json body = {{"code", code_name(code_)}, {"message", what()}, {"details", details_}};
-    if (retry_after_s_) body["retryAfter"] = *retry_after_s_;
+    // Always present, so clients can read it without checking: null when not retryable later.
+    body["retryAfter"] = retry_after_s_ ? nlohmann::json(*retry_after_s_) : nlohmann::json(nullptr);
     return {{"error", body}};
 }
 

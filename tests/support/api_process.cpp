@@ -1,0 +1,186 @@
+#include "api_process.hpp"
+
+#include <signal.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "harness.hpp"
+#include "mq/pg/migrations.hpp"
+
+extern char** environ;
+
+namespace mqtest {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+nlohmann::json HttpResult::json() const { return nlohmann::json::parse(body, nullptr, false); }
+
+std::string HttpResult::error_code() const {
+    auto j = json();
+    if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("code"))
+        return j["error"]["code"].get<std::string>();
+    return "";
+}
+
+HttpResult http_request(int port, const std::string& method, const std::string& target, const std::string& body,
+                        const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
+    HttpResult out;
+    try {
+        asio::io_context ioc;
+        beast::tcp_stream stream(ioc);
+        stream.expires_after(timeout);
+        stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+        http::request<http::string_body> req(http::string_to_verb(method), target, 11);
+        req.set(http::field::host, "127.0.0.1");
+        for (const auto& [k, v] : headers) req.set(k, v);
+        if (!body.empty() || method == "POST" || method == "PUT") {
+            req.body() = body;
+            if (!req.count(http::field::content_type)) req.set(http::field::content_type, "application/json");
+            req.prepare_payload();
+        }
+        http::write(stream, req);
+        beast::flat_buffer buffer;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(64 * 1024 * 1024);
+        http::read(stream, buffer, parser);
+        auto& res = parser.get();
+        out.status = res.result_int();
+        out.body = res.body();
+        for (const auto& f : res) {
+            std::string name(f.name_string());
+            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            out.headers[name] = std::string(f.value());
+        }
+        beast::error_code ec;
+        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    } catch (const std::exception&) {
+        out.status = 0;
+    }
+    return out;
+}
+
+ApiProcess::ApiProcess(ApiOptions options) {
+    const auto& svc = services();
+    if (options.database_url.empty()) {
+        // The fixture's database may not be migrated yet when the API test runs first.
+        mq::pg::Database db(svc.database_url);
+        mq::pg::migrate(db, mq::pg::embedded_migrations());
+    }
+    prefix_ = options.key_prefix.empty() ? unique_name("api") + ":" : options.key_prefix;
+    port_ = dead_port();
+    log_path_ = temp_file("");
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+        std::string kv(*e);
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    env["REDIS_URL"] = options.redis_url.empty() ? svc.redis_url : options.redis_url;
+    env["DATABASE_URL"] = options.database_url.empty() ? svc.database_url : options.database_url;
+    env["REDIS_KEY_PREFIX"] = prefix_;
+    env["PORT"] = std::to_string(port_);
+    env["LOG_LEVEL"] = "info";
+    for (const auto& [k, v] : options.env) env[k] = v;
+    std::vector<std::string> env_strings;
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    std::string path = MQ_API_PATH;
+    std::vector<char*> argv = {path.data(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_APPEND, 0);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE(rc == 0);
+    if (!options.wait_ready) return;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+        if (!running()) FAIL("mq-api exited early (status " << exit_status_ << "):\n" << log());
+        auto r = http_request(port_, "GET", "/api/v1/mq/health", "", {}, std::chrono::seconds(5));
+        if (r.status != 0) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    FAIL("mq-api did not answer within 20 s:\n" << log());
+}
+
+ApiProcess::~ApiProcess() {
+    if (pid_ > 0 && running()) terminate(std::chrono::seconds(5));
+    if (pid_ > 0 && running()) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    std::remove(log_path_.c_str());
+}
+
+std::string ApiProcess::log() const {
+    std::ifstream in(log_path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+bool ApiProcess::running() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == 0) return true;
+    if (r == pid_) {
+        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        pid_ = -pid_;  // remember it exited
+    }
+    return false;
+}
+
+int ApiProcess::terminate(std::chrono::milliseconds wait) {
+    if (pid_ <= 0) return exit_status_;
+    kill(pid_, SIGTERM);
+    auto until = std::chrono::steady_clock::now() + wait;
+    while (std::chrono::steady_clock::now() < until) {
+        if (!running()) return exit_status_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -pid_;
+    exit_status_ = -SIGKILL;
+    return exit_status_;
+}
+
+HttpResult ApiProcess::call(const std::string& method, const std::string& target, const std::string& body,
+                            const std::string& token, std::map<std::string, std::string> headers) const {
+    if (!token.empty()) headers["Authorization"] = "Bearer " + token;
+    return http_request(port_, method, target, body, headers);
+}
+
+HttpResult ApiProcess::call_json(const std::string& method, const std::string& target, const nlohmann::json& body,
+                                 const std::string& token, std::map<std::string, std::string> headers) const {
+    return call(method, target, body.dump(), token, std::move(headers));
+}
+
+std::string create_token(const std::string& tenant, const std::string& role, const std::string& principal) {
+    auto r = mqctl({"--tenant", tenant, "token", "create", "--role", role, "--principal", principal, "-o", "json"});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    return nlohmann::json::parse(r.out)["token"].get<std::string>();
+}
+
+}  // namespace mqtest

@@ -1,0 +1,73 @@
+#pragma once
+
+// Runs mq-api against the test services (or other Redis/PostgreSQL URLs) on a free
+// loopback port, with its own key prefix, and talks HTTP to it.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace mqtest {
+
+struct HttpResult {
+    int status = 0;  ///< 0: no answer (connection refused/closed)
+    std::string body;
+    std::map<std::string, std::string> headers;  ///< names in lower case
+    /// The body as JSON (null when it is not JSON).
+    nlohmann::json json() const;
+    /// error.code of an error body, "" otherwise.
+    std::string error_code() const;
+};
+
+/// One HTTP/1.1 request on a fresh connection to 127.0.0.1:port.
+HttpResult http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
+                        const std::map<std::string, std::string>& headers = {},
+                        std::chrono::milliseconds timeout = std::chrono::seconds(40));
+
+struct ApiOptions {
+    std::string redis_url;     ///< empty: the fixture's
+    std::string database_url;  ///< empty: the fixture's
+    std::string key_prefix;    ///< empty: a unique one
+    std::map<std::string, std::string> env;  ///< extra environment (INTERNAL_SERVICE_TOKEN, ...)
+    bool wait_ready = true;
+};
+
+class ApiProcess {
+public:
+    explicit ApiProcess(ApiOptions options = {});
+    ~ApiProcess();  ///< SIGTERM, then SIGKILL after 5 s
+    ApiProcess(const ApiProcess&) = delete;
+    ApiProcess& operator=(const ApiProcess&) = delete;
+
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    const std::string& key_prefix() const { return prefix_; }
+    /// Everything the process wrote to stdout/stderr so far.
+    std::string log() const;
+
+    /// A request with `Authorization: Bearer <token>` when token is not empty.
+    HttpResult call(const std::string& method, const std::string& target, const std::string& body = "",
+                    const std::string& token = "", std::map<std::string, std::string> headers = {}) const;
+    HttpResult call_json(const std::string& method, const std::string& target, const nlohmann::json& body,
+                         const std::string& token, std::map<std::string, std::string> headers = {}) const;
+
+    /// Sends SIGTERM and waits; returns the exit status (or -signal).
+    int terminate(std::chrono::milliseconds wait = std::chrono::seconds(40));
+    /// Has it exited? (non-blocking)
+    bool running();
+
+private:
+    pid_t pid_ = -1;
+    int port_ = 0;
+    int exit_status_ = 0;
+    std::string prefix_;
+    std::string log_path_;
+};
+
+/// `mqctl token create` for `tenant`; returns the secret.
+std::string create_token(const std::string& tenant, const std::string& role, const std::string& principal);
+
+}  // namespace mqtest
