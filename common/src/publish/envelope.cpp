@@ -207,13 +207,15 @@ PublishBody EnvelopeParser::parse_body(std::string_view json, const std::vector<
                 if (body.messages.size() >= max_batch)
                     throw ValidationError("a batch holds at most " + std::to_string(max_batch) + " messages",
                                           {{"field", "messages"}, {"max", max_batch}});
+                std::size_t index = body.messages.size();
+                body.errors.emplace_back();
                 try {
                     body.messages.push_back(read_envelope(m, {}, {}));
                 } catch (const ValidationError& e) {
                     auto details = e.details();
-                    details["index"] = body.messages.size();
-                    throw ValidationError("message " + std::to_string(body.messages.size()) + ": " + e.what(),
-                                          details);
+                    details["index"] = index;
+                    body.messages.emplace_back();
+                    body.errors.back() = ValidationError("message " + std::to_string(index) + ": " + e.what(), details);
                 }
             }
         } else if (std::find(extras.begin(), extras.end(), key) != extras.end()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,6 +16,8 @@ struct PublishBody {
     std::vector<PublishRequest> messages;
     bool batch = false;
     std::map<std::string, std::string> extras;  ///< string fields named by the caller ("queue")
+    /// Per message of a batch: why it was refused (its request in `messages` is empty).
+    std::vector<std::optional<Error>> errors;
 };
 
 /// Reads publish envelopes (one JSON object each) into PublishRequests with simdjson:
@@ -38,7 +41,8 @@ public:
 
     /// An API body: one envelope whose extra string fields `extras` (e.g. "queue") are
     /// returned apart, or, when `allow_batch`, {"messages": [envelope...], extras...} with
-    /// at most `max_batch` messages. A bad message names its index.
+    /// at most `max_batch` messages. A batch message with bad fields is refused alone (see
+    /// PublishBody::errors); malformed JSON refuses the whole body.
     PublishBody parse_body(std::string_view json, const std::vector<std::string_view>& extras,
                            bool allow_batch, std::size_t max_batch = 1000);
 
