@@ -14,6 +14,7 @@
 #include "mq/consume/control.hpp"
 #include "mq/consume/dead_letter_archive.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/worker/runner.hpp"
@@ -172,6 +173,11 @@ int run(const Options& o) {
     if (!o.consumer_name.empty()) wc.consumer_name = o.consumer_name;
     if (wc.consumer_name.empty()) wc.consumer_name = default_consumer_name();
     if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
+    // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
+    // (and --check) instead of failing every delivery later.
+    std::shared_ptr<const mq::Keyring> keyring;
+    if (!wc.base.keyring_file.empty())
+        keyring = std::make_shared<const mq::Keyring>(mq::Keyring::load(wc.base.keyring_file));
     if (o.check) {
         std::cout << "configuration OK: " << wc.subscriptions.size() << " subscription(s)\n";
         return 0;
@@ -215,6 +221,7 @@ int run(const Options& o) {
         ro.subscription = s;
         ro.consumer = wc.consumer_name;
         ro.handler = mq::make_handler(s);
+        ro.keyring = keyring;
         runners.push_back(std::make_unique<mq::SubscriptionRunner>(ro, std::make_shared<mq::RunnerMetrics>()));
     }
     for (auto& r : runners) r->start();

@@ -8,6 +8,8 @@
 #include "commands.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
+#include "mq/crypto/keyring.hpp"
+#include "mq/publish/payload_schema.hpp"
 #include "mq/publish/batch_file.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/catalog.hpp"
@@ -53,6 +55,17 @@ mq::PublishRequest request_from_flags(const PublishOptions& o) {
     return r;
 }
 
+// The queue's own rules before anything reaches Redis: the payload must match its schema
+// (exit 2 otherwise), and an encrypted queue gets the payload sealed with the current key
+// of MQ_KEYRING_FILE, or nothing at all when there is no keyring.
+void apply_queue_options(mq::PublishRequest& r, const mq::Queue& q, Context& ctx) {
+    if (!q.schema.is_null()) mq::PayloadSchema(q.schema).check(r.payload);
+    if (q.encryption == "none") return;
+    mq::Keyring keyring;
+    if (!ctx.config().keyring_file.empty()) keyring = mq::Keyring::load(ctx.config().keyring_file);
+    mq::seal_request(r, keyring, q);
+}
+
 void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     mq::PublishRequest r = request_from_flags(o);
     int sources = (o.payload ? 1 : 0) + (o.file.empty() ? 0 : 1);
@@ -78,6 +91,7 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
+    apply_queue_options(r, q, ctx);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;
@@ -100,6 +114,11 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
             "do not combine it with a payload or per-message flags");
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
+    // The batch reader hands lines straight to the publisher; until it can check and seal
+    // each one, refuse rather than store unchecked or plaintext messages.
+    if (!q.schema.is_null() || q.encryption != "none")
+        throw mq::ValidationError("queue '" + q.name + "' has a schema or encryption: --batch does not "
+                                  "support such queues yet; publish the messages one by one");
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
 
     const bool tty = isatty(STDERR_FILENO);

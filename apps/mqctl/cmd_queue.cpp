@@ -1,4 +1,6 @@
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "commands.hpp"
 #include "confirm.hpp"
@@ -17,6 +19,26 @@ std::string max_length_text(const mq::Queue& q) {
     return q.max_length ? std::to_string(*q.max_length) : "unlimited";
 }
 
+std::string principals_text(const std::vector<std::string>& list) {
+    if (list.empty()) return "any";
+    std::string out;
+    for (const auto& p : list) out += (out.empty() ? "" : ", ") + p;
+    return out;
+}
+
+// A schema file is JSON; a syntax error names the file and byte offset.
+nlohmann::json read_schema_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw mq::ValidationError("cannot read schema file '" + path + "'", {{"field", "schema"}});
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    try {
+        return nlohmann::json::parse(ss.str());
+    } catch (const nlohmann::json::parse_error& e) {
+        throw mq::ValidationError("schema file '" + path + "' is not JSON: " + e.what(), {{"field", "schema"}});
+    }
+}
+
 void print_queue(const mq::Queue& q, Context& ctx) {
     if (ctx.json()) {
         print_json(mq::to_json(q));
@@ -30,6 +52,10 @@ void print_queue(const mq::Queue& q, Context& ctx) {
                   {"max length", max_length_text(q)},
                   {"dedup window", mq::format_duration(q.dedup_window)},
                   {"encryption", q.encryption},
+                  {"public", q.is_public ? "yes" : "no"},
+                  {"producers", principals_text(q.allowed_producers)},
+                  {"consumers", principals_text(q.allowed_consumers)},
+                  {"schema", q.schema.is_null() ? "none" : q.schema.dump()},
                   {"created", q.created_at},
                   {"updated", q.updated_at}});
 }
@@ -47,6 +73,14 @@ struct QueueOptions {
     std::string dedup_window;
     bool force = false;
     bool yes = false;
+    std::string schema_file;
+    bool no_schema = false;
+    std::string encryption;
+    std::vector<std::string> allow_producers;
+    std::vector<std::string> allow_consumers;
+    bool any_producer = false;
+    bool any_consumer = false;
+    std::optional<bool> is_public;
 };
 
 void run_queue_create(const QueueOptions& o, Context& ctx) {
@@ -57,6 +91,11 @@ void run_queue_create(const QueueOptions& o, Context& ctx) {
     if (!o.retention.empty()) spec.retention = mq::parse_duration(o.retention, "retention");
     spec.max_length = o.max_length;
     if (!o.dedup_window.empty()) spec.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    if (!o.schema_file.empty()) spec.schema = read_schema_file(o.schema_file);
+    if (!o.encryption.empty()) spec.encryption = o.encryption;
+    if (!o.allow_producers.empty()) spec.allowed_producers = o.allow_producers;
+    if (!o.allow_consumers.empty()) spec.allowed_consumers = o.allow_consumers;
+    spec.is_public = o.is_public;
     mq::validate(spec);  // before connecting: a bad flag is a usage error, not a backend one
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.create_queue(ctx.tenant(), spec, ctx.config());
@@ -94,10 +133,28 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
     if (o.max_length) c.max_length = o.max_length;
     if (o.no_max_length) c.max_length = std::optional<std::int64_t>();
     if (!o.dedup_window.empty()) c.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    if (!o.schema_file.empty() && o.no_schema)
+        throw mq::ValidationError("give --schema-file or --no-schema, not both", {{"field", "schema"}});
+    if (!o.schema_file.empty()) c.schema = read_schema_file(o.schema_file);
+    if (o.no_schema) c.schema = nlohmann::json();
+    if (!o.encryption.empty()) c.encryption = o.encryption;
+    if (!o.allow_producers.empty() && o.any_producer)
+        throw mq::ValidationError("give --allow-producer or --any-producer, not both",
+                                  {{"field", "allowed_producers"}});
+    if (!o.allow_consumers.empty() && o.any_consumer)
+        throw mq::ValidationError("give --allow-consumer or --any-consumer, not both",
+                                  {{"field", "allowed_consumers"}});
+    if (!o.allow_producers.empty()) c.allowed_producers = o.allow_producers;
+    if (o.any_producer) c.allowed_producers = std::vector<std::string>{};
+    if (!o.allow_consumers.empty()) c.allowed_consumers = o.allow_consumers;
+    if (o.any_consumer) c.allowed_consumers = std::vector<std::string>{};
+    c.is_public = o.is_public;
     if (c.empty())
         throw mq::ValidationError(
             "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
-            "--dedup-window or --description");
+            "--dedup-window, --description, --schema-file, --no-schema, --encryption, "
+            "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public or "
+            "--no-public");
     mq::validate_name("queue name", o.name);
     mq::validate(c);
     mq::Catalog catalog(ctx.db());
@@ -149,6 +206,18 @@ void setup_queue(CLI::App& app, Context& ctx) {
         cmd->add_option("--dedup-window", o.dedup_window, "Idempotency-key window, e.g. 24h");
         cmd->add_option("--description", o.description, "Free text")
             ->each([&o](const std::string&) { o.has_description = true; });
+        cmd->add_option("--schema-file", o.schema_file,
+                        "JSON Schema (draft 7) file every payload must match");
+        cmd->add_option("--encryption", o.encryption, "Payload encryption at rest: none or aes-256-gcm")
+            ->check(CLI::IsMember({"none", "aes-256-gcm"}));
+        cmd->add_option("--allow-producer", o.allow_producers,
+                        "Principal allowed to publish (repeatable; default: any of the tenant)")
+            ->allow_extra_args(false);
+        cmd->add_option("--allow-consumer", o.allow_consumers,
+                        "Principal allowed to consume (repeatable; default: any of the tenant)")
+            ->allow_extra_args(false);
+        cmd->add_flag_function("--public,!--no-public", [&o](std::int64_t n) { o.is_public = n > 0; },
+                               "Whether other tenants may see the queue");
     };
 
     auto create_opts = std::make_shared<QueueOptions>();
@@ -169,6 +238,9 @@ void setup_queue(CLI::App& app, Context& ctx) {
     update->add_option("name", update_opts->name, "Queue name")->required();
     add_settings(update, *update_opts);
     update->add_flag("--no-max-length", update_opts->no_max_length, "Remove the length limit");
+    update->add_flag("--no-schema", update_opts->no_schema, "Remove the payload schema");
+    update->add_flag("--any-producer", update_opts->any_producer, "Clear the producer list: any may publish");
+    update->add_flag("--any-consumer", update_opts->any_consumer, "Clear the consumer list: any may consume");
     update->callback([update_opts, &ctx] { run_queue_update(*update_opts, ctx); });
 
     auto delete_opts = std::make_shared<QueueOptions>();

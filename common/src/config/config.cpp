@@ -17,7 +17,8 @@ namespace {
 constexpr const char* kNames[] = {
     "PORT",           "DATABASE_URL",    "REDIS_URL",      "REDIS_KEY_PREFIX",
     "MAX_MESSAGE_SIZE", "DEFAULT_TTL",   "MAX_QUEUE_LENGTH", "CONSUMER_TIMEOUT",
-    "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT"};
+    "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT",
+    "MQ_KEYRING_FILE"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -84,7 +85,9 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
     } else if (name == "MQ_TENANT") {
         validate_name("tenant", value);
         c.tenant = value;
-    } else
+    } else if (name == "MQ_KEYRING_FILE")
+        c.keyring_file = value;
+    else
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }
 

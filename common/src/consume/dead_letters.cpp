@@ -110,6 +110,7 @@ PublishOutcome DeadLetterStore::replay(const Queue& from, const DeadLetter& d, c
     r.key = d.message.key;
     r.content_type = d.message.content_type;
     r.trace_id = d.message.trace_id;
+    r.encryption_key_id = d.message.encryption_key_id;  // still sealed: keep its key id
     if (!d.message.headers_json.empty()) {
         auto h = nlohmann::json::parse(d.message.headers_json, nullptr, false);
         if (h.is_object())

@@ -1,5 +1,7 @@
 #include "mq/publish/publisher.hpp"
 
+#include <algorithm>
+
 #include "mq/core/message.hpp"
 #include "mq/publish/envelope.hpp"
 #include "mq/core/time.hpp"
@@ -86,7 +88,9 @@ std::string headers_to_json(const std::map<std::string, std::string>& headers) {
 }  // namespace
 
 void validate(const PublishRequest& r, const PublishLimits& limits) {
-    if (static_cast<std::int64_t>(r.payload.size()) > limits.max_message_size)
+    const std::size_t overhead = r.encryption_key_id.empty() ? 0 : kSealOverhead;
+    if (static_cast<std::int64_t>(r.payload.size() - std::min(overhead, r.payload.size())) >
+        limits.max_message_size)
         throw Error(ErrorCode::kPayloadTooLarge,
                     "payload is " + std::to_string(r.payload.size()) + " bytes; the limit is " +
                         std::to_string(limits.max_message_size) + " (MAX_MESSAGE_SIZE)",
@@ -147,6 +151,11 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
         const auto& r = requests[i];
         try {
             validate(r, limits_);
+            if (queue.encryption != "none" && r.encryption_key_id.empty())
+                throw Error(ErrorCode::kInternal,
+                            "queue '" + queue.name + "' is encrypted (" + queue.encryption +
+                                "): the payload must be sealed before publishing (MQ_KEYRING_FILE)",
+                            {{"queue", queue.name}});
         } catch (const Error& e) {
             outcomes[i].error = e;
             continue;
@@ -192,6 +201,7 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             msg.content_type = r.content_type;
             msg.published_ms = now;
             msg.trace_id = r.trace_id;
+            msg.encryption_key_id = r.encryption_key_id;
             outcomes[i].message_id = msg.id;
             fields.clear();
             const bool delayed_msg = (r.delay && r.delay->count() > 0) || r.deliver_at_ms;

@@ -1,5 +1,7 @@
 #include "mq/queue/catalog.hpp"
 
+#include <cctype>
+
 #include "mq/core/names.hpp"
 
 namespace mq {
@@ -8,10 +10,14 @@ namespace {
 
 #define MQ_QUEUE_COLUMNS                                                                      \
     "id::text, tenant_id, name, description, partition_count, retention_ms, max_length, "     \
-    "dedup_window_ms, encryption, is_public, array_to_string(allowed_producers, ','), "       \
-    "array_to_string(allowed_consumers, ','), status, "                                       \
+    "dedup_window_ms, encryption, is_public, array_to_json(allowed_producers)::text, "        \
+    "array_to_json(allowed_consumers)::text, status, "                                        \
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "            \
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "          \
+    "schema_definition::text"
+
+// Principal lists travel as JSON text: libpqxx 6 has no array parameters.
+#define MQ_TEXT_ARRAY(param) "ARRAY(SELECT jsonb_array_elements_text(" param "::jsonb))"
 
 const pg::Statement kInsertTenant{
     "mq_insert_tenant",
@@ -24,7 +30,9 @@ const pg::Statement kTenantExists{"mq_tenant_exists", "SELECT 1 FROM tenants WHE
 const pg::Statement kInsertQueue{
     "mq_insert_queue",
     "INSERT INTO message_topics (tenant_id, name, description, partition_count, retention_ms, "
-    "max_length, dedup_window_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+    "max_length, dedup_window_ms, schema_definition, encryption, allowed_producers, "
+    "allowed_consumers, is_public) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, "
+    MQ_TEXT_ARRAY("$10") ", " MQ_TEXT_ARRAY("$11") ", $12) "
     "ON CONFLICT (tenant_id, name) DO NOTHING RETURNING " MQ_QUEUE_COLUMNS};
 const pg::Statement kListQueues{
     "mq_list_queues", "SELECT " MQ_QUEUE_COLUMNS
@@ -35,10 +43,15 @@ const pg::Statement kAllQueues{
 const pg::Statement kGetQueue{
     "mq_get_queue", "SELECT " MQ_QUEUE_COLUMNS
                     " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active'"};
+const pg::Statement kGetQueueById{
+    "mq_get_queue_by_id", "SELECT " MQ_QUEUE_COLUMNS
+                          " FROM message_topics WHERE tenant_id = $1 AND id = $2::uuid AND status = 'active'"};
 const pg::Statement kUpdateQueue{
     "mq_update_queue",
     "UPDATE message_topics SET description = $3, partition_count = $4, retention_ms = $5, "
-    "max_length = $6, dedup_window_ms = $7, updated_at = now() "
+    "max_length = $6, dedup_window_ms = $7, schema_definition = $8::jsonb, encryption = $9, "
+    "allowed_producers = " MQ_TEXT_ARRAY("$10") ", allowed_consumers = " MQ_TEXT_ARRAY("$11") ", "
+    "is_public = $12, updated_at = now() "
     "WHERE tenant_id = $1 AND name = $2 AND status = 'active' RETURNING " MQ_QUEUE_COLUMNS};
 const pg::Statement kGetQueueAnyStatus{
     "mq_get_queue_any_status",
@@ -54,16 +67,14 @@ const pg::Statement kMarkDeleting{
     "UPDATE message_topics SET status = 'deleting', updated_at = now() WHERE id = $1"};
 const pg::Statement kDeleteQueue{"mq_delete_queue", "DELETE FROM message_topics WHERE id = $1"};
 
-std::vector<std::string> split_csv(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start < s.size()) {
-        auto comma = s.find(',', start);
-        if (comma == std::string::npos) comma = s.size();
-        out.push_back(s.substr(start, comma - start));
-        start = comma + 1;
-    }
-    return out;
+std::vector<std::string> text_array(const pqxx::field& f) {
+    if (f.is_null()) return {};
+    return nlohmann::json::parse(f.as<std::string>()).get<std::vector<std::string>>();
+}
+
+std::optional<std::string> schema_param(const nlohmann::json& schema) {
+    if (schema.is_null()) return std::nullopt;
+    return schema.dump();
 }
 
 Queue queue_from_row(const pqxx::row& r) {
@@ -78,11 +89,12 @@ Queue queue_from_row(const pqxx::row& r) {
     q.dedup_window = std::chrono::milliseconds(r[7].as<std::int64_t>());
     q.encryption = r[8].as<std::string>();
     q.is_public = r[9].as<bool>();
-    q.allowed_producers = split_csv(r[10].as<std::string>());
-    q.allowed_consumers = split_csv(r[11].as<std::string>());
+    q.allowed_producers = text_array(r[10]);
+    q.allowed_consumers = text_array(r[11]);
     q.status = r[12].as<std::string>();
     q.created_at = r[13].as<std::string>();
     q.updated_at = r[14].as<std::string>();
+    if (!r[15].is_null()) q.schema = nlohmann::json::parse(r[15].as<std::string>());
     return q;
 }
 
@@ -133,11 +145,18 @@ Queue Catalog::create_queue(const std::string& tenant, const QueueSpec& spec, co
     auto retention = spec.retention.value_or(
         std::chrono::duration_cast<std::chrono::milliseconds>(config.default_ttl));
     std::optional<std::int64_t> max_length = spec.max_length ? spec.max_length : config.max_queue_length;
+    if (spec.unlimited_length) max_length.reset();
     auto dedup = spec.dedup_window.value_or(std::chrono::hours(24));
+    const std::string producers =
+        nlohmann::json(spec.allowed_producers.value_or(std::vector<std::string>{})).dump();
+    const std::string consumers =
+        nlohmann::json(spec.allowed_consumers.value_or(std::vector<std::string>{})).dump();
     auto rows = db_.transact([&](pqxx::work& tx) {
         return db_.exec(tx, kInsertQueue, tenant, spec.name, spec.description, partitions,
                         static_cast<std::int64_t>(retention.count()), max_length,
-                        static_cast<std::int64_t>(dedup.count()));
+                        static_cast<std::int64_t>(dedup.count()), schema_param(spec.schema),
+                        spec.encryption.value_or("none"), producers, consumers,
+                        spec.is_public.value_or(false));
     });
     if (rows.empty())
         throw Error(ErrorCode::kConflict,
@@ -178,6 +197,23 @@ Queue Catalog::get_queue(const std::string& tenant, const std::string& name) {
     return *q;
 }
 
+Queue Catalog::get_queue_by_id(const std::string& tenant, const std::string& id) {
+    // Only a well-formed uuid reaches the ::uuid cast; anything else is simply not found.
+    bool uuid = id.size() == 36;
+    for (std::size_t i = 0; uuid && i < id.size(); ++i)
+        uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-' : std::isxdigit(static_cast<unsigned char>(id[i])) != 0;
+    auto q = !uuid ? std::nullopt : db_.transact([&](pqxx::work& tx) -> std::optional<Queue> {
+        auto rows = db_.exec(tx, kGetQueueById, tenant, id);
+        if (rows.empty()) return std::nullopt;
+        return queue_from_row(rows[0]);
+    });
+    if (!q)
+        throw Error(ErrorCode::kQueueNotFound,
+                    "queue with id '" + printable(id) + "' not found in tenant '" + tenant + "'",
+                    {{"queue_id", printable(id)}});
+    return *q;
+}
+
 Queue Catalog::update_queue(const std::string& tenant, const std::string& name,
                             const QueueChanges& changes) {
     validate_name("queue name", name);
@@ -197,9 +233,16 @@ Queue Catalog::update_queue(const std::string& tenant, const std::string& name,
         if (changes.retention) q.retention = *changes.retention;
         if (changes.max_length) q.max_length = *changes.max_length;
         if (changes.dedup_window) q.dedup_window = *changes.dedup_window;
+        if (changes.schema) q.schema = *changes.schema;
+        if (changes.encryption) q.encryption = *changes.encryption;
+        if (changes.allowed_producers) q.allowed_producers = *changes.allowed_producers;
+        if (changes.allowed_consumers) q.allowed_consumers = *changes.allowed_consumers;
+        if (changes.is_public) q.is_public = *changes.is_public;
         auto updated = db_.exec(tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
                                 static_cast<std::int64_t>(q.retention.count()), q.max_length,
-                                static_cast<std::int64_t>(q.dedup_window.count()));
+                                static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema),
+                                q.encryption, nlohmann::json(q.allowed_producers).dump(),
+                                nlohmann::json(q.allowed_consumers).dump(), q.is_public);
         return queue_from_row(updated[0]);
     });
 }

@@ -280,6 +280,25 @@ void SubscriptionRunner::handle_loop() {
     }
 }
 
+namespace {
+
+// Replaces a sealed payload of `m` by its plaintext; returns why it could not (empty: ok).
+std::string open_sealed(Message& m, const Keyring* keyring, const Queue& q) {
+    if (m.encryption_key_id.empty()) return {};
+    if (!keyring || keyring->empty())
+        return "cannot decrypt: the entry is encrypted (key id " + m.encryption_key_id +
+               ") but mq-worker has no keyring (MQ_KEYRING_FILE)";
+    try {
+        m.payload = open_payload(m, *keyring, q);
+        m.encryption_key_id.clear();
+        return {};
+    } catch (const Error& e) {
+        return e.what();
+    }
+}
+
+}  // namespace
+
 SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
     const auto& q = options_.queue;
     const auto& sub = options_.subscription;
@@ -288,7 +307,12 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
     metrics_->in_flight++;
     auto t0 = std::chrono::steady_clock::now();
     DeliveryResult result;
-    try {
+    // Sealed at rest, plaintext to the handler. A missing key is retried like any
+    // failure: an operator may add it to the keyring and restart before max_attempts.
+    std::string unopened = open_sealed(d.message, options_.keyring.get(), q);
+    if (!unopened.empty()) {
+        result.error = unopened;
+    } else try {
         result = options_.handler->deliver(d);
     } catch (const std::exception& e) {
         result.outcome = DeliveryOutcome::kRetry;

@@ -24,6 +24,9 @@ struct Config {
     std::string log_format = "text";                          ///< LOG_FORMAT text|json
     std::string log_level = "info";                           ///< LOG_LEVEL
     std::string tenant = "default";                           ///< MQ_TENANT (mqctl)
+    /// MQ_KEYRING_FILE: keys for queues with encryption aes-256-gcm (docs/encryption.md);
+    /// empty: none, and publishing to or delivering from such a queue is refused.
+    std::string keyring_file;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the

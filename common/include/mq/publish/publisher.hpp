@@ -26,7 +26,15 @@ struct PublishRequest {
     std::string trace_id;
     std::optional<std::chrono::milliseconds> delay;  ///< deliver this long after publish
     std::optional<std::int64_t> deliver_at_ms;       ///< deliver at this Unix ms
+    /// Set by seal_request() (mq/crypto/keyring.hpp) when `payload` is AES-256-GCM sealed;
+    /// written as the entry's "ek" field. A queue whose encryption is not "none" refuses
+    /// requests without it, so plaintext never lands in its stream.
+    std::string encryption_key_id;
 };
+
+/// Bytes AES-256-GCM sealing adds to a payload (12-byte nonce + 16-byte tag); a sealed
+/// payload may exceed MAX_MESSAGE_SIZE by this much.
+constexpr std::size_t kSealOverhead = 12 + 16;
 
 /// Limits a request must respect.
 struct PublishLimits {

@@ -34,7 +34,8 @@ public:
     /// Throws NotFound naming the tenant and how to create it.
     void require_tenant(const std::string& id);
 
-    /// Inserts a queue with defaults from `config`. Conflict when the name is taken;
+    /// Inserts a queue with defaults from `config` (schema, encryption, access lists and
+    /// is_public stored as given). Conflict when the name is taken;
     /// NotFound when the tenant does not exist.
     Queue create_queue(const std::string& tenant, const QueueSpec& spec, const Config& config);
     std::vector<Queue> list_queues(const std::string& tenant);
@@ -42,11 +43,14 @@ public:
     std::vector<Queue> all_queues();
     /// Throws QueueNotFound. Queues being deleted count as missing.
     Queue get_queue(const std::string& tenant, const std::string& name);
+    /// By the queue's uuid, within the tenant. Throws QueueNotFound (also for a malformed id).
+    Queue get_queue_by_id(const std::string& tenant, const std::string& id);
     /// `include_deleting` also finds a queue whose deletion was interrupted, to finish it.
     std::optional<Queue> find_queue(const std::string& tenant, const std::string& name,
                                     bool include_deleting = false);
     /// Applies `changes`; partition_count may only grow (fewer partitions would strand
-    /// the entries of the removed ones). Returns the updated queue.
+    /// the entries of the removed ones). Returns the updated queue. Changing encryption
+    /// affects new messages only: entries keep their "ek" and open with it.
     Queue update_queue(const std::string& tenant, const std::string& name, const QueueChanges& changes);
     int subscription_count(const Queue& queue);
     /// Marks the queue 'deleting' so publishers refuse it while its data is removed.

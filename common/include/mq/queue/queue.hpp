@@ -22,10 +22,11 @@ struct Queue {
     std::chrono::milliseconds retention{std::chrono::hours(24 * 7)};
     std::optional<std::int64_t> max_length;  ///< whole queue; unset means unlimited
     std::chrono::milliseconds dedup_window{std::chrono::hours(24)};
-    std::string encryption = "none";
+    std::string encryption = "none";  ///< "none" or "aes-256-gcm" (payloads sealed at rest)
     bool is_public = false;
-    std::vector<std::string> allowed_producers;
-    std::vector<std::string> allowed_consumers;
+    std::vector<std::string> allowed_producers;  ///< principals; empty: any producer of the tenant
+    std::vector<std::string> allowed_consumers;  ///< principals; empty: any consumer of the tenant
+    nlohmann::json schema;  ///< JSON Schema (draft 7) payloads must match; null: none
     std::string status = "active";
     std::string created_at;  ///< RFC 3339
     std::string updated_at;
@@ -43,6 +44,13 @@ struct QueueSpec {
     std::optional<std::chrono::milliseconds> retention;
     std::optional<std::int64_t> max_length;
     std::optional<std::chrono::milliseconds> dedup_window;
+    /// max_length explicitly null: unlimited even when MAX_QUEUE_LENGTH sets a default.
+    bool unlimited_length = false;
+    nlohmann::json schema;  ///< null: none
+    std::optional<std::string> encryption;  ///< unset: "none"
+    std::optional<std::vector<std::string>> allowed_producers;
+    std::optional<std::vector<std::string>> allowed_consumers;
+    std::optional<bool> is_public;
 };
 
 /// A partial update: only the set fields change.
@@ -52,8 +60,14 @@ struct QueueChanges {
     std::optional<std::chrono::milliseconds> retention;
     std::optional<std::optional<std::int64_t>> max_length;  ///< set to nullopt: unlimited
     std::optional<std::chrono::milliseconds> dedup_window;
+    std::optional<nlohmann::json> schema;  ///< set to null: remove the schema
+    std::optional<std::string> encryption;
+    std::optional<std::vector<std::string>> allowed_producers;  ///< set to empty: anyone
+    std::optional<std::vector<std::string>> allowed_consumers;
+    std::optional<bool> is_public;
     bool empty() const {
-        return !description && !partition_count && !retention && !max_length && !dedup_window;
+        return !description && !partition_count && !retention && !max_length && !dedup_window &&
+               !schema && !encryption && !allowed_producers && !allowed_consumers && !is_public;
     }
 };
 
@@ -61,8 +75,23 @@ struct QueueChanges {
 nlohmann::json to_json(const Queue& queue);
 
 /// Throws ValidationError for out-of-range values (partitions 1-256, positive durations
-/// and lengths, description up to 1024 bytes).
+/// and lengths, description up to 1024 bytes), an unknown encryption, a bad principal
+/// name (1-128 of A-Z a-z 0-9 . _ @ : / + -, starting with a letter or digit; at most 100
+/// per list) or a schema that does not compile (details {"field": "schema"}).
 void validate(const QueueSpec& spec);
 void validate(const QueueChanges& changes);
+
+/// Encryption names a queue accepts: "none", "aes-256-gcm".
+bool is_known_encryption(const std::string& name);
+
+/// The body of POST /api/v1/mq/queues: {name, description, partitions, retention_ms,
+/// max_length (null: unlimited), dedup_window_ms, schema (null: none), encryption,
+/// allowed_producers, allowed_consumers, is_public}. Unknown fields and wrong types throw
+/// ValidationError with {"field": ...}; values are checked with validate().
+QueueSpec queue_spec_from_json(const nlohmann::json& body);
+/// The body of PUT /api/v1/mq/queues/{name}: the same fields but name, all optional;
+/// max_length null means unlimited, schema null removes the schema. An empty change
+/// throws ValidationError.
+QueueChanges queue_changes_from_json(const nlohmann::json& body);
 
 }  // namespace mq

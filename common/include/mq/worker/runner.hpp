@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mq/consume/consumer.hpp"
+#include "mq/crypto/keyring.hpp"
 #include "mq/deliver/handler.hpp"
 #include "mq/redis/client.hpp"
 
@@ -45,6 +46,9 @@ struct RunnerOptions {
     Subscription subscription;
     std::string consumer;  ///< this process's consumer name, unique per worker
     std::shared_ptr<Handler> handler;
+    /// Opens sealed payloads (entries with "ek") before the handler sees them; null or
+    /// empty: such entries fail delivery (retried, then dead-lettered still sealed).
+    std::shared_ptr<const Keyring> keyring;
     /// XREADGROUP BLOCK per fetch; bounds how long a stop or pause waits for a fetcher.
     std::chrono::milliseconds fetch_block{500};
     std::chrono::milliseconds reclaim_interval{100};
