@@ -24,7 +24,7 @@ DEB_PACKAGES := \
 	libyaml-cpp-dev catch2 libcli11-dev libboost-dev libboost-system-dev \
 	libcurl4-openssl-dev libssl-dev libvalijson-dev libsimdjson-dev \
 	redis-server redis-tools postgresql postgresql-contrib \
-	wrk procps iproute2 python3
+	wrk curl procps iproute2 python3
 
 FORMAT_DIRS := $(wildcard common apps tests)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
