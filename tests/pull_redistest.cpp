@@ -101,7 +101,7 @@ TEST_CASE("pull on an empty subscription returns nothing at once", "[pull]") {
     CHECK(std::chrono::steady_clock::now() - t0 < 200ms);
 }
 
-TEST_CASE("ack removes the entry from pending; a second ack of the same receipt is lease-lost", "[pull]") {
+TEST_CASE("ack removes the entry from pending and a second ack of the same receipt is lease-lost", "[pull]") {
     Fixture f;
     f.publish("a");
     f.publish("b");
@@ -203,7 +203,7 @@ TEST_CASE("after max_attempts a pulled message goes to the dead-letter stream", 
     CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) == std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
 }
 
-TEST_CASE("pull skips (and acks) messages the filter rejects; paused and non-pull subscriptions", "[pull]") {
+TEST_CASE("pull skips and acks what the filter rejects, yields nothing when paused, refuses non-pull subscriptions", "[pull]") {
     Fixture f;
     f.sub.filter = {{"headers", {{"region", "eu"}}}};
     mq::PublishRequest eu, us;
