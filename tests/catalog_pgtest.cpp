@@ -77,7 +77,11 @@ TEST_CASE("a tenant never sees another tenant's queues", "[catalog]") {
     } catch (const mq::Error& e) {
         CHECK(e.code() == mq::ErrorCode::kQueueNotFound);
     }
-    CHECK_THROWS_AS(b.catalog().update_queue(b.tenant(), "secret", mq::QueueChanges{{"x"}, {}, {}, {}, {}}),
+    CHECK_THROWS_AS(b.catalog().update_queue(b.tenant(), "secret", [] {
+                        mq::QueueChanges c;
+                        c.description = "x";
+                        return c;
+                    }()),
                     mq::Error);
 }
 

@@ -112,7 +112,7 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
                 return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, e.what())));
             }
         }
-        const auto& requests = *state;
+        const auto& sent = *state;
         if (!batch) {
             if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
                 return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
@@ -124,11 +124,11 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
-            return reply(json_response(dup ? 200 : 201, result_json(*queue, requests.front(), o)));
+            return reply(json_response(dup ? 200 : 201, result_json(*queue, sent.front(), o)));
         }
         nlohmann::json results = nlohmann::json::array();
         std::size_t next = 0, accepted_n = 0, rejected_n = 0;
-        for (std::size_t i = 0; i < requests.size(); ++i) {
+        for (std::size_t i = 0; i < sent.size(); ++i) {
             if (refused[i]) {
                 ++rejected_n;
                 results.push_back({{"error", refused[i]->to_json()["error"]}});
@@ -142,7 +142,7 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
-                results.push_back(result_json(*queue, requests[i], o));
+                results.push_back(result_json(*queue, sent[i], o));
             }
         }
         counters.published += accepted_n;

@@ -262,6 +262,10 @@ private:
         if (ec || !keep_alive_) {
             beast::error_code ignored;
             stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+            // Closing with unread request bytes (a refused body) would send a reset that
+            // can destroy the answer before the client reads it: read and drop what the
+            // client still sends, for a short while, then close.
+            if (!ec) discard_until_closed();
             return;
         }
         request_ = Request{};
@@ -269,6 +273,16 @@ private:
         match_ = {};
         read_header(server_.options.idle_timeout);
     }
+
+    void discard_until_closed() {
+        if (discarded_ == 0) stream_.expires_after(std::chrono::seconds(2));
+        scratch_.resize(64 * 1024);
+        stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+            self->discarded_ += n;
+            if (!ec && self->discarded_ < kMaxDiscard) self->discard_until_closed();
+        });
+    }
+    static constexpr std::size_t kMaxDiscard = 64 * 1024 * 1024;
 
     void finish_request() {
         if (!counted_) return;
@@ -298,6 +312,8 @@ private:
     Request request_;
     Router::Match match_;
     std::size_t limit_ = 0;
+    std::vector<char> scratch_;
+    std::size_t discarded_ = 0;
     bool keep_alive_ = true;
     bool busy_ = false;
     bool counted_ = false;
