@@ -1,0 +1,256 @@
+// mq-api against backends that go away and come back: a private redis-server killed and
+// restarted under a running API, a private PostgreSQL stopped and restarted, a Redis that
+// is not there at start; and SIGTERM while a long-poll pull waits.
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "api_process.hpp"
+#include "harness.hpp"
+
+using namespace mqtest;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string make_temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "mq-apitest-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    return tmpl;
+}
+
+int shell(const std::string& command) {
+    int rc = std::system(command.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+bool redis_answers(int port) {
+    return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port) + " ping 2>/dev/null | grep -q PONG") == 0;
+}
+
+// A redis-server of this test alone (no AOF, no RDB), stopped with SHUTDOWN NOSAVE.
+class PrivateRedis {
+public:
+    PrivateRedis() : port_(dead_port()), dir_(make_temp_dir()) { start(); }
+    ~PrivateRedis() {
+        stop();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    int port() const { return port_; }
+    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+    void start() {
+        auto p = std::to_string(port_);
+        REQUIRE(shell("redis-server --bind 127.0.0.1 --port " + p +
+                      " --save '' --appendonly no --maxmemory-policy noeviction --daemonize yes --dir " + dir_ +
+                      " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log") == 0);
+        auto until = Clock::now() + 10s;
+        while (!redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
+        REQUIRE(redis_answers(port_));
+    }
+    void stop() {
+        shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " shutdown nosave >/dev/null 2>&1");
+        auto until = Clock::now() + 10s;
+        while (redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
+    }
+
+private:
+    int port_;
+    std::string dir_;
+};
+
+// redis-server + PostgreSQL of this test alone, from scripts/mq-services.
+class PrivateServices {
+public:
+    PrivateServices() : dir_(make_temp_dir()) {
+        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " >/dev/null") == 0);
+        std::ifstream in(dir_ + "/env");
+        std::string line;
+        while (std::getline(in, line)) {
+            auto eq = line.find('=');
+            if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+        }
+        REQUIRE(env_.count("DATABASE_URL"));
+    }
+    ~PrivateServices() {
+        shell(script() + " stop " + dir_ + " >/dev/null 2>&1");
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    std::map<std::string, std::string> env() const {
+        return {{"REDIS_URL", env_.at("REDIS_URL")}, {"DATABASE_URL", env_.at("DATABASE_URL")}};
+    }
+    std::string redis_url() const { return env_.at("REDIS_URL"); }
+    std::string database_url() const { return env_.at("DATABASE_URL"); }
+
+    // pg_ctl stop as the cluster's owner (postgres when we are root), like mq-services does.
+    void stop_postgres() {
+        std::string pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl stop -D " + dir_ + "/pg -m fast -w -t 30";
+        std::string as_owner = getuid() == 0 ? "runuser -u postgres -- " + pg_ctl : pg_ctl;
+        REQUIRE(shell("cd / && " + as_owner + " >/dev/null 2>&1") == 0);
+    }
+    void start_postgres() {
+        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " --redis-port " +
+                      env_.at("MQ_REDIS_PORT") + " --pg-port " + env_.at("MQ_PG_PORT") + " >/dev/null 2>&1") == 0);
+    }
+
+private:
+    static std::string script() { return std::string(MQ_SOURCE_DIR) + "/scripts/mq-services"; }
+    std::string dir_;
+    std::map<std::string, std::string> env_;
+};
+
+HttpResult publish(const ApiProcess& api, const std::string& token, const std::string& queue) {
+    return api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", {{"hello", "world"}}}}, token);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+}  // namespace
+
+TEST_CASE("api_redis_down_answers_503_quickly_and_recovers_without_restart", "[api]") {
+    PrivateRedis redis;
+    TenantScope t;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    ApiOptions options;
+    options.redis_url = redis.url();
+    ApiProcess api(options);
+    REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "orders"}}, token).status == 201);
+    REQUIRE(publish(api, token, "orders").status == 201);
+
+    redis.stop();
+    auto t0 = Clock::now();
+    auto down = publish(api, token, "orders");
+    auto took = seconds_since(t0);
+    INFO(down.body);
+    CHECK(down.status == 503);
+    CHECK(down.error_code() == "MQ_BACKEND_UNAVAILABLE");
+    CHECK(took < 3.0);
+    CHECK(down.body.find("orders:0") == std::string::npos);  // no Redis keys in the body
+
+    t0 = Clock::now();
+    auto health = api.call("GET", "/api/v1/mq/health");
+    CHECK(seconds_since(t0) < 3.0);
+    CHECK(health.status == 503);
+    CHECK(health.json()["status"] == "down");
+    CHECK(health.json()["checks"]["redis"]["status"] == "down");
+    CHECK(health.json()["checks"]["postgres"]["status"] == "ok");
+
+    redis.start();
+    auto until = Clock::now() + 10s;
+    HttpResult again;
+    while (Clock::now() < until) {
+        again = publish(api, token, "orders");
+        if (again.status == 201) break;
+        std::this_thread::sleep_for(200ms);
+    }
+    INFO(again.body << "\n" << api.log());
+    CHECK(again.status == 201);
+    CHECK(api.call("GET", "/api/v1/mq/health").status == 200);
+    CHECK(api.running());
+}
+
+TEST_CASE("api_postgres_down_keeps_publishing_from_cache_and_refuses_queue_changes", "[api]") {
+    PrivateServices svc;
+    auto tenant = unique_name("pgdown");
+    REQUIRE(mqctl({"db", "migrate"}, svc.env()).status == 0);
+    REQUIRE(mqctl({"tenant", "create", tenant}, svc.env()).status == 0);
+    auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin", "--principal", "ops", "-o", "json"},
+                      svc.env());
+    INFO(made.out << made.err);
+    REQUIRE(made.status == 0);
+    auto token = json::parse(made.out)["token"].get<std::string>();
+
+    ApiOptions options;
+    options.redis_url = svc.redis_url();
+    options.database_url = svc.database_url();
+    ApiProcess api(options);
+    REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "orders"}}, token).status == 201);
+    REQUIRE(publish(api, token, "orders").status == 201);
+
+    svc.stop_postgres();
+    auto t0 = Clock::now();
+    auto cached = publish(api, token, "orders");
+    INFO(cached.body);
+    CHECK(cached.status == 201);
+    CHECK(seconds_since(t0) < 3.0);
+
+    t0 = Clock::now();
+    auto refused = api.call_json("POST", "/api/v1/mq/queues", {{"name", "later"}}, token);
+    INFO(refused.body);
+    CHECK(refused.status == 503);
+    CHECK(refused.error_code() == "MQ_BACKEND_UNAVAILABLE");
+    CHECK(seconds_since(t0) < 5.0);
+    CHECK(refused.body.find("postgresql://") == std::string::npos);
+
+    auto health = api.call("GET", "/api/v1/mq/health");
+    CHECK(health.status == 503);
+    CHECK(health.json()["checks"]["postgres"]["status"] == "down");
+    CHECK(health.json()["checks"]["redis"]["status"] == "ok");
+
+    svc.start_postgres();
+    auto until = Clock::now() + 15s;
+    HttpResult created;
+    while (Clock::now() < until) {
+        created = api.call_json("POST", "/api/v1/mq/queues", {{"name", "later"}}, token);
+        if (created.status != 503) break;
+        std::this_thread::sleep_for(300ms);
+    }
+    INFO(created.body << "\n" << api.log());
+    CHECK(created.status == 201);
+    CHECK(publish(api, token, "later").status == 201);
+    CHECK(api.call("GET", "/api/v1/mq/health").status == 200);
+}
+
+TEST_CASE("api_start_with_redis_unreachable_exits_5_with_a_clear_message", "[api]") {
+    ApiOptions options;
+    options.redis_url = "redis://127.0.0.1:" + std::to_string(dead_port()) + "/0";
+    options.wait_ready = false;
+    ApiProcess api(options);
+    auto until = Clock::now() + 20s;
+    while (api.running() && Clock::now() < until) std::this_thread::sleep_for(50ms);
+    REQUIRE_FALSE(api.running());
+    INFO(api.log());
+    CHECK(api.terminate() == 5);
+    auto log = api.log();
+    CHECK(log.find("mq-api:") != std::string::npos);
+    CHECK((log.find("redis") != std::string::npos || log.find("Redis") != std::string::npos));
+    CHECK(log.find("127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("api_sigterm_answers_a_waiting_long_poll_and_exits_zero", "[api]") {
+    TenantScope t;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    ApiProcess api;
+    REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "jobs"}}, token).status == 201);
+    auto sub = api.call_json("POST", "/api/v1/mq/subscriptions", {{"queue", "jobs"}, {"name", "w"}}, token);
+    REQUIRE(sub.status == 201);
+    auto id = sub.json()["id"].get<std::string>();
+
+    auto pull = std::async(std::launch::async, [&] {
+        return api.call_json("POST", "/api/v1/mq/subscriptions/" + id + "/pull", {{"wait_ms", 3000}}, token);
+    });
+    std::this_thread::sleep_for(400ms);  // the pull is waiting inside mq-api now
+    REQUIRE(pull.wait_for(0ms) == std::future_status::timeout);
+
+    auto t0 = Clock::now();
+    int status = api.terminate(10s);
+    auto took = seconds_since(t0);
+    CHECK(status == 0);
+    CHECK(took < 5.0);
+    auto answered = pull.get();
+    INFO(answered.body);
+    CHECK(answered.status == 200);
+    CHECK(answered.json()["messages"].is_array());
+    CHECK(api.call("GET", "/api/v1/mq/health").status == 0);
+}

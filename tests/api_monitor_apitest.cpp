@@ -1,0 +1,226 @@
+// Monitoring over HTTP: tenant-scoped JSON metrics (and scope=all for admins only), per
+// queue and per consumer rows, status, health, Prometheus text whose values move, the
+// METRICS_ENABLED switch and the served OpenAPI document.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "api_process.hpp"
+#include "harness.hpp"
+
+using namespace mqtest;
+using nlohmann::json;
+
+namespace {
+
+void create_queue(const ApiProcess& api, const std::string& token, const std::string& name) {
+    auto r = api.call_json("POST", "/api/v1/mq/queues", {{"name", name}}, token);
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+}
+
+void publish(const ApiProcess& api, const std::string& token, const std::string& queue, int n) {
+    for (int i = 0; i < n; ++i) {
+        auto r = api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", {{"i", i}}}}, token);
+        INFO(r.body);
+        REQUIRE(r.status == 201);
+    }
+}
+
+std::string subscribe(const ApiProcess& api, const std::string& token, const std::string& queue,
+                      const std::string& name) {
+    auto r = api.call_json("POST", "/api/v1/mq/subscriptions",
+                           {{"queue", queue}, {"name", name}, {"start_from", "earliest"}}, token);
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+    return r.json()["id"].get<std::string>();
+}
+
+// The value of one Prometheus series written exactly as `series` (name{labels}).
+std::optional<double> series_value(const std::string& text, const std::string& series) {
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line))
+        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    return std::nullopt;
+}
+
+const json* find_by(const json& list, const char* field, const std::string& value) {
+    for (const auto& row : list)
+        if (row.value(field, std::string()) == value) return &row;
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("api_metrics_count_only_the_callers_tenant_and_scope_all_is_for_admins", "[api]") {
+    TenantScope a, b;
+    ApiProcess api;
+    auto token_a = create_token(a.tenant(), "tenant-admin", "ops-a");
+    auto token_b = create_token(b.tenant(), "tenant-admin", "ops-b");
+    create_queue(api, token_a, "orders");
+    create_queue(api, token_b, "orders");
+    publish(api, token_a, "orders", 3);
+    publish(api, token_b, "orders", 1);
+
+    auto ma = api.call("GET", "/api/v1/mq/metrics", "", token_a);
+    REQUIRE(ma.status == 200);
+    auto ja = ma.json();
+    CHECK(ja["tenant"] == a.tenant());
+    CHECK(ja["queues"] == 1);
+    CHECK(ja["messages"] == 3);
+    CHECK(ja["published_total"] == 3);
+
+    auto jb = api.call("GET", "/api/v1/mq/metrics", "", token_b).json();
+    CHECK(jb["tenant"] == b.tenant());
+    CHECK(jb["messages"] == 1);
+    CHECK(jb["published_total"] == 1);
+
+    auto denied = api.call("GET", "/api/v1/mq/metrics?scope=all", "", token_a);
+    CHECK(denied.status == 403);
+    CHECK(denied.error_code() == "MQ_FORBIDDEN");
+    auto bad_scope = api.call("GET", "/api/v1/mq/metrics?scope=everything", "", token_a);
+    CHECK(bad_scope.status == 400);
+
+    auto admin = create_token(a.tenant(), "admin", "root");
+    auto all = api.call("GET", "/api/v1/mq/metrics?scope=all", "", admin);
+    REQUIRE(all.status == 200);
+    auto jall = all.json();
+    CHECK(jall["tenants"].get<int>() >= 2);
+    CHECK(jall["messages"].get<std::int64_t>() >= 4);
+    CHECK(jall["published_total"].get<std::int64_t>() >= 4);
+}
+
+TEST_CASE("api_metrics_topics_and_consumers_show_backlog_and_pending_pulls", "[api]") {
+    TenantScope t;
+    ApiProcess api;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    create_queue(api, token, "busy");
+    create_queue(api, token, "idle");
+    auto sub_id = subscribe(api, token, "busy", "reader");
+    publish(api, token, "busy", 2);
+
+    auto topics = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
+    REQUIRE(topics.status == 200);
+    auto list = topics.json()["topics"];
+    CHECK(list.size() == 2);
+    const auto* busy = find_by(list, "name", "busy");
+    const auto* idle = find_by(list, "name", "idle");
+    REQUIRE(busy);
+    REQUIRE(idle);
+    CHECK((*busy)["messages"] == 2);
+    CHECK((*busy)["lag"] == 2);
+    CHECK((*busy)["pending"] == 0);
+    CHECK((*busy)["subscriptions"] == 1);
+    CHECK((*idle)["messages"] == 0);
+
+    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull", {{"max_messages", 1}}, token);
+    INFO(pulled.body);
+    REQUIRE(pulled.status == 200);
+    REQUIRE(pulled.json()["messages"].size() == 1);
+
+    auto consumers = api.call("GET", "/api/v1/mq/metrics/consumers", "", token);
+    REQUIRE(consumers.status == 200);
+    INFO(consumers.body);
+    auto rows = consumers.json()["consumers"];
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["subscription"] == "reader");
+    CHECK(rows[0]["queue"] == "busy");
+    CHECK(rows[0]["id"] == sub_id);
+    CHECK(rows[0]["pending"] == 1);
+    CHECK(rows[0]["lag"] == 1);
+    const auto* consumer = find_by(rows[0]["consumers"], "name", "pull:ops");
+    REQUIRE(consumer);
+    CHECK((*consumer)["pending"] == 1);
+
+    auto after = api.call("GET", "/api/v1/mq/metrics/topics", "", token).json()["topics"];
+    const auto* busy_after = find_by(after, "name", "busy");
+    REQUIRE(busy_after);
+    CHECK((*busy_after)["pending"] == 1);
+    CHECK((*busy_after)["lag"] == 1);
+}
+
+TEST_CASE("api_status_reports_redis_and_process_and_health_is_ok", "[api]") {
+    TenantScope t;
+    ApiProcess api;
+    auto token = create_token(t.tenant(), "consumer", "reader");
+    auto r = api.call("GET", "/api/v1/mq/status", "", token);
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+    auto j = r.json();
+    CHECK(j["redis"]["status"] == "ok");
+    CHECK_FALSE(j["redis"]["version"].get<std::string>().empty());
+    CHECK(j["redis"]["maxmemory_policy"] == "noeviction");
+    CHECK(j["process"]["rss_bytes"].get<std::int64_t>() > 0);
+    CHECK(j["process"]["threads"].get<int>() > 1);
+    CHECK(j["queues"] == 0);
+    CHECK(api.call("GET", "/api/v1/mq/status").status == 401);
+
+    auto h = api.call("GET", "/api/v1/mq/health");
+    CHECK(h.status == 200);
+    CHECK(h.json()["status"] == "ok");
+}
+
+TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[api]") {
+    TenantScope t;
+    ApiProcess api;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    create_queue(api, token, "jobs");
+    auto sub_id = subscribe(api, token, "jobs", "w");
+
+    auto before = api.call("GET", "/metrics");
+    REQUIRE(before.status == 200);
+    CHECK(before.headers["content-type"].rfind("text/plain", 0) == 0);
+    for (const char* family : {"mq_messages_total", "mq_message_latency_seconds", "mq_queue_size",
+                               "mq_http_request_duration_seconds"})
+        CHECK(before.body.find(std::string("# TYPE ") + family + " ") != std::string::npos);
+
+    const std::string published = "mq_messages_total{tenant=\"" + t.tenant() + "\",outcome=\"published\"}";
+    const std::string stream = "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"stream\"}";
+    const std::string publish_count =
+        "mq_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/mq/publish\"}";
+    CHECK(series_value(before.body, published).value_or(0) == 0);
+    CHECK(series_value(before.body, stream) == 0.0);
+    CHECK_FALSE(series_value(before.body, publish_count).has_value());
+    auto latency_before = series_value(before.body, "mq_message_latency_seconds_count");
+    REQUIRE(latency_before.has_value());
+
+    publish(api, token, "jobs", 2);
+    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull", {{"max_messages", 2}}, token);
+    REQUIRE(pulled.status == 200);
+    CHECK(pulled.json()["messages"].size() == 2);
+
+    auto after = api.call("GET", "/metrics");
+    REQUIRE(after.status == 200);
+    CHECK(series_value(after.body, published) == 2.0);
+    CHECK(series_value(after.body, stream) == 2.0);
+    CHECK(series_value(after.body, publish_count) == 2.0);
+    CHECK(series_value(after.body, "mq_message_latency_seconds_count") == *latency_before + 2);
+    const std::string pending = "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"pending\"}";
+    CHECK(series_value(after.body, pending) == 2.0);
+}
+
+TEST_CASE("api_metrics_disabled_answers_404_on_the_prometheus_route", "[api]") {
+    ApiOptions options;
+    options.env["METRICS_ENABLED"] = "false";
+    ApiProcess api(options);
+    auto r = api.call("GET", "/metrics");
+    CHECK(r.status == 404);
+    CHECK(r.body.find("mq_messages_total") == std::string::npos);
+    CHECK(api.call("GET", "/api/v1/mq/health").status == 200);
+}
+
+TEST_CASE("api_serves_the_openapi_document_of_the_source_tree", "[api]") {
+    ApiProcess api;
+    auto r = api.call("GET", "/api/v1/mq/openapi.json");
+    REQUIRE(r.status == 200);
+    CHECK(r.headers["content-type"].find("json") != std::string::npos);
+    std::ifstream in(std::string(MQ_SOURCE_DIR) + "/schemas/openapi.json");
+    REQUIRE(in.good());
+    auto expected = json::parse(in);
+    auto served = r.json();
+    REQUIRE(served.is_object());
+    CHECK(served == expected);
+    CHECK(served["paths"].contains("/api/v1/mq/publish"));
+}
