@@ -57,14 +57,19 @@ struct Server::Impl {
     ServerOptions options;
     Authenticate authenticate;
     std::string service_token;
+    // Declared before ioc so they outlive it: handlers still queued when ioc is destroyed
+    // own sessions, whose destructors erase themselves from this map.
+    std::mutex sessions_mutex;
+    std::map<Session*, std::weak_ptr<Session>> sessions;
     asio::io_context ioc;
+    // Keeps the I/O threads running while a drain has closed the acceptor and the only
+    // work left is on the blocking pool (a long-poll pull): its reply is posted back here.
+    asio::executor_work_guard<asio::io_context::executor_type> keep_running = asio::make_work_guard(ioc);
     tcp::acceptor acceptor{ioc};
     std::optional<asio::thread_pool> blocking;
     std::vector<std::thread> threads;
     std::atomic<bool> draining{false};
     std::atomic<int> in_flight{0};
-    std::mutex sessions_mutex;
-    std::map<Session*, std::weak_ptr<Session>> sessions;
     int bound_port = 0;
     bool stopped = false;
 
