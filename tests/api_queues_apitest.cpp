@@ -101,8 +101,9 @@ TEST_CASE("api_queue_list_and_get_count_published_messages", "[api]") {
 
     auto list = s.api.call("GET", kQueues, "", s.token);
     REQUIRE(list.status == 200);
+    auto listed = list.json();
     std::vector<std::string> names;
-    for (const auto& q : list.json()["queues"]) names.push_back(q["name"]);
+    for (const auto& q : listed["queues"]) names.push_back(q["name"]);
     std::sort(names.begin(), names.end());
     CHECK(names == std::vector<std::string>{"alpha", "beta"});
 

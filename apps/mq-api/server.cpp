@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -120,7 +121,11 @@ private:
         busy_ = false;
         parser_.emplace();
         parser_->header_limit(16 * 1024);
-        parser_->body_limit(server_.options.body_limit);
+        // No limit while reading the header: Beast would fail the header read on a larger
+        // Content-Length (no 413 sent, and the batch routes' larger limit never applied).
+        // on_header checks the route's limit and sets it before the body is read. Not
+        // boost::none: Beast 1.74 compares the length with the optional, and none is smaller.
+        parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
         stream_.expires_after(timeout);
         http::async_read_header(stream_, buffer_, *parser_,
                                 [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
