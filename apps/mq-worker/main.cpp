@@ -175,6 +175,9 @@ int run(const Options& o) {
     if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
     // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
     // (and --check) instead of failing every delivery later.
+    // The worker YAML has no keyring setting (keys do not belong next to subscriptions):
+    // MQ_KEYRING_FILE comes from the environment in both modes.
+    if (auto it = env.find("MQ_KEYRING_FILE"); it != env.end()) wc.base.keyring_file = it->second;
     std::shared_ptr<const mq::Keyring> keyring;
     if (!wc.base.keyring_file.empty())
         keyring = std::make_shared<const mq::Keyring>(mq::Keyring::load(wc.base.keyring_file));
