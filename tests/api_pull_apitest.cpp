@@ -253,7 +253,7 @@ TEST_CASE("api_pull_dead_letters_after_max_attempts", "[api][pull]") {
 TEST_CASE("api_pull_refuses_foreign_and_tampered_receipts_and_webhook_subscriptions", "[api][pull]") {
     Session s;
     auto sub = s.subscription();
-    auto other = s.subscription({}, "other");
+    auto other = s.subscription(json::object(), "other");
     s.publish("x");
     auto got = s.pull(sub);
     REQUIRE(got.size() == 1);

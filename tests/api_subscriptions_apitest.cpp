@@ -134,8 +134,9 @@ TEST_CASE("api_subscription_list_filter_and_get", "[api]") {
     auto names = [&](const std::string& target) {
         auto r = s.api.call("GET", target, "", s.token);
         REQUIRE(r.status == 200);
+        auto j = r.json();
         std::set<std::string> out;
-        for (const auto& sub : r.json()["subscriptions"]) out.insert(sub["queue"].get<std::string>() + "/" +
+        for (const auto& sub : j["subscriptions"]) out.insert(sub["queue"].get<std::string>() + "/" +
                                                                     sub["name"].get<std::string>());
         return out;
     };
