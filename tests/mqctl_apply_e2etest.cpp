@@ -307,3 +307,37 @@ TEST_CASE("apply_scope_defaults_to_the_files_base_name", "[mqctl][apply]") {
     CHECK(j["applied"] == true);
     CHECK(sh.sub("orders", "audit")->managed_by == "apply:" + stem);
 }
+
+TEST_CASE("apply_accepts_a_log_subscription_and_refuses_fields_a_log_handler_lacks",
+          "[mqctl][apply]") {
+    Shell sh;
+    sh.ok({"queue", "create", "orders"});
+    const std::string file = mqtest::temp_file(
+        "scope: audit\n"
+        "subscriptions:\n"
+        "  - queue: orders\n"
+        "    name: trail\n"
+        "    handler:\n"
+        "      type: log\n"
+        "      path: /var/log/mq/orders.jsonl\n");
+    auto r = sh.apply(file);
+    CHECK(has(r.out, "+ create orders/trail (log)"));
+    auto trail = sh.sub("orders", "trail");
+    REQUIRE(trail);
+    CHECK(trail->type == "log");
+    CHECK(trail->handler["path"] == "/var/log/mq/orders.jsonl");
+    CHECK(sh.groups("orders", 0) == std::set<std::string>{"trail"});
+    CHECK(has(sh.apply(file).out, "no changes"));
+
+    // A log handler has only a path: a webhook's url is an error at its line.
+    const std::string bad = mqtest::temp_file(
+        "subscriptions:\n"
+        "  - queue: orders\n"
+        "    name: trail2\n"
+        "    handler:\n"
+        "      type: log\n"
+        "      url: https://example.com/hook\n");
+    r = sh.apply(bad, {}, 2);
+    CHECK(has(r.err, bad + ":"));
+    CHECK_FALSE(sh.sub("orders", "trail2"));
+}

@@ -77,6 +77,24 @@ bool parse_entry(const redis::Reply& entry, std::string& id, Message& message) {
     return true;
 }
 
+namespace {
+
+// parse_entry, moving the strings out of `entry` (read_new's reply is not needed after).
+bool take_entry(redis::Reply& entry, std::string& id, Message& message) {
+    if (!entry.is_array() || entry.elements.size() < 2) return false;
+    id = std::move(entry.elements[0].str);
+    auto& kv = entry.elements[1];
+    if (!kv.is_array()) return false;
+    FieldList fields;
+    fields.reserve(kv.elements.size() / 2);
+    for (std::size_t i = 0; i + 1 < kv.elements.size(); i += 2)
+        fields.emplace_back(std::move(kv.elements[i].str), std::move(kv.elements[i + 1].str));
+    message = decode_fields(fields);
+    return true;
+}
+
+}  // namespace
+
 int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
     int created = 0;
     for (int p = 0; p < q.partition_count; ++p) {
@@ -127,10 +145,12 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
     }
     std::vector<Fetched> out;
     if (r.is_nil() || r.elements.empty()) return out;
-    for (const auto& entry : r.elements[0].elements.at(1).elements) {
+    auto& entries = r.elements[0].elements.at(1).elements;
+    out.reserve(entries.size());
+    for (auto& entry : entries) {
         Fetched f;
         f.partition = partition;
-        if (!parse_entry(entry, f.stream_id, f.message)) continue;
+        if (!take_entry(entry, f.stream_id, f.message)) continue;
         out.push_back(std::move(f));
     }
     return out;

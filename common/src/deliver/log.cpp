@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "mq/core/time.hpp"
@@ -48,35 +49,129 @@ LogHandler::~LogHandler() {
     if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
-std::string LogHandler::format_line(const Delivery& d, std::int64_t delivered_ms) {
-    const Message& m = d.message;
-    nlohmann::json line{{"id", m.id},
-                        {"tenant", d.tenant},
-                        {"queue", d.queue},
-                        {"subscription", d.subscription},
-                        {"partition", d.partition},
-                        {"stream_id", d.stream_id},
-                        {"attempt", d.attempt},
-                        {"published_ms", m.published_ms},
-                        {"delivered_ms", delivered_ms}};
-    if (!m.key.empty()) line["key"] = m.key;
-    if (!m.content_type.empty()) line["content_type"] = m.content_type;
-    if (!m.trace_id.empty()) line["trace_id"] = m.trace_id;
-    if (!m.headers_json.empty()) {
-        auto h = nlohmann::json::parse(m.headers_json, nullptr, false);
-        line["headers"] = h.is_discarded() ? nlohmann::json(m.headers_json) : std::move(h);
+namespace {
+
+// Appends `s` as a JSON string: quotes, escapes, invalid UTF-8 bytes as U+FFFD.
+void append_string(std::string& out, std::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out.push_back('"');
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = p + s.size();
+    while (p < end) {
+        // A run of bytes that need nothing goes out in one append.
+        const auto* run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') ++p;
+        out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
+        if (p == end) break;
+        unsigned char c = *p;
+        if (c < 0x80) {
+            switch (c) {
+                case '"': out += "\\\""; break;
+                case '\\': out += "\\\\"; break;
+                case '\n': out += "\\n"; break;
+                case '\r': out += "\\r"; break;
+                case '\t': out += "\\t"; break;
+                case '\b': out += "\\b"; break;
+                case '\f': out += "\\f"; break;
+                default:
+                    out += "\\u00";
+                    out.push_back(kHex[c >> 4]);
+                    out.push_back(kHex[c & 0xf]);
+            }
+            ++p;
+            continue;
+        }
+        // A UTF-8 sequence: copied when well-formed (no overlongs, surrogates or > U+10FFFF).
+        std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        bool ok = len > 0 && static_cast<std::size_t>(end - p) >= len;
+        for (std::size_t i = 1; ok && i < len; ++i) ok = (p[i] & 0xc0) == 0x80;
+        if (ok && len == 3) ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+        if (ok && len == 4) ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+        if (ok) {
+            out.append(reinterpret_cast<const char*>(p), len);
+            p += len;
+        } else {
+            out += "\xef\xbf\xbd";
+            ++p;
+        }
     }
-    nlohmann::json payload = nlohmann::json::value_t::discarded;
-    if (looks_like_json(m.content_type)) payload = nlohmann::json::parse(m.payload, nullptr, false);
-    line["payload"] = payload.is_discarded() ? nlohmann::json(m.payload) : std::move(payload);
-    return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out.push_back('"');
 }
 
-DeliveryResult LogHandler::deliver(const Delivery& d) {
-    DeliveryResult result;
-    std::string line = format_line(d, now_ms());
-    line.push_back('\n');
-    std::lock_guard lock(mu_);
+template <class Int>
+void append_int(std::string& out, Int v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+// Appends `text` as JSON when it is JSON (as-is when on one line, else compacted),
+// otherwise as a string.
+void append_json_or_string(std::string& out, const std::string& text, bool try_json) {
+    if (try_json && !text.empty()) {
+        // accept() checks the syntax and UTF-8 without building a document.
+        if (nlohmann::json::accept(text)) {
+            if (text.find_first_of("\r\n") == std::string::npos) {
+                out += text;
+            } else {
+                out += nlohmann::json::parse(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            }
+            return;
+        }
+    }
+    append_string(out, text);
+}
+
+}  // namespace
+
+void LogHandler::append_line(std::string& out, const Delivery& d, std::int64_t delivered_ms) {
+    const Message& m = d.message;
+    out += "{\"id\":";
+    append_string(out, m.id);
+    out += ",\"tenant\":";
+    append_string(out, d.tenant);
+    out += ",\"queue\":";
+    append_string(out, d.queue);
+    out += ",\"subscription\":";
+    append_string(out, d.subscription);
+    out += ",\"partition\":";
+    append_int(out, d.partition);
+    out += ",\"stream_id\":";
+    append_string(out, d.stream_id);
+    out += ",\"attempt\":";
+    append_int(out, d.attempt);
+    out += ",\"published_ms\":";
+    append_int(out, m.published_ms);
+    out += ",\"delivered_ms\":";
+    append_int(out, delivered_ms);
+    if (!m.key.empty()) {
+        out += ",\"key\":";
+        append_string(out, m.key);
+    }
+    if (!m.content_type.empty()) {
+        out += ",\"content_type\":";
+        append_string(out, m.content_type);
+    }
+    if (!m.trace_id.empty()) {
+        out += ",\"trace_id\":";
+        append_string(out, m.trace_id);
+    }
+    if (!m.headers_json.empty()) {
+        out += ",\"headers\":";
+        append_json_or_string(out, m.headers_json, true);
+    }
+    out += ",\"payload\":";
+    append_json_or_string(out, m.payload, looks_like_json(m.content_type));
+    out.push_back('}');
+}
+
+std::string LogHandler::format_line(const Delivery& d, std::int64_t delivered_ms) {
+    std::string line;
+    append_line(line, d, delivered_ms);
+    return line;
+}
+
+std::string LogHandler::write_all(const std::string& data) {
     if (fd_ < 0) {
         if (config_.path == "-" || config_.path == "stdout") {
             fd_ = STDOUT_FILENO;
@@ -84,27 +179,56 @@ DeliveryResult LogHandler::deliver(const Delivery& d) {
             fd_ = STDERR_FILENO;
         } else {
             fd_ = ::open(config_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd_ < 0) {
-                result.error = "cannot open " + config_.path + ": " + std::strerror(errno);
-                return result;  // kRetry: the file may become writable
-            }
+            if (fd_ < 0) return "cannot open " + config_.path + ": " + std::strerror(errno);  // may become writable
             owned_ = true;
         }
     }
-    const char* p = line.data();
-    std::size_t left = line.size();
+    const char* p = data.data();
+    std::size_t left = data.size();
     while (left > 0) {
         ssize_t n = ::write(fd_, p, left);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            result.error = "cannot write to " + config_.path + ": " + std::strerror(errno);
-            return result;  // kRetry; a partial line may be left, the message comes again
-        }
+        // A partial line may be left; the message(s) come again.
+        if (n <= 0) return "cannot write to " + config_.path + ": " + std::strerror(errno);
         p += n;
         left -= static_cast<std::size_t>(n);
     }
-    result.outcome = DeliveryOutcome::kAck;
+    return {};
+}
+
+DeliveryResult LogHandler::deliver(const Delivery& d) {
+    DeliveryResult result;
+    if (batch_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+        append_line(batch_, d, now_ms());
+        batch_.push_back('\n');
+        result.outcome = DeliveryOutcome::kAck;  // provided end_batch() succeeds
+        return result;
+    }
+    std::string line;
+    line.reserve(256 + d.message.payload.size());
+    append_line(line, d, now_ms());
+    line.push_back('\n');
+    std::lock_guard lock(mu_);
+    result.error = write_all(line);
+    if (result.error.empty()) result.outcome = DeliveryOutcome::kAck;
     return result;
+}
+
+void LogHandler::begin_batch() {
+    batch_.clear();
+    batch_thread_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+}
+
+std::string LogHandler::end_batch() {
+    batch_thread_.store(std::thread::id{}, std::memory_order_relaxed);
+    if (batch_.empty()) return {};
+    std::string error;
+    {
+        std::lock_guard lock(mu_);
+        error = write_all(batch_);
+    }
+    batch_.clear();
+    return error;
 }
 
 }  // namespace mq

@@ -140,26 +140,34 @@ void SubscriptionRunner::fetch_loop(int partition) {
 void SubscriptionRunner::inline_fetch_loop(int partition) {
     std::unique_ptr<redis::Connection> conn;
     std::vector<Fetched> batch;
+    // Acks of the last batch, sent with the next read; kept across a reconnect (an XACK
+    // sent twice is harmless).
+    std::vector<PendingAck> acks;
     while (fetching_) {
         try {
             if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
             ConsumerGroups groups(*conn, options_.keys);
             batch.clear();
+            bool paused;
             {
-                std::unique_lock lock(mu_);
-                if (paused_) {
-                    space_cv_.wait_for(lock, 200ms, [&] { return !fetching_ || !paused_; });
-                    continue;
-                }
+                std::lock_guard lock(mu_);
+                paused = paused_;
                 // What a pause left undelivered comes first.
-                for (; !queue_.empty(); queue_.pop_front()) batch.push_back(std::move(queue_.front()));
+                if (!paused)
+                    for (; !queue_.empty(); queue_.pop_front()) batch.push_back(std::move(queue_.front()));
+            }
+            if (paused) {
+                send_acks(groups, acks);  // delivered before the pause: acked now
+                acks.clear();
+                std::unique_lock lock(mu_);
+                space_cv_.wait_for(lock, 200ms, [&] { return !fetching_ || !paused_; });
+                continue;
             }
             if (batch.empty()) {
-                batch = groups.read_new(options_.queue, options_.subscription, options_.consumer, partition,
-                                        options_.subscription.batch_size, options_.fetch_block);
+                batch = ack_and_read(*conn, partition, acks);
                 healthy_ = true;
             }
-            if (!batch.empty()) deliver_inline(groups, batch, false);
+            if (!batch.empty()) deliver_inline(groups, batch, false, acks);
         } catch (const std::exception& e) {
             // Entries of the batch not acked stay pending: redelivered after the visibility timeout.
             conn.reset();
@@ -167,22 +175,96 @@ void SubscriptionRunner::inline_fetch_loop(int partition) {
             for (int i = 0; i < 10 && fetching_; ++i) std::this_thread::sleep_for(100ms);
         }
     }
+    if (acks.empty()) return;
+    try {
+        if (!conn) conn = std::make_unique<redis::Connection>(options_.endpoint);
+        ConsumerGroups groups(*conn, options_.keys);
+        send_acks(groups, acks);
+    } catch (const std::exception& e) {
+        spdlog::warn("{}/{}: could not ack {} delivered entries ({}); they are redelivered after the "
+                     "visibility timeout",
+                     options_.queue.name, options_.subscription.name, acks.size(), e.what());
+    }
 }
 
-void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all) {
+std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, int partition,
+                                                      std::vector<PendingAck>& acks) {
+    const auto& q = options_.queue;
+    const auto& sub = options_.subscription;
+    redis::Pipeline pipeline;
+    std::map<int, std::vector<std::string>> ids;
+    std::uint64_t filtered = 0;
+    for (const auto& a : acks) {
+        ids[a.partition].push_back(a.stream_id);
+        if (a.filtered) ++filtered;
+    }
+    for (auto& [p, list] : ids) {
+        std::vector<std::string> argv{"XACK", options_.keys.stream(q.tenant, q.name, p), sub.name};
+        argv.insert(argv.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
+        pipeline.add(std::move(argv));
+    }
+    std::vector<std::string> read{"XREADGROUP", "GROUP", sub.name, options_.consumer,
+                                  "COUNT", std::to_string(sub.batch_size)};
+    if (options_.fetch_block.count() > 0) {
+        read.emplace_back("BLOCK");
+        read.push_back(std::to_string(options_.fetch_block.count()));
+    }
+    read.emplace_back("STREAMS");
+    read.push_back(options_.keys.stream(q.tenant, q.name, partition));
+    read.emplace_back(">");
+    pipeline.add(std::move(read));
+
+    std::vector<redis::Reply> replies = conn.execute(pipeline);
+    for (std::size_t i = 0; i + 1 < replies.size(); ++i)
+        if (replies[i].is_error()) throw Error(ErrorCode::kInternal, "XACK failed: " + replies[i].str);
+    metrics_->filtered += filtered;
+    metrics_->acked += acks.size() - filtered;
+    acks.clear();
+
+    redis::Reply& r = replies.back();
+    if (r.is_error()) {
+        if (r.error_code() == "NOGROUP")
+            throw Error(ErrorCode::kSubscriptionNotFound,
+                        "consumer group '" + sub.name + "' does not exist on queue '" + q.name + "'");
+        throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
+    }
+    std::vector<Fetched> out;
+    if (r.is_nil() || r.elements.empty()) return out;
+    auto& entries = r.elements[0].elements.at(1).elements;
+    out.reserve(entries.size());
+    FieldList fields;
+    for (auto& entry : entries) {
+        // As parse_entry, moving the strings out of the reply.
+        if (!entry.is_array() || entry.elements.size() < 2 || !entry.elements[1].is_array()) continue;
+        auto& kv = entry.elements[1].elements;
+        fields.clear();
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+            fields.emplace_back(std::move(kv[i].str), std::move(kv[i + 1].str));
+        Fetched& f = out.emplace_back();
+        f.partition = partition;
+        f.stream_id = std::move(entry.elements[0].str);
+        f.message = decode_fields(fields);
+    }
+    return out;
+}
+
+void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all,
+                                        std::vector<PendingAck>& acks) {
     std::lock_guard serial(inline_mu_);
     {
         std::lock_guard lock(mu_);
-        for (const auto& f : batch) in_progress_[{f.partition, f.stream_id}] = f.delivery_count;
+        inline_batch_ = &batch;
     }
     std::size_t done = 0;
     auto settle = [&] {
         std::lock_guard lock(mu_);
-        for (const auto& f : batch) in_progress_.erase({f.partition, f.stream_id});
+        inline_batch_ = nullptr;
         for (std::size_t i = done; i < batch.size(); ++i) queue_.push_back(std::move(batch[i]));
     };
-    std::vector<PendingAck> acks;
-    acks.reserve(batch.size());
+    // Delivered (kAck) within the handler's batch: acked once end_batch() succeeded.
+    std::vector<std::size_t> staged;
+    staged.reserve(batch.size());
+    options_.handler->begin_batch();
     try {
         for (; done < batch.size(); ++done) {
             if (!all && (!fetching_ || paused_)) break;
@@ -190,11 +272,26 @@ void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetc
             if (!all && (!fetching_ || paused_)) break;
             Fetched& f = batch[done];
             Settled s = deliver_one(groups, f);
-            if (s != Settled::kRecorded) acks.push_back({f.partition, f.stream_id, s == Settled::kFiltered});
+            if (s == Settled::kAck)
+                staged.push_back(done);
+            else if (s == Settled::kFiltered)
+                acks.push_back({f.partition, f.stream_id, true});
         }
-        send_acks(groups, acks);
+        std::string failed = options_.handler->end_batch();
+        if (failed.empty()) {
+            for (std::size_t i : staged) acks.push_back({batch[i].partition, batch[i].stream_id, false});
+        } else {
+            DeliveryResult result;
+            result.error = failed;
+            for (std::size_t i : staged)
+                if (record(groups, batch[i], result) == Settled::kAck)
+                    acks.push_back({batch[i].partition, batch[i].stream_id, false});
+        }
     } catch (...) {
-        done = batch.size();  // the connection failed: everything stays pending in Redis
+        // Staged work is completed or dropped, but not acked; with the connection failed,
+        // everything not acked stays pending in Redis.
+        options_.handler->end_batch();
+        done = batch.size();
         settle();
         throw;
     }
@@ -303,7 +400,8 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
     const auto& q = options_.queue;
     const auto& sub = options_.subscription;
     if (!filter_matches(sub.filter, f.message.headers_json)) return Settled::kFiltered;
-    Delivery d{f.message, q.tenant, q.name, sub.name, f.partition, f.stream_id, f.delivery_count};
+    // The message moves into the delivery and back (no copy per message).
+    Delivery d{std::move(f.message), q.tenant, q.name, sub.name, f.partition, f.stream_id, f.delivery_count};
     metrics_->in_flight++;
     auto t0 = std::chrono::steady_clock::now();
     DeliveryResult result;
@@ -318,9 +416,16 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
         result.outcome = DeliveryOutcome::kRetry;
         result.error = std::string("handler threw: ") + e.what();
     }
+    f.message = std::move(d.message);
     metrics_->in_flight--;
     metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0));
+    return record(groups, f, result);
+}
 
+SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, const Fetched& f,
+                                                       const DeliveryResult& result) {
+    const auto& q = options_.queue;
+    const auto& sub = options_.subscription;
     switch (result.outcome) {
         case DeliveryOutcome::kAck:
             return Settled::kAck;  // the caller acks, batched with others
@@ -373,7 +478,9 @@ void SubscriptionRunner::maintenance_loop() {
                     if (r.claimed.empty()) continue;
                     metrics_->reclaimed += r.claimed.size();
                     if (inline_) {
-                        deliver_inline(groups, r.claimed, true);
+                        std::vector<PendingAck> acks;
+                        deliver_inline(groups, r.claimed, true, acks);
+                        send_acks(groups, acks);
                         continue;
                     }
                     {
@@ -390,6 +497,8 @@ void SubscriptionRunner::maintenance_loop() {
                 {
                     std::lock_guard lock(mu_);
                     for (const auto& [key, count] : in_progress_) held[key.first].push_back(key.second);
+                    if (inline_batch_)
+                        for (const auto& f : *inline_batch_) held[f.partition].push_back(f.stream_id);
                     for (const auto& f : queue_) held[f.partition].push_back(f.stream_id);
                 }
                 for (const auto& [p, ids] : held)

@@ -44,6 +44,14 @@ public:
     /// network, no child process): with concurrency 1 the runner calls it on the fetcher
     /// thread and acks each fetched batch with one XACK, skipping the hand-off to a pool.
     virtual bool in_process() const { return false; }
+    /// Batching, used by the runner's inline mode: after begin_batch(), deliver() calls
+    /// made by the same thread may only stage their work (e.g. append a line to a buffer)
+    /// and answer kAck; end_batch() completes everything staged (e.g. with one write(2))
+    /// and returns why that failed, empty when it did not. When it fails, none of the
+    /// staged deliveries counts as done: the runner retries each. Other threads' deliver()
+    /// calls are not affected. The default stages nothing.
+    virtual void begin_batch() {}
+    virtual std::string end_batch() { return {}; }
 };
 
 }  // namespace mq

@@ -64,10 +64,13 @@ struct RunnerOptions {
 ///
 /// Inline mode: with concurrency 1 and an in-process handler (Handler::in_process(), e.g.
 /// `log`), there are no handler threads: each fetcher delivers its batch itself, one
-/// message at a time (a mutex keeps deliveries of all partitions one at a time), and acks
-/// the delivered ones with one XACK before the next read; the maintenance thread
-/// delivers what it reclaims. Semantics are the same: ack only after the handler
-/// succeeded, pause stops between two messages, stop hands back the rest of a batch.
+/// message at a time (a mutex keeps deliveries of all partitions one at a time), inside
+/// Handler::begin_batch()/end_batch() (the log handler writes the batch's lines with one
+/// write(2) there), and acks the delivered ones with one XACK sent in the same round trip
+/// as the next XREADGROUP (as a plain read + ack loop does); the maintenance thread
+/// delivers what it reclaims. Semantics are the same: ack only after the handler (and
+/// end_batch()) succeeded, pause stops between two messages (acks of delivered ones go
+/// out before pausing), stop hands back the rest of a batch.
 class SubscriptionRunner {
 public:
     SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics);
@@ -92,18 +95,30 @@ public:
     bool healthy() const { return healthy_; }
 
 private:
+    struct PendingAck {
+        int partition;
+        std::string stream_id;
+        bool filtered;
+    };
+
     void fetch_loop(int partition);
     void handle_loop();
     void maintenance_loop();
     void inline_fetch_loop(int partition);
-    /// Delivers `batch` on the calling thread (inline mode) and acks what succeeded, with
-    /// one XACK per partition. Stops early when pausing or stopping: the rest waits in
-    /// queue_ (stop() hands it back). `all` ignores pause and stop (reclaimed entries).
-    void deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all);
+    /// XACK of `acks` (then cleared and counted) and XREADGROUP of up to batch_size new
+    /// entries of `partition`, in one round trip.
+    std::vector<Fetched> ack_and_read(redis::Connection& conn, int partition, std::vector<PendingAck>& acks);
+    /// Delivers `batch` on the calling thread (inline mode) and appends the acks of what
+    /// succeeded to `acks` (the caller sends them). Stops early when pausing or stopping:
+    /// the rest waits in queue_ (stop() hands it back). `all` ignores pause and stop
+    /// (reclaimed entries).
+    void deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all, std::vector<PendingAck>& acks);
     /// What to do with an entry after deliver_one: ack it (delivered, or skipped by the
     /// filter) or nothing (retry, dead letter and drop are already recorded).
     enum class Settled { kAck, kFiltered, kRecorded };
     Settled deliver_one(ConsumerGroups& groups, Fetched& f);
+    /// Records a failed or rejected attempt (retry later, dead letter or drop); kAck for an ack.
+    Settled record(ConsumerGroups& groups, const Fetched& f, const DeliveryResult& result);
     /// Queues an ack; the first thread to find no ack in flight sends every queued one
     /// (one XACK per partition) until none is left.
     void ack_soon(ConsumerGroups& groups, const Fetched& f, Settled settled);
@@ -126,12 +141,8 @@ private:
     int busy_handlers_ = 0;
     bool inline_ = false;  ///< deliver on the fetcher threads (see the class comment)
     std::mutex inline_mu_;  ///< one inline delivery at a time
-
-    struct PendingAck {
-        int partition;
-        std::string stream_id;
-        bool filtered;
-    };
+    /// The batch an inline delivery holds (leases extended like in_progress_); under mu_.
+    const std::vector<Fetched>* inline_batch_ = nullptr;
     std::mutex ack_mu_;
     std::vector<PendingAck> acks_;  ///< delivered, XACK not sent yet
     bool acking_ = false;           ///< a handler thread is sending acks_
