@@ -111,3 +111,36 @@ TEST_CASE("log handler settings: only path, not empty", "[log]") {
     sub.handler = {{"path", "/dev/null"}};
     CHECK(mq::make_handler(sub)->in_process());
 }
+
+TEST_CASE("log handler stages a batch's lines and writes them at end_batch", "[log]") {
+    TempDir dir;
+    const std::string file = dir.path + "/out.jsonl";
+    mq::LogHandler h(mq::LogConfig{file});
+    h.begin_batch();
+    CHECK(h.deliver(delivery("m-1", R"({"a": 1, "b": [true, null]})")).outcome == mq::DeliveryOutcome::kAck);
+    CHECK(h.deliver(delivery("m-2", "{\n  \"spread\": \"over lines\"\n}")).outcome == mq::DeliveryOutcome::kAck);
+    CHECK(h.deliver(delivery("m-3", "bad \xff utf-8 \x01")).outcome == mq::DeliveryOutcome::kAck);
+    // Another thread's delivery is not part of the batch: written at once.
+    std::thread([&] { CHECK(h.deliver(delivery("other", "1")).outcome == mq::DeliveryOutcome::kAck); }).join();
+    REQUIRE(read_lines(file).size() == 1);
+    CHECK(h.end_batch().empty());
+
+    auto lines = read_lines(file);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0]["id"] == "other");
+    CHECK(lines[1]["payload"]["a"] == 1);
+    CHECK(lines[1]["payload"]["b"][1].is_null());
+    CHECK(lines[2]["payload"]["spread"] == "over lines");  // compacted onto one line
+    CHECK(lines[3]["payload"] == "bad \xef\xbf\xbd utf-8 \x01");
+    CHECK(h.end_batch().empty());  // an empty batch writes nothing
+    CHECK(read_lines(file).size() == 4);
+}
+
+TEST_CASE("log handler reports a batch it cannot write at end_batch", "[log]") {
+    mq::LogHandler h(mq::LogConfig{"/nonexistent-dir-for-mq/out.jsonl"});
+    h.begin_batch();
+    CHECK(h.deliver(delivery("m-1", "{}")).outcome == mq::DeliveryOutcome::kAck);  // staged only
+    CHECK(h.end_batch().find("cannot open /nonexistent-dir-for-mq/out.jsonl") != std::string::npos);
+    // Outside a batch the failure is the delivery's own.
+    CHECK(h.deliver(delivery("m-2", "{}")).outcome == mq::DeliveryOutcome::kRetry);
+}

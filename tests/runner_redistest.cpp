@@ -41,6 +41,13 @@ public:
         return r;
     }
     bool in_process() const override { return in_process_handler; }
+    int batch_failures = 0;  ///< end_batch() fails this many times
+    int batches = 0;
+    std::string end_batch() override {
+        std::lock_guard lock(mu);
+        ++batches;
+        return batches <= batch_failures ? "scripted batch failure" : "";
+    }
     std::size_t acked_count() {
         std::lock_guard lock(mu);
         return acked.size();
@@ -386,5 +393,22 @@ TEST_CASE("handler threads that finish together share one XACK and ack everythin
     REQUIRE(r->stop(std::chrono::steady_clock::now() + 5s));
     CHECK(f.handler->acked == ids);
     CHECK(f.handler->attempt_count() == 2000);
+    CHECK(f.pending_total() == 0);
+}
+
+TEST_CASE("inline delivery retries a batch whose end_batch failed and acks none of it", "[runner][inline]") {
+    RunnerFixture f(1);
+    f.sub.concurrency = 1;
+    f.sub.batch_size = 100;
+    f.handler->in_process_handler = true;
+    f.handler->batch_failures = 1;
+    auto ids = f.publish(20);
+    auto r = f.runner();
+    r->start();
+    REQUIRE(f.eventually([&] { return f.metrics->acked == 20; }));
+    r->stop(std::chrono::steady_clock::now() + 5s);
+    CHECK(f.metrics->failed == 20);  // the failed batch: every message retried once
+    CHECK(f.handler->attempt_count() == 40);
+    CHECK(f.metrics->dead_lettered == 0);
     CHECK(f.pending_total() == 0);
 }
