@@ -278,14 +278,17 @@ namespace {
 struct ConfigChannel : pqxx::notification_receiver {
     explicit ConfigChannel(pqxx::connection_base& cx) : pqxx::notification_receiver(cx, "mq_config") {}
     void operator()(const std::string& payload, int) override { payloads.push_back(payload); }
-    /// Payloads of api_tokens changes that arrived within `wait`.
-    std::vector<std::string> token_changes(pqxx::connection& cx, std::chrono::milliseconds wait) {
+    /// Payloads of api_tokens changes of `tenant` that arrived within `wait` (other tests
+    /// change tokens of their own tenants at the same time).
+    std::vector<std::string> token_changes(pqxx::connection& cx, std::chrono::milliseconds wait,
+                                           const std::string& tenant) {
         payloads.clear();
         auto until = std::chrono::steady_clock::now() + wait;
         while (std::chrono::steady_clock::now() < until) cx.await_notification(0, 50000);
         std::vector<std::string> out;
         for (const auto& p : payloads)
-            if (p.find("\"api_tokens\"") != std::string::npos) out.push_back(p);
+            if (p.find("\"api_tokens\"") != std::string::npos && p.find("\"" + tenant + "\"") != std::string::npos)
+                out.push_back(p);
         return out;
     }
     std::vector<std::string> payloads;
@@ -300,14 +303,14 @@ TEST_CASE("recording_last_use_sends_no_notify_but_revocation_does", "[token]") {
     ConfigChannel channel(listener);
 
     auto created = store.create(ts.tenant(), Role::kProducer, "svc", "", std::nullopt);
-    CHECK(channel.token_changes(listener, std::chrono::milliseconds(300)).size() == 1);
+    CHECK(channel.token_changes(listener, std::chrono::milliseconds(300), ts.tenant()).size() == 1);
 
     REQUIRE(store.authenticate(created.secret));  // writes last_used_at
     CHECK(query1(ts, "SELECT last_used_at::text FROM api_tokens WHERE id = $1::uuid", created.info.id) != "");
-    CHECK(channel.token_changes(listener, std::chrono::milliseconds(300)).empty());
+    CHECK(channel.token_changes(listener, std::chrono::milliseconds(300), ts.tenant()).empty());
 
     store.revoke(ts.tenant(), created.info.id);
-    auto changes = channel.token_changes(listener, std::chrono::milliseconds(300));
+    auto changes = channel.token_changes(listener, std::chrono::milliseconds(300), ts.tenant());
     REQUIRE(changes.size() == 1);
     CHECK_THAT(changes[0], Catch::Contains(ts.tenant()));
 }
