@@ -2,7 +2,6 @@
 // routes, serves until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
 // flight finish, exits 0.
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +9,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "mq/config/logging.hpp"
 
 namespace {
 
@@ -29,13 +29,6 @@ std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t lo, s
     return n;
 }
 
-void setup_logging(const mq::Config& c) {
-    auto logger = spdlog::stderr_color_mt("mq-api");
-    spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(c.log_level));
-    if (c.log_format == "json")
-        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
-}
 
 }  // namespace
 
@@ -104,7 +97,7 @@ int main(int argc, char** argv) {
             return 0;
         }
 
-        setup_logging(config);
+        mq::setup_logging("mq-api", config);
         app.start();
         mqapi::Server server(
             router, server_options, [&app](std::string_view token) { return app.authenticator().authenticate(token); },

@@ -31,29 +31,25 @@ void RouteStats::record(int status, std::uint64_t micros) {
     if (cls >= 1 && cls <= 5) by_class[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-void Router::add(http::verb method, std::string pattern, Auth auth, SyncHandler handler, std::size_t body_limit) {
+Route& Router::add_route(http::verb method, std::string pattern, Auth auth, Runs runs, std::size_t body_limit) {
     auto r = std::make_unique<Route>();
     r->method = method;
     r->segments = split_path(pattern);
     r->pattern = std::move(pattern);
     r->auth = auth;
-    r->runs = Runs::kBlocking;
-    r->sync = std::move(handler);
+    r->runs = runs;
     r->body_limit = body_limit;
     routes_.push_back(std::move(r));
+    return *routes_.back();
+}
+
+void Router::add(http::verb method, std::string pattern, Auth auth, SyncHandler handler, std::size_t body_limit) {
+    add_route(method, std::move(pattern), auth, Runs::kBlocking, body_limit).sync = std::move(handler);
 }
 
 void Router::add_async(http::verb method, std::string pattern, Auth auth, AsyncHandler handler,
                        std::size_t body_limit) {
-    auto r = std::make_unique<Route>();
-    r->method = method;
-    r->segments = split_path(pattern);
-    r->pattern = std::move(pattern);
-    r->auth = auth;
-    r->runs = Runs::kInline;
-    r->async = std::move(handler);
-    r->body_limit = body_limit;
-    routes_.push_back(std::move(r));
+    add_route(method, std::move(pattern), auth, Runs::kInline, body_limit).async = std::move(handler);
 }
 
 Router::Match Router::match(http::verb method, std::string_view path) const {

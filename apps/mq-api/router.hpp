@@ -68,6 +68,7 @@ public:
     const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
 
 private:
+    Route& add_route(http::verb method, std::string pattern, Auth auth, Runs runs, std::size_t body_limit);
     std::vector<std::unique_ptr<Route>> routes_;
 };
 

@@ -3,7 +3,6 @@
 // Parses flags and config, wires common/ together, serves /metrics and /healthz, and
 // shuts down gracefully on SIGTERM. Every delivery rule lives in common/.
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <iostream>
 
 #include "metrics_server.hpp"
+#include "mq/config/logging.hpp"
 #include "mq/consume/control.hpp"
 #include "mq/consume/dead_letter_archive.hpp"
 #include "mq/consume/subscription_catalog.hpp"
@@ -31,13 +31,6 @@ struct Options {
     bool check = false;
 };
 
-void setup_logging(const mq::Config& c) {
-    auto logger = spdlog::stderr_color_mt("mq-worker");
-    spdlog::set_default_logger(logger);
-    spdlog::set_level(spdlog::level::from_str(c.log_level));
-    if (c.log_format == "json")
-        spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
-}
 
 std::string default_consumer_name() {
     char host[256] = "worker";
@@ -185,7 +178,7 @@ int run(const Options& o) {
         std::cout << "configuration OK: " << wc.subscriptions.size() << " subscription(s)\n";
         return 0;
     }
-    setup_logging(wc.base);
+    mq::setup_logging("mq-worker", wc.base);
 
     auto endpoint = mq::redis::parse_url(wc.base.redis_url);
     mq::redis::Connection probe(endpoint);
