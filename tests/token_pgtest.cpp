@@ -218,6 +218,21 @@ TEST_CASE("authenticator_caches_answers_until_invalidate_makes_a_revocation_effe
     CHECK(auth.size() == 1);
 }
 
+TEST_CASE("authenticator_never_remembers_a_token_past_its_expiry", "[token]") {
+    mqtest::TenantScope ts;
+    mq::TokenStore store(ts.db());
+    mq::Authenticator auth(store, std::chrono::seconds(60));
+    auto created = store.create(ts.tenant(), Role::kProducer, "short", "", std::chrono::hours(1));
+    ts.exec("UPDATE api_tokens SET expires_at = now() + interval '700 milliseconds' WHERE id = '" +
+            created.info.id + "'");
+    auto first = auth.authenticate(created.secret);
+    REQUIRE(first);
+    CHECK(first->expires_in_ms > 0);
+    CHECK(first->expires_in_ms <= 700);
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    CHECK_FALSE(auth.authenticate(created.secret));  // the 60 s cache did not outlive the token
+}
+
 TEST_CASE("authenticator_entries_expire_after_the_ttl", "[token]") {
     mqtest::TenantScope ts;
     mq::TokenStore store(ts.db());

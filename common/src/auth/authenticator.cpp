@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "mq/auth/token.hpp"
 
 namespace mq {
@@ -28,7 +30,9 @@ std::optional<Principal> Authenticator::authenticate(std::string_view secret) {
     } catch (const BackendUnavailable&) {
         // Only an answer that invalidate() has not dropped, and only a positive one: a
         // token revoked during the outage stays usable for at most kStaleGrace.
-        if (remembered && remembered->principal && Clock::now() < remembered->fresh_until + kStaleGrace) {
+        // A token that can expire gets no grace: its expiry is not to be stretched.
+        if (remembered && remembered->principal && remembered->principal->expires_in_ms < 0 &&
+            Clock::now() < remembered->fresh_until + kStaleGrace) {
             spdlog::warn("PostgreSQL unreachable; using the remembered answer for token {}",
                          remembered->principal->token_id);
             return remembered->principal;
@@ -46,7 +50,11 @@ std::optional<Principal> Authenticator::authenticate(std::string_view secret) {
             it = now >= it->second.fresh_until ? entries_.erase(it) : std::next(it);
         if (entries_.size() >= kMaxEntries) entries_.clear();
     }
-    entries_[hash] = Entry{principal, Clock::now() + ttl_};
+    // A positive answer is remembered no longer than the token has left to live.
+    auto fresh_until = Clock::now() + ttl_;
+    if (principal && principal->expires_in_ms >= 0)
+        fresh_until = std::min(fresh_until, Clock::now() + std::chrono::milliseconds(principal->expires_in_ms));
+    entries_[hash] = Entry{principal, fresh_until};
     return principal;
 }
 

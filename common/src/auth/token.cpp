@@ -48,7 +48,9 @@ const pg::Statement kAuthenticate{
     "SELECT t.id::text, t.tenant_id, t.role, t.principal, encode(t.token_hash, 'hex'), "
     "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) "
     "AND n.status = 'active', "
-    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
+    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute', "
+    "CASE WHEN t.expires_at IS NULL THEN -1 "
+    "ELSE GREATEST(0, (extract(epoch FROM t.expires_at - now()) * 1000)::bigint) END "
     "FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id WHERE t.token_hash = decode($1, 'hex')"};
 // Conditional so concurrent API processes write it at most once a minute per token.
 const pg::Statement kTouchToken{
@@ -265,6 +267,7 @@ std::optional<Principal> TokenStore::authenticate(std::string_view secret) {
         f.principal.name = r[3].as<std::string>();
         f.valid = r[5].as<bool>();
         f.stale = r[6].as<bool>();
+        f.principal.expires_in_ms = r[7].as<std::int64_t>();
         return f;
     });
     if (!found || !found->valid) return std::nullopt;

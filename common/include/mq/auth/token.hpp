@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -28,6 +29,7 @@ struct Principal {
     std::string tenant;
     Role role = Role::kConsumer;
     std::string name;  ///< api_tokens.principal, matched against allowed_producers/consumers
+    std::int64_t expires_in_ms = -1;  ///< time the token had left when looked up; -1: no expiry
 };
 
 /// A token as operators see it: never the secret, never the hash.
