@@ -22,11 +22,8 @@ namespace {
 const std::string kQueues = "/api/v1/mq/queues";
 const std::string kPublish = "/api/v1/mq/publish";
 
-struct Session {
-    explicit Session(ApiOptions options = {}) : api(std::move(options)) {}
-    TenantScope tenant;
-    ApiProcess api;
-    std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
+struct Session : ApiSession {
+    using ApiSession::ApiSession;
 
     HttpResult post(const std::string& target, const std::string& body) const {
         return api.call("POST", target, body, token, {{"Content-Type", "application/json"}});

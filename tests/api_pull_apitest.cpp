@@ -21,10 +21,7 @@ long long ms_since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-struct Session {
-    TenantScope tenant;
-    ApiProcess api;
-    std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
+struct Session : ApiSession {
     std::string consumer = create_token(tenant.tenant(), "consumer", "reader");
 
     explicit Session(const json& queue = {{"name", "orders"}}) {

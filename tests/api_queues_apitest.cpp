@@ -15,10 +15,7 @@ namespace {
 
 const std::string kQueues = "/api/v1/mq/queues";
 
-struct Session {
-    TenantScope tenant;
-    ApiProcess api;
-    std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
+struct Session : ApiSession {
 
     HttpResult create(const json& body) const { return api.call_json("POST", kQueues, body, token); }
     HttpResult publish(const std::string& queue, const json& payload) const {

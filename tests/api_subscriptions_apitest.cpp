@@ -17,10 +17,7 @@ namespace {
 
 const std::string kSubs = "/api/v1/mq/subscriptions";
 
-struct Session {
-    TenantScope tenant;
-    ApiProcess api;
-    std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
+struct Session : ApiSession {
 
     void queue(const json& body) const {
         auto r = api.call_json("POST", "/api/v1/mq/queues", body, token);

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "harness.hpp"
+
 namespace mqtest {
 
 struct HttpResult {
@@ -69,5 +71,14 @@ private:
 
 /// `mqctl token create` for `tenant`; returns the secret.
 std::string create_token(const std::string& tenant, const std::string& role, const std::string& principal);
+
+/// The start of most API tests: a tenant of its own, an mq-api process and a
+/// tenant-admin token (principal "ops") of that tenant.
+struct ApiSession {
+    explicit ApiSession(ApiOptions options = {}) : api(std::move(options)) {}
+    TenantScope tenant;
+    ApiProcess api;
+    std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
+};
 
 }  // namespace mqtest
