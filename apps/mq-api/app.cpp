@@ -91,7 +91,8 @@ void App::start() {
     cache_->start();
     mq::PublishLimits limits;
     limits.max_message_size = config_.max_message_size;
-    pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits, options_.publish_lanes);
+    // Each I/O thread gets its own connection when main attaches the server's contexts.
+    pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits);
 }
 
 void App::reload_rates() {

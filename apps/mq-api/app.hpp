@@ -31,7 +31,6 @@ namespace mqapi {
 struct ApiOptions {
     std::size_t batch_body_limit = 16 * 1048576;  ///< MAX_BATCH_BODY_SIZE
     std::size_t max_batch = 1000;                 ///< messages per batch request
-    int publish_lanes = 2;                        ///< Redis connections doing group commit
     std::optional<double> default_publish_rate;   ///< TENANT_PUBLISH_RATE (msg/s); none: unlimited
     std::string receipt_key;                      ///< RECEIPT_SECRET; random per start when empty
     std::map<std::string, std::string> internal_queues = {{"user-events", "user-events"},

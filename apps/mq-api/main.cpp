@@ -66,7 +66,6 @@ int main(int argc, char** argv) {
         mqapi::ApiOptions options;
         options.batch_body_limit =
             static_cast<std::size_t>(env_int("MAX_BATCH_BODY_SIZE", 16 * 1048576, 1024, 1LL << 31));
-        options.publish_lanes = static_cast<int>(env_int("PUBLISH_LANES", 2, 1, 32));
         if (auto rate = env_int("TENANT_PUBLISH_RATE", 0, 0, 100000000); rate > 0)
             options.default_publish_rate = static_cast<double>(rate);
         options.receipt_key = env("RECEIPT_SECRET");
@@ -103,6 +102,7 @@ int main(int argc, char** argv) {
             router, server_options, [&app](std::string_view token) { return app.authenticator().authenticate(token); },
             config.internal_service_token);
         app.server() = &server;
+        for (const auto& context : server.contexts()) app.pipeline().attach(context);
         server.start();
         spdlog::info("mq-api listening on {}:{} ({} I/O threads, redis {}, postgres {})", address, server.port(),
                      server_options.threads, app.redis_endpoint().describe(), mq::pg::describe_url(config.database_url));

@@ -21,6 +21,12 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// One io_context per I/O thread: a connection lives on one thread from accept to close,
+// so its handlers need no strand, and the Redis connection of that thread (see
+// mq::PublishPipeline) is reached without a hand-off.
+using Executor = asio::io_context::executor_type;
+using Stream = beast::basic_stream<tcp, Executor>;
+using Socket = Stream::socket_type;
 
 namespace {
 
@@ -53,20 +59,30 @@ bool same_secret(std::string_view a, std::string_view b) {
 
 class Session;
 
+// An io_context for one thread whose queued handlers can be destroyed on demand: the
+// contexts may outlive the server (mq::PublishPipeline holds them), the sessions those
+// handlers own must not.
+struct Context : asio::io_context {
+    Context() : asio::io_context(1) {}
+    void destroy_pending_handlers() { shutdown(); }
+};
+
 struct Server::Impl {
     const Router& router;
     ServerOptions options;
     Authenticate authenticate;
     std::string service_token;
-    // Declared before ioc so they outlive it: handlers still queued when ioc is destroyed
-    // own sessions, whose destructors erase themselves from this map.
+    // Handlers still queued when the server stops own sessions, whose destructors erase
+    // themselves from this map: ~Server destroys those handlers while the map exists.
     std::mutex sessions_mutex;
     std::map<Session*, std::weak_ptr<Session>> sessions;
-    asio::io_context ioc;
+    std::vector<std::shared_ptr<asio::io_context>> contexts;
     // Keeps the I/O threads running while a drain has closed the acceptor and the only
     // work left is on the blocking pool (a long-poll pull): its reply is posted back here.
-    asio::executor_work_guard<asio::io_context::executor_type> keep_running = asio::make_work_guard(ioc);
-    tcp::acceptor acceptor{ioc};
+    std::vector<asio::executor_work_guard<Executor>> keep_running;
+    std::optional<tcp::acceptor> acceptor;
+    std::size_t next_context = 0;                 // accept thread only
+    std::atomic<std::size_t> next_timer{0};
     std::optional<asio::thread_pool> blocking;
     std::vector<std::thread> threads;
     std::atomic<bool> draining{false};
@@ -75,14 +91,20 @@ struct Server::Impl {
     bool stopped = false;
 
     Impl(const Router& r, ServerOptions o, Authenticate a, std::string t)
-        : router(r), options(std::move(o)), authenticate(std::move(a)), service_token(std::move(t)) {}
+        : router(r), options(std::move(o)), authenticate(std::move(a)), service_token(std::move(t)) {
+        for (int i = 0; i < std::max(1, options.threads); ++i) {
+            contexts.push_back(std::make_shared<Context>());
+            keep_running.push_back(asio::make_work_guard(*contexts.back()));
+        }
+        acceptor.emplace(*contexts.front());
+    }
 
     void accept();
     void close_idle_sessions();
     void stop_threads() {
         if (stopped) return;
         stopped = true;
-        ioc.stop();
+        for (auto& c : contexts) c->stop();
         for (auto& t : threads) t.join();
         threads.clear();
         if (blocking) blocking->join();
@@ -91,7 +113,7 @@ struct Server::Impl {
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {}
+    Session(Socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {}
 
     void start() {
         {
@@ -314,7 +336,7 @@ private:
         stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     }
 
-    beast::tcp_stream stream_;
+    Stream stream_;
     Server::Impl& server_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
@@ -332,16 +354,17 @@ private:
 };
 
 void Server::Impl::accept() {
-    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    auto& context = *contexts[next_context++ % contexts.size()];
+    acceptor->async_accept(context, [this](beast::error_code ec, Socket socket) {
         if (ec) {
-            if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+            if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
             spdlog::warn("accept failed: {}", ec.message());
         } else {
             beast::error_code ignored;
             socket.set_option(tcp::no_delay(true), ignored);
             std::make_shared<Session>(std::move(socket), *this)->start();
         }
-        if (acceptor.is_open()) accept();
+        if (acceptor->is_open()) accept();
     });
 }
 
@@ -358,7 +381,11 @@ void Server::Impl::close_idle_sessions() {
 Server::Server(const Router& router, ServerOptions options, Authenticate authenticate, std::string service_token)
     : impl_(std::make_unique<Impl>(router, std::move(options), std::move(authenticate), std::move(service_token))) {}
 
-Server::~Server() { impl_->stop_threads(); }
+Server::~Server() {
+    impl_->stop_threads();
+    impl_->acceptor.reset();
+    for (auto& c : impl_->contexts) static_cast<Context&>(*c).destroy_pending_handlers();
+}
 
 void Server::start() {
     auto& im = *impl_;
@@ -366,36 +393,39 @@ void Server::start() {
     auto address = asio::ip::make_address(im.options.address, ec);
     if (ec) throw mq::ValidationError("invalid listen address '" + im.options.address + "'");
     tcp::endpoint ep(address, static_cast<unsigned short>(im.options.port));
-    im.acceptor.open(ep.protocol(), ec);
-    if (!ec) im.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) im.acceptor.bind(ep, ec);
-    if (!ec) im.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    im.acceptor->open(ep.protocol(), ec);
+    if (!ec) im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) im.acceptor->bind(ep, ec);
+    if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         throw mq::Error(mq::ErrorCode::kInternal, "cannot listen on " + im.options.address + ":" +
                                                       std::to_string(im.options.port) + ": " + ec.message());
-    im.bound_port = im.acceptor.local_endpoint().port();
+    im.bound_port = im.acceptor->local_endpoint().port();
     im.blocking.emplace(static_cast<std::size_t>(std::max(1, im.options.blocking_threads)));
     im.accept();
-    for (int i = 0; i < std::max(1, im.options.threads); ++i) im.threads.emplace_back([&im] { im.ioc.run(); });
+    for (auto& context : im.contexts) im.threads.emplace_back([context] { context->run(); });
 }
 
 int Server::port() const { return impl_->bound_port; }
+
+const std::vector<std::shared_ptr<asio::io_context>>& Server::contexts() const { return impl_->contexts; }
 
 bool Server::draining() const { return impl_->draining.load(); }
 
 void Server::post_blocking(std::function<void()> fn) { asio::post(*impl_->blocking, std::move(fn)); }
 
 void Server::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
-    auto timer = std::make_shared<asio::steady_timer>(impl_->ioc, delay);
+    auto& context = *impl_->contexts[impl_->next_timer++ % impl_->contexts.size()];
+    auto timer = std::make_shared<asio::steady_timer>(context, delay);
     timer->async_wait([timer, fn = std::move(fn)](beast::error_code) { fn(); });
 }
 
 int Server::drain(std::chrono::milliseconds deadline) {
     auto& im = *impl_;
     im.draining = true;
-    asio::post(im.ioc, [&im] {
+    asio::post(*im.contexts.front(), [&im] {
         beast::error_code ignored;
-        im.acceptor.close(ignored);
+        im.acceptor->close(ignored);
     });
     auto until = Clock::now() + deadline;
     while (Clock::now() < until) {

@@ -4,11 +4,13 @@
 // threads, body limits enforced from the headers before the body is read, header and
 // idle timeouts, authentication, dispatch to the router, access log, graceful drain.
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "router.hpp"
 
@@ -39,6 +41,9 @@ public:
     void start();
     /// The port actually bound (useful with port 0).
     int port() const;
+    /// The I/O threads' io_contexts, one per thread (made by the constructor), so that
+    /// per-thread resources (mq::PublishPipeline) can be attached before start().
+    const std::vector<std::shared_ptr<boost::asio::io_context>>& contexts() const;
     /// Stops accepting, lets requests in flight finish (up to `deadline`), closes idle
     /// keep-alive connections, then stops the threads. Returns requests cut off.
     int drain(std::chrono::milliseconds deadline);

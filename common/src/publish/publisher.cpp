@@ -120,7 +120,9 @@ PublishRequest parse_publish_request(const nlohmann::json& envelope) {
 }
 
 Publisher::Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits)
-    : redis_(redis), keys_(std::move(keys)), limits_(limits) {}
+    : redis_(&redis), keys_(std::move(keys)), limits_(limits) {}
+
+Publisher::Publisher(KeyLayout keys, PublishLimits limits) : keys_(std::move(keys)), limits_(limits) {}
 
 PublishOutcome Publisher::publish(const Queue& queue, const PublishRequest& request) {
     auto outcomes = publish_batch(queue, {request});
@@ -137,7 +139,8 @@ std::vector<PublishOutcome> Publisher::publish_batch(const Queue& queue,
 }
 
 void Publisher::send(Prepared& batch) {
-    if (!batch.pipeline.empty()) redis_.send(batch.pipeline);
+    if (!redis_) throw Error(ErrorCode::kInternal, "Publisher::send without a connection");
+    if (!batch.pipeline.empty()) redis_->send(batch.pipeline);
 }
 
 Publisher::Prepared Publisher::prepare(const Queue& queue,
@@ -246,10 +249,19 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
 }
 
 std::vector<PublishOutcome> Publisher::finish(const Queue& queue, Prepared& batch) {
+    if (batch.pipeline.empty()) return std::move(batch.outcomes);
+    if (!redis_) throw Error(ErrorCode::kInternal, "Publisher::finish without a connection");
+    return complete(queue, batch, redis_->receive(batch.pipeline));
+}
+
+std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& batch,
+                                                const std::vector<redis::Reply>& replies) {
     auto& outcomes = batch.outcomes;
     const auto& call_members = batch.call_members;
-    if (batch.pipeline.empty()) return std::move(outcomes);
-    std::vector<redis::Reply> replies = redis_.receive(batch.pipeline);
+    if (replies.size() != call_members.size())
+        throw Error(ErrorCode::kPublishFailed, "publish got " + std::to_string(replies.size()) +
+                                                   " replies for " + std::to_string(call_members.size()) +
+                                                   " commands");
     for (std::size_t c = 0; c < replies.size(); ++c) {
         const redis::Reply& reply = replies[c];
         const auto& members = call_members[c];

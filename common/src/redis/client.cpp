@@ -163,6 +163,8 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
+Reply reply_from_hiredis(const void* hiredis_reply) { return convert(static_cast<const redisReply*>(hiredis_reply)); }
+
 // ---- Script ----------------------------------------------------------------------------
 
 Script::Script(std::string source) : source_(std::move(source)) {
@@ -178,9 +180,9 @@ Script::Script(std::string source) : source_(std::move(source)) {
 
 // ---- Pipeline --------------------------------------------------------------------------
 
-void Pipeline::add(std::vector<std::string> argv) {
+void Pipeline::add(std::vector<std::string> argv, const Script* script) {
     commands_.push_back(std::move(argv));
-    scripts_.push_back(nullptr);
+    scripts_.push_back(script);
 }
 
 void Pipeline::add_script(const Script& script, const std::vector<std::string>& keys,

@@ -1,67 +1,64 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "mq/publish/publisher.hpp"
-#include "mq/redis/client.hpp"
+#include "mq/redis/async_connection.hpp"
 
 namespace mq {
 
-/// Group commit for publishers that serve many concurrent callers (mq-api): callers
-/// submit work and are called back later; each lane (one thread, one Redis connection)
-/// takes everything queued since its last round trip, writes all of it as one pipelined
-/// write and reads the replies. Under load many publishes share one round trip; when idle
-/// a publish goes out at once (no timer, no added latency).
+/// Publishing for servers that run many concurrent callers on Asio I/O threads (mq-api).
+/// Each attached io_context gets a Redis connection of its own (redis::AsyncConnection),
+/// and a publish made on an I/O thread is prepared, sent and answered on that thread: no
+/// hand-off to another thread and no lock. Group commit comes from the connection: every
+/// publish made in one turn of the event loop leaves in one write, so under load many
+/// publishes share a round trip, and when idle a publish goes out at once.
 class PublishPipeline {
 public:
     /// outcomes: one per request in order. error: set when Redis failed (then the
     /// outcomes are empty and the messages may or may not be stored).
     using Callback = std::function<void(std::vector<PublishOutcome> outcomes, std::exception_ptr error)>;
 
-    PublishPipeline(redis::Endpoint endpoint, KeyLayout keys, PublishLimits limits, int lanes = 2);
-    ~PublishPipeline();  ///< finishes what was submitted, then stops
+    PublishPipeline(redis::Endpoint endpoint, KeyLayout keys, PublishLimits limits,
+                    redis::ConnectOptions options = {});
+    /// Closes the connections; call when no attached io_context runs any more.
+    ~PublishPipeline();
     PublishPipeline(const PublishPipeline&) = delete;
     PublishPipeline& operator=(const PublishPipeline&) = delete;
 
-    /// Queues `requests` for `queue`; `done` runs on a lane thread (keep it short: post
-    /// the rest elsewhere). Requests of one caller stay together and in order.
+    /// Gives `ioc` a connection of its own. Attach every I/O context before submitting.
+    void attach(std::shared_ptr<boost::asio::io_context> ioc);
+
+    /// Publishes `requests` to `queue`; `done` runs on the caller's thread when that runs
+    /// an attached io_context, otherwise on one of them (picked in turn). Requests of one
+    /// call stay together and in order. Throws Error when nothing is attached.
     void submit(std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests, Callback done);
 
-    /// Jobs sent and round trips made so far (the ratio is the coalescing factor).
+    /// Publish calls made and Redis writes made so far (the ratio is the coalescing).
     std::uint64_t jobs() const;
     std::uint64_t round_trips() const;
 
 private:
-    struct Job {
-        std::shared_ptr<const Queue> queue;
-        std::vector<PublishRequest> requests;
-        Callback done;
+    struct Loop {
+        std::unique_ptr<redis::AsyncConnection> redis;
+        std::unique_ptr<Publisher> publisher;  // prepare/complete only; one per thread
     };
-    struct Lane {
-        std::mutex mutex;
-        std::condition_variable wake;
-        std::deque<Job> jobs;
-        bool stopping = false;
-        std::thread thread;
-    };
-    void run(Lane& lane);
+    void run(Loop& loop, std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests,
+             Callback done);
 
     redis::Endpoint endpoint_;
     KeyLayout keys_;
     PublishLimits limits_;
-    std::vector<std::unique_ptr<Lane>> lanes_;
-    std::atomic<std::uint64_t> next_lane_{0};
+    redis::ConnectOptions options_;
+    std::vector<std::unique_ptr<Loop>> loops_;
+    std::atomic<std::uint64_t> next_loop_{0};
     std::atomic<std::uint64_t> jobs_{0};
-    std::atomic<std::uint64_t> round_trips_{0};
 };
 
 }  // namespace mq

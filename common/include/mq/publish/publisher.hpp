@@ -72,6 +72,9 @@ struct PublishOutcome {
 class Publisher {
 public:
     Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits = {});
+    /// Without a connection: only prepare() and complete() may be used (for a caller that
+    /// sends the pipeline itself, such as mq-api's asynchronous connections).
+    explicit Publisher(KeyLayout keys, PublishLimits limits = {});
 
     /// Publishes one message. Throws Error(kQueueFull, retryAfter) when the queue is full,
     /// ValidationError on bad input, BackendUnavailable when Redis is down.
@@ -96,12 +99,15 @@ public:
     Prepared prepare(const Queue& queue, const std::vector<PublishRequest>& requests);
     void send(Prepared& batch);
     std::vector<PublishOutcome> finish(const Queue& queue, Prepared& batch);
+    /// finish() with the replies read elsewhere (one per pipeline command, in order).
+    static std::vector<PublishOutcome> complete(const Queue& queue, Prepared& batch,
+                                                const std::vector<redis::Reply>& replies);
 
     /// Messages per Lua call; larger batches are split.
     static constexpr std::size_t kChunk = 256;
 
 private:
-    redis::Connection& redis_;
+    redis::Connection* redis_ = nullptr;
     KeyLayout keys_;
     PublishLimits limits_;
     Partitioner partitioner_;

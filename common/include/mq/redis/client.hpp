@@ -49,6 +49,9 @@ struct Reply {
     const std::string& as_string() const;
 };
 
+/// Converts a hiredis reply (a `redisReply*`) into a Reply.
+Reply reply_from_hiredis(const void* hiredis_reply);
+
 /// A Lua script, run by EVALSHA and loaded on NOSCRIPT. The SHA-1 is computed once.
 class Script {
 public:
@@ -72,13 +75,17 @@ struct ConnectOptions {
 /// error replies, not exceptions, so the caller sees which command failed.
 class Pipeline {
 public:
-    void add(std::vector<std::string> argv);
+    /// A command; `script` names the script an EVALSHA in argv runs (for NOSCRIPT).
+    void add(std::vector<std::string> argv, const Script* script = nullptr);
     /// EVALSHA sha numkeys keys... args...; the connection loads the script first if needed.
     void add_script(const Script& script, const std::vector<std::string>& keys,
                     const std::vector<std::string>& args);
     std::size_t size() const { return commands_.size(); }
     bool empty() const { return commands_.empty(); }
     void clear();
+    /// The commands as argv vectors, and per command the script it runs (or nullptr).
+    const std::vector<std::vector<std::string>>& commands() const { return commands_; }
+    const Script* script(std::size_t i) const { return scripts_[i]; }
 
 private:
     friend class Connection;
