@@ -72,6 +72,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     bool writing = false;
     bool flush_posted = false;
     bool timer_armed = false;
+    std::uint64_t timer_seq = 0;  // a wait of an earlier arming finds it changed
     Clock::time_point connect_started;
     std::deque<Call> calls;
     std::unordered_set<std::string> loaded_scripts;
@@ -211,6 +212,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             boost::system::error_code ignored;
             self.socket.set_option(tcp::no_delay(true), ignored);
             self.state = State::kOpen;
+            self.rearm_timer();  // from the connect deadline to the first command's
             self.read();
             self.flush();
         });
@@ -289,10 +291,17 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             return;
         timer_armed = true;
         timer.expires_at(deadline);
-        timer.async_wait(guarded([](Impl& self, boost::system::error_code ec) {
+        timer.async_wait(guarded([seq = ++timer_seq](Impl& self, boost::system::error_code ec) {
+            if (seq != self.timer_seq) return;
             self.timer_armed = false;
             if (!ec) self.on_timer();
         }));
+    }
+
+    void rearm_timer() {
+        timer_armed = false;
+        ++timer_seq;
+        arm_timer();  // expires_at cancels the earlier wait
     }
 
     void on_timer() {
