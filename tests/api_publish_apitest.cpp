@@ -5,6 +5,7 @@
 
 #include <random>
 #include <set>
+#include <thread>
 
 #include "api_process.hpp"
 #include "harness.hpp"
@@ -162,6 +163,49 @@ TEST_CASE("api_publish_idempotency_key_field_and_header_store_once", "[api]") {
                             {{"Idempotency-Key", "y"}});
     CHECK(differ.status == 400);
     CHECK(s.stats("idem")["messages"] == 2);
+}
+
+TEST_CASE("api_publish_after_redis_lost_its_scripts_still_stores_once", "[api]") {
+    Session s;
+    s.create({{"name", "flushed"}});
+    auto first = s.publish({{"queue", "flushed"}, {"payload", "a"}, {"idempotency_key", "k-1"}});
+    REQUIRE(first.status == 201);
+    // The server forgets the publish script; mq-api's connection still thinks it is loaded.
+    auto redis = mq::redis::Connection(mq::redis::parse_url(services().redis_url));
+    redis.command({"SCRIPT", "FLUSH"});
+    auto again = s.publish({{"queue", "flushed"}, {"payload", "b"}, {"idempotency_key", "k-2"}});
+    INFO(again.body);
+    REQUIRE(again.status == 201);
+    auto dup = s.publish({{"queue", "flushed"}, {"payload", "b"}, {"idempotency_key", "k-2"}});
+    CHECK(dup.status == 200);
+    CHECK(s.stats("flushed")["messages"] == 2);
+}
+
+TEST_CASE("api_publish_concurrent_publishes_are_each_stored_once", "[api]") {
+    Session s;
+    s.create({{"name", "burst"}, {"partitions", 3}});
+    constexpr int kThreads = 8, kEach = 25;
+    std::vector<std::vector<std::string>> ids(kThreads);
+    std::vector<int> failures(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kEach; ++i) {
+                json body = {{"queue", "burst"}, {"payload", {{"t", t}, {"i", i}}}};
+                if (i % 2) body["idempotency_key"] = "t" + std::to_string(t) + "-" + std::to_string(i);
+                auto r = s.publish(body);
+                if (r.status != 201) ++failures[t];
+                else ids[t].push_back(r.json()["id"]);
+            }
+        });
+    for (auto& th : threads) th.join();
+    std::set<std::string> unique;
+    for (int t = 0; t < kThreads; ++t) {
+        CHECK(failures[t] == 0);
+        unique.insert(ids[t].begin(), ids[t].end());
+    }
+    CHECK(unique.size() == static_cast<std::size_t>(kThreads * kEach));
+    CHECK(s.stats("burst")["messages"] == kThreads * kEach);
 }
 
 TEST_CASE("api_publish_delayed_and_scheduled_need_their_time", "[api]") {
