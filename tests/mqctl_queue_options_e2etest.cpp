@@ -108,9 +108,42 @@ TEST_CASE("publish_to_a_queue_with_a_schema_refuses_a_bad_payload_with_exit_2_an
 
     sh.ok({"publish", "orders", R"({"id": "o-1"})"});
     CHECK(sh.xlen("orders", 0) == 1);
-    // A batch cannot be checked line by line yet: refused, not published unchecked.
-    REQUIRE_EXIT(sh.run({"publish", "orders", "--batch", "-"}, {}, "{\"payload\":{\"id\":1}}\n"), 2);
+    // A batch checks every line before publishing any: one bad line refuses it all...
+    const std::string lines = "{\"payload\":{\"id\":\"o-2\"}}\n{\"payload\":{\"id\":1}}\n";
+    auto refused = sh.run({"publish", "orders", "--batch", "-"}, {}, lines);
+    REQUIRE_EXIT(refused, 2);
+    CHECK_THAT(refused.err, Contains("line 2") && Contains("schema"));
     CHECK(sh.xlen("orders", 0) == 1);
+    // ...or, with --skip-invalid, publishes the lines that match.
+    auto skipped = sh.run({"-o", "json", "publish", "orders", "--batch", "-", "--skip-invalid"}, {}, lines);
+    REQUIRE_EXIT(skipped, 0);
+    auto report = nlohmann::json::parse(skipped.out);
+    CHECK(report.at("published") == 1);
+    CHECK(report.at("skipped") == 1);
+    CHECK(sh.xlen("orders", 0) == 2);
+}
+
+TEST_CASE("publish_batch_to_an_encrypted_queue_seals_every_line", "[mqctl][queue-options][encryption]") {
+    Shell sh;
+    sh.create_queue({"vault", "--encryption", "aes-256-gcm"});
+    const std::string lines = "{\"payload\":\"pin=1234\"}\n{\"payload\":\"pin=5678\"}\n";
+    auto no_ring = sh.run({"publish", "vault", "--batch", "-"}, {}, lines);
+    REQUIRE_EXIT(no_ring, 1);
+    CHECK_THAT(no_ring.err, Contains("MQ_KEYRING_FILE"));
+    CHECK(sh.xlen("vault", 0) == 0);
+
+    REQUIRE_EXIT(sh.run({"publish", "vault", "--batch", "-"}, {{"MQ_KEYRING_FILE", keyring_file("k1")}}, lines), 0);
+    REQUIRE(sh.xlen("vault", 0) == 2);
+    auto fields = sh.raw_fields("vault");
+    int key_ids = 0;
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        CHECK(fields[i + 1].find("pin=") == std::string::npos);
+        if (fields[i] == "ek") {
+            CHECK(fields[i + 1] == "k1");
+            ++key_ids;
+        }
+    }
+    CHECK(key_ids == 2);
 }
 
 TEST_CASE("publish_to_an_encrypted_queue_stores_only_ciphertext_with_the_key_id",

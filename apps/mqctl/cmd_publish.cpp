@@ -3,6 +3,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "commands.hpp"
@@ -58,13 +59,24 @@ mq::PublishRequest request_from_flags(const PublishOptions& o) {
 // The queue's own rules before anything reaches Redis: the payload must match its schema
 // (exit 2 otherwise), and an encrypted queue gets the payload sealed with the current key
 // of MQ_KEYRING_FILE, or nothing at all when there is no keyring.
-void apply_queue_options(mq::PublishRequest& r, const mq::Queue& q, Context& ctx) {
-    if (!q.schema.is_null()) mq::PayloadSchema(q.schema).check(r.payload);
-    if (q.encryption == "none") return;
-    mq::Keyring keyring;
-    if (!ctx.config().keyring_file.empty()) keyring = mq::Keyring::load(ctx.config().keyring_file);
-    mq::seal_request(r, keyring, q);
-}
+struct QueueRules {
+    std::optional<mq::PayloadSchema> schema;
+    std::optional<mq::Keyring> keyring;  // set for encrypted queues
+    const mq::Queue& queue;
+
+    QueueRules(const mq::Queue& q, Context& ctx) : queue(q) {
+        if (!q.schema.is_null()) schema.emplace(q.schema);
+        if (q.encryption == "none") return;
+        keyring.emplace();  // empty without MQ_KEYRING_FILE: sealing then refuses the message
+        if (!ctx.config().keyring_file.empty()) *keyring = mq::Keyring::load(ctx.config().keyring_file);
+    }
+    void check(const mq::PublishRequest& r) const {
+        if (schema) schema->check(r.payload);
+    }
+    void seal(mq::PublishRequest& r) const {
+        if (keyring) mq::seal_request(r, *keyring, queue);
+    }
+};
 
 void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     mq::PublishRequest r = request_from_flags(o);
@@ -91,7 +103,9 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
-    apply_queue_options(r, q, ctx);
+    QueueRules rules(q, ctx);
+    rules.check(r);
+    rules.seal(r);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;
@@ -114,12 +128,8 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
             "do not combine it with a payload or per-message flags");
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
-    // The batch reader hands lines straight to the publisher; until it can check and seal
-    // each one, refuse rather than store unchecked or plaintext messages.
-    if (!q.schema.is_null() || q.encryption != "none")
-        throw mq::ValidationError("queue '" + q.name + "' has a schema or encryption: --batch does not "
-                                  "support such queues yet; publish the messages one by one");
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
+    QueueRules rules(q, ctx);
 
     const bool tty = isatty(STDERR_FILENO);
     const auto start = std::chrono::steady_clock::now();
@@ -127,6 +137,8 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
     bool printed = false;
     mq::BatchOptions bo;
     bo.skip_invalid = o.skip_invalid;
+    bo.check = [&rules](const mq::PublishRequest& r) { rules.check(r); };
+    bo.seal = [&rules](mq::PublishRequest& r) { rules.seal(r); };
     bo.on_progress = [&](const mq::BatchProgress& p) {
         if (p.total < 10000) return;  // small inputs finish before a progress line helps
         auto now = std::chrono::steady_clock::now();

@@ -22,9 +22,11 @@ bool blank(const std::string& line) {
 }
 
 // Parses one line into a request; throws ValidationError/Error describing the problem.
-PublishRequest parse_line(EnvelopeParser& parser, const std::string& line, const PublishLimits& limits) {
+PublishRequest parse_line(EnvelopeParser& parser, const std::string& line, const PublishLimits& limits,
+                          const BatchOptions& options) {
     PublishRequest r = parser.parse(line);
     validate(r, limits);
+    if (options.check) options.check(r);
     return r;
 }
 
@@ -75,7 +77,7 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
             if (blank(line)) continue;
             ++report.lines;
             try {
-                parse_line(parser, line, limits);
+                parse_line(parser, line, limits, options);
             } catch (const Error& e) {
                 bad_lines.insert(number);
                 if (report.invalid.size() < kMaxReportedErrors)
@@ -146,7 +148,8 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
     while (std::getline(in, line)) {
         ++number;
         if (blank(line) || bad_lines.count(number)) continue;
-        chunk.push_back(parse_line(parser, line, limits));
+        chunk.push_back(parse_line(parser, line, limits, options));
+        if (options.seal) options.seal(chunk.back());
         chunk_lines.push_back(number);
         if (chunk.size() >= options.chunk) flush();
     }

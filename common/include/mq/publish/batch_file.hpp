@@ -27,6 +27,12 @@ struct BatchOptions {
     std::size_t chunk = 2000;
     /// Called after each round trip.
     std::function<void(const BatchProgress&)> on_progress;
+    /// The queue's own rules for each message. `check` runs in the first pass (a payload
+    /// that fails its schema is a bad line: it refuses the batch, or is skipped with
+    /// skip_invalid); `seal` runs in the second, just before the message is sent
+    /// (encryption). Either throws mq::Error.
+    std::function<void(const PublishRequest&)> check;
+    std::function<void(PublishRequest&)> seal;
 };
 
 struct BatchReport {
