@@ -30,6 +30,50 @@ nlohmann::json result_json(const mq::Queue& q, const mq::PublishRequest& r, cons
     return j;
 }
 
+// JSON string literal of `text` (quotes, backslashes and control bytes escaped).
+void append_json_string(std::string& out, std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += '"';
+    for (char c : text) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20) {
+            out += "\\u00";
+            out += kHex[u >> 4];
+            out += kHex[u & 0x0F];
+        } else {
+            out += c;
+        }
+    }
+    out += '"';
+}
+
+// result_json() for a single publish, written as text: this is the hot path, and building
+// an nlohmann object for it was a third of the allocations of a publish request. Same keys
+// in the same (sorted) order.
+std::string result_text(const mq::Queue& q, const mq::PublishRequest& r, const mq::PublishOutcome& o) {
+    std::string out;
+    out.reserve(128 + q.name.size());
+    out += "{\"deliver_at\":";
+    std::optional<std::int64_t> at;
+    if (r.deliver_at_ms) at = *r.deliver_at_ms;
+    else if (r.delay && r.delay->count() > 0) at = mq::now_ms() + r.delay->count();
+    if (o.delayed && at) append_json_string(out, mq::format_rfc3339(*at));
+    else out += "null";
+    out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
+    out += o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
+    out += ",\"id\":";
+    append_json_string(out, o.message_id);
+    out += ",\"partition\":";
+    out += std::to_string(o.partition);
+    out += ",\"queue\":";
+    append_json_string(out, q.name);
+    out += '}';
+    return out;
+}
+
 void handle(App& app, Mode mode, Request& req, Reply reply) {
     mq::authorize(*req.principal, mq::Action::kPublish);
     const bool allow_batch = mode == Mode::kBatch || mode == Mode::kTopic;
@@ -124,7 +168,10 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
-            return reply(json_response(dup ? 200 : 201, result_json(*queue, sent.front(), o)));
+            Response response;
+            response.status = dup ? 200 : 201;
+            response.body = result_text(*queue, sent.front(), o);
+            return reply(std::move(response));
         }
         nlohmann::json results = nlohmann::json::array();
         std::size_t next = 0, accepted_n = 0, rejected_n = 0;
