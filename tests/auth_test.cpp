@@ -132,15 +132,37 @@ TEST_CASE("allowed_lists_restrict_principals_of_the_tenant_but_not_its_admin", "
 TEST_CASE("a_public_queue_may_be_consumed_but_never_published_to_by_other_tenants", "[auth]") {
     auto q = queue("globex");
     q.is_public = true;
-    q.allowed_consumers = {"ledger"};  // binds globex's own principals only
     for (Role role : {Role::kAdmin, Role::kTenantAdmin, Role::kConsumer})
         CHECK_NOTHROW(mq::authorize_consume(as(role, "acme", "anyone"), q));
     CHECK(thrown([&] { mq::authorize_consume(as(Role::kProducer, "acme"), q); }).first ==
           mq::ErrorCode::kForbidden);
     CHECK(thrown([&] { mq::authorize_publish(as(Role::kProducer, "acme"), q); }).first ==
           mq::ErrorCode::kQueueNotFound);
+    q.allowed_consumers = {"ledger"};
     CHECK(thrown([&] { mq::authorize_consume(as(Role::kConsumer, "globex", "anyone"), q); }).first ==
           mq::ErrorCode::kForbidden);
+}
+
+TEST_CASE("a_public_queues_allowed_consumers_name_other_tenants_principals_with_their_tenant", "[auth]") {
+    auto q = queue("globex");
+    q.is_public = true;
+    q.allowed_consumers = {"ledger", "acme/reporting"};
+    CHECK(mq::foreign_principal_entry(as(Role::kConsumer, "acme", "reporting")) == "acme/reporting");
+    CHECK_NOTHROW(mq::authorize_consume(as(Role::kConsumer, "acme", "reporting"), q));
+    CHECK_NOTHROW(mq::authorize_consume(as(Role::kConsumer, "globex", "ledger"), q));
+    // A plain entry is the owner's principal, not one of the same name elsewhere; another
+    // tenant's admin does not bypass the list; the owner's admin does.
+    for (const auto& p : {as(Role::kConsumer, "acme", "ledger"), as(Role::kAdmin, "acme", "root"),
+                          as(Role::kConsumer, "initech", "reporting")}) {
+        auto [code, message] = thrown([&] { mq::authorize_consume(p, q); });
+        CHECK(code == mq::ErrorCode::kForbidden);
+        CHECK(message.find("'" + p.tenant + "/" + p.name + "'") != std::string::npos);
+    }
+    CHECK_NOTHROW(mq::authorize_consume(as(Role::kAdmin, "globex", "root"), q));
+    // Not public: the list does not matter, the queue is not there.
+    q.is_public = false;
+    CHECK(thrown([&] { mq::authorize_consume(as(Role::kConsumer, "acme", "reporting"), q); }).first ==
+          mq::ErrorCode::kQueueNotFound);
 }
 
 TEST_CASE("principal_names_are_printable_and_bounded", "[auth]") {

@@ -86,3 +86,47 @@ TEST_CASE("a header filter matches by value or any of a list", "[subscription]")
     CHECK_FALSE(mq::filter_matches(f, "not json"));
     CHECK(mq::filter_matches(nullptr, ""));
 }
+
+TEST_CASE("a subscription on another tenant's queue has a group naming its tenant and is pull only", "[subscription]") {
+    mq::Subscription s;
+    s.tenant = "acme";
+    s.queue = "orders";
+    s.name = "audit";
+    CHECK(mq::queue_owner(s) == "acme");
+    CHECK_FALSE(mq::is_cross_tenant(s));
+    CHECK(mq::consumer_group(s) == "audit");  // unchanged for the tenant's own queue
+    s.queue_tenant = "acme";
+    CHECK(mq::consumer_group(s) == "audit");
+
+    s.queue_tenant = "globex";
+    CHECK(mq::queue_owner(s) == "globex");
+    CHECK(mq::is_cross_tenant(s));
+    CHECK(mq::consumer_group(s) == "acme:audit");
+    CHECK_NOTHROW(mq::validate(s));
+    // No own subscription name can be another tenant's group name.
+    mq::Subscription own = s;
+    own.queue_tenant.clear();
+    own.name = "acme:audit";
+    CHECK_THROWS_AS(mq::validate(own), mq::ValidationError);
+
+    auto refused = [](const mq::Subscription& bad, const char* field) {
+        try {
+            mq::validate(bad);
+            FAIL("accepted bad " << field);
+        } catch (const mq::ValidationError& e) {
+            CHECK(e.details()["field"] == field);
+        }
+    };
+    auto b = s;
+    b.type = "webhook";
+    refused(b, "type");
+    b = s;
+    b.queue_tenant = "not a tenant";
+    refused(b, "queue_tenant");
+
+    auto j = mq::to_json(s);
+    CHECK(j["tenant"] == "acme");
+    CHECK(j["queue_tenant"] == "globex");
+    CHECK(mq::subscription_from_json(j).queue_tenant == "globex");
+    CHECK_THROWS_AS(mq::subscription_from_json({{"queue_tenant", 1}}), mq::ValidationError);
+}

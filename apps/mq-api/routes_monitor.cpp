@@ -157,7 +157,7 @@ QueueTotals queue_totals(App& app, mq::redis::Connection& redis, const mq::Queue
         }
     }
     for (const auto& s : app.cache().subscriptions(q.tenant))
-        if (s->queue == q.name) ++t.subscriptions;
+        if (s->queue == q.name && !mq::is_cross_tenant(*s)) ++t.subscriptions;
     return t;
 }
 
@@ -337,8 +337,10 @@ void add_monitor_routes(Router& router, App& app) {
         nlohmann::json list = nlohmann::json::array();
         for (const auto& tenant : tenants)
             for (const auto& s : app.cache().subscriptions(tenant)) {
-                auto q = app.cache().queue(tenant, s->queue);
-                if (!q) continue;
+                // A subscription on another tenant's queue counts only while it may be read.
+                auto q = app.cache().queue(mq::queue_owner(*s), s->queue);
+                if (!q || (q->tenant != tenant && !q->is_public)) continue;
+                const std::string group = mq::consumer_group(*s);
                 std::int64_t pending = 0, lag = 0;
                 std::map<std::string, std::pair<std::int64_t, std::int64_t>> consumers;  // name -> pending, idle
                 for (int p = 0; p < q->partition_count; ++p) {
@@ -350,7 +352,7 @@ void add_monitor_routes(Router& router, App& app) {
                             const auto& k = g.elements[i].str;
                             if (k == "name") name = g.elements[i + 1].str;
                         }
-                        if (name != s->name) continue;
+                        if (name != group) continue;
                         for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
                             const auto& k = g.elements[i].str;
                             if (k == "pending") pending += g.elements[i + 1].as_integer();
@@ -358,7 +360,7 @@ void add_monitor_routes(Router& router, App& app) {
                                 lag += g.elements[i + 1].as_integer();
                         }
                     }
-                    auto cs = redis->command_raw({"XINFO", "CONSUMERS", key, s->name});
+                    auto cs = redis->command_raw({"XINFO", "CONSUMERS", key, group});
                     for (const auto& c : cs.elements) {
                         std::string name;
                         std::int64_t cp = 0, idle = 0;

@@ -1,12 +1,14 @@
 // Pull delivery for services without a worker: POST /api/v1/mq/subscriptions/{id}/pull
 // (long-poll up to 30 s), .../ack, .../nack, .../extend. Receipts are opaque, signed and
-// bound to the subscription (mq/consume/pull.hpp, docs/pull.md).
+// bound to the subscription (mq/consume/pull.hpp, docs/pull.md). A subscription on another
+// tenant's queue reads that tenant's streams, and only while the queue is public.
 
 #include <openssl/evp.h>
 
 #include "mq/consume/pull.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/core/time.hpp"
+#include "mq/queue/catalog.hpp"
 #include "routes.hpp"
 
 namespace mqapi {
@@ -29,7 +31,10 @@ Target target(App& app, const Request& req) {
         auto db = app.pg().acquire();
         sub = std::make_shared<const mq::Subscription>(mq::SubscriptionCatalog(*db).get_by_id(req.tenant(), id));
     }
-    auto queue = app.queue(sub->tenant, sub->queue);
+    // Checked on every call: a queue that stopped being public (or is gone) answers what a
+    // missing queue answers, whatever the subscription row still says.
+    auto queue = app.cache().queue(mq::queue_owner(*sub), sub->queue);
+    if (!queue) throw mq::queue_not_found(req.tenant(), sub->queue);
     mq::authorize_consume(*req.principal, *queue);
     return {sub, queue};
 }

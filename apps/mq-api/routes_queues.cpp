@@ -2,7 +2,10 @@
 // POST /api/v1/mq/queues/{name}/purge. Writes go to PostgreSQL (and Redis), then the
 // tenant's cache entry is reloaded so the caller reads its own write at once.
 
+#include <set>
+
 #include "mq/consume/consumer.hpp"
+#include "mq/consume/subscription_catalog.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/lifecycle.hpp"
 #include "mq/queue/streams.hpp"
@@ -27,7 +30,7 @@ nlohmann::json queue_with_stats(App& app, const mq::Queue& q) {
     }
     std::int64_t subs = 0;
     for (const auto& s : app.cache().subscriptions(q.tenant))
-        if (s->queue == q.name) ++subs;
+        if (s->queue == q.name && !mq::is_cross_tenant(*s)) ++subs;
     auto j = mq::to_json(q);
     j["stats"] = {{"messages", messages}, {"delayed", delayed},     {"pending", pending},
                   {"lag", lag},           {"dead_letters", dead}, {"subscriptions", subs}};
@@ -63,11 +66,11 @@ void add_queue_routes(Router& router, App& app) {
         auto before = mq::Catalog(*db).get_queue(req.tenant(), req.param("name"));
         auto q = mq::Catalog(*db).update_queue(req.tenant(), req.param("name"), changes);
         if (q.partition_count > before.partition_count) {
-            // New partitions need every subscription's consumer group, or they never deliver.
+            // New partitions need every subscription's consumer group, or they never deliver:
+            // also those of other tenants on a public queue, which are not in our cache.
             auto redis = app.redis().acquire();
             mq::ConsumerGroups groups(*redis, app.keys());
-            for (const auto& s : app.cache().subscriptions(req.tenant()))
-                if (s->queue == q.name) groups.ensure(q, *s);
+            for (const auto& s : mq::SubscriptionCatalog(*db).list_on_queue(q)) groups.ensure(q, s);
         }
         app.cache().reload_tenant(req.tenant());
         return json_response(200, mq::to_json(q));
@@ -79,8 +82,13 @@ void add_queue_routes(Router& router, App& app) {
         auto redis = app.redis().acquire();
         mq::Catalog catalog(*db);
         mq::QueueStreams streams(*redis, app.keys());
+        // Other tenants' subscriptions on a public queue go with it: their tenants reload
+        // too, so their next call here already finds the subscription gone.
+        std::set<std::string> tenants{req.tenant()};
+        if (auto q = catalog.find_queue(req.tenant(), req.param("name"), /*include_deleting=*/true))
+            for (const auto& s : mq::SubscriptionCatalog(*db).list_on_queue(*q)) tenants.insert(s.tenant);
         mq::delete_queue(catalog, streams, req.tenant(), req.param("name"), force);
-        app.cache().reload_tenant(req.tenant());
+        for (const auto& t : tenants) app.cache().reload_tenant(t);
         Response r;
         r.status = 204;
         return r;

@@ -1,9 +1,12 @@
 // Subscriptions: POST/GET /api/v1/mq/subscriptions, GET/PUT/DELETE .../{id},
 // POST .../{id}/pause and .../{id}/resume. A subscription is addressed by its id; one
-// of another tenant answers 404 like a missing one.
+// of another tenant answers 404 like a missing one. "queue_tenant" in a create body names
+// another tenant's queue, visible only when it is public (docs/auth.md).
 
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/consume/subscription_lifecycle.hpp"
+#include "mq/core/names.hpp"
+#include "mq/queue/catalog.hpp"
 #include "routes.hpp"
 
 namespace mqapi {
@@ -22,7 +25,7 @@ Response set_status(App& app, Request& req, const std::string& status) {
     mq::authorize(*req.principal, mq::Action::kManageSubscriptions);
     auto s = find_subscription(app, req);
     auto db = app.pg().acquire();
-    auto updated = mq::SubscriptionCatalog(*db).set_status(s->tenant, s->queue, s->name, status);
+    auto updated = mq::SubscriptionCatalog(*db).set_status(s->tenant, s->queue, s->name, status, mq::queue_owner(*s));
     auto redis = app.redis().acquire();
     mq::tell_workers(*redis, app.keys(), status == "paused" ? "pause" : "resume", updated,
                      status == "paused" ? "the subscription is paused" : "the subscription is resumed");
@@ -41,7 +44,12 @@ void add_subscription_routes(Router& router, App& app) {
         auto s = mq::subscription_from_json(body);
         s.tenant = req.tenant();
         s.managed_by.clear();
-        auto q = app.queue(req.tenant(), s.queue);
+        if (s.queue_tenant == s.tenant) s.queue_tenant.clear();
+        if (!s.queue_tenant.empty()) mq::validate_name("queue_tenant", s.queue_tenant);
+        // Another tenant's queue that is missing, being deleted or not public answers
+        // exactly like a missing queue of the caller's own tenant (authorize_consume).
+        auto q = app.cache().queue(mq::queue_owner(s), s.queue);
+        if (!q) throw mq::queue_not_found(req.tenant(), s.queue);
         mq::authorize_consume(*req.principal, *q);
         mq::validate(s);
         mq::validate_handler_for_type(s);
@@ -55,8 +63,10 @@ void add_subscription_routes(Router& router, App& app) {
         mq::authorize(*req.principal, mq::Action::kReadSubscriptions);
         std::string queue = req.query.count("queue") ? req.query.at("queue") : "";
         nlohmann::json list = nlohmann::json::array();
+        std::string queue_tenant = req.query.count("queue_tenant") ? req.query.at("queue_tenant") : req.tenant();
         for (const auto& s : app.cache().subscriptions(req.tenant()))
-            if (queue.empty() || s->queue == queue) list.push_back(mq::to_json(*s));
+            if (queue.empty() || (s->queue == queue && mq::queue_owner(*s) == queue_tenant))
+                list.push_back(mq::to_json(*s));
         return json_response(200, {{"subscriptions", std::move(list)}});
     });
     router.add(http::verb::get, "/api/v1/mq/subscriptions/{id}", Auth::kBearer, [&app](Request& req) {
@@ -68,7 +78,7 @@ void add_subscription_routes(Router& router, App& app) {
         auto current = find_subscription(app, req);
         auto body = parse_object_body(req.body());
         if (body.empty()) throw mq::ValidationError("nothing to change: the body names no setting");
-        for (const char* f : {"queue", "name", "start_from"})
+        for (const char* f : {"queue", "queue_tenant", "name", "start_from"})
             if (body.contains(f) && body[f] != mq::to_json(*current)[f])
                 throw mq::ValidationError(std::string("\"") + f + "\" cannot be changed; create a new subscription",
                                           {{"field", f}});

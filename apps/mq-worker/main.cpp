@@ -58,7 +58,8 @@ private:
         for (auto& r : runners_) {
             const auto& s = r->options().subscription;
             if (s.tenant != event.value("tenant", "") || s.queue != event.value("queue", "") ||
-                s.name != event.value("subscription", ""))
+                s.name != event.value("subscription", "") ||
+                mq::queue_owner(s) != event.value("queue_tenant", s.tenant))
                 continue;
             if (what == "pause") r->set_paused(true);
             else if (what == "resume") r->set_paused(false);
@@ -71,7 +72,8 @@ private:
             mq::SubscriptionCatalog subs(db_);
             for (auto& r : runners_) {
                 const auto& s = r->options().subscription;
-                if (auto now = subs.find(s.tenant, s.queue, s.name)) r->set_paused(now->status == "paused");
+                if (auto now = subs.find(s.tenant, s.queue, s.name, mq::queue_owner(s)))
+                    r->set_paused(now->status == "paused");
             }
         } catch (const std::exception& e) {
             spdlog::warn("control: cannot re-read subscription states: {}", e.what());
@@ -213,6 +215,13 @@ int run(const Options& o) {
         mq::RunnerOptions ro;
         ro.endpoint = endpoint;
         ro.keys = keys;
+        if (mq::is_cross_tenant(s)) {
+            // Only mq-api delivers from another tenant's queue (it checks is_public on every
+            // pull); such rows are pull-only, so one here was written around the API.
+            spdlog::warn("{}/{}/{}: on tenant {}'s queue: not run by mq-worker (pull it through mq-api)",
+                         s.tenant, s.queue, s.name, mq::queue_owner(s));
+            continue;
+        }
         ro.queue = catalog.get_queue(s.tenant, s.queue);
         ro.subscription = s;
         ro.consumer = wc.consumer_name;

@@ -265,7 +265,8 @@ std::vector<Step> make_plan(const DesiredState& d, const ApplyOptions& o, Contex
 
     std::map<std::pair<std::string, std::string>, mq::Subscription> stored;
     for (auto& s : mq::SubscriptionCatalog(ctx.db()).list(d.tenant))
-        stored.emplace(std::make_pair(s.queue, s.name), s);
+        if (!mq::is_cross_tenant(s))  // files name the tenant's own queues only
+            stored.emplace(std::make_pair(s.queue, s.name), s);
 
     std::vector<Step> plan;
     std::vector<std::string> conflicts;

@@ -84,7 +84,7 @@ struct PendingScan {
 PendingScan scan_pending(mq::ConsumerGroups& groups, const Target& t, const std::string& consumer) {
     PendingScan out;
     for (int p = 0; p < t.queue.partition_count; ++p) {
-        auto part = groups.pending(t.queue, t.subscription.name, p, kScanLimit, consumer);
+        auto part = groups.pending(t.queue, mq::consumer_group(t.subscription), p, kScanLimit, consumer);
         if (part.size() >= static_cast<std::size_t>(kScanLimit)) out.truncated = true;
         out.entries.insert(out.entries.end(), std::make_move_iterator(part.begin()),
                            std::make_move_iterator(part.end()));
@@ -194,9 +194,9 @@ void run_claim(const PendingOptions& o, Context& ctx) {
         if (r.partition < t.queue.partition_count) by_partition[r.partition].push_back(r.stream_id);
     std::set<std::string> held;
     for (const auto& [p, ids] : by_partition) {
-        groups.extend(t.queue, t.subscription.name, o.consumer, p, ids);
+        groups.extend(t.queue, mq::consumer_group(t.subscription), o.consumer, p, ids);
         for (const auto& e :
-             groups.pending(t.queue, t.subscription.name, p, kScanLimit, o.consumer))
+             groups.pending(t.queue, mq::consumer_group(t.subscription), p, kScanLimit, o.consumer))
             held.insert(mq::entry_ref_text(p, e.stream_id));
     }
     std::size_t claimed = 0;
@@ -237,7 +237,7 @@ void run_ack(const PendingOptions& o, Context& ctx) {
         if (r.partition < t.queue.partition_count) by_partition[r.partition].push_back(r.stream_id);
     std::int64_t acked = 0;
     for (const auto& [p, ids] : by_partition)
-        acked += groups.ack(t.queue, t.subscription.name, p, ids);
+        acked += groups.ack(t.queue, mq::consumer_group(t.subscription), p, ids);
     const auto requested = static_cast<std::int64_t>(refs.size());
     if (ctx.json()) {
         print_json(

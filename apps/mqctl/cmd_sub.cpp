@@ -161,6 +161,7 @@ std::vector<std::pair<std::string, std::string>> settings_fields(const mq::Subsc
     return {
         {"name", s.name},
         {"queue", s.queue},
+        {"queue tenant", mq::queue_owner(s)},
         {"tenant", s.tenant},
         {"type", s.type},
         {"handler", s.handler.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
@@ -231,7 +232,8 @@ void run_sub_list(const SubOptions& o, Context& ctx) {
     }
     Table t({"QUEUE", "NAME", "TYPE", "STATUS", "TARGET", "ATTEMPTS", "VISIBILITY", "DESCRIPTION"});
     for (const auto& s : list)
-        t.add({s.queue, s.name, s.type, s.status, target_text(s),
+        t.add({mq::is_cross_tenant(s) ? mq::queue_owner(s) + "/" + s.queue : s.queue, s.name, s.type, s.status,
+               target_text(s),
                std::to_string(s.retry.max_attempts), mq::format_duration(s.visibility_timeout),
                s.description});
     t.print();

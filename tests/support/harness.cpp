@@ -141,6 +141,8 @@ TenantScope::TenantScope()
 TenantScope::~TenantScope() {
     try {
         db_->transact([&](pqxx::work& tx) {
+            // Its subscriptions on other tenants' public queues too, or the tenant row stays.
+            tx.exec_params("DELETE FROM message_subscriptions WHERE tenant_id = $1", tenant_);
             tx.exec_params("DELETE FROM message_topics WHERE tenant_id = $1", tenant_);
             tx.exec_params("DELETE FROM tenants WHERE id = $1", tenant_);
         });

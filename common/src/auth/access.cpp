@@ -73,11 +73,23 @@ void authorize_publish(const Principal& principal, const Queue& queue) {
         throw not_allowed(principal, queue, "publish to", "allowed_producers");
 }
 
+std::string foreign_principal_entry(const Principal& principal) {
+    return principal.tenant + kForeignPrincipalSeparator + principal.name;
+}
+
 void authorize_consume(const Principal& principal, const Queue& queue) {
     authorize(principal, Action::kConsume);
     if (queue.tenant != principal.tenant) {
-        if (queue.is_public) return;
-        throw queue_not_found(principal.tenant, queue.name);
+        if (!queue.is_public) throw queue_not_found(principal.tenant, queue.name);
+        // The owner's list names other tenants' principals as "<tenant>/<principal>"; no
+        // role of another tenant bypasses it (its admin is not the owner's admin).
+        if (queue.allowed_consumers.empty() || listed(queue.allowed_consumers, foreign_principal_entry(principal)))
+            return;
+        throw Error(ErrorCode::kForbidden,
+                    "principal '" + principal.name + "' of tenant '" + principal.tenant + "' may not consume from queue '" +
+                        queue.name + "': the queue's allowed_consumers does not list '" +
+                        foreign_principal_entry(principal) + "'",
+                    {{"queue", queue.name}, {"principal", principal.name}});
     }
     if (principal.role == Role::kAdmin || queue.allowed_consumers.empty()) return;
     if (!listed(queue.allowed_consumers, principal.name))

@@ -97,13 +97,14 @@ bool take_entry(redis::Reply& entry, std::string& id, Message& message) {
 
 int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
     int created = 0;
+    const std::string group = consumer_group(sub);
     for (int p = 0; p < q.partition_count; ++p) {
-        auto r = redis_.command_raw({"XGROUP", "CREATE", keys_.stream(q.tenant, q.name, p), sub.name,
+        auto r = redis_.command_raw({"XGROUP", "CREATE", keys_.stream(q.tenant, q.name, p), group,
                                      sub.start_from == "earliest" ? "0" : "$", "MKSTREAM"});
         if (!r.is_error())
             ++created;
         else if (r.error_code() != "BUSYGROUP")
-            throw Error(ErrorCode::kInternal, "cannot create consumer group " + sub.name + ": " + r.str);
+            throw Error(ErrorCode::kInternal, "cannot create consumer group " + group + ": " + r.str);
     }
     return created;
 }
@@ -128,7 +129,8 @@ void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
 std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription& sub,
                                               const std::string& consumer, int partition, int count,
                                               std::chrono::milliseconds block) {
-    std::vector<std::string> argv{"XREADGROUP", "GROUP", sub.name, consumer, "COUNT", std::to_string(count)};
+    const std::string group = consumer_group(sub);
+    std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
     if (block.count() > 0) {
         argv.emplace_back("BLOCK");
         argv.push_back(std::to_string(block.count()));
@@ -140,7 +142,7 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP")
             throw Error(ErrorCode::kSubscriptionNotFound,
-                        "consumer group '" + sub.name + "' does not exist on queue '" + q.name + "'");
+                        "consumer group '" + group + "' does not exist on queue '" + q.name + "'");
         throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
     }
     std::vector<Fetched> out;
@@ -219,11 +221,12 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                   int partition, int count) {
     Reclaimed out;
     const std::string stream = keys_.stream(q.tenant, q.name, partition);
+    const std::string group = consumer_group(sub);
     // Nothing younger than the shortest possible wait can be due.
     auto shortest = std::min<std::int64_t>(
         sub.visibility_timeout.count(),
         static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
-    redis::Reply r = redis_.command_raw({"XPENDING", stream, sub.name, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
+    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
                                          "-", "+", std::to_string(count)});
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return out;
@@ -243,7 +246,7 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                 : sub.visibility_timeout.count();
         if (p.idle_ms < wait) continue;
         if (p.consumer == kRetryConsumer) {
-            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), sub.name + " " + p.stream_id});
+            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
             if (!nb.is_nil() && nb.as_integer() > now) continue;
         }
         due.push_back(std::move(p));
@@ -256,26 +259,26 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                     ? "failed " + std::to_string(p.delivery_count) + " deliveries"
                                     : "consumer " + p.consumer + " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
-                dead_letter(q, sub.name, partition, p.stream_id, reason, error, p.delivery_count);
+                dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count);
                 ++out.dead_lettered;
             } else {
-                ack(q, sub.name, partition, {p.stream_id});
+                ack(q, group, partition, {p.stream_id});
                 ++out.dropped;
             }
             continue;
         }
         // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
-        redis::Reply c = redis_.command_raw({"XCLAIM", stream, sub.name, consumer,
+        redis::Reply c = redis_.command_raw({"XCLAIM", stream, group, consumer,
                                              std::to_string(p.idle_ms), p.stream_id});
         if (c.is_error() || !c.is_array() || c.elements.empty()) continue;
         Fetched f;
         f.partition = partition;
         f.delivery_count = p.delivery_count + 1;
         if (!parse_entry(c.elements[0], f.stream_id, f.message)) {
-            ack(q, sub.name, partition, {p.stream_id});  // deleted while pending: nothing to deliver
+            ack(q, group, partition, {p.stream_id});  // deleted while pending: nothing to deliver
             continue;
         }
-        redis_.command({"HDEL", retry_after_key(keys_, q, partition), sub.name + " " + p.stream_id});
+        redis_.command({"HDEL", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
         out.claimed.push_back(std::move(f));
     }
     return out;

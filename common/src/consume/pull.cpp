@@ -181,7 +181,7 @@ std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription
     const int first = static_cast<int>(next_partition_++ % static_cast<unsigned>(partitions));
     auto take = [&](Fetched&& f) {
         if (!filter_matches(sub.filter, f.message.headers_json)) {
-            groups_.ack(q, sub.name, f.partition, {f.stream_id});
+            groups_.ack(q, consumer_group(sub), f.partition, {f.stream_id});
             return;
         }
         PulledMessage m;
@@ -224,7 +224,7 @@ AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Re
                                const std::string& consumer, std::int64_t not_before_ms) {
     check(q, sub, r);
     auto reply = redis_.eval(kSettle, settle_keys(q, r.partition),
-                             {mode, sub.name, r.stream_id, std::to_string(r.delivery_count), consumer,
+                             {mode, consumer_group(sub), r.stream_id, std::to_string(r.delivery_count), consumer,
                               std::to_string(not_before_ms)});
     return reply.as_integer() == 1 ? AckResult::kAcked : AckResult::kLeaseLost;
 }
@@ -233,9 +233,10 @@ std::vector<AckResult> PullConsumer::ack(const Queue& q, const Subscription& sub
                                          const std::vector<Receipt>& receipts) {
     for (const auto& r : receipts) check(q, sub, r);
     redis::Pipeline pipe;
+    const std::string group = consumer_group(sub);
     for (const auto& r : receipts)
         pipe.add_script(kSettle, settle_keys(q, r.partition),
-                        {"ack", sub.name, r.stream_id, std::to_string(r.delivery_count), "", "0"});
+                        {"ack", group, r.stream_id, std::to_string(r.delivery_count), "", "0"});
     std::vector<AckResult> out;
     if (pipe.empty()) return out;
     for (const auto& reply : redis_.execute(pipe)) {

@@ -46,9 +46,18 @@ std::chrono::milliseconds duration_field(const nlohmann::json& v, const std::str
 }
 }  // namespace
 
+const std::string& queue_owner(const Subscription& s) { return s.queue_tenant.empty() ? s.tenant : s.queue_tenant; }
+
+bool is_cross_tenant(const Subscription& s) { return queue_owner(s) != s.tenant; }
+
+std::string consumer_group(const Subscription& s) {
+    return is_cross_tenant(s) ? s.tenant + kGroupTenantSeparator + s.name : s.name;
+}
+
 void validate(const Subscription& s) {
     validate_name("subscription name", s.name);
     validate_name("queue name", s.queue);
+    if (!s.queue_tenant.empty()) validate_name("queue_tenant", s.queue_tenant);
     if (s.type != "pull" && s.type != "webhook" && s.type != "exec" && s.type != "log")
         invalid("type", "must be pull, webhook, exec or log");
     if (s.start_from != "earliest" && s.start_from != "latest")
@@ -67,12 +76,17 @@ void validate(const Subscription& s) {
     if (s.description.size() > 1024) invalid("description", "is longer than 1024 bytes");
     if (s.status != "active" && s.status != "paused") invalid("status", "must be active or paused");
     validate_filter(s.filter);
+    // mq-worker learns of a queue turning private only when it restarts, so delivery to
+    // another tenant stays with mq-api, which checks the queue on every pull.
+    if (is_cross_tenant(s) && s.type != "pull")
+        invalid("type", "must be pull for a subscription on another tenant's queue");
 }
 
 nlohmann::json to_json(const Subscription& s) {
     return {{"id", s.id},
             {"tenant", s.tenant},
             {"queue", s.queue},
+            {"queue_tenant", queue_owner(s)},
             {"name", s.name},
             {"type", s.type},
             {"handler", s.handler},
@@ -112,6 +126,7 @@ Subscription subscription_from_json(const nlohmann::json& j, Subscription s) {
     for (const auto& [k, v] : j.items()) {
         if (k == "name") s.name = str(v, k);
         else if (k == "queue") s.queue = str(v, k);
+        else if (k == "queue_tenant") s.queue_tenant = str(v, k);
         else if (k == "type") s.type = str(v, k);
         else if (k == "handler") s.handler = v;
         else if (k == "start_from") s.start_from = str(v, k);

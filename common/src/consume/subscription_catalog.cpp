@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "mq/core/names.hpp"
+#include "mq/queue/catalog.hpp"
 
 namespace mq {
 
@@ -15,19 +16,21 @@ namespace {
     "COALESCE(s.filter::text, 'null'), s.concurrency, s.batch_size, s.rate_limit_per_s, "      \
     "s.description, s.status, COALESCE(s.managed_by, ''), "                                    \
     "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "         \
-    "to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    "to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), t.tenant_id"
 #define MQ_SUB_FROM " FROM message_subscriptions s JOIN message_topics t ON t.id = s.topic_id "
 
 const pg::Statement kInsert{
     "mq_sub_insert",
-    "WITH q AS (SELECT id FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active'), "
+    // The queue is the subscriber's own ($21 = $1) or another tenant's public one.
+    "WITH q AS (SELECT id FROM message_topics WHERE tenant_id = $21 AND name = $2 AND status = 'active' "
+    "AND (tenant_id = $1 OR is_public)), "
     "s AS (INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, "
     "handler_config, start_from, max_attempts, initial_backoff_ms, max_backoff_ms, backoff_multiplier, "
     "backoff_jitter, visibility_timeout_ms, dead_letter_enabled, filter, concurrency, batch_size, "
     "rate_limit_per_s, description, status, managed_by) "
-    "SELECT $1, q.id, $3, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, "
+    "SELECT $1, q.id, $3, $22, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, "
     "NULLIF($14, 'null')::jsonb, $15, $16, $17, $18, $19, NULLIF($20, '') FROM q "
-    "ON CONFLICT (topic_id, name) DO NOTHING RETURNING *) "
+    "ON CONFLICT (topic_id, tenant_id, name) DO NOTHING RETURNING *) "
     "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM s)"};
 const pg::Statement kUpdate{
     "mq_sub_update",
@@ -36,28 +39,32 @@ const pg::Statement kUpdate{
     "backoff_jitter = $11, visibility_timeout_ms = $12, dead_letter_enabled = $13, "
     "filter = NULLIF($14, 'null')::jsonb, concurrency = $15, batch_size = $16, rate_limit_per_s = $17, "
     "description = $18, status = $19, managed_by = NULLIF($20, ''), updated_at = now() "
-    "FROM message_topics t WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.name = $2 "
+    "FROM message_topics t WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $21 AND t.name = $2 "
     "AND s.name = $3 RETURNING s.id"};
 const pg::Statement kGet{"mq_sub_get", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
-                                       "WHERE s.tenant_id = $1 AND t.name = $2 AND s.name = $3"};
+                                       "WHERE s.tenant_id = $1 AND t.tenant_id = $4 AND t.name = $2 AND s.name = $3"};
 const pg::Statement kGetById{"mq_sub_get_by_id",
                                "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM "WHERE s.tenant_id = $1 AND s.id = $2::uuid"};
 const pg::Statement kList{"mq_sub_list",
                           "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
-                          "WHERE s.tenant_id = $1 AND ($2 = '' OR t.name = $2) AND t.status = 'active' "
-                          "ORDER BY t.name, s.name"};
+                          "WHERE s.tenant_id = $1 AND ($2 = '' OR (t.name = $2 AND t.tenant_id = $1)) "
+                          "AND t.status = 'active' ORDER BY t.name, t.tenant_id, s.name"};
 const pg::Statement kListAll{"mq_sub_list_all",
                              "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
                              "WHERE t.status = 'active' AND (cardinality($1::text[]) = 0 OR "
-                             "s.tenant_id = ANY($1::text[])) ORDER BY s.tenant_id, t.name, s.name"};
+                             "s.tenant_id = ANY($1::text[])) ORDER BY s.tenant_id, t.name, t.tenant_id, s.name"};
+const pg::Statement kListOnQueue{"mq_sub_list_on_queue",
+                                 "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
+                                 "WHERE s.topic_id = $1::uuid ORDER BY s.tenant_id, s.name"};
 const pg::Statement kDelete{
     "mq_sub_delete",
     "DELETE FROM message_subscriptions s USING message_topics t WHERE t.id = s.topic_id "
-    "AND s.tenant_id = $1 AND t.name = $2 AND s.name = $3"};
+    "AND s.tenant_id = $1 AND t.tenant_id = $4 AND t.name = $2 AND s.name = $3"};
 const pg::Statement kStatus{
     "mq_sub_status",
     "UPDATE message_subscriptions s SET status = $4, updated_at = now() FROM message_topics t "
-    "WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.name = $2 AND s.name = $3 RETURNING s.id"};
+    "WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $5 AND t.name = $2 AND s.name = $3 "
+    "RETURNING s.id"};
 
 Subscription from_row(const pqxx::row& r) {
     Subscription s;
@@ -84,6 +91,7 @@ Subscription from_row(const pqxx::row& r) {
     s.managed_by = r[20].as<std::string>();
     s.created_at = r[21].as<std::string>();
     s.updated_at = r[22].as<std::string>();
+    s.queue_tenant = r[23].as<std::string>();
     return s;
 }
 
@@ -126,9 +134,11 @@ Subscription SubscriptionCatalog::create(const Subscription& s) {
     validate(s);
     auto row = db_.transact([&](pqxx::work& tx) {
         return with_settings(s, [&](auto&&... a) {
-            return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a...)[0];
+            return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a..., queue_owner(s), consumer_group(s))[0];
         });
     });
+    // Another tenant's private queue is reported exactly like a missing one.
+    if (row[0].as<int>() == 0 && is_cross_tenant(s)) throw queue_not_found(s.tenant, s.queue);
     if (row[0].as<int>() == 0)
         throw Error(ErrorCode::kQueueNotFound,
                     "queue '" + s.queue + "' not found in tenant '" + s.tenant + "'", {{"queue", s.queue}});
@@ -136,18 +146,18 @@ Subscription SubscriptionCatalog::create(const Subscription& s) {
         throw Error(ErrorCode::kConflict,
                     "queue '" + s.queue + "' already has a subscription named '" + s.name + "'",
                     {{"queue", s.queue}, {"subscription", s.name}});
-    return get(s.tenant, s.queue, s.name);
+    return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
 Subscription SubscriptionCatalog::update(const Subscription& s) {
     validate(s);
     bool found = db_.transact([&](pqxx::work& tx) {
         return !with_settings(s, [&](auto&&... a) {
-                    return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name, a...);
+                    return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name, a..., queue_owner(s));
                 }).empty();
     });
     if (!found) throw subscription_not_found(s.tenant, s.queue, s.name);
-    return get(s.tenant, s.queue, s.name);
+    return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
 std::vector<Subscription> SubscriptionCatalog::list(const std::string& tenant, const std::string& queue) {
@@ -172,20 +182,29 @@ std::vector<Subscription> SubscriptionCatalog::list_all(const std::vector<std::s
     });
 }
 
+std::vector<Subscription> SubscriptionCatalog::list_on_queue(const Queue& queue) {
+    return db_.transact([&](pqxx::work& tx) {
+        std::vector<Subscription> out;
+        for (const auto& r : db_.exec(tx, kListOnQueue, queue.id)) out.push_back(from_row(r));
+        return out;
+    });
+}
+
 std::optional<Subscription> SubscriptionCatalog::find(const std::string& tenant, const std::string& queue,
-                                                      const std::string& name) {
+                                                      const std::string& name, const std::string& queue_tenant) {
     validate_name("queue name", queue);
     validate_name("subscription name", name);
+    const std::string& owner = queue_tenant.empty() ? tenant : queue_tenant;
     return db_.transact([&](pqxx::work& tx) -> std::optional<Subscription> {
-        auto rows = db_.exec(tx, kGet, tenant, queue, name);
+        auto rows = db_.exec(tx, kGet, tenant, queue, name, owner);
         if (rows.empty()) return std::nullopt;
         return from_row(rows[0]);
     });
 }
 
 Subscription SubscriptionCatalog::get(const std::string& tenant, const std::string& queue,
-                                      const std::string& name) {
-    auto s = find(tenant, queue, name);
+                                      const std::string& name, const std::string& queue_tenant) {
+    auto s = find(tenant, queue, name, queue_tenant);
     if (!s) throw subscription_not_found(tenant, queue, name);
     return *s;
 }
@@ -207,21 +226,23 @@ Subscription SubscriptionCatalog::get_by_id(const std::string& tenant, const std
 }
 
 Subscription SubscriptionCatalog::remove(const std::string& tenant, const std::string& queue,
-                                         const std::string& name) {
-    Subscription s = get(tenant, queue, name);
-    db_.transact([&](pqxx::work& tx) { db_.exec(tx, kDelete, tenant, queue, name); });
+                                         const std::string& name, const std::string& queue_tenant) {
+    Subscription s = get(tenant, queue, name, queue_tenant);
+    db_.transact([&](pqxx::work& tx) { db_.exec(tx, kDelete, tenant, queue, name, queue_owner(s)); });
     return s;
 }
 
 Subscription SubscriptionCatalog::set_status(const std::string& tenant, const std::string& queue,
-                                             const std::string& name, const std::string& status) {
+                                             const std::string& name, const std::string& status,
+                                             const std::string& queue_tenant) {
     if (status != "active" && status != "paused")
         throw ValidationError("status must be active or paused", {{"field", "status"}});
+    const std::string& owner = queue_tenant.empty() ? tenant : queue_tenant;
     bool found = db_.transact([&](pqxx::work& tx) {
-        return !db_.exec(tx, kStatus, tenant, queue, name, status).empty();
+        return !db_.exec(tx, kStatus, tenant, queue, name, status, owner).empty();
     });
     if (!found) throw subscription_not_found(tenant, queue, name);
-    return get(tenant, queue, name);
+    return get(tenant, queue, name, owner);
 }
 
 }  // namespace mq

@@ -27,12 +27,12 @@ CreatedSubscription create_subscription(pg::Database& db, redis::Connection& red
     } catch (const std::exception& e) {
         // Nothing may half-exist: a row without its groups looks healthy but never delivers.
         try {
-            groups.destroy(queue, created.name);
+            groups.destroy(queue, consumer_group(created));
         } catch (const std::exception&) {
             // Redis is the failing side; groups it did create are harmless without a row.
         }
         try {
-            subs.remove(created.tenant, created.queue, created.name);
+            subs.remove(created.tenant, created.queue, created.name, queue_owner(created));
         } catch (const Error& undo) {
             throw Error(undo.code(),
                             std::string("cannot create the consumer groups (") + e.what() +
@@ -48,9 +48,10 @@ CreatedSubscription create_subscription(pg::Database& db, redis::Connection& red
 std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
                                          const Subscription& s) {
     // A queue whose deletion was interrupted still has streams to clean.
-    auto q = Catalog(db).find_queue(s.tenant, s.queue, /*include_deleting=*/true);
-    if (q) ConsumerGroups(redis, keys).destroy(*q, s.name);
-    SubscriptionCatalog(db).remove(s.tenant, s.queue, s.name);
+    // Also a queue of another tenant that is no longer public: the group is still ours.
+    auto q = Catalog(db).find_queue(queue_owner(s), s.queue, /*include_deleting=*/true);
+    if (q) ConsumerGroups(redis, keys).destroy(*q, consumer_group(s));
+    SubscriptionCatalog(db).remove(s.tenant, s.queue, s.name, queue_owner(s));
     return q;
 }
 
@@ -59,7 +60,7 @@ std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& re
 void tell_workers(redis::Connection& redis, const KeyLayout& keys, const std::string& event,
                   const Subscription& s, const std::string& done) {
     try {
-        announce(redis, keys, event, s.tenant, s.queue, s.name);
+        announce(redis, keys, event, s.tenant, s.queue, s.name, queue_owner(s));
     } catch (const Error& e) {
         throw Error(
             e.code(),

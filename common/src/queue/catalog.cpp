@@ -61,7 +61,7 @@ const pg::Statement kLockQueue{
                      " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active' "
                      "FOR UPDATE"};
 const pg::Statement kCountSubscriptions{
-    "mq_count_subscriptions", "SELECT count(*) FROM message_subscriptions WHERE topic_id = $1"};
+    "mq_count_subscriptions", "SELECT count(*) FROM message_subscriptions WHERE topic_id = $1 AND tenant_id = $2"};
 const pg::Statement kMarkDeleting{
     "mq_mark_deleting",
     "UPDATE message_topics SET status = 'deleting', updated_at = now() WHERE id = $1"};
@@ -249,7 +249,7 @@ Queue Catalog::update_queue(const std::string& tenant, const std::string& name,
 
 int Catalog::subscription_count(const Queue& queue) {
     return db_.transact([&](pqxx::work& tx) {
-        return db_.exec(tx, kCountSubscriptions, queue.id)[0][0].as<int>();
+        return db_.exec(tx, kCountSubscriptions, queue.id, queue.tenant)[0][0].as<int>();
     });
 }
 

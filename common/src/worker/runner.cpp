@@ -199,11 +199,11 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         if (a.filtered) ++filtered;
     }
     for (auto& [p, list] : ids) {
-        std::vector<std::string> argv{"XACK", options_.keys.stream(q.tenant, q.name, p), sub.name};
+        std::vector<std::string> argv{"XACK", options_.keys.stream(q.tenant, q.name, p), consumer_group(sub)};
         argv.insert(argv.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
         pipeline.add(std::move(argv));
     }
-    std::vector<std::string> read{"XREADGROUP", "GROUP", sub.name, options_.consumer,
+    std::vector<std::string> read{"XREADGROUP", "GROUP", consumer_group(sub), options_.consumer,
                                   "COUNT", std::to_string(sub.batch_size)};
     if (options_.fetch_block.count() > 0) {
         read.emplace_back("BLOCK");
@@ -225,7 +225,7 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP")
             throw Error(ErrorCode::kSubscriptionNotFound,
-                        "consumer group '" + sub.name + "' does not exist on queue '" + q.name + "'");
+                        "consumer group '" + consumer_group(sub) + "' does not exist on queue '" + q.name + "'");
         throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
     }
     std::vector<Fetched> out;
@@ -307,7 +307,7 @@ void SubscriptionRunner::send_acks(ConsumerGroups& groups, const std::vector<Pen
         ids[a.partition].push_back(a.stream_id);
         if (a.filtered) ++filtered;
     }
-    for (const auto& [p, list] : ids) groups.ack(options_.queue, options_.subscription.name, p, list);
+    for (const auto& [p, list] : ids) groups.ack(options_.queue, consumer_group(options_.subscription), p, list);
     metrics_->filtered += filtered;
     metrics_->acked += acks.size() - filtered;
 }
@@ -433,7 +433,7 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
             if (f.delivery_count < sub.retry.max_attempts) {
                 std::optional<std::int64_t> not_before;
                 if (result.retry_after) not_before = now_ms() + result.retry_after->count();
-                groups.retry_later(q, sub.name, f.partition, f.stream_id, not_before);
+                groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before);
                 metrics_->failed++;
                 spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name, f.delivery_count,
                               f.message.id, result.error);
@@ -445,10 +445,10 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
     }
     const std::string reason = result.outcome == DeliveryOutcome::kDead ? "handler_rejected" : "max_attempts";
     if (sub.dead_letter) {
-        groups.dead_letter(q, sub.name, f.partition, f.stream_id, reason, result.error, f.delivery_count);
+        groups.dead_letter(q, consumer_group(sub), f.partition, f.stream_id, reason, result.error, f.delivery_count);
         metrics_->dead_lettered++;
     } else {
-        groups.ack(q, sub.name, f.partition, {f.stream_id});
+        groups.ack(q, consumer_group(sub), f.partition, {f.stream_id});
         metrics_->dropped++;
     }
     spdlog::warn("{}/{}: message {} {} after {} attempt(s): {}", q.name, sub.name, f.message.id,
@@ -502,7 +502,7 @@ void SubscriptionRunner::maintenance_loop() {
                     for (const auto& f : queue_) held[f.partition].push_back(f.stream_id);
                 }
                 for (const auto& [p, ids] : held)
-                    groups.extend(options_.queue, options_.subscription.name, options_.consumer, p, ids);
+                    groups.extend(options_.queue, consumer_group(options_.subscription), options_.consumer, p, ids);
             }
             healthy_ = true;
         } catch (const std::exception& e) {
@@ -532,7 +532,7 @@ bool SubscriptionRunner::stop(std::chrono::steady_clock::time_point deadline) {
             redis::Connection conn(options_.endpoint);
             ConsumerGroups groups(conn, options_.keys);
             for (const auto& f : unstarted)
-                groups.release(options_.queue, options_.subscription.name, f.partition, f.stream_id, f.delivery_count);
+                groups.release(options_.queue, consumer_group(options_.subscription), f.partition, f.stream_id, f.delivery_count);
         } catch (const std::exception& e) {
             spdlog::warn("{}/{}: could not hand back {} unstarted entries ({}); they are redelivered after "
                          "the visibility timeout",

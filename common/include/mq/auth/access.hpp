@@ -33,10 +33,18 @@ void authorize(const Principal& principal, Action action);
 /// list gets Forbidden, except the admin role.
 void authorize_publish(const Principal& principal, const Queue& queue);
 
+/// Separates tenant and principal in an allowed_consumers entry naming a principal of
+/// another tenant ("globex/ledger"); tenant names never contain it.
+inline constexpr char kForeignPrincipalSeparator = '/';
+/// "<tenant>/<principal name>": how a queue's allowed_consumers names `principal` when
+/// the queue belongs to another tenant.
+std::string foreign_principal_entry(const Principal& principal);
+
 /// Consuming from `queue` (pull, subscriptions on it). As authorize_publish with
 /// allowed_consumers, except that an is_public queue may be consumed by a consumer,
-/// tenant-admin or admin of any tenant (its allowed_consumers list binds only the owning
-/// tenant's principals).
+/// tenant-admin or admin of any tenant. For them a non-empty allowed_consumers must list
+/// foreign_principal_entry(principal), whatever the role (Forbidden otherwise); plain
+/// entries name the owning tenant's principals.
 void authorize_consume(const Principal& principal, const Queue& queue);
 
 }  // namespace mq

@@ -44,12 +44,15 @@ struct Reclaimed {
 };
 
 /// Consumption of one subscription's consumer groups. Every operation touches one
-/// partition's keys, so it runs unchanged on Redis Cluster.
+/// partition's keys, so it runs unchanged on Redis Cluster. `queue` is always the queue
+/// the subscription reads (its owner's keys, queue_owner()); operations taking a
+/// `subscription` string take its consumer_group(), which the dead-letter entries record.
 class ConsumerGroups {
 public:
     ConsumerGroups(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
 
-    /// XGROUP CREATE s <name> 0|$ MKSTREAM on every partition; an existing group is kept.
+    /// XGROUP CREATE s <consumer_group(sub)> 0|$ MKSTREAM on every partition; an existing
+    /// group is kept.
     /// Returns how many groups were created.
     int ensure(const Queue& queue, const Subscription& sub);
     /// XGROUP DESTROY on every partition: pending entries of the group are forgotten.

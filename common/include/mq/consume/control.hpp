@@ -13,9 +13,11 @@ namespace mq {
 std::string control_channel(const KeyLayout& keys);
 
 /// PUBLISH {"event": "pause"|"resume"|"changed"|"deleted", "tenant", "queue",
-/// "subscription"}. Returns how many listeners got it. Workers also re-read state on
-/// start, so an event nobody heard is not lost.
+/// "subscription", "queue_tenant"}: `tenant` is the subscriber's, `queue_tenant` the
+/// queue's owner (empty: `tenant`). Returns how many listeners got it. Workers also
+/// re-read state on start, so an event nobody heard is not lost.
 std::int64_t announce(redis::Connection& redis, const KeyLayout& keys, const std::string& event,
-                      const std::string& tenant, const std::string& queue, const std::string& subscription);
+                      const std::string& tenant, const std::string& queue, const std::string& subscription,
+                      const std::string& queue_tenant = {});
 
 }  // namespace mq

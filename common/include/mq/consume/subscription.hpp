@@ -21,11 +21,14 @@ struct RetryPolicy {
 /// `unit_random` in [0, 1).
 std::chrono::milliseconds backoff_for(const RetryPolicy& policy, int delivery_count, double unit_random);
 
-/// A subscription: a consumer group of the same name on every partition of its queue.
+/// A subscription: a consumer group (consumer_group()) on every partition of its queue.
 struct Subscription {
     std::string id;  ///< uuid
-    std::string tenant;
+    std::string tenant;  ///< the subscriber's tenant: it owns, sees and consumes the subscription
     std::string queue;
+    /// The tenant owning `queue`; empty means `tenant`. Another tenant's queue must be
+    /// is_public (docs/auth.md); such a subscription is pull only.
+    std::string queue_tenant;
     std::string name;
     std::string type = "pull";  ///< pull | webhook | exec
     nlohmann::json handler = nlohmann::json::object();  ///< handler settings for `type`
@@ -43,6 +46,18 @@ struct Subscription {
     std::string created_at;
     std::string updated_at;
 };
+
+/// The tenant whose queue (and stream keys) the subscription reads.
+const std::string& queue_owner(const Subscription& s);
+/// Subscribes to another tenant's (public) queue.
+bool is_cross_tenant(const Subscription& s);
+/// Separates the subscriber tenant from the name in a cross-tenant group name; never in a
+/// tenant or subscription name, so no group name can stand for two subscriptions.
+inline constexpr char kGroupTenantSeparator = ':';
+/// The Redis consumer group on the queue's partition streams: the subscription name for
+/// a subscription on its own tenant's queue (as always), "<subscriber tenant>:<name>" on
+/// another tenant's queue, so two tenants' subscriptions of the same name stay apart.
+std::string consumer_group(const Subscription& s);
 
 /// Throws ValidationError naming the field for out-of-range settings.
 void validate(const Subscription& s);

@@ -52,6 +52,9 @@ public:
     /// the entries of the removed ones). Returns the updated queue. Changing encryption
     /// affects new messages only: entries keep their "ek" and open with it.
     Queue update_queue(const std::string& tenant, const std::string& name, const QueueChanges& changes);
+    /// The owning tenant's subscriptions on the queue. Other tenants' subscriptions on a
+    /// public queue are not counted: the owner cannot delete them, and they go with the
+    /// queue (ON DELETE CASCADE).
     int subscription_count(const Queue& queue);
     /// Marks the queue 'deleting' so publishers refuse it while its data is removed.
     void mark_deleting(const Queue& queue);

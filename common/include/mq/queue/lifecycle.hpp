@@ -13,8 +13,9 @@ struct DeletedQueue {
     std::int64_t keys_removed = 0;
 };
 
-/// Deletes a queue across both stores. Refuses (Conflict) while subscriptions exist
-/// unless `force`. Order: mark 'deleting' (publishers now refuse it), remove the Redis
+/// Deletes a queue across both stores. Refuses (Conflict) while subscriptions of its own
+/// tenant exist unless `force`; other tenants' subscriptions on a public queue never block
+/// it and are deleted with it. Order: mark 'deleting' (publishers now refuse it), remove the Redis
 /// keys, then delete the row. A run interrupted half-way leaves a 'deleting' queue that
 /// the same command finishes.
 DeletedQueue delete_queue(Catalog& catalog, QueueStreams& streams, const std::string& tenant,
