@@ -273,9 +273,9 @@ TEST_CASE("api_auth_allowed_producers_and_consumers_bind_principals", "[api][aut
 }
 
 TEST_CASE("api_auth_public_queue_is_never_writable_from_another_tenant", "[api][auth]") {
-    // Public queues may be consumed by other tenants (auth.md), but a subscription belongs
-    // to the tenant of its queue and is addressed inside the caller's tenant, so over REST
-    // another tenant can neither create a subscription on it nor reach the owner's one.
+    // Public queues may be consumed by other tenants through subscriptions of their own
+    // (auth.md, tests/api_public_apitest.cpp), but never published to, and the owner's
+    // subscriptions stay out of their reach.
     TenantScope a, b;
     ApiProcess api;
     auto owner = create_token(a.tenant(), "tenant-admin", "ops");
