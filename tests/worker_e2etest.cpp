@@ -317,3 +317,47 @@ TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "
     CHECK(w.wait(10s) == 0);
     CHECK(w.log().find("in-process handler") != std::string::npos);
 }
+
+TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[worker][public]") {
+    // Such rows are pull only (mq-api checks the queue on every call); one written around
+    // the API must neither stop the worker nor make it read the other tenant's streams.
+    WorkerFixture f(1);
+    mqtest::TenantScope owner;
+    mq::QueueSpec spec;
+    spec.name = "jobs";
+    spec.is_public = true;
+    auto theirs = owner.catalog().create_queue(owner.tenant(), spec, mq::Config{});
+    const std::string lines = f.dir + "/log.jsonl";
+    mq::Subscription own;
+    own.tenant = f.ts.tenant();
+    own.queue = "jobs";
+    own.name = "audit";
+    own.type = "log";
+    own.start_from = "earliest";
+    own.handler = {{"path", lines}};
+    mq::SubscriptionCatalog(f.ts.db()).create(own);
+    f.ts.exec("INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, handler_config) "
+              "VALUES ('" + f.ts.tenant() + "', '" + theirs.id + "', 'audit', '" + f.ts.tenant() +
+              ":audit', 'log', '{\"path\": \"" + lines + "\"}')");
+    auto ids = f.publish(5);
+
+    WorkerProcess w(f.config("  []\n"), {"--from-db", "--tenant", f.ts.tenant()});
+    INFO(w.log());
+    auto logged = [&] {
+        std::set<std::string> seen;
+        std::ifstream in(lines);
+        for (std::string line; std::getline(in, line);) {
+            auto j = nlohmann::json::parse(line, nullptr, false);
+            if (!j.is_discarded()) seen.insert(j.value("id", ""));
+        }
+        return seen;
+    };
+    REQUIRE(f.eventually([&] { return logged() == ids; }, 20s));
+    CHECK(w.alive());
+    CHECK(w.log().find("not run by mq-worker") != std::string::npos);
+    // No group was made on the owner's stream.
+    auto groups = f.rs.redis().command_raw({"XINFO", "GROUPS", f.rs.keys().stream(owner.tenant(), "jobs", 0)});
+    CHECK((groups.is_error() || groups.elements.empty()));
+    w.signal(SIGTERM);
+    CHECK(w.wait(10s) == 0);
+}
