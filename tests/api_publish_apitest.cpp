@@ -243,17 +243,32 @@ TEST_CASE("api_publish_batch_reports_each_message", "[api]") {
     Session s;
     s.create({{"name", "bulk"}, {"partitions", 2}});
     json body = {{"queue", "bulk"},
-                 {"messages", {{{"payload", "one"}}, {{"payload", "two"}, {"key", 5}}, {{"payload", "three"}}}}};
+                 {"messages",
+                  {{{"payload", "one"}},
+                   {{"payload", "two"}, {"key", 5}},
+                   {{"payload", "three"}},
+                   {{"payload", "four"}, {"delay_ms", 60000}}}}};
     auto r = s.publish(body, kPublish + "/batch");
     REQUIRE(r.status == 200);
     auto j = r.json();
-    CHECK(j["accepted"] == 2);
+    CHECK(j["accepted"] == 3);
     CHECK(j["rejected"] == 1);
-    REQUIRE(j["results"].size() == 3);
+    REQUIRE(j["results"].size() == 4);
     CHECK(j["results"][0]["id"].is_string());
+    CHECK(j["results"][0]["queue"] == "bulk");
+    CHECK(j["results"][0]["duplicate"] == false);
+    CHECK(j["results"][0]["delayed"] == false);
+    CHECK(j["results"][0]["deliver_at"].is_null());
+    CHECK(j["results"][0]["partition"].is_number_integer());
     CHECK(j["results"][1]["error"]["code"] == "MQ_VALIDATION_ERROR");
+    CHECK(j["results"][1]["error"]["message"].is_string());
+    CHECK(j["results"][1].size() == 1);
     CHECK(j["results"][2]["id"].is_string());
+    CHECK(j["results"][2]["id"] != j["results"][0]["id"]);
+    CHECK(j["results"][3]["delayed"] == true);
+    CHECK(j["results"][3]["deliver_at"].is_string());
     CHECK(s.stats("bulk")["messages"] == 2);
+    CHECK(s.stats("bulk")["delayed"] == 1);
 
     auto not_batch = s.publish({{"queue", "bulk"}, {"payload", "x"}}, kPublish + "/batch");
     CHECK(not_batch.status == 400);

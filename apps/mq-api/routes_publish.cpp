@@ -17,19 +17,6 @@ mq::EnvelopeParser& parser() {
     return p;
 }
 
-nlohmann::json result_json(const mq::Queue& q, const mq::PublishRequest& r, const mq::PublishOutcome& o) {
-    nlohmann::json j = {{"id", o.message_id},
-                        {"queue", q.name},
-                        {"partition", o.partition},
-                        {"duplicate", o.status == mq::PublishStatus::kDuplicate},
-                        {"delayed", o.delayed}};
-    std::optional<std::int64_t> at;
-    if (r.deliver_at_ms) at = *r.deliver_at_ms;
-    else if (r.delay && r.delay->count() > 0) at = mq::now_ms() + r.delay->count();
-    j["deliver_at"] = o.delayed && at ? nlohmann::json(mq::format_rfc3339(*at)) : nlohmann::json(nullptr);
-    return j;
-}
-
 // JSON string literal of `text` (quotes, backslashes and control bytes escaped).
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -50,16 +37,20 @@ void append_json_string(std::string& out, std::string_view text) {
     out += '"';
 }
 
-// result_json() for a single publish, written as text: this is the hot path, and building
-// an nlohmann object for it was a third of the allocations of a publish request. Same keys
-// in the same (sorted) order.
-std::string result_text(const mq::Queue& q, const mq::PublishRequest& r, const mq::PublishOutcome& o) {
-    std::string out;
-    out.reserve(128 + q.name.size());
+// When a delayed or scheduled message becomes deliverable, or nothing.
+std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
+    if (r.deliver_at_ms) return *r.deliver_at_ms;
+    if (r.delay && r.delay->count() > 0) return mq::now_ms() + r.delay->count();
+    return std::nullopt;
+}
+
+// The answer for one stored message, appended to `out` as JSON text:
+// {"deliver_at","delayed","duplicate","id","partition","queue"} (sorted keys). Written by hand
+// because this is the hot path: an nlohmann object per message was a third of the
+// allocations of a single publish and a third of the CPU of a 100-message batch.
+void append_result(std::string& out, const mq::Queue& q, std::optional<std::int64_t> at,
+                   const mq::PublishOutcome& o) {
     out += "{\"deliver_at\":";
-    std::optional<std::int64_t> at;
-    if (r.deliver_at_ms) at = *r.deliver_at_ms;
-    else if (r.delay && r.delay->count() > 0) at = mq::now_ms() + r.delay->count();
     if (o.delayed && at) append_json_string(out, mq::format_rfc3339(*at));
     else out += "null";
     out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
@@ -71,7 +62,11 @@ std::string result_text(const mq::Queue& q, const mq::PublishRequest& r, const m
     out += ",\"queue\":";
     append_json_string(out, q.name);
     out += '}';
-    return out;
+}
+
+// {"error": {...}} for a message of a batch that was not stored (invalid UTF-8 replaced).
+void append_error(std::string& out, const mq::Error& e) {
+    out += e.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void handle(App& app, Mode mode, Request& req, Reply reply) {
@@ -139,11 +134,16 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
         }
         index.push_back(i);
     }
-    // The originals are kept for deliver_at in the answers; the pipeline gets copies only
-    // of what passed.
-    for (auto i : index) accepted.push_back(requests[i]);
-    auto state = std::make_shared<std::vector<mq::PublishRequest>>(std::move(requests));
-    auto finish = [&app, queue, state, refused = std::move(refused), index, batch,
+    // Only deliver_at is kept for the answers; the requests themselves go to the pipeline.
+    std::vector<std::optional<std::int64_t>> at;
+    at.reserve(index.size());
+    for (auto i : index) {
+        at.push_back(deliver_at_of(requests[i]));
+        accepted.push_back(std::move(requests[i]));
+    }
+    const std::size_t total = requests.size();
+    requests.clear();
+    auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
                    reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);
         if (error) {
@@ -156,7 +156,6 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
                 return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, e.what())));
             }
         }
-        const auto& sent = *state;
         if (!batch) {
             if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
                 return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
@@ -170,31 +169,45 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
             (dup ? counters.duplicates : counters.published) += 1;
             Response response;
             response.status = dup ? 200 : 201;
-            response.body = result_text(*queue, sent.front(), o);
+            response.body.reserve(160 + queue->name.size());
+            append_result(response.body, *queue, at.front(), o);
             return reply(std::move(response));
         }
-        nlohmann::json results = nlohmann::json::array();
+        // {"accepted": n, "rejected": n, "results": [...]}, one result per message in order.
+        std::string results;
+        results.reserve(total * (150 + queue->name.size()));
         std::size_t next = 0, accepted_n = 0, rejected_n = 0;
-        for (std::size_t i = 0; i < sent.size(); ++i) {
+        for (std::size_t i = 0; i < total; ++i) {
+            if (i > 0) results += ',';
             if (refused[i]) {
                 ++rejected_n;
-                results.push_back({{"error", refused[i]->to_json()["error"]}});
+                append_error(results, *refused[i]);
                 continue;
             }
-            const auto& o = outcomes[next++];
+            const std::size_t k = next++;
+            const auto& o = outcomes[k];
             if (o.status == mq::PublishStatus::kRejected) {
                 ++rejected_n;
-                auto err = o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored");
-                results.push_back({{"error", err.to_json()["error"]}});
+                append_error(results, o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
-                results.push_back(result_json(*queue, sent[i], o));
+                append_result(results, *queue, at[k], o);
             }
         }
         counters.published += accepted_n;
         counters.rejected += rejected_n;
-        reply(json_response(200, {{"accepted", accepted_n}, {"rejected", rejected_n}, {"results", std::move(results)}}));
+        Response response;
+        response.status = 200;
+        response.body.reserve(results.size() + 64);
+        response.body += "{\"accepted\":";
+        response.body += std::to_string(accepted_n);
+        response.body += ",\"rejected\":";
+        response.body += std::to_string(rejected_n);
+        response.body += ",\"results\":[";
+        response.body += results;
+        response.body += "]}";
+        reply(std::move(response));
     };
     if (accepted.empty()) return finish({}, nullptr);
     app.pipeline().submit(queue, std::move(accepted), std::move(finish));
