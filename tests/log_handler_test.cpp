@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "mq/consume/subscription_lifecycle.hpp"
 #include "mq/deliver/log.hpp"
 #include "mq/error.hpp"
 #include "mq/worker/worker_config.hpp"
@@ -110,6 +111,10 @@ TEST_CASE("log handler settings: only path, not empty", "[log]") {
     sub.type = "log";
     sub.handler = {{"path", "/dev/null"}};
     CHECK(mq::make_handler(sub)->in_process());
+    // The check mqctl and mq-api run before storing a subscription refuses the same.
+    CHECK_NOTHROW(mq::validate_handler_for_type(sub));
+    sub.handler = {{"path", "/dev/null"}, {"url", "http://x"}};
+    CHECK_THROWS_AS(mq::validate_handler_for_type(sub), mq::ValidationError);
 }
 
 TEST_CASE("log handler stages a batch's lines and writes them at end_batch", "[log]") {

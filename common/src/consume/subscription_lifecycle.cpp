@@ -4,6 +4,7 @@
 #include "mq/consume/control.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/deliver/exec.hpp"
+#include "mq/deliver/log.hpp"
 #include "mq/deliver/webhook.hpp"
 #include "mq/error.hpp"
 #include "mq/queue/catalog.hpp"
@@ -13,6 +14,7 @@ namespace mq {
 void validate_handler_for_type(const Subscription& s) {
     if (s.type == "webhook") webhook_config_from_json(s.handler);
     if (s.type == "exec") exec_config_from_json(s.handler);
+    if (s.type == "log") log_config_from_json(s.handler);
 }
 
 CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
