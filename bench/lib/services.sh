@@ -154,8 +154,10 @@ bench_header() { # name
         [ -z "$(git -C "$ROOT_DIR" status --porcelain --untracked-files=no 2>/dev/null)" ] ||
             echo ' (working tree has local changes)')"
     echo "mqctl      $MQCTL_BIN (built $(date -r "$MQCTL_BIN" '+%Y-%m-%d %H:%M'))"
-    echo "mq-worker  $WORKER_BIN (built $(date -r "$WORKER_BIN" '+%Y-%m-%d %H:%M'))$(
-        [ -z "${STALE_SRC:-}" ] || echo "; WARNING: older than ${STALE_SRC#"$ROOT_DIR"/}")"
+    if [ -x "$WORKER_BIN" ]; then
+        echo "mq-worker  $WORKER_BIN (built $(date -r "$WORKER_BIN" '+%Y-%m-%d %H:%M'))$(
+            [ -z "${STALE_SRC:-}" ] || echo "; WARNING: older than ${STALE_SRC#"$ROOT_DIR"/}")"
+    fi
     echo "machine    $(nproc) CPU(s), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "redis      $(redis-server --version | awk '{ print $3 }' | sed 's/v=//'), appendonly yes, appendfsync everysec"
 }
