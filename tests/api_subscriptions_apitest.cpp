@@ -38,14 +38,7 @@ struct Session : ApiSession {
     /// Names of the consumer groups on one partition stream of `queue`.
     std::set<std::string> groups(const std::string& queue, int partition) const {
         RedisScope r;
-        auto key = mq::KeyLayout(api.key_prefix()).stream(tenant.tenant(), queue, partition);
-        auto reply = r.redis().command_raw({"XINFO", "GROUPS", key});
-        std::set<std::string> names;
-        if (!reply.is_array()) return names;
-        for (const auto& g : reply.elements)
-            for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
-                if (g.elements[i].str == "name") names.insert(g.elements[i + 1].str);
-        return names;
+        return mqtest::group_names(r.redis(), mq::KeyLayout(api.key_prefix()).stream(tenant.tenant(), queue, partition));
     }
 };
 

@@ -50,6 +50,19 @@ void run_until(boost::asio::io_context& ioc, Pred done, std::chrono::millisecond
     while (!done() && std::chrono::steady_clock::now() < until) ioc.run_one_for(std::chrono::milliseconds(50));
 }
 
+/// Executes `p` and runs the loop until its callback ran (a failed REQUIRE otherwise).
+Result call(AsyncConnection& conn, boost::asio::io_context& ioc, const Pipeline& p) {
+    auto r = std::make_shared<Result>();  // outlives this call if the callback never comes
+    conn.execute(p, [r](std::vector<Reply> replies, std::exception_ptr error) {
+        r->replies = std::move(replies);
+        r->error = std::move(error);
+        r->called = true;
+    });
+    run_until(ioc, [&] { return r->called; });
+    REQUIRE(r->called);
+    return *r;
+}
+
 Pipeline one(std::vector<std::string> argv) {
     Pipeline p;
     p.add(std::move(argv));
@@ -115,20 +128,14 @@ TEST_CASE("async: scripts load on first use and again after SCRIPT FLUSH", "[red
     Pipeline p;
     p.add_script(script, {key}, {"2"});
     p.add({"GET", key});
-    Result first;
-    conn.execute(p, keep(first));
-    run_until(*ioc, [&] { return first.called; });
-    REQUIRE(first.called);
+    Result first = call(conn, *ioc, p);
     REQUIRE_FALSE(first.error);
     CHECK(first.replies[0].as_integer() == 2);
     CHECK(first.replies[1].as_integer() == 2);
 
     // The connection believes the script is loaded; the server forgot it.
     rs.redis().command({"SCRIPT", "FLUSH"});
-    Result second;
-    conn.execute(p, keep(second));
-    run_until(*ioc, [&] { return second.called; });
-    REQUIRE(second.called);
+    Result second = call(conn, *ioc, p);
     REQUIRE_FALSE(second.error);
     CHECK(second.replies[0].as_integer() == 4);  // ran exactly once more
     CHECK(second.replies[1].as_integer() == 2);  // the GET was not re-run: it read before
@@ -140,10 +147,7 @@ TEST_CASE("async: a killed connection fails the calls in flight, and the next ca
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     AsyncConnection conn(ioc, rs.redis().endpoint());
     auto id_pipeline = one({"CLIENT", "ID"});
-    Result id;
-    conn.execute(id_pipeline, keep(id));
-    run_until(*ioc, [&] { return id.called; });
-    REQUIRE(id.called);
+    Result id = call(conn, *ioc, id_pipeline);
     REQUIRE_FALSE(id.error);
     // BLPOP holds the call in flight while the connection is killed from outside.
     auto block = one({"BLPOP", rs.prefix() + "never", "5"});
@@ -158,10 +162,7 @@ TEST_CASE("async: a killed connection fails the calls in flight, and the next ca
     CHECK_THAT(error_text(blocked.error), Catch::Contains("lost connection") &&
                                                Catch::Contains("may or may not have run"));
     auto ping = one({"PING"});
-    Result again;
-    conn.execute(ping, keep(again));
-    run_until(*ioc, [&] { return again.called; });
-    REQUIRE(again.called);
+    Result again = call(conn, *ioc, ping);
     REQUIRE_FALSE(again.error);
     CHECK(again.replies[0].str == "PONG");
 }
@@ -176,10 +177,7 @@ TEST_CASE("async: nothing listening answers BackendUnavailable naming the server
     ep.port = port;
     AsyncConnection conn(ioc, ep);
     auto ping = one({"PING"});
-    Result r;
-    conn.execute(ping, keep(r));
-    run_until(*ioc, [&] { return r.called; });
-    REQUIRE(r.called);
+    Result r = call(conn, *ioc, ping);
     REQUIRE(r.error);
     CHECK_THAT(error_text(r.error), Catch::Contains("cannot reach Redis at 127.0.0.1:" + std::to_string(port)));
 }
@@ -196,11 +194,8 @@ TEST_CASE("async: a server that never answers times out with BackendUnavailable"
     options.command_timeout = std::chrono::milliseconds(300);
     AsyncConnection conn(ioc, ep, options);
     auto ping = one({"PING"});
-    Result r;
     auto started = std::chrono::steady_clock::now();
-    conn.execute(ping, keep(r));
-    run_until(*ioc, [&] { return r.called; });
-    REQUIRE(r.called);
+    Result r = call(conn, *ioc, ping);
     REQUIRE(r.error);
     CHECK_THAT(error_text(r.error), Catch::Contains("did not answer within 300 ms"));
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1500));

@@ -36,14 +36,7 @@ class Shell : public mqtest::MqctlShell {
     }
     /// Names of the consumer groups on one partition (XINFO GROUPS).
     std::set<std::string> groups(const std::string& queue, int p) {
-        std::set<std::string> out;
-        auto r = redis_.redis().command_raw(
-            {"XINFO", "GROUPS", redis_.keys().stream(tenant(), queue, p)});
-        if (!r.is_array()) return out;
-        for (const auto& g : r.elements)
-            for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
-                if (g.elements[i].str == "name") out.insert(g.elements[i + 1].str);
-        return out;
+        return mqtest::group_names(redis_.redis(), redis_.keys().stream(tenant(), queue, p));
     }
 };
 

@@ -27,6 +27,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// Message ids of the JSON lines of a log handler's file that `wanted` accepts.
+template <typename Pred>
+std::set<std::string> logged_ids(const std::string& path, Pred wanted) {
+    std::set<std::string> seen;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_discarded() && wanted(j)) seen.insert(j.value("id", ""));
+    }
+    return seen;
+}
+
 // One mq-worker process; killed in the destructor if still running.
 class WorkerProcess {
 public:
@@ -298,14 +310,9 @@ TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "
                              "    handler: {type: log, path: \"" + lines + "\"}\n"));
     INFO(w.log());
     auto logged = [&] {
-        std::set<std::string> seen;
-        std::ifstream in(lines);
-        for (std::string line; std::getline(in, line);) {
-            auto j = nlohmann::json::parse(line, nullptr, false);
-            if (!j.is_discarded() && j.value("subscription", "") == "audit" && j.value("payload", "") == "job")
-                seen.insert(j.value("id", ""));
-        }
-        return seen;
+        return logged_ids(lines, [](const nlohmann::json& j) {
+            return j.value("subscription", "") == "audit" && j.value("payload", "") == "job";
+        });
     };
     REQUIRE(f.eventually([&] { return logged().size() == 300; }, 20s));
     CHECK(logged() == ids);
@@ -343,21 +350,12 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
 
     WorkerProcess w(f.config("  []\n"), {"--from-db", "--tenant", f.ts.tenant()});
     INFO(w.log());
-    auto logged = [&] {
-        std::set<std::string> seen;
-        std::ifstream in(lines);
-        for (std::string line; std::getline(in, line);) {
-            auto j = nlohmann::json::parse(line, nullptr, false);
-            if (!j.is_discarded()) seen.insert(j.value("id", ""));
-        }
-        return seen;
-    };
+    auto logged = [&] { return logged_ids(lines, [](const nlohmann::json&) { return true; }); };
     REQUIRE(f.eventually([&] { return logged() == ids; }, 20s));
     CHECK(w.alive());
     CHECK(w.log().find("not run by mq-worker") != std::string::npos);
     // No group was made on the owner's stream.
-    auto groups = f.rs.redis().command_raw({"XINFO", "GROUPS", f.rs.keys().stream(owner.tenant(), "jobs", 0)});
-    CHECK((groups.is_error() || groups.elements.empty()));
+    CHECK(mqtest::group_names(f.rs.redis(), f.rs.keys().stream(owner.tenant(), "jobs", 0)).empty());
     w.signal(SIGTERM);
     CHECK(w.wait(10s) == 0);
 }

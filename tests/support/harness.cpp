@@ -121,6 +121,16 @@ std::vector<std::string> RedisScope::all_keys() {
     return keys;
 }
 
+std::set<std::string> group_names(mq::redis::Connection& redis, const std::string& stream) {
+    std::set<std::string> names;
+    auto reply = redis.command_raw({"XINFO", "GROUPS", stream});
+    if (!reply.is_array()) return names;  // no stream
+    for (const auto& g : reply.elements)
+        for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
+            if (g.elements[i].str == "name") names.insert(g.elements[i + 1].str);
+    return names;
+}
+
 RedisScope::~RedisScope() {
     try {
         auto keys = all_keys();

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ private:
     std::string prefix_;
     std::unique_ptr<mq::redis::Connection> redis_;
 };
+
+/// Names of the consumer groups on a stream (XINFO GROUPS); empty when there is no stream.
+std::set<std::string> group_names(mq::redis::Connection& redis, const std::string& stream);
 
 /// A tenant of its own in the migrated test database; its queues and the tenant row are
 /// removed when the scope ends.
