@@ -115,7 +115,9 @@ TEST_CASE("api_public_queue_another_tenant_subscribes_pulls_and_acks", "[api][pu
     CHECK(nacked.status == 200);
     auto acked = t.op(sid, "ack", {{"receipts", {got[1]["receipt"], got[2]["receipt"]}}}, t.reader);
     REQUIRE(acked.status == 200);
-    for (const auto& r : acked.json()["results"]) CHECK(r["status"] == "acked");
+    const json acked_body = acked.json();  // the loop must not range over a temporary's member
+    REQUIRE(acked_body["results"].size() == 2);
+    for (const auto& r : acked_body["results"]) CHECK(r["status"] == "acked");
     auto again = t.pull(sid, t.reader);
     REQUIRE(again.size() == 1);
     CHECK(again[0]["id"] == got[0]["id"]);

@@ -1,2 +1,13 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
+
+#if defined(__SANITIZE_ADDRESS__)
+// LeakSanitizer reads this at exit. libpqxx 6.4 (Debian 12's) leaks the PGresult of a
+// BEGIN sent on a connection whose server process was terminated: transaction_base::Begin
+// -> direct_exec -> libpq PQmakeEmptyPGresult, never PQclear'ed. The tests that take
+// PostgreSQL away (DROP DATABASE ... WITH (FORCE)) hit it; it is libpqxx's, not ours, and
+// bounded (one result per broken connection). Only leaks allocated under libpqxx match.
+extern "C" const char* __lsan_default_suppressions() {
+    return "leak:libpqxx-6.4.so\n";
+}
+#endif
