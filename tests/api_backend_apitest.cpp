@@ -246,6 +246,7 @@ TEST_CASE("api_sigterm_answers_a_waiting_long_poll_and_exits_zero", "[api]") {
     auto t0 = Clock::now();
     int status = api.terminate(10s);
     auto took = seconds_since(t0);
+    INFO(api.log());
     CHECK(status == 0);
     CHECK(took < 5.0);
     auto answered = pull.get();

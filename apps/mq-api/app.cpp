@@ -58,7 +58,12 @@ App::App(mq::Config config, ApiOptions options)
     }
 }
 
-App::~App() = default;
+App::~App() {
+    // The cache's listener thread runs the callbacks set in start(), which use the
+    // authenticator and the quota: stop it before those go (members die in reverse order
+    // of declaration, and cache_ is declared before them).
+    cache_.reset();
+}
 
 void App::start() {
     {
