@@ -8,7 +8,7 @@ namespace mq {
 namespace {
 
 std::string retry_after_key(const KeyLayout& keys, const Queue& q, int p) {
-    return keys.partition_base(q.tenant, q.name, p) + ":ra";
+    return keys.retry_after(q.tenant, q.name, p);
 }
 
 // KEYS: stream, retry-after hash. ARGV: group, id, retry consumer, not-before ms (0 none).

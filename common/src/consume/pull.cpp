@@ -99,7 +99,7 @@ bool is_stream_id(std::string_view id) {
 
 // ---- settling a delivery ----------------------------------------------------------------
 
-// KEYS: stream, retry-after hash (consumer.cpp's "<partition base>:ra").
+// KEYS: stream, retry-after hash (KeyLayout::retry_after).
 // ARGV: mode (ack|nack|extend), group, id, delivery count, consumer, not-before ms (0 none).
 // XPENDING s g id id 1: only while the entry is pending with this delivery count, then
 //   ack:    XACK s g id; HDEL ra
@@ -217,7 +217,7 @@ void PullConsumer::check(const Queue& q, const Subscription& sub, const Receipt&
 }
 
 std::vector<std::string> PullConsumer::settle_keys(const Queue& q, int partition) const {
-    return {keys_.stream(q.tenant, q.name, partition), keys_.partition_base(q.tenant, q.name, partition) + ":ra"};
+    return {keys_.stream(q.tenant, q.name, partition), keys_.retry_after(q.tenant, q.name, partition)};
 }
 
 AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Receipt& r, const std::string& mode,

@@ -110,7 +110,7 @@ std::int64_t QueueStreams::drop(const Queue& queue) {
                        .command({"UNLINK", keys_.stream(queue.tenant, queue.name, i),
                                  keys_.delayed(queue.tenant, queue.name, i),
                                  keys_.dead_letters(queue.tenant, queue.name, i),
-                                 keys_.partition_base(queue.tenant, queue.name, i) + ":ra"})
+                                 keys_.retry_after(queue.tenant, queue.name, i)})
                        .as_integer();
         // Idempotency keys: SCAN for this partition's pattern, UNLINK what it finds.
         std::string cursor = "0";
