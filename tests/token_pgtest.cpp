@@ -236,12 +236,39 @@ TEST_CASE("authenticator_never_remembers_a_token_past_its_expiry", "[token]") {
 TEST_CASE("authenticator_entries_expire_after_the_ttl", "[token]") {
     mqtest::TenantScope ts;
     mq::TokenStore store(ts.db());
-    mq::Authenticator auth(store, std::chrono::milliseconds(100));
+    // No refresh window: past the ttl the answer is fetched again before answering.
+    mq::Authenticator auth(store, std::chrono::milliseconds(100), std::chrono::milliseconds(0));
     auto created = store.create(ts.tenant(), Role::kConsumer, "ledger", "", std::nullopt);
     REQUIRE(auth.authenticate(created.secret));
     store.revoke(ts.tenant(), created.info.id);
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
     CHECK_FALSE(auth.authenticate(created.secret));
+}
+
+TEST_CASE("authenticator_refreshes_a_stale_positive_answer_in_the_background", "[token]") {
+    mqtest::TenantScope ts;
+    mq::TokenStore store(ts.db());
+    mq::Authenticator auth(store, std::chrono::milliseconds(100));
+    auto created = store.create(ts.tenant(), Role::kConsumer, "ledger", "", std::nullopt);
+    REQUIRE(auth.authenticate(created.secret));
+    // Revoked behind the cache's back (no invalidate(), as when a NOTIFY was missed).
+    store.revoke(ts.tenant(), created.info.id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    // Past the ttl: the remembered answer is served without waiting for PostgreSQL ...
+    CHECK(auth.authenticate(created.secret));
+    // ... and the background refresh replaces it with the revocation shortly after.
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {
+        refused = !auth.authenticate(created.secret);
+        if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(refused);
+    // A token that can expire is never served past its ttl: it is asked for again at once.
+    auto expiring = store.create(ts.tenant(), Role::kConsumer, "short", "", std::chrono::hours(1));
+    REQUIRE(auth.authenticate(expiring.secret));
+    store.revoke(ts.tenant(), expiring.info.id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    CHECK_FALSE(auth.authenticate(expiring.secret));
 }
 
 TEST_CASE("authenticator_throws_backend_unavailable_for_unremembered_tokens_when_postgres_is_gone",
@@ -259,8 +286,12 @@ TEST_CASE("authenticator_throws_backend_unavailable_for_unremembered_tokens_when
         mq::TokenStore store(db);
         known = store.create("acme", Role::kProducer, "svc", "", std::nullopt).secret;
 
-        mq::Authenticator auth(store, std::chrono::milliseconds(50));
+        // No refresh window, so the outage path itself answers past the ttl; and one
+        // with a window, whose failing background refresh keeps the remembered answer.
+        mq::Authenticator auth(store, std::chrono::milliseconds(50), std::chrono::milliseconds(0));
+        mq::Authenticator windowed(store, std::chrono::milliseconds(50));
         REQUIRE(auth.authenticate(known));
+        REQUIRE(windowed.authenticate(known));
         mqtest::exec_admin("DROP DATABASE " + dbname + " WITH (FORCE)");
 
         std::string unknown = "mq_" + std::string(43, 'Z');
@@ -270,6 +301,10 @@ TEST_CASE("authenticator_throws_backend_unavailable_for_unremembered_tokens_when
         auto p = auth.authenticate(known);
         REQUIRE(p);
         CHECK(p->tenant == "acme");
+        for (int i = 0; i < 5; ++i) {
+            CHECK(windowed.authenticate(known));
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
         auth.invalidate();
         CHECK_THROWS_AS(auth.authenticate(known), mq::BackendUnavailable);
     }

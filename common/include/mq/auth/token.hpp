@@ -1,13 +1,16 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -109,8 +112,17 @@ public:
     /// How long a remembered *positive* answer may still be served while PostgreSQL is
     /// unreachable (publishing needs no PostgreSQL, so a PG outage should not stop it).
     static constexpr std::chrono::minutes kStaleGrace{5};
+    /// How long past its ttl a positive answer (for a token without an expiry) is served
+    /// while a background thread asks PostgreSQL again: a busy token's requests never
+    /// wait for PostgreSQL, and a revocation missed by NOTIFY still lands within about a
+    /// ttl plus one query.
+    static constexpr std::chrono::seconds kRefreshWindow{60};
 
-    explicit Authenticator(TokenStore& store, std::chrono::milliseconds ttl = std::chrono::seconds(5));
+    explicit Authenticator(TokenStore& store, std::chrono::milliseconds ttl = std::chrono::seconds(5),
+                           std::chrono::milliseconds refresh_window = kRefreshWindow);
+    ~Authenticator();
+    Authenticator(const Authenticator&) = delete;
+    Authenticator& operator=(const Authenticator&) = delete;
 
     /// Caches positive and negative answers by hash for `ttl`. Throws BackendUnavailable
     /// when PostgreSQL is down and no answer for this hash is remembered.
@@ -124,17 +136,30 @@ public:
     std::size_t size() const;
 
 private:
+    using Clock = std::chrono::steady_clock;
     struct Entry {
         std::optional<Principal> principal;
-        std::chrono::steady_clock::time_point fresh_until;
+        Clock::time_point fresh_until;
+        bool refreshing = false;         // queued for the background refresh
+        Clock::time_point retry_at{};    // a failed refresh is not retried before this
     };
+
+    /// Stores an answer fetched under `generation` (not if invalidate() ran since).
+    /// Caller holds mutex_.
+    void remember(const std::string& hash, const std::optional<Principal>& principal, std::uint64_t generation);
+    void refresh_loop();
 
     TokenStore& store_;
     std::chrono::milliseconds ttl_;
-    mutable std::mutex mutex_;        // guards entries_ and generation_
+    std::chrono::milliseconds refresh_window_;
+    mutable std::mutex mutex_;        // guards everything below but store_mutex_
     std::mutex store_mutex_;          // TokenStore holds one connection
     std::unordered_map<std::string, Entry> entries_;
     std::uint64_t generation_ = 0;    // bumped by invalidate(); stale lookups are not stored
+    std::deque<std::pair<std::string, std::string>> refresh_queue_;  // hash, secret
+    std::condition_variable refresh_cv_;
+    bool stopping_ = false;
+    std::thread refresher_;           // started at the first refresh
 };
 
 }  // namespace mq
