@@ -303,6 +303,24 @@ TEST_CASE("api_publish_full_queue_answers_429_with_retry_after", "[api]") {
     CHECK(s.stats("small")["messages"] == 2);
 }
 
+TEST_CASE("api_publish_batch_into_a_nearly_full_queue_answers_per_message", "[api]") {
+    Session s;
+    s.create({{"name", "small"}, {"max_length", 2}});
+    REQUIRE(s.publish({{"queue", "small"}, {"payload", 1}}).status == 201);
+    auto r = s.publish({{"queue", "small"}, {"messages", {{{"payload", 2}}, {{"payload", 3}}, {{"payload", 4}}}}},
+                       kPublish + "/batch");
+    REQUIRE(r.status == 200);
+    auto j = r.json();
+    CHECK(j["accepted"] == 1);
+    CHECK(j["rejected"] == 2);
+    REQUIRE(j["results"].size() == 3);
+    CHECK(j["results"][0]["id"].is_string());
+    CHECK(j["results"][1]["error"]["code"] == "MQ_QUEUE_FULL");
+    CHECK(j["results"][2]["error"]["code"] == "MQ_QUEUE_FULL");
+    CHECK(j["results"][2]["error"].contains("retryAfter"));
+    CHECK(s.stats("small")["messages"] == 2);
+}
+
 TEST_CASE("api_publish_tenant_quota_answers_429_quota_exceeded", "[api]") {
     ApiOptions options;
     options.env["TENANT_PUBLISH_RATE"] = "2";
