@@ -6,7 +6,7 @@
 
 #include "harness.hpp"
 #include "mq/consume/subscription_catalog.hpp"
-#include "mq/queue/config_cache.hpp"
+#include "mq/api/config_cache.hpp"
 
 using namespace std::chrono_literals;
 

@@ -2,6 +2,7 @@
 // key rotation, and refusals for every way a keyring file can be wrong.
 
 #include "mq/crypto/keyring.hpp"
+#include "mq/publish/sealing.hpp"
 
 #include <sys/stat.h>
 

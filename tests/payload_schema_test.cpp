@@ -1,7 +1,7 @@
 // Queue payload schemas (JSON Schema draft 7 via valijson): what passes, what fails and
 // how the failure names the offending places.
 
-#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/payload_schema.hpp"
 
 #include <catch2/catch.hpp>
 #include <thread>

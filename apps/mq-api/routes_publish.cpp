@@ -4,6 +4,7 @@
 
 #include "mq/core/time.hpp"
 #include "mq/publish/envelope.hpp"
+#include "mq/publish/sealing.hpp"
 #include "routes.hpp"
 
 namespace mqapi {

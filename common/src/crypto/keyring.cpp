@@ -154,19 +154,6 @@ std::string Keyring::decrypt(std::string_view sealed, const std::string& key_id,
 
 std::string payload_aad(const Queue& q) { return q.tenant + "/" + q.name; }
 
-void seal_request(PublishRequest& r, const Keyring& keyring, const Queue& q) {
-    if (q.encryption == "none" || !r.encryption_key_id.empty()) return;  // not wanted, or sealed already
-    if (q.encryption != "aes-256-gcm")
-        throw Error(ErrorCode::kInternal, "queue '" + q.name + "' has unknown encryption '" + q.encryption + "'");
-    if (keyring.empty())
-        throw Error(ErrorCode::kInternal,
-                    "queue '" + q.name +
-                        "' requires encryption but no keyring is configured (MQ_KEYRING_FILE)",
-                    {{"queue", q.name}});
-    r.payload = keyring.encrypt(r.payload, payload_aad(q));
-    r.encryption_key_id = keyring.current_id();
-}
-
 std::string open_payload(const Message& m, const Keyring& keyring, const Queue& q) {
     if (m.encryption_key_id.empty()) return m.payload;
     return keyring.decrypt(m.payload, m.encryption_key_id, payload_aad(q));

@@ -5,7 +5,7 @@
 
 #include "mq/core/names.hpp"
 #include "mq/error.hpp"
-#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/payload_schema.hpp"
 
 namespace mq {
 

@@ -6,7 +6,6 @@
 #include <string_view>
 
 #include "mq/core/message.hpp"
-#include "mq/publish/publisher.hpp"
 #include "mq/queue/queue.hpp"
 
 namespace mq {
@@ -47,12 +46,6 @@ private:
 
 /// The additional authenticated data of a queue's sealed payloads: "<tenant>/<queue>".
 std::string payload_aad(const Queue& q);
-
-/// Seals `r.payload` with the keyring's current key and sets `r.encryption_key_id`, when
-/// `q.encryption` is "aes-256-gcm"; does nothing for "none". Throws Error(kInternal)
-/// "queue requires encryption but no keyring is configured (MQ_KEYRING_FILE)" when the
-/// keyring is empty, so plaintext never reaches an encrypted queue's stream.
-void seal_request(PublishRequest& r, const Keyring& keyring, const Queue& q);
 
 /// The payload a handler or client should see: `m.payload` as is when the entry carries
 /// no key id, else decrypted. Throws as Keyring::decrypt (or when the keyring is empty).

@@ -26,7 +26,7 @@ struct PublishRequest {
     std::string trace_id;
     std::optional<std::chrono::milliseconds> delay;  ///< deliver this long after publish
     std::optional<std::int64_t> deliver_at_ms;       ///< deliver at this Unix ms
-    /// Set by seal_request() (mq/crypto/keyring.hpp) when `payload` is AES-256-GCM sealed;
+    /// Set by seal_request() (mq/publish/sealing.hpp) when `payload` is AES-256-GCM sealed;
     /// written as the entry's "ek" field. A queue whose encryption is not "none" refuses
     /// requests without it, so plaintext never lands in its stream.
     std::string encryption_key_id;

@@ -1,4 +1,4 @@
-#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/payload_schema.hpp"
 
 // valijson reports an unusable schema through throwRuntimeError; VALIJSON_USE_EXCEPTIONS
 // (set for all of mq_common in common/CMakeLists.txt) makes that an exception instead of

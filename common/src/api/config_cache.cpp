@@ -1,4 +1,4 @@
-#include "mq/queue/config_cache.hpp"
+#include "mq/api/config_cache.hpp"
 
 #include <spdlog/spdlog.h>
 
