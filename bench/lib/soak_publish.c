@@ -155,10 +155,12 @@ static void* run(void* arg) {
         atomic_fetch_add(&sent, 1);
         int status = -1;
         if (fd < 0) fd = connect_to();
-        if (fd >= 0 && write(fd, request, (size_t)request_len) == request_len) status = read_response(fd, buf, sizeof buf);
+        if (fd >= 0 && write(fd, request, (size_t)request_len) == request_len)
+            status = read_response(fd, buf, sizeof buf);
         if (status < 0) {
             char text[128];
-            snprintf(text, sizeof text, "connection: %s", fd < 0 ? "cannot connect" : strerror(errno ? errno : EPIPE));
+            snprintf(text, sizeof text, "connection: %s",
+                     fd < 0 ? "cannot connect" : strerror(errno ? errno : EPIPE));
             note_error(text);
             if (fd >= 0) close(fd);
             fd = -1;
@@ -182,15 +184,18 @@ static void write_progress(const char* file) {
     snprintf(tmp, sizeof tmp, "%s.tmp", file);
     FILE* f = fopen(tmp, "w");
     if (!f) return;
-    fprintf(f, "%llu %llu %llu %.1f\n", (unsigned long long)atomic_load(&sent), (unsigned long long)atomic_load(&ok),
-            (unsigned long long)atomic_load(&errors), (double)(now_ns() - start_ns) / 1e9);
+    fprintf(f, "%llu %llu %llu %.1f\n", (unsigned long long)atomic_load(&sent),
+            (unsigned long long)atomic_load(&ok), (unsigned long long)atomic_load(&errors),
+            (double)(now_ns() - start_ns) / 1e9);
     fclose(f);
     rename(tmp, file);
 }
 
 int main(int argc, char** argv) {
     if (argc != 9 && argc != 10) {
-        fprintf(stderr, "usage: soak_publish PORT PATH BODY_FILE TOKEN RATE SECONDS CONNECTIONS PROGRESS_FILE [START]\n");
+        fprintf(stderr,
+                "usage: soak_publish PORT PATH BODY_FILE TOKEN RATE SECONDS CONNECTIONS "
+                "PROGRESS_FILE [START]\n");
         return 2;
     }
     port = atoi(argv[1]);
@@ -208,7 +213,8 @@ int main(int argc, char** argv) {
     conns = atoi(argv[7]);
     const char* progress = argv[8];
     if (port <= 0 || rate <= 0 || seconds <= 0 || conns < 1 || conns > MAX_CONNS) {
-        fprintf(stderr, "soak_publish: bad arguments (RATE, SECONDS > 0; 1 <= CONNECTIONS <= %d)\n", MAX_CONNS);
+        fprintf(stderr, "soak_publish: bad arguments (RATE, SECONDS > 0; 1 <= CONNECTIONS <= %d)\n",
+                MAX_CONNS);
         return 2;
     }
     request = malloc(body_len + 1024);
@@ -258,15 +264,17 @@ int main(int argc, char** argv) {
     int next = 0;
     for (size_t b = 0; b < BUCKETS && next < 3; ++b) {
         for (int i = 0; i < conns; ++i) seen += workers[i].hist[b];
-        while (next < 3 && counted > 0 && (double)seen >= want[next] * (double)counted) pct[next++] = bucket_ms(b);
+        while (next < 3 && counted > 0 && (double)seen >= want[next] * (double)counted)
+            pct[next++] = bucket_ms(b);
     }
     // JSON-safe first error: drop quotes, backslashes and control characters.
     for (char* p = first_error; *p; ++p)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
-    printf("{\"sent\":%llu,\"ok\":%llu,\"errors\":%llu,\"seconds\":%.2f,\"rate\":%.1f,\"p50_ms\":%.2f,"
-           "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"first_error\":\"%s\"}\n",
-           (unsigned long long)atomic_load(&sent), (unsigned long long)atomic_load(&ok),
-           (unsigned long long)atomic_load(&errors), elapsed, (double)atomic_load(&ok) / elapsed, pct[0], pct[1],
-           pct[2], first_error);
+    printf(
+        "{\"sent\":%llu,\"ok\":%llu,\"errors\":%llu,\"seconds\":%.2f,\"rate\":%.1f,\"p50_ms\":%.2f,"
+        "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"first_error\":\"%s\"}\n",
+        (unsigned long long)atomic_load(&sent), (unsigned long long)atomic_load(&ok),
+        (unsigned long long)atomic_load(&errors), elapsed, (double)atomic_load(&ok) / elapsed,
+        pct[0], pct[1], pct[2], first_error);
     return atomic_load(&errors) == 0 && !stop ? 0 : 1;
 }
