@@ -13,7 +13,8 @@ Row (the first line of OUT names the columns):
 t_s is the scheduled sample time (0, EVERY, 2*EVERY, ... DURATION); used_memory from
 INFO memory; xlen the sum of XLEN over the partition streams, xlen_parts each of them
 ("+"-joined); lag and pending from XINFO GROUPS (lag: entries not yet delivered to the
-group; "?" when Redis cannot tell); published = publishes answered 2xx so far
+group; "?" when Redis cannot tell: entries the group had not read were trimmed and it
+has not caught up yet); published = publishes answered 2xx so far
 (lib/soak_publish.c's progress file); log_acked from mq-worker's /metrics
 (mq_worker_deliveries_total outcome="acked"); pull_acked from lib/soak_pull.py's stats.
 """
@@ -38,16 +39,23 @@ def info_memory(r):
 
 
 def groups(r, stream):
-    """{name: (lag or None, pending)} for one stream; {} when the stream does not exist."""
+    """{name: (lag or None, pending)} for one stream; {} when the stream does not exist.
+    Redis gives no lag once entries a group had not read were trimmed or deleted; a group
+    whose last-delivered-id is the stream's last-generated-id has nothing left (lag 0)."""
     try:
         reply = r.call("XINFO", "GROUPS", stream)
+        info = r.call("XINFO", "STREAM", stream)
     except Exception:
         return {}
+    last = dict(zip(info[0::2], info[1::2])).get(b"last-generated-id")
     out = {}
     for g in reply:
         d = {g[i].decode(): g[i + 1] for i in range(0, len(g) - 1, 2)}
         name = d["name"].decode()
-        out[name] = (d.get("lag"), int(d.get("pending", 0)))
+        lag = d.get("lag")
+        if lag is None and d.get("last-delivered-id") == last:
+            lag = 0
+        out[name] = (lag, int(d.get("pending", 0)))
     return out
 
 
