@@ -77,7 +77,8 @@ void run_stats(const StatsOptions& o, Context& ctx) {
         auto a = f.age_ms(ms);
         return a ? mq::format_duration(std::chrono::milliseconds(*a)) : std::string("-");
     };
-    // Without subscriptions the backlog is the length; with them it is in the second table.
+    // Without subscriptions the backlog is the length; with them it follows the second table.
+    // (Columns stay as they were: scripts parse these tables.)
     Table t({"PARTITION", "LENGTH", "DELAYED", "DEAD LETTERS", "OLDEST"});
     for (const auto& p : f.partitions)
         t.add({std::to_string(p.partition), std::to_string(p.length), std::to_string(p.delayed),
