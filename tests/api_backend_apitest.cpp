@@ -266,6 +266,10 @@ TEST_CASE("api_queue_figures_with_redis_down_answer_503_and_status_and_prometheu
     ApiProcess api(options);
     REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "orders"}}, token).status == 201);
     REQUIRE(publish(api, token, "orders").status == 201);
+    auto sub = api.call_json("POST", "/api/v1/mq/subscriptions",
+                             {{"queue", "orders"}, {"name", "reader"}}, token);
+    INFO(sub.body);
+    REQUIRE(sub.status == 201);
     REQUIRE(api.call("GET", "/api/v1/mq/metrics/topics", "", token).status == 200);
 
     redis.stop();

@@ -223,7 +223,8 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
 
     auto topics = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
     REQUIRE(topics.status == 200);
-    const json* jobs = find_by(topics.json()["topics"], "name", "jobs");
+    const json topic_list = topics.json()["topics"];
+    const json* jobs = find_by(topic_list, "name", "jobs");
     REQUIRE(jobs);
     CHECK((*jobs)["messages"] == 5);
     CHECK((*jobs)["pending"] == 3);
@@ -258,8 +259,10 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
     CHECK(shown.json()["stats"]["backlog"] == 5);
 
     auto prom = api.call("GET", "/metrics").body;
+    INFO(prom);
     const std::string q = "tenant=\"" + t.tenant() + "\",queue=\"jobs\"";
-    // The states are disjoint: the slowest subscription ("slow") has 5 waiting, none pending.
+    // The states are disjoint. Both subscriptions have 5 to finish; the slowest is the one
+    // that has delivered least ("slow": 5 waiting, none pending).
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"stream\"}") == 5.0);
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"pending\"}") == 0.0);
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"delayed\"}") == 1.0);
@@ -282,9 +285,11 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
     // "slow" catches up: now "fast" is the slowest, with 3 pending and 2 waiting.
     auto got = api.call_json("POST", "/api/v1/mq/subscriptions/" + slow + "/pull",
                              {{"max_messages", 5}}, token);
+    INFO(got.body);
     REQUIRE(got.status == 200);
+    const json got_body = got.json();
     json receipts = json::array();
-    for (const auto& m : got.json()["messages"]) receipts.push_back(m["receipt"]);
+    for (const auto& m : got_body["messages"]) receipts.push_back(m["receipt"]);
     REQUIRE(receipts.size() == 5);
     auto acked = api.call_json("POST", "/api/v1/mq/subscriptions/" + slow + "/ack",
                                {{"receipts", receipts}}, token);

@@ -97,6 +97,13 @@ PartitionFigures partition_from_reply(int partition, const redis::Reply& r, bool
     return p;
 }
 
+// The slowest group has the most to finish; on a tie, the one that delivered least.
+bool is_slower(const GroupFigures& g, const GroupFigures* than) {
+    if (!than) return true;
+    if (g.backlog != than->backlog) return g.backlog > than->backlog;
+    return g.pending < than->pending;
+}
+
 void add_up(QueueFigures& q) {
     for (const auto& p : q.partitions) {
         q.length += p.length;
@@ -111,7 +118,7 @@ void add_up(QueueFigures& q) {
             q.consumers += g.consumers;
             ++q.groups;
             q.oldest_pending_ms = earliest(q.oldest_pending_ms, g.oldest_pending_ms);
-            if (!slowest || g.backlog > slowest->backlog) slowest = &g;
+            if (is_slower(g, slowest)) slowest = &g;
 
             auto it = std::find_if(q.subscriptions.begin(), q.subscriptions.end(),
                                    [&](const auto& s) { return s.name == g.name; });

@@ -16,7 +16,8 @@ namespace mq {
 //   lag      entries of the stream not yet delivered to the subscription
 //   backlog  entries the subscription has not finished: lag + pending
 //   queue backlog: per partition the backlog of the slowest subscription (the stream length
-//            when the partition has none), summed; max_length bounds it plus delayed.
+//            when the partition has none), summed; max_length bounds it plus delayed. The
+//            slowest has the largest backlog; on a tie, the fewest pending (delivered least).
 
 /// One consumer of a subscription, summed over the partitions it reads.
 struct ConsumerFigures {
