@@ -219,7 +219,7 @@ TEST_CASE("inspector_marks_an_unknown_lag_and_bounds_the_backlog_by_the_stream",
     CHECK(f.lag == 0);  // sums only known lags
 }
 
-TEST_CASE("inspector_sees_entries_deleted_while_pending_and_dead_letters_after_a_worker_crash",
+TEST_CASE("inspector_counts_what_a_crashed_consumer_still_holds_even_when_an_entry_was_deleted",
           "[inspector]") {
     mqtest::RedisScope rs;
     auto q = make_queue();
