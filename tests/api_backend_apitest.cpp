@@ -255,3 +255,55 @@ TEST_CASE("api_sigterm_answers_a_waiting_long_poll_and_exits_zero", "[api]") {
     CHECK(answered.json()["messages"].is_array());
     CHECK(api.call("GET", "/api/v1/mq/health").status == 0);
 }
+
+TEST_CASE("api_queue_figures_with_redis_down_answer_503_and_status_and_prometheus_still_serve",
+          "[api][inspector]") {
+    PrivateRedis redis;
+    TenantScope t;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    ApiOptions options;
+    options.redis_url = redis.url();
+    ApiProcess api(options);
+    REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "orders"}}, token).status == 201);
+    REQUIRE(publish(api, token, "orders").status == 201);
+    auto sub = api.call_json("POST", "/api/v1/mq/subscriptions",
+                             {{"queue", "orders"}, {"name", "reader"}}, token);
+    INFO(sub.body);
+    REQUIRE(sub.status == 201);
+    REQUIRE(api.call("GET", "/api/v1/mq/metrics/topics", "", token).status == 200);
+
+    redis.stop();
+    for (const char* path : {"/api/v1/mq/metrics", "/api/v1/mq/metrics/topics",
+                             "/api/v1/mq/metrics/consumers", "/api/v1/mq/queues/orders"}) {
+        auto t0 = Clock::now();
+        auto r = api.call("GET", path, "", token);
+        INFO(path << ": " << r.body);
+        CHECK(r.status == 503);
+        CHECK(r.error_code() == "MQ_BACKEND_UNAVAILABLE");
+        CHECK(seconds_since(t0) < 5.0);
+    }
+    auto status = api.call("GET", "/api/v1/mq/status", "", token);
+    INFO(status.body);
+    REQUIRE(status.status == 200);
+    CHECK(status.json()["redis"]["status"] == "down");
+    CHECK(status.json()["totals"].is_null());
+    auto prom = api.call("GET", "/metrics");
+    REQUIRE(prom.status == 200);
+    CHECK(prom.body.find("mq_messages_total{") != std::string::npos);
+    CHECK(prom.body.find("mq_queue_backlog{") == std::string::npos);
+
+    // Restarted empty (no persistence): the figures come back without an API restart.
+    redis.start();
+    auto until = Clock::now() + 10s;
+    HttpResult again;
+    while (Clock::now() < until) {
+        again = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
+        if (again.status == 200) break;
+        std::this_thread::sleep_for(200ms);
+    }
+    INFO(again.body);
+    REQUIRE(again.status == 200);
+    CHECK(again.json()["topics"][0]["messages"] == 0);
+    CHECK(again.json()["topics"][0]["backlog"] == 0);
+    CHECK(api.call("GET", "/api/v1/mq/status", "", token).json()["totals"]["backlog"] == 0);
+}

@@ -194,11 +194,112 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     auto after = api.call("GET", "/metrics");
     REQUIRE(after.status == 200);
     CHECK(series_value(after.body, published) == 2.0);
-    CHECK(series_value(after.body, stream) == 2.0);
+    // Both entries were pulled: none waits in the stream, both are pending (counted once).
+    CHECK(series_value(after.body, stream) == 0.0);
     CHECK(series_value(after.body, publish_count) == 2.0);
     CHECK(series_value(after.body, "mq_message_latency_seconds_count") == *latency_before + 2);
     const std::string pending = "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"pending\"}";
     CHECK(series_value(after.body, pending) == 2.0);
+}
+
+TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "[api][inspector]") {
+    TenantScope t;
+    ApiProcess api;
+    auto token = create_token(t.tenant(), "tenant-admin", "ops");
+    create_queue(api, token, "jobs");
+    auto fast = subscribe(api, token, "jobs", "fast");
+    auto slow = subscribe(api, token, "jobs", "slow");
+    publish(api, token, "jobs", 5);
+    auto delayed =
+        api.call_json("POST", "/api/v1/mq/publish/delayed",
+                      {{"queue", "jobs"}, {"payload", "later"}, {"delay_ms", 3600000}}, token);
+    INFO(delayed.body);
+    REQUIRE(delayed.status == 201);
+    // "fast" takes 3 (held pending) of 5; "slow" takes nothing.
+    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + fast + "/pull",
+                                {{"max_messages", 3}}, token);
+    REQUIRE(pulled.status == 200);
+    REQUIRE(pulled.json()["messages"].size() == 3);
+
+    auto topics = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
+    REQUIRE(topics.status == 200);
+    const json topic_list = topics.json()["topics"];
+    const json* jobs = find_by(topic_list, "name", "jobs");
+    REQUIRE(jobs);
+    CHECK((*jobs)["messages"] == 5);
+    CHECK((*jobs)["pending"] == 3);
+    CHECK((*jobs)["lag"] == 2 + 5);
+    CHECK((*jobs)["backlog"] == 5);  // the slowest subscription has all 5 to do
+    CHECK((*jobs)["delayed"] == 1);
+    REQUIRE((*jobs)["oldest_age_ms"].is_number_integer());
+    REQUIRE((*jobs)["oldest_pending_age_ms"].is_number_integer());
+
+    auto consumers = api.call("GET", "/api/v1/mq/metrics/consumers", "", token).json()["consumers"];
+    const json* f = find_by(consumers, "subscription", "fast");
+    const json* s = find_by(consumers, "subscription", "slow");
+    REQUIRE(f);
+    REQUIRE(s);
+    CHECK((*f)["backlog"] == 5);
+    CHECK((*f)["pending"] == 3);
+    CHECK((*f)["lag"] == 2);
+    CHECK((*f)["oldest_pending_age_ms"].is_number_integer());
+    CHECK((*s)["backlog"] == 5);
+    CHECK((*s)["oldest_pending_age_ms"].is_null());
+
+    auto metrics = api.call("GET", "/api/v1/mq/metrics", "", token).json();
+    CHECK(metrics["backlog"] == 5);
+    CHECK(metrics["pending"] == 3);
+    auto status = api.call("GET", "/api/v1/mq/status", "", token);
+    REQUIRE(status.status == 200);
+    CHECK(status.json()["totals"]["backlog"] == 5);
+    CHECK(status.json()["totals"]["messages"] == 5);
+    CHECK(status.json()["totals"]["delayed"] == 1);
+    auto shown = api.call("GET", "/api/v1/mq/queues/jobs", "", token);
+    REQUIRE(shown.status == 200);
+    CHECK(shown.json()["stats"]["backlog"] == 5);
+
+    auto prom = api.call("GET", "/metrics").body;
+    INFO(prom);
+    const std::string q = "tenant=\"" + t.tenant() + "\",queue=\"jobs\"";
+    // The states are disjoint. Both subscriptions have 5 to finish; the slowest is the one
+    // that has delivered least ("slow": 5 waiting, none pending).
+    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"stream\"}") == 5.0);
+    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"pending\"}") == 0.0);
+    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"delayed\"}") == 1.0);
+    CHECK(series_value(prom, "mq_queue_backlog{" + q + "}") == 5.0);
+    CHECK(series_value(prom, "mq_queue_stream_entries{" + q + "}") == 5.0);
+    CHECK(series_value(prom, "mq_subscription_backlog{" + q + ",subscription=\"fast\"}") == 5.0);
+    CHECK(series_value(prom, "mq_subscription_pending{" + q + ",subscription=\"fast\"}") == 3.0);
+    CHECK(series_value(prom, "mq_subscription_lag{" + q + ",subscription=\"fast\"}") == 2.0);
+    CHECK(series_value(prom, "mq_subscription_lag{" + q + ",subscription=\"slow\"}") == 5.0);
+    CHECK(series_value(prom, "mq_subscription_oldest_pending_age_seconds{" + q +
+                                 ",subscription=\"fast\"}") >= 0.0);
+    CHECK_FALSE(series_value(
+        prom, "mq_subscription_oldest_pending_age_seconds{" + q + ",subscription=\"slow\"}"));
+    CHECK(series_value(prom, "mq_queue_oldest_entry_age_seconds{" + q + "}") >= 0.0);
+    for (const char* family :
+         {"mq_queue_backlog", "mq_subscription_backlog", "mq_subscription_lag",
+          "mq_subscription_pending", "mq_subscription_oldest_pending_age_seconds"})
+        CHECK(prom.find(std::string("# TYPE ") + family + " gauge") != std::string::npos);
+
+    // "slow" catches up: now "fast" is the slowest, with 3 pending and 2 waiting.
+    auto got = api.call_json("POST", "/api/v1/mq/subscriptions/" + slow + "/pull",
+                             {{"max_messages", 5}}, token);
+    INFO(got.body);
+    REQUIRE(got.status == 200);
+    const json got_body = got.json();
+    json receipts = json::array();
+    for (const auto& m : got_body["messages"]) receipts.push_back(m["receipt"]);
+    REQUIRE(receipts.size() == 5);
+    auto acked = api.call_json("POST", "/api/v1/mq/subscriptions/" + slow + "/ack",
+                               {{"receipts", receipts}}, token);
+    INFO(acked.body);
+    REQUIRE(acked.status == 200);
+    prom = api.call("GET", "/metrics").body;
+    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"stream\"}") == 2.0);
+    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"pending\"}") == 3.0);
+    CHECK(series_value(prom, "mq_queue_backlog{" + q + "}") == 5.0);
+    CHECK(series_value(prom, "mq_subscription_backlog{" + q + ",subscription=\"slow\"}") == 0.0);
 }
 
 TEST_CASE("api_metrics_disabled_answers_404_on_the_prometheus_route", "[api]") {

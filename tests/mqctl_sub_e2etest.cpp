@@ -625,3 +625,48 @@ TEST_CASE("stats_shows_each_subscription_with_pending_and_lag_summed_over_partit
     CHECK_THAT(table.out, Catch::Contains("SUBSCRIPTION") &&
                               Catch::Matches("[\\s\\S]*\nbilling +4 +2 +2/2\n[\\s\\S]*"));
 }
+
+TEST_CASE("stats_reports_backlog_as_lag_plus_pending_and_the_slowest_subscription_per_queue",
+          "[mqctl][stats][sub][inspector]") {
+    Shell sh;
+    sh.ok({"queue", "create", "orders"});
+    sh.ok({"sub", "create", "orders", "billing"});
+    sh.ok({"sub", "create", "orders", "audit"});
+    for (int i = 0; i < 6; ++i) sh.publish("orders", "m" + std::to_string(i));
+    sh.ok({"publish", "orders", "later", "--delay", "1h"});
+    // billing: reads 5, acks 2 by hand, holds 3 pending. audit: reads 1 and acks it.
+    auto ids = sh.read_as("orders", "billing", "w1", 0, 5);
+    REQUIRE(ids.size() == 5);
+    sh.ok({"ack", "orders", "--sub", "billing", "0:" + ids[0], "0:" + ids[1]});
+    auto audit = sh.read_as("orders", "audit", "w2", 0, 1);
+    REQUIRE(audit.size() == 1);
+    sh.ok({"ack", "orders", "--sub", "audit", "0:" + audit[0]});
+
+    json stats = sh.json_of({"stats", "orders"});
+    CHECK(stats["length"] == 6);
+    CHECK(stats["delayed"] == 1);
+    CHECK(stats["pending"] == 3);
+    CHECK(stats["lag"] == 1 + 5);
+    CHECK(stats["backlog"] == 5);  // audit has 5 to do, billing 4
+    REQUIRE(stats["oldest_pending_age_ms"].is_number_integer());
+    const json& subs = stats["subscriptions"];
+    REQUIRE(subs.size() == 2);
+    CHECK(subs[0]["name"] == "audit");
+    CHECK(subs[0]["backlog"] == 5);
+    CHECK(subs[0]["oldest_pending_age_ms"].is_null());
+    CHECK(subs[1]["name"] == "billing");
+    CHECK(subs[1]["backlog"] == 4);
+    CHECK(subs[1]["pending"] == 3);
+    CHECK(subs[1]["lag"] == 1);
+    CHECK(subs[1]["expired"] == 0);
+    CHECK(stats["partitions"][0]["backlog"] == 5);
+
+    auto table = sh.run({"stats", "orders"});
+    REQUIRE_EXIT(table, 0);
+    CHECK_THAT(table.out, Catch::Contains("\nbacklog 5 ") && Catch::Contains("oldest pending"));
+
+    // Redis down: exit 5 with the usual message, in JSON too.
+    auto down = sh.run({"-o", "json", "stats", "orders"}, {{"REDIS_URL", dead_redis_url()}});
+    REQUIRE_EXIT(down, 5);
+    CHECK(json::parse(down.err)["error"]["code"] == "MQ_BACKEND_UNAVAILABLE");
+}

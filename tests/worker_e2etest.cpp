@@ -1,20 +1,22 @@
 // mq-worker as a process: crash recovery, graceful stop, pause, unreachable webhooks,
 // configuration errors. Handlers are exec commands appending message ids to a file.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-
 #include <filesystem>
-#include <sstream>
 #include <fstream>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <thread>
 
+#include "api_process.hpp"
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/control.hpp"
@@ -44,7 +46,9 @@ class WorkerProcess {
 public:
     WorkerProcess(const std::string& config, const std::vector<std::string>& extra = {}) {
         log_ = mqtest::temp_file("");
-        std::vector<std::string> args{MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"};
+        std::vector<std::string> args{MQ_WORKER_PATH, "--config", config};
+        if (std::find(extra.begin(), extra.end(), "--metrics-port") == extra.end())
+            args.insert(args.end(), {"--metrics-port", "0"});
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -358,4 +362,44 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
     CHECK(mqtest::group_names(f.rs.redis(), f.rs.keys().stream(owner.tenant(), "jobs", 0)).empty());
     w.signal(SIGTERM);
     CHECK(w.wait(10s) == 0);
+}
+
+TEST_CASE("worker_metrics_show_the_backlog_of_its_subscriptions_from_the_queue_inspector",
+          "[worker][inspector]") {
+    WorkerFixture f(1);
+    f.publish(5);
+    const int port = mqtest::dead_port();
+    // One slow delivery at a time: the entries stay unfinished while we look.
+    WorkerProcess w(
+        f.config(
+            "  - queue: jobs\n    name: slowpoke\n    start_from: earliest\n    concurrency: 1\n"
+            "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"sleep 30\"]\n"
+            "      timeout: 60s\n"),
+        {"--metrics-port", std::to_string(port)});
+    const std::string labels =
+        "{tenant=\"" + f.ts.tenant() + "\",queue=\"jobs\",subscription=\"slowpoke\"}";
+    auto value = [](const std::string& text, const std::string& series) -> std::optional<double> {
+        std::istringstream lines(text);
+        for (std::string line; std::getline(lines, line);)
+            if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+        return std::nullopt;
+    };
+    std::string body;
+    bool seen = WorkerFixture::eventually(
+        [&] {
+            auto r = mqtest::http_request(port, "GET", "/metrics");
+            body = r.body;
+            return r.status == 200 &&
+                   value(body, "mq_subscription_pending" + labels).value_or(0) >= 1;
+        },
+        20s);
+    INFO(body << "\n" << w.log());
+    REQUIRE(seen);
+    CHECK(value(body, "mq_worker_queue_figures_up") == 1.0);
+    CHECK(value(body, "mq_subscription_backlog" + labels) == 5.0);
+    auto pending = value(body, "mq_subscription_pending" + labels).value_or(-1);
+    auto lag = value(body, "mq_subscription_lag" + labels).value_or(-1);
+    CHECK(pending + lag == 5.0);
+    CHECK(value(body, "mq_subscription_oldest_pending_age_seconds" + labels) >= 0.0);
+    CHECK(body.find("mq_worker_deliveries_total{") != std::string::npos);
 }

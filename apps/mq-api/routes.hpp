@@ -4,6 +4,7 @@
 
 #include "app.hpp"
 #include "http.hpp"
+#include "mq/queue/inspector.hpp"
 #include "router.hpp"
 
 namespace mqapi {
@@ -19,12 +20,19 @@ void only_fields(const nlohmann::json& body, std::initializer_list<const char*> 
 
 namespace mqapi {
 
-/// Sums of a queue's partitions (stream entries, delayed, pending, lag, dead letters).
+/// A queue's figures from the queue inspector (docs/metrics.md) and the number of its
+/// subscriptions in the config cache.
 struct QueueTotals {
-    std::int64_t messages = 0, delayed = 0, pending = 0, lag = 0, dead_letters = 0, groups = 0, consumers = 0;
+    mq::QueueFigures figures;
     std::int64_t subscriptions = 0;
 };
 QueueTotals queue_totals(App& app, mq::redis::Connection& redis, const mq::Queue& q);
+/// Several queues in one Redis round trip.
+std::vector<QueueTotals> queue_totals(App& app, mq::redis::Connection& redis,
+                                      const std::vector<std::shared_ptr<const mq::Queue>>& queues,
+                                      mq::InspectOptions options = {});
+/// {messages, delayed, pending, lag, dead_letters, subscriptions, backlog, oldest_age_ms,
+/// oldest_pending_age_ms}
 nlohmann::json to_json(const QueueTotals& t);
 
 /// The JSON metrics object over `tenants` (one tenant, or every tenant for admins).

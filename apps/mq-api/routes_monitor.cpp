@@ -9,7 +9,7 @@
 #include "mq/config/schemas.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
-#include "mq/queue/streams.hpp"
+#include "mq/queue/inspector.hpp"
 #include "routes.hpp"
 
 namespace mqapi {
@@ -118,20 +118,80 @@ std::string prometheus(App& app, const Router& router) {
         out << "mq_message_latency_seconds_sum " << static_cast<double>(h.sum_us.load()) / 1e6 << '\n';
         out << "mq_message_latency_seconds_count " << h.count.load() << '\n';
     }
-    family("mq_queue_size", "gauge", "Entries in a queue's streams (all partitions) and its delayed set.");
+    // Queue figures, all queues in one round trip. Redis down: the families stay empty and
+    // the others still tell what this process saw.
+    std::vector<QueueTotals> totals;
     try {
         auto redis = app.redis().acquire();
-        for (const auto& q : app.cache().all_queues()) {
-            auto t = queue_totals(app, *redis, *q);
-            std::string l = "tenant=\"" + label(q->tenant) + "\",queue=\"" + label(q->name) + "\"";
-            out << "mq_queue_size{" << l << ",state=\"stream\"} " << t.messages << '\n';
-            out << "mq_queue_size{" << l << ",state=\"delayed\"} " << t.delayed << '\n';
-            out << "mq_queue_size{" << l << ",state=\"pending\"} " << t.pending << '\n';
-            out << "mq_queue_size{" << l << ",state=\"dead_letter\"} " << t.dead_letters << '\n';
-        }
+        totals = queue_totals(app, *redis, app.cache().all_queues());
     } catch (const mq::Error&) {
-        // Redis down: the other families still tell what this process saw.
     }
+    auto queue_labels = [](const mq::QueueFigures& f) {
+        return "tenant=\"" + label(f.tenant) + "\",queue=\"" + label(f.name) + "\"";
+    };
+    family("mq_queue_size", "gauge",
+           "Entries of a queue by state; the states are disjoint, so their sum is what the queue "
+           "holds for its "
+           "slowest subscription: stream (not yet delivered), pending (delivered, not acked), "
+           "delayed, dead_letter.");
+    for (const auto& t : totals) {
+        const auto& f = t.figures;
+        std::string l = queue_labels(f);
+        out << "mq_queue_size{" << l << ",state=\"stream\"} " << f.ready << '\n';
+        out << "mq_queue_size{" << l << ",state=\"pending\"} " << f.in_flight << '\n';
+        out << "mq_queue_size{" << l << ",state=\"delayed\"} " << f.delayed << '\n';
+        out << "mq_queue_size{" << l << ",state=\"dead_letter\"} " << f.dead_letters << '\n';
+    }
+    family("mq_queue_backlog", "gauge",
+           "Entries the slowest subscription has not finished (lag + pending), per partition, "
+           "summed.");
+    for (const auto& t : totals)
+        out << "mq_queue_backlog{" << queue_labels(t.figures) << "} " << t.figures.backlog << '\n';
+    family("mq_queue_stream_entries", "gauge",
+           "Entries held in a queue's streams, finished ones included until trimmed.");
+    for (const auto& t : totals)
+        out << "mq_queue_stream_entries{" << queue_labels(t.figures) << "} " << t.figures.length
+            << '\n';
+    family("mq_queue_oldest_entry_age_seconds", "gauge",
+           "Age of the oldest entry in a queue's streams.");
+    for (const auto& t : totals)
+        if (auto a = t.figures.age_ms(t.figures.oldest_ms))
+            out << "mq_queue_oldest_entry_age_seconds{" << queue_labels(t.figures) << "} "
+                << static_cast<double>(*a) / 1000.0 << '\n';
+    auto each_subscription = [&](const char* name, const char* help, auto value) {
+        family(name, "gauge", help);
+        for (const auto& t : totals)
+            for (const auto& s : t.figures.subscriptions) {
+                std::optional<double> v = value(t.figures, s);
+                if (!v) continue;
+                out << name << '{' << queue_labels(t.figures) << ",subscription=\"" << label(s.name)
+                    << "\"} " << *v << '\n';
+            }
+    };
+    each_subscription(
+        "mq_subscription_backlog", "Entries a subscription has not finished: lag + pending.",
+        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+            return static_cast<double>(s.backlog);
+        });
+    each_subscription(
+        "mq_subscription_lag", "Entries not yet delivered to a subscription (absent when unknown).",
+        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+            if (!s.lag_known) return std::nullopt;
+            return static_cast<double>(s.lag);
+        });
+    each_subscription(
+        "mq_subscription_pending", "Entries delivered to a subscription and not acked.",
+        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+            return static_cast<double>(s.pending);
+        });
+    each_subscription(
+        "mq_subscription_oldest_pending_age_seconds",
+        "Age (since publish) of the oldest entry a subscription holds pending.",
+        [](const mq::QueueFigures& f, const mq::SubscriptionFigures& s) -> std::optional<double> {
+            auto a = f.age_ms(s.oldest_pending_ms);
+            if (!a) return std::nullopt;
+            return static_cast<double>(*a) / 1000.0;
+        });
     family("mq_publish_round_trips_total", "counter", "Redis round trips made by the publish pipeline.");
     out << "mq_publish_round_trips_total " << app.pipeline().round_trips() << '\n';
     family("mq_publish_jobs_total", "counter", "Publish requests sent through the pipeline (jobs/round trips = coalescing).");
@@ -143,27 +203,49 @@ std::string prometheus(App& app, const Router& router) {
 
 }  // namespace
 
-QueueTotals queue_totals(App& app, mq::redis::Connection& redis, const mq::Queue& q) {
-    QueueTotals t;
-    for (const auto& p : mq::QueueStreams(redis, app.keys()).stats(q)) {
-        t.messages += p.length;
-        t.delayed += p.delayed;
-        t.dead_letters += p.dead_letters;
-        for (const auto& g : p.groups) {
-            t.pending += g.pending;
-            t.lag += g.lag.value_or(0);
-            t.consumers += g.consumers;
-            ++t.groups;
-        }
-    }
+namespace {
+
+std::int64_t subscription_count(App& app, const mq::Queue& q) {
+    std::int64_t n = 0;
     for (const auto& s : app.cache().subscriptions(q.tenant))
-        if (s->queue == q.name && !mq::is_cross_tenant(*s)) ++t.subscriptions;
-    return t;
+        if (s->queue == q.name && !mq::is_cross_tenant(*s)) ++n;
+    return n;
+}
+
+nlohmann::json optional_json(std::optional<std::int64_t> v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+QueueTotals queue_totals(App& app, mq::redis::Connection& redis, const mq::Queue& q) {
+    return {mq::QueueInspector(redis, app.keys()).inspect(q), subscription_count(app, q)};
+}
+
+std::vector<QueueTotals> queue_totals(App& app, mq::redis::Connection& redis,
+                                      const std::vector<std::shared_ptr<const mq::Queue>>& queues,
+                                      mq::InspectOptions options) {
+    std::vector<const mq::Queue*> list;
+    for (const auto& q : queues) list.push_back(q.get());
+    std::vector<QueueTotals> out;
+    for (auto& f : mq::QueueInspector(redis, app.keys()).inspect(list, options))
+        out.push_back({std::move(f), 0});
+    for (std::size_t i = 0; i < queues.size(); ++i)
+        out[i].subscriptions = subscription_count(app, *queues[i]);
+    return out;
 }
 
 nlohmann::json to_json(const QueueTotals& t) {
-    return {{"messages", t.messages}, {"delayed", t.delayed},           {"pending", t.pending},
-            {"lag", t.lag},           {"dead_letters", t.dead_letters}, {"subscriptions", t.subscriptions}};
+    const auto& f = t.figures;
+    return {{"messages", f.length},
+            {"delayed", f.delayed},
+            {"pending", f.pending},
+            {"lag", f.lag},
+            {"dead_letters", f.dead_letters},
+            {"subscriptions", t.subscriptions},
+            {"backlog", f.backlog},
+            {"oldest_age_ms", optional_json(f.age_ms(f.oldest_ms))},
+            {"oldest_pending_age_ms", optional_json(f.age_ms(f.oldest_pending_ms))}};
 }
 
 nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
@@ -171,21 +253,25 @@ nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
     static std::map<std::string, std::pair<RateSample, RateSample>> samples;  // key: tenant set
 
     auto redis = app.redis().acquire();
-    QueueTotals sum;
+    mq::QueueFigures sum;
+    std::optional<std::int64_t> oldest_age;
     std::int64_t queues = 0, streams = 0;
     std::uint64_t published = 0, processed = 0, errors = 0, delivered = 0;
     for (const auto& tenant : tenants) {
-        for (const auto& q : app.cache().queues(tenant)) {
-            auto t = queue_totals(app, *redis, *q);
+        auto list = app.cache().queues(tenant);
+        for (const auto& t : queue_totals(app, *redis, list)) {
+            const auto& f = t.figures;
             ++queues;
-            streams += q->partition_count;
-            sum.messages += t.messages;
-            sum.delayed += t.delayed;
-            sum.pending += t.pending;
-            sum.lag += t.lag;
-            sum.dead_letters += t.dead_letters;
-            sum.groups += t.groups;
-            sum.consumers += t.consumers;
+            streams += static_cast<std::int64_t>(f.partitions.size());
+            sum.length += f.length;
+            sum.delayed += f.delayed;
+            sum.pending += f.pending;
+            sum.lag += f.lag;
+            sum.backlog += f.backlog;
+            sum.dead_letters += f.dead_letters;
+            sum.groups += f.groups;
+            sum.consumers += f.consumers;
+            if (auto a = f.age_ms(f.oldest_ms)) oldest_age = std::max(oldest_age.value_or(0), *a);
         }
         auto& c = app.counters(tenant);
         published += c.published.load();
@@ -213,27 +299,30 @@ nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
     auto rate = [&](std::uint64_t a, std::uint64_t b) { return static_cast<double>(a - std::min(a, b)) / dt; };
     const auto& h = app.pull_latency();
     double avg_ms = h.count.load() ? static_cast<double>(h.sum_us.load()) / 1000.0 / static_cast<double>(h.count.load()) : 0;
-    nlohmann::json j = {{"tenant", tenants.size() == 1 ? nlohmann::json(tenants.front()) : nlohmann::json(nullptr)},
-                        {"tenants", tenants.size()},
-                        {"queues", queues},
-                        {"streams", streams},
-                        {"consumer_groups", sum.groups},
-                        {"messages", sum.messages},
-                        {"pending", sum.pending},
-                        {"lag", sum.lag},
-                        {"delayed", sum.delayed},
-                        {"dead_letters", sum.dead_letters},
-                        {"active_consumers", sum.consumers},
-                        {"published_total", published},
-                        {"delivered_total", delivered},
-                        {"processed_total", processed},
-                        {"errors_total", errors},
-                        {"rates",
-                         {{"publish_per_s", rate(published, base.published)},
-                          {"process_per_s", rate(processed, base.processed)},
-                          {"error_per_s", rate(errors, base.errors)}}},
-                        {"latency_ms",
-                         {{"avg", avg_ms}, {"p95", h.quantile(0.95) * 1000}, {"p99", h.quantile(0.99) * 1000}}}};
+    nlohmann::json j = {
+        {"tenant", tenants.size() == 1 ? nlohmann::json(tenants.front()) : nlohmann::json(nullptr)},
+        {"tenants", tenants.size()},
+        {"queues", queues},
+        {"streams", streams},
+        {"consumer_groups", sum.groups},
+        {"messages", sum.length},
+        {"pending", sum.pending},
+        {"lag", sum.lag},
+        {"backlog", sum.backlog},
+        {"oldest_age_ms", optional_json(oldest_age)},
+        {"delayed", sum.delayed},
+        {"dead_letters", sum.dead_letters},
+        {"active_consumers", sum.consumers},
+        {"published_total", published},
+        {"delivered_total", delivered},
+        {"processed_total", processed},
+        {"errors_total", errors},
+        {"rates",
+         {{"publish_per_s", rate(published, base.published)},
+          {"process_per_s", rate(processed, base.processed)},
+          {"error_per_s", rate(errors, base.errors)}}},
+        {"latency_ms",
+         {{"avg", avg_ms}, {"p95", h.quantile(0.95) * 1000}, {"p99", h.quantile(0.99) * 1000}}}};
     return j;
 }
 
@@ -321,70 +410,56 @@ void add_monitor_routes(Router& router, App& app) {
         auto tenants = tenants_in_scope(app, req);
         auto redis = app.redis().acquire();
         nlohmann::json list = nlohmann::json::array();
-        for (const auto& tenant : tenants)
-            for (const auto& q : app.cache().queues(tenant)) {
-                auto j = to_json(queue_totals(app, *redis, *q));
-                j["name"] = q->name;
-                j["tenant"] = q->tenant;
-                j["partitions"] = q->partition_count;
+        for (const auto& tenant : tenants) {
+            auto queues = app.cache().queues(tenant);
+            auto totals = queue_totals(app, *redis, queues);
+            for (std::size_t i = 0; i < queues.size(); ++i) {
+                auto j = to_json(totals[i]);
+                j["name"] = queues[i]->name;
+                j["tenant"] = queues[i]->tenant;
+                j["partitions"] = queues[i]->partition_count;
                 list.push_back(std::move(j));
             }
+        }
         return json_response(200, {{"topics", std::move(list)}});
     });
     router.add(http::verb::get, "/api/v1/mq/metrics/consumers", Auth::kBearer, [&app](Request& req) {
         auto tenants = tenants_in_scope(app, req);
         auto redis = app.redis().acquire();
         nlohmann::json list = nlohmann::json::array();
+        std::map<std::string, mq::QueueFigures> inspected;
         for (const auto& tenant : tenants)
             for (const auto& s : app.cache().subscriptions(tenant)) {
                 // A subscription on another tenant's queue counts only while it may be read.
                 auto q = app.cache().queue(mq::queue_owner(*s), s->queue);
                 if (!q || (q->tenant != tenant && !q->is_public)) continue;
-                const std::string group = mq::consumer_group(*s);
-                std::int64_t pending = 0, lag = 0;
-                std::map<std::string, std::pair<std::int64_t, std::int64_t>> consumers;  // name -> pending, idle
-                for (int p = 0; p < q->partition_count; ++p) {
-                    auto key = app.keys().stream(q->tenant, q->name, p);
-                    auto groups = redis->command_raw({"XINFO", "GROUPS", key});
-                    for (const auto& g : groups.elements) {
-                        std::string name;
-                        for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
-                            const auto& k = g.elements[i].str;
-                            if (k == "name") name = g.elements[i + 1].str;
-                        }
-                        if (name != group) continue;
-                        for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
-                            const auto& k = g.elements[i].str;
-                            if (k == "pending") pending += g.elements[i + 1].as_integer();
-                            if (k == "lag" && g.elements[i + 1].type == mq::redis::Reply::Type::kInteger)
-                                lag += g.elements[i + 1].as_integer();
-                        }
-                    }
-                    auto cs = redis->command_raw({"XINFO", "CONSUMERS", key, group});
-                    for (const auto& c : cs.elements) {
-                        std::string name;
-                        std::int64_t cp = 0, idle = 0;
-                        for (std::size_t i = 0; i + 1 < c.elements.size(); i += 2) {
-                            const auto& k = c.elements[i].str;
-                            if (k == "name") name = c.elements[i + 1].str;
-                            if (k == "pending") cp = c.elements[i + 1].as_integer();
-                            if (k == "idle") idle = c.elements[i + 1].as_integer();
-                        }
-                        auto& slot = consumers[name];
-                        slot.first += cp;
-                        slot.second = slot.second == 0 ? idle : std::min(slot.second, idle);
-                    }
-                }
+                // Each queue is inspected once per request, however many subscriptions read it.
+                const std::string qkey = q->tenant + "/" + q->name;
+                auto it = inspected.find(qkey);
+                if (it == inspected.end())
+                    it = inspected
+                             .emplace(qkey,
+                                      mq::QueueInspector(*redis, app.keys()).inspect(*q, {true}))
+                             .first;
+                const mq::QueueFigures& f = it->second;
+                const mq::SubscriptionFigures none;
+                const mq::SubscriptionFigures* fig = f.subscription(mq::consumer_group(*s));
+                if (!fig) fig = &none;
                 nlohmann::json cl = nlohmann::json::array();
-                for (auto& [name, v] : consumers) cl.push_back({{"name", name}, {"pending", v.first}, {"idle_ms", v.second}});
-                list.push_back({{"queue", s->queue},
-                                {"subscription", s->name},
-                                {"id", s->id},
-                                {"type", s->type},
-                                {"status", s->status},
-                                {"pending", pending},
-                                {"lag", lag},
-                                {"consumers", std::move(cl)}});
+                for (const auto& c : fig->consumer_list)
+                    cl.push_back(
+                        {{"name", c.name}, {"pending", c.pending}, {"idle_ms", c.idle_ms}});
+                list.push_back(
+                    {{"queue", s->queue},
+                     {"subscription", s->name},
+                     {"id", s->id},
+                     {"type", s->type},
+                     {"status", s->status},
+                     {"pending", fig->pending},
+                     {"lag", fig->lag},
+                     {"backlog", fig->backlog},
+                     {"oldest_pending_age_ms", optional_json(f.age_ms(fig->oldest_pending_ms))},
+                     {"consumers", std::move(cl)}});
             }
         return json_response(200, {{"consumers", std::move(list)}});
     });
@@ -395,6 +470,7 @@ void add_monitor_routes(Router& router, App& app) {
     router.add(http::verb::get, "/api/v1/mq/status", Auth::kBearer, [&app](Request& req) {
         mq::authorize(*req.principal, mq::Action::kMonitor);
         nlohmann::json redis_info;
+        nlohmann::json totals = nullptr;  // the tenant's queues summed; null while Redis is down
         try {
             auto redis = app.redis().acquire();
             auto info = redis->command({"INFO"}).as_string();
@@ -415,21 +491,43 @@ void add_monitor_routes(Router& router, App& app) {
                           {"connected_clients", num("connected_clients")},
                           {"used_memory_bytes", num("used_memory")},
                           {"maxmemory_policy", kv["maxmemory_policy"]}};
+            std::int64_t messages = 0, backlog = 0, pending = 0, lag = 0, delayed = 0, dead = 0;
+            std::optional<std::int64_t> oldest_age;
+            for (const auto& t : queue_totals(app, *redis, app.cache().queues(req.tenant()))) {
+                const auto& f = t.figures;
+                messages += f.length;
+                backlog += f.backlog;
+                pending += f.pending;
+                lag += f.lag;
+                delayed += f.delayed;
+                dead += f.dead_letters;
+                if (auto a = f.age_ms(f.oldest_ms))
+                    oldest_age = std::max(oldest_age.value_or(0), *a);
+            }
+            totals = {{"messages", messages},
+                      {"backlog", backlog},
+                      {"pending", pending},
+                      {"lag", lag},
+                      {"delayed", delayed},
+                      {"dead_letters", dead},
+                      {"oldest_age_ms", optional_json(oldest_age)}};
         } catch (const mq::Error& e) {
             redis_info = {{"status", "down"}, {"error", e.what()}};
         }
         auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
-        return json_response(200, {{"version", "0.2.0"},
-                                   {"uptime_s", uptime},
-                                   {"started_at", mq::format_rfc3339(app.started_unix_ms())},
-                                   {"redis", redis_info},
-                                   {"queues", app.cache().queues(req.tenant()).size()},
-                                   {"subscriptions", app.cache().subscriptions(req.tenant()).size()},
-                                   {"process",
-                                    {{"rss_bytes", resident_memory_bytes()},
-                                     {"uptime_s", uptime},
-                                     {"threads", thread_count()},
-                                     {"pid", getpid()}}}});
+        return json_response(200,
+                             {{"version", "0.2.0"},
+                              {"uptime_s", uptime},
+                              {"started_at", mq::format_rfc3339(app.started_unix_ms())},
+                              {"redis", redis_info},
+                              {"queues", app.cache().queues(req.tenant()).size()},
+                              {"totals", std::move(totals)},
+                              {"subscriptions", app.cache().subscriptions(req.tenant()).size()},
+                              {"process",
+                               {{"rss_bytes", resident_memory_bytes()},
+                                {"uptime_s", uptime},
+                                {"threads", thread_count()},
+                                {"pid", getpid()}}}});
     });
     router.add(http::verb::get, "/api/v1/mq/openapi.json", Auth::kNone, [](Request&) {
         Response r;

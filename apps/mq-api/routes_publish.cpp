@@ -2,6 +2,7 @@
 // /topics/{name}/publish. These run on the I/O threads: parse (simdjson), check, then hand
 // the messages to the publish pipeline, which answers when Redis has them.
 
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/publish/envelope.hpp"
 #include "mq/publish/sealing.hpp"
@@ -18,26 +19,6 @@ mq::EnvelopeParser& parser() {
     return p;
 }
 
-// JSON string literal of `text` (quotes, backslashes and control bytes escaped).
-void append_json_string(std::string& out, std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out += '"';
-    for (char c : text) {
-        auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20) {
-            out += "\\u00";
-            out += kHex[u >> 4];
-            out += kHex[u & 0x0F];
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
-}
-
 // When a delayed or scheduled message becomes deliverable, or nothing.
 std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
     if (r.deliver_at_ms) return *r.deliver_at_ms;
@@ -52,16 +33,17 @@ std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
 void append_result(std::string& out, const mq::Queue& q, std::optional<std::int64_t> at,
                    const mq::PublishOutcome& o) {
     out += "{\"deliver_at\":";
-    if (o.delayed && at) append_json_string(out, mq::format_rfc3339(*at));
+    if (o.delayed && at)
+        mq::codec::append_json_string(out, mq::format_rfc3339(*at));
     else out += "null";
     out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
     out += o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
     out += ",\"id\":";
-    append_json_string(out, o.message_id);
+    mq::codec::append_json_string(out, o.message_id);
     out += ",\"partition\":";
     out += std::to_string(o.partition);
     out += ",\"queue\":";
-    append_json_string(out, q.name);
+    mq::codec::append_json_string(out, q.name);
     out += '}';
 }
 

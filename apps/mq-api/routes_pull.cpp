@@ -3,10 +3,9 @@
 // bound to the subscription (mq/consume/pull.hpp, docs/pull.md). A subscription on another
 // tenant's queue reads that tenant's streams, and only while the queue is public.
 
-#include <openssl/evp.h>
-
 #include "mq/consume/pull.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
 #include "routes.hpp"
@@ -39,14 +38,6 @@ Target target(App& app, const Request& req) {
     return {sub, queue};
 }
 
-std::string base64(std::string_view bytes) {
-    std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
-
 nlohmann::json message_json(App& app, const mq::Queue& q, const mq::PulledMessage& pm) {
     const auto& m = pm.fetched.message;
     std::string payload = mq::open_payload(m, app.keyring(), q);
@@ -77,7 +68,7 @@ nlohmann::json message_json(App& app, const mq::Queue& q, const mq::PulledMessag
             (void)s.dump();  // throws on bytes that are not UTF-8
             j["payload"] = std::move(s);
         } catch (const nlohmann::json::type_error&) {
-            j["payload"] = base64(payload);
+            j["payload"] = mq::codec::base64_encode(payload);
             j["payload_encoding"] = "base64";
         }
     }

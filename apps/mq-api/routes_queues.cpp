@@ -17,23 +17,8 @@ namespace {
 
 nlohmann::json queue_with_stats(App& app, const mq::Queue& q) {
     auto redis = app.redis().acquire();
-    auto parts = mq::QueueStreams(*redis, app.keys()).stats(q);
-    std::int64_t messages = 0, delayed = 0, dead = 0, pending = 0, lag = 0;
-    for (const auto& p : parts) {
-        messages += p.length;
-        delayed += p.delayed;
-        dead += p.dead_letters;
-        for (const auto& g : p.groups) {
-            pending += g.pending;
-            lag += g.lag.value_or(0);
-        }
-    }
-    std::int64_t subs = 0;
-    for (const auto& s : app.cache().subscriptions(q.tenant))
-        if (s->queue == q.name && !mq::is_cross_tenant(*s)) ++subs;
     auto j = mq::to_json(q);
-    j["stats"] = {{"messages", messages}, {"delayed", delayed},     {"pending", pending},
-                  {"lag", lag},           {"dead_letters", dead}, {"subscriptions", subs}};
+    j["stats"] = to_json(queue_totals(app, *redis, q));
     return j;
 }
 

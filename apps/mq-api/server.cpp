@@ -1,6 +1,5 @@
 #include "server.hpp"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -13,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "mq/core/codec.hpp"
 #include "mq/core/uuid.hpp"
 
 namespace mqapi {
@@ -51,8 +51,7 @@ std::string_view bearer_token(std::string_view authorization) {
 }
 
 bool same_secret(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+    return mq::codec::constant_time_equal(a, b);
 }
 
 }  // namespace

@@ -2,10 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <sstream>
+
+#include "mq/consume/subscription.hpp"
+#include "mq/queue/inspector.hpp"
 
 namespace mqworker {
 
@@ -14,7 +18,76 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners) {
+namespace {
+
+// Queue figures for the subscriptions the runners deliver, each queue inspected once.
+void render_queue_figures(std::ostringstream& out,
+                          const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners,
+                          mq::redis::Connection* redis) {
+    std::vector<const mq::Queue*> queues;
+    for (const auto& r : runners) {
+        const auto& q = r->options().queue;
+        bool seen = std::any_of(queues.begin(), queues.end(), [&](const mq::Queue* x) {
+            return x->tenant == q.tenant && x->name == q.name;
+        });
+        if (!seen) queues.push_back(&q);
+    }
+    std::vector<mq::QueueFigures> figures;
+    bool up = redis != nullptr;
+    try {
+        if (redis && !runners.empty())
+            figures = mq::QueueInspector(*redis, runners.front()->options().keys).inspect(queues);
+    } catch (const mq::Error&) {
+        up = false;
+    }
+    auto family = [&](const char* name, const char* help) {
+        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n";
+    };
+    family("mq_worker_queue_figures_up",
+           "1 when the queue figures below could be read from Redis.");
+    out << "mq_worker_queue_figures_up " << (up ? 1 : 0) << '\n';
+    auto each = [&](const char* name, const char* help, auto value) {
+        family(name, help);
+        for (const auto& r : runners) {
+            const auto& o = r->options();
+            for (const auto& f : figures) {
+                if (f.tenant != o.queue.tenant || f.name != o.queue.name) continue;
+                const auto* s = f.subscription(mq::consumer_group(o.subscription));
+                if (!s) continue;
+                std::optional<double> v = value(f, *s);
+                if (v)
+                    out << name << "{tenant=\"" << o.queue.tenant << "\",queue=\"" << o.queue.name
+                        << "\",subscription=\"" << o.subscription.name << "\"} " << *v << '\n';
+            }
+        }
+    };
+    each("mq_subscription_backlog", "Entries a subscription has not finished: lag + pending.",
+         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+             return static_cast<double>(s.backlog);
+         });
+    each("mq_subscription_lag",
+         "Entries not yet delivered to a subscription (absent when unknown).",
+         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+             if (!s.lag_known) return std::nullopt;
+             return static_cast<double>(s.lag);
+         });
+    each("mq_subscription_pending", "Entries delivered to a subscription and not acked.",
+         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
+             return static_cast<double>(s.pending);
+         });
+    each("mq_subscription_oldest_pending_age_seconds",
+         "Age (since publish) of the oldest entry held pending.",
+         [](const mq::QueueFigures& f, const mq::SubscriptionFigures& s) -> std::optional<double> {
+             auto a = f.age_ms(s.oldest_pending_ms);
+             if (!a) return std::nullopt;
+             return static_cast<double>(*a) / 1000.0;
+         });
+}
+
+}  // namespace
+
+std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners,
+                           mq::redis::Connection* redis) {
     std::ostringstream out;
     auto family = [&](const char* name, const char* type, const char* help) {
         out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
@@ -57,6 +130,7 @@ std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRun
             << static_cast<double>(m.duration_sum_us) / 1e6 << '\n';
         out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count << '\n';
     }
+    if (!runners.empty()) render_queue_figures(out, runners, redis);
     return out.str();
 }
 
@@ -66,7 +140,25 @@ struct MetricsServer::Impl {
     tcp::acceptor acceptor{ioc};
     std::thread thread;
 
+    std::unique_ptr<mq::redis::Connection>
+        redis;  // for queue figures; used by the server thread only
+
     explicit Impl(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& r) : runners(r) {}
+
+    // Connected on first use and kept (it reconnects itself after a failure); short timeouts
+    // so a scrape does not hang on a Redis outage.
+    mq::redis::Connection* queue_figures_connection() {
+        if (!redis && !runners.empty()) {
+            try {
+                redis = std::make_unique<mq::redis::Connection>(
+                    runners.front()->options().endpoint,
+                    mq::redis::ConnectOptions{std::chrono::milliseconds(1000),
+                                              std::chrono::milliseconds(2000)});
+            } catch (const mq::Error&) {
+            }
+        }
+        return redis.get();
+    }
 
     void accept() {
         acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -87,7 +179,7 @@ struct MetricsServer::Impl {
             if (req->method() == http::verb::get && req->target() == "/metrics") {
                 res->result(http::status::ok);
                 res->set(http::field::content_type, "text/plain; version=0.0.4");
-                res->body() = render_metrics(runners);
+                res->body() = render_metrics(runners, queue_figures_connection());
             } else if (req->method() == http::verb::get && req->target() == "/healthz") {
                 bool ok = true;
                 for (const auto& r : runners) ok = ok && r->healthy();

@@ -21,7 +21,10 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-/// The Prometheus exposition of every runner's counters.
-std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners);
+/// The Prometheus exposition of every runner's counters and, when `redis` is given, the
+/// queue inspector's figures of the subscriptions they run (one Redis round trip; left out
+/// while Redis is down, with mq_worker_queue_figures_up 0).
+std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners,
+                           mq::redis::Connection* redis = nullptr);
 
 }  // namespace mqworker

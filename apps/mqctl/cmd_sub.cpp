@@ -15,7 +15,7 @@
 #include "mq/deliver/exec.hpp"
 #include "mq/deliver/webhook.hpp"
 #include "mq/queue/catalog.hpp"
-#include "mq/queue/streams.hpp"
+#include "mq/queue/inspector.hpp"
 #include "output.hpp"
 #include "sub_lifecycle.hpp"
 
@@ -244,24 +244,24 @@ void run_sub_show(const SubOptions& o, Context& ctx) {
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::Subscription s = mq::SubscriptionCatalog(ctx.db()).get(ctx.tenant(), o.queue, o.name);
-    auto parts = mq::QueueStreams(ctx.redis(), ctx.keys()).stats(q);
+    const mq::QueueFigures figures = mq::QueueInspector(ctx.redis(), ctx.keys()).inspect(q);
+    const auto& parts = figures.partitions;
 
     // The subscription's group on each partition; missing means the group is gone
     // (deleted by hand, or a partition added after the subscription was created).
-    std::vector<std::optional<mq::GroupStats>> groups;
-    std::int64_t pending = 0, lag_sum = 0;
-    bool lag_known = true;  // Redis cannot tell the lag after some trims and deletions
+    std::vector<std::optional<mq::GroupFigures>> groups;
     for (const auto& p : parts) {
-        std::optional<mq::GroupStats> g;
+        std::optional<mq::GroupFigures> g;
         for (const auto& candidate : p.groups)
             if (candidate.name == s.name) g = candidate;
-        if (g) {
-            pending += g->pending;
-            lag_known = lag_known && g->lag.has_value();
-            lag_sum += g->lag.value_or(0);
-        }
         groups.push_back(g);
     }
+    // Summed by the inspector; Redis cannot tell the lag after some trims and deletions.
+    const mq::SubscriptionFigures none;
+    const mq::SubscriptionFigures* totals = figures.subscription(s.name);
+    if (!totals) totals = &none;
+    const std::int64_t pending = totals->pending, lag_sum = totals->lag;
+    const bool lag_known = totals->lag_known;
     auto opt = [](const std::optional<std::int64_t>& v) {
         return v ? nlohmann::json(*v) : nlohmann::json();
     };
@@ -281,6 +281,7 @@ void run_sub_show(const SubOptions& o, Context& ctx) {
         }
         j["pending"] = pending;
         j["lag"] = lag_known ? nlohmann::json(lag_sum) : nlohmann::json();
+        j["backlog"] = totals->backlog;
         j["partitions"] = jp;
         print_json(j);
         return;
@@ -288,6 +289,7 @@ void run_sub_show(const SubOptions& o, Context& ctx) {
     auto fields = settings_fields(s);
     fields.emplace_back("pending", std::to_string(pending));
     fields.emplace_back("lag", lag_known ? std::to_string(lag_sum) : "unknown");
+    fields.emplace_back("backlog", std::to_string(totals->backlog));
     print_fields(fields);
     std::cout << '\n';
     Table t({"PARTITION", "PENDING", "LAG", "CONSUMERS", "LAST DELIVERED"});

@@ -1,5 +1,7 @@
 #include "mq/error.hpp"
 
+#include "mq/core/codec.hpp"
+
 namespace mq {
 
 std::string_view code_name(ErrorCode code) {
@@ -57,7 +59,6 @@ int exit_status(ErrorCode code) {
 }
 
 std::string printable(std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
     out.reserve(text.size());
     for (unsigned char c : text) {
@@ -65,8 +66,7 @@ std::string printable(std::string_view text) {
             out += static_cast<char>(c);
         } else {
             out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 0xF];
+            codec::append_hex_byte(out, c);
         }
     }
     return out;

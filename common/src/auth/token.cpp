@@ -7,6 +7,7 @@
 
 #include <array>
 
+#include "mq/core/codec.hpp"
 #include "mq/core/names.hpp"
 
 namespace mq {
@@ -57,29 +58,6 @@ const pg::Statement kTouchToken{
     "mq_token_touch",
     "UPDATE api_tokens SET last_used_at = now() WHERE id = $1::uuid AND "
     "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"};
-
-std::string hex(std::string_view bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out += kDigits[c >> 4];
-        out += kDigits[c & 0x0f];
-    }
-    return out;
-}
-
-std::string base64url(const unsigned char* data, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3) + 1, '\0');
-    int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(len));
-    while (!out.empty() && out.back() == '=') out.pop_back();
-    for (char& c : out) {
-        if (c == '+') c = '-';
-        if (c == '/') c = '_';
-    }
-    return out;
-}
 
 bool looks_like_secret(std::string_view secret) {
     if (secret.size() != kTokenSecretLength || secret.substr(0, 3) != "mq_") return false;
@@ -147,13 +125,7 @@ nlohmann::json to_json(const TokenInfo& info) {
             {"revoked_at", ts(info.revoked_at)}};
 }
 
-std::string hash_token(std::string_view secret) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned int len = 0;
-    if (EVP_Digest(secret.data(), secret.size(), md.data(), &len, EVP_sha256(), nullptr) != 1 || len != 32)
-        throw Error(ErrorCode::kInternal, "sha-256 failed (OpenSSL EVP_Digest)");
-    return std::string(reinterpret_cast<const char*>(md.data()), len);
-}
+std::string hash_token(std::string_view secret) { return codec::sha256(secret); }
 
 void validate_principal(std::string_view principal) {
     if (principal.empty() || principal.size() > kMaxPrincipalLength)
@@ -187,9 +159,10 @@ CreatedToken TokenStore::create(const std::string& tenant, Role role, const std:
     if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1)
         throw Error(ErrorCode::kInternal, "cannot draw random bytes for a token (OpenSSL RAND_bytes)");
     CreatedToken out;
-    out.secret = "mq_" + base64url(random.data(), random.size());
+    out.secret = "mq_" + codec::base64url_encode(std::string_view(
+                             reinterpret_cast<const char*>(random.data()), random.size()));
     OPENSSL_cleanse(random.data(), random.size());
-    std::string hash_hex = hex(hash_token(out.secret));
+    std::string hash_hex = codec::hex_encode(hash_token(out.secret));
     std::optional<std::int64_t> ttl_s;
     if (ttl) ttl_s = static_cast<std::int64_t>(ttl->count());
 
@@ -218,7 +191,9 @@ TokenInfo TokenStore::revoke(const std::string& tenant, const std::string& id_or
     validate_name("tenant", tenant);
     if (id_or_prefix.empty()) throw ValidationError("give a token id or prefix to revoke");
     // A whole secret matches by hash; anything else by id or prefix only.
-    std::string hash_hex = looks_like_secret(id_or_prefix) ? hex(hash_token(id_or_prefix)) : std::string();
+    std::string hash_hex = looks_like_secret(id_or_prefix)
+                               ? codec::hex_encode(hash_token(id_or_prefix))
+                               : std::string();
     return db_.transact([&](pqxx::work& tx) {
         require_tenant(db_, tx, tenant);
         auto found = db_.exec(tx, kFindTokens, tenant, id_or_prefix, hash_hex);
@@ -242,7 +217,7 @@ std::optional<Principal> TokenStore::authenticate(std::string_view secret) {
     // Anything not shaped like a secret cannot match a stored hash: no round trip.
     if (!looks_like_secret(secret)) return std::nullopt;
     std::string hash = hash_token(secret);
-    std::string hash_hex = hex(hash);
+    std::string hash_hex = codec::hex_encode(hash);
     struct Found {
         Principal principal;
         bool valid = false;
@@ -255,9 +230,7 @@ std::optional<Principal> TokenStore::authenticate(std::string_view secret) {
         // The index lookup already matched; compare again in constant time so a
         // collation or encoding surprise can never let a different hash through.
         std::string stored = r[4].as<std::string>();
-        if (stored.size() != hash_hex.size() ||
-            CRYPTO_memcmp(stored.data(), hash_hex.data(), hash_hex.size()) != 0)
-            return std::nullopt;
+        if (!codec::constant_time_equal(stored, hash_hex)) return std::nullopt;
         Found f;
         f.principal.token_id = r[0].as<std::string>();
         f.principal.tenant = r[1].as<std::string>();

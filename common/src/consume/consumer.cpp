@@ -2,6 +2,7 @@
 
 #include "mq/core/partitioner.hpp"
 #include "mq/core/time.hpp"
+#include "mq/redis/stream_commands.hpp"
 
 namespace mq {
 
@@ -52,14 +53,13 @@ double stable_unit_random(const std::string& id, int count) {
     return static_cast<double>(fnv1a_64(id + "#" + std::to_string(count)) % 1000000) / 1000000.0;
 }
 
-// One row of XPENDING's extended form: [id, consumer, idle ms, delivery count].
-PendingEntry pending_entry(int partition, const redis::Reply& e) {
+PendingEntry pending_entry(int partition, redis::PendingRow&& row) {
     PendingEntry p;
     p.partition = partition;
-    p.stream_id = e.elements.at(0).str;
-    p.consumer = e.elements.at(1).str;
-    p.idle_ms = e.elements.at(2).as_integer();
-    p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
+    p.stream_id = std::move(row.id);
+    p.consumer = std::move(row.consumer);
+    p.idle_ms = row.idle_ms;
+    p.delivery_count = static_cast<int>(row.deliveries);
     return p;
 }
 
@@ -76,24 +76,6 @@ bool parse_entry(const redis::Reply& entry, std::string& id, Message& message) {
     message = decode_fields(fields);
     return true;
 }
-
-namespace {
-
-// parse_entry, moving the strings out of `entry` (read_new's reply is not needed after).
-bool take_entry(redis::Reply& entry, std::string& id, Message& message) {
-    if (!entry.is_array() || entry.elements.size() < 2) return false;
-    id = std::move(entry.elements[0].str);
-    auto& kv = entry.elements[1];
-    if (!kv.is_array()) return false;
-    FieldList fields;
-    fields.reserve(kv.elements.size() / 2);
-    for (std::size_t i = 0; i + 1 < kv.elements.size(); i += 2)
-        fields.emplace_back(std::move(kv.elements[i].str), std::move(kv.elements[i + 1].str));
-    message = decode_fields(fields);
-    return true;
-}
-
-}  // namespace
 
 int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
     int created = 0;
@@ -130,15 +112,8 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
                                               const std::string& consumer, int partition, int count,
                                               std::chrono::milliseconds block) {
     const std::string group = consumer_group(sub);
-    std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
-    if (block.count() > 0) {
-        argv.emplace_back("BLOCK");
-        argv.push_back(std::to_string(block.count()));
-    }
-    argv.emplace_back("STREAMS");
-    argv.push_back(keys_.stream(q.tenant, q.name, partition));
-    argv.emplace_back(">");
-    redis::Reply r = redis_.command_raw(argv);
+    redis::Reply r = redis_.command_raw(redis::xreadgroup_command(
+        group, consumer, keys_.stream(q.tenant, q.name, partition), count, block));
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP")
             throw Error(ErrorCode::kSubscriptionNotFound,
@@ -146,14 +121,12 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
         throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
     }
     std::vector<Fetched> out;
-    if (r.is_nil() || r.elements.empty()) return out;
-    auto& entries = r.elements[0].elements.at(1).elements;
-    out.reserve(entries.size());
-    for (auto& entry : entries) {
-        Fetched f;
+    for (auto& entry : redis::parse_xreadgroup(std::move(r))) {
+        if (entry.deleted) continue;
+        Fetched& f = out.emplace_back();
         f.partition = partition;
-        if (!take_entry(entry, f.stream_id, f.message)) continue;
-        out.push_back(std::move(f));
+        f.stream_id = std::move(entry.id);
+        f.message = decode_fields(entry.fields);
     }
     return out;
 }
@@ -204,16 +177,15 @@ void ConsumerGroups::extend(const Queue& q, const std::string& subscription, con
 
 std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription, int partition,
                                                   int count, const std::string& consumer) {
-    std::vector<std::string> argv{"XPENDING", keys_.stream(q.tenant, q.name, partition), subscription, "-", "+",
-                                  std::to_string(count)};
-    if (!consumer.empty()) argv.push_back(consumer);
-    redis::Reply r = redis_.command_raw(argv);
+    redis::Reply r = redis_.command_raw(redis::xpending_command(
+        keys_.stream(q.tenant, q.name, partition), subscription, count, {}, consumer));
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return {};
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
     }
     std::vector<PendingEntry> out;
-    for (const auto& e : r.elements) out.push_back(pending_entry(partition, e));
+    for (auto& row : redis::parse_xpending(r))
+        out.push_back(pending_entry(partition, std::move(row)));
     return out;
 }
 
@@ -226,19 +198,20 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
     auto shortest = std::min<std::int64_t>(
         sub.visibility_timeout.count(),
         static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
-    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
-                                         "-", "+", std::to_string(count)});
+    redis::Reply r = redis_.command_raw(redis::xpending_command(
+        stream, group, count, std::chrono::milliseconds(std::max<std::int64_t>(0, shortest))));
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return out;
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
     }
-    if (r.elements.empty()) return out;
+    std::vector<redis::PendingRow> rows = redis::parse_xpending(r);
+    if (rows.empty()) return out;
 
     // Retry-After notes of the candidates waiting for a retry.
     std::vector<PendingEntry> due;
     const std::int64_t now = now_ms();
-    for (const auto& e : r.elements) {
-        PendingEntry p = pending_entry(partition, e);
+    for (auto& row : rows) {
+        PendingEntry p = pending_entry(partition, std::move(row));
         std::int64_t wait = p.consumer == kRetryConsumer
                                 ? backoff_for(sub.retry, p.delivery_count,
                                               stable_unit_random(p.stream_id, p.delivery_count))
@@ -270,14 +243,18 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
         // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
         redis::Reply c = redis_.command_raw({"XCLAIM", stream, group, consumer,
                                              std::to_string(p.idle_ms), p.stream_id});
-        if (c.is_error() || !c.is_array() || c.elements.empty()) continue;
+        if (c.is_error()) continue;
+        std::vector<redis::StreamEntry> claimed = redis::parse_xclaim(std::move(c));
+        if (claimed.empty()) continue;
         Fetched f;
         f.partition = partition;
         f.delivery_count = p.delivery_count + 1;
-        if (!parse_entry(c.elements[0], f.stream_id, f.message)) {
+        f.stream_id = claimed[0].id;
+        if (claimed[0].deleted) {
             ack(q, group, partition, {p.stream_id});  // deleted while pending: nothing to deliver
             continue;
         }
+        f.message = decode_fields(claimed[0].fields);
         redis_.command({"HDEL", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
         out.claimed.push_back(std::move(f));
     }

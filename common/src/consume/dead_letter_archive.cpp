@@ -1,10 +1,9 @@
 #include "mq/consume/dead_letter_archive.hpp"
 
-#include <openssl/evp.h>
-
 #include <charconv>
 
 #include "mq/consume/consumer.hpp"
+#include "mq/core/codec.hpp"
 
 namespace mq {
 
@@ -19,14 +18,6 @@ const pg::Statement kInsertDeadLetter{
     "VALUES ($1, $2, $3, $4, $5::uuid, $6, NULLIF($7, ''), NULLIF($8, '')::jsonb, decode($9, 'base64'), $10, "
     "NULLIF($11, ''), $12, to_timestamp($13::double precision / 1000), to_timestamp($14::double precision / 1000)) "
     "ON CONFLICT (tenant_id, topic_name, partition, stream_id) DO NOTHING"};
-
-std::string base64(const std::string& in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
 
 struct Row {
     std::string stream_id;
@@ -77,10 +68,11 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
                         if (row.fields.empty()) continue;  // deleted while pending: nothing to keep
                         std::int64_t dead_ms = to_int(row.get("dlt"));
                         if (dead_ms == 0) dead_ms = to_int(row.stream_id);
-                        n += db_.exec(tx, kInsertDeadLetter, q.tenant, q.name, row.get("dls"), p, row.get("id"),
-                                      row.stream_id, row.get("k"), row.get("h"), base64(row.get("p")), row.get("dlr"),
-                                      row.get("dle"), static_cast<int>(to_int(row.get("dla"))), to_int(row.get("t")),
-                                      dead_ms)
+                        n += db_.exec(tx, kInsertDeadLetter, q.tenant, q.name, row.get("dls"), p,
+                                      row.get("id"), row.stream_id, row.get("k"), row.get("h"),
+                                      codec::base64_encode(row.get("p")), row.get("dlr"),
+                                      row.get("dle"), static_cast<int>(to_int(row.get("dla"))),
+                                      to_int(row.get("t")), dead_ms)
                                  .affected_rows();
                     }
                     return n;

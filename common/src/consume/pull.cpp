@@ -1,12 +1,9 @@
 #include "mq/consume/pull.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <array>
 #include <charconv>
 
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 
 namespace mq {
@@ -15,65 +12,8 @@ namespace {
 
 constexpr std::string_view kReceiptVersion = "r1";
 constexpr std::size_t kTagSize = 32;  // HMAC-SHA256
-constexpr std::string_view kBase64Url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 // ---- receipts ---------------------------------------------------------------------------
-
-std::string base64url_encode(std::string_view in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
-        out += kBase64Url[v >> 18 & 63];
-        out += kBase64Url[v >> 12 & 63];
-        out += kBase64Url[v >> 6 & 63];
-        out += kBase64Url[v & 63];
-    }
-    if (in.size() - i == 1) {
-        unsigned v = byte(i) << 16;
-        out += kBase64Url[v >> 18 & 63];
-        out += kBase64Url[v >> 12 & 63];
-    } else if (in.size() - i == 2) {
-        unsigned v = byte(i) << 16 | byte(i + 1) << 8;
-        out += kBase64Url[v >> 18 & 63];
-        out += kBase64Url[v >> 12 & 63];
-        out += kBase64Url[v >> 6 & 63];
-    }
-    return out;
-}
-
-// Strict: only the url-safe alphabet, no padding, unused trailing bits zero (one text per
-// value). False when malformed.
-bool base64url_decode(std::string_view in, std::string& out) {
-    if (in.size() % 4 == 1) return false;
-    out.clear();
-    unsigned acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        auto pos = kBase64Url.find(c);
-        if (pos == std::string_view::npos) return false;
-        acc = (acc << 6) | static_cast<unsigned>(pos);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xFF);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    return acc == 0;
-}
-
-std::string hmac_sha256(std::string_view key, std::string_view data) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned len = 0;
-    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(data.data()), data.size(), md.data(), &len) ||
-        len != kTagSize)
-        throw Error(ErrorCode::kInternal, "HMAC-SHA256 failed");
-    return std::string(reinterpret_cast<const char*>(md.data()), len);
-}
 
 void require_key(std::string_view key) {
     if (key.empty()) throw Error(ErrorCode::kInternal, "the pull receipt key is empty; configure one");
@@ -134,16 +74,19 @@ std::string encode_receipt(const Receipt& r, std::string_view key) {
     require_key(key);
     std::string body = std::string(kReceiptVersion) + "\n" + r.subscription_id + "\n" + std::to_string(r.partition) +
                        "\n" + r.stream_id + "\n" + std::to_string(r.delivery_count);
-    return base64url_encode(body + hmac_sha256(key, body));
+    return codec::base64url_encode(body + codec::hmac_sha256(key, body));
 }
 
 Receipt decode_receipt(std::string_view text, std::string_view key, const std::string& expected_subscription_id) {
     require_key(key);
-    std::string raw;
-    if (text.size() > 1024 || !base64url_decode(text, raw) || raw.size() <= kTagSize) invalid_receipt();
+    if (text.size() > 1024) invalid_receipt();
+    std::optional<std::string> decoded = codec::base64url_decode(text);
+    if (!decoded || decoded->size() <= kTagSize) invalid_receipt();
+    const std::string& raw = *decoded;
     std::string_view body(raw.data(), raw.size() - kTagSize);
-    std::string tag = hmac_sha256(key, body);
-    if (CRYPTO_memcmp(tag.data(), raw.data() + body.size(), kTagSize) != 0) invalid_receipt();
+    if (!codec::constant_time_equal(codec::hmac_sha256(key, body),
+                                    std::string_view(raw).substr(body.size())))
+        invalid_receipt();
 
     std::vector<std::string_view> parts;
     for (std::size_t from = 0;;) {

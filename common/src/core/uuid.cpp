@@ -4,6 +4,8 @@
 #include <mutex>
 #include <random>
 
+#include "mq/core/codec.hpp"
+
 namespace mq {
 
 namespace {
@@ -19,8 +21,6 @@ Generator& generator() {
     static Generator g;
     return g;
 }
-
-constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 
@@ -58,8 +58,7 @@ std::string new_uuid_v7() {
     out.reserve(36);
     for (int i = 0; i < 16; ++i) {
         if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-        out += kHex[b[i] >> 4];
-        out += kHex[b[i] & 0x0F];
+        codec::append_hex_byte(out, b[i]);
     }
     return out;
 }

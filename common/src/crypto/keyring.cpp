@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "mq/config/yaml_json.hpp"
+#include "mq/core/codec.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -38,14 +39,8 @@ std::optional<std::string> decode_base64(std::string_view text) {
     std::string in;
     for (char c : text)
         if (c != ' ' && c != '\n' && c != '\r' && c != '\t') in += c;
-    if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-    std::string out(in.size() / 4 * 3, '\0');
-    int n = EVP_DecodeBlock(bytes(out), bytes(in), static_cast<int>(in.size()));
-    if (n < 0) return std::nullopt;
-    // EVP_DecodeBlock counts padding as zero bytes.
-    std::size_t pad = in.back() == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
-    out.resize(static_cast<std::size_t>(n) - pad);
-    return out;
+    if (in.empty()) return std::nullopt;
+    return codec::base64_decode(in);
 }
 
 std::string id_of(const nlohmann::json& v) {

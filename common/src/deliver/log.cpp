@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
 
@@ -51,53 +52,6 @@ LogHandler::~LogHandler() {
 
 namespace {
 
-// Appends `s` as a JSON string: quotes, escapes, invalid UTF-8 bytes as U+FFFD.
-void append_string(std::string& out, std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out.push_back('"');
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const auto* end = p + s.size();
-    while (p < end) {
-        // A run of bytes that need nothing goes out in one append.
-        const auto* run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') ++p;
-        out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
-        if (p == end) break;
-        unsigned char c = *p;
-        if (c < 0x80) {
-            switch (c) {
-                case '"': out += "\\\""; break;
-                case '\\': out += "\\\\"; break;
-                case '\n': out += "\\n"; break;
-                case '\r': out += "\\r"; break;
-                case '\t': out += "\\t"; break;
-                case '\b': out += "\\b"; break;
-                case '\f': out += "\\f"; break;
-                default:
-                    out += "\\u00";
-                    out.push_back(kHex[c >> 4]);
-                    out.push_back(kHex[c & 0xf]);
-            }
-            ++p;
-            continue;
-        }
-        // A UTF-8 sequence: copied when well-formed (no overlongs, surrogates or > U+10FFFF).
-        std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        bool ok = len > 0 && static_cast<std::size_t>(end - p) >= len;
-        for (std::size_t i = 1; ok && i < len; ++i) ok = (p[i] & 0xc0) == 0x80;
-        if (ok && len == 3) ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-        if (ok && len == 4) ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-        if (ok) {
-            out.append(reinterpret_cast<const char*>(p), len);
-            p += len;
-        } else {
-            out += "\xef\xbf\xbd";
-            ++p;
-        }
-    }
-    out.push_back('"');
-}
-
 template <class Int>
 void append_int(std::string& out, Int v) {
     char buf[24];
@@ -119,7 +73,7 @@ void append_json_or_string(std::string& out, const std::string& text, bool try_j
             return;
         }
     }
-    append_string(out, text);
+    codec::append_json_string(out, text);
 }
 
 }  // namespace
@@ -127,17 +81,17 @@ void append_json_or_string(std::string& out, const std::string& text, bool try_j
 void LogHandler::append_line(std::string& out, const Delivery& d, std::int64_t delivered_ms) {
     const Message& m = d.message;
     out += "{\"id\":";
-    append_string(out, m.id);
+    codec::append_json_string(out, m.id);
     out += ",\"tenant\":";
-    append_string(out, d.tenant);
+    codec::append_json_string(out, d.tenant);
     out += ",\"queue\":";
-    append_string(out, d.queue);
+    codec::append_json_string(out, d.queue);
     out += ",\"subscription\":";
-    append_string(out, d.subscription);
+    codec::append_json_string(out, d.subscription);
     out += ",\"partition\":";
     append_int(out, d.partition);
     out += ",\"stream_id\":";
-    append_string(out, d.stream_id);
+    codec::append_json_string(out, d.stream_id);
     out += ",\"attempt\":";
     append_int(out, d.attempt);
     out += ",\"published_ms\":";
@@ -146,15 +100,15 @@ void LogHandler::append_line(std::string& out, const Delivery& d, std::int64_t d
     append_int(out, delivered_ms);
     if (!m.key.empty()) {
         out += ",\"key\":";
-        append_string(out, m.key);
+        codec::append_json_string(out, m.key);
     }
     if (!m.content_type.empty()) {
         out += ",\"content_type\":";
-        append_string(out, m.content_type);
+        codec::append_json_string(out, m.content_type);
     }
     if (!m.trace_id.empty()) {
         out += ",\"trace_id\":";
-        append_string(out, m.trace_id);
+        codec::append_json_string(out, m.trace_id);
     }
     if (!m.headers_json.empty()) {
         out += ",\"headers\":";

@@ -1,10 +1,6 @@
 #include "mq/deliver/webhook.hpp"
 
 #include <curl/curl.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +8,7 @@
 #include <mutex>
 #include <vector>
 
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
 
@@ -43,76 +40,22 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-// ---- base64 and HMAC (OpenSSL) ---------------------------------------------------------
-
-std::string base64_encode(const unsigned char* data, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3) + 1, '\0');
-    int len =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(len));
-    return out;
-}
-
-/// Standard base64 with padding; nullopt when malformed.
-std::optional<std::string> base64_decode(std::string_view text) {
-    if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-    for (char c : text)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '='))
-            return std::nullopt;
-    std::string out(text.size() / 4 * 3, '\0');
-    int len = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                              reinterpret_cast<const unsigned char*>(text.data()),
-                              static_cast<int>(text.size()));
-    if (len < 0) return std::nullopt;
-    // EVP_DecodeBlock counts padding as zero bytes.
-    std::size_t pad = 0;
-    if (text.back() == '=') ++pad;
-    if (text.size() > 1 && text[text.size() - 2] == '=') ++pad;
-    out.resize(static_cast<std::size_t>(len) - pad);
-    return out;
-}
+// ---- secrets and signatures ------------------------------------------------------------
 
 /// HMAC key bytes of a secret: "whsec_<base64>" decoded, anything else as given.
 std::string secret_key(std::string_view secret) {
     if (secret.substr(0, kSecretPrefix.size()) != kSecretPrefix) return std::string(secret);
-    auto key = base64_decode(secret.substr(kSecretPrefix.size()));
+    auto key = codec::base64_decode(secret.substr(kSecretPrefix.size()));
     if (!key || key->empty())
         invalid("signing_secret", "a whsec_ secret must be followed by base64 key bytes");
     return *key;
 }
 
-EVP_MAC* hmac_algorithm() {
-    // Fetched once: EVP_MAC objects are reference-counted and safe to share between threads.
-    static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    if (!mac) throw Error(ErrorCode::kInternal, "OpenSSL has no HMAC implementation");
-    return mac;
-}
-
-struct MacCtxDeleter {
-    void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
-};
-
 /// base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>")) without copying the body.
 std::string signature_of(const std::string& key, std::string_view id, std::int64_t timestamp,
                          std::string_view body) {
-    std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> ctx(EVP_MAC_CTX_new(hmac_algorithm()));
-    char digest_name[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                           OSSL_PARAM_construct_end()};
     std::string ts = std::to_string(timestamp);
-    auto update = [&](std::string_view part) {
-        return EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()),
-                              part.size()) == 1;
-    };
-    unsigned char out[EVP_MAX_MD_SIZE];
-    std::size_t out_len = 0;
-    bool ok = ctx &&
-              EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()),
-                           key.size(), params) == 1 &&
-              update(id) && update(".") && update(ts) && update(".") && update(body) &&
-              EVP_MAC_final(ctx.get(), out, &out_len, sizeof out) == 1;
-    if (!ok) throw Error(ErrorCode::kInternal, "HMAC-SHA256 failed in OpenSSL");
-    return base64_encode(out, out_len);
+    return codec::base64_encode(codec::hmac_sha256(key, {id, ".", ts, ".", body}));
 }
 
 // ---- validation ------------------------------------------------------------------------
@@ -205,7 +148,6 @@ void append(HeaderList& list, const std::string& name, const std::string& value)
 /// Bytes outside visible ASCII (and '%') percent-encoded: publisher-supplied values such
 /// as keys go into a header line without a way to inject another line.
 std::string header_safe(std::string_view s) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(s.size());
     for (char c : s) {
@@ -214,8 +156,7 @@ std::string header_safe(std::string_view s) {
             out += c;
         } else {
             out += '%';
-            out += kHex[u >> 4];
-            out += kHex[u & 0xf];
+            codec::append_hex_byte(out, u, true);
         }
     }
     return out;
@@ -432,9 +373,7 @@ bool WebhookHandler::verify(std::string_view secret, std::string_view id, std::i
                                                                        : space + 1);
         if (entry.substr(0, 3) != "v1,") continue;
         std::string_view sig = entry.substr(3);
-        if (sig.size() == expected.size() &&
-            CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0)
-            return true;
+        if (codec::constant_time_equal(sig, expected)) return true;
     }
     return false;
 }

@@ -1,30 +1,18 @@
 #include "mq/pg/migrations.hpp"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "mq/core/codec.hpp"
+
 namespace mq::pg {
 
 namespace {
 
 constexpr long kMigrationLockId = 0x6d715f6d6967;  // "mq_mig"
-
-std::string sha256_hex(const std::string& data) {
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : d) {
-        out += kHex[c >> 4];
-        out += kHex[c & 0xF];
-    }
-    return out;
-}
 
 int version_of(const std::string& file_name) {
     std::size_t i = 0;
@@ -99,7 +87,7 @@ MigrationReport migrate(Database& db, const std::vector<Migration>& migrations) 
                 recorded[row[0].as<int>()] = {row[1].as<std::string>(), row[2].as<std::string>()};
         }
         for (const auto& m : migrations) {
-            std::string sum = sha256_hex(m.sql);
+            std::string sum = codec::sha256_hex(m.sql);
             if (auto it = recorded.find(m.version); it != recorded.end()) {
                 if (it->second.second != sum)
                     throw Error(ErrorCode::kConflict,

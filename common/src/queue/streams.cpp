@@ -1,6 +1,6 @@
 #include "mq/queue/streams.hpp"
 
-#include <charconv>
+#include "mq/redis/stream_commands.hpp"
 
 namespace mq {
 
@@ -31,32 +31,6 @@ redis.call('DEL', KEYS[2])
 return {n, d}
 )lua");
 
-std::int64_t millis_of_stream_id(const std::string& id) {
-    std::int64_t ms = 0;
-    std::from_chars(id.data(), id.data() + id.size(), ms);
-    return ms;
-}
-
-// XINFO GROUPS replies are flat name/value lists.
-GroupStats group_from_reply(const redis::Reply& g) {
-    GroupStats out;
-    for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2) {
-        const std::string& field = g.elements[i].str;
-        const redis::Reply& v = g.elements[i + 1];
-        if (field == "name")
-            out.name = v.str;
-        else if (field == "consumers")
-            out.consumers = v.as_integer();
-        else if (field == "pending")
-            out.pending = v.as_integer();
-        else if (field == "last-delivered-id")
-            out.last_delivered_id = v.str;
-        else if (field == "lag" && !v.is_nil())
-            out.lag = v.as_integer();
-    }
-    return out;
-}
-
 }  // namespace
 
 std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
@@ -81,10 +55,11 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         ps.delayed = r[1].as_integer();
         ps.dead_letters = r[2].as_integer();
         if (r[3].is_array() && !r[3].elements.empty())
-            ps.oldest_ms = millis_of_stream_id(r[3].elements[0].elements.at(0).str);
+            ps.oldest_ms = redis::stream_id_millis(r[3].elements[0].elements.at(0).str);
         if (r[4].is_array() && r[4].elements.size() >= 2) ps.next_due_ms = r[4].elements[1].as_integer();
-        if (r[5].is_array())
-            for (const auto& g : r[5].elements) ps.groups.push_back(group_from_reply(g));
+        for (auto& g : redis::parse_xinfo_groups(r[5]))
+            ps.groups.push_back(GroupStats{std::move(g.name), g.consumers, g.pending, g.lag,
+                                           std::move(g.last_delivered_id)});
         out.push_back(std::move(ps));
     }
     return out;

@@ -1,12 +1,13 @@
 #include "mq/redis/client.hpp"
 
 #include <hiredis/hiredis.h>
-#include <openssl/sha.h>
 
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+
+#include "mq/core/codec.hpp"
 
 namespace mq::redis {
 
@@ -167,16 +168,7 @@ Reply reply_from_hiredis(const void* hiredis_reply) { return convert(static_cast
 
 // ---- Script ----------------------------------------------------------------------------
 
-Script::Script(std::string source) : source_(std::move(source)) {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1(reinterpret_cast<const unsigned char*>(source_.data()), source_.size(), digest);
-    static constexpr char kHex[] = "0123456789abcdef";
-    sha_.reserve(2 * SHA_DIGEST_LENGTH);
-    for (unsigned char c : digest) {
-        sha_ += kHex[c >> 4];
-        sha_ += kHex[c & 0x0F];
-    }
-}
+Script::Script(std::string source) : source_(std::move(source)) { sha_ = codec::sha1_hex(source_); }
 
 // ---- Pipeline --------------------------------------------------------------------------
 

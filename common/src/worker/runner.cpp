@@ -4,6 +4,7 @@
 
 #include "mq/core/time.hpp"
 #include "mq/publish/scheduler.hpp"
+#include "mq/redis/stream_commands.hpp"
 
 namespace mq {
 
@@ -203,16 +204,9 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         argv.insert(argv.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
         pipeline.add(std::move(argv));
     }
-    std::vector<std::string> read{"XREADGROUP", "GROUP", consumer_group(sub), options_.consumer,
-                                  "COUNT", std::to_string(sub.batch_size)};
-    if (options_.fetch_block.count() > 0) {
-        read.emplace_back("BLOCK");
-        read.push_back(std::to_string(options_.fetch_block.count()));
-    }
-    read.emplace_back("STREAMS");
-    read.push_back(options_.keys.stream(q.tenant, q.name, partition));
-    read.emplace_back(">");
-    pipeline.add(std::move(read));
+    pipeline.add(redis::xreadgroup_command(consumer_group(sub), options_.consumer,
+                                           options_.keys.stream(q.tenant, q.name, partition),
+                                           sub.batch_size, options_.fetch_block));
 
     std::vector<redis::Reply> replies = conn.execute(pipeline);
     for (std::size_t i = 0; i + 1 < replies.size(); ++i)
@@ -229,21 +223,14 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
     }
     std::vector<Fetched> out;
-    if (r.is_nil() || r.elements.empty()) return out;
-    auto& entries = r.elements[0].elements.at(1).elements;
+    std::vector<redis::StreamEntry> entries = redis::parse_xreadgroup(std::move(r));
     out.reserve(entries.size());
-    FieldList fields;
     for (auto& entry : entries) {
-        // As parse_entry, moving the strings out of the reply.
-        if (!entry.is_array() || entry.elements.size() < 2 || !entry.elements[1].is_array()) continue;
-        auto& kv = entry.elements[1].elements;
-        fields.clear();
-        for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
-            fields.emplace_back(std::move(kv[i].str), std::move(kv[i + 1].str));
+        if (entry.deleted) continue;
         Fetched& f = out.emplace_back();
         f.partition = partition;
-        f.stream_id = std::move(entry.elements[0].str);
-        f.message = decode_fields(fields);
+        f.stream_id = std::move(entry.id);
+        f.message = decode_fields(entry.fields);
     }
     return out;
 }
