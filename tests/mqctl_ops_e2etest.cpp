@@ -71,7 +71,7 @@ class ScratchDatabase {
 
 /// The repository's migrations directory (this file lives in tests/).
 std::filesystem::path migrations_dir() {
-    return std::filesystem::path(__FILE__).parent_path().parent_path() / "schemas" / "migrations";
+    return std::filesystem::path(MQ_SOURCE_DIR) / "schemas" / "migrations";
 }
 
 }  // namespace
