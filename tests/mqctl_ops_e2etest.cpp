@@ -69,7 +69,7 @@ class ScratchDatabase {
     std::string name_;
 };
 
-/// The repository's migrations directory (this file lives in tests/).
+/// The repository's migrations directory.
 std::filesystem::path migrations_dir() {
     return std::filesystem::path(MQ_SOURCE_DIR) / "schemas" / "migrations";
 }
