@@ -40,15 +40,18 @@ constexpr std::array<FieldSpec, 5> kFields{{
 // at most 8 years apart (2096 -> 2104), so a valid expression always fires within it.
 constexpr int kHorizonYears = 9;
 
-[[noreturn]] void bad(std::string_view expr, std::string_view field, std::size_t pos, const std::string& what) {
-    throw ValidationError("invalid cron expression '" + printable(expr) + "': " + std::string(field) +
-                              " field at position " + std::to_string(pos + 1) + ": " + what,
-                          {{"field", "cron"}, {"cron_field", std::string(field)}, {"position", pos + 1}});
+[[noreturn]] void bad(std::string_view expr, std::string_view field, std::size_t pos,
+                      const std::string& what) {
+    throw ValidationError(
+        "invalid cron expression '" + printable(expr) + "': " + std::string(field) +
+            " field at position " + std::to_string(pos + 1) + ": " + what,
+        {{"field", "cron"}, {"cron_field", std::string(field)}, {"position", pos + 1}});
 }
 
 class FieldParser {
-public:
-    FieldParser(std::string_view expr, std::string_view text, std::size_t offset, const FieldSpec& spec)
+  public:
+    FieldParser(std::string_view expr, std::string_view text, std::size_t offset,
+                const FieldSpec& spec)
         : expr_(expr), text_(text), offset_(offset), spec_(spec) {}
 
     std::vector<bool> parse() {
@@ -56,7 +59,8 @@ public:
         std::size_t start = 0;
         while (true) {
             std::size_t comma = text_.find(',', start);
-            std::string_view item = text_.substr(start, comma == std::string_view::npos ? comma : comma - start);
+            std::string_view item =
+                text_.substr(start, comma == std::string_view::npos ? comma : comma - start);
             item_(item, start, out);
             if (comma == std::string_view::npos) break;
             start = comma + 1;
@@ -64,7 +68,7 @@ public:
         return out;
     }
 
-private:
+  private:
     void item_(std::string_view item, std::size_t at, std::vector<bool>& out) {
         if (item.empty()) bad(expr_, spec_.name, offset_ + at, "empty list item");
         int lo = spec_.lo, hi = spec_.hi, step = 1;
@@ -81,8 +85,8 @@ private:
                 hi = value_(range.substr(dash + 1), at + dash + 1);
                 if (hi < lo)
                     bad(expr_, spec_.name, offset_ + at,
-                        "range " + std::string(range) + " runs backwards (write " + std::to_string(hi) + "-" +
-                            std::to_string(lo) + " or a list)");
+                        "range " + std::string(range) + " runs backwards (write " +
+                            std::to_string(hi) + "-" + std::to_string(lo) + " or a list)");
             } else if (slash == std::string_view::npos) {
                 hi = lo;
             } else {
@@ -93,15 +97,18 @@ private:
             std::string_view s = item.substr(slash + 1);
             std::size_t spos = at + slash + 1;
             if (s.empty() || s.size() > 3)
-                bad(expr_, spec_.name, offset_ + spos, "step must be a number from 1 to " + std::to_string(spec_.hi));
+                bad(expr_, spec_.name, offset_ + spos,
+                    "step must be a number from 1 to " + std::to_string(spec_.hi));
             step = 0;
             for (char c : s) {
                 if (!std::isdigit(static_cast<unsigned char>(c)))
-                    bad(expr_, spec_.name, offset_ + spos, "step '" + printable(s) + "' is not a number");
+                    bad(expr_, spec_.name, offset_ + spos,
+                        "step '" + printable(s) + "' is not a number");
                 step = step * 10 + (c - '0');
             }
             if (step < 1 || step > spec_.hi)
-                bad(expr_, spec_.name, offset_ + spos, "step must be from 1 to " + std::to_string(spec_.hi));
+                bad(expr_, spec_.name, offset_ + spos,
+                    "step must be from 1 to " + std::to_string(spec_.hi));
         }
         for (int v = lo; v <= hi; v += step) out[static_cast<std::size_t>(v)] = true;
     }
@@ -111,21 +118,25 @@ private:
         if (std::isalpha(static_cast<unsigned char>(v[0]))) {
             if (spec_.names && v.size() == 3) {
                 std::string lower;
-                for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                for (char c : v)
+                    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
                 int count = spec_.hi == 7 ? 7 : spec_.hi - spec_.lo + 1;
                 for (int i = 0; i < count; ++i)
                     if (lower == spec_.names[i]) return spec_.lo + i;
             }
             bad(expr_, spec_.name, offset_ + at,
                 "unknown name '" + printable(v) + "'" +
-                    (spec_.names ? std::string(spec_.hi == 7 ? " (use sun..sat or 0-7)" : " (use jan..dec or 1-12)")
+                    (spec_.names ? std::string(spec_.hi == 7 ? " (use sun..sat or 0-7)"
+                                                             : " (use jan..dec or 1-12)")
                                  : std::string(" (this field takes numbers only)")));
         }
-        if (v.size() > 2) bad(expr_, spec_.name, offset_ + at, "value '" + printable(v) + "' out of range");
+        if (v.size() > 2)
+            bad(expr_, spec_.name, offset_ + at, "value '" + printable(v) + "' out of range");
         int n = 0;
         for (char c : v) {
             if (!std::isdigit(static_cast<unsigned char>(c)))
-                bad(expr_, spec_.name, offset_ + at, "'" + printable(v) + "' is not a number or name");
+                bad(expr_, spec_.name, offset_ + at,
+                    "'" + printable(v) + "' is not a number or name");
             n = n * 10 + (c - '0');
         }
         if (n < spec_.lo || n > spec_.hi)
@@ -151,9 +162,10 @@ std::string_view expand_macro(std::string_view expr) {
                                         {"@hourly", "0 * * * *"}};
     for (const auto& m : kMacros)
         if (m.name == expr) return m.value;
-    throw ValidationError("invalid cron expression '" + printable(expr) +
-                              "': unknown macro (use @hourly, @daily, @weekly, @monthly, @yearly or @annually)",
-                          {{"field", "cron"}, {"position", 1}});
+    throw ValidationError(
+        "invalid cron expression '" + printable(expr) +
+            "': unknown macro (use @hourly, @daily, @weekly, @monthly, @yearly or @annually)",
+        {{"field", "cron"}, {"position", 1}});
 }
 
 cctz::time_zone load_zone(std::string_view tz) {
@@ -162,12 +174,14 @@ cctz::time_zone load_zone(std::string_view tz) {
     // '/', no '..', no leading '/'.
     bool ok = tz.size() <= 64 && tz[0] != '/' && tz.find("..") == std::string_view::npos;
     for (char c : tz)
-        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '+' || c == '/');
+        ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                    c == '+' || c == '/');
     cctz::time_zone zone;
     if (!ok || !cctz::load_time_zone(std::string(tz), &zone))
-        throw ValidationError("unknown time zone '" + printable(tz) +
-                                  "': use an IANA name such as Europe/Berlin, America/New_York or UTC",
-                              {{"field", "tz"}});
+        throw ValidationError(
+            "unknown time zone '" + printable(tz) +
+                "': use an IANA name such as Europe/Berlin, America/New_York or UTC",
+            {{"field", "tz"}});
     return zone;
 }
 
@@ -184,7 +198,8 @@ CronSchedule::CronSchedule(std::string_view expression, std::string_view tz)
     std::string_view expr = expression;
     // Leading/trailing blanks are ignored; positions still count from the start.
     std::size_t first = expr.find_first_not_of(" \t");
-    if (first == std::string_view::npos) throw ValidationError("cron expression is empty", {{"field", "cron"}});
+    if (first == std::string_view::npos)
+        throw ValidationError("cron expression is empty", {{"field", "cron"}});
     std::string_view body = expr.substr(first, expr.find_last_not_of(" \t") - first + 1);
     std::size_t base = first;
     if (body[0] == '@') {
@@ -201,10 +216,10 @@ CronSchedule::CronSchedule(std::string_view expression, std::string_view tz)
         if (i > start) parts.emplace_back(base + start, body.substr(start, i - start));
     }
     if (parts.size() != 5)
-        throw ValidationError("invalid cron expression '" + printable(expression) + "': expected 5 fields " +
-                                  "(minute hour day-of-month month day-of-week), got " +
-                                  std::to_string(parts.size()),
-                              {{"field", "cron"}});
+        throw ValidationError(
+            "invalid cron expression '" + printable(expression) + "': expected 5 fields " +
+                "(minute hour day-of-month month day-of-week), got " + std::to_string(parts.size()),
+            {{"field", "cron"}});
     std::array<std::vector<bool>, 5> sets;
     for (std::size_t f = 0; f < 5; ++f)
         sets[f] = FieldParser(expression_, parts[f].second, parts[f].first, kFields[f]).parse();
@@ -220,8 +235,9 @@ CronSchedule::CronSchedule(std::string_view expression, std::string_view tz)
     zone_ = std::make_shared<Zone>(Zone{load_zone(tz)});
     // "0 0 30 2 *" parses but never fires: refuse it now rather than never tick.
     if (!next_after(std::chrono::system_clock::from_time_t(0)))
-        throw ValidationError("cron expression '" + printable(expression) + "' never fires (no such date)",
-                              {{"field", "cron"}});
+        throw ValidationError(
+            "cron expression '" + printable(expression) + "' never fires (no such date)",
+            {{"field", "cron"}});
 }
 
 std::optional<CronSchedule::TimePoint> CronSchedule::next_after(TimePoint t) const {
@@ -235,13 +251,20 @@ std::optional<CronSchedule::TimePoint> CronSchedule::next_after(TimePoint t) con
     const auto limit_year = now_civil.year() + kHorizonYears;
     const auto wday = [](const cctz::civil_day& d) {
         switch (cctz::get_weekday(d)) {
-            case cctz::weekday::sunday: return 0;
-            case cctz::weekday::monday: return 1;
-            case cctz::weekday::tuesday: return 2;
-            case cctz::weekday::wednesday: return 3;
-            case cctz::weekday::thursday: return 4;
-            case cctz::weekday::friday: return 5;
-            case cctz::weekday::saturday: return 6;
+            case cctz::weekday::sunday:
+                return 0;
+            case cctz::weekday::monday:
+                return 1;
+            case cctz::weekday::tuesday:
+                return 2;
+            case cctz::weekday::wednesday:
+                return 3;
+            case cctz::weekday::thursday:
+                return 4;
+            case cctz::weekday::friday:
+                return 5;
+            case cctz::weekday::saturday:
+                return 6;
         }
         return 0;
     };
@@ -253,8 +276,10 @@ std::optional<CronSchedule::TimePoint> CronSchedule::next_after(TimePoint t) con
         const cctz::civil_day d(m);
         const bool dom = fields_.days[static_cast<std::size_t>(d.day())];
         const bool dow = fields_.weekdays[static_cast<std::size_t>(wday(d))];
-        const bool day_ok = fields_.day_star ? (fields_.weekday_star ? true : dow)
-                                             : (fields_.weekday_star ? dom : (dom || dow));
+        // Vixie cron: either field starting with '*' means both must match ("*/2" in
+        // day-of-month still restricts); both restricted means either may match.
+        const bool day_ok =
+            (fields_.day_star || fields_.weekday_star) ? (dom && dow) : (dom || dow);
         if (!day_ok) {
             m = cctz::civil_minute(d + 1);
             continue;

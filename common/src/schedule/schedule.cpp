@@ -14,12 +14,15 @@ bool reserved_header(const std::string& name) {
 
 void check_misfire(const std::string& m) {
     if (m != "once" && m != "skip")
-        throw ValidationError("misfire must be 'once' (publish one message for ticks missed while mq was "
-                              "down) or 'skip' (publish none), not '" + printable(m) + "'",
-                              {{"field", "misfire"}});
+        throw ValidationError(
+            "misfire must be 'once' (publish one message for ticks missed while mq was "
+            "down) or 'skip' (publish none), not '" +
+                printable(m) + "'",
+            {{"field", "misfire"}});
 }
 
-void check_message(const std::string& payload, const std::string& key, const std::string& content_type,
+void check_message(const std::string& payload, const std::string& key,
+                   const std::string& content_type,
                    const std::map<std::string, std::string>& headers, const PublishLimits& limits) {
     for (const auto& [name, value] : headers)
         if (reserved_header(name))
@@ -53,7 +56,8 @@ std::map<std::string, std::string> get_headers(const nlohmann::json& v) {
 }
 
 // A string payload is sent as is; any other JSON value as its text, typed JSON.
-void set_payload(const nlohmann::json& v, std::string& payload, std::optional<std::string>& implied_type) {
+void set_payload(const nlohmann::json& v, std::string& payload,
+                 std::optional<std::string>& implied_type) {
     if (v.is_string()) {
         payload = v.get<std::string>();
     } else {
@@ -63,19 +67,28 @@ void set_payload(const nlohmann::json& v, std::string& payload, std::optional<st
 }
 
 template <class Target>
-bool read_common(Target& t, const std::string& key, const nlohmann::json& v, std::optional<std::string>& implied) {
-    if (key == "queue") t.queue = get_string(v, key);
-    else if (key == "cron") t.cron = get_string(v, key);
-    else if (key == "tz") t.tz = get_string(v, key);
-    else if (key == "key") t.key = get_string(v, key);
-    else if (key == "content_type") t.content_type = get_string(v, key);
-    else if (key == "misfire") t.misfire = get_string(v, key);
-    else if (key == "headers") t.headers = get_headers(v);
+bool read_common(Target& t, const std::string& key, const nlohmann::json& v,
+                 std::optional<std::string>& implied) {
+    if (key == "queue")
+        t.queue = get_string(v, key);
+    else if (key == "cron")
+        t.cron = get_string(v, key);
+    else if (key == "tz")
+        t.tz = get_string(v, key);
+    else if (key == "key")
+        t.key = get_string(v, key);
+    else if (key == "content_type")
+        t.content_type = get_string(v, key);
+    else if (key == "misfire")
+        t.misfire = get_string(v, key);
+    else if (key == "headers")
+        t.headers = get_headers(v);
     else if (key == "payload") {
         std::string p;
         set_payload(v, p, implied);
         t.payload = std::move(p);
-    } else return false;
+    } else
+        return false;
     return true;
 }
 
@@ -106,7 +119,8 @@ ScheduleSpec schedule_spec_from_json(const nlohmann::json& body) {
     if (!body.is_object()) throw ValidationError("the body must be a JSON object");
     ScheduleSpec s;
     std::optional<std::string> implied;
-    bool has_name = false, has_queue = false, has_cron = false, has_payload = false, has_type = false;
+    bool has_name = false, has_queue = false, has_cron = false, has_payload = false,
+         has_type = false;
     for (const auto& [key, v] : body.items()) {
         if (key == "name") {
             s.name = get_string(v, key);
@@ -122,9 +136,12 @@ ScheduleSpec schedule_spec_from_json(const nlohmann::json& body) {
         has_payload |= key == "payload";
         has_type |= key == "content_type";
     }
-    for (auto [present, field] : {std::pair{has_name, "name"}, {has_queue, "queue"}, {has_cron, "cron"},
+    for (auto [present, field] : {std::pair{has_name, "name"},
+                                  {has_queue, "queue"},
+                                  {has_cron, "cron"},
                                   {has_payload, "payload"}})
-        if (!present) throw ValidationError(std::string(field) + " is required", {{"field", field}});
+        if (!present)
+            throw ValidationError(std::string(field) + " is required", {{"field", field}});
     if (implied && !has_type) s.content_type = *implied;
     return s;
 }
@@ -135,9 +152,11 @@ ScheduleChanges schedule_changes_from_json(const nlohmann::json& body) {
     std::optional<std::string> implied;
     for (const auto& [key, v] : body.items()) {
         if (key == "name")
-            throw ValidationError("a schedule cannot be renamed; leave 'name' out of the update", {{"field", "name"}});
+            throw ValidationError("a schedule cannot be renamed; leave 'name' out of the update",
+                                  {{"field", "name"}});
         if (key == "paused")
-            throw ValidationError("use the pause and resume routes to change 'paused'", {{"field", "paused"}});
+            throw ValidationError("use the pause and resume routes to change 'paused'",
+                                  {{"field", "paused"}});
         if (!read_common(c, key, v, implied)) throw unknown_field(key);
     }
     if (implied && !c.content_type) c.content_type = *implied;
@@ -169,7 +188,8 @@ nlohmann::json to_json(const Schedule& s) {
             {"misfire", s.misfire},
             {"last_tick_at", when(s.last_tick_ms)},
             {"next_tick_at", when(s.status == "active" ? s.next_tick_ms : std::nullopt)},
-            {"last_message_id", s.last_message_id.empty() ? nlohmann::json() : nlohmann::json(s.last_message_id)},
+            {"last_message_id",
+             s.last_message_id.empty() ? nlohmann::json() : nlohmann::json(s.last_message_id)},
             {"last_error", s.last_error.empty() ? nlohmann::json() : nlohmann::json(s.last_error)},
             {"created_at", s.created_at},
             {"updated_at", s.updated_at}};
@@ -182,7 +202,9 @@ std::vector<std::int64_t> next_fire_times(const Schedule& s, std::int64_t after_
     for (int i = 0; i < count; ++i) {
         auto next = cron.next_after(t);
         if (!next) break;
-        out.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(next->time_since_epoch()).count());
+        out.push_back(
+            std::chrono::duration_cast<std::chrono::milliseconds>(next->time_since_epoch())
+                .count());
         t = *next;
     }
     return out;

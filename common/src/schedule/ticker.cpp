@@ -15,7 +15,9 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-Clock::time_point at_ms(std::int64_t ms) { return Clock::time_point(std::chrono::milliseconds(ms)); }
+Clock::time_point at_ms(std::int64_t ms) {
+    return Clock::time_point(std::chrono::milliseconds(ms));
+}
 std::int64_t ms_of(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -34,11 +36,17 @@ std::string schedule_tick_key(const std::string& name, std::int64_t tick_ms) {
     return "schedule:" + name + ":" + std::to_string(tick_ms);
 }
 
-ScheduleTicker::ScheduleTicker(pg::Database& db, redis::Connection& redis, KeyLayout keys, TickerOptions options)
-    : schedules_(db), queues_(db), publisher_(redis, std::move(keys), options.limits), options_(options) {}
+ScheduleTicker::ScheduleTicker(pg::Database& db, redis::Connection& redis, KeyLayout keys,
+                               TickerOptions options)
+    : schedules_(db),
+      queues_(db),
+      publisher_(redis, std::move(keys), options.limits),
+      options_(options) {}
 
 void ScheduleTicker::backend_down(const char* which, bool& flag, const Error& e) {
-    if (!flag) spdlog::warn("cron schedules: no ticks while {} is unavailable ({}); catching up when back", which, e.what());
+    if (!flag)
+        spdlog::warn("cron schedules: no ticks while {} is unavailable ({}); catching up when back",
+                     which, e.what());
     flag = true;
 }
 
@@ -48,8 +56,10 @@ std::int64_t ScheduleTicker::run_due(Clock::time_point now) {
     try {
         due = schedules_.due(now_ms, options_.batch);
     } catch (const Error& e) {
-        if (e.code() == ErrorCode::kBackendUnavailable) backend_down("PostgreSQL", pg_down_, e);
-        else spdlog::error("cron schedules: cannot read due schedules: {}", e.what());
+        if (e.code() == ErrorCode::kBackendUnavailable)
+            backend_down("PostgreSQL", pg_down_, e);
+        else
+            spdlog::error("cron schedules: cannot read due schedules: {}", e.what());
         return 0;
     }
     if (pg_down_) spdlog::info("cron schedules: PostgreSQL is back; catching up");
@@ -96,8 +106,8 @@ bool ScheduleTicker::tick(const Schedule& s, std::int64_t now_ms) {
         if (!n || ms_of(*n) > now_ms) break;
         last = ms_of(*n);
         if (++count >= kMaxCount) {
-            for (auto m = cron->next_after(at_ms(now_ms) - std::chrono::hours(24 * 31)); m && ms_of(*m) <= now_ms;
-                 m = cron->next_after(*m))
+            for (auto m = cron->next_after(at_ms(now_ms) - std::chrono::hours(24 * 31));
+                 m && ms_of(*m) <= now_ms; m = cron->next_after(*m))
                 last = std::max(last, ms_of(*m));
             break;
         }
@@ -107,8 +117,8 @@ bool ScheduleTicker::tick(const Schedule& s, std::int64_t now_ms) {
     const bool on_time = now_ms - last <= options_.misfire_grace.count();
 
     if (!on_time && s.misfire == "skip") {
-        spdlog::info("cron schedule {}/{}: skipped {} missed tick(s) up to {} (misfire: skip)", s.tenant, s.name,
-                     count, format_rfc3339(last));
+        spdlog::info("cron schedule {}/{}: skipped {} missed tick(s) up to {} (misfire: skip)",
+                     s.tenant, s.name, count, format_rfc3339(last));
         schedules_.record_tick(s.id, expected, last, next_ms, "", "");
         return false;
     }
@@ -126,15 +136,18 @@ bool ScheduleTicker::tick(const Schedule& s, std::int64_t now_ms) {
         error = e.what();
     }
     if (!error.empty())
-        spdlog::warn("cron schedule {}/{}: tick {} published nothing: {}", s.tenant, s.name, format_rfc3339(last),
-                     error);
+        spdlog::warn("cron schedule {}/{}: tick {} published nothing: {}", s.tenant, s.name,
+                     format_rfc3339(last), error);
     bool moved = schedules_.record_tick(s.id, expected, last, next_ms, id, error);
     return moved && fresh;
 }
 
-PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms, std::int64_t missed) {
+PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms,
+                                       std::int64_t missed) {
     auto queue = queues_.find_queue(s.tenant, s.queue);
-    if (!queue) throw TickFailed{"queue '" + s.queue + "' does not exist (deleted?); update or delete the schedule"};
+    if (!queue)
+        throw TickFailed{"queue '" + s.queue +
+                         "' does not exist (deleted?); update or delete the schedule"};
     PublishRequest r;
     r.payload = s.payload;
     r.key = s.key;
@@ -147,7 +160,8 @@ PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms, 
     validate(r, options_.limits);
     if (!queue->schema.is_null()) PayloadSchema(queue->schema).check(r.payload);
     if (queue->encryption != "none") {
-        if (!options_.keyring) throw TickFailed{"queue '" + s.queue + "' is encrypted and no keyring is loaded"};
+        if (!options_.keyring)
+            throw TickFailed{"queue '" + s.queue + "' is encrypted and no keyring is loaded"};
         seal_request(r, *options_.keyring, *queue);
     }
     Queue q = *queue;

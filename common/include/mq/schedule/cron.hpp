@@ -14,12 +14,12 @@ namespace mq {
 /// an IANA time zone. Rules (docs/schedules.md):
 /// - `*`, lists `a,b`, ranges `a-b`, steps `*/n`, `a-b/n`, `a/n`; month and weekday names
 ///   (jan..dec, sun..sat, any case); weekday 0 and 7 are Sunday.
-/// - Day of month and day of week: when both are restricted (neither starts with `*`) a
-///   day matches when either matches; otherwise the restricted one decides (Vixie cron).
+/// - Day of month and day of week (Vixie cron): when both are restricted (neither starts
+///   with `*`) a day matches when either matches; otherwise it must match both.
 /// - DST: a local time skipped by a spring-forward fires once, at the first instant after
 ///   the gap; a local time repeated by a fall-back fires once, at its first occurrence.
 class CronSchedule {
-public:
+  public:
     /// Parses `expression` in time zone `tz` ("" means UTC). Throws ValidationError naming
     /// the field and 1-based position for a bad expression, and the zone when unknown.
     CronSchedule(std::string_view expression, std::string_view tz = "UTC");
@@ -44,7 +44,7 @@ public:
     };
     const Fields& fields() const { return fields_; }
 
-private:
+  private:
     std::string expression_;
     std::string tz_name_;
     Fields fields_;

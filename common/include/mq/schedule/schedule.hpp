@@ -11,8 +11,8 @@
 namespace mq {
 
 /// Headers the ticker sets on every message it publishes; users may not set them.
-inline constexpr const char* kScheduleHeader = "mq-schedule";            ///< schedule name
-inline constexpr const char* kScheduleTickHeader = "mq-schedule-tick";   ///< tick, RFC 3339 UTC
+inline constexpr const char* kScheduleHeader = "mq-schedule";               ///< schedule name
+inline constexpr const char* kScheduleTickHeader = "mq-schedule-tick";      ///< tick, RFC 3339 UTC
 inline constexpr const char* kScheduleMissedHeader = "mq-schedule-missed";  ///< ticks folded in
 
 /// A cron schedule: publishes `payload` to `queue` at every tick of `cron` in `tz`.
@@ -27,8 +27,8 @@ struct Schedule {
     std::string key;
     std::string content_type;
     std::map<std::string, std::string> headers;
-    std::string status = "active";  ///< active | paused
-    std::string misfire = "once";   ///< once | skip: ticks missed while nothing ran
+    std::string status = "active";             ///< active | paused
+    std::string misfire = "once";              ///< once | skip: ticks missed while nothing ran
     std::optional<std::int64_t> last_tick_ms;  ///< Unix ms of the last tick handled
     std::optional<std::int64_t> next_tick_ms;  ///< Unix ms of the next tick due
     std::string last_message_id;

@@ -16,7 +16,7 @@ Error schedule_not_found(const std::string& tenant, const std::string& name);
 /// Cron schedules in PostgreSQL (message_schedules), every query scoped by tenant except
 /// the ticker's two. No NOTIFY: nothing caches schedules; the ticker reads due rows.
 class ScheduleCatalog {
-public:
+  public:
     explicit ScheduleCatalog(pg::Database& db) : db_(db) {}
 
     /// Inserts `spec` (validated by the caller) with its first tick after `now_ms`.
@@ -27,11 +27,12 @@ public:
     /// Throws schedule_not_found.
     Schedule get(const std::string& tenant, const std::string& name);
     /// Applies `changes`; a new cron or time zone restarts the ticks after `now_ms`.
-    Schedule update(const std::string& tenant, const std::string& name, const ScheduleChanges& changes,
-                    std::int64_t now_ms);
+    Schedule update(const std::string& tenant, const std::string& name,
+                    const ScheduleChanges& changes, std::int64_t now_ms);
     /// Pausing stops ticks; resuming starts again with the first tick after `now_ms` (ticks
     /// that fell in the pause are not published, whatever the misfire policy).
-    Schedule set_paused(const std::string& tenant, const std::string& name, bool paused, std::int64_t now_ms);
+    Schedule set_paused(const std::string& tenant, const std::string& name, bool paused,
+                        std::int64_t now_ms);
     /// Throws schedule_not_found.
     void remove(const std::string& tenant, const std::string& name);
 
@@ -42,9 +43,10 @@ public:
     /// `expected_next_ms` (another instance, an update or a pause did not move it). Returns
     /// whether this call moved it.
     bool record_tick(const std::string& id, std::int64_t expected_next_ms, std::int64_t tick_ms,
-                     std::optional<std::int64_t> next_ms, const std::string& message_id, const std::string& error);
+                     std::optional<std::int64_t> next_ms, const std::string& message_id,
+                     const std::string& error);
 
-private:
+  private:
     pg::Database& db_;
 };
 

@@ -35,8 +35,9 @@ struct TickerOptions {
 /// on next_tick_at in PostgreSQL. Meant to be called about once a second (under the
 /// maintenance lease, though two tickers at once are safe too).
 class ScheduleTicker {
-public:
-    ScheduleTicker(pg::Database& db, redis::Connection& redis, KeyLayout keys, TickerOptions options = {});
+  public:
+    ScheduleTicker(pg::Database& db, redis::Connection& redis, KeyLayout keys,
+                   TickerOptions options = {});
 
     /// Handles every schedule due at `now`; returns the messages published (duplicates of
     /// a tick another instance published are not counted). Never throws for a backend
@@ -44,7 +45,7 @@ public:
     /// catching up, per misfire policy, on a later call.
     std::int64_t run_due(std::chrono::system_clock::time_point now);
 
-private:
+  private:
     bool tick(const Schedule& s, std::int64_t now_ms);
     PublishOutcome publish(const Schedule& s, std::int64_t tick_ms, std::int64_t missed);
     void backend_down(const char* which, bool& flag, const Error& e);
