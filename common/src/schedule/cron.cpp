@@ -189,6 +189,12 @@ cctz::time_zone load_zone(std::string_view tz) {
 
 void validate_time_zone(std::string_view tz) { load_zone(tz); }
 
+std::string format_in_zone(std::int64_t unix_ms, std::string_view tz) {
+    auto t = std::chrono::time_point_cast<std::chrono::seconds>(
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(unix_ms)));
+    return cctz::format("%Y-%m-%d %H:%M:%S %Z", t, load_zone(tz));
+}
+
 CronSchedule::CronSchedule(std::string_view expression, std::string_view tz)
     : expression_(expression), tz_name_(tz.empty() ? "UTC" : std::string(tz)) {
     if (expression.size() > 256)

@@ -1,6 +1,8 @@
 #include "mq/schedule/schedule_catalog.hpp"
 
 #include "mq/core/names.hpp"
+#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/catalog.hpp"
 #include "mq/schedule/cron.hpp"
 
 namespace mq {
@@ -44,7 +46,8 @@ const pg::Statement kDelete{"mq_schedule_delete",
 const pg::Statement kDue{"mq_schedule_due",
                          "SELECT " MQ_SCHEDULE_COLUMNS
                          " FROM message_schedules WHERE status = 'active' AND "
-                         "next_tick_at <= " MQ_MS_TO_TS("$1") " ORDER BY next_tick_at LIMIT $2"};
+                         "next_tick_at <= " MQ_MS_TO_TS("$1") " AND ($3::text = '' OR tenant_id = $3::text) "
+                         "ORDER BY next_tick_at LIMIT $2"};
 const pg::Statement kRecordTick{
     "mq_schedule_record_tick",
     "UPDATE message_schedules SET last_tick_at = " MQ_MS_TO_TS("$3") ", next_tick_at = " MQ_MS_TO_TS("$4") ", "
@@ -185,10 +188,11 @@ void ScheduleCatalog::remove(const std::string& tenant, const std::string& name)
     if (!gone) throw schedule_not_found(tenant, name);
 }
 
-std::vector<Schedule> ScheduleCatalog::due(std::int64_t now_ms, std::size_t limit) {
+std::vector<Schedule> ScheduleCatalog::due(std::int64_t now_ms, std::size_t limit,
+                                           const std::string& tenant) {
     return db_.transact([&](pqxx::work& tx) {
         std::vector<Schedule> out;
-        for (const auto& r : db_.exec(tx, kDue, now_ms, static_cast<std::int64_t>(limit)))
+        for (const auto& r : db_.exec(tx, kDue, now_ms, static_cast<std::int64_t>(limit), tenant))
             out.push_back(from_row(r));
         return out;
     });
@@ -201,6 +205,35 @@ bool ScheduleCatalog::record_tick(const std::string& id, std::int64_t expected_n
         return db_.exec(tx, kRecordTick, id, expected_next_ms, tick_ms, next_ms, message_id, error)
                    .affected_rows() == 1;
     });
+}
+
+namespace {
+
+void check_against_queue(const Queue& q, const std::string& payload) {
+    if (!q.schema.is_null()) PayloadSchema(q.schema).check(payload);
+}
+
+}  // namespace
+
+Schedule create_schedule(pg::Database& db, const std::string& tenant, const ScheduleSpec& spec,
+                         const PublishLimits& limits, std::int64_t now_ms) {
+    validate(spec, limits);
+    check_against_queue(Catalog(db).get_queue(tenant, spec.queue), spec.payload);
+    return ScheduleCatalog(db).create(tenant, spec, now_ms);
+}
+
+Schedule update_schedule(pg::Database& db, const std::string& tenant, const std::string& name,
+                         const ScheduleChanges& changes, const PublishLimits& limits,
+                         std::int64_t now_ms) {
+    validate(changes, limits);
+    ScheduleCatalog schedules(db);
+    auto current = schedules.get(tenant, name);
+    if (changes.tz || changes.cron)
+        CronSchedule(changes.cron.value_or(current.cron), changes.tz.value_or(current.tz));
+    if (changes.queue || changes.payload)
+        check_against_queue(Catalog(db).get_queue(tenant, changes.queue.value_or(current.queue)),
+                            changes.payload.value_or(current.payload));
+    return schedules.update(tenant, name, changes, now_ms);
 }
 
 }  // namespace mq

@@ -54,7 +54,7 @@ std::int64_t ScheduleTicker::run_due(Clock::time_point now) {
     const std::int64_t now_ms = ms_of(now);
     std::vector<Schedule> due;
     try {
-        due = schedules_.due(now_ms, options_.batch);
+        due = schedules_.due(now_ms, options_.batch, options_.only_tenant);
     } catch (const Error& e) {
         if (e.code() == ErrorCode::kBackendUnavailable)
             backend_down("PostgreSQL", pg_down_, e);
@@ -138,8 +138,10 @@ bool ScheduleTicker::tick(const Schedule& s, std::int64_t now_ms) {
     if (!error.empty())
         spdlog::warn("cron schedule {}/{}: tick {} published nothing: {}", s.tenant, s.name,
                      format_rfc3339(last), error);
-    bool moved = schedules_.record_tick(s.id, expected, last, next_ms, id, error);
-    return moved && fresh;
+    // Lost the compare-and-set: another instance recorded this tick (or an update moved
+    // it); the message, if this call stored it, is the tick's one message all the same.
+    schedules_.record_tick(s.id, expected, last, next_ms, id, error);
+    return fresh;
 }
 
 PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms,

@@ -2,6 +2,7 @@
 
 #include <bitset>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,9 @@ class CronSchedule {
     struct Zone;
     std::shared_ptr<const Zone> zone_;
 };
+
+/// `unix_ms` as local time in `tz`: "2026-12-04 09:00:00 CET" (for operators).
+std::string format_in_zone(std::int64_t unix_ms, std::string_view tz);
 
 /// Throws ValidationError unless `tz` names a zone the system's tz database has (IANA
 /// names such as "Europe/Berlin", or "UTC").

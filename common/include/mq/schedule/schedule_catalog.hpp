@@ -37,8 +37,9 @@ class ScheduleCatalog {
     void remove(const std::string& tenant, const std::string& name);
 
     /// For the ticker: active schedules of every tenant with a tick due at `now_ms`,
-    /// oldest tick first, at most `limit`.
-    std::vector<Schedule> due(std::int64_t now_ms, std::size_t limit);
+    /// oldest tick first, at most `limit`; only `tenant`'s when it is not empty.
+    std::vector<Schedule> due(std::int64_t now_ms, std::size_t limit,
+                              const std::string& tenant = {});
     /// Compare-and-set after a tick: only when the row is still active with next tick
     /// `expected_next_ms` (another instance, an update or a pause did not move it). Returns
     /// whether this call moved it.
@@ -49,5 +50,15 @@ class ScheduleCatalog {
   private:
     pg::Database& db_;
 };
+
+/// The create use case (mqctl and mq-api): validates `spec` against `limits`, requires its
+/// queue in the tenant (QueueNotFound otherwise) and the payload to match the queue's
+/// schema, then inserts. The caller checks who may publish to the queue.
+Schedule create_schedule(pg::Database& db, const std::string& tenant, const ScheduleSpec& spec,
+                         const PublishLimits& limits, std::int64_t now_ms);
+/// The update use case: the same checks for what `changes` sets (a new queue must exist).
+Schedule update_schedule(pg::Database& db, const std::string& tenant, const std::string& name,
+                         const ScheduleChanges& changes, const PublishLimits& limits,
+                         std::int64_t now_ms);
 
 }  // namespace mq

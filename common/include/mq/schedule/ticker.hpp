@@ -27,6 +27,8 @@ struct TickerOptions {
     /// Keys for queues with encryption; nullptr: ticks to encrypted queues fail (logged).
     const Keyring* keyring = nullptr;
     std::size_t batch = 100;  ///< schedules handled per run_due() call at most
+    /// Empty: every tenant's schedules. Set, only this tenant's (tests; sharding).
+    std::string only_tenant;
 };
 
 /// Publishes the due ticks of every tenant's cron schedules. Each tick publishes at most
@@ -39,9 +41,9 @@ class ScheduleTicker {
     ScheduleTicker(pg::Database& db, redis::Connection& redis, KeyLayout keys,
                    TickerOptions options = {});
 
-    /// Handles every schedule due at `now`; returns the messages published (duplicates of
-    /// a tick another instance published are not counted). Never throws for a backend
-    /// outage: PostgreSQL or Redis down means no ticks now (logged once per outage) and
+    /// Handles every schedule due at `now`; returns the messages this call stored (a tick
+    /// another instance or an earlier run already published is not counted). Never throws for a
+    /// backend outage: PostgreSQL or Redis down means no ticks now (logged once per outage) and
     /// catching up, per misfire policy, on a later call.
     std::int64_t run_due(std::chrono::system_clock::time_point now);
 
