@@ -30,6 +30,11 @@ struct TickFailed {
     std::string reason;
 };
 
+/// Redis failed while publishing a tick (PostgreSQL failures stay mq::Error).
+struct RedisDown {
+    Error error;
+};
+
 }  // namespace
 
 std::string schedule_tick_key(const std::string& name, std::int64_t tick_ms) {
@@ -68,15 +73,18 @@ std::int64_t ScheduleTicker::run_due(Clock::time_point now) {
     for (const auto& s : due) {
         try {
             if (tick(s, now_ms)) ++published;
+        } catch (const RedisDown& down) {
+            // The tick stays due: the next call publishes it and records it.
+            backend_down("Redis", redis_down_, down.error);
+            return published;
         } catch (const Error& e) {
             if (e.code() != ErrorCode::kBackendUnavailable) {
                 spdlog::error("cron schedule {}/{}: {}", s.tenant, s.name, e.what());
                 continue;
             }
-            // The tick stays due: the next call publishes it (or finds it published: the
-            // idempotency key makes a repeat a duplicate) and records it.
-            const bool redis = std::string_view(e.what()).find("Redis") != std::string_view::npos;
-            backend_down(redis ? "Redis" : "PostgreSQL", redis ? redis_down_ : pg_down_, e);
+            // Published but not recorded, or not published: the tick stays due, and a
+            // repeat is a duplicate thanks to its idempotency key.
+            backend_down("PostgreSQL", pg_down_, e);
             return published;
         }
     }
@@ -131,6 +139,8 @@ bool ScheduleTicker::tick(const Schedule& s, std::int64_t now_ms) {
         fresh = out.status == PublishStatus::kAccepted;
     } catch (const TickFailed& f) {
         error = f.reason;
+    } catch (const RedisDown&) {
+        throw;
     } catch (const Error& e) {
         if (e.code() == ErrorCode::kBackendUnavailable) throw;
         error = e.what();
@@ -168,7 +178,13 @@ PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms,
     }
     Queue q = *queue;
     q.dedup_window = std::max(q.dedup_window, options_.min_dedup_window);
-    auto out = publisher_.publish(q, r);
+    PublishOutcome out;
+    try {
+        out = publisher_.publish(q, r);
+    } catch (const Error& e) {
+        if (e.code() == ErrorCode::kBackendUnavailable) throw RedisDown{e};
+        throw;
+    }
     if (out.status == PublishStatus::kRejected)
         throw TickFailed{out.error ? out.error->what() : std::string("rejected")};
     // A duplicate means this tick was published before (a crash before the record, or
