@@ -246,6 +246,13 @@ const std::set<std::string> kContractRoutes{
     "GET /internal/mq/notification-queue",
     "GET /internal/mq/metrics",
     "GET /internal/mq/health-detailed",
+    "POST /api/v1/mq/schedules",
+    "GET /api/v1/mq/schedules",
+    "GET /api/v1/mq/schedules/{name}",
+    "PUT /api/v1/mq/schedules/{name}",
+    "DELETE /api/v1/mq/schedules/{name}",
+    "POST /api/v1/mq/schedules/{name}/pause",
+    "POST /api/v1/mq/schedules/{name}/resume",
 };
 
 std::string joined(const std::vector<std::string>& lines) {

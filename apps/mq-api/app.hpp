@@ -130,6 +130,7 @@ void add_subscription_routes(Router& router, App& app);
 void add_pull_routes(Router& router, App& app);
 void add_monitor_routes(Router& router, App& app);
 void add_internal_routes(Router& router, App& app);
+void add_schedule_routes(Router& router, App& app);
 
 /// Shared by the publish and internal routes: checks, quota, encryption and schema for
 /// `requests` to `queue`, then the pipeline; `reply` gets the single or batch answer.

@@ -18,5 +18,6 @@ void setup_pending(CLI::App& app, Context& ctx);  // pending, claim, ack, consum
 void setup_dlq(CLI::App& app, Context& ctx);
 void setup_apply(CLI::App& app, Context& ctx);  // apply -f FILE.yaml
 void setup_token(CLI::App& app, Context& ctx);
+void setup_schedule(CLI::App& app, Context& ctx);  // cron schedules
 
 }  // namespace mqctl

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     mqctl::setup_dlq(app, ctx);
     mqctl::setup_apply(app, ctx);
     mqctl::setup_token(app, ctx);
+    mqctl::setup_schedule(app, ctx);
 
     try {
         app.parse(argc, argv);
