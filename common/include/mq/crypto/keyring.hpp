@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -9,6 +10,10 @@
 #include "mq/queue/queue.hpp"
 
 namespace mq {
+
+/// Bytes AES-256-GCM sealing adds to a payload (12-byte nonce + 16-byte tag); a sealed
+/// payload may exceed MAX_MESSAGE_SIZE by this much.
+constexpr std::size_t kSealOverhead = 12 + 16;
 
 /// Keys for payload encryption at rest (AES-256-GCM), by id, with the one new messages
 /// are sealed with. Old keys stay in the file so entries sealed before a rotation still

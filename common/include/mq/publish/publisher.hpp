@@ -10,6 +10,7 @@
 
 #include "mq/core/keys.hpp"
 #include "mq/core/partitioner.hpp"
+#include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
 #include "mq/queue/queue.hpp"
 #include "mq/redis/client.hpp"
@@ -31,10 +32,6 @@ struct PublishRequest {
     /// requests without it, so plaintext never lands in its stream.
     std::string encryption_key_id;
 };
-
-/// Bytes AES-256-GCM sealing adds to a payload (12-byte nonce + 16-byte tag); a sealed
-/// payload may exceed MAX_MESSAGE_SIZE by this much.
-constexpr std::size_t kSealOverhead = 12 + 16;
 
 /// Limits a request must respect.
 struct PublishLimits {
