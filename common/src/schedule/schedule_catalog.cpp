@@ -1,7 +1,7 @@
 #include "mq/schedule/schedule_catalog.hpp"
 
 #include "mq/core/names.hpp"
-#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/schedule/cron.hpp"
 

@@ -1,3 +1,4 @@
+#include "mq/publish/sealing.hpp"
 #include "mq/schedule/ticker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -6,7 +7,7 @@
 
 #include "mq/core/time.hpp"
 #include "mq/crypto/keyring.hpp"
-#include "mq/publish/payload_schema.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/schedule/cron.hpp"
 
 namespace mq {
