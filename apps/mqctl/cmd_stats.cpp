@@ -21,6 +21,7 @@ struct SubscriptionTotals {
     std::string name;
     std::int64_t pending = 0;
     std::int64_t lag = 0;
+    std::int64_t expired = 0;  ///< entries retention removed before this subscription finished them
     bool lag_known = true;  ///< false when any partition's lag is unknown
     int partitions = 0;     ///< partitions with the group
 };
@@ -35,6 +36,7 @@ std::vector<SubscriptionTotals> subscription_totals(const std::vector<mq::Partit
                 it->name = g.name;
             }
             it->pending += g.pending;
+            it->expired += g.expired;
             it->lag += g.lag.value_or(0);
             it->lag_known = it->lag_known && g.lag.has_value();
             ++it->partitions;
@@ -72,6 +74,7 @@ void run_stats(const StatsOptions& o, Context& ctx) {
             nlohmann::json groups = nlohmann::json::array();
             for (const auto& g : p.groups)
                 groups.push_back({{"name", g.name}, {"consumers", g.consumers}, {"pending", g.pending},
+                                  {"expired", g.expired},
                                   {"lag", g.lag ? nlohmann::json(*g.lag) : nlohmann::json(nullptr)}});
             auto oldest_age = age(p.oldest_ms);
             jp.push_back({{"partition", p.partition},
@@ -85,6 +88,7 @@ void run_stats(const StatsOptions& o, Context& ctx) {
         for (const auto& t : subs)
             subs_json.push_back({{"name", t.name},
                                  {"pending", t.pending},
+                                 {"expired", t.expired},
                                  {"lag", t.lag_known ? nlohmann::json(t.lag) : nlohmann::json(nullptr)},
                                  {"partitions", t.partitions}});
         auto oldest_age = age(oldest);
@@ -109,9 +113,10 @@ void run_stats(const StatsOptions& o, Context& ctx) {
     t.print();
     if (subs.empty()) return;
     std::cout << '\n';
-    Table st({"SUBSCRIPTION", "PENDING", "LAG", "PARTITIONS"});
+    Table st({"SUBSCRIPTION", "PENDING", "LAG", "EXPIRED", "PARTITIONS"});
     for (const auto& sub : subs)
         st.add({sub.name, std::to_string(sub.pending), sub.lag_known ? std::to_string(sub.lag) : "unknown",
+                std::to_string(sub.expired),
                 std::to_string(sub.partitions) + "/" + std::to_string(q.partition_count)});
     st.print();
 }

@@ -18,7 +18,7 @@ constexpr const char* kNames[] = {
     "PORT",           "DATABASE_URL",    "REDIS_URL",      "REDIS_KEY_PREFIX",
     "MAX_MESSAGE_SIZE", "DEFAULT_TTL",   "MAX_QUEUE_LENGTH", "CONSUMER_TIMEOUT",
     "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT",
-    "MQ_KEYRING_FILE"};
+    "MQ_KEYRING_FILE", "DEAD_LETTER_MAX_LENGTH", "DEAD_LETTER_MAX_AGE", "DEAD_LETTER_RETENTION"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -87,6 +87,12 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.tenant = value;
     } else if (name == "MQ_KEYRING_FILE")
         c.keyring_file = value;
+    else if (name == "DEAD_LETTER_MAX_LENGTH")
+        c.dead_letter_max_length = to_int(name, value, source, 0, kMax);
+    else if (name == "DEAD_LETTER_MAX_AGE")
+        c.dead_letter_max_age = std::chrono::seconds(to_int(name, value, source, 0, kMax));
+    else if (name == "DEAD_LETTER_RETENTION")
+        c.dead_letter_retention = std::chrono::seconds(to_int(name, value, source, 1, kMax));
     else
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }

@@ -46,6 +46,22 @@ redis.call('HDEL', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
 return moved
 )lua");
 
+// KEYS: stream, retry-after hash, expired-count hash. ARGV: group, consumer, min idle, id.
+// XRANGE s id id: when the entry is gone (expired by retention, or XDELed) XACK it and, if
+// that removed it from the PEL, HINCRBY x group 1 and HDEL its :ra note: returns {0, 1|0}.
+// Otherwise XCLAIM s g consumer <min idle> id (only if nobody touched it since): {1, [entry]}.
+const redis::Script kClaimOrExpire(R"lua(
+if #redis.call('XRANGE', KEYS[1], ARGV[4], ARGV[4]) == 0 then
+  local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[3], ARGV[1], n)
+    redis.call('HDEL', KEYS[2], ARGV[1] .. ' ' .. ARGV[4])
+  end
+  return {0, n}
+end
+return {1, redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
+)lua");
+
 // A jitter draw that stays the same for one entry and delivery count, so every reclaim
 // pass (and every reclaimer) computes the same backoff for it.
 double stable_unit_random(const std::string& id, int count) {
@@ -112,6 +128,7 @@ int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
 void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
     for (int p = 0; p < q.partition_count; ++p) {
         redis_.command({"XGROUP", "DESTROY", keys_.stream(q.tenant, q.name, p), subscription});
+        redis_.command({"HDEL", keys_.expired(q.tenant, q.name, p), subscription});
         // Forget the group's Retry-After notes (HSCAN MATCH "<group> *" + HDEL).
         const std::string ra = retry_after_key(keys_, q, p);
         std::string cursor = "0";
@@ -267,10 +284,18 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
             }
             continue;
         }
-        // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
-        redis::Reply c = redis_.command_raw({"XCLAIM", stream, group, consumer,
-                                             std::to_string(p.idle_ms), p.stream_id});
-        if (c.is_error() || !c.is_array() || c.elements.empty()) continue;
+        // XCLAIM <idle seen>: only if nobody touched it since we looked; an entry whose
+        // stream entry is gone is acked away and counted as expired instead.
+        redis::Reply r2 = redis_.eval(kClaimOrExpire,
+                                      {stream, retry_after_key(keys_, q, partition),
+                                       keys_.expired(q.tenant, q.name, partition)},
+                                      {group, consumer, std::to_string(p.idle_ms), p.stream_id});
+        if (r2.elements.at(0).as_integer() == 0) {
+            out.expired += static_cast<int>(r2.elements.at(1).as_integer());
+            continue;
+        }
+        const redis::Reply& c = r2.elements.at(1);
+        if (!c.is_array() || c.elements.empty()) continue;
         Fetched f;
         f.partition = partition;
         f.delivery_count = p.delivery_count + 1;

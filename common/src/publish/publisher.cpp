@@ -16,16 +16,39 @@ namespace {
 // ARGV: per-partition max length (0 = none), dedup window ms, message count, then per
 //   message: due ('0' now, '+N' N ms from now, 'N' absolute ms), has idempotency key
 //   ('0'/'1'), message id, field count, fields...
-// Per message: GET idem key -> duplicate; XLEN+ZCARD >= max -> full; else XADD (or ZADD
+// Per message: GET idem key -> duplicate; backlog >= max -> full; else XADD (or ZADD
 // of the msgpack'd fields, scored by due time) and SET idem key PX window. Everything
 // for one message happens in one script, so no reader sees half of it.
+// The backlog (docs/retention.md) is what the slowest group has not finished, from XINFO
+// GROUPS: lag + pending; XLEN where Redis cannot tell the lag (after XDEL), and XLEN when
+// the stream has no group; plus ZCARD of the delayed set. Consumed entries never count.
 const redis::Script kPublishScript(R"lua(
 local maxlen = tonumber(ARGV[1])
 local window = ARGV[2]
 local n = tonumber(ARGV[3])
 local backlog = -1
 if maxlen > 0 then
-  backlog = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+  backlog = redis.call('ZCARD', KEYS[2])
+  local groups = {}
+  if redis.call('EXISTS', KEYS[1]) == 1 then groups = redis.call('XINFO', 'GROUPS', KEYS[1]) end
+  local len = nil
+  local slowest = 0
+  if #groups == 0 then slowest = redis.call('XLEN', KEYS[1]) end
+  for _, g in ipairs(groups) do
+    local pending, lag = 0, false
+    for i = 1, #g, 2 do
+      if g[i] == 'pending' then pending = g[i + 1] elseif g[i] == 'lag' then lag = g[i + 1] end
+    end
+    local unfinished
+    if type(lag) == 'number' then
+      unfinished = pending + lag
+    else
+      if not len then len = redis.call('XLEN', KEYS[1]) end
+      unfinished = math.max(len, pending)
+    end
+    if unfinished > slowest then slowest = unfinished end
+  end
+  backlog = backlog + slowest
 end
 local now = nil
 local out = {}

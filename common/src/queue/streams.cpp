@@ -70,11 +70,12 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         p.add({"XRANGE", s, "-", "+", "COUNT", "1"});
         p.add({"ZRANGE", d, "0", "0", "WITHSCORES"});
         p.add({"XINFO", "GROUPS", s});  // an error reply when the stream does not exist yet
+        p.add({"HGETALL", keys_.expired(queue.tenant, queue.name, i)});
     }
     auto replies = redis_.execute(p);
     std::vector<PartitionStats> out;
     for (int i = 0; i < queue.partition_count; ++i) {
-        const auto* r = &replies[static_cast<std::size_t>(i) * 6];
+        const auto* r = &replies[static_cast<std::size_t>(i) * 7];
         PartitionStats ps;
         ps.partition = i;
         ps.length = r[0].as_integer();
@@ -85,6 +86,10 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         if (r[4].is_array() && r[4].elements.size() >= 2) ps.next_due_ms = r[4].elements[1].as_integer();
         if (r[5].is_array())
             for (const auto& g : r[5].elements) ps.groups.push_back(group_from_reply(g));
+        if (r[6].is_array())  // group -> expired count (Trimmer)
+            for (std::size_t k = 0; k + 1 < r[6].elements.size(); k += 2)
+                for (auto& g : ps.groups)
+                    if (g.name == r[6].elements[k].str) g.expired = r[6].elements[k + 1].as_integer();
         out.push_back(std::move(ps));
     }
     return out;
@@ -110,7 +115,8 @@ std::int64_t QueueStreams::drop(const Queue& queue) {
                        .command({"UNLINK", keys_.stream(queue.tenant, queue.name, i),
                                  keys_.delayed(queue.tenant, queue.name, i),
                                  keys_.dead_letters(queue.tenant, queue.name, i),
-                                 keys_.retry_after(queue.tenant, queue.name, i)})
+                                 keys_.retry_after(queue.tenant, queue.name, i),
+                                 keys_.expired(queue.tenant, queue.name, i)})
                        .as_integer();
         // Idempotency keys: SCAN for this partition's pattern, UNLINK what it finds.
         std::string cursor = "0";

@@ -27,6 +27,13 @@ struct Config {
     /// MQ_KEYRING_FILE: keys for queues with encryption aes-256-gcm (docs/encryption.md);
     /// empty: none, and publishing to or delivering from such a queue is refused.
     std::string keyring_file;
+    /// Retention of dead letters (docs/retention.md). In Redis only archived ones are
+    /// trimmed: beyond DEAD_LETTER_MAX_LENGTH per partition (0: no cap) or older than
+    /// DEAD_LETTER_MAX_AGE (seconds, 0: no age limit). The PostgreSQL archive keeps rows for
+    /// DEAD_LETTER_RETENTION (seconds).
+    std::int64_t dead_letter_max_length = 10000;
+    std::chrono::seconds dead_letter_max_age{604800};
+    std::chrono::seconds dead_letter_retention{2592000};
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the

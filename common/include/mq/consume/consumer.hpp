@@ -41,6 +41,7 @@ struct Reclaimed {
     std::vector<Fetched> claimed;  ///< now owned by the reclaiming consumer, to deliver
     int dead_lettered = 0;         ///< reached max_attempts: moved to the dead-letter stream
     int dropped = 0;               ///< reached max_attempts with dead letters disabled
+    int expired = 0;  ///< pending, but the stream entry was gone (retention): acked away
 };
 
 /// Consumption of one subscription's consumer groups. Every operation touches one

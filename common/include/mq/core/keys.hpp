@@ -20,6 +20,9 @@ public:
     std::string dead_letters(std::string_view tenant, std::string_view queue, int partition) const;
     /// `{t:q:p}:ra` — hash "<group> <stream id>" -> not-before ms of a nacked entry.
     std::string retry_after(std::string_view tenant, std::string_view queue, int partition) const;
+    /// `{t:q:p}:x` — hash "<group>" -> entries that expired (retention) before that
+    /// subscription finished them.
+    std::string expired(std::string_view tenant, std::string_view queue, int partition) const;
     std::string idempotency(std::string_view tenant, std::string_view queue, int partition,
                             std::string_view idempotency_key) const;
     /// SCAN pattern matching every idempotency key of one partition.

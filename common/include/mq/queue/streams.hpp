@@ -18,6 +18,7 @@ struct GroupStats {
     std::int64_t pending = 0;
     std::optional<std::int64_t> lag;  ///< entries not yet delivered; unknown after trims
     std::string last_delivered_id;
+    std::int64_t expired = 0;  ///< entries removed by retention before this group finished them
 };
 
 /// What is in one partition right now.
