@@ -50,7 +50,10 @@ struct DlqFixture {
     std::string dlq() const { return rs.keys().dead_letters(q.tenant, q.name, 0); }
     int archived_rows() {
         return ts.db().transact([&](pqxx::work& tx) {
-            return tx.exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1", ts.tenant())[0].as<int>();
+            return tx
+                .exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1",
+                              ts.tenant())[0]
+                .as<int>();
         });
     }
 };
@@ -58,7 +61,7 @@ struct DlqFixture {
 // A loopback TCP relay in front of the fixture's PostgreSQL, so a test can take the
 // database away from one client (down() closes the listener and every relayed socket).
 class PgRelay {
-public:
+  public:
     PgRelay() {
         listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in addr{};
@@ -96,7 +99,7 @@ public:
         for (int fd : sockets_) ::shutdown(fd, SHUT_RDWR);
     }
 
-private:
+  private:
     void accept_loop() {
         for (;;) {
             int client = ::accept(listener_, nullptr, nullptr);
@@ -172,7 +175,8 @@ TEST_CASE("a batch read by an archiver that died while PostgreSQL was down is ar
     std::this_thread::sleep_for(250ms);
     CHECK(b.archive(f.q, 10) == 25);
     CHECK(f.archived_rows() == 50);
-    CHECK(f.rs.redis().command({"XPENDING", f.dlq(), "mq-archive"}).elements.at(0).as_integer() == 0);
+    CHECK(f.rs.redis().command({"XPENDING", f.dlq(), "mq-archive"}).elements.at(0).as_integer() ==
+          0);
 
     // Now archived, the stream is cut to its cap; `dlq list` shows what is left.
     CHECK(trimmer.trim(f.q).dead_letters_trimmed == 49);
@@ -182,14 +186,15 @@ TEST_CASE("a batch read by an archiver that died while PostgreSQL was down is ar
     CHECK(left[0].message.payload == "p49");
 }
 
-TEST_CASE("the archive keeps dead letters for DEAD_LETTER_RETENTION and purges older ones in batches",
-          "[dlq][archive][retention]") {
+TEST_CASE(
+    "the archive keeps dead letters for DEAD_LETTER_RETENTION and purges older ones in batches",
+    "[dlq][archive][retention]") {
     DlqFixture f(30);
     mq::DeadLetterArchiver a(f.rs.redis(), f.ts.db(), f.rs.keys(), "w");
     REQUIRE(a.archive(f.q) == 30);
-    f.ts.exec("UPDATE dead_letters SET dead_at = now() - interval '40 days' WHERE tenant_id = '" + f.ts.tenant() +
-              "' AND id IN (SELECT id FROM dead_letters WHERE tenant_id = '" + f.ts.tenant() +
-              "' ORDER BY id LIMIT 12)");
+    f.ts.exec("UPDATE dead_letters SET dead_at = now() - interval '40 days' WHERE tenant_id = '" +
+              f.ts.tenant() + "' AND id IN (SELECT id FROM dead_letters WHERE tenant_id = '" +
+              f.ts.tenant() + "' ORDER BY id LIMIT 12)");
     // Other tenants' old rows go as well (the setting is global), so count only ours.
     mq::purge_archived_dead_letters(f.ts.db(), std::chrono::hours(24 * 30), 5);
     CHECK(f.archived_rows() == 18);

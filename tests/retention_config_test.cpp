@@ -32,4 +32,3 @@ TEST_CASE("dead_letter_retention_settings_refuse_negative_zero_or_garbage", "[co
     CHECK_THROWS_AS(mq::load_config("", {{"DEAD_LETTER_MAX_AGE", "1h"}}), mq::ValidationError);
     CHECK_THROWS_AS(mq::load_config("", {{"DEAD_LETTER_RETENTION", "0"}}), mq::ValidationError);
 }
-

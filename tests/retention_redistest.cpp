@@ -55,7 +55,8 @@ struct Fixture {
     }
     std::vector<mq::PublishOutcome> publish(int n) {
         std::vector<mq::PublishRequest> batch(static_cast<std::size_t>(n));
-        for (int i = 0; i < n; ++i) batch[static_cast<std::size_t>(i)].payload = "m" + std::to_string(i);
+        for (int i = 0; i < n; ++i)
+            batch[static_cast<std::size_t>(i)].payload = "m" + std::to_string(i);
         return pub.publish_batch(q, batch);
     }
     std::string stream(int p = 0) const { return rs.keys().stream(q.tenant, q.name, p); }
@@ -72,7 +73,8 @@ struct Fixture {
         auto r = rs.redis().command({"HGET", rs.keys().expired(q.tenant, q.name, p), group});
         return r.is_nil() ? 0 : r.as_integer();
     }
-    std::vector<std::string> ack_all(const mq::Subscription& s, const std::vector<mq::Fetched>& got) {
+    std::vector<std::string> ack_all(const mq::Subscription& s,
+                                     const std::vector<mq::Fetched>& got) {
         std::vector<std::string> out;
         for (const auto& f : got) {
             groups.ack(q, s.name, f.partition, {f.stream_id});
@@ -153,8 +155,10 @@ TEST_CASE("a queue without subscriptions keeps messages for its retention, then 
     CHECK(f.ids().size() == 1);
 }
 
-TEST_CASE("entries past retention expire even unconsumed, counted once per subscription that had not finished them",
-          "[retention][expiry]") {
+TEST_CASE(
+    "entries past retention expire even unconsumed, counted once per subscription that had not "
+    "finished them",
+    "[retention][expiry]") {
     Fixture f(2, 400ms);
     auto a = f.sub("a");
     auto b = f.sub("b");
@@ -164,7 +168,8 @@ TEST_CASE("entries past retention expire even unconsumed, counted once per subsc
         f.ack_all(done, f.groups.read_new(f.q, done, "c", p, 100, 0ms));
         auto got = f.groups.read_new(f.q, a, "c", p, 4, 0ms);  // 4 delivered, 2 never
         f.groups.ack(f.q, "a", p, {got[0].stream_id, got[1].stream_id});
-        f.groups.retry_later(f.q, "a", p, got[2].stream_id, mq::now_ms() + 60000);  // leaves an :ra note
+        f.groups.retry_later(f.q, "a", p, got[2].stream_id,
+                             mq::now_ms() + 60000);  // leaves an :ra note
     }
     std::this_thread::sleep_for(500ms);
     mq::Trimmer trimmer(f.rs.redis(), f.rs.keys());
@@ -179,7 +184,9 @@ TEST_CASE("entries past retention expire even unconsumed, counted once per subsc
         CHECK(f.expired_count("a", p) == 4);
         CHECK(f.expired_count("b", p) == 6);
         CHECK(f.expired_count("done", p) == 0);
-        CHECK(f.rs.redis().command({"HLEN", f.rs.keys().retry_after(f.q.tenant, f.q.name, p)}).as_integer() == 0);
+        CHECK(f.rs.redis()
+                  .command({"HLEN", f.rs.keys().retry_after(f.q.tenant, f.q.name, p)})
+                  .as_integer() == 0);
     }
     // Counted once: another pass finds nothing.
     CHECK(trimmer.trim(f.q).expired == 0);
@@ -238,7 +245,8 @@ TEST_CASE("expiry of a large unconsumed backlog is bounded per call and counts e
     CHECK(f.ids().empty());
 }
 
-TEST_CASE("hostile queue settings: retention 1 ms, 256 partitions, groups at odd ids", "[retention][hostile]") {
+TEST_CASE("hostile queue settings: retention 1 ms, 256 partitions, groups at odd ids",
+          "[retention][hostile]") {
     SECTION("retention of 1 ms expires everything and counts it") {
         Fixture f(1, 1ms);
         f.sub("s");
@@ -262,7 +270,8 @@ TEST_CASE("hostile queue settings: retention 1 ms, 256 partitions, groups at odd
         f.publish(4);
         auto ids = f.ids();
         f.rs.redis().command({"XGROUP", "CREATE", f.stream(), "zero", "0"});
-        f.rs.redis().command({"XGROUP", "CREATE", f.stream(), "max", "18446744073709551615-18446744073709551615"});
+        f.rs.redis().command(
+            {"XGROUP", "CREATE", f.stream(), "max", "18446744073709551615-18446744073709551615"});
         mq::Trimmer trimmer(f.rs.redis(), f.rs.keys());
         CHECK(trimmer.trim(f.q).trimmed == 0);  // "zero" still has to deliver all four
         CHECK(f.ids().size() == 4);
@@ -293,8 +302,10 @@ TEST_CASE("hostile queue settings: retention 1 ms, 256 partitions, groups at odd
     }
 }
 
-TEST_CASE("randomized publish, consume, ack, kill and trim never lose an unfinished entry and leave no finished one",
-          "[retention][randomized]") {
+TEST_CASE(
+    "randomized publish, consume, ack, kill and trim never lose an unfinished entry and leave no "
+    "finished one",
+    "[retention][randomized]") {
     const char* env_seed = std::getenv("MQ_TEST_SEED");
     const std::uint64_t seed = env_seed ? std::stoull(env_seed) : std::random_device{}();
     INFO("seed " << seed << " (rerun with MQ_TEST_SEED=" << seed << ")");
@@ -342,7 +353,8 @@ TEST_CASE("randomized publish, consume, ack, kill and trim never lose an unfinis
             }
             for (const auto& id : in_stream) REQUIRE(published[p].count(id) == 1);
             if (converged)
-                for (const auto& id : published[p]) CHECK(in_stream.count(id) == (id >= min_finished ? 1u : 0u));
+                for (const auto& id : published[p])
+                    CHECK(in_stream.count(id) == (id >= min_finished ? 1u : 0u));
         }
     };
 
@@ -377,7 +389,8 @@ TEST_CASE("randomized publish, consume, ack, kill and trim never lose an unfinis
                     ++it;
                 }
             }
-            if (!ack.empty()) REQUIRE(f.groups.ack(f.q, n, p, ack) == static_cast<std::int64_t>(ack.size()));
+            if (!ack.empty())
+                REQUIRE(f.groups.ack(f.q, n, p, ack) == static_cast<std::int64_t>(ack.size()));
         } else if (op < 88) {  // a consumer dies; another takes its entries over (XCLAIM)
             const auto& n = names[static_cast<std::size_t>(roll(3))];
             const auto& dead = consumers[static_cast<std::size_t>(roll(3))];
@@ -404,7 +417,8 @@ TEST_CASE("randomized publish, consume, ack, kill and trim never lose an unfinis
     for (const auto& n : names) CHECK(f.expired_count(n, 0) + f.expired_count(n, 1) == 0);
 }
 
-TEST_CASE("max_length bounds the backlog: a consumer that keeps up is never refused", "[retention][backpressure]") {
+TEST_CASE("max_length bounds the backlog: a consumer that keeps up is never refused",
+          "[retention][backpressure]") {
     Fixture f;
     f.q.max_length = 100;
     auto s = f.sub("s");
@@ -420,8 +434,9 @@ TEST_CASE("max_length bounds the backlog: a consumer that keeps up is never refu
     CHECK(f.ids().size() == 10000);  // not trimmed here: the consumed entries do not count
 }
 
-TEST_CASE("max_length refuses with QUEUE_FULL while a consumer is stalled and accepts once it catches up",
-          "[retention][backpressure]") {
+TEST_CASE(
+    "max_length refuses with QUEUE_FULL while a consumer is stalled and accepts once it catches up",
+    "[retention][backpressure]") {
     Fixture f;
     f.q.max_length = 100;
     auto fast = f.sub("fast");
@@ -512,12 +527,15 @@ TEST_CASE("reclaim acks away a pending entry whose stream entry is gone and coun
     CHECK(r.claimed[1].stream_id == got[2].stream_id);
     CHECK(f.pending("s") == 2);
     CHECK(f.expired_count("s") == 1);
-    CHECK(f.rs.redis().command({"HLEN", f.rs.keys().retry_after(f.q.tenant, f.q.name, 0)}).as_integer() == 0);
+    CHECK(f.rs.redis()
+              .command({"HLEN", f.rs.keys().retry_after(f.q.tenant, f.q.name, 0)})
+              .as_integer() == 0);
     std::this_thread::sleep_for(150ms);
     CHECK(f.groups.reclaim(f.q, s, "heir", 0).expired == 0);  // counted once
 }
 
-TEST_CASE("a pull client copes with a pending entry whose stream entry expired", "[retention][pull]") {
+TEST_CASE("a pull client copes with a pending entry whose stream entry expired",
+          "[retention][pull]") {
     Fixture f;
     mq::Subscription s = f.sub("puller");
     s.id = "0190a5c4-3333-7abc-8def-0123456789ab";
@@ -535,7 +553,8 @@ TEST_CASE("a pull client copes with a pending entry whose stream entry expired",
     auto stale = mq::decode_receipt(first[0].receipt, "retention-test-key", s.id);
     CHECK(pull.ack(f.q, s, {stale}).at(0) == mq::AckResult::kLeaseLost);
     std::vector<mq::Receipt> receipts;
-    for (const auto& m : again) receipts.push_back(mq::decode_receipt(m.receipt, "retention-test-key", s.id));
+    for (const auto& m : again)
+        receipts.push_back(mq::decode_receipt(m.receipt, "retention-test-key", s.id));
     for (auto res : pull.ack(f.q, s, receipts)) CHECK(res == mq::AckResult::kAcked);
     CHECK(f.pending("puller") == 0);
 }
@@ -543,7 +562,7 @@ TEST_CASE("a pull client copes with a pending entry whose stream entry expired",
 namespace {
 
 class CountingHandler : public mq::Handler {
-public:
+  public:
     std::mutex mu;
     std::set<std::string> payloads;
     mq::DeliveryResult deliver(const mq::Delivery& d) override {
@@ -605,7 +624,8 @@ TEST_CASE("dead letters are trimmed only after the archive group acked them, wit
 
     // An archiver read 6 and acked 4 (#0, #1, #2, #4); #3 and #5 are in its hands.
     f.rs.redis().command({"XGROUP", "CREATE", dlq, "mq-archive", "0"});
-    auto r = f.rs.redis().command({"XREADGROUP", "GROUP", "mq-archive", "a", "COUNT", "6", "STREAMS", dlq, ">"});
+    auto r = f.rs.redis().command(
+        {"XREADGROUP", "GROUP", "mq-archive", "a", "COUNT", "6", "STREAMS", dlq, ">"});
     const auto& e = r.elements.at(0).elements.at(1).elements;
     f.rs.redis().command({"XACK", dlq, "mq-archive", e[0].elements[0].str, e[1].elements[0].str,
                           e[2].elements[0].str, e[4].elements[0].str});
@@ -614,9 +634,11 @@ TEST_CASE("dead letters are trimmed only after the archive group acked them, wit
     f.rs.redis().command({"XACK", dlq, "mq-archive", e[3].elements[0].str, e[5].elements[0].str});
     CHECK(trimmer.trim(f.q).dead_letters_trimmed == 3);  // #3..#5; #6..#9 never archived
     CHECK(f.rs.redis().command({"XLEN", dlq}).as_integer() == 4);
-    f.rs.redis().command({"XREADGROUP", "GROUP", "mq-archive", "a", "COUNT", "10", "STREAMS", dlq, ">"});
+    f.rs.redis().command(
+        {"XREADGROUP", "GROUP", "mq-archive", "a", "COUNT", "10", "STREAMS", dlq, ">"});
     auto rest = f.rs.redis().command({"XPENDING", dlq, "mq-archive", "-", "+", "10"});
-    for (const auto& p : rest.elements) f.rs.redis().command({"XACK", dlq, "mq-archive", p.elements[0].str});
+    for (const auto& p : rest.elements)
+        f.rs.redis().command({"XACK", dlq, "mq-archive", p.elements[0].str});
     CHECK(trimmer.trim(f.q).dead_letters_trimmed == 2);  // the cap: two stay for `dlq list`
     CHECK(f.rs.redis().command({"XLEN", dlq}).as_integer() == 2);
 
@@ -632,8 +654,9 @@ namespace {
 // A redis-server of the test's own, with an append-only file fsynced on every write, so a
 // test can kill it (as a crash) and start it again on the same data.
 class PrivateRedis {
-public:
-    PrivateRedis() : dir_(std::filesystem::temp_directory_path() / mqtest::unique_name("retention-redis")) {
+  public:
+    PrivateRedis()
+        : dir_(std::filesystem::temp_directory_path() / mqtest::unique_name("retention-redis")) {
         std::filesystem::create_directories(dir_);
         port_ = mqtest::dead_port();
         start();
@@ -644,9 +667,10 @@ public:
         std::filesystem::remove_all(dir_, ec);
     }
     void start() {
-        std::string cmd = "redis-server --port " + std::to_string(port_) + " --bind 127.0.0.1 --dir " +
-                          dir_.string() + " --appendonly yes --appendfsync always --save '' --daemonize yes" +
-                          " --pidfile " + (dir_ / "pid").string() + " --logfile " + (dir_ / "log").string();
+        std::string cmd =
+            "redis-server --port " + std::to_string(port_) + " --bind 127.0.0.1 --dir " +
+            dir_.string() + " --appendonly yes --appendfsync always --save '' --daemonize yes" +
+            " --pidfile " + (dir_ / "pid").string() + " --logfile " + (dir_ / "log").string();
         REQUIRE(std::system(cmd.c_str()) == 0);
         REQUIRE(eventually([&] {
             try {
@@ -666,17 +690,21 @@ public:
         }
         std::filesystem::remove(dir_ / "pid");
     }
-    mq::redis::Endpoint endpoint() const { return mq::redis::Endpoint{"127.0.0.1", port_, "", "", 0}; }
+    mq::redis::Endpoint endpoint() const {
+        return mq::redis::Endpoint{"127.0.0.1", port_, "", "", 0};
+    }
 
-private:
+  private:
     std::filesystem::path dir_;
     int port_ = 0;
 };
 
 }  // namespace
 
-TEST_CASE("Redis down during a trim is a clear backend error; after a restart nothing unfinished was lost",
-          "[retention][outage]") {
+TEST_CASE(
+    "Redis down during a trim is a clear backend error; after a restart nothing unfinished was "
+    "lost",
+    "[retention][outage]") {
     PrivateRedis server;
     mq::redis::Connection redis(server.endpoint());
     mq::KeyLayout keys("retention:");
@@ -706,7 +734,7 @@ TEST_CASE("Redis down during a trim is a clear backend error; after a restart no
         CHECK_THAT(e.what(), Catch::Contains("127.0.0.1"));
     }
 
-    server.start();  // the crash-restart: the append-only file brings the data back
+    server.start();               // the crash-restart: the append-only file brings the data back
     auto pass = trimmer.trim(q);  // the same connection reconnects
     CHECK(pass.trimmed == 2);
     CHECK(redis.command({"XLEN", keys.stream(q.tenant, q.name, 0)}).as_integer() == 8);

@@ -120,7 +120,8 @@ int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
         if (!r.is_error())
             ++created;
         else if (r.error_code() != "BUSYGROUP")
-            throw Error(ErrorCode::kInternal, "cannot create consumer group " + group + ": " + r.str);
+            throw Error(ErrorCode::kInternal,
+                        "cannot create consumer group " + group + ": " + r.str);
     }
     return created;
 }
@@ -133,7 +134,8 @@ void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
         const std::string ra = retry_after_key(keys_, q, p);
         std::string cursor = "0";
         do {
-            auto r = redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
+            auto r =
+                redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
             cursor = r.elements.at(0).str;
             std::vector<std::string> argv{"HDEL", ra};
             const auto& kv = r.elements.at(1).elements;
@@ -147,7 +149,8 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
                                               const std::string& consumer, int partition, int count,
                                               std::chrono::milliseconds block) {
     const std::string group = consumer_group(sub);
-    std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
+    std::vector<std::string> argv{"XREADGROUP", "GROUP", group,
+                                  consumer,     "COUNT", std::to_string(count)};
     if (block.count() > 0) {
         argv.emplace_back("BLOCK");
         argv.push_back(std::to_string(block.count()));
@@ -184,45 +187,52 @@ std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription
 }
 
 void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription, int partition,
-                                 const std::string& stream_id, std::optional<std::int64_t> not_before_ms) {
-    redis_.eval(kRetryLater,
-                {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
-                {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
+                                 const std::string& stream_id,
+                                 std::optional<std::int64_t> not_before_ms) {
+    redis_.eval(
+        kRetryLater,
+        {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
 }
 
 void ConsumerGroups::release(const Queue& q, const std::string& subscription, int partition,
                              const std::string& stream_id, int delivery_count) {
     // XCLAIM s g mq-retry 0 id IDLE <a day> RETRYCOUNT <count-1> JUSTID: due at once.
-    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, kRetryConsumer, "0",
-                    stream_id, "IDLE", "86400000", "RETRYCOUNT", std::to_string(std::max(0, delivery_count - 1)),
-                    "JUSTID"});
+    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                    kRetryConsumer, "0", stream_id, "IDLE", "86400000", "RETRYCOUNT",
+                    std::to_string(std::max(0, delivery_count - 1)), "JUSTID"});
 }
 
 bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id, const std::string& reason,
                                  const std::string& error, int attempts) {
-    auto r = redis_.eval(kDeadLetter,
-                         {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
-                          retry_after_key(keys_, q, partition)},
-                         {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
-                          subscription});
+    auto r = redis_.eval(
+        kDeadLetter,
+        {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
+         retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
+         subscription});
     return r.as_integer() == 1;
 }
 
-void ConsumerGroups::extend(const Queue& q, const std::string& subscription, const std::string& consumer,
-                            int partition, const std::vector<std::string>& ids) {
+void ConsumerGroups::extend(const Queue& q, const std::string& subscription,
+                            const std::string& consumer, int partition,
+                            const std::vector<std::string>& ids) {
     if (ids.empty()) return;
     // XCLAIM s g consumer 0 id... JUSTID: same owner, idle back to zero, count unchanged.
-    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, consumer, "0"};
+    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                                  consumer, "0"};
     argv.insert(argv.end(), ids.begin(), ids.end());
     argv.emplace_back("JUSTID");
     redis_.command(argv);
 }
 
-std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription, int partition,
-                                                  int count, const std::string& consumer) {
-    std::vector<std::string> argv{"XPENDING", keys_.stream(q.tenant, q.name, partition), subscription, "-", "+",
-                                  std::to_string(count)};
+std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription,
+                                                  int partition, int count,
+                                                  const std::string& consumer) {
+    std::vector<std::string> argv{"XPENDING",   keys_.stream(q.tenant, q.name, partition),
+                                  subscription, "-",
+                                  "+",          std::to_string(count)};
     if (!consumer.empty()) argv.push_back(consumer);
     redis::Reply r = redis_.command_raw(argv);
     if (r.is_error()) {
@@ -234,17 +244,19 @@ std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::str
     return out;
 }
 
-Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const std::string& consumer,
-                                  int partition, int count) {
+Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub,
+                                  const std::string& consumer, int partition, int count) {
     Reclaimed out;
     const std::string stream = keys_.stream(q.tenant, q.name, partition);
     const std::string group = consumer_group(sub);
     // Nothing younger than the shortest possible wait can be due.
     auto shortest = std::min<std::int64_t>(
         sub.visibility_timeout.count(),
-        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
-    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
-                                         "-", "+", std::to_string(count)});
+        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) *
+                                  (1.0 - sub.retry.jitter)));
+    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE",
+                                         std::to_string(std::max<std::int64_t>(0, shortest)), "-",
+                                         "+", std::to_string(count)});
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return out;
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
@@ -263,7 +275,8 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                 : sub.visibility_timeout.count();
         if (p.idle_ms < wait) continue;
         if (p.consumer == kRetryConsumer) {
-            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
+            auto nb = redis_.command(
+                {"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
             if (!nb.is_nil() && nb.as_integer() > now) continue;
         }
         due.push_back(std::move(p));
@@ -271,10 +284,13 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
 
     for (const auto& p : due) {
         if (p.delivery_count >= sub.retry.max_attempts) {
-            std::string reason = p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
-            std::string error = p.consumer == kRetryConsumer
-                                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
-                                    : "consumer " + p.consumer + " held it past the visibility timeout on the last attempt";
+            std::string reason =
+                p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
+            std::string error =
+                p.consumer == kRetryConsumer
+                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
+                    : "consumer " + p.consumer +
+                          " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
                 dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count);
                 ++out.dead_lettered;

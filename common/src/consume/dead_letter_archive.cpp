@@ -14,10 +14,13 @@ constexpr const char* kArchiveGroup = "mq-archive";
 
 const pg::Statement kInsertDeadLetter{
     "mq_insert_dead_letter",
-    "INSERT INTO dead_letters (tenant_id, topic_name, subscription_name, partition, message_id, stream_id, "
+    "INSERT INTO dead_letters (tenant_id, topic_name, subscription_name, partition, message_id, "
+    "stream_id, "
     "message_key, headers, payload, reason, last_error, attempts, published_at, dead_at) "
-    "VALUES ($1, $2, $3, $4, $5::uuid, $6, NULLIF($7, ''), NULLIF($8, '')::jsonb, decode($9, 'base64'), $10, "
-    "NULLIF($11, ''), $12, to_timestamp($13::double precision / 1000), to_timestamp($14::double precision / 1000)) "
+    "VALUES ($1, $2, $3, $4, $5::uuid, $6, NULLIF($7, ''), NULLIF($8, '')::jsonb, decode($9, "
+    "'base64'), $10, "
+    "NULLIF($11, ''), $12, to_timestamp($13::double precision / 1000), to_timestamp($14::double "
+    "precision / 1000)) "
     "ON CONFLICT (tenant_id, topic_name, partition, stream_id) DO NOTHING"};
 
 // DELETE by age in batches (dead_letters_dead_at_idx), so a large purge never holds one
@@ -30,7 +33,8 @@ const pg::Statement kPurgeArchived{
 std::string base64(const std::string& in) {
     std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                            reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
     out.resize(static_cast<std::size_t>(n));
     return out;
 }
@@ -59,7 +63,8 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
     std::int64_t written = 0;
     for (int p = 0; p < q.partition_count; ++p) {
         const std::string dlq = keys_.dead_letters(q.tenant, q.name, p);
-        auto created = redis_.command_raw({"XGROUP", "CREATE", dlq, kArchiveGroup, "0", "MKSTREAM"});
+        auto created =
+            redis_.command_raw({"XGROUP", "CREATE", dlq, kArchiveGroup, "0", "MKSTREAM"});
         if (created.is_error() && created.error_code() != "BUSYGROUP")
             throw Error(ErrorCode::kInternal, "cannot create the archive group: " + created.str);
 
@@ -72,7 +77,8 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
                 row.stream_id = e.elements.at(0).str;
                 if (e.elements.at(1).is_array()) {
                     const auto& kv = e.elements.at(1).elements;
-                    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) row.fields.emplace_back(kv[i].str, kv[i + 1].str);
+                    for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+                        row.fields.emplace_back(kv[i].str, kv[i + 1].str);
                 }
                 rows.push_back(std::move(row));
             }
@@ -83,9 +89,10 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
                     if (row.fields.empty()) continue;  // deleted while pending: nothing to keep
                     std::int64_t dead_ms = to_int(row.get("dlt"));
                     if (dead_ms == 0) dead_ms = to_int(row.stream_id);
-                    n += db_.exec(tx, kInsertDeadLetter, q.tenant, q.name, row.get("dls"), p, row.get("id"),
-                                  row.stream_id, row.get("k"), row.get("h"), base64(row.get("p")), row.get("dlr"),
-                                  row.get("dle"), static_cast<int>(to_int(row.get("dla"))), to_int(row.get("t")),
+                    n += db_.exec(tx, kInsertDeadLetter, q.tenant, q.name, row.get("dls"), p,
+                                  row.get("id"), row.stream_id, row.get("k"), row.get("h"),
+                                  base64(row.get("p")), row.get("dlr"), row.get("dle"),
+                                  static_cast<int>(to_int(row.get("dla"))), to_int(row.get("t")),
                                   dead_ms)
                              .affected_rows();
                 }
@@ -118,7 +125,8 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
         std::string cursor = "0-0";
         for (int page = 0; page < kMaxPages; ++page) {
             auto r = redis_.command({"XAUTOCLAIM", dlq, kArchiveGroup, consumer_,
-                                     std::to_string(claim_idle_.count()), cursor, "COUNT", std::to_string(batch)});
+                                     std::to_string(claim_idle_.count()), cursor, "COUNT",
+                                     std::to_string(batch)});
             cursor = r.elements.at(0).str;
             store(r.elements.at(1));
             if (cursor == "0-0") break;
@@ -134,9 +142,11 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
     return written;
 }
 
-std::int64_t purge_archived_dead_letters(pg::Database& db, std::chrono::milliseconds older_than, int batch) {
+std::int64_t purge_archived_dead_letters(pg::Database& db, std::chrono::milliseconds older_than,
+                                         int batch) {
     if (older_than.count() <= 0)
-        throw ValidationError("dead-letter retention must be positive", {{"field", "DEAD_LETTER_RETENTION"}});
+        throw ValidationError("dead-letter retention must be positive",
+                              {{"field", "DEAD_LETTER_RETENTION"}});
     if (batch < 1) throw ValidationError("purge batch must be positive", {{"field", "batch"}});
     std::int64_t deleted = 0;
     for (int round = 0; round < 100000; ++round) {  // bounded; each round is one short transaction

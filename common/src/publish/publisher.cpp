@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "mq/core/message.hpp"
-#include "mq/publish/envelope.hpp"
 #include "mq/core/time.hpp"
 #include "mq/core/uuid.hpp"
+#include "mq/publish/envelope.hpp"
 
 namespace mq {
 
@@ -119,8 +119,9 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
                         std::to_string(limits.max_message_size) + " (MAX_MESSAGE_SIZE)",
                     {{"size", r.payload.size()}, {"limit", limits.max_message_size}});
     if (r.key.size() > limits.max_key_size)
-        throw ValidationError("key is longer than " + std::to_string(limits.max_key_size) + " bytes",
-                              {{"field", "key"}});
+        throw ValidationError(
+            "key is longer than " + std::to_string(limits.max_key_size) + " bytes",
+            {{"field", "key"}});
     if (r.idempotency_key.size() > limits.max_key_size)
         throw ValidationError(
             "idempotency key is longer than " + std::to_string(limits.max_key_size) + " bytes",
@@ -129,7 +130,8 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
         throw ValidationError("more than " + std::to_string(limits.max_headers) + " headers",
                               {{"field", "headers"}});
     for (const auto& [k, v] : r.headers)
-        if (k.empty()) throw ValidationError("header names must not be empty", {{"field", "headers"}});
+        if (k.empty())
+            throw ValidationError("header names must not be empty", {{"field", "headers"}});
     if (r.delay && r.delay->count() < 0)
         throw ValidationError("delay must not be negative", {{"field", "delay"}});
     if (r.delay && r.deliver_at_ms)
@@ -145,7 +147,8 @@ PublishRequest parse_publish_request(const nlohmann::json& envelope) {
 Publisher::Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits)
     : redis_(&redis), keys_(std::move(keys)), limits_(limits) {}
 
-Publisher::Publisher(KeyLayout keys, PublishLimits limits) : keys_(std::move(keys)), limits_(limits) {}
+Publisher::Publisher(KeyLayout keys, PublishLimits limits)
+    : keys_(std::move(keys)), limits_(limits) {}
 
 PublishOutcome Publisher::publish(const Queue& queue, const PublishRequest& request) {
     auto outcomes = publish_batch(queue, {request});
@@ -172,7 +175,8 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
     auto& outcomes = batch.outcomes;
     outcomes.resize(requests.size());
     // Group request indexes by partition, validating as we go.
-    std::vector<std::vector<std::size_t>> by_partition(static_cast<std::size_t>(queue.partition_count));
+    std::vector<std::vector<std::size_t>> by_partition(
+        static_cast<std::size_t>(queue.partition_count));
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const auto& r = requests[i];
         try {
@@ -282,9 +286,9 @@ std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& ba
     auto& outcomes = batch.outcomes;
     const auto& call_members = batch.call_members;
     if (replies.size() != call_members.size())
-        throw Error(ErrorCode::kPublishFailed, "publish got " + std::to_string(replies.size()) +
-                                                   " replies for " + std::to_string(call_members.size()) +
-                                                   " commands");
+        throw Error(ErrorCode::kPublishFailed,
+                    "publish got " + std::to_string(replies.size()) + " replies for " +
+                        std::to_string(call_members.size()) + " commands");
     for (std::size_t c = 0; c < replies.size(); ++c) {
         const redis::Reply& reply = replies[c];
         const auto& members = call_members[c];
@@ -294,11 +298,11 @@ std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& ba
             o.stream_id = reply.as_string();
             continue;
         }
-        if (reply.is_error() || (!batch.plain[c] && (!reply.is_array() ||
-                                                      reply.elements.size() != members.size()))) {
+        if (reply.is_error() ||
+            (!batch.plain[c] && (!reply.is_array() || reply.elements.size() != members.size()))) {
             std::string why = reply.is_error() ? reply.str : "unexpected reply from publish script";
             ErrorCode code = reply.error_code() == "OOM" ? ErrorCode::kBackendUnavailable
-                                                        : ErrorCode::kPublishFailed;
+                                                         : ErrorCode::kPublishFailed;
             for (std::size_t i : members) {
                 outcomes[i].message_id.clear();
                 outcomes[i].error = Error(code, "publish failed: " + why);

@@ -83,13 +83,15 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         ps.dead_letters = r[2].as_integer();
         if (r[3].is_array() && !r[3].elements.empty())
             ps.oldest_ms = millis_of_stream_id(r[3].elements[0].elements.at(0).str);
-        if (r[4].is_array() && r[4].elements.size() >= 2) ps.next_due_ms = r[4].elements[1].as_integer();
+        if (r[4].is_array() && r[4].elements.size() >= 2)
+            ps.next_due_ms = r[4].elements[1].as_integer();
         if (r[5].is_array())
             for (const auto& g : r[5].elements) ps.groups.push_back(group_from_reply(g));
         if (r[6].is_array())  // group -> expired count (Trimmer)
             for (std::size_t k = 0; k + 1 < r[6].elements.size(); k += 2)
                 for (auto& g : ps.groups)
-                    if (g.name == r[6].elements[k].str) g.expired = r[6].elements[k + 1].as_integer();
+                    if (g.name == r[6].elements[k].str)
+                        g.expired = r[6].elements[k + 1].as_integer();
         out.push_back(std::move(ps));
     }
     return out;
@@ -98,10 +100,10 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
 QueueStreams::Purged QueueStreams::purge(const Queue& queue) {
     Purged total;
     for (int i = 0; i < queue.partition_count; ++i) {
-        redis::Reply r = redis_.eval(kPurgeScript,
-                                     {keys_.stream(queue.tenant, queue.name, i),
-                                      keys_.delayed(queue.tenant, queue.name, i)},
-                                     {});
+        redis::Reply r = redis_.eval(
+            kPurgeScript,
+            {keys_.stream(queue.tenant, queue.name, i), keys_.delayed(queue.tenant, queue.name, i)},
+            {});
         total.entries += r.elements.at(0).as_integer();
         total.delayed += r.elements.at(1).as_integer();
     }

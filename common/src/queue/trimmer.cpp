@@ -198,23 +198,25 @@ Trimmer::Trimmer(redis::Connection& redis, KeyLayout keys, TrimOptions options)
     if (options_.batch < 1 || options_.batch > 100000)
         throw ValidationError("trim batch must be between 1 and 100000", {{"field", "batch"}});
     if (options_.dead_letter_max_length < 0 || options_.dead_letter_max_age.count() < 0)
-        throw ValidationError("dead-letter bounds must not be negative", {{"field", "dead_letter"}});
+        throw ValidationError("dead-letter bounds must not be negative",
+                              {{"field", "dead_letter"}});
 }
 
 TrimPass Trimmer::trim(const Queue& q) {
     if (q.partition_count < 1 || q.partition_count > kMaxPartitions)
         throw ValidationError("queue '" + q.name + "' has an invalid partition count",
                               {{"queue", q.name}});
-    const std::vector<std::string> args{std::to_string(std::max<std::int64_t>(1, q.retention.count())),
-                                        std::to_string(options_.batch),
-                                        std::to_string(options_.dead_letter_max_length),
-                                        std::to_string(options_.dead_letter_max_age.count())};
+    const std::vector<std::string> args{
+        std::to_string(std::max<std::int64_t>(1, q.retention.count())),
+        std::to_string(options_.batch), std::to_string(options_.dead_letter_max_length),
+        std::to_string(options_.dead_letter_max_age.count())};
     redis::Pipeline pipe;
     for (int p = 0; p < q.partition_count; ++p)
-        pipe.add_script(kTrimScript,
-                        {keys_.stream(q.tenant, q.name, p), keys_.retry_after(q.tenant, q.name, p),
-                         keys_.expired(q.tenant, q.name, p), keys_.dead_letters(q.tenant, q.name, p)},
-                        args);
+        pipe.add_script(
+            kTrimScript,
+            {keys_.stream(q.tenant, q.name, p), keys_.retry_after(q.tenant, q.name, p),
+             keys_.expired(q.tenant, q.name, p), keys_.dead_letters(q.tenant, q.name, p)},
+            args);
     auto replies = redis_.execute(pipe);
     TrimPass pass;
     std::string failure;
@@ -233,8 +235,9 @@ TrimPass Trimmer::trim(const Queue& q) {
         }
     }
     for (const auto& [sub, n] : pass.expired_by_subscription)
-        spdlog::warn("queue {}/{}: {} entries expired unconsumed by subscription {} (retention {} ms)",
-                     q.tenant, q.name, n, sub, q.retention.count());
+        spdlog::warn(
+            "queue {}/{}: {} entries expired unconsumed by subscription {} (retention {} ms)",
+            q.tenant, q.name, n, sub, q.retention.count());
     if (!failure.empty())
         throw Error(ErrorCode::kInternal, "trimming queue '" + q.name + "' failed: " + failure,
                     {{"queue", q.name}});

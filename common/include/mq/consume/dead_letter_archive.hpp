@@ -20,10 +20,15 @@ namespace mq {
 /// PostgreSQL was down) are taken over with XAUTOCLAIM, so no batch is ever stranded.
 /// The Trimmer removes dead letters from Redis only once this group has acked them.
 class DeadLetterArchiver {
-public:
-    DeadLetterArchiver(redis::Connection& redis, pg::Database& db, KeyLayout keys, std::string consumer,
+  public:
+    DeadLetterArchiver(redis::Connection& redis, pg::Database& db, KeyLayout keys,
+                       std::string consumer,
                        std::chrono::milliseconds claim_idle = std::chrono::seconds(30))
-        : redis_(redis), db_(db), keys_(std::move(keys)), consumer_(std::move(consumer)), claim_idle_(claim_idle) {}
+        : redis_(redis),
+          db_(db),
+          keys_(std::move(keys)),
+          consumer_(std::move(consumer)),
+          claim_idle_(claim_idle) {}
 
     /// Archives what is waiting on every partition, up to `batch` rows per transaction:
     /// this consumer's own unacked entries, then other consumers' entries idle for
@@ -32,7 +37,7 @@ public:
     /// pending in the group for the next pass (of any archiver).
     std::int64_t archive(const Queue& queue, int batch = 100);
 
-private:
+  private:
     redis::Connection& redis_;
     pg::Database& db_;
     KeyLayout keys_;

@@ -8,13 +8,14 @@ namespace mq {
 /// The Redis key layout of DESIGN.md §3. Every key of one partition shares the hash tag
 /// `{<tenant>:<queue>:<p>}`, so one Lua script touches a single cluster slot.
 class KeyLayout {
-public:
+  public:
     explicit KeyLayout(std::string prefix = "mq:") : prefix_(std::move(prefix)) {}
 
     const std::string& prefix() const { return prefix_; }
 
     /// `{prefix}{t:q:p}` — the common part; append a suffix for a concrete key.
-    std::string partition_base(std::string_view tenant, std::string_view queue, int partition) const;
+    std::string partition_base(std::string_view tenant, std::string_view queue,
+                               int partition) const;
     std::string stream(std::string_view tenant, std::string_view queue, int partition) const;
     std::string delayed(std::string_view tenant, std::string_view queue, int partition) const;
     std::string dead_letters(std::string_view tenant, std::string_view queue, int partition) const;
@@ -29,7 +30,7 @@ public:
     std::string idempotency_pattern(std::string_view tenant, std::string_view queue,
                                     int partition) const;
 
-private:
+  private:
     std::string prefix_;
 };
 

@@ -44,7 +44,7 @@ TrimOptions trim_options(const Config& config);
 /// finished it (pending ones are XACKed, the group's cursor moves past undelivered ones).
 /// The dead-letter stream loses only entries the `mq-archive` group has archived.
 class Trimmer {
-public:
+  public:
     Trimmer(redis::Connection& redis, KeyLayout keys, TrimOptions options = {});
 
     /// Every partition of `queue`; logs a warning per subscription with expired entries.
@@ -52,7 +52,7 @@ public:
     /// beyond the partitions already done (each partition's call is atomic).
     TrimPass trim(const Queue& queue);
 
-private:
+  private:
     redis::Connection& redis_;
     KeyLayout keys_;
     TrimOptions options_;
