@@ -103,7 +103,7 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
 
 }  // namespace
 
-TEST_CASE("entries every subscription finished are trimmed; pending and undelivered ones stay",
+TEST_CASE("entries every subscription finished are trimmed, pending and undelivered ones stay",
           "[retention][trim]") {
     Fixture f;
     auto fast = f.sub("fast");
@@ -603,7 +603,7 @@ TEST_CASE("a worker takes over a dead worker's entries and skips those whose str
     mq::SubscriptionRunner runner(o, std::make_shared<mq::RunnerMetrics>());
     runner.start();
     CHECK(eventually([&] { return handler->count() == 3 && f.pending("s") == 0; }));
-    runner.stop();
+    runner.stop(std::chrono::steady_clock::now() + 5s);
     CHECK(handler->payloads == std::set<std::string>{"m1", "m2", "m4"});
     CHECK(f.expired_count("s") == 2);
 }
@@ -702,7 +702,7 @@ class PrivateRedis {
 }  // namespace
 
 TEST_CASE(
-    "Redis down during a trim is a clear backend error; after a restart nothing unfinished was "
+    "Redis down during a trim is a clear backend error, and after a restart nothing unfinished was "
     "lost",
     "[retention][outage]") {
     PrivateRedis server;
