@@ -17,8 +17,8 @@ TEST_CASE("stats_shows_entries_expired_unconsumed_per_subscription", "[mqctl][st
     sh.create_queue({"short", "--retention", "1s"});
     auto& redis = sh.redis().redis();
     const std::string s = sh.stream("short", 0);
-    redis.command({"XGROUP", "CREATE", s, "billing", "0"});
-    redis.command({"XGROUP", "CREATE", s, "audit", "0"});
+    redis.command({"XGROUP", "CREATE", s, "billing", "0", "MKSTREAM"});
+    redis.command({"XGROUP", "CREATE", s, "audit", "0", "MKSTREAM"});
     for (int i = 0; i < 3; ++i)
         REQUIRE_EXIT(sh.run({"publish", "short", "m" + std::to_string(i)}), 0);
     redis.command({"XREADGROUP", "GROUP", "audit", "w1", "COUNT", "10", "STREAMS", s, ">"});
@@ -46,7 +46,7 @@ TEST_CASE("a_capped_queue_keeps_accepting_publishes_while_its_subscription_keeps
     sh.create_queue({"capped", "--max-length", "2"});
     auto& redis = sh.redis().redis();
     const std::string s = sh.stream("capped", 0);
-    redis.command({"XGROUP", "CREATE", s, "billing", "0"});
+    redis.command({"XGROUP", "CREATE", s, "billing", "0", "MKSTREAM"});
     for (int i = 0; i < 5; ++i) {
         REQUIRE_EXIT(sh.run({"publish", "capped", "m" + std::to_string(i)}), 0);
         auto got = redis.command(
