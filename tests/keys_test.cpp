@@ -31,6 +31,7 @@ TEST_CASE("partition_keys_have_the_documented_exact_spelling", "[keys]") {
     CHECK(keys.delayed("t", "q", 0) == "mq:{t:q:0}:d");
     CHECK(keys.dead_letters("t", "q", 0) == "mq:{t:q:0}:dlq");
     CHECK(keys.retry_after("t", "q", 0) == "mq:{t:q:0}:ra");
+    CHECK(keys.expired("t", "q", 0) == "mq:{t:q:0}:x");
     CHECK(keys.idempotency("t", "q", 0, "order-42") == "mq:{t:q:0}:k:order-42");
 }
 
@@ -46,6 +47,7 @@ TEST_CASE("all_keys_of_one_partition_share_one_hash_tag", "[keys]") {
     CHECK(hash_tag(keys.stream("acme", "orders", 3)) == expected);
     CHECK(hash_tag(keys.delayed("acme", "orders", 3)) == expected);
     CHECK(hash_tag(keys.dead_letters("acme", "orders", 3)) == expected);
+    CHECK(hash_tag(keys.expired("acme", "orders", 3)) == expected);
     CHECK(hash_tag(keys.retry_after("acme", "orders", 3)) == expected);
     CHECK(hash_tag(keys.idempotency("acme", "orders", 3, "abc")) == expected);
     // An idempotency key carrying braces must not change the slot.

@@ -14,11 +14,23 @@ namespace mq {
 
 namespace {
 
-constexpr const char* kNames[] = {
-    "PORT",           "DATABASE_URL",    "REDIS_URL",      "REDIS_KEY_PREFIX",
-    "MAX_MESSAGE_SIZE", "DEFAULT_TTL",   "MAX_QUEUE_LENGTH", "CONSUMER_TIMEOUT",
-    "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT",
-    "MQ_KEYRING_FILE"};
+constexpr const char* kNames[] = {"PORT",
+                                  "DATABASE_URL",
+                                  "REDIS_URL",
+                                  "REDIS_KEY_PREFIX",
+                                  "MAX_MESSAGE_SIZE",
+                                  "DEFAULT_TTL",
+                                  "MAX_QUEUE_LENGTH",
+                                  "CONSUMER_TIMEOUT",
+                                  "METRICS_ENABLED",
+                                  "INTERNAL_SERVICE_TOKEN",
+                                  "LOG_FORMAT",
+                                  "LOG_LEVEL",
+                                  "MQ_TENANT",
+                                  "MQ_KEYRING_FILE",
+                                  "DEAD_LETTER_MAX_LENGTH",
+                                  "DEAD_LETTER_MAX_AGE",
+                                  "DEAD_LETTER_RETENTION"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -76,17 +88,25 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
             throw ValidationError("LOG_FORMAT=" + value + " (" + source + ") must be text or json");
         c.log_format = value;
     } else if (name == "LOG_LEVEL") {
-        static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+        static const char* kLevels[] = {"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"};
         if (std::find_if(std::begin(kLevels), std::end(kLevels),
                          [&](const char* l) { return value == l; }) == std::end(kLevels))
-            throw ValidationError("LOG_LEVEL=" + value + " (" + source +
-                                  ") must be one of trace, debug, info, warn, error, critical, off");
+            throw ValidationError(
+                "LOG_LEVEL=" + value + " (" + source +
+                ") must be one of trace, debug, info, warn, error, critical, off");
         c.log_level = value;
     } else if (name == "MQ_TENANT") {
         validate_name("tenant", value);
         c.tenant = value;
     } else if (name == "MQ_KEYRING_FILE")
         c.keyring_file = value;
+    else if (name == "DEAD_LETTER_MAX_LENGTH")
+        c.dead_letter_max_length = to_int(name, value, source, 0, kMax);
+    else if (name == "DEAD_LETTER_MAX_AGE")
+        c.dead_letter_max_age = std::chrono::seconds(to_int(name, value, source, 0, kMax));
+    else if (name == "DEAD_LETTER_RETENTION")
+        c.dead_letter_retention = std::chrono::seconds(to_int(name, value, source, 1, kMax));
     else
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }
@@ -107,7 +127,8 @@ Config load_config(const std::string& yaml_file, const std::map<std::string, std
                 throw ValidationError(yaml_file + ": expected a mapping of settings");
             for (const auto& kv : root) {
                 if (!kv.first.IsScalar())
-                    throw ValidationError(yaml_file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                    throw ValidationError(yaml_file + ":" +
+                                          std::to_string(kv.first.Mark().line + 1) +
                                           ": setting names must be plain words");
                 std::string key = kv.first.as<std::string>();
                 std::string upper = key;
@@ -125,7 +146,8 @@ Config load_config(const std::string& yaml_file, const std::map<std::string, std
         }
     }
     for (const char* name : kNames)
-        if (auto it = env.find(name); it != env.end()) apply_setting(c, name, it->second, "environment");
+        if (auto it = env.find(name); it != env.end())
+            apply_setting(c, name, it->second, "environment");
     return c;
 }
 

@@ -47,19 +47,36 @@ redis.call('HDEL', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
 return moved
 )lua");
 
+// KEYS: stream, retry-after hash, expired-count hash. ARGV: group, consumer, min idle, id.
+// XRANGE s id id: when the entry is gone (expired by retention, or XDELed) XACK it and, if
+// that removed it from the PEL, HINCRBY x group 1 and HDEL its :ra note: returns {0, 1|0}.
+// Otherwise XCLAIM s g consumer <min idle> id (only if nobody touched it since): {1, [entry]}.
+const redis::Script kClaimOrExpire(R"lua(
+if #redis.call('XRANGE', KEYS[1], ARGV[4], ARGV[4]) == 0 then
+  local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[4])
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[3], ARGV[1], n)
+    redis.call('HDEL', KEYS[2], ARGV[1] .. ' ' .. ARGV[4])
+  end
+  return {0, n}
+end
+return {1, redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])}
+)lua");
+
 // A jitter draw that stays the same for one entry and delivery count, so every reclaim
 // pass (and every reclaimer) computes the same backoff for it.
 double stable_unit_random(const std::string& id, int count) {
     return static_cast<double>(fnv1a_64(id + "#" + std::to_string(count)) % 1000000) / 1000000.0;
 }
 
-PendingEntry pending_entry(int partition, redis::PendingRow&& row) {
+// One row of XPENDING's extended form: [id, consumer, idle ms, delivery count].
+PendingEntry pending_entry(int partition, const redis::Reply& e) {
     PendingEntry p;
     p.partition = partition;
-    p.stream_id = std::move(row.id);
-    p.consumer = std::move(row.consumer);
-    p.idle_ms = row.idle_ms;
-    p.delivery_count = static_cast<int>(row.deliveries);
+    p.stream_id = e.elements.at(0).str;
+    p.consumer = e.elements.at(1).str;
+    p.idle_ms = e.elements.at(2).as_integer();
+    p.delivery_count = static_cast<int>(e.elements.at(3).as_integer());
     return p;
 }
 
@@ -86,7 +103,8 @@ int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
         if (!r.is_error())
             ++created;
         else if (r.error_code() != "BUSYGROUP")
-            throw Error(ErrorCode::kInternal, "cannot create consumer group " + group + ": " + r.str);
+            throw Error(ErrorCode::kInternal,
+                        "cannot create consumer group " + group + ": " + r.str);
     }
     return created;
 }
@@ -94,11 +112,13 @@ int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
 void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
     for (int p = 0; p < q.partition_count; ++p) {
         redis_.command({"XGROUP", "DESTROY", keys_.stream(q.tenant, q.name, p), subscription});
+        redis_.command({"HDEL", keys_.expired(q.tenant, q.name, p), subscription});
         // Forget the group's Retry-After notes (HSCAN MATCH "<group> *" + HDEL).
         const std::string ra = retry_after_key(keys_, q, p);
         std::string cursor = "0";
         do {
-            auto r = redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
+            auto r =
+                redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
             cursor = r.elements.at(0).str;
             std::vector<std::string> argv{"HDEL", ra};
             const auto& kv = r.elements.at(1).elements;
@@ -140,78 +160,87 @@ std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription
 }
 
 void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription, int partition,
-                                 const std::string& stream_id, std::optional<std::int64_t> not_before_ms) {
-    redis_.eval(kRetryLater,
-                {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
-                {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
+                                 const std::string& stream_id,
+                                 std::optional<std::int64_t> not_before_ms) {
+    redis_.eval(
+        kRetryLater,
+        {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
 }
 
 void ConsumerGroups::release(const Queue& q, const std::string& subscription, int partition,
                              const std::string& stream_id, int delivery_count) {
     // XCLAIM s g mq-retry 0 id IDLE <a day> RETRYCOUNT <count-1> JUSTID: due at once.
-    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, kRetryConsumer, "0",
-                    stream_id, "IDLE", "86400000", "RETRYCOUNT", std::to_string(std::max(0, delivery_count - 1)),
-                    "JUSTID"});
+    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                    kRetryConsumer, "0", stream_id, "IDLE", "86400000", "RETRYCOUNT",
+                    std::to_string(std::max(0, delivery_count - 1)), "JUSTID"});
 }
 
 bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id, const std::string& reason,
                                  const std::string& error, int attempts) {
-    auto r = redis_.eval(kDeadLetter,
-                         {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
-                          retry_after_key(keys_, q, partition)},
-                         {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
-                          subscription});
+    auto r = redis_.eval(
+        kDeadLetter,
+        {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
+         retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
+         subscription});
     return r.as_integer() == 1;
 }
 
-void ConsumerGroups::extend(const Queue& q, const std::string& subscription, const std::string& consumer,
-                            int partition, const std::vector<std::string>& ids) {
+void ConsumerGroups::extend(const Queue& q, const std::string& subscription,
+                            const std::string& consumer, int partition,
+                            const std::vector<std::string>& ids) {
     if (ids.empty()) return;
     // XCLAIM s g consumer 0 id... JUSTID: same owner, idle back to zero, count unchanged.
-    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, consumer, "0"};
+    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                                  consumer, "0"};
     argv.insert(argv.end(), ids.begin(), ids.end());
     argv.emplace_back("JUSTID");
     redis_.command(argv);
 }
 
-std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription, int partition,
-                                                  int count, const std::string& consumer) {
-    redis::Reply r = redis_.command_raw(redis::xpending_command(
-        keys_.stream(q.tenant, q.name, partition), subscription, count, {}, consumer));
+std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription,
+                                                  int partition, int count,
+                                                  const std::string& consumer) {
+    std::vector<std::string> argv{"XPENDING",   keys_.stream(q.tenant, q.name, partition),
+                                  subscription, "-",
+                                  "+",          std::to_string(count)};
+    if (!consumer.empty()) argv.push_back(consumer);
+    redis::Reply r = redis_.command_raw(argv);
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return {};
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
     }
     std::vector<PendingEntry> out;
-    for (auto& row : redis::parse_xpending(r))
-        out.push_back(pending_entry(partition, std::move(row)));
+    for (const auto& e : r.elements) out.push_back(pending_entry(partition, e));
     return out;
 }
 
-Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const std::string& consumer,
-                                  int partition, int count) {
+Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub,
+                                  const std::string& consumer, int partition, int count) {
     Reclaimed out;
     const std::string stream = keys_.stream(q.tenant, q.name, partition);
     const std::string group = consumer_group(sub);
     // Nothing younger than the shortest possible wait can be due.
     auto shortest = std::min<std::int64_t>(
         sub.visibility_timeout.count(),
-        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
-    redis::Reply r = redis_.command_raw(redis::xpending_command(
-        stream, group, count, std::chrono::milliseconds(std::max<std::int64_t>(0, shortest))));
+        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) *
+                                  (1.0 - sub.retry.jitter)));
+    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE",
+                                         std::to_string(std::max<std::int64_t>(0, shortest)), "-",
+                                         "+", std::to_string(count)});
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return out;
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
     }
-    std::vector<redis::PendingRow> rows = redis::parse_xpending(r);
-    if (rows.empty()) return out;
+    if (r.elements.empty()) return out;
 
     // Retry-After notes of the candidates waiting for a retry.
     std::vector<PendingEntry> due;
     const std::int64_t now = now_ms();
-    for (auto& row : rows) {
-        PendingEntry p = pending_entry(partition, std::move(row));
+    for (const auto& e : r.elements) {
+        PendingEntry p = pending_entry(partition, e);
         std::int64_t wait = p.consumer == kRetryConsumer
                                 ? backoff_for(sub.retry, p.delivery_count,
                                               stable_unit_random(p.stream_id, p.delivery_count))
@@ -219,7 +248,8 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                 : sub.visibility_timeout.count();
         if (p.idle_ms < wait) continue;
         if (p.consumer == kRetryConsumer) {
-            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
+            auto nb = redis_.command(
+                {"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
             if (!nb.is_nil() && nb.as_integer() > now) continue;
         }
         due.push_back(std::move(p));
@@ -227,10 +257,13 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
 
     for (const auto& p : due) {
         if (p.delivery_count >= sub.retry.max_attempts) {
-            std::string reason = p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
-            std::string error = p.consumer == kRetryConsumer
-                                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
-                                    : "consumer " + p.consumer + " held it past the visibility timeout on the last attempt";
+            std::string reason =
+                p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
+            std::string error =
+                p.consumer == kRetryConsumer
+                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
+                    : "consumer " + p.consumer +
+                          " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
                 dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count);
                 ++out.dead_lettered;
@@ -240,21 +273,25 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
             }
             continue;
         }
-        // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
-        redis::Reply c = redis_.command_raw({"XCLAIM", stream, group, consumer,
-                                             std::to_string(p.idle_ms), p.stream_id});
-        if (c.is_error()) continue;
-        std::vector<redis::StreamEntry> claimed = redis::parse_xclaim(std::move(c));
-        if (claimed.empty()) continue;
+        // XCLAIM <idle seen>: only if nobody touched it since we looked; an entry whose
+        // stream entry is gone is acked away and counted as expired instead.
+        redis::Reply r2 = redis_.eval(kClaimOrExpire,
+                                      {stream, retry_after_key(keys_, q, partition),
+                                       keys_.expired(q.tenant, q.name, partition)},
+                                      {group, consumer, std::to_string(p.idle_ms), p.stream_id});
+        if (r2.elements.at(0).as_integer() == 0) {
+            out.expired += static_cast<int>(r2.elements.at(1).as_integer());
+            continue;
+        }
+        const redis::Reply& c = r2.elements.at(1);
+        if (!c.is_array() || c.elements.empty()) continue;
         Fetched f;
         f.partition = partition;
         f.delivery_count = p.delivery_count + 1;
-        f.stream_id = claimed[0].id;
-        if (claimed[0].deleted) {
+        if (!parse_entry(c.elements[0], f.stream_id, f.message)) {
             ack(q, group, partition, {p.stream_id});  // deleted while pending: nothing to deliver
             continue;
         }
-        f.message = decode_fields(claimed[0].fields);
         redis_.command({"HDEL", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
         out.claimed.push_back(std::move(f));
     }

@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "mq/core/message.hpp"
-#include "mq/publish/envelope.hpp"
 #include "mq/core/time.hpp"
 #include "mq/core/uuid.hpp"
+#include "mq/publish/envelope.hpp"
 
 namespace mq {
 
@@ -16,16 +16,39 @@ namespace {
 // ARGV: per-partition max length (0 = none), dedup window ms, message count, then per
 //   message: due ('0' now, '+N' N ms from now, 'N' absolute ms), has idempotency key
 //   ('0'/'1'), message id, field count, fields...
-// Per message: GET idem key -> duplicate; XLEN+ZCARD >= max -> full; else XADD (or ZADD
+// Per message: GET idem key -> duplicate; backlog >= max -> full; else XADD (or ZADD
 // of the msgpack'd fields, scored by due time) and SET idem key PX window. Everything
 // for one message happens in one script, so no reader sees half of it.
+// The backlog (docs/retention.md) is what the slowest group has not finished, from XINFO
+// GROUPS: lag + pending; XLEN where Redis cannot tell the lag (after XDEL), and XLEN when
+// the stream has no group; plus ZCARD of the delayed set. Consumed entries never count.
 const redis::Script kPublishScript(R"lua(
 local maxlen = tonumber(ARGV[1])
 local window = ARGV[2]
 local n = tonumber(ARGV[3])
 local backlog = -1
 if maxlen > 0 then
-  backlog = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+  backlog = redis.call('ZCARD', KEYS[2])
+  local groups = {}
+  if redis.call('EXISTS', KEYS[1]) == 1 then groups = redis.call('XINFO', 'GROUPS', KEYS[1]) end
+  local len = nil
+  local slowest = 0
+  if #groups == 0 then slowest = redis.call('XLEN', KEYS[1]) end
+  for _, g in ipairs(groups) do
+    local pending, lag = 0, false
+    for i = 1, #g, 2 do
+      if g[i] == 'pending' then pending = g[i + 1] elseif g[i] == 'lag' then lag = g[i + 1] end
+    end
+    local unfinished
+    if type(lag) == 'number' then
+      unfinished = pending + lag
+    else
+      if not len then len = redis.call('XLEN', KEYS[1]) end
+      unfinished = math.max(len, pending)
+    end
+    if unfinished > slowest then slowest = unfinished end
+  end
+  backlog = backlog + slowest
 end
 local now = nil
 local out = {}
@@ -96,8 +119,9 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
                         std::to_string(limits.max_message_size) + " (MAX_MESSAGE_SIZE)",
                     {{"size", r.payload.size()}, {"limit", limits.max_message_size}});
     if (r.key.size() > limits.max_key_size)
-        throw ValidationError("key is longer than " + std::to_string(limits.max_key_size) + " bytes",
-                              {{"field", "key"}});
+        throw ValidationError(
+            "key is longer than " + std::to_string(limits.max_key_size) + " bytes",
+            {{"field", "key"}});
     if (r.idempotency_key.size() > limits.max_key_size)
         throw ValidationError(
             "idempotency key is longer than " + std::to_string(limits.max_key_size) + " bytes",
@@ -106,7 +130,8 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
         throw ValidationError("more than " + std::to_string(limits.max_headers) + " headers",
                               {{"field", "headers"}});
     for (const auto& [k, v] : r.headers)
-        if (k.empty()) throw ValidationError("header names must not be empty", {{"field", "headers"}});
+        if (k.empty())
+            throw ValidationError("header names must not be empty", {{"field", "headers"}});
     if (r.delay && r.delay->count() < 0)
         throw ValidationError("delay must not be negative", {{"field", "delay"}});
     if (r.delay && r.deliver_at_ms)
@@ -122,7 +147,8 @@ PublishRequest parse_publish_request(const nlohmann::json& envelope) {
 Publisher::Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits)
     : redis_(&redis), keys_(std::move(keys)), limits_(limits) {}
 
-Publisher::Publisher(KeyLayout keys, PublishLimits limits) : keys_(std::move(keys)), limits_(limits) {}
+Publisher::Publisher(KeyLayout keys, PublishLimits limits)
+    : keys_(std::move(keys)), limits_(limits) {}
 
 PublishOutcome Publisher::publish(const Queue& queue, const PublishRequest& request) {
     auto outcomes = publish_batch(queue, {request});
@@ -149,7 +175,8 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
     auto& outcomes = batch.outcomes;
     outcomes.resize(requests.size());
     // Group request indexes by partition, validating as we go.
-    std::vector<std::vector<std::size_t>> by_partition(static_cast<std::size_t>(queue.partition_count));
+    std::vector<std::vector<std::size_t>> by_partition(
+        static_cast<std::size_t>(queue.partition_count));
     for (std::size_t i = 0; i < requests.size(); ++i) {
         const auto& r = requests[i];
         try {
@@ -259,9 +286,9 @@ std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& ba
     auto& outcomes = batch.outcomes;
     const auto& call_members = batch.call_members;
     if (replies.size() != call_members.size())
-        throw Error(ErrorCode::kPublishFailed, "publish got " + std::to_string(replies.size()) +
-                                                   " replies for " + std::to_string(call_members.size()) +
-                                                   " commands");
+        throw Error(ErrorCode::kPublishFailed,
+                    "publish got " + std::to_string(replies.size()) + " replies for " +
+                        std::to_string(call_members.size()) + " commands");
     for (std::size_t c = 0; c < replies.size(); ++c) {
         const redis::Reply& reply = replies[c];
         const auto& members = call_members[c];
@@ -271,11 +298,11 @@ std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& ba
             o.stream_id = reply.as_string();
             continue;
         }
-        if (reply.is_error() || (!batch.plain[c] && (!reply.is_array() ||
-                                                      reply.elements.size() != members.size()))) {
+        if (reply.is_error() ||
+            (!batch.plain[c] && (!reply.is_array() || reply.elements.size() != members.size()))) {
             std::string why = reply.is_error() ? reply.str : "unexpected reply from publish script";
             ErrorCode code = reply.error_code() == "OOM" ? ErrorCode::kBackendUnavailable
-                                                        : ErrorCode::kPublishFailed;
+                                                         : ErrorCode::kPublishFailed;
             for (std::size_t i : members) {
                 outcomes[i].message_id.clear();
                 outcomes[i].error = Error(code, "publish failed: " + why);

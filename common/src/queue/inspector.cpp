@@ -17,7 +17,8 @@ const redis::Script kInspectScript(R"lua(
 local s = KEYS[1]
 local out = {redis.call('XLEN', s), redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]),
              redis.call('XRANGE', s, '-', '+', 'COUNT', 1),
-             redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES'), {}, {}, {}}
+             redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES'), {}, {}, {},
+             redis.call('HGETALL', KEYS[4])}
 if redis.call('EXISTS', s) == 1 then
   local groups = redis.call('XINFO', 'GROUPS', s)
   out[6] = groups
@@ -58,7 +59,7 @@ std::optional<std::int64_t> earliest(std::optional<std::int64_t> a, std::optiona
 
 PartitionFigures partition_from_reply(int partition, const redis::Reply& r, bool with_consumers) {
     if (r.is_error()) throw Error(ErrorCode::kInternal, "queue inspection failed: " + r.str);
-    if (!r.is_array() || r.elements.size() != 8) bad_reply("not an array of 8 figures");
+    if (!r.is_array() || r.elements.size() != 9) bad_reply("not an array of 9 figures");
     const auto& e = r.elements;
     PartitionFigures p;
     p.partition = partition;
@@ -84,6 +85,10 @@ PartitionFigures partition_from_reply(int partition, const redis::Reply& r, bool
         f.pending = g.pending;
         f.lag = g.lag;
         f.last_delivered_id = std::move(g.last_delivered_id);
+        // {t:q:p}:x: group -> entries retention removed before the group finished them.
+        if (e[8].is_array())
+            for (std::size_t k = 0; k + 1 < e[8].elements.size(); k += 2)
+                if (e[8].elements[k].str == f.name) f.expired = e[8].elements[k + 1].as_integer();
         // Unknown lag: every stream entry may still be undelivered, so the stream length bounds it.
         f.backlog = f.lag ? f.pending + *f.lag : std::max(p.length, f.pending);
         auto summary = redis::parse_xpending_summary(e[6].elements[i]);
@@ -179,7 +184,8 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
         for (int i = 0; i < q->partition_count; ++i)
             p.add_script(kInspectScript,
                          {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
-                          keys_.dead_letters(q->tenant, q->name, i)},
+                          keys_.dead_letters(q->tenant, q->name, i),
+                          keys_.expired(q->tenant, q->name, i)},
                          {options.consumers ? "1" : "0"});
     std::vector<redis::Reply> replies;
     if (!p.empty()) replies = redis_.execute(p);

@@ -44,11 +44,12 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         p.add({"XRANGE", s, "-", "+", "COUNT", "1"});
         p.add({"ZRANGE", d, "0", "0", "WITHSCORES"});
         p.add({"XINFO", "GROUPS", s});  // an error reply when the stream does not exist yet
+        p.add({"HGETALL", keys_.expired(queue.tenant, queue.name, i)});
     }
     auto replies = redis_.execute(p);
     std::vector<PartitionStats> out;
     for (int i = 0; i < queue.partition_count; ++i) {
-        const auto* r = &replies[static_cast<std::size_t>(i) * 6];
+        const auto* r = &replies[static_cast<std::size_t>(i) * 7];
         PartitionStats ps;
         ps.partition = i;
         ps.length = r[0].as_integer();
@@ -60,6 +61,10 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         for (auto& g : redis::parse_xinfo_groups(r[5]))
             ps.groups.push_back(GroupStats{std::move(g.name), g.consumers, g.pending, g.lag,
                                            std::move(g.last_delivered_id)});
+        if (r[6].is_array())  // group -> expired count (Trimmer)
+            for (std::size_t k = 0; k + 1 < r[6].elements.size(); k += 2)
+                for (auto& g : ps.groups)
+                    if (g.name == r[6].elements[k].str) g.expired = r[6].elements[k + 1].as_integer();
         out.push_back(std::move(ps));
     }
     return out;
@@ -68,10 +73,10 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
 QueueStreams::Purged QueueStreams::purge(const Queue& queue) {
     Purged total;
     for (int i = 0; i < queue.partition_count; ++i) {
-        redis::Reply r = redis_.eval(kPurgeScript,
-                                     {keys_.stream(queue.tenant, queue.name, i),
-                                      keys_.delayed(queue.tenant, queue.name, i)},
-                                     {});
+        redis::Reply r = redis_.eval(
+            kPurgeScript,
+            {keys_.stream(queue.tenant, queue.name, i), keys_.delayed(queue.tenant, queue.name, i)},
+            {});
         total.entries += r.elements.at(0).as_integer();
         total.delayed += r.elements.at(1).as_integer();
     }
@@ -85,7 +90,8 @@ std::int64_t QueueStreams::drop(const Queue& queue) {
                        .command({"UNLINK", keys_.stream(queue.tenant, queue.name, i),
                                  keys_.delayed(queue.tenant, queue.name, i),
                                  keys_.dead_letters(queue.tenant, queue.name, i),
-                                 keys_.retry_after(queue.tenant, queue.name, i)})
+                                 keys_.retry_after(queue.tenant, queue.name, i),
+                                 keys_.expired(queue.tenant, queue.name, i)})
                        .as_integer();
         // Idempotency keys: SCAN for this partition's pattern, UNLINK what it finds.
         std::string cursor = "0";

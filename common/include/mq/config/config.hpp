@@ -11,22 +11,29 @@ namespace mq {
 /// Process configuration. Precedence: flags > environment > YAML file > defaults
 /// (DESIGN.md §8). Environment names are the platform's.
 struct Config {
-    int port = 3010;                                          ///< PORT
+    int port = 3010;                                                       ///< PORT
     std::string database_url = "postgresql://postgres@127.0.0.1:5432/mq";  ///< DATABASE_URL
-    std::string redis_url = "redis://127.0.0.1:6379/0";       ///< REDIS_URL
-    std::string key_prefix = "mq:";                           ///< REDIS_KEY_PREFIX
-    std::int64_t max_message_size = 1048576;                  ///< MAX_MESSAGE_SIZE, bytes
-    std::chrono::seconds default_ttl{604800};                 ///< DEFAULT_TTL, default retention
-    std::optional<std::int64_t> max_queue_length;             ///< MAX_QUEUE_LENGTH; unset: none
-    std::chrono::milliseconds consumer_timeout{30000};        ///< CONSUMER_TIMEOUT
-    bool metrics_enabled = true;                              ///< METRICS_ENABLED
-    std::string internal_service_token;                       ///< INTERNAL_SERVICE_TOKEN
-    std::string log_format = "text";                          ///< LOG_FORMAT text|json
-    std::string log_level = "info";                           ///< LOG_LEVEL
-    std::string tenant = "default";                           ///< MQ_TENANT (mqctl)
+    std::string redis_url = "redis://127.0.0.1:6379/0";                    ///< REDIS_URL
+    std::string key_prefix = "mq:";                                        ///< REDIS_KEY_PREFIX
+    std::int64_t max_message_size = 1048576;            ///< MAX_MESSAGE_SIZE, bytes
+    std::chrono::seconds default_ttl{604800};           ///< DEFAULT_TTL, default retention
+    std::optional<std::int64_t> max_queue_length;       ///< MAX_QUEUE_LENGTH; unset: none
+    std::chrono::milliseconds consumer_timeout{30000};  ///< CONSUMER_TIMEOUT
+    bool metrics_enabled = true;                        ///< METRICS_ENABLED
+    std::string internal_service_token;                 ///< INTERNAL_SERVICE_TOKEN
+    std::string log_format = "text";                    ///< LOG_FORMAT text|json
+    std::string log_level = "info";                     ///< LOG_LEVEL
+    std::string tenant = "default";                     ///< MQ_TENANT (mqctl)
     /// MQ_KEYRING_FILE: keys for queues with encryption aes-256-gcm (docs/encryption.md);
     /// empty: none, and publishing to or delivering from such a queue is refused.
     std::string keyring_file;
+    /// Retention of dead letters (docs/retention.md). In Redis only archived ones are
+    /// trimmed: beyond DEAD_LETTER_MAX_LENGTH per partition (0: no cap) or older than
+    /// DEAD_LETTER_MAX_AGE (seconds, 0: no age limit). The PostgreSQL archive keeps rows for
+    /// DEAD_LETTER_RETENTION (seconds).
+    std::int64_t dead_letter_max_length = 10000;
+    std::chrono::seconds dead_letter_max_age{604800};
+    std::chrono::seconds dead_letter_retention{2592000};
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the

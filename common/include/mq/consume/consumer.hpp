@@ -41,6 +41,7 @@ struct Reclaimed {
     std::vector<Fetched> claimed;  ///< now owned by the reclaiming consumer, to deliver
     int dead_lettered = 0;         ///< reached max_attempts: moved to the dead-letter stream
     int dropped = 0;               ///< reached max_attempts with dead letters disabled
+    int expired = 0;  ///< pending, but the stream entry was gone (retention): acked away
 };
 
 /// Consumption of one subscription's consumer groups. Every operation touches one
@@ -48,8 +49,9 @@ struct Reclaimed {
 /// the subscription reads (its owner's keys, queue_owner()); operations taking a
 /// `subscription` string take its consumer_group(), which the dead-letter entries record.
 class ConsumerGroups {
-public:
-    ConsumerGroups(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
+  public:
+    ConsumerGroups(redis::Connection& redis, KeyLayout keys)
+        : redis_(redis), keys_(std::move(keys)) {}
 
     /// XGROUP CREATE s <consumer_group(sub)> 0|$ MKSTREAM on every partition; an existing
     /// group is kept.
@@ -60,8 +62,9 @@ public:
 
     /// XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s > on one partition. `block` zero
     /// means do not block. Must be shorter than the connection's command timeout.
-    std::vector<Fetched> read_new(const Queue& queue, const Subscription& sub, const std::string& consumer,
-                                  int partition, int count, std::chrono::milliseconds block);
+    std::vector<Fetched> read_new(const Queue& queue, const Subscription& sub,
+                                  const std::string& consumer, int partition, int count,
+                                  std::chrono::milliseconds block);
 
     /// XACK; returns how many were still pending.
     std::int64_t ack(const Queue& queue, const std::string& subscription, int partition,
@@ -80,8 +83,8 @@ public:
     /// XADD the entry, with why it died, to the partition's dead-letter stream and XACK
     /// it, in one Lua call. Returns false when the entry no longer exists (only acked).
     bool dead_letter(const Queue& queue, const std::string& subscription, int partition,
-                     const std::string& stream_id, const std::string& reason, const std::string& error,
-                     int attempts);
+                     const std::string& stream_id, const std::string& reason,
+                     const std::string& error, int attempts);
 
     /// Resets the idle time of entries `consumer` holds (XCLAIM ... JUSTID), so the
     /// visibility timeout starts again for a long-running handler.
@@ -93,14 +96,14 @@ public:
     /// claimed for `consumer` (XCLAIM, which counts a delivery) - or, when that would
     /// exceed max_attempts, dead-lettered. XCLAIM's min-idle makes concurrent reclaimers
     /// safe: an entry is claimed by one of them.
-    Reclaimed reclaim(const Queue& queue, const Subscription& sub, const std::string& consumer, int partition,
-                      int count = 100);
+    Reclaimed reclaim(const Queue& queue, const Subscription& sub, const std::string& consumer,
+                      int partition, int count = 100);
 
     /// Pending entries of the group on one partition, oldest first (XPENDING - + n).
-    std::vector<PendingEntry> pending(const Queue& queue, const std::string& subscription, int partition,
-                                      int count, const std::string& consumer = {});
+    std::vector<PendingEntry> pending(const Queue& queue, const std::string& subscription,
+                                      int partition, int count, const std::string& consumer = {});
 
-private:
+  private:
     redis::Connection& redis_;
     KeyLayout keys_;
 };

@@ -8,25 +8,29 @@ namespace mq {
 /// The Redis key layout of DESIGN.md §3. Every key of one partition shares the hash tag
 /// `{<tenant>:<queue>:<p>}`, so one Lua script touches a single cluster slot.
 class KeyLayout {
-public:
+  public:
     explicit KeyLayout(std::string prefix = "mq:") : prefix_(std::move(prefix)) {}
 
     const std::string& prefix() const { return prefix_; }
 
     /// `{prefix}{t:q:p}` — the common part; append a suffix for a concrete key.
-    std::string partition_base(std::string_view tenant, std::string_view queue, int partition) const;
+    std::string partition_base(std::string_view tenant, std::string_view queue,
+                               int partition) const;
     std::string stream(std::string_view tenant, std::string_view queue, int partition) const;
     std::string delayed(std::string_view tenant, std::string_view queue, int partition) const;
     std::string dead_letters(std::string_view tenant, std::string_view queue, int partition) const;
     /// `{t:q:p}:ra` — hash "<group> <stream id>" -> not-before ms of a nacked entry.
     std::string retry_after(std::string_view tenant, std::string_view queue, int partition) const;
+    /// `{t:q:p}:x` — hash "<group>" -> entries that expired (retention) before that
+    /// subscription finished them.
+    std::string expired(std::string_view tenant, std::string_view queue, int partition) const;
     std::string idempotency(std::string_view tenant, std::string_view queue, int partition,
                             std::string_view idempotency_key) const;
     /// SCAN pattern matching every idempotency key of one partition.
     std::string idempotency_pattern(std::string_view tenant, std::string_view queue,
                                     int partition) const;
 
-private:
+  private:
     std::string prefix_;
 };
 

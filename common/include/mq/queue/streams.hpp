@@ -18,14 +18,15 @@ struct GroupStats {
     std::int64_t pending = 0;
     std::optional<std::int64_t> lag;  ///< entries not yet delivered; unknown after trims
     std::string last_delivered_id;
+    std::int64_t expired = 0;  ///< entries removed by retention before this group finished them
 };
 
 /// What is in one partition right now.
 struct PartitionStats {
     int partition = 0;
-    std::int64_t length = 0;        ///< entries in the stream
-    std::int64_t delayed = 0;       ///< entries waiting in the delayed set
-    std::int64_t dead_letters = 0;  ///< entries in the dead-letter stream
+    std::int64_t length = 0;                  ///< entries in the stream
+    std::int64_t delayed = 0;                 ///< entries waiting in the delayed set
+    std::int64_t dead_letters = 0;            ///< entries in the dead-letter stream
     std::optional<std::int64_t> oldest_ms;    ///< Unix ms of the oldest stream entry
     std::optional<std::int64_t> next_due_ms;  ///< earliest delayed entry
     std::vector<GroupStats> groups;
@@ -33,8 +34,9 @@ struct PartitionStats {
 
 /// The Redis side of a queue's lifecycle: stats, purge and removal of its keys.
 class QueueStreams {
-public:
-    QueueStreams(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
+  public:
+    QueueStreams(redis::Connection& redis, KeyLayout keys)
+        : redis_(redis), keys_(std::move(keys)) {}
 
     /// One pipelined round trip for all partitions.
     std::vector<PartitionStats> stats(const Queue& queue);
@@ -51,7 +53,7 @@ public:
     /// dead-letter streams, idempotency keys. Returns the number of keys removed.
     std::int64_t drop(const Queue& queue);
 
-private:
+  private:
     redis::Connection& redis_;
     KeyLayout keys_;
 };
