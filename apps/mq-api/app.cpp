@@ -17,7 +17,8 @@ void LatencyHistogram::record(double seconds) {
     while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
     buckets[i].fetch_add(1, std::memory_order_relaxed);
     count.fetch_add(1, std::memory_order_relaxed);
-    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), std::memory_order_relaxed);
+    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6),
+                     std::memory_order_relaxed);
 }
 
 double LatencyHistogram::quantile(double q) const {
@@ -47,7 +48,8 @@ App::App(mq::Config config, ApiOptions options)
       redis_pool_([this] { return std::make_unique<mq::redis::Connection>(redis_endpoint_); }),
       pg_pool_([this] { return std::make_unique<mq::pg::Database>(config_.database_url); }) {
     started_unix_ms_ = mq::now_ms();
-    if (!config_.keyring_file.empty()) keyring_ = mq::Keyring::load(config_.keyring_file);
+    if (!config_.keyring_file.empty())
+        keyring_ = std::make_shared<const mq::Keyring>(mq::Keyring::load(config_.keyring_file));
     receipt_key_ = options_.receipt_key;
     if (receipt_key_.empty()) {
         // Receipts then stay valid only for this process: set RECEIPT_SECRET when several
@@ -96,6 +98,7 @@ void App::start() {
     cache_->start();
     mq::PublishLimits limits;
     limits.max_message_size = config_.max_message_size;
+    publishing_ = std::make_unique<mq::PublishUseCase>(limits, keyring_, schemas_, quota_.get());
     // Each I/O thread gets its own connection when main attaches the server's contexts.
     pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits);
 }

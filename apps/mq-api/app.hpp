@@ -19,6 +19,7 @@
 #include "mq/pg/database.hpp"
 #include "mq/publish/payload_schema.hpp"
 #include "mq/publish/publish_pipeline.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/queue/config_cache.hpp"
 #include "mq/redis/client.hpp"
 #include "pool.hpp"
@@ -33,10 +34,11 @@ struct ApiOptions {
     std::size_t max_batch = 1000;                 ///< messages per batch request
     std::optional<double> default_publish_rate;   ///< TENANT_PUBLISH_RATE (msg/s); none: unlimited
     std::string receipt_key;                      ///< RECEIPT_SECRET; random per start when empty
-    std::map<std::string, std::string> internal_queues = {{"user-events", "user-events"},
-                                                          {"user-notifications", "user-notifications"},
-                                                          {"audit-logs", "audit-logs"},
-                                                          {"notifications", "notifications"}};
+    std::map<std::string, std::string> internal_queues = {
+        {"user-events", "user-events"},
+        {"user-notifications", "user-notifications"},
+        {"audit-logs", "audit-logs"},
+        {"notifications", "notifications"}};
     std::int64_t memory_warn_bytes = 512LL * 1024 * 1024;  ///< health: degraded above this RSS
 };
 
@@ -48,12 +50,13 @@ struct TenantCounters {
     std::atomic<std::uint64_t> delivered{0};  ///< pulled
     std::atomic<std::uint64_t> acked{0};
     std::atomic<std::uint64_t> nacked{0};
-    std::atomic<std::uint64_t> errors{0};     ///< 5xx answers
+    std::atomic<std::uint64_t> errors{0};  ///< 5xx answers
 };
 
 /// Publish-to-pull latency, seconds: a fixed-bucket histogram.
 struct LatencyHistogram {
-    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60,  300};
     std::atomic<std::uint64_t> buckets[std::size(kBuckets) + 1] = {};  // last: +Inf
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> sum_us{0};
@@ -63,7 +66,7 @@ struct LatencyHistogram {
 };
 
 class App {
-public:
+  public:
     App(mq::Config config, ApiOptions options);
     ~App();
 
@@ -81,8 +84,10 @@ public:
     mq::Authenticator& authenticator() { return *authenticator_; }
     mq::PublishQuota& quota() { return *quota_; }
     mq::PublishPipeline& pipeline() { return *pipeline_; }
-    mq::PayloadSchemaCache& schemas() { return schemas_; }
-    const mq::Keyring& keyring() const { return keyring_; }
+    mq::PayloadSchemaCache& schemas() { return *schemas_; }
+    const mq::Keyring& keyring() const { return *keyring_; }
+    /// The publish use case (quota, limits, schema, sealing) every publish and replay goes through.
+    const mq::PublishUseCase& publishing() const { return *publishing_; }
     const std::string& receipt_key() const { return receipt_key_; }
     Server*& server() { return server_; }
 
@@ -98,7 +103,7 @@ public:
     /// Re-reads the per-tenant publish rates (tenants.publish_rate_limit).
     void reload_rates();
 
-private:
+  private:
     mq::Config config_;
     ApiOptions options_;
     mq::KeyLayout keys_;
@@ -112,8 +117,9 @@ private:
     std::unique_ptr<mq::Authenticator> authenticator_;
     std::unique_ptr<mq::PublishQuota> quota_;
     std::unique_ptr<mq::PublishPipeline> pipeline_;
-    mq::PayloadSchemaCache schemas_;
-    mq::Keyring keyring_;
+    std::shared_ptr<mq::PayloadSchemaCache> schemas_ = std::make_shared<mq::PayloadSchemaCache>();
+    std::shared_ptr<const mq::Keyring> keyring_ = std::make_shared<const mq::Keyring>();
+    std::unique_ptr<mq::PublishUseCase> publishing_;
     std::string receipt_key_;
     Server* server_ = nullptr;
     std::mutex counters_mutex_;
@@ -130,12 +136,15 @@ void add_subscription_routes(Router& router, App& app);
 void add_pull_routes(Router& router, App& app);
 void add_monitor_routes(Router& router, App& app);
 void add_internal_routes(Router& router, App& app);
+void add_dead_letter_routes(Router& router, App& app);
 
-/// Shared by the publish and internal routes: checks, quota, encryption and schema for
-/// `requests` to `queue`, then the pipeline; `reply` gets the single or batch answer.
-/// `refused`: per request, an error found already (the request is then skipped).
-void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused = {});
+/// Shared by the publish and internal routes: admits `requests` to `queue` through the
+/// publish use case (quota, limits, schema, encryption), then the pipeline; `reply` gets the single
+/// or batch answer. `refused`: per request, an error found already (the request is then skipped).
+/// `charge_quota` false: the internal routes (platform traffic is not the tenant's quota).
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
+                std::vector<std::optional<mq::Error>> refused = {}, bool charge_quota = true);
 
 /// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
 std::int64_t resident_memory_bytes();

@@ -51,10 +51,13 @@ std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
 void append_result(std::string& out, const mq::Queue& q, std::optional<std::int64_t> at,
                    const mq::PublishOutcome& o) {
     out += "{\"deliver_at\":";
-    if (o.delayed && at) append_json_string(out, mq::format_rfc3339(*at));
-    else out += "null";
+    if (o.delayed && at)
+        append_json_string(out, mq::format_rfc3339(*at));
+    else
+        out += "null";
     out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
-    out += o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
+    out +=
+        o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
     out += ",\"id\":";
     append_json_string(out, o.message_id);
     out += ",\"partition\":";
@@ -76,7 +79,8 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     if (mode != Mode::kTopic) extras.push_back("queue");
     auto body = parser().parse_body(req.body(), extras, allow_batch, app.options().max_batch);
     if (mode == Mode::kBatch && !body.batch)
-        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}", {{"field", "messages"}});
+        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}",
+                                  {{"field", "messages"}});
 
     std::string name;
     if (mode == Mode::kTopic) {
@@ -96,55 +100,45 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
             r.idempotency_key = std::string(h);
         }
         if (mode == Mode::kDelayed && !r.delay)
-            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"", {{"field", "delay_ms"}});
+            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"",
+                                      {{"field", "delay_ms"}});
         if (mode == Mode::kScheduled && !r.deliver_at_ms)
-            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"", {{"field", "deliver_at"}});
+            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"",
+                                      {{"field", "deliver_at"}});
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
-    if (auto wait = app.quota().take(req.tenant(), body.messages.size())) {
-        app.counters(req.tenant()).rejected += body.messages.size();
-        throw mq::Error(mq::ErrorCode::kQuotaExceeded,
-                        "publish quota of tenant '" + req.tenant() + "' exceeded",
-                        {{"rate_per_s", app.quota().rate(req.tenant()).value_or(0)}}, *wait);
-    }
-    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply), std::move(body.errors));
+    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply),
+               std::move(body.errors));
 }
 
 }  // namespace
 
-void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused) {
-    // Schema and encryption before anything reaches Redis. A batch keeps going past a bad
-    // message (its result says why); a single publish fails as a whole.
-    auto schema = app.schemas().get(*queue);
-    refused.resize(requests.size());
-    std::vector<mq::PublishRequest> accepted;
-    std::vector<std::size_t> index;  // accepted[i] is requests[index[i]]
-    accepted.reserve(requests.size());
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-        if (refused[i]) continue;  // its fields were already refused by the parser
-        try {
-            if (schema) schema->check(requests[i].payload);
-            mq::seal_request(requests[i], app.keyring(), *queue);
-        } catch (const mq::Error& e) {
-            if (!batch) throw;
-            refused[i] = e;
-            continue;
-        }
-        index.push_back(i);
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
+                std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
+    // The publish use case before anything reaches Redis: quota, limits, schema, sealing. A
+    // batch keeps going past a bad message (its result says why); a single publish fails
+    // as a whole.
+    const std::size_t total = requests.size();
+    mq::AdmittedBatch admitted;
+    try {
+        admitted = app.publishing().admit_all(*queue, std::move(requests), std::move(refused),
+                                              batch, charge_quota);
+    } catch (const mq::Error& e) {
+        if (e.code() == mq::ErrorCode::kQuotaExceeded)
+            app.counters(queue->tenant).rejected += total;
+        throw;
     }
+    refused = std::move(admitted.refused);
+    std::vector<mq::PublishRequest> accepted = std::move(admitted.accepted);
     // Only deliver_at is kept for the answers; the requests themselves go to the pipeline.
     std::vector<std::optional<std::int64_t>> at;
-    at.reserve(index.size());
-    for (auto i : index) {
-        at.push_back(deliver_at_of(requests[i]));
-        accepted.push_back(std::move(requests[i]));
-    }
-    const std::size_t total = requests.size();
-    requests.clear();
+    at.reserve(accepted.size());
+    for (const auto& r : accepted) at.push_back(deliver_at_of(r));
     auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
-                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
+                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes,
+                                             std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);
         if (error) {
             counters.errors += 1;
@@ -158,12 +152,14 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
         }
         if (!batch) {
             if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
-                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
+                return reply(error_response(
+                    mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
             }
             const auto& o = outcomes.front();
             if (o.status == mq::PublishStatus::kRejected) {
                 counters.rejected += 1;
-                return reply(error_response(o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
+                return reply(error_response(
+                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
@@ -188,7 +184,9 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
             const auto& o = outcomes[k];
             if (o.status == mq::PublishStatus::kRejected) {
                 ++rejected_n;
-                append_error(results, o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
+                append_error(results, o.error
+                                          ? *o.error
+                                          : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
@@ -215,8 +213,10 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::ve
 
 void add_publish_routes(Router& router, App& app) {
     auto route = [&](const char* path, Mode mode, std::size_t limit) {
-        router.add_async(http::verb::post, path, Auth::kBearer,
-                         [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); }, limit);
+        router.add_async(
+            http::verb::post, path, Auth::kBearer,
+            [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); },
+            limit);
     };
     std::size_t single = static_cast<std::size_t>(app.config().max_message_size);
     std::size_t batch = app.options().batch_body_limit;

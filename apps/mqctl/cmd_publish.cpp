@@ -9,9 +9,8 @@
 #include "commands.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
-#include "mq/crypto/keyring.hpp"
-#include "mq/publish/payload_schema.hpp"
 #include "mq/publish/batch_file.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/catalog.hpp"
 #include "output.hpp"
@@ -56,32 +55,17 @@ mq::PublishRequest request_from_flags(const PublishOptions& o) {
     return r;
 }
 
-// The queue's own rules before anything reaches Redis: the payload must match its schema
-// (exit 2 otherwise), and an encrypted queue gets the payload sealed with the current key
-// of MQ_KEYRING_FILE, or nothing at all when there is no keyring.
-struct QueueRules {
-    std::optional<mq::PayloadSchema> schema;
-    std::optional<mq::Keyring> keyring;  // set for encrypted queues
-    const mq::Queue& queue;
-
-    QueueRules(const mq::Queue& q, Context& ctx) : queue(q) {
-        if (!q.schema.is_null()) schema.emplace(q.schema);
-        if (q.encryption == "none") return;
-        keyring.emplace();  // empty without MQ_KEYRING_FILE: sealing then refuses the message
-        if (!ctx.config().keyring_file.empty()) *keyring = mq::Keyring::load(ctx.config().keyring_file);
-    }
-    void check(const mq::PublishRequest& r) const {
-        if (schema) schema->check(r.payload);
-    }
-    void seal(mq::PublishRequest& r) const {
-        if (keyring) mq::seal_request(r, *keyring, queue);
-    }
-};
+// The publish use case for one queue, as an operator runs it: no quota, the keyring of
+// MQ_KEYRING_FILE loaded only when the queue is encrypted.
+mq::PublishUseCase use_case_for(const mq::Queue& q, Context& ctx, const mq::PublishLimits& limits) {
+    return mq::PublishUseCase(limits, mq::keyring_for(ctx.config().keyring_file, {&q}), nullptr);
+}
 
 void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     mq::PublishRequest r = request_from_flags(o);
     int sources = (o.payload ? 1 : 0) + (o.file.empty() ? 0 : 1);
-    if (sources > 1) throw mq::ValidationError("give the payload as an argument or --file, not both");
+    if (sources > 1)
+        throw mq::ValidationError("give the payload as an argument or --file, not both");
     if (o.payload) {
         r.payload = *o.payload;
     } else if (!o.file.empty() && o.file != "-") {
@@ -103,20 +87,23 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
-    QueueRules rules(q, ctx);
-    rules.check(r);
-    rules.seal(r);
+    use_case_for(q, ctx, limits).admit(q, r);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;
     if (ctx.json()) {
-        print_json({{"id", out.message_id}, {"partition", out.partition}, {"duplicate", dup},
-                    {"delayed", out.delayed}, {"stream_id", out.stream_id}});
+        print_json({{"id", out.message_id},
+                    {"partition", out.partition},
+                    {"duplicate", dup},
+                    {"delayed", out.delayed},
+                    {"stream_id", out.stream_id}});
         return;
     }
     std::cout << out.message_id;
-    if (dup) std::cout << " (duplicate: already published within the dedup window)";
-    else if (out.delayed) std::cout << " (delayed)";
+    if (dup)
+        std::cout << " (duplicate: already published within the dedup window)";
+    else if (out.delayed)
+        std::cout << " (delayed)";
     std::cout << '\n';
 }
 
@@ -129,7 +116,7 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
-    QueueRules rules(q, ctx);
+    auto use_case = use_case_for(q, ctx, limits);
 
     const bool tty = isatty(STDERR_FILENO);
     const auto start = std::chrono::steady_clock::now();
@@ -137,8 +124,7 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
     bool printed = false;
     mq::BatchOptions bo;
     bo.skip_invalid = o.skip_invalid;
-    bo.check = [&rules](const mq::PublishRequest& r) { rules.check(r); };
-    bo.seal = [&rules](mq::PublishRequest& r) { rules.seal(r); };
+    use_case.attach(q, bo);
     bo.on_progress = [&](const mq::BatchProgress& p) {
         if (p.total < 10000) return;  // small inputs finish before a progress line helps
         auto now = std::chrono::steady_clock::now();
@@ -160,7 +146,8 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
 
     if (ctx.json()) {
         nlohmann::json invalid = nlohmann::json::array();
-        for (const auto& e : report.invalid) invalid.push_back({{"line", e.line}, {"error", e.message}});
+        for (const auto& e : report.invalid)
+            invalid.push_back({{"line", e.line}, {"error", e.message}});
         print_json({{"lines", report.lines},
                     {"published", report.published},
                     {"duplicates", report.duplicates},
@@ -180,9 +167,10 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
         std::cout << '\n';
     }
     if (report.rejected)
-        throw mq::Error(mq::ErrorCode::kQueueFull,
-                        std::to_string(report.rejected) + " message(s) were not published, from line " +
-                            std::to_string(report.first_rejected_line) + ": " + report.first_rejection);
+        throw mq::Error(
+            mq::ErrorCode::kQueueFull,
+            std::to_string(report.rejected) + " message(s) were not published, from line " +
+                std::to_string(report.first_rejected_line) + ": " + report.first_rejection);
 }
 
 }  // namespace
@@ -199,7 +187,8 @@ void run_publish(const PublishOptions& o, Context& ctx) {
 
 void setup_publish(CLI::App& app, Context& ctx) {
     auto o = std::make_shared<PublishOptions>();
-    auto* cmd = app.add_subcommand("publish", "Publish a message (or a JSON-lines batch) to a queue");
+    auto* cmd =
+        app.add_subcommand("publish", "Publish a message (or a JSON-lines batch) to a queue");
     cmd->add_option("queue", o->queue, "Queue name")->required();
     cmd->add_option("payload", o->payload, "Payload; omit to read --file or standard input");
     cmd->add_option("-f,--file", o->file, "Read the payload from a file ('-' for standard input)");
@@ -215,7 +204,8 @@ void setup_publish(CLI::App& app, Context& ctx) {
                     "Publish JSON lines from FILE ('-' for standard input): "
                     "{\"payload\":...,\"key\":...,\"headers\":{},\"idempotency_key\":...,"
                     "\"delay\":\"5m\",\"deliver_at\":\"...\"}");
-    cmd->add_flag("--skip-invalid", o->skip_invalid, "With --batch: publish valid lines, report bad ones");
+    cmd->add_flag("--skip-invalid", o->skip_invalid,
+                  "With --batch: publish valid lines, report bad ones");
     cmd->callback([o, &ctx] { run_publish(*o, ctx); });
 }
 
