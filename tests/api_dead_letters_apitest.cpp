@@ -74,7 +74,7 @@ int shell(const std::string& command) {
 
 TEST_CASE("api_dead_letters_list_pages_with_a_cursor_and_filters", "[api][dlq]") {
     ApiSession s;
-    create(s, {{"name", "orders"}, {"partition_count", 2}});
+    create(s, {{"name", "orders"}, {"partitions", 2}});
     dead_letters(s, "orders", {1, 2, 3, 4, 5});
     dead_letters(s, "orders", {6}, "", "expired");
 
@@ -135,8 +135,10 @@ TEST_CASE("api_dead_letters_replay_dry_run_ids_filter_and_the_current_schema", "
     CHECK(dry.json()["replayed"] == 0);
     CHECK(list(s, "orders")["dead_letters"].size() == 3);
 
-    // One by id, to another queue of the tenant.
-    auto one = post(s, "orders", "replay", {{"ids", {ids[0]["id"]}}, {"to", "audit"}});
+    // One by id (the oldest, {"id":1}: newest come first), to another queue of the tenant.
+    REQUIRE(ids.size() == 3);
+    REQUIRE(ids[2]["payload"] == R"({"id":1})");
+    auto one = post(s, "orders", "replay", {{"ids", {ids[2]["id"]}}, {"to", "audit"}});
     REQUIRE(one.status == 200);
     CHECK(one.json()["replayed"] == 1);
     CHECK(one.json()["results"][0]["status"] == "replayed");
@@ -267,4 +269,32 @@ TEST_CASE("api_dead_letters_replay_with_redis_down_answers_503_and_removes_nothi
     }
     REQUIRE(after.is_object());
     CHECK(after["dead_letters"].size() == 2);
+}
+
+TEST_CASE("api_internal_routes_admit_through_the_publish_use_case_schema_and_size",
+          "[api][publish]") {
+    const std::string service = "svc-dlq-test-secret-0123456789";
+    ApiOptions options;
+    options.env["INTERNAL_SERVICE_TOKEN"] = service;
+    options.env["MAX_MESSAGE_SIZE"] = "1024";
+    ApiSession s(options);
+    auto internal = [&](const json& body) {
+        return s.api.call("POST", "/internal/mq/audit-logs", body.dump(), "",
+                          {{"X-Service-Token", service}});
+    };
+    REQUIRE(internal({{"tenant", s.tenant.tenant()}, {"payload", {{"action", "login"}}}}).status ==
+            201);
+    auto put =
+        s.api.call_json("PUT", kQueues + "audit-logs",
+                        {{"schema", {{"type", "object"}, {"required", {"action"}}}}}, s.token);
+    REQUIRE(put.status == 200);
+    auto bad = internal({{"tenant", s.tenant.tenant()}, {"payload", {{"who", "me"}}}});
+    INFO(bad.body);
+    CHECK(bad.status == 422);
+    CHECK(bad.error_code() == "MQ_SCHEMA_VALIDATION_ERROR");
+    auto big = internal(
+        {{"tenant", s.tenant.tenant()}, {"payload", {{"action", std::string(2000, 'x')}}}});
+    CHECK(big.status == 413);
+    CHECK(internal({{"tenant", s.tenant.tenant()}, {"payload", {{"action", "logout"}}}}).status ==
+          201);
 }

@@ -165,7 +165,8 @@ TEST_CASE("replay_dry_run_reports_what_would_happen_and_changes_nothing", "[dlq]
     std::size_t seen = 0;
     dry.on_result = [&](const mq::ReplayResult& r) {
         ++seen;
-        CHECK(r.status == mq::ReplayStatus::kWouldReplay);
+        CHECK(r.status ==
+              (r.id == "0:1-1" ? mq::ReplayStatus::kNotFound : mq::ReplayStatus::kWouldReplay));
     };
     auto report = f.dlq.replay_all(q, f.all(q), {"0:1-1"}, q, f.pub, f.use_case, dry);
     CHECK(report.would_replay == 3);
