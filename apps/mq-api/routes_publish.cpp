@@ -51,13 +51,10 @@ std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
 void append_result(std::string& out, const mq::Queue& q, std::optional<std::int64_t> at,
                    const mq::PublishOutcome& o) {
     out += "{\"deliver_at\":";
-    if (o.delayed && at)
-        append_json_string(out, mq::format_rfc3339(*at));
-    else
-        out += "null";
+    if (o.delayed && at) append_json_string(out, mq::format_rfc3339(*at));
+    else out += "null";
     out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
-    out +=
-        o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
+    out += o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
     out += ",\"id\":";
     append_json_string(out, o.message_id);
     out += ",\"partition\":";
@@ -79,8 +76,7 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     if (mode != Mode::kTopic) extras.push_back("queue");
     auto body = parser().parse_body(req.body(), extras, allow_batch, app.options().max_batch);
     if (mode == Mode::kBatch && !body.batch)
-        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}",
-                                  {{"field", "messages"}});
+        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}", {{"field", "messages"}});
 
     std::string name;
     if (mode == Mode::kTopic) {
@@ -100,11 +96,9 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
             r.idempotency_key = std::string(h);
         }
         if (mode == Mode::kDelayed && !r.delay)
-            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"",
-                                      {{"field", "delay_ms"}});
+            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"", {{"field", "delay_ms"}});
         if (mode == Mode::kScheduled && !r.deliver_at_ms)
-            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"",
-                                      {{"field", "deliver_at"}});
+            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"", {{"field", "deliver_at"}});
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
@@ -137,8 +131,7 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
     at.reserve(accepted.size());
     for (const auto& r : accepted) at.push_back(deliver_at_of(r));
     auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
-                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes,
-                                             std::exception_ptr error) {
+                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);
         if (error) {
             counters.errors += 1;
@@ -152,14 +145,12 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
         }
         if (!batch) {
             if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
-                return reply(error_response(
-                    mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
+                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
             }
             const auto& o = outcomes.front();
             if (o.status == mq::PublishStatus::kRejected) {
                 counters.rejected += 1;
-                return reply(error_response(
-                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
+                return reply(error_response(o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
@@ -184,9 +175,7 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
             const auto& o = outcomes[k];
             if (o.status == mq::PublishStatus::kRejected) {
                 ++rejected_n;
-                append_error(results, o.error
-                                          ? *o.error
-                                          : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
+                append_error(results, o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
@@ -213,10 +202,8 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
 
 void add_publish_routes(Router& router, App& app) {
     auto route = [&](const char* path, Mode mode, std::size_t limit) {
-        router.add_async(
-            http::verb::post, path, Auth::kBearer,
-            [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); },
-            limit);
+        router.add_async(http::verb::post, path, Auth::kBearer,
+                         [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); }, limit);
     };
     std::size_t single = static_cast<std::size_t>(app.config().max_message_size);
     std::size_t batch = app.options().batch_body_limit;
