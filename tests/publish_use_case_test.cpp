@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "mq/auth/quota.hpp"
 #include "mq/crypto/keyring.hpp"
 
 using nlohmann::json;

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mq/auth/quota.hpp"
+
 namespace mq {
 
 PublishUseCase::PublishUseCase(PublishLimits limits, std::shared_ptr<const Keyring> keyring,

@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "mq/auth/quota.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
 #include "mq/publish/batch_file.hpp"
@@ -15,6 +14,8 @@
 #include "mq/queue/queue.hpp"
 
 namespace mq {
+
+class PublishQuota;  // mq/auth/quota.hpp: only its take() and rate() are used, in the .cpp
 
 /// The requests of a publish that passed admission, ready for Publisher::publish_batch /
 /// prepare() or PublishPipeline::submit, and why the others were refused.
