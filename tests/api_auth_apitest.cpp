@@ -20,8 +20,18 @@ const std::array<std::string, 4> kRoles{"admin", "tenant-admin", "producer", "co
 
 /// An independent copy of the docs/auth.md matrix. Columns: admin, tenant-admin,
 /// producer, consumer.
-enum Act { kReadQueues, kManageQueues, kPublish, kReadSubs, kManageSubs, kConsume, kMonitor, kMonitorAll };
-constexpr std::array<std::array<bool, 4>, 8> kAllowed{{
+enum Act {
+    kReadQueues,
+    kManageQueues,
+    kPublish,
+    kReadSubs,
+    kManageSubs,
+    kConsume,
+    kMonitor,
+    kMonitorAll,
+    kDeadLetters
+};
+constexpr std::array<std::array<bool, 4>, 9> kAllowed{{
     {true, true, true, true},     // read queues
     {true, true, false, false},   // manage queues
     {true, true, true, false},    // publish
@@ -30,6 +40,7 @@ constexpr std::array<std::array<bool, 4>, 8> kAllowed{{
     {true, true, false, true},    // consume
     {true, true, true, true},     // monitor
     {true, false, false, false},  // monitor all
+    {true, true, false, false},   // manage dead letters
 }};
 
 struct Tokens {
@@ -120,6 +131,12 @@ TEST_CASE("api_auth_role_matrix_on_every_bearer_endpoint", "[api][auth]") {
         {"GET", fixed(kBase + "/metrics/consumers"), nobody, kMonitor},
         {"GET", fixed(kBase + "/status"), nobody, kMonitor},
         {"GET", fixed(kBase + "/metrics?scope=all"), nobody, kMonitorAll},
+        {"GET", fixed(q + "/dead-letters"), nobody, kDeadLetters},
+        {"GET", fixed(q + "/dead-letters/0:1-0"), nobody, kDeadLetters},
+        {"POST", fixed(q + "/dead-letters/replay"),
+         constant({{"ids", {"0:1-0"}}, {"dry_run", true}}), kDeadLetters},
+        {"POST", fixed(q + "/dead-letters/purge"), constant({{"before", "2000-01-01T00:00:00Z"}}),
+         kDeadLetters},
     };
     for (const auto& e : table)
         for (std::size_t ri = 0; ri < kRoles.size(); ++ri) {
@@ -175,6 +192,10 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
         {"POST", "/publish/delayed", {{"queue", "{Q}"}, {"payload", "x"}, {"delay_ms", 1000}}},
         {"POST", "/topics/{Q}/publish", {{"payload", "x"}}},
         {"POST", "/subscriptions", {{"queue", "{Q}"}, {"name", "intruder"}}},
+        {"GET", "/queues/{Q}/dead-letters", nullptr},
+        {"GET", "/queues/{Q}/dead-letters/0:1-0", nullptr},
+        {"POST", "/queues/{Q}/dead-letters/replay", {{"all", true}, {"dry_run", true}}},
+        {"POST", "/queues/{Q}/dead-letters/purge", json::object()},
     };
     std::vector<Probe> sub_probes{
         {"GET", "/subscriptions/{S}", nullptr},

@@ -61,6 +61,7 @@ TEST_CASE("role_matrix_allows_exactly_the_documented_actions", "[auth]") {
         {Action::kConsume, true, true, false, true},
         {Action::kMonitor, true, true, true, true},
         {Action::kMonitorAll, true, false, false, false},
+        {Action::kManageDeadLetters, true, true, false, false},
     };
     for (const auto& row : expected) {
         INFO("action " << mq::action_name(row.action));
@@ -84,6 +85,7 @@ TEST_CASE("role_matrix_allows_exactly_the_documented_actions", "[auth]") {
     CHECK(mq::action_name(Action::kReadQueues) == "read-queues");
     CHECK(mq::action_name(Action::kConsume) == "consume");
     CHECK(mq::action_name(Action::kMonitorAll) == "monitor-all");
+    CHECK(mq::action_name(Action::kManageDeadLetters) == "manage-dead-letters");
 }
 
 TEST_CASE("another_tenants_queue_is_answered_exactly_like_a_missing_one", "[auth]") {

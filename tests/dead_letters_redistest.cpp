@@ -17,6 +17,7 @@ struct DlqFixture {
     mq::ConsumerGroups groups{rs.redis(), rs.keys()};
     mq::Publisher pub{rs.redis(), rs.keys()};
     mq::DeadLetterStore dlq{rs.redis(), rs.keys()};
+    mq::PublishUseCase use_case{{}, nullptr, nullptr};
     DlqFixture() {
         q.tenant = "acme";
         q.name = mqtest::unique_name("q");
@@ -74,7 +75,7 @@ TEST_CASE("replay publishes the message again and only then removes the dead let
     DlqFixture f;
     f.kill(1);
     auto d = f.dlq.list(f.q, "", 10).at(0);
-    auto out = f.dlq.replay(f.q, d, f.q, f.pub);
+    auto out = f.dlq.replay(f.q, d, f.q, f.pub, f.use_case);
     CHECK(out.status == mq::PublishStatus::kAccepted);
     CHECK(f.dlq.count(f.q) == 0);
     // The group sees it again, same key and payload, marked as a replay.
@@ -100,7 +101,7 @@ TEST_CASE("a replay that cannot be published keeps the dead letter", "[dlq]") {
     mq::PublishRequest filler;
     filler.payload = "x";
     f.pub.publish(full, filler);
-    CHECK_THROWS_AS(f.dlq.replay(f.q, d, full, f.pub), mq::Error);
+    CHECK_THROWS_AS(f.dlq.replay(f.q, d, full, f.pub, f.use_case), mq::Error);
     CHECK(f.dlq.count(f.q) == 1);
 }
 

@@ -1,6 +1,8 @@
 // mqctl dlq list|show|replay|purge, run as an operator would against the fixture's
 // redis-server and PostgreSQL. Dead letters are made the way a worker makes them
 // (ConsumerGroups::dead_letter). Each test has its own tenant and key prefix.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -9,7 +11,10 @@
 #include "harness.hpp"
 #include "mqctl_shell.hpp"
 #include "mq/consume/consumer.hpp"
+#include "mq/consume/dead_letters.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/crypto/keyring.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 
 using namespace std::chrono_literals;
@@ -68,6 +73,15 @@ class Shell : public mqtest::MqctlShell {
         for (auto& f : entries(queue))
             if (f.count("h") && json::parse(f["h"]).contains("mq-replayed-from")) out.push_back(f);
         return out;
+    }
+    /// Dead-letters whatever `sub` has not read yet (messages published with mqctl).
+    void dead_letter_unread(const std::string& queue, const std::string& sub) {
+        mq::Queue q = this->queue(queue);
+        mq::Subscription s = mq::SubscriptionCatalog(tenant_.db()).get(tenant(), queue, sub);
+        mq::ConsumerGroups groups(redis_.redis(), redis_.keys());
+        for (int p = 0; p < q.partition_count; ++p)
+            for (const auto& f : groups.read_new(q, s, "w1", p, 100, 0ms))
+                REQUIRE(groups.dead_letter(q, sub, p, f.stream_id, "max_attempts", "HTTP 500", 5));
     }
     std::size_t dlq_size(const std::string& queue) {
         return json_of({"dlq", "list", queue, "--limit", "1000"}).size();
@@ -309,4 +323,128 @@ TEST_CASE("dlq_purge_removes_dead_letters_after_confirmation_and_before_a_cutoff
     CHECK(sh.dlq_size("orders") == 0);
     CHECK(sh.json_of({"stats", "orders"})["dead_letters"] == 0);
     REQUIRE_EXIT(sh.run({"dlq", "purge", "orders", "--before", "soonish", "--yes"}), 2);
+}
+
+namespace {
+
+std::string keyring_file() {
+    std::string path = mqtest::temp_file(
+        "current: k1\nkeys:\n  - id: k1\n    key: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+    ::chmod(path.c_str(), 0600);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("dlq_replay_dry_run_prints_what_would_happen_and_changes_nothing",
+          "[mqctl][dlq][replay]") {
+    Shell sh;
+    orders_with_billing(sh);
+    sh.dead_letters("orders", "billing", 3);
+    const auto before = sh.entries("orders").size();
+
+    auto human = sh.run(
+        {"dlq", "replay", "orders", "--all", "--dry-run"});  // no --yes needed: it changes nothing
+    REQUIRE_EXIT(human, 0);
+    CHECK_THAT(human.out,
+               Catch::Contains("would replay") && Catch::Contains("nothing was changed"));
+    json j = sh.json_of({"dlq", "replay", "orders", "--since", "1h", "--dry-run"});
+    CHECK(j["dry_run"] == true);
+    CHECK(j["would_replay"] == 3);
+    CHECK(j["replayed"] == 0);
+    CHECK(j["results"][0]["status"] == "would_replay");
+    CHECK(sh.dlq_size("orders") == 3);
+    CHECK(sh.entries("orders").size() == before);
+    CHECK(sh.replays("orders").empty());
+}
+
+TEST_CASE("dlq_replay_rate_paces_the_replays", "[mqctl][dlq][replay]") {
+    Shell sh;
+    orders_with_billing(sh);
+    sh.dead_letters("orders", "billing", 4);
+    auto t0 = std::chrono::steady_clock::now();
+    json j = sh.json_of({"dlq", "replay", "orders", "--all", "--yes", "--rate", "10/s"});
+    auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(j["replayed"] == 4);
+    CHECK(took >= 280ms);  // 4 at 10/s: the last starts 300 ms after the first
+    CHECK(took < 10s);
+    for (const char* bad : {"0", "fast", "10/d", "-5"}) {
+        INFO(bad);
+        REQUIRE_EXIT(sh.run({"dlq", "replay", "orders", "--all", "--yes", "--rate", bad}), 2);
+    }
+}
+
+TEST_CASE("dlq_replay_checks_the_queues_current_schema_and_keeps_what_it_refuses",
+          "[mqctl][dlq][replay]") {
+    Shell sh;
+    orders_with_billing(sh);
+    sh.ok({"publish", "orders", R"({"id":1})"});
+    sh.ok({"publish", "orders", "not json at all"});
+    sh.dead_letter_unread("orders", "billing");
+    REQUIRE(sh.dlq_size("orders") == 2);
+    sh.ok(
+        {"queue", "update", "orders", "--schema-file", mqtest::temp_file(R"({"type":"object"})")});
+
+    auto dry = sh.run({"-o", "json", "dlq", "replay", "orders", "--all", "--dry-run"});
+    REQUIRE_EXIT(dry, 1);
+    CHECK(json::parse(dry.out)["failed"] == 1);
+    CHECK(sh.dlq_size("orders") == 2);
+
+    auto r = sh.run({"dlq", "replay", "orders", "--all", "--yes"});
+    REQUIRE_EXIT(r, 1);
+    CHECK_THAT(r.out, Catch::Contains("failed") && Catch::Contains("schema"));
+    CHECK_THAT(r.err, Catch::Contains("kept"));
+    json left = sh.json_of({"dlq", "list", "orders"});
+    REQUIRE(left.size() == 1);
+    CHECK(left[0]["payload"] == "not json at all");
+    CHECK(sh.replays("orders").size() == 1);
+}
+
+TEST_CASE("dlq_replay_reseals_for_another_encrypted_queue", "[mqctl][dlq][replay]") {
+    Shell sh;
+    const std::string ring = keyring_file();
+    sh.ok({"queue", "create", "secrets", "--encryption", "aes-256-gcm"});
+    sh.ok({"queue", "create", "vault", "--encryption", "aes-256-gcm"});
+    sh.ok({"sub", "create", "secrets", "billing", "--from", "earliest"});
+    REQUIRE_EXIT(sh.run({"publish", "secrets", "pin 1234"}, {{"MQ_KEYRING_FILE", ring}}), 0);
+    sh.dead_letter_unread("secrets", "billing");
+    const std::string id = sh.json_of({"dlq", "list", "secrets"})[0]["id"];
+
+    auto no_ring = sh.run({"dlq", "replay", "secrets", id, "--to", "vault"});
+    REQUIRE_EXIT(no_ring, 1);
+    CHECK(sh.dlq_size("secrets") == 1);
+
+    REQUIRE_EXIT(
+        sh.run({"dlq", "replay", "secrets", id, "--to", "vault"}, {{"MQ_KEYRING_FILE", ring}}), 0);
+    CHECK(sh.dlq_size("secrets") == 0);
+    auto moved = sh.entries("vault");
+    REQUIRE(moved.size() == 1);
+    CHECK(moved[0]["p"] != "pin 1234");
+    mq::Message m;
+    m.payload = moved[0]["p"];
+    m.encryption_key_id = moved[0]["ek"];
+    auto keys = mq::Keyring::load(ring);
+    CHECK(mq::open_payload(m, keys, sh.queue("vault")) == "pin 1234");
+}
+
+TEST_CASE("dlq_replay_after_a_crash_between_publish_and_removal_publishes_once",
+          "[mqctl][dlq][replay]") {
+    Shell sh;
+    orders_with_billing(sh);
+    sh.dead_letters("orders", "billing", 1);
+    mq::Queue q = sh.queue("orders");
+    mq::DeadLetterStore store(sh.redis().redis(), sh.redis().keys());
+    auto d = store.select(q, {}, 10).at(0);
+    // What a replay killed after its publish left behind: the message, and the dead letter.
+    mq::PublishUseCase use_case({}, nullptr, nullptr);
+    auto r = use_case.republish_request(q, d.message, q);
+    r.idempotency_key = "mq-replay:" + q.tenant + "/" + q.name + ":" + d.handle();
+    mq::Publisher(sh.redis().redis(), sh.redis().keys()).publish(q, r);
+    REQUIRE(sh.dlq_size("orders") == 1);
+
+    json j = sh.json_of({"dlq", "replay", "orders", d.handle()});
+    CHECK(j["replayed"] == 1);
+    CHECK(j["results"][0]["duplicate"] == true);
+    CHECK(sh.dlq_size("orders") == 0);
+    CHECK(sh.replays("orders").size() == 1);
 }

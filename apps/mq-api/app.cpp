@@ -47,7 +47,8 @@ App::App(mq::Config config, ApiOptions options)
       redis_pool_([this] { return std::make_unique<mq::redis::Connection>(redis_endpoint_); }),
       pg_pool_([this] { return std::make_unique<mq::pg::Database>(config_.database_url); }) {
     started_unix_ms_ = mq::now_ms();
-    if (!config_.keyring_file.empty()) keyring_ = mq::Keyring::load(config_.keyring_file);
+    if (!config_.keyring_file.empty())
+        keyring_ = std::make_shared<const mq::Keyring>(mq::Keyring::load(config_.keyring_file));
     receipt_key_ = options_.receipt_key;
     if (receipt_key_.empty()) {
         // Receipts then stay valid only for this process: set RECEIPT_SECRET when several
@@ -96,6 +97,7 @@ void App::start() {
     cache_->start();
     mq::PublishLimits limits;
     limits.max_message_size = config_.max_message_size;
+    publishing_ = std::make_unique<mq::PublishUseCase>(limits, keyring_, schemas_, quota_.get());
     // Each I/O thread gets its own connection when main attaches the server's contexts.
     pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits);
 }

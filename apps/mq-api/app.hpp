@@ -20,6 +20,7 @@
 #include "mq/queue/payload_schema.hpp"
 #include "mq/publish/publish_pipeline.hpp"
 #include "mq/api/config_cache.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/redis/client.hpp"
 #include "pool.hpp"
 #include "router.hpp"
@@ -81,8 +82,10 @@ public:
     mq::Authenticator& authenticator() { return *authenticator_; }
     mq::PublishQuota& quota() { return *quota_; }
     mq::PublishPipeline& pipeline() { return *pipeline_; }
-    mq::PayloadSchemaCache& schemas() { return schemas_; }
-    const mq::Keyring& keyring() const { return keyring_; }
+    mq::PayloadSchemaCache& schemas() { return *schemas_; }
+    const mq::Keyring& keyring() const { return *keyring_; }
+    /// The publish use case (quota, limits, schema, sealing) every publish and replay goes through.
+    const mq::PublishUseCase& publishing() const { return *publishing_; }
     const std::string& receipt_key() const { return receipt_key_; }
     Server*& server() { return server_; }
 
@@ -112,8 +115,9 @@ private:
     std::unique_ptr<mq::Authenticator> authenticator_;
     std::unique_ptr<mq::PublishQuota> quota_;
     std::unique_ptr<mq::PublishPipeline> pipeline_;
-    mq::PayloadSchemaCache schemas_;
-    mq::Keyring keyring_;
+    std::shared_ptr<mq::PayloadSchemaCache> schemas_ = std::make_shared<mq::PayloadSchemaCache>();
+    std::shared_ptr<const mq::Keyring> keyring_ = std::make_shared<const mq::Keyring>();
+    std::unique_ptr<mq::PublishUseCase> publishing_;
     std::string receipt_key_;
     Server* server_ = nullptr;
     std::mutex counters_mutex_;
@@ -131,12 +135,15 @@ void add_pull_routes(Router& router, App& app);
 void add_monitor_routes(Router& router, App& app);
 void add_internal_routes(Router& router, App& app);
 void add_schedule_routes(Router& router, App& app);
+void add_dead_letter_routes(Router& router, App& app);
 
-/// Shared by the publish and internal routes: checks, quota, encryption and schema for
-/// `requests` to `queue`, then the pipeline; `reply` gets the single or batch answer.
-/// `refused`: per request, an error found already (the request is then skipped).
-void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused = {});
+/// Shared by the publish and internal routes: admits `requests` to `queue` through the
+/// publish use case (quota, limits, schema, encryption), then the pipeline; `reply` gets the single
+/// or batch answer. `refused`: per request, an error found already (the request is then skipped).
+/// `charge_quota` false: the internal routes (platform traffic is not the tenant's quota).
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
+                std::vector<std::optional<mq::Error>> refused = {}, bool charge_quota = true);
 
 /// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
 std::int64_t resident_memory_bytes();

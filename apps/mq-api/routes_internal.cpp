@@ -72,7 +72,10 @@ void add_internal_routes(Router& router, App& app) {
                 auto go = [&app, tenant, name, messages = std::move(body.messages), reply]() mutable {
                     try {
                         auto q = well_known_queue(app, tenant, name);
-                        publish_to(app, q, std::move(messages), false, reply);
+                        // The publish use case like every route, but platform traffic
+                        // (audit logs, notifications) is not charged to the tenant's quota.
+                        publish_to(app, q, std::move(messages), false, reply, {},
+                                   /*charge_quota=*/false);
                     } catch (const mq::Error& e) {
                         reply(error_response(e));
                     }

@@ -85,47 +85,34 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
-    if (auto wait = app.quota().take(req.tenant(), body.messages.size())) {
-        app.counters(req.tenant()).rejected += body.messages.size();
-        throw mq::Error(mq::ErrorCode::kQuotaExceeded,
-                        "publish quota of tenant '" + req.tenant() + "' exceeded",
-                        {{"rate_per_s", app.quota().rate(req.tenant()).value_or(0)}}, *wait);
-    }
-    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply), std::move(body.errors));
+    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply),
+               std::move(body.errors));
 }
 
 }  // namespace
 
-void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue, std::vector<mq::PublishRequest> requests,
-                bool batch, Reply reply, std::vector<std::optional<mq::Error>> refused) {
-    // Schema and encryption before anything reaches Redis. A batch keeps going past a bad
-    // message (its result says why); a single publish fails as a whole.
-    auto schema = app.schemas().get(*queue);
-    refused.resize(requests.size());
-    std::vector<mq::PublishRequest> accepted;
-    std::vector<std::size_t> index;  // accepted[i] is requests[index[i]]
-    accepted.reserve(requests.size());
-    for (std::size_t i = 0; i < requests.size(); ++i) {
-        if (refused[i]) continue;  // its fields were already refused by the parser
-        try {
-            if (schema) schema->check(requests[i].payload);
-            mq::seal_request(requests[i], app.keyring(), *queue);
-        } catch (const mq::Error& e) {
-            if (!batch) throw;
-            refused[i] = e;
-            continue;
-        }
-        index.push_back(i);
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
+                std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
+    // The publish use case before anything reaches Redis: quota, limits, schema, sealing. A
+    // batch keeps going past a bad message (its result says why); a single publish fails
+    // as a whole.
+    const std::size_t total = requests.size();
+    mq::AdmittedBatch admitted;
+    try {
+        admitted = app.publishing().admit_all(*queue, std::move(requests), std::move(refused),
+                                              batch, charge_quota);
+    } catch (const mq::Error& e) {
+        if (e.code() == mq::ErrorCode::kQuotaExceeded)
+            app.counters(queue->tenant).rejected += total;
+        throw;
     }
+    refused = std::move(admitted.refused);
+    std::vector<mq::PublishRequest> accepted = std::move(admitted.accepted);
     // Only deliver_at is kept for the answers; the requests themselves go to the pipeline.
     std::vector<std::optional<std::int64_t>> at;
-    at.reserve(index.size());
-    for (auto i : index) {
-        at.push_back(deliver_at_of(requests[i]));
-        accepted.push_back(std::move(requests[i]));
-    }
-    const std::size_t total = requests.size();
-    requests.clear();
+    at.reserve(accepted.size());
+    for (const auto& r : accepted) at.push_back(deliver_at_of(r));
     auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
                    reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);

@@ -12,6 +12,7 @@
 #include "mq/consume/dead_letters.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/catalog.hpp"
 #include "output.hpp"
@@ -28,6 +29,9 @@ struct DlqOptions {
     bool all = false;
     std::string to;
     bool yes = false;
+    bool dry_run = false;
+    std::string rate;
+    std::string reason;
 };
 
 namespace {
@@ -80,7 +84,11 @@ void run_dlq_list(const DlqOptions& o, Context& ctx) {
     if (!o.since.empty()) since = parse_time_or_age(o.since, "--since");
     mq::Queue q = mq::Catalog(ctx.db()).get_queue(ctx.tenant(), o.queue);
     mq::DeadLetterStore store(ctx.redis(), ctx.keys());
-    auto list = store.list(q, o.subscription, static_cast<std::size_t>(o.limit), since);
+    mq::DeadLetterFilter filter;
+    filter.subscription = o.subscription;
+    filter.reason = o.reason;
+    filter.since_ms = since;
+    auto list = store.page(q, filter, static_cast<std::size_t>(o.limit)).items;
     if (ctx.json()) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& d : list) out.push_back(mq::to_json(d));
@@ -134,17 +142,22 @@ void run_dlq_replay(const DlqOptions& o, Context& ctx) {
     if (modes != 1)
         throw mq::ValidationError(
             "say what to replay: dead-letter IDs, --since AGE|TIME, or --all (one of them)");
-    if (!o.ids.empty() && !o.subscription.empty())
+    if (!o.ids.empty() && (!o.subscription.empty() || !o.reason.empty()))
         throw mq::ValidationError(
-            "--sub filters --since and --all; IDs already name the dead letters");
+            "--sub and --reason filter --since and --all; IDs already name the dead letters");
     for (const auto& id : o.ids) check_dead_letter_id(id);
-    std::optional<std::int64_t> since;
-    if (!o.since.empty()) since = parse_time_or_age(o.since, "--since");
+    mq::DeadLetterFilter filter;
+    filter.subscription = o.subscription;
+    filter.reason = o.reason;
+    if (!o.since.empty()) filter.since_ms = parse_time_or_age(o.since, "--since");
+    mq::ReplayOptions options;
+    options.dry_run = o.dry_run;
+    if (!o.rate.empty()) options.rate_per_s = mq::parse_replay_rate(o.rate, "--rate");
 
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::Queue target = o.to.empty() ? q : catalog.get_queue(ctx.tenant(), o.to);
-    if (o.all)
+    if (o.all && !o.dry_run)
         confirm("Replay every dead letter of queue '" + q.name + "'" +
                     (o.subscription.empty() ? "" : " from subscription '" + o.subscription + "'") +
                     " to queue '" + target.name + "'?",
@@ -154,6 +167,10 @@ void run_dlq_replay(const DlqOptions& o, Context& ctx) {
     mq::PublishLimits limits;
     limits.max_message_size = ctx.config().max_message_size;
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
+    // The publish use case (schema, sealing) for the target; the keyring also opens what
+    // was sealed for the source queue.
+    mq::PublishUseCase use_case(limits, mq::keyring_for(ctx.config().keyring_file, {&q, &target}),
+                                nullptr);
 
     std::vector<mq::DeadLetter> todo;
     std::vector<std::string> not_found;
@@ -168,67 +185,79 @@ void run_dlq_replay(const DlqOptions& o, Context& ctx) {
                 not_found.push_back(id);
         }
     } else {
-        // Every match at once (count() bounds it), oldest first so replays keep their order.
+        // Every match (count() bounds it), oldest first so replays keep their order.
         auto n = static_cast<std::size_t>(std::max<std::int64_t>(1, store.count(q)));
-        todo = store.list(q, o.subscription, n, since);
-        std::reverse(todo.begin(), todo.end());
+        todo = store.select(q, filter, n);
     }
 
-    nlohmann::json results = nlohmann::json::array();
-    std::size_t replayed = 0, failed = 0;
-    for (const auto& d : todo) {
-        try {
-            auto out = store.replay(q, d, target, publisher);
-            ++replayed;
-            if (ctx.json())
-                results.push_back({{"id", d.handle()},
-                                   {"status", "replayed"},
-                                   {"message_id", out.message_id},
-                                   {"partition", out.partition},
-                                   {"stream_id", out.stream_id}});
-            else
-                std::cout << "replayed " << d.handle() << " as " << out.message_id << " (partition "
-                          << out.partition << ")\n";
-        } catch (const mq::Error& e) {
-            if (e.code() == mq::ErrorCode::kBackendUnavailable)
-                throw;  // the rest would fail the same way
-            ++failed;
-            if (ctx.json())
-                results.push_back({{"id", d.handle()}, {"status", "failed"}, {"error", e.what()}});
-            else
-                std::cout << "failed   " << d.handle() << ": " << e.what() << '\n';
-        }
-    }
-    for (const auto& id : not_found) {
-        if (ctx.json())
-            results.push_back({{"id", id}, {"status", "not_found"}});
-        else
-            std::cout << "missing  " << id << ": no such dead letter\n";
-    }
+    if (!ctx.json())
+        options.on_result = [](const mq::ReplayResult& r) {
+            switch (r.status) {
+                case mq::ReplayStatus::kReplayed:
+                    std::cout << "replayed " << r.id << " as " << r.outcome.message_id
+                              << " (partition " << r.outcome.partition << ")\n";
+                    break;
+                case mq::ReplayStatus::kWouldReplay:
+                    std::cout << "would replay " << r.id << '\n';
+                    break;
+                case mq::ReplayStatus::kFailed:
+                    std::cout << "failed   " << r.id << ": " << (r.error ? r.error->what() : "")
+                              << '\n';
+                    break;
+                case mq::ReplayStatus::kNotFound:
+                    std::cout << "missing  " << r.id << ": no such dead letter\n";
+                    break;
+            }
+            std::cout << std::flush;
+        };
+    auto report = store.replay_all(q, todo, not_found, target, publisher, use_case, options);
 
     const std::size_t asked = todo.size() + not_found.size();
     if (ctx.json()) {
+        nlohmann::json results = nlohmann::json::array();
+        for (const auto& r : report.results) {
+            auto j = mq::to_json(r);
+            if (r.error) j["error"] = r.error->what();  // mqctl's JSON: the message, as before
+            results.push_back(std::move(j));
+        }
         print_json({{"queue", q.name},
                     {"to", target.name},
-                    {"replayed", replayed},
-                    {"failed", failed},
-                    {"not_found", not_found.size()},
+                    {"dry_run", o.dry_run},
+                    {"replayed", report.replayed},
+                    {"would_replay", report.would_replay},
+                    {"failed", report.failed},
+                    {"not_found", report.not_found},
                     {"results", results}});
     } else if (asked == 0) {
         std::cout << "nothing to replay in queue " << q.name << '\n';
+    } else if (o.dry_run) {
+        std::cout << "dry run: would replay " << report.would_replay << " of " << asked
+                  << " dead letter(s) to queue " << target.name;
+        if (report.failed) std::cout << ", " << report.failed << " would fail";
+        if (report.not_found) std::cout << ", " << report.not_found << " not found";
+        std::cout << "; nothing was changed\n";
     } else {
-        std::cout << "replayed " << replayed << " of " << asked << " dead letter(s) to queue "
-                  << target.name;
-        if (failed) std::cout << ", " << failed << " failed (kept)";
-        if (!not_found.empty()) std::cout << ", " << not_found.size() << " not found";
+        std::cout << "replayed " << report.replayed << " of " << asked
+                  << " dead letter(s) to queue " << target.name;
+        if (report.failed) std::cout << ", " << report.failed << " failed (kept)";
+        if (report.not_found) std::cout << ", " << report.not_found << " not found";
         std::cout << '\n';
     }
-    if (failed)
+    if (report.failed) {
+        std::string first;
+        for (const auto& r : report.results)
+            if (r.error) {
+                first = r.error->what();
+                break;
+            }
         throw mq::Error(mq::ErrorCode::kPublishFailed,
-                        std::to_string(failed) + " replay(s) failed; those dead letters were kept");
-    if (!not_found.empty())
+                        std::to_string(report.failed) +
+                            (o.dry_run ? " replay(s) would fail" : " replay(s) failed") +
+                            "; those dead letters were kept (first: " + first + ")");
+    }
+    if (report.not_found)
         throw mq::Error(mq::ErrorCode::kNotFound,
-                        std::to_string(not_found.size()) + " dead letter(s) not found in queue '" +
+                        std::to_string(report.not_found) + " dead letter(s) not found in queue '" +
                             q.name + "'; list them with: mqctl dlq list " + q.name);
 }
 
@@ -261,6 +290,7 @@ void setup_dlq(CLI::App& app, Context& ctx) {
     list->add_option("-s,--sub", list_opts->subscription, "Only those of this subscription");
     list->add_option("--since", list_opts->since,
                      "Only those that died since: 1h, 2d or an RFC 3339 time");
+    list->add_option("--reason", list_opts->reason, "Only those dead-lettered for this reason");
     list->add_option("-n,--limit", list_opts->limit, "At most this many (default 50)");
     list->callback([list_opts, &ctx] { run_dlq_list(*list_opts, ctx); });
 
@@ -285,6 +315,11 @@ void setup_dlq(CLI::App& app, Context& ctx) {
                        "Publish to this queue instead of the original one");
     replay->add_option("-s,--sub", replay_opts->subscription,
                        "With --since/--all: only this subscription's");
+    replay->add_option("--reason", replay_opts->reason, "With --since/--all: only this reason");
+    replay->add_flag("--dry-run", replay_opts->dry_run,
+                     "Print what would be replayed (and what would be refused); change nothing");
+    replay->add_option("--rate", replay_opts->rate,
+                       "Replay at most this many per second, evenly paced: 50, 50/s, 600/m");
     replay->add_flag("-y,--yes", replay_opts->yes, "Do not ask for confirmation (--all)");
     replay->callback([replay_opts, &ctx] { run_dlq_replay(*replay_opts, ctx); });
 

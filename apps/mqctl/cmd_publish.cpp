@@ -9,10 +9,8 @@
 #include "commands.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
-#include "mq/crypto/keyring.hpp"
-#include "mq/publish/sealing.hpp"
-#include "mq/queue/payload_schema.hpp"
 #include "mq/publish/batch_file.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/catalog.hpp"
 #include "output.hpp"
@@ -57,27 +55,11 @@ mq::PublishRequest request_from_flags(const PublishOptions& o) {
     return r;
 }
 
-// The queue's own rules before anything reaches Redis: the payload must match its schema
-// (exit 2 otherwise), and an encrypted queue gets the payload sealed with the current key
-// of MQ_KEYRING_FILE, or nothing at all when there is no keyring.
-struct QueueRules {
-    std::optional<mq::PayloadSchema> schema;
-    std::optional<mq::Keyring> keyring;  // set for encrypted queues
-    const mq::Queue& queue;
-
-    QueueRules(const mq::Queue& q, Context& ctx) : queue(q) {
-        if (!q.schema.is_null()) schema.emplace(q.schema);
-        if (q.encryption == "none") return;
-        keyring.emplace();  // empty without MQ_KEYRING_FILE: sealing then refuses the message
-        if (!ctx.config().keyring_file.empty()) *keyring = mq::Keyring::load(ctx.config().keyring_file);
-    }
-    void check(const mq::PublishRequest& r) const {
-        if (schema) schema->check(r.payload);
-    }
-    void seal(mq::PublishRequest& r) const {
-        if (keyring) mq::seal_request(r, *keyring, queue);
-    }
-};
+// The publish use case for one queue, as an operator runs it: no quota, the keyring of
+// MQ_KEYRING_FILE loaded only when the queue is encrypted.
+mq::PublishUseCase use_case_for(const mq::Queue& q, Context& ctx, const mq::PublishLimits& limits) {
+    return mq::PublishUseCase(limits, mq::keyring_for(ctx.config().keyring_file, {&q}), nullptr);
+}
 
 void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     mq::PublishRequest r = request_from_flags(o);
@@ -104,9 +86,7 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
-    QueueRules rules(q, ctx);
-    rules.check(r);
-    rules.seal(r);
+    use_case_for(q, ctx, limits).admit(q, r);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;
@@ -130,7 +110,7 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
-    QueueRules rules(q, ctx);
+    auto use_case = use_case_for(q, ctx, limits);
 
     const bool tty = isatty(STDERR_FILENO);
     const auto start = std::chrono::steady_clock::now();
@@ -138,8 +118,7 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
     bool printed = false;
     mq::BatchOptions bo;
     bo.skip_invalid = o.skip_invalid;
-    bo.check = [&rules](const mq::PublishRequest& r) { rules.check(r); };
-    bo.seal = [&rules](mq::PublishRequest& r) { rules.seal(r); };
+    use_case.attach(q, bo);
     bo.on_progress = [&](const mq::BatchProgress& p) {
         if (p.total < 10000) return;  // small inputs finish before a progress line helps
         auto now = std::chrono::steady_clock::now();

@@ -10,7 +10,7 @@ namespace mq {
 namespace {
 
 constexpr std::size_t kRoles = 4;
-constexpr std::size_t kActions = 8;
+constexpr std::size_t kActions = 9;
 
 /// The role matrix, written once. Columns: admin, tenant-admin, producer, consumer.
 /// Every role acts only inside its own tenant; kMonitorAll is the one global action.
@@ -29,6 +29,7 @@ constexpr std::array<MatrixRow, kActions> kMatrix{{
     {Action::kConsume, "consume",                            {true,  true,   false,   true}},
     {Action::kMonitor, "monitor",                            {true,  true,   true,    true}},
     {Action::kMonitorAll, "monitor-all",                     {true,  false,  false,   false}},
+    {Action::kManageDeadLetters, "manage-dead-letters",      {true,  true,   false,   false}},
 }};
 
 const MatrixRow& row_of(Action action) {

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+#include <thread>
+#include <tuple>
 
 #include "mq/consume/entry_ref.hpp"
 #include "mq/core/time.hpp"
@@ -31,11 +34,46 @@ DeadLetter from_entry(int partition, const redis::Reply& entry) {
     return d;
 }
 
-std::int64_t id_millis(const std::string& id) {
-    std::int64_t ms = 0;
-    std::from_chars(id.data(), id.data() + id.size(), ms);
-    return ms;
+// (ms, seq) of a stream id "<ms>-<seq>".
+std::pair<std::int64_t, std::int64_t> id_parts(const std::string& id) {
+    std::int64_t ms = 0, seq = 0;
+    auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + (dash == std::string::npos ? id.size() : dash), ms);
+    if (dash != std::string::npos)
+        std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+    return {ms, seq};
 }
+
+// List order: newest first by stream id, then by partition (higher first).
+bool newer(const DeadLetter& a, const DeadLetter& b) {
+    auto ak = id_parts(a.dlq_id), bk = id_parts(b.dlq_id);
+    return std::tie(ak.first, ak.second, a.partition) > std::tie(bk.first, bk.second, b.partition);
+}
+
+bool matches(const DeadLetter& d, const DeadLetterFilter& f) {
+    return (f.subscription.empty() || d.subscription == f.subscription) &&
+           (f.reason.empty() || d.reason == f.reason);
+}
+
+// A stream-id bound for XRANGE/XREVRANGE: (ms, seq), inclusive or not.
+struct Bound {
+    std::int64_t ms = 0, seq = 0;
+    bool exclusive = false;
+    std::string text() const {
+        return (exclusive ? "(" : "") + std::to_string(ms) + "-" + std::to_string(seq);
+    }
+};
+
+// The lower of two upper bounds (an exclusive bound is lower than an inclusive one at the same id).
+std::optional<Bound> lower_of(std::optional<Bound> a, std::optional<Bound> b) {
+    if (!a) return b;
+    if (!b) return a;
+    if (std::tie(a->ms, a->seq) != std::tie(b->ms, b->seq))
+        return std::tie(a->ms, a->seq) < std::tie(b->ms, b->seq) ? a : b;
+    return a->exclusive ? a : b;
+}
+
+constexpr std::size_t kScanCount = 200;
 
 }  // namespace
 
@@ -59,30 +97,93 @@ nlohmann::json to_json(const DeadLetter& d) {
 
 std::vector<DeadLetter> DeadLetterStore::list(const Queue& q, const std::string& subscription, std::size_t limit,
                                               std::optional<std::int64_t> since_ms) {
-    std::vector<DeadLetter> all;
-    const std::string low = since_ms ? std::to_string(*since_ms) : "-";
-    for (int p = 0; p < q.partition_count; ++p) {
-        // XREVRANGE dlq + <since> COUNT n, paging while a subscription filter drops entries.
-        std::string high = "+";
-        std::size_t kept = 0;
-        for (;;) {
-            auto r = redis_.command({"XREVRANGE", keys_.dead_letters(q.tenant, q.name, p), high, low, "COUNT",
-                                     std::to_string(std::max<std::size_t>(limit, 100))});
-            if (r.elements.empty()) break;
-            for (const auto& e : r.elements) {
-                DeadLetter d = from_entry(p, e);
-                if (!subscription.empty() && d.subscription != subscription) continue;
-                all.push_back(std::move(d));
-                ++kept;
-            }
-            if (kept >= limit || r.elements.size() < std::max<std::size_t>(limit, 100)) break;
-            high = "(" + r.elements.back().elements.at(0).str;
+    DeadLetterFilter f;
+    f.subscription = subscription;
+    f.since_ms = since_ms;
+    return page(q, f, limit).items;
+}
+
+namespace {
+
+// Up to `want` dead letters of one partition matching `f` between `low` and `high`
+// (XRANGE, or XREVRANGE when `newest_first`), paging while the filter drops entries.
+std::vector<DeadLetter> scan(redis::Connection& redis, const std::string& key, int partition,
+                             bool newest_first, std::string low, std::string high,
+                             const DeadLetterFilter& f, std::size_t want) {
+    std::vector<DeadLetter> out;
+    for (;;) {
+        // XREVRANGE key high low COUNT n | XRANGE key low high COUNT n
+        auto r =
+            newest_first
+                ? redis.command({"XREVRANGE", key, high, low, "COUNT", std::to_string(kScanCount)})
+                : redis.command({"XRANGE", key, low, high, "COUNT", std::to_string(kScanCount)});
+        for (const auto& e : r.elements) {
+            DeadLetter d = from_entry(partition, e);
+            if (matches(d, f)) out.push_back(std::move(d));
+            if (out.size() >= want) return out;
         }
+        if (r.elements.size() < kScanCount) return out;
+        const std::string& last = r.elements.back().elements.at(0).str;
+        (newest_first ? high : low) = "(" + last;
     }
-    std::sort(all.begin(), all.end(), [](const DeadLetter& a, const DeadLetter& b) {
-        auto am = id_millis(a.dlq_id), bm = id_millis(b.dlq_id);
-        return am != bm ? am > bm : a.dlq_id > b.dlq_id;
-    });
+}
+
+// The cursor of a page request, checked against the queue.
+std::optional<EntryRef> cursor_of(const Queue& q, const std::string& after) {
+    if (after.empty()) return std::nullopt;
+    try {
+        EntryRef ref = parse_entry_ref(after, "the previous page's next_cursor");
+        if (ref.partition >= q.partition_count) throw ValidationError("no such partition");
+        return ref;
+    } catch (const ValidationError&) {
+        throw ValidationError(
+            "invalid cursor '" + printable(after) + "': pass next_cursor of the previous page",
+            {{"field", "cursor"}});
+    }
+}
+
+}  // namespace
+
+DeadLetterPage DeadLetterStore::page(const Queue& q, const DeadLetterFilter& f, std::size_t limit) {
+    limit = std::max<std::size_t>(limit, 1);
+    auto cursor = cursor_of(q, f.after);
+    std::vector<DeadLetter> all;
+    const std::string low = f.since_ms ? std::to_string(*f.since_ms) : "-";
+    for (int p = 0; p < q.partition_count; ++p) {
+        std::optional<Bound> high;
+        if (f.before_ms) high = Bound{*f.before_ms, 0, true};
+        if (cursor) {
+            auto [ms, seq] = id_parts(cursor->stream_id);
+            // Same id in a lower partition comes after the cursor in list order.
+            high = lower_of(high, Bound{ms, seq, p >= cursor->partition});
+        }
+        auto part = scan(redis_, keys_.dead_letters(q.tenant, q.name, p), p, true, low,
+                         high ? high->text() : "+", f, limit + 1);
+        std::move(part.begin(), part.end(), std::back_inserter(all));
+    }
+    std::sort(all.begin(), all.end(), newer);
+    DeadLetterPage page;
+    if (all.size() > limit) {
+        all.resize(limit);
+        page.next_cursor = all.back().handle();
+    }
+    page.items = std::move(all);
+    return page;
+}
+
+std::vector<DeadLetter> DeadLetterStore::select(const Queue& q, const DeadLetterFilter& f,
+                                                std::size_t limit) {
+    limit = std::max<std::size_t>(limit, 1);
+    std::vector<DeadLetter> all;
+    const std::string low = f.since_ms ? std::to_string(*f.since_ms) : "-";
+    const std::string high = f.before_ms ? Bound{*f.before_ms, 0, true}.text() : "+";
+    for (int p = 0; p < q.partition_count; ++p) {
+        auto part =
+            scan(redis_, keys_.dead_letters(q.tenant, q.name, p), p, false, low, high, f, limit);
+        std::move(part.begin(), part.end(), std::back_inserter(all));
+    }
+    std::sort(all.begin(), all.end(),
+              [](const DeadLetter& a, const DeadLetter& b) { return newer(b, a); });
     if (all.size() > limit) all.resize(limit);
     return all;
 }
@@ -104,23 +205,143 @@ std::int64_t DeadLetterStore::count(const Queue& q) {
 }
 
 PublishOutcome DeadLetterStore::replay(const Queue& from, const DeadLetter& d, const Queue& target,
-                                       Publisher& publisher) {
-    PublishRequest r;
-    r.payload = d.message.payload;
-    r.key = d.message.key;
-    r.content_type = d.message.content_type;
-    r.trace_id = d.message.trace_id;
-    r.encryption_key_id = d.message.encryption_key_id;  // still sealed: keep its key id
-    if (!d.message.headers_json.empty()) {
-        auto h = nlohmann::json::parse(d.message.headers_json, nullptr, false);
-        if (h.is_object())
-            for (const auto& [k, v] : h.items())
-                if (v.is_string()) r.headers[k] = v.get<std::string>();
-    }
-    r.headers["mq-replayed-from"] = d.message.id;
+                                       Publisher& publisher, const PublishUseCase& use_case) {
+    PublishRequest r = use_case.republish_request(from, d.message, target);  // throws: it stays
+    r.idempotency_key = "mq-replay:" + from.tenant + "/" + from.name + ":" + d.handle();
     PublishOutcome out = publisher.publish(target, r);  // throws: the dead letter stays
+    // XDEL dlq id: only now, so a failed publish never loses the dead letter.
     redis_.command({"XDEL", keys_.dead_letters(from.tenant, from.name, d.partition), d.dlq_id});
     return out;
+}
+
+ReplayReport DeadLetterStore::replay_all(const Queue& from, const std::vector<DeadLetter>& todo,
+                                         const std::vector<std::string>& missing,
+                                         const Queue& target, Publisher& publisher,
+                                         const PublishUseCase& use_case,
+                                         const ReplayOptions& options) {
+    if (options.rate_per_s && !(*options.rate_per_s > 0 && *options.rate_per_s <= kMaxReplayRate))
+        throw ValidationError(
+            "replay rate must be above 0 and at most " + std::to_string(kMaxReplayRate) + "/s",
+            {{"field", "rate"}});
+    if (!options.dry_run) use_case.take_quota(target, todo.size());
+    ReplayReport report;
+    auto record = [&](ReplayResult res) {
+        switch (res.status) {
+            case ReplayStatus::kReplayed:
+                ++report.replayed;
+                break;
+            case ReplayStatus::kWouldReplay:
+                ++report.would_replay;
+                break;
+            case ReplayStatus::kFailed:
+                ++report.failed;
+                break;
+            case ReplayStatus::kNotFound:
+                ++report.not_found;
+                break;
+        }
+        if (options.on_result) options.on_result(res);
+        report.results.push_back(std::move(res));
+    };
+    const auto start = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < todo.size(); ++i) {
+        const DeadLetter& d = todo[i];
+        ReplayResult res;
+        res.id = d.handle();
+        if (options.dry_run) {
+            try {
+                use_case.republish_request(from, d.message, target);
+                res.status = ReplayStatus::kWouldReplay;
+            } catch (const Error& e) {
+                res.status = ReplayStatus::kFailed;
+                res.error = e;
+            }
+            record(std::move(res));
+            continue;
+        }
+        if (options.rate_per_s && i > 0) {
+            // The i-th replay starts i/rate after the first: even pacing, no catch-up burst
+            // beyond what the schedule allows.
+            auto due =
+                start +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(static_cast<double>(i) / *options.rate_per_s));
+            std::this_thread::sleep_until(due);
+        }
+        try {
+            res.outcome = replay(from, d, target, publisher, use_case);
+            res.status = ReplayStatus::kReplayed;
+        } catch (const Error& e) {
+            if (e.code() == ErrorCode::kBackendUnavailable)
+                throw;  // the rest would fail the same way
+            res.status = ReplayStatus::kFailed;
+            res.error = e;
+        }
+        record(std::move(res));
+    }
+    for (const auto& id : missing) {
+        ReplayResult res;
+        res.id = id;
+        res.status = ReplayStatus::kNotFound;
+        record(std::move(res));
+    }
+    return report;
+}
+
+double parse_replay_rate(const std::string& text, const std::string& field) {
+    auto bad = [&] {
+        return ValidationError("invalid " + field + " '" + printable(text) +
+                                   "': give messages per second like 50 or 50/s (or 600/m, 3600/h)",
+                               {{"field", field}});
+    };
+    std::string num = text;
+    double per = 1;
+    if (auto slash = text.find('/'); slash != std::string::npos) {
+        num = text.substr(0, slash);
+        std::string unit = text.substr(slash + 1);
+        if (unit == "s")
+            per = 1;
+        else if (unit == "m")
+            per = 60;
+        else if (unit == "h")
+            per = 3600;
+        else
+            throw bad();
+    }
+    double n = 0;
+    auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
+    if (num.empty() || ec != std::errc() || end != num.data() + num.size() || !std::isfinite(n) ||
+        n <= 0)
+        throw bad();
+    double rate = n / per;
+    if (rate > kMaxReplayRate) throw bad();
+    return rate;
+}
+
+std::string_view replay_status_name(ReplayStatus s) {
+    switch (s) {
+        case ReplayStatus::kReplayed:
+            return "replayed";
+        case ReplayStatus::kWouldReplay:
+            return "would_replay";
+        case ReplayStatus::kFailed:
+            return "failed";
+        case ReplayStatus::kNotFound:
+            return "not_found";
+    }
+    return "failed";
+}
+
+nlohmann::json to_json(const ReplayResult& r) {
+    nlohmann::json j = {{"id", r.id}, {"status", replay_status_name(r.status)}};
+    if (r.status == ReplayStatus::kReplayed) {
+        j["message_id"] = r.outcome.message_id;
+        j["partition"] = r.outcome.partition;
+        j["stream_id"] = r.outcome.stream_id;
+        j["duplicate"] = r.outcome.status == PublishStatus::kDuplicate;
+    }
+    if (r.error) j["error"] = r.error->to_json()["error"];
+    return j;
 }
 
 std::int64_t DeadLetterStore::purge(const Queue& q, std::optional<std::int64_t> before_ms) {

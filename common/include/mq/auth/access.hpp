@@ -15,8 +15,9 @@ enum class Action {
     kReadSubscriptions,
     kManageSubscriptions,
     kConsume,
-    kMonitor,     ///< metrics and status of the caller's own tenant
-    kMonitorAll,  ///< global metrics/status across tenants
+    kMonitor,            ///< metrics and status of the caller's own tenant
+    kMonitorAll,         ///< global metrics/status across tenants
+    kManageDeadLetters,  ///< list, show, replay and purge a queue's dead letters
 };
 
 /// "read-queues", "manage-queues", ...: for messages and docs.
