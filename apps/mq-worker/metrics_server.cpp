@@ -14,7 +14,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners) {
+std::string render_metrics(const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners) {
     std::ostringstream out;
     auto family = [&](const char* name, const char* type, const char* help) {
         out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
@@ -28,45 +28,59 @@ std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRun
     for (const auto& r : runners) {
         const auto& m = *r->metrics();
         const std::pair<const char*, std::uint64_t> outcomes[] = {
-            {"acked", m.acked}, {"failed", m.failed}, {"dead_lettered", m.dead_lettered},
-            {"dropped", m.dropped}, {"filtered", m.filtered}};
+            {"acked", m.acked},
+            {"failed", m.failed},
+            {"dead_lettered", m.dead_lettered},
+            {"dropped", m.dropped},
+            {"filtered", m.filtered}};
         for (auto [name, v] : outcomes)
-            out << "mq_worker_deliveries_total" << labels(*r, ",outcome=\"" + std::string(name) + "\"") << ' ' << v << '\n';
+            out << "mq_worker_deliveries_total"
+                << labels(*r, ",outcome=\"" + std::string(name) + "\"") << ' ' << v << '\n';
     }
-    family("mq_worker_reclaimed_total", "counter", "Entries taken back after a backoff or a visibility timeout.");
-    for (const auto& r : runners) out << "mq_worker_reclaimed_total" << labels(*r) << ' ' << r->metrics()->reclaimed << '\n';
-    family("mq_worker_delayed_moved_total", "counter", "Delayed entries moved into the stream by this worker.");
+    family("mq_worker_reclaimed_total", "counter",
+           "Entries taken back after a backoff or a visibility timeout.");
     for (const auto& r : runners)
-        out << "mq_worker_delayed_moved_total" << labels(*r) << ' ' << r->metrics()->moved_delayed << '\n';
+        out << "mq_worker_reclaimed_total" << labels(*r) << ' ' << r->metrics()->reclaimed << '\n';
+    family("mq_worker_delayed_moved_total", "counter",
+           "Delayed entries moved into the stream by this worker.");
+    for (const auto& r : runners)
+        out << "mq_worker_delayed_moved_total" << labels(*r) << ' ' << r->metrics()->moved_delayed
+            << '\n';
     family("mq_worker_in_flight", "gauge", "Deliveries running now.");
-    for (const auto& r : runners) out << "mq_worker_in_flight" << labels(*r) << ' ' << r->metrics()->in_flight << '\n';
+    for (const auto& r : runners)
+        out << "mq_worker_in_flight" << labels(*r) << ' ' << r->metrics()->in_flight << '\n';
     family("mq_worker_paused", "gauge", "1 when the subscription is paused.");
-    for (const auto& r : runners) out << "mq_worker_paused" << labels(*r) << ' ' << (r->paused() ? 1 : 0) << '\n';
+    for (const auto& r : runners)
+        out << "mq_worker_paused" << labels(*r) << ' ' << (r->paused() ? 1 : 0) << '\n';
     family("mq_worker_backend_errors_total", "counter", "Redis failures seen (each retried).");
     for (const auto& r : runners)
-        out << "mq_worker_backend_errors_total" << labels(*r) << ' ' << r->metrics()->backend_errors << '\n';
-    family("mq_worker_handler_duration_seconds", "histogram", "Time spent in the handler per delivery.");
+        out << "mq_worker_backend_errors_total" << labels(*r) << ' ' << r->metrics()->backend_errors
+            << '\n';
+    family("mq_worker_handler_duration_seconds", "histogram",
+           "Time spent in the handler per delivery.");
     for (const auto& r : runners) {
         const auto& m = *r->metrics();
         for (std::size_t i = 0; i < std::size(mq::RunnerMetrics::kBuckets); ++i)
             out << "mq_worker_handler_duration_seconds_bucket"
-                << labels(*r, ",le=\"" + std::to_string(mq::RunnerMetrics::kBuckets[i]) + "\"") << ' '
-                << m.duration_buckets[i] << '\n';
-        out << "mq_worker_handler_duration_seconds_bucket" << labels(*r, ",le=\"+Inf\"") << ' ' << m.duration_count << '\n';
+                << labels(*r, ",le=\"" + std::to_string(mq::RunnerMetrics::kBuckets[i]) + "\"")
+                << ' ' << m.duration_buckets[i] << '\n';
+        out << "mq_worker_handler_duration_seconds_bucket" << labels(*r, ",le=\"+Inf\"") << ' '
+            << m.duration_count << '\n';
         out << "mq_worker_handler_duration_seconds_sum" << labels(*r) << ' '
             << static_cast<double>(m.duration_sum_us) / 1e6 << '\n';
-        out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count << '\n';
+        out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count
+            << '\n';
     }
     return out.str();
 }
 
 struct MetricsServer::Impl {
-    const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners;
+    Runners runners;
     asio::io_context ioc{1};
     tcp::acceptor acceptor{ioc};
     std::thread thread;
 
-    explicit Impl(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& r) : runners(r) {}
+    explicit Impl(Runners r) : runners(std::move(r)) {}
 
     void accept() {
         acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -79,36 +93,38 @@ struct MetricsServer::Impl {
     void serve(std::shared_ptr<tcp::socket> socket) {
         auto buffer = std::make_shared<beast::flat_buffer>();
         auto req = std::make_shared<http::request<http::string_body>>();
-        http::async_read(*socket, *buffer, *req, [this, socket, buffer, req](beast::error_code ec, std::size_t) {
-            if (ec) return;
-            auto res = std::make_shared<http::response<http::string_body>>();
-            res->version(req->version());
-            res->keep_alive(false);
-            if (req->method() == http::verb::get && req->target() == "/metrics") {
-                res->result(http::status::ok);
-                res->set(http::field::content_type, "text/plain; version=0.0.4");
-                res->body() = render_metrics(runners);
-            } else if (req->method() == http::verb::get && req->target() == "/healthz") {
-                bool ok = true;
-                for (const auto& r : runners) ok = ok && r->healthy();
-                res->result(ok ? http::status::ok : http::status::service_unavailable);
-                res->set(http::field::content_type, "application/json");
-                res->body() = ok ? R"({"status":"ok"})" : R"({"status":"degraded","reason":"Redis unreachable"})";
-            } else {
-                res->result(http::status::not_found);
-                res->body() = "not found\n";
-            }
-            res->prepare_payload();
-            http::async_write(*socket, *res, [socket, res](beast::error_code, std::size_t) {
-                beast::error_code ignored;
-                socket->shutdown(tcp::socket::shutdown_send, ignored);
+        http::async_read(
+            *socket, *buffer, *req, [this, socket, buffer, req](beast::error_code ec, std::size_t) {
+                if (ec) return;
+                auto res = std::make_shared<http::response<http::string_body>>();
+                res->version(req->version());
+                res->keep_alive(false);
+                if (req->method() == http::verb::get && req->target() == "/metrics") {
+                    res->result(http::status::ok);
+                    res->set(http::field::content_type, "text/plain; version=0.0.4");
+                    res->body() = render_metrics(runners());
+                } else if (req->method() == http::verb::get && req->target() == "/healthz") {
+                    bool ok = true;
+                    for (const auto& r : runners()) ok = ok && r->healthy();
+                    res->result(ok ? http::status::ok : http::status::service_unavailable);
+                    res->set(http::field::content_type, "application/json");
+                    res->body() = ok ? R"({"status":"ok"})"
+                                     : R"({"status":"degraded","reason":"Redis unreachable"})";
+                } else {
+                    res->result(http::status::not_found);
+                    res->body() = "not found\n";
+                }
+                res->prepare_payload();
+                http::async_write(*socket, *res, [socket, res](beast::error_code, std::size_t) {
+                    beast::error_code ignored;
+                    socket->shutdown(tcp::socket::shutdown_send, ignored);
+                });
             });
-        });
     }
 };
 
-MetricsServer::MetricsServer(int port, const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners)
-    : impl_(std::make_unique<Impl>(runners)) {
+MetricsServer::MetricsServer(int port, Runners runners)
+    : impl_(std::make_unique<Impl>(std::move(runners))) {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

@@ -23,27 +23,28 @@ return #moved
 
 // KEYS: stream, dead-letter stream, retry-after hash.
 // ARGV: group, id, reason, error, attempts, subscription.
-// XRANGE s id id -> XADD dlq * <fields> + dead-letter fields; XACK s g id; HDEL ra.
-// Returns 1 when dead-lettered, 0 when the entry was gone (acked only).
+// XACK s g id; HDEL ra; only when that XACK removed the entry from the pending list:
+// XRANGE s id id -> XADD dlq * <fields> + dead-letter fields. Checking the XACK first means
+// two reclaimers (or a reclaimer and a handler) racing for one entry dead-letter it once.
+// Returns 1 when dead-lettered, 0 when the entry was no longer pending (someone else
+// settled it) or its stream entry was gone (then only acked).
 const redis::Script kDeadLetter(R"lua(
-local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-local moved = 0
-if #found > 0 then
-  local fields = found[1][2]
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  table.insert(fields, 'dlr'); table.insert(fields, ARGV[3])
-  table.insert(fields, 'dle'); table.insert(fields, ARGV[4])
-  table.insert(fields, 'dla'); table.insert(fields, ARGV[5])
-  table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
-  table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
-  table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
-  moved = 1
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
-return moved
+if acked == 0 then return 0 end
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #found == 0 then return 0 end
+local fields = found[1][2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+table.insert(fields, 'dlr'); table.insert(fields, ARGV[3])
+table.insert(fields, 'dle'); table.insert(fields, ARGV[4])
+table.insert(fields, 'dla'); table.insert(fields, ARGV[5])
+table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
+table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
+table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+return 1
 )lua");
 
 // A jitter draw that stays the same for one entry and delivery count, so every reclaim
@@ -95,17 +96,51 @@ bool take_entry(redis::Reply& entry, std::string& id, Message& message) {
 
 }  // namespace
 
+namespace {
+
+// XGROUP CREATE s g <start> MKSTREAM; false when the group existed (BUSYGROUP).
+bool create_group(redis::Connection& redis, const std::string& stream, const std::string& group,
+                  const char* start) {
+    auto r = redis.command_raw({"XGROUP", "CREATE", stream, group, start, "MKSTREAM"});
+    if (!r.is_error()) return true;
+    if (r.error_code() == "BUSYGROUP") return false;
+    throw Error(ErrorCode::kInternal,
+                "cannot create consumer group " + group + " on " + stream + ": " + r.str);
+}
+
+}  // namespace
+
 int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
-    int created = 0;
     const std::string group = consumer_group(sub);
+    // The start-id rule (docs/live-subscriptions.md): start_from applies only when the
+    // subscription has no group yet on any partition (it is being created). A group missing
+    // on some partitions while others have one belongs to partitions added later: it starts
+    // at 0, since everything in them was published after the subscription existed.
+    std::vector<int> missing;
     for (int p = 0; p < q.partition_count; ++p) {
-        auto r = redis_.command_raw({"XGROUP", "CREATE", keys_.stream(q.tenant, q.name, p), group,
-                                     sub.start_from == "earliest" ? "0" : "$", "MKSTREAM"});
+        // XINFO GROUPS s: an error means no stream yet (so no group either).
+        auto r = redis_.command_raw({"XINFO", "GROUPS", keys_.stream(q.tenant, q.name, p)});
+        bool found = false;
         if (!r.is_error())
-            ++created;
-        else if (r.error_code() != "BUSYGROUP")
-            throw Error(ErrorCode::kInternal, "cannot create consumer group " + group + ": " + r.str);
+            for (const auto& g : r.elements)
+                for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
+                    if (g.elements[i].str == "name" && g.elements[i + 1].str == group) found = true;
+        if (!found) missing.push_back(p);
     }
+    const bool is_new = static_cast<int>(missing.size()) == q.partition_count;
+    const char* start = !is_new || sub.start_from == "earliest" ? "0" : "$";
+    int created = 0;
+    for (int p : missing)
+        if (create_group(redis_, keys_.stream(q.tenant, q.name, p), group, start)) ++created;
+    return created;
+}
+
+int ConsumerGroups::ensure_partitions(const Queue& q, const Subscription& sub,
+                                      int first_partition) {
+    int created = 0;
+    for (int p = std::max(0, first_partition); p < q.partition_count; ++p)
+        if (create_group(redis_, keys_.stream(q.tenant, q.name, p), consumer_group(sub), "0"))
+            ++created;
     return created;
 }
 
@@ -116,7 +151,8 @@ void ConsumerGroups::destroy(const Queue& q, const std::string& subscription) {
         const std::string ra = retry_after_key(keys_, q, p);
         std::string cursor = "0";
         do {
-            auto r = redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
+            auto r =
+                redis_.command({"HSCAN", ra, cursor, "MATCH", subscription + " *", "COUNT", "500"});
             cursor = r.elements.at(0).str;
             std::vector<std::string> argv{"HDEL", ra};
             const auto& kv = r.elements.at(1).elements;
@@ -130,7 +166,8 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
                                               const std::string& consumer, int partition, int count,
                                               std::chrono::milliseconds block) {
     const std::string group = consumer_group(sub);
-    std::vector<std::string> argv{"XREADGROUP", "GROUP", group, consumer, "COUNT", std::to_string(count)};
+    std::vector<std::string> argv{"XREADGROUP", "GROUP", group,
+                                  consumer,     "COUNT", std::to_string(count)};
     if (block.count() > 0) {
         argv.emplace_back("BLOCK");
         argv.push_back(std::to_string(block.count()));
@@ -167,45 +204,52 @@ std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription
 }
 
 void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription, int partition,
-                                 const std::string& stream_id, std::optional<std::int64_t> not_before_ms) {
-    redis_.eval(kRetryLater,
-                {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
-                {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
+                                 const std::string& stream_id,
+                                 std::optional<std::int64_t> not_before_ms) {
+    redis_.eval(
+        kRetryLater,
+        {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
 }
 
 void ConsumerGroups::release(const Queue& q, const std::string& subscription, int partition,
                              const std::string& stream_id, int delivery_count) {
     // XCLAIM s g mq-retry 0 id IDLE <a day> RETRYCOUNT <count-1> JUSTID: due at once.
-    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, kRetryConsumer, "0",
-                    stream_id, "IDLE", "86400000", "RETRYCOUNT", std::to_string(std::max(0, delivery_count - 1)),
-                    "JUSTID"});
+    redis_.command({"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                    kRetryConsumer, "0", stream_id, "IDLE", "86400000", "RETRYCOUNT",
+                    std::to_string(std::max(0, delivery_count - 1)), "JUSTID"});
 }
 
 bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id, const std::string& reason,
                                  const std::string& error, int attempts) {
-    auto r = redis_.eval(kDeadLetter,
-                         {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
-                          retry_after_key(keys_, q, partition)},
-                         {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
-                          subscription});
+    auto r = redis_.eval(
+        kDeadLetter,
+        {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
+         retry_after_key(keys_, q, partition)},
+        {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
+         subscription});
     return r.as_integer() == 1;
 }
 
-void ConsumerGroups::extend(const Queue& q, const std::string& subscription, const std::string& consumer,
-                            int partition, const std::vector<std::string>& ids) {
+void ConsumerGroups::extend(const Queue& q, const std::string& subscription,
+                            const std::string& consumer, int partition,
+                            const std::vector<std::string>& ids) {
     if (ids.empty()) return;
     // XCLAIM s g consumer 0 id... JUSTID: same owner, idle back to zero, count unchanged.
-    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription, consumer, "0"};
+    std::vector<std::string> argv{"XCLAIM", keys_.stream(q.tenant, q.name, partition), subscription,
+                                  consumer, "0"};
     argv.insert(argv.end(), ids.begin(), ids.end());
     argv.emplace_back("JUSTID");
     redis_.command(argv);
 }
 
-std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription, int partition,
-                                                  int count, const std::string& consumer) {
-    std::vector<std::string> argv{"XPENDING", keys_.stream(q.tenant, q.name, partition), subscription, "-", "+",
-                                  std::to_string(count)};
+std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::string& subscription,
+                                                  int partition, int count,
+                                                  const std::string& consumer) {
+    std::vector<std::string> argv{"XPENDING",   keys_.stream(q.tenant, q.name, partition),
+                                  subscription, "-",
+                                  "+",          std::to_string(count)};
     if (!consumer.empty()) argv.push_back(consumer);
     redis::Reply r = redis_.command_raw(argv);
     if (r.is_error()) {
@@ -217,17 +261,19 @@ std::vector<PendingEntry> ConsumerGroups::pending(const Queue& q, const std::str
     return out;
 }
 
-Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const std::string& consumer,
-                                  int partition, int count) {
+Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub,
+                                  const std::string& consumer, int partition, int count) {
     Reclaimed out;
     const std::string stream = keys_.stream(q.tenant, q.name, partition);
     const std::string group = consumer_group(sub);
     // Nothing younger than the shortest possible wait can be due.
     auto shortest = std::min<std::int64_t>(
         sub.visibility_timeout.count(),
-        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) * (1.0 - sub.retry.jitter)));
-    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE", std::to_string(std::max<std::int64_t>(0, shortest)),
-                                         "-", "+", std::to_string(count)});
+        static_cast<std::int64_t>(static_cast<double>(sub.retry.initial_backoff.count()) *
+                                  (1.0 - sub.retry.jitter)));
+    redis::Reply r = redis_.command_raw({"XPENDING", stream, group, "IDLE",
+                                         std::to_string(std::max<std::int64_t>(0, shortest)), "-",
+                                         "+", std::to_string(count)});
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP") return out;
         throw Error(ErrorCode::kInternal, "XPENDING failed: " + r.str);
@@ -246,7 +292,8 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
                                 : sub.visibility_timeout.count();
         if (p.idle_ms < wait) continue;
         if (p.consumer == kRetryConsumer) {
-            auto nb = redis_.command({"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
+            auto nb = redis_.command(
+                {"HGET", retry_after_key(keys_, q, partition), group + " " + p.stream_id});
             if (!nb.is_nil() && nb.as_integer() > now) continue;
         }
         due.push_back(std::move(p));
@@ -254,13 +301,17 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
 
     for (const auto& p : due) {
         if (p.delivery_count >= sub.retry.max_attempts) {
-            std::string reason = p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
-            std::string error = p.consumer == kRetryConsumer
-                                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
-                                    : "consumer " + p.consumer + " held it past the visibility timeout on the last attempt";
+            std::string reason =
+                p.consumer == kRetryConsumer ? "max_attempts" : "visibility_timeout";
+            std::string error =
+                p.consumer == kRetryConsumer
+                    ? "failed " + std::to_string(p.delivery_count) + " deliveries"
+                    : "consumer " + p.consumer +
+                          " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
-                dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count);
-                ++out.dead_lettered;
+                // Another reclaimer may have settled it since XPENDING: count only ours.
+                if (dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count))
+                    ++out.dead_lettered;
             } else {
                 ack(q, group, partition, {p.stream_id});
                 ++out.dropped;
@@ -268,8 +319,8 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub, const
             continue;
         }
         // XCLAIM s g consumer <idle seen> id: only if nobody touched it since we looked.
-        redis::Reply c = redis_.command_raw({"XCLAIM", stream, group, consumer,
-                                             std::to_string(p.idle_ms), p.stream_id});
+        redis::Reply c = redis_.command_raw(
+            {"XCLAIM", stream, group, consumer, std::to_string(p.idle_ms), p.stream_id});
         if (c.is_error() || !c.is_array() || c.elements.empty()) continue;
         Fetched f;
         f.partition = partition;

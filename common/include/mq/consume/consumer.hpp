@@ -48,20 +48,28 @@ struct Reclaimed {
 /// the subscription reads (its owner's keys, queue_owner()); operations taking a
 /// `subscription` string take its consumer_group(), which the dead-letter entries record.
 class ConsumerGroups {
-public:
-    ConsumerGroups(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
+  public:
+    ConsumerGroups(redis::Connection& redis, KeyLayout keys)
+        : redis_(redis), keys_(std::move(keys)) {}
 
-    /// XGROUP CREATE s <consumer_group(sub)> 0|$ MKSTREAM on every partition; an existing
-    /// group is kept.
-    /// Returns how many groups were created.
+    /// XGROUP CREATE s <consumer_group(sub)> <start> MKSTREAM on every partition that lacks
+    /// the group; an existing group is kept. Start rule: when the group exists on no
+    /// partition (a new subscription), `start_from` decides (earliest: 0, latest: $); a
+    /// partition missing it while others have it was added later and starts at 0, so
+    /// nothing published to it is skipped. Returns how many groups were created.
     int ensure(const Queue& queue, const Subscription& sub);
+    /// XGROUP CREATE s g 0 MKSTREAM on partitions [first_partition, partition_count): the
+    /// groups of partitions a queue is growing by, created at their start before any
+    /// publisher routes there. Returns how many were created.
+    int ensure_partitions(const Queue& queue, const Subscription& sub, int first_partition);
     /// XGROUP DESTROY on every partition: pending entries of the group are forgotten.
     void destroy(const Queue& queue, const std::string& subscription);
 
     /// XREADGROUP GROUP g c COUNT n [BLOCK ms] STREAMS s > on one partition. `block` zero
     /// means do not block. Must be shorter than the connection's command timeout.
-    std::vector<Fetched> read_new(const Queue& queue, const Subscription& sub, const std::string& consumer,
-                                  int partition, int count, std::chrono::milliseconds block);
+    std::vector<Fetched> read_new(const Queue& queue, const Subscription& sub,
+                                  const std::string& consumer, int partition, int count,
+                                  std::chrono::milliseconds block);
 
     /// XACK; returns how many were still pending.
     std::int64_t ack(const Queue& queue, const std::string& subscription, int partition,
@@ -77,11 +85,13 @@ public:
     void release(const Queue& queue, const std::string& subscription, int partition,
                  const std::string& stream_id, int delivery_count);
 
-    /// XADD the entry, with why it died, to the partition's dead-letter stream and XACK
-    /// it, in one Lua call. Returns false when the entry no longer exists (only acked).
+    /// XACK the entry and, only when that XACK removed it from the pending list, XADD it
+    /// with why it died to the partition's dead-letter stream, in one Lua call: racing
+    /// callers dead-letter an entry once. Returns false when nothing was dead-lettered (the
+    /// entry was no longer pending, or its stream entry was gone and it was only acked).
     bool dead_letter(const Queue& queue, const std::string& subscription, int partition,
-                     const std::string& stream_id, const std::string& reason, const std::string& error,
-                     int attempts);
+                     const std::string& stream_id, const std::string& reason,
+                     const std::string& error, int attempts);
 
     /// Resets the idle time of entries `consumer` holds (XCLAIM ... JUSTID), so the
     /// visibility timeout starts again for a long-running handler.
@@ -93,14 +103,14 @@ public:
     /// claimed for `consumer` (XCLAIM, which counts a delivery) - or, when that would
     /// exceed max_attempts, dead-lettered. XCLAIM's min-idle makes concurrent reclaimers
     /// safe: an entry is claimed by one of them.
-    Reclaimed reclaim(const Queue& queue, const Subscription& sub, const std::string& consumer, int partition,
-                      int count = 100);
+    Reclaimed reclaim(const Queue& queue, const Subscription& sub, const std::string& consumer,
+                      int partition, int count = 100);
 
     /// Pending entries of the group on one partition, oldest first (XPENDING - + n).
-    std::vector<PendingEntry> pending(const Queue& queue, const std::string& subscription, int partition,
-                                      int count, const std::string& consumer = {});
+    std::vector<PendingEntry> pending(const Queue& queue, const std::string& subscription,
+                                      int partition, int count, const std::string& consumer = {});
 
-private:
+  private:
     redis::Connection& redis_;
     KeyLayout keys_;
 };
