@@ -69,6 +69,17 @@ SubscriptionRunner::~SubscriptionRunner() { stop(std::chrono::steady_clock::now(
 
 void SubscriptionRunner::backend_error(const char* where, const std::exception& e) {
     metrics_->backend_errors++;
+    // A destroyed group (the subscription was deleted and the worker has not stopped this
+    // runner yet): said once, not twice a second per partition.
+    if (auto* err = dynamic_cast<const Error*>(&e);
+        err && err->code() == ErrorCode::kSubscriptionNotFound) {
+        if (!group_gone_logged_.exchange(true))
+            spdlog::warn(
+                "{}/{}: its consumer group is gone (subscription deleted?): {}; waiting to be "
+                "stopped",
+                options_.queue.name, options_.subscription.name, e.what());
+        return;
+    }
     healthy_ = false;
     spdlog::warn("{}/{}: {} failed: {}; retrying in 1s", options_.queue.name,
                  options_.subscription.name, where, e.what());

@@ -68,7 +68,11 @@ void WorkerSupervisor::start() {
 }
 
 bool WorkerSupervisor::stop(std::chrono::steady_clock::time_point deadline) {
-    stopping_ = true;
+    {
+        std::lock_guard lock(
+            wake_mu_);  // the reconcile thread may be between its check and its wait
+        stopping_ = true;
+    }
     wake_cv_.notify_all();
     if (control_.joinable()) control_.join();
     if (reconciler_.joinable()) reconciler_.join();

@@ -135,7 +135,9 @@ class SubscriptionRunner {
     std::atomic<bool> fetching_{true};
     std::atomic<bool> paused_{false};
     std::atomic<bool> healthy_{true};
-    std::atomic<bool> abandoned_{false};  ///< stop() passed its deadline: give up deliveries
+    /// stop() passed its deadline: running deliveries give up.
+    std::atomic<bool> abandoned_{false};
+    std::atomic<bool> group_gone_logged_{false};  ///< NOGROUP reported once
 
     std::mutex mu_;
     std::condition_variable cv_;        ///< work arrived, pause lifted, or stopping
