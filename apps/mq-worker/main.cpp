@@ -1,7 +1,8 @@
-// mq-worker: runs the subscriptions of a YAML file (or every webhook/exec subscription
-// of some tenants in the database), delivering messages to webhook and exec handlers.
-// Parses flags and config, wires common/ together, serves /metrics and /healthz, and
-// shuts down gracefully on SIGTERM. Every delivery rule lives in common/.
+// mq-worker: runs the subscriptions of a YAML file (or every webhook/exec/log subscription
+// of some tenants in the database, following creates, updates, deletes and pauses live),
+// delivering messages to webhook, exec and log handlers. Parses flags and config, wires
+// common/ together (mq::WorkerSupervisor), serves /metrics and /healthz, and shuts down
+// gracefully on SIGTERM. Every delivery rule lives in common/.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -11,13 +12,11 @@
 
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
-#include "mq/consume/control.hpp"
 #include "mq/consume/dead_letter_archive.hpp"
-#include "mq/consume/subscription_catalog.hpp"
+#include "mq/consume/subscription_reconciler.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
-#include "mq/queue/catalog.hpp"
-#include "mq/worker/runner.hpp"
+#include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
 
 namespace {
@@ -29,8 +28,9 @@ struct Options {
     std::string consumer_name;
     int metrics_port = -1;
     bool check = false;
+    int reconcile_interval_ms = 0;
+    bool adopt = false;
 };
-
 
 std::string default_consumer_name() {
     char host[256] = "worker";
@@ -38,89 +38,12 @@ std::string default_consumer_name() {
     return std::string(host) + "-" + std::to_string(getpid());
 }
 
-// Listens on the control channel and pauses/resumes runners. Subscriber mode with a
-// PING before every read, so a quiet channel never looks like a dead connection.
-class ControlListener {
-public:
-    ControlListener(mq::redis::Endpoint ep, mq::KeyLayout keys,
-                    std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners, mq::pg::Database& db)
-        : ep_(std::move(ep)), keys_(std::move(keys)), runners_(runners), db_(db) {
-        thread_ = std::thread([this] { loop(); });
-    }
-    ~ControlListener() {
-        stop_ = true;
-        thread_.join();
-    }
-
-private:
-    void apply(const nlohmann::json& event) {
-        std::string what = event.value("event", "");
-        for (auto& r : runners_) {
-            const auto& s = r->options().subscription;
-            if (s.tenant != event.value("tenant", "") || s.queue != event.value("queue", "") ||
-                s.name != event.value("subscription", "") ||
-                mq::queue_owner(s) != event.value("queue_tenant", s.tenant))
-                continue;
-            if (what == "pause") r->set_paused(true);
-            else if (what == "resume") r->set_paused(false);
-            else if (what == "deleted") spdlog::warn("{}/{}: deleted in the database; still running until restart", s.queue, s.name);
-        }
-    }
-    // After a reconnect, events may have been missed: read the statuses again.
-    void resync() {
-        try {
-            mq::SubscriptionCatalog subs(db_);
-            for (auto& r : runners_) {
-                const auto& s = r->options().subscription;
-                if (auto now = subs.find(s.tenant, s.queue, s.name, mq::queue_owner(s)))
-                    r->set_paused(now->status == "paused");
-            }
-        } catch (const std::exception& e) {
-            spdlog::warn("control: cannot re-read subscription states: {}", e.what());
-        }
-    }
-    void loop() {
-        const std::string channel = mq::control_channel(keys_);
-        while (!stop_) {
-            try {
-                mq::redis::Connection conn(ep_);
-                conn.write({"SUBSCRIBE", channel});
-                conn.read();
-                resync();
-                while (!stop_) {
-                    conn.write({"PING"});
-                    for (;;) {
-                        mq::redis::Reply r = conn.read();
-                        if (r.elements.size() >= 3 && r.elements[0].str == "message") {
-                            auto event = nlohmann::json::parse(r.elements[2].str, nullptr, false);
-                            if (event.is_object()) apply(event);
-                            continue;
-                        }
-                        break;  // the pong
-                    }
-                    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                }
-            } catch (const std::exception& e) {
-                spdlog::warn("control channel: {}; reconnecting", e.what());
-                for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-        }
-    }
-
-    mq::redis::Endpoint ep_;
-    mq::KeyLayout keys_;
-    std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners_;
-    mq::pg::Database& db_;
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
-
 // Copies dead letters of the running queues into PostgreSQL every two seconds, off the
 // delivery threads (DeadLetterArchiver keeps it exactly-once per dead letter).
 class ArchiveLoop {
-public:
-    ArchiveLoop(mq::redis::Endpoint ep, std::string database_url, mq::KeyLayout keys, std::string consumer,
-                std::vector<mq::Queue> queues)
+  public:
+    ArchiveLoop(mq::redis::Endpoint ep, std::string database_url, mq::KeyLayout keys,
+                std::string consumer, std::vector<mq::Queue> queues)
         : thread_([=, this] {
               while (!stop_) {
                   try {
@@ -130,12 +53,15 @@ public:
                       while (!stop_) {
                           for (const auto& q : queues)
                               if (auto n = archiver.archive(q); n > 0)
-                                  spdlog::info("{}: archived {} dead letter(s) to PostgreSQL", q.name, n);
-                          for (int i = 0; i < 20 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                                  spdlog::info("{}: archived {} dead letter(s) to PostgreSQL",
+                                               q.name, n);
+                          for (int i = 0; i < 20 && !stop_; ++i)
+                              std::this_thread::sleep_for(std::chrono::milliseconds(100));
                       }
                   } catch (const std::exception& e) {
                       spdlog::warn("dead-letter archive: {}; retrying", e.what());
-                      for (int i = 0; i < 50 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                      for (int i = 0; i < 50 && !stop_; ++i)
+                          std::this_thread::sleep_for(std::chrono::milliseconds(100));
                   }
               }
           }) {}
@@ -144,7 +70,7 @@ public:
         thread_.join();
     }
 
-private:
+  private:
     std::atomic<bool> stop_{false};
     std::thread thread_;
 };
@@ -186,72 +112,85 @@ int run(const Options& o) {
     mq::redis::Connection probe(endpoint);
     probe.check_server_policy();
     mq::pg::Database db(wc.base.database_url);
-    mq::Catalog catalog(db);
-    mq::SubscriptionCatalog subs(db);
     mq::KeyLayout keys(wc.base.key_prefix);
 
-    // The file's subscriptions are registered in the database (so mqctl sees, pauses and
-    // resumes them); their pause state comes from there.
-    std::vector<mq::Subscription> to_run;
-    for (auto s : wc.subscriptions) {
-        if (auto existing = subs.find(s.tenant, s.queue, s.name)) {
-            s.status = existing->status;
-            subs.update(s);
-        } else {
-            subs.create(s);
-        }
-        to_run.push_back(s);
+    // The file's subscriptions are declared in the database (so mqctl sees, pauses and
+    // resumes them) by the same reconciler as `mqctl apply`, as owner "worker": one owned
+    // by someone else is a conflict (exit 4) unless --adopt. Their pause state stays the
+    // database's.
+    if (!wc.subscriptions.empty()) {
+        mq::SubscriptionDeclaration decl;
+        decl.tenant = wc.base.tenant;
+        decl.owner = mq::kWorkerOwner;
+        decl.adopt = o.adopt;
+        for (std::size_t i = 0; i < wc.subscriptions.size(); ++i)
+            decl.entries.push_back({wc.subscriptions[i], i < wc.where.size() ? wc.where[i] : ""});
+        decl.conflict_hint = [](std::size_t n) {
+            return std::string("Rename ") + (n == 1 ? "it" : "them") +
+                   " in the worker file, or start with --adopt "
+                   "to take " +
+                   (n == 1 ? "it" : "them") + " over";
+        };
+        mq::SubscriptionReconciler reconciler(db);
+        auto plan = reconciler.plan(decl);
+        reconciler.apply(plan, probe, keys);
+        for (const auto& step : plan.steps)
+            if (step.action != mq::ReconcileAction::kUnchanged)
+                spdlog::info("{}/{}: {}d from the worker file", step.sub.queue, step.sub.name,
+                             step.action == mq::ReconcileAction::kCreate ? "create" : "update");
     }
-    if (o.from_db)
-        for (const auto& s : subs.list_all(o.tenants))
-            if (s.type == "webhook" || s.type == "exec" || s.type == "log") to_run.push_back(s);
-    if (to_run.empty()) {
-        std::cerr << "mq-worker: nothing to run: list subscriptions in the config file or use --from-db\n";
+    if (wc.subscriptions.empty() && !o.from_db) {
+        std::cerr << "mq-worker: nothing to run: list subscriptions in the config file or use "
+                     "--from-db\n";
         return 2;
     }
 
-    std::vector<std::unique_ptr<mq::SubscriptionRunner>> runners;
-    for (const auto& s : to_run) {
-        mq::RunnerOptions ro;
-        ro.endpoint = endpoint;
-        ro.keys = keys;
-        if (mq::is_cross_tenant(s)) {
-            // Only mq-api delivers from another tenant's queue (it checks is_public on every
-            // pull); such rows are pull-only, so one here was written around the API.
-            spdlog::warn("{}/{}/{}: on tenant {}'s queue: not run by mq-worker (pull it through mq-api)",
-                         s.tenant, s.queue, s.name, mq::queue_owner(s));
-            continue;
-        }
-        ro.queue = catalog.get_queue(s.tenant, s.queue);
-        ro.subscription = s;
-        ro.consumer = wc.consumer_name;
-        ro.handler = mq::make_handler(s);
-        ro.keyring = keyring;
-        runners.push_back(std::make_unique<mq::SubscriptionRunner>(ro, std::make_shared<mq::RunnerMetrics>()));
-    }
-    for (auto& r : runners) r->start();
-    ControlListener control(endpoint, keys, runners, db);
+    mq::SupervisorOptions so;
+    so.endpoint = endpoint;
+    so.keys = keys;
+    so.database_url = wc.base.database_url;
+    so.consumer = wc.consumer_name;
+    so.keyring = keyring;
+    so.fixed = wc.subscriptions;
+    so.from_db = o.from_db;
+    so.tenants = o.tenants;
+    so.restart_timeout = wc.shutdown_timeout;
+    if (o.reconcile_interval_ms > 0)
+        so.full_reconcile_interval = std::chrono::milliseconds(o.reconcile_interval_ms);
+    mq::WorkerSupervisor supervisor(so);
+    supervisor.start();
     std::vector<mq::Queue> queues;
-    for (const auto& r : runners) {
+    for (const auto& r : supervisor.runners()) {
         bool seen = false;
-        for (const auto& q : queues) seen = seen || (q.tenant == r->options().queue.tenant && q.name == r->options().queue.name);
+        for (const auto& q : queues)
+            seen = seen ||
+                   (q.tenant == r->options().queue.tenant && q.name == r->options().queue.name);
         if (!seen) queues.push_back(r->options().queue);
     }
     ArchiveLoop archive(endpoint, wc.base.database_url, keys, wc.consumer_name, queues);
     std::unique_ptr<mqworker::MetricsServer> metrics;
-    if (wc.metrics_port > 0) metrics = std::make_unique<mqworker::MetricsServer>(wc.metrics_port, runners);
-    spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, runners.size());
+    if (wc.metrics_port > 0)
+        metrics = std::make_unique<mqworker::MetricsServer>(
+            wc.metrics_port, [&supervisor] { return supervisor.runners(); });
+    auto running = supervisor.runners().size();
+    if (running == 0)
+        spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
+                     wc.consumer_name);
+    else
+        spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, running);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", wc.shutdown_timeout.count());
+    spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                 wc.shutdown_timeout.count());
     auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
-    bool clean = true;
-    for (auto& r : runners) clean = r->stop(deadline) && clean;
+    bool clean = supervisor.stop(deadline);
     metrics.reset();
-    spdlog::info("stopped{}", clean ? "" : " (some deliveries were still running; they stay pending)");
+    spdlog::info(
+        "stopped{}",
+        clean ? ""
+              : " (deliveries still running at the deadline were abandoned; they stay pending)");
     spdlog::shutdown();
-    if (!clean) std::_Exit(0);  // detached handler threads must not outlive their runner
     return 0;
 }
 
@@ -262,11 +201,20 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "mq-worker 0.1.0");
     Options o;
     app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)");
-    app.add_flag("--from-db", o.from_db, "Also run every webhook/exec subscription found in the database");
-    app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")->allow_extra_args(false);
+    app.add_flag("--from-db", o.from_db,
+                 "Also run every webhook/exec subscription found in the database");
+    app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")
+        ->allow_extra_args(false);
     app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
     app.add_option("--metrics-port", o.metrics_port, "Port for /metrics and /healthz (0: off)");
     app.add_flag("--check", o.check, "Validate the configuration and exit");
+    app.add_flag(
+        "--adopt", o.adopt,
+        "Take over subscriptions of the config file that exist but belong to someone else");
+    app.add_option(
+           "--reconcile-interval-ms", o.reconcile_interval_ms,
+           "Full reconcile from PostgreSQL this often (default 15000; events apply at once)")
+        ->check(CLI::Range(100, 3600000));
     try {
         app.parse(argc, argv);
         if (o.config.empty() && !o.from_db) throw CLI::RequiredError("--config or --from-db");

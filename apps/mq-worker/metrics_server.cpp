@@ -22,7 +22,7 @@ namespace {
 
 // Queue figures for the subscriptions the runners deliver, each queue inspected once.
 void render_queue_figures(std::ostringstream& out,
-                          const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners,
+                          const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
                           mq::redis::Connection* redis) {
     std::vector<const mq::Queue*> queues;
     for (const auto& r : runners) {
@@ -86,7 +86,7 @@ void render_queue_figures(std::ostringstream& out,
 
 }  // namespace
 
-std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners,
+std::string render_metrics(const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
                            mq::redis::Connection* redis) {
     std::ostringstream out;
     auto family = [&](const char* name, const char* type, const char* help) {
@@ -101,41 +101,55 @@ std::string render_metrics(const std::vector<std::unique_ptr<mq::SubscriptionRun
     for (const auto& r : runners) {
         const auto& m = *r->metrics();
         const std::pair<const char*, std::uint64_t> outcomes[] = {
-            {"acked", m.acked}, {"failed", m.failed}, {"dead_lettered", m.dead_lettered},
-            {"dropped", m.dropped}, {"filtered", m.filtered}};
+            {"acked", m.acked},
+            {"failed", m.failed},
+            {"dead_lettered", m.dead_lettered},
+            {"dropped", m.dropped},
+            {"filtered", m.filtered}};
         for (auto [name, v] : outcomes)
-            out << "mq_worker_deliveries_total" << labels(*r, ",outcome=\"" + std::string(name) + "\"") << ' ' << v << '\n';
+            out << "mq_worker_deliveries_total"
+                << labels(*r, ",outcome=\"" + std::string(name) + "\"") << ' ' << v << '\n';
     }
-    family("mq_worker_reclaimed_total", "counter", "Entries taken back after a backoff or a visibility timeout.");
-    for (const auto& r : runners) out << "mq_worker_reclaimed_total" << labels(*r) << ' ' << r->metrics()->reclaimed << '\n';
-    family("mq_worker_delayed_moved_total", "counter", "Delayed entries moved into the stream by this worker.");
+    family("mq_worker_reclaimed_total", "counter",
+           "Entries taken back after a backoff or a visibility timeout.");
     for (const auto& r : runners)
-        out << "mq_worker_delayed_moved_total" << labels(*r) << ' ' << r->metrics()->moved_delayed << '\n';
+        out << "mq_worker_reclaimed_total" << labels(*r) << ' ' << r->metrics()->reclaimed << '\n';
+    family("mq_worker_delayed_moved_total", "counter",
+           "Delayed entries moved into the stream by this worker.");
+    for (const auto& r : runners)
+        out << "mq_worker_delayed_moved_total" << labels(*r) << ' ' << r->metrics()->moved_delayed
+            << '\n';
     family("mq_worker_in_flight", "gauge", "Deliveries running now.");
-    for (const auto& r : runners) out << "mq_worker_in_flight" << labels(*r) << ' ' << r->metrics()->in_flight << '\n';
+    for (const auto& r : runners)
+        out << "mq_worker_in_flight" << labels(*r) << ' ' << r->metrics()->in_flight << '\n';
     family("mq_worker_paused", "gauge", "1 when the subscription is paused.");
-    for (const auto& r : runners) out << "mq_worker_paused" << labels(*r) << ' ' << (r->paused() ? 1 : 0) << '\n';
+    for (const auto& r : runners)
+        out << "mq_worker_paused" << labels(*r) << ' ' << (r->paused() ? 1 : 0) << '\n';
     family("mq_worker_backend_errors_total", "counter", "Redis failures seen (each retried).");
     for (const auto& r : runners)
-        out << "mq_worker_backend_errors_total" << labels(*r) << ' ' << r->metrics()->backend_errors << '\n';
-    family("mq_worker_handler_duration_seconds", "histogram", "Time spent in the handler per delivery.");
+        out << "mq_worker_backend_errors_total" << labels(*r) << ' ' << r->metrics()->backend_errors
+            << '\n';
+    family("mq_worker_handler_duration_seconds", "histogram",
+           "Time spent in the handler per delivery.");
     for (const auto& r : runners) {
         const auto& m = *r->metrics();
         for (std::size_t i = 0; i < std::size(mq::RunnerMetrics::kBuckets); ++i)
             out << "mq_worker_handler_duration_seconds_bucket"
-                << labels(*r, ",le=\"" + std::to_string(mq::RunnerMetrics::kBuckets[i]) + "\"") << ' '
-                << m.duration_buckets[i] << '\n';
-        out << "mq_worker_handler_duration_seconds_bucket" << labels(*r, ",le=\"+Inf\"") << ' ' << m.duration_count << '\n';
+                << labels(*r, ",le=\"" + std::to_string(mq::RunnerMetrics::kBuckets[i]) + "\"")
+                << ' ' << m.duration_buckets[i] << '\n';
+        out << "mq_worker_handler_duration_seconds_bucket" << labels(*r, ",le=\"+Inf\"") << ' '
+            << m.duration_count << '\n';
         out << "mq_worker_handler_duration_seconds_sum" << labels(*r) << ' '
             << static_cast<double>(m.duration_sum_us) / 1e6 << '\n';
-        out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count << '\n';
+        out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count
+            << '\n';
     }
     if (!runners.empty()) render_queue_figures(out, runners, redis);
     return out.str();
 }
 
 struct MetricsServer::Impl {
-    const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners;
+    Runners runners;
     asio::io_context ioc{1};
     tcp::acceptor acceptor{ioc};
     std::thread thread;
@@ -143,15 +157,16 @@ struct MetricsServer::Impl {
     std::unique_ptr<mq::redis::Connection>
         redis;  // for queue figures; used by the server thread only
 
-    explicit Impl(const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& r) : runners(r) {}
+    explicit Impl(Runners r) : runners(std::move(r)) {}
 
     // Connected on first use and kept (it reconnects itself after a failure); short timeouts
     // so a scrape does not hang on a Redis outage.
-    mq::redis::Connection* queue_figures_connection() {
-        if (!redis && !runners.empty()) {
+    mq::redis::Connection* queue_figures_connection(
+        const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& now) {
+        if (!redis && !now.empty()) {
             try {
                 redis = std::make_unique<mq::redis::Connection>(
-                    runners.front()->options().endpoint,
+                    now.front()->options().endpoint,
                     mq::redis::ConnectOptions{std::chrono::milliseconds(1000),
                                               std::chrono::milliseconds(2000)});
             } catch (const mq::Error&) {
@@ -179,10 +194,11 @@ struct MetricsServer::Impl {
             if (req->method() == http::verb::get && req->target() == "/metrics") {
                 res->result(http::status::ok);
                 res->set(http::field::content_type, "text/plain; version=0.0.4");
-                res->body() = render_metrics(runners, queue_figures_connection());
+                auto now = runners();
+                res->body() = render_metrics(now, queue_figures_connection(now));
             } else if (req->method() == http::verb::get && req->target() == "/healthz") {
                 bool ok = true;
-                for (const auto& r : runners) ok = ok && r->healthy();
+                for (const auto& r : runners()) ok = ok && r->healthy();
                 res->result(ok ? http::status::ok : http::status::service_unavailable);
                 res->set(http::field::content_type, "application/json");
                 res->body() = ok ? R"({"status":"ok"})" : R"({"status":"degraded","reason":"Redis unreachable"})";
@@ -195,12 +211,11 @@ struct MetricsServer::Impl {
                 beast::error_code ignored;
                 socket->shutdown(tcp::socket::shutdown_send, ignored);
             });
-        });
     }
 };
 
-MetricsServer::MetricsServer(int port, const std::vector<std::unique_ptr<mq::SubscriptionRunner>>& runners)
-    : impl_(std::make_unique<Impl>(runners)) {
+MetricsServer::MetricsServer(int port, Runners runners)
+    : impl_(std::make_unique<Impl>(std::move(runners))) {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

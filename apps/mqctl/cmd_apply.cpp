@@ -19,6 +19,7 @@
 #include "mq/config/yaml_json.hpp"
 #include "mq/consume/subscription.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/consume/subscription_reconciler.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
@@ -54,35 +55,10 @@ struct DesiredState {
     std::vector<Entry> entries;
 };
 
-struct FieldChange {
-    std::string field;  ///< "max_attempts", "handler.url"
-    json from;
-    json to;
-};
-
-enum class Action { kCreate, kUpdate, kUnchanged, kDelete };
-
-/// One line of the plan.
-struct Step {
-    Action action;
-    mq::Subscription sub;  ///< the desired state; for kDelete the stored one
-    std::string where;     ///< file:line, empty for kDelete
-    std::vector<FieldChange> changes;
-};
-
-const char* action_name(Action a) {
-    switch (a) {
-        case Action::kCreate:
-            return "create";
-        case Action::kUpdate:
-            return "update";
-        case Action::kUnchanged:
-            return "unchanged";
-        case Action::kDelete:
-            return "delete";
-    }
-    return "?";
-}
+using Action = mq::ReconcileAction;
+using Step = mq::ReconcileStep;
+using FieldChange = mq::SettingChange;
+using mq::action_name;
 
 // The JSON pointer (inside one entry) of a field a ValidationError of
 // subscription_from_json/validate names: the flat names of to_json map back to the
@@ -134,7 +110,7 @@ DesiredState load_desired(const ApplyOptions& o, Context& ctx) {
 
     DesiredState d;
     d.scope = scope_of(doc, o.file);
-    d.owner = "apply:" + d.scope;
+    d.owner = mq::apply_owner(d.scope);
     if (doc.json.contains("tenant")) {
         d.tenant = doc.json["tenant"].get<std::string>();
         if (!ctx.options.tenant.empty() && ctx.options.tenant != d.tenant)
@@ -175,37 +151,6 @@ DesiredState load_desired(const ApplyOptions& o, Context& ctx) {
     return d;
 }
 
-// The settings apply manages: everything but identity, timestamps, status and owner.
-json managed_settings(const mq::Subscription& s) {
-    json j = mq::to_json(s);
-    for (const char* k : {"id", "tenant", "created_at", "updated_at", "status", "managed_by"})
-        j.erase(k);
-    return j;
-}
-
-void diff_into(const std::string& prefix, const json& from, const json& to,
-               std::vector<FieldChange>& out) {
-    if (from.is_object() && to.is_object()) {
-        std::set<std::string> keys;
-        for (const auto& [k, v] : from.items()) keys.insert(k);
-        for (const auto& [k, v] : to.items()) keys.insert(k);
-        for (const auto& k : keys) {
-            const json none;
-            diff_into(prefix.empty() ? k : prefix + "." + k, from.contains(k) ? from[k] : none,
-                      to.contains(k) ? to[k] : none, out);
-        }
-        return;
-    }
-    if (from != to) out.push_back({prefix, from, to});
-}
-
-std::vector<FieldChange> differences(const mq::Subscription& stored,
-                                     const mq::Subscription& wanted) {
-    std::vector<FieldChange> out;
-    diff_into("", managed_settings(stored), managed_settings(wanted), out);
-    return out;
-}
-
 bool is_secret(const std::string& field) { return field.find("secret") != std::string::npos; }
 
 // "5s" for the *_ms fields, strings as written, secrets never.
@@ -231,84 +176,20 @@ std::string change_text(const FieldChange& c) {
            value_text(c.field, c.to);
 }
 
-std::string owner_text(const std::string& managed_by) {
-    return managed_by.empty() ? "nobody (made by hand or through the API)" : "'" + managed_by + "'";
-}
-
-// The steps that make the database match `d`. Throws, with nothing changed, when a queue is
-// missing (every one is named) or a listed subscription belongs to someone else.
-std::vector<Step> make_plan(const DesiredState& d, const ApplyOptions& o, Context& ctx,
-                            std::map<std::string, mq::Queue>& queues) {
-    mq::Catalog catalog(ctx.db());
-    std::vector<std::string> missing;
-    for (const auto& e : d.entries) {
-        if (queues.count(e.sub.queue)) continue;
-        if (auto q = catalog.find_queue(d.tenant, e.sub.queue))
-            queues.emplace(e.sub.queue, *q);
-        else if (std::find(missing.begin(), missing.end(), e.sub.queue) == missing.end())
-            missing.push_back(e.sub.queue);
-    }
-    if (!missing.empty()) {
-        std::string names, where;
-        for (const auto& q : missing) names += (names.empty() ? "'" : ", '") + q + "'";
-        for (const auto& e : d.entries)
-            if (std::find(missing.begin(), missing.end(), e.sub.queue) != missing.end()) {
-                where = e.where;
-                break;
-            }
-        throw mq::Error(mq::ErrorCode::kQueueNotFound,
-                        where + ": queue " + names + " not found in tenant '" + d.tenant +
-                            "'; nothing was applied. Create it first: mqctl queue create " +
-                            missing.front(),
-                        {{"queues", missing}, {"tenant", d.tenant}});
-    }
-
-    std::map<std::pair<std::string, std::string>, mq::Subscription> stored;
-    for (auto& s : mq::SubscriptionCatalog(ctx.db()).list(d.tenant))
-        if (!mq::is_cross_tenant(s))  // files name the tenant's own queues only
-            stored.emplace(std::make_pair(s.queue, s.name), s);
-
-    std::vector<Step> plan;
-    std::vector<std::string> conflicts;
-    std::set<std::pair<std::string, std::string>> listed;
-    for (const auto& e : d.entries) {
-        const auto key = std::make_pair(e.sub.queue, e.sub.name);
-        listed.insert(key);
-        auto it = stored.find(key);
-        if (it == stored.end()) {
-            plan.push_back({Action::kCreate, e.sub, e.where, {}});
-            continue;
-        }
-        const mq::Subscription& have = it->second;
-        mq::Subscription want = e.sub;
-        want.id = have.id;
-        want.status = have.status;  // operators pause at run time; apply leaves it
-        want.created_at = have.created_at;
-        Step step{Action::kUnchanged, want, e.where, differences(have, want)};
-        if (have.managed_by != d.owner) {
-            if (!o.adopt)
-                conflicts.push_back(e.where + ": " + e.sub.queue + "/" + e.sub.name +
-                                    " is owned by " + owner_text(have.managed_by));
-            step.changes.push_back(
-                {"managed_by", have.managed_by.empty() ? json() : json(have.managed_by), d.owner});
-        }
-        if (!step.changes.empty()) step.action = Action::kUpdate;
-        plan.push_back(std::move(step));
-    }
-    if (!conflicts.empty()) {
-        std::string text;
-        for (const auto& c : conflicts) text += (text.empty() ? "" : "; ") + c;
-        throw mq::Error(mq::ErrorCode::kConflict,
-                        text + "; nothing was applied. Use --adopt to take " +
-                            (conflicts.size() == 1 ? "it" : "them") + " over for scope '" +
-                            d.scope + "'",
-                        {{"conflicts", conflicts}});
-    }
-    if (o.prune)
-        for (const auto& [key, s] : stored)
-            if (s.managed_by == d.owner && !listed.count(key))
-                plan.push_back({Action::kDelete, s, "", {}});
-    return plan;
+// The steps that make the database match `d` (the one reconciler in common/). Throws, with
+// nothing changed, when a queue is missing or a listed subscription belongs to someone else.
+mq::ReconcilePlan make_plan(const DesiredState& d, const ApplyOptions& o, Context& ctx) {
+    mq::SubscriptionDeclaration decl;
+    decl.tenant = d.tenant;
+    decl.owner = d.owner;
+    decl.prune = o.prune;
+    decl.adopt = o.adopt;
+    for (const auto& e : d.entries) decl.entries.push_back({e.sub, e.where});
+    decl.conflict_hint = [scope = d.scope](std::size_t n) {
+        return "Use --adopt to take " + std::string(n == 1 ? "it" : "them") + " over for scope '" +
+               scope + "'";
+    };
+    return mq::SubscriptionReconciler(ctx.db()).plan(decl);
 }
 
 std::string plan_line(const Step& s) {
@@ -345,40 +226,22 @@ json plan_json(const Step& s) {
             {"changes", changes}};
 }
 
-// Creates, updates and deletes in plan order, telling the workers after each change.
-void carry_out(const std::vector<Step>& plan, const std::map<std::string, mq::Queue>& queues,
-               Context& ctx) {
-    mq::SubscriptionCatalog subs(ctx.db());
-    for (const auto& s : plan) {
-        const std::string id = s.sub.queue + "/" + s.sub.name;
-        if (s.action == Action::kCreate) {
-            auto created = create_subscription(ctx, queues.at(s.sub.queue), s.sub).subscription;
-            tell_workers(ctx, "changed", created, "created subscription " + id);
-        } else if (s.action == Action::kUpdate) {
-            auto updated = subs.update(s.sub);
-            tell_workers(ctx, "changed", updated, "updated subscription " + id);
-        } else if (s.action == Action::kDelete) {
-            delete_subscription(ctx, s.sub);
-            tell_workers(ctx, "deleted", s.sub, "deleted subscription " + id);
-        }
-    }
-}
-
 }  // namespace
 
 void run_apply(const ApplyOptions& o, Context& ctx) {
     const DesiredState d = load_desired(o, ctx);  // before connecting: a bad file is exit 2
-    std::map<std::string, mq::Queue> queues;
-    const std::vector<Step> plan = make_plan(d, o, ctx, queues);
+    const mq::ReconcilePlan reconcile = make_plan(d, o, ctx);
+    const std::vector<Step>& plan = reconcile.steps;
 
     std::map<Action, int> count;
     for (const auto& s : plan) ++count[s.action];
-    const int changes = count[Action::kCreate] + count[Action::kUpdate] + count[Action::kDelete];
+    const int changes = reconcile.changes();
 
     if (changes > 0 && !o.dry_run) {
-        ctx.redis();  // Redis down: change nothing rather than leave groups or workers behind
+        // Redis down: change nothing rather than leave groups or workers behind
+        auto& redis = ctx.redis();
         try {
-            carry_out(plan, queues, ctx);
+            mq::SubscriptionReconciler(ctx.db()).apply(reconcile, redis, ctx.keys());
         } catch (const mq::Error& e) {
             // Each step is whole on its own (a create that fails removes its row), so the
             // same apply picks up where this one stopped.

@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "mq/consume/queue_update.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
@@ -29,13 +30,15 @@ std::string principals_text(const std::vector<std::string>& list) {
 // A schema file is JSON; a syntax error names the file and byte offset.
 nlohmann::json read_schema_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw mq::ValidationError("cannot read schema file '" + path + "'", {{"field", "schema"}});
+    if (!in)
+        throw mq::ValidationError("cannot read schema file '" + path + "'", {{"field", "schema"}});
     std::ostringstream ss;
     ss << in.rdbuf();
     try {
         return nlohmann::json::parse(ss.str());
     } catch (const nlohmann::json::parse_error& e) {
-        throw mq::ValidationError("schema file '" + path + "' is not JSON: " + e.what(), {{"field", "schema"}});
+        throw mq::ValidationError("schema file '" + path + "' is not JSON: " + e.what(),
+                                  {{"field", "schema"}});
     }
 }
 
@@ -90,7 +93,8 @@ void run_queue_create(const QueueOptions& o, Context& ctx) {
     spec.partition_count = o.partitions;
     if (!o.retention.empty()) spec.retention = mq::parse_duration(o.retention, "retention");
     spec.max_length = o.max_length;
-    if (!o.dedup_window.empty()) spec.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    if (!o.dedup_window.empty())
+        spec.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
     if (!o.schema_file.empty()) spec.schema = read_schema_file(o.schema_file);
     if (!o.encryption.empty()) spec.encryption = o.encryption;
     if (!o.allow_producers.empty()) spec.allowed_producers = o.allow_producers;
@@ -132,9 +136,11 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
     if (!o.retention.empty()) c.retention = mq::parse_duration(o.retention, "retention");
     if (o.max_length) c.max_length = o.max_length;
     if (o.no_max_length) c.max_length = std::optional<std::int64_t>();
-    if (!o.dedup_window.empty()) c.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
+    if (!o.dedup_window.empty())
+        c.dedup_window = mq::parse_duration(o.dedup_window, "dedup window");
     if (!o.schema_file.empty() && o.no_schema)
-        throw mq::ValidationError("give --schema-file or --no-schema, not both", {{"field", "schema"}});
+        throw mq::ValidationError("give --schema-file or --no-schema, not both",
+                                  {{"field", "schema"}});
     if (!o.schema_file.empty()) c.schema = read_schema_file(o.schema_file);
     if (o.no_schema) c.schema = nlohmann::json();
     if (!o.encryption.empty()) c.encryption = o.encryption;
@@ -157,9 +163,21 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
             "--no-public");
     mq::validate_name("queue name", o.name);
     mq::validate(c);
-    mq::Catalog catalog(ctx.db());
-    mq::Queue q = catalog.update_queue(ctx.tenant(), o.name, c);
-    if (!ctx.json()) std::cout << "updated queue " << q.name << '\n';
+    auto updated = mq::update_queue(
+        ctx.db(), [&ctx]() -> mq::redis::Connection& { return ctx.redis(); }, ctx.keys(),
+        ctx.tenant(), o.name, c);
+    const mq::Queue& q = updated.queue;
+    if (!updated.workers_told)
+        std::cerr << "mqctl: warning: queue " << q.name
+                  << " is updated, but running workers were not told (" << updated.announce_error
+                  << "); they pick the change up at their next full reconcile\n";
+    if (!ctx.json()) {
+        std::cout << "updated queue " << q.name << '\n';
+        if (q.partition_count > updated.old_partitions)
+            std::cout << "partitions " << updated.old_partitions << " -> " << q.partition_count
+                      << ": created " << updated.groups_created
+                      << " consumer group(s) on the new partitions\n";
+    }
     print_queue(q, ctx);
 }
 
@@ -174,7 +192,8 @@ void run_queue_delete(const QueueOptions& o, Context& ctx) {
     mq::QueueStreams streams(ctx.redis(), ctx.keys());
     auto d = mq::delete_queue(catalog, streams, ctx.tenant(), o.name, o.force);
     if (ctx.json())
-        print_json({{"deleted", o.name}, {"subscriptions_deleted", d.subscriptions},
+        print_json({{"deleted", o.name},
+                    {"subscriptions_deleted", d.subscriptions},
                     {"keys_removed", d.keys_removed}});
     else
         std::cout << "deleted queue " << o.name << " (" << d.subscriptions << " subscription(s), "
@@ -189,7 +208,8 @@ void run_queue_purge(const QueueOptions& o, Context& ctx) {
     mq::QueueStreams streams(ctx.redis(), ctx.keys());
     auto purged = streams.purge(q);
     if (ctx.json())
-        print_json({{"queue", o.name}, {"entries_removed", purged.entries},
+        print_json({{"queue", o.name},
+                    {"entries_removed", purged.entries},
                     {"delayed_removed", purged.delayed}});
     else
         std::cout << "purged queue " << o.name << ": " << purged.entries << " entries, "
@@ -202,13 +222,15 @@ void setup_queue(CLI::App& app, Context& ctx) {
     auto add_settings = [](CLI::App* cmd, QueueOptions& o) {
         cmd->add_option("--partitions", o.partitions, "Number of partitions (1-256)");
         cmd->add_option("--retention", o.retention, "Keep entries this long, e.g. 7d, 12h");
-        cmd->add_option("--max-length", o.max_length, "Refuse publishes (QUEUE_FULL) beyond this backlog");
+        cmd->add_option("--max-length", o.max_length,
+                        "Refuse publishes (QUEUE_FULL) beyond this backlog");
         cmd->add_option("--dedup-window", o.dedup_window, "Idempotency-key window, e.g. 24h");
         cmd->add_option("--description", o.description, "Free text")
             ->each([&o](const std::string&) { o.has_description = true; });
         cmd->add_option("--schema-file", o.schema_file,
                         "JSON Schema (draft 7) file every payload must match");
-        cmd->add_option("--encryption", o.encryption, "Payload encryption at rest: none or aes-256-gcm")
+        cmd->add_option("--encryption", o.encryption,
+                        "Payload encryption at rest: none or aes-256-gcm")
             ->check(CLI::IsMember({"none", "aes-256-gcm"}));
         cmd->add_option("--allow-producer", o.allow_producers,
                         "Principal allowed to publish (repeatable; default: any of the tenant)")
@@ -216,8 +238,9 @@ void setup_queue(CLI::App& app, Context& ctx) {
         cmd->add_option("--allow-consumer", o.allow_consumers,
                         "Principal allowed to consume (repeatable; default: any of the tenant)")
             ->allow_extra_args(false);
-        cmd->add_flag_function("--public,!--no-public", [&o](std::int64_t n) { o.is_public = n > 0; },
-                               "Whether other tenants may see the queue");
+        cmd->add_flag_function(
+            "--public,!--no-public", [&o](std::int64_t n) { o.is_public = n > 0; },
+            "Whether other tenants may see the queue");
     };
 
     auto create_opts = std::make_shared<QueueOptions>();
@@ -226,7 +249,9 @@ void setup_queue(CLI::App& app, Context& ctx) {
     add_settings(create, *create_opts);
     create->callback([create_opts, &ctx] { run_queue_create(*create_opts, ctx); });
 
-    queue->add_subcommand("list", "List the tenant's queues")->callback([&ctx] { run_queue_list(ctx); });
+    queue->add_subcommand("list", "List the tenant's queues")->callback([&ctx] {
+        run_queue_list(ctx);
+    });
 
     auto show_opts = std::make_shared<QueueOptions>();
     auto* show = queue->add_subcommand("show", "Show one queue's settings");
@@ -239,8 +264,10 @@ void setup_queue(CLI::App& app, Context& ctx) {
     add_settings(update, *update_opts);
     update->add_flag("--no-max-length", update_opts->no_max_length, "Remove the length limit");
     update->add_flag("--no-schema", update_opts->no_schema, "Remove the payload schema");
-    update->add_flag("--any-producer", update_opts->any_producer, "Clear the producer list: any may publish");
-    update->add_flag("--any-consumer", update_opts->any_consumer, "Clear the consumer list: any may consume");
+    update->add_flag("--any-producer", update_opts->any_producer,
+                     "Clear the producer list: any may publish");
+    update->add_flag("--any-consumer", update_opts->any_consumer,
+                     "Clear the consumer list: any may consume");
     update->callback([update_opts, &ctx] { run_queue_update(*update_opts, ctx); });
 
     auto delete_opts = std::make_shared<QueueOptions>();

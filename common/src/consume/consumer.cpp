@@ -24,27 +24,28 @@ return #moved
 
 // KEYS: stream, dead-letter stream, retry-after hash.
 // ARGV: group, id, reason, error, attempts, subscription.
-// XRANGE s id id -> XADD dlq * <fields> + dead-letter fields; XACK s g id; HDEL ra.
-// Returns 1 when dead-lettered, 0 when the entry was gone (acked only).
+// XACK s g id; HDEL ra; only when that XACK removed the entry from the pending list:
+// XRANGE s id id -> XADD dlq * <fields> + dead-letter fields. Checking the XACK first means
+// two reclaimers (or a reclaimer and a handler) racing for one entry dead-letter it once.
+// Returns 1 when dead-lettered, 0 when the entry was no longer pending (someone else
+// settled it) or its stream entry was gone (then only acked).
 const redis::Script kDeadLetter(R"lua(
-local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-local moved = 0
-if #found > 0 then
-  local fields = found[1][2]
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  table.insert(fields, 'dlr'); table.insert(fields, ARGV[3])
-  table.insert(fields, 'dle'); table.insert(fields, ARGV[4])
-  table.insert(fields, 'dla'); table.insert(fields, ARGV[5])
-  table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
-  table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
-  table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
-  redis.call('XADD', KEYS[2], '*', unpack(fields))
-  moved = 1
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[1] .. ' ' .. ARGV[2])
-return moved
+if acked == 0 then return 0 end
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #found == 0 then return 0 end
+local fields = found[1][2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+table.insert(fields, 'dlr'); table.insert(fields, ARGV[3])
+table.insert(fields, 'dle'); table.insert(fields, ARGV[4])
+table.insert(fields, 'dla'); table.insert(fields, ARGV[5])
+table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
+table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
+table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+return 1
 )lua");
 
 // KEYS: stream, retry-after hash, expired-count hash. ARGV: group, consumer, min idle, id.
@@ -94,18 +95,51 @@ bool parse_entry(const redis::Reply& entry, std::string& id, Message& message) {
     return true;
 }
 
+namespace {
+
+// XGROUP CREATE s g <start> MKSTREAM; false when the group existed (BUSYGROUP).
+bool create_group(redis::Connection& redis, const std::string& stream, const std::string& group,
+                  const char* start) {
+    auto r = redis.command_raw({"XGROUP", "CREATE", stream, group, start, "MKSTREAM"});
+    if (!r.is_error()) return true;
+    if (r.error_code() == "BUSYGROUP") return false;
+    throw Error(ErrorCode::kInternal,
+                "cannot create consumer group " + group + " on " + stream + ": " + r.str);
+}
+
+}  // namespace
+
 int ConsumerGroups::ensure(const Queue& q, const Subscription& sub) {
-    int created = 0;
     const std::string group = consumer_group(sub);
+    // The start-id rule (docs/live-subscriptions.md): start_from applies only when the
+    // subscription has no group yet on any partition (it is being created). A group missing
+    // on some partitions while others have one belongs to partitions added later: it starts
+    // at 0, since everything in them was published after the subscription existed.
+    std::vector<int> missing;
     for (int p = 0; p < q.partition_count; ++p) {
-        auto r = redis_.command_raw({"XGROUP", "CREATE", keys_.stream(q.tenant, q.name, p), group,
-                                     sub.start_from == "earliest" ? "0" : "$", "MKSTREAM"});
+        // XINFO GROUPS s: an error means no stream yet (so no group either).
+        auto r = redis_.command_raw({"XINFO", "GROUPS", keys_.stream(q.tenant, q.name, p)});
+        bool found = false;
         if (!r.is_error())
-            ++created;
-        else if (r.error_code() != "BUSYGROUP")
-            throw Error(ErrorCode::kInternal,
-                        "cannot create consumer group " + group + ": " + r.str);
+            for (const auto& g : r.elements)
+                for (std::size_t i = 0; i + 1 < g.elements.size(); i += 2)
+                    if (g.elements[i].str == "name" && g.elements[i + 1].str == group) found = true;
+        if (!found) missing.push_back(p);
     }
+    const bool is_new = static_cast<int>(missing.size()) == q.partition_count;
+    const char* start = !is_new || sub.start_from == "earliest" ? "0" : "$";
+    int created = 0;
+    for (int p : missing)
+        if (create_group(redis_, keys_.stream(q.tenant, q.name, p), group, start)) ++created;
+    return created;
+}
+
+int ConsumerGroups::ensure_partitions(const Queue& q, const Subscription& sub,
+                                      int first_partition) {
+    int created = 0;
+    for (int p = std::max(0, first_partition); p < q.partition_count; ++p)
+        if (create_group(redis_, keys_.stream(q.tenant, q.name, p), consumer_group(sub), "0"))
+            ++created;
     return created;
 }
 
@@ -265,8 +299,9 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub,
                     : "consumer " + p.consumer +
                           " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
-                dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count);
-                ++out.dead_lettered;
+                // Another reclaimer may have settled it since XPENDING: count only ours.
+                if (dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count))
+                    ++out.dead_lettered;
             } else {
                 ack(q, group, partition, {p.stream_id});
                 ++out.dropped;

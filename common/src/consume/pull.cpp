@@ -2,6 +2,8 @@
 
 #include <array>
 #include <charconv>
+#include <mutex>
+#include <unordered_map>
 
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
@@ -12,6 +14,18 @@ namespace {
 
 constexpr std::string_view kReceiptVersion = "r1";
 constexpr std::size_t kTagSize = 32;  // HMAC-SHA256
+
+// The partition the next pull of a subscription starts at. One cursor per subscription,
+// shared by every PullConsumer of the process: mq-api makes a PullConsumer per request,
+// so a cursor kept in the object always started at partition 0 and a busy partition 0
+// starved the others.
+unsigned next_start_partition(const Queue& q, const Subscription& sub) {
+    static std::mutex mu;
+    static std::unordered_map<std::string, unsigned> cursors;
+    std::lock_guard lock(mu);
+    if (cursors.size() > 100000) cursors.clear();  // bounded; a reset only restarts rotation
+    return cursors[q.tenant + '\n' + q.name + '\n' + consumer_group(sub)]++;
+}
 
 // ---- receipts ---------------------------------------------------------------------------
 
@@ -121,7 +135,7 @@ std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription
     if (sub.status == "paused" || q.partition_count < 1) return out;
 
     const int partitions = q.partition_count;
-    const int first = static_cast<int>(next_partition_++ % static_cast<unsigned>(partitions));
+    const int first = static_cast<int>(next_start_partition(q, sub) % static_cast<unsigned>(partitions));
     auto take = [&](Fetched&& f) {
         if (!filter_matches(sub.filter, f.message.headers_json)) {
             groups_.ack(q, consumer_group(sub), f.partition, {f.stream_id});

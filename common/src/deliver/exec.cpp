@@ -29,6 +29,8 @@ constexpr std::size_t kTailBytes = 1024;
 constexpr std::size_t kWriteChunk = 64 * 1024;
 /// Without a pidfd (kernels before 5.3) the loop looks for the child's exit this often.
 constexpr milliseconds kExitPollInterval{10};
+/// How often a running command's delivery checks Delivery::abandoned.
+constexpr int kAbandonPollMs = 50;
 
 [[noreturn]] void invalid(const std::string& field, const std::string& why) {
     throw ValidationError("exec " + field + ": " + why, {{"field", field}});
@@ -459,6 +461,7 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
     Phase phase = Phase::kRunning;
     Clock::time_point next_step = started + config_.timeout;
     bool exited = false;
+    bool abandoned = false;
     while (!exited) {
         pollfd fds[4];
         nfds_t n = 0;
@@ -487,6 +490,9 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
         if (!pidfd.open())
             wait_ms = wait_ms < 0 ? static_cast<int>(kExitPollInterval.count())
                                   : std::min(wait_ms, static_cast<int>(kExitPollInterval.count()));
+        // A stopping worker may abandon the delivery: look at the flag often enough.
+        if (d.abandoned && phase == Phase::kRunning)
+            wait_ms = std::min(wait_ms < 0 ? kAbandonPollMs : wait_ms, kAbandonPollMs);
         int ready = poll(fds, n, wait_ms);
         if (ready < 0 && errno != EINTR)
             throw Error(ErrorCode::kInternal, "poll failed: " + errno_text(errno));
@@ -505,6 +511,10 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
             exited = has_exited(pid);
         if (exited) break;
 
+        if (phase == Phase::kRunning && d.abandoned && d.abandoned->load()) {
+            abandoned = true;
+            next_step = Clock::now();  // terminate now, as on a timeout
+        }
         if (phase != Phase::kKilled && Clock::now() >= next_step) {
             if (phase == Phase::kRunning) {
                 signal_command(pid, SIGTERM);
@@ -529,6 +539,9 @@ DeliveryResult ExecHandler::deliver(const Delivery& d) {
 
     const Tail& tail = err_tail.empty() ? out_tail : err_tail;
     std::string output = tail.empty() ? "" : ": " + tail.text();
+    if (abandoned)
+        return finish(DeliveryOutcome::kRetry,
+                      "abandoned: the worker stopped while the command ran" + output);
     if (phase != Phase::kRunning) {
         std::string how =
             phase == Phase::kKilled

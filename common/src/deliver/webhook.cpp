@@ -378,6 +378,16 @@ bool WebhookHandler::verify(std::string_view secret, std::string_view id, std::i
     return false;
 }
 
+namespace {
+
+// CURLOPT_XFERINFOFUNCTION: a non-zero answer aborts the transfer (CURLE_ABORTED_BY_CALLBACK)
+// once a stopping worker abandoned the delivery.
+int abort_when_abandoned(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+}
+
+}  // namespace
+
 DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     const auto started = std::chrono::steady_clock::now();
     DeliveryResult result;
@@ -440,11 +450,19 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+    if (d.abandoned) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_when_abandoned);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(d.abandoned));
+    }
 
     CURLcode rc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);  // the buffer dies with this frame
     if (rc != CURLE_OK) {
         std::string detail = error_buffer[0] ? std::string(error_buffer) : curl_easy_strerror(rc);
+        if (rc == CURLE_ABORTED_BY_CALLBACK)
+            return finish(DeliveryOutcome::kRetry,
+                          "abandoned: the worker stopped while the request ran");
         if (rc == CURLE_OPERATION_TIMEDOUT)
             return finish(DeliveryOutcome::kRetry,
                           "webhook timed out (timeout " + std::to_string(timeout_ms) +

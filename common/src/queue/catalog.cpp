@@ -8,12 +8,12 @@ namespace mq {
 
 namespace {
 
-#define MQ_QUEUE_COLUMNS                                                                      \
-    "id::text, tenant_id, name, description, partition_count, retention_ms, max_length, "     \
-    "dedup_window_ms, encryption, is_public, array_to_json(allowed_producers)::text, "        \
-    "array_to_json(allowed_consumers)::text, status, "                                        \
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "            \
-    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "          \
+#define MQ_QUEUE_COLUMNS                                                                  \
+    "id::text, tenant_id, name, description, partition_count, retention_ms, max_length, " \
+    "dedup_window_ms, encryption, is_public, array_to_json(allowed_producers)::text, "    \
+    "array_to_json(allowed_consumers)::text, status, "                                    \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "       \
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "       \
     "schema_definition::text"
 
 // Principal lists travel as JSON text: libpqxx 6 has no array parameters.
@@ -22,10 +22,10 @@ namespace {
 const pg::Statement kInsertTenant{
     "mq_insert_tenant",
     "INSERT INTO tenants (id, display_name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"};
-const pg::Statement kListTenants{
-    "mq_list_tenants",
-    "SELECT id, display_name, status, "
-    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM tenants ORDER BY id"};
+const pg::Statement kListTenants{"mq_list_tenants",
+                                 "SELECT id, display_name, status, "
+                                 "to_char(created_at AT TIME ZONE 'UTC', "
+                                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM tenants ORDER BY id"};
 const pg::Statement kTenantExists{"mq_tenant_exists", "SELECT 1 FROM tenants WHERE id = $1"};
 const pg::Statement kInsertQueue{
     "mq_insert_queue",
@@ -35,17 +35,20 @@ const pg::Statement kInsertQueue{
     MQ_TEXT_ARRAY("$10") ", " MQ_TEXT_ARRAY("$11") ", $12) "
     "ON CONFLICT (tenant_id, name) DO NOTHING RETURNING " MQ_QUEUE_COLUMNS};
 const pg::Statement kListQueues{
-    "mq_list_queues", "SELECT " MQ_QUEUE_COLUMNS
-                      " FROM message_topics WHERE tenant_id = $1 AND status = 'active' ORDER BY name"};
+    "mq_list_queues",
+    "SELECT " MQ_QUEUE_COLUMNS
+    " FROM message_topics WHERE tenant_id = $1 AND status = 'active' ORDER BY name"};
 const pg::Statement kAllQueues{
     "mq_all_queues", "SELECT " MQ_QUEUE_COLUMNS
                      " FROM message_topics WHERE status = 'active' ORDER BY tenant_id, name"};
 const pg::Statement kGetQueue{
-    "mq_get_queue", "SELECT " MQ_QUEUE_COLUMNS
-                    " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active'"};
+    "mq_get_queue",
+    "SELECT " MQ_QUEUE_COLUMNS
+    " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active'"};
 const pg::Statement kGetQueueById{
-    "mq_get_queue_by_id", "SELECT " MQ_QUEUE_COLUMNS
-                          " FROM message_topics WHERE tenant_id = $1 AND id = $2::uuid AND status = 'active'"};
+    "mq_get_queue_by_id",
+    "SELECT " MQ_QUEUE_COLUMNS
+    " FROM message_topics WHERE tenant_id = $1 AND id = $2::uuid AND status = 'active'"};
 const pg::Statement kUpdateQueue{
     "mq_update_queue",
     "UPDATE message_topics SET description = $3, partition_count = $4, retention_ms = $5, "
@@ -53,15 +56,17 @@ const pg::Statement kUpdateQueue{
     "allowed_producers = " MQ_TEXT_ARRAY("$10") ", allowed_consumers = " MQ_TEXT_ARRAY("$11") ", "
     "is_public = $12, updated_at = now() "
     "WHERE tenant_id = $1 AND name = $2 AND status = 'active' RETURNING " MQ_QUEUE_COLUMNS};
-const pg::Statement kGetQueueAnyStatus{
-    "mq_get_queue_any_status",
-    "SELECT " MQ_QUEUE_COLUMNS " FROM message_topics WHERE tenant_id = $1 AND name = $2"};
+const pg::Statement kGetQueueAnyStatus{"mq_get_queue_any_status",
+                                       "SELECT " MQ_QUEUE_COLUMNS
+                                       " FROM message_topics WHERE tenant_id = $1 AND name = $2"};
 const pg::Statement kLockQueue{
-    "mq_lock_queue", "SELECT " MQ_QUEUE_COLUMNS
-                     " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active' "
-                     "FOR UPDATE"};
+    "mq_lock_queue",
+    "SELECT " MQ_QUEUE_COLUMNS
+    " FROM message_topics WHERE tenant_id = $1 AND name = $2 AND status = 'active' "
+    "FOR UPDATE"};
 const pg::Statement kCountSubscriptions{
-    "mq_count_subscriptions", "SELECT count(*) FROM message_subscriptions WHERE topic_id = $1 AND tenant_id = $2"};
+    "mq_count_subscriptions",
+    "SELECT count(*) FROM message_subscriptions WHERE topic_id = $1 AND tenant_id = $2"};
 const pg::Statement kMarkDeleting{
     "mq_mark_deleting",
     "UPDATE message_topics SET status = 'deleting', updated_at = now() WHERE id = $1"};
@@ -114,8 +119,7 @@ bool Catalog::create_tenant(const std::string& id, const std::string& display_na
         return db_.exec(tx, kInsertTenant, id, display_name).affected_rows() == 1;
     });
     if (!created && !if_not_exists)
-        throw Error(ErrorCode::kConflict, "tenant '" + id + "' already exists",
-                    {{"tenant", id}});
+        throw Error(ErrorCode::kConflict, "tenant '" + id + "' already exists", {{"tenant", id}});
     return created;
 }
 
@@ -131,20 +135,23 @@ std::vector<Tenant> Catalog::list_tenants() {
 
 void Catalog::require_tenant(const std::string& id) {
     validate_name("tenant", id);
-    bool exists = db_.transact([&](pqxx::work& tx) { return !db_.exec(tx, kTenantExists, id).empty(); });
+    bool exists =
+        db_.transact([&](pqxx::work& tx) { return !db_.exec(tx, kTenantExists, id).empty(); });
     if (!exists)
         throw Error(ErrorCode::kNotFound,
                     "tenant '" + id + "' does not exist; create it with: mqctl tenant create " + id,
                     {{"tenant", id}});
 }
 
-Queue Catalog::create_queue(const std::string& tenant, const QueueSpec& spec, const Config& config) {
+Queue Catalog::create_queue(const std::string& tenant, const QueueSpec& spec,
+                            const Config& config) {
     validate(spec);
     require_tenant(tenant);
     int partitions = spec.partition_count.value_or(1);
     auto retention = spec.retention.value_or(
         std::chrono::duration_cast<std::chrono::milliseconds>(config.default_ttl));
-    std::optional<std::int64_t> max_length = spec.max_length ? spec.max_length : config.max_queue_length;
+    std::optional<std::int64_t> max_length =
+        spec.max_length ? spec.max_length : config.max_queue_length;
     if (spec.unlimited_length) max_length.reset();
     auto dedup = spec.dedup_window.value_or(std::chrono::hours(24));
     const std::string producers =
@@ -182,7 +189,7 @@ std::vector<Queue> Catalog::all_queues() {
 }
 
 std::optional<Queue> Catalog::find_queue(const std::string& tenant, const std::string& name,
-                                        bool include_deleting) {
+                                         bool include_deleting) {
     validate_name("queue name", name);
     return db_.transact([&](pqxx::work& tx) -> std::optional<Queue> {
         auto rows = db_.exec(tx, include_deleting ? kGetQueueAnyStatus : kGetQueue, tenant, name);
@@ -201,7 +208,9 @@ Queue Catalog::get_queue_by_id(const std::string& tenant, const std::string& id)
     // Only a well-formed uuid reaches the ::uuid cast; anything else is simply not found.
     bool uuid = id.size() == 36;
     for (std::size_t i = 0; uuid && i < id.size(); ++i)
-        uuid = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-' : std::isxdigit(static_cast<unsigned char>(id[i])) != 0;
+        uuid = (i == 8 || i == 13 || i == 18 || i == 23)
+                   ? id[i] == '-'
+                   : std::isxdigit(static_cast<unsigned char>(id[i])) != 0;
     auto q = !uuid ? std::nullopt : db_.transact([&](pqxx::work& tx) -> std::optional<Queue> {
         auto rows = db_.exec(tx, kGetQueueById, tenant, id);
         if (rows.empty()) return std::nullopt;
@@ -214,14 +223,16 @@ Queue Catalog::get_queue_by_id(const std::string& tenant, const std::string& id)
     return *q;
 }
 
-Queue Catalog::update_queue(const std::string& tenant, const std::string& name,
-                            const QueueChanges& changes) {
+Queue Catalog::update_queue(
+    const std::string& tenant, const std::string& name, const QueueChanges& changes,
+    const std::function<void(const Queue& before, const Queue& after)>& before_commit) {
     validate_name("queue name", name);
     validate(changes);
     return db_.transact([&](pqxx::work& tx) {
         auto rows = db_.exec(tx, kLockQueue, tenant, name);
         if (rows.empty()) throw queue_not_found(tenant, name);
         Queue q = queue_from_row(rows[0]);
+        const Queue before = q;
         if (changes.partition_count && *changes.partition_count < q.partition_count)
             throw ValidationError("cannot reduce partitions of queue '" + name + "' from " +
                                       std::to_string(q.partition_count) + " to " +
@@ -238,12 +249,15 @@ Queue Catalog::update_queue(const std::string& tenant, const std::string& name,
         if (changes.allowed_producers) q.allowed_producers = *changes.allowed_producers;
         if (changes.allowed_consumers) q.allowed_consumers = *changes.allowed_consumers;
         if (changes.is_public) q.is_public = *changes.is_public;
-        auto updated = db_.exec(tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
-                                static_cast<std::int64_t>(q.retention.count()), q.max_length,
-                                static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema),
-                                q.encryption, nlohmann::json(q.allowed_producers).dump(),
-                                nlohmann::json(q.allowed_consumers).dump(), q.is_public);
-        return queue_from_row(updated[0]);
+        auto updated =
+            db_.exec(tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
+                     static_cast<std::int64_t>(q.retention.count()), q.max_length,
+                     static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema),
+                     q.encryption, nlohmann::json(q.allowed_producers).dump(),
+                     nlohmann::json(q.allowed_consumers).dump(), q.is_public);
+        Queue after = queue_from_row(updated[0]);
+        if (before_commit) before_commit(before, after);
+        return after;
     });
 }
 

@@ -20,7 +20,7 @@ void RunnerMetrics::observe(std::chrono::microseconds d) {
 
 // A token bucket for rate_limit_per_s, shared by the handler threads of one runner.
 class RateLimiter {
-public:
+  public:
     explicit RateLimiter(double per_s) : per_s_(per_s), tokens_(per_s) {}
     // Blocks until a token is free or `stop` is set.
     void acquire(const std::atomic<bool>& stop) {
@@ -36,42 +36,54 @@ public:
                     tokens_ -= 1.0;
                     return;
                 }
-                wait = std::chrono::microseconds(static_cast<std::int64_t>((1.0 - tokens_) / per_s_ * 1e6));
+                wait = std::chrono::microseconds(
+                    static_cast<std::int64_t>((1.0 - tokens_) / per_s_ * 1e6));
             }
             if (stop) return;
             std::this_thread::sleep_for(std::min<std::chrono::microseconds>(wait, 100ms));
         }
     }
 
-private:
+  private:
     std::mutex mu_;
     double per_s_;
     double tokens_;
     std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-SubscriptionRunner::SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics)
+SubscriptionRunner::SubscriptionRunner(RunnerOptions options,
+                                       std::shared_ptr<RunnerMetrics> metrics)
     : options_(std::move(options)),
       metrics_(std::move(metrics)),
       // Room for a full fetch batch, and a second batch's worth so handlers never wait
       // for a fetch round trip; leases of everything held are extended.
-      capacity_(static_cast<std::size_t>(std::max(options_.subscription.concurrency * 2,
-                                                  options_.subscription.batch_size * 2))) {
+      capacity_(static_cast<std::size_t>(
+          std::max(options_.subscription.concurrency * 2, options_.subscription.batch_size * 2))) {
     paused_ = options_.subscription.status == "paused";
-    inline_ = options_.handler && options_.handler->in_process() && options_.subscription.concurrency == 1;
+    inline_ = options_.handler && options_.handler->in_process() &&
+              options_.subscription.concurrency == 1;
     if (options_.subscription.rate_limit_per_s)
         limiter_ = std::make_unique<RateLimiter>(*options_.subscription.rate_limit_per_s);
 }
 
-// A runner whose stop() returned false still has detached handler threads: the owner
-// must end the process (the worker does) rather than destroy it.
 SubscriptionRunner::~SubscriptionRunner() { stop(std::chrono::steady_clock::now() + 5s); }
 
 void SubscriptionRunner::backend_error(const char* where, const std::exception& e) {
     metrics_->backend_errors++;
+    // A destroyed group (the subscription was deleted and the worker has not stopped this
+    // runner yet): said once, not twice a second per partition.
+    if (auto* err = dynamic_cast<const Error*>(&e);
+        err && err->code() == ErrorCode::kSubscriptionNotFound) {
+        if (!group_gone_logged_.exchange(true))
+            spdlog::warn(
+                "{}/{}: its consumer group is gone (subscription deleted?): {}; waiting to be "
+                "stopped",
+                options_.queue.name, options_.subscription.name, e.what());
+        return;
+    }
     healthy_ = false;
-    spdlog::warn("{}/{}: {} failed: {}; retrying in 1s", options_.queue.name, options_.subscription.name,
-                 where, e.what());
+    spdlog::warn("{}/{}: {} failed: {}; retrying in 1s", options_.queue.name,
+                 options_.subscription.name, where, e.what());
 }
 
 void SubscriptionRunner::start() {
@@ -82,18 +94,28 @@ void SubscriptionRunner::start() {
     for (int p = 0; p < options_.queue.partition_count; ++p)
         fetchers_.emplace_back([this, p] { inline_ ? inline_fetch_loop(p) : fetch_loop(p); });
     if (!inline_)
-        for (int i = 0; i < options_.subscription.concurrency; ++i) handlers_.emplace_back([this] { handle_loop(); });
+        for (int i = 0; i < options_.subscription.concurrency; ++i)
+            handlers_.emplace_back([this] { handle_loop(); });
     maintenance_ = std::thread([this] { maintenance_loop(); });
-    spdlog::info("{}/{}: delivering with {} over {} partition(s) as consumer {}", options_.queue.name,
-                 options_.subscription.name,
+    spdlog::info("{}/{}: delivering with {} over {} partition(s) as consumer {}",
+                 options_.queue.name, options_.subscription.name,
                  inline_ ? std::string("an in-process handler on the fetcher thread(s)")
                          : std::to_string(options_.subscription.concurrency) + " handler thread(s)",
                  options_.queue.partition_count, options_.consumer);
 }
 
 void SubscriptionRunner::set_paused(bool paused) {
-    if (paused_.exchange(paused) != paused)
-        spdlog::info("{}/{}: {}", options_.queue.name, options_.subscription.name, paused ? "paused" : "resumed");
+    bool was;
+    {
+        // Under the mutex the condition variables wait with: a handler that just saw
+        // "paused" is then either waiting already (and gets the notify) or sees the new
+        // value; changed without it, a resume could fall between its check and its wait.
+        std::lock_guard lock(mu_);
+        was = paused_.exchange(paused);
+    }
+    if (was != paused)
+        spdlog::info("{}/{}: {}", options_.queue.name, options_.subscription.name,
+                     paused ? "paused" : "resumed");
     cv_.notify_all();
     space_cv_.notify_all();
 }
@@ -108,16 +130,19 @@ void SubscriptionRunner::fetch_loop(int partition) {
             {
                 std::unique_lock lock(mu_);
                 space_cv_.wait_for(lock, 200ms, [&] {
-                    return !fetching_ || (!paused_ && queue_.size() + static_cast<std::size_t>(busy_handlers_) < capacity_);
+                    return !fetching_ ||
+                           (!paused_ &&
+                            queue_.size() + static_cast<std::size_t>(busy_handlers_) < capacity_);
                 });
                 if (!fetching_) break;
                 if (paused_) continue;
                 std::size_t used = queue_.size() + static_cast<std::size_t>(busy_handlers_);
                 if (used >= capacity_) continue;
-                room = std::min<std::size_t>(capacity_ - used, static_cast<std::size_t>(options_.subscription.batch_size));
+                room = std::min<std::size_t>(
+                    capacity_ - used, static_cast<std::size_t>(options_.subscription.batch_size));
             }
-            auto got = groups.read_new(options_.queue, options_.subscription, options_.consumer, partition,
-                                       static_cast<int>(room), options_.fetch_block);
+            auto got = groups.read_new(options_.queue, options_.subscription, options_.consumer,
+                                       partition, static_cast<int>(room), options_.fetch_block);
             healthy_ = true;
             if (got.empty()) continue;
             {
@@ -155,7 +180,8 @@ void SubscriptionRunner::inline_fetch_loop(int partition) {
                 paused = paused_;
                 // What a pause left undelivered comes first.
                 if (!paused)
-                    for (; !queue_.empty(); queue_.pop_front()) batch.push_back(std::move(queue_.front()));
+                    for (; !queue_.empty(); queue_.pop_front())
+                        batch.push_back(std::move(queue_.front()));
             }
             if (paused) {
                 send_acks(groups, acks);  // delivered before the pause: acked now
@@ -170,7 +196,8 @@ void SubscriptionRunner::inline_fetch_loop(int partition) {
             }
             if (!batch.empty()) deliver_inline(groups, batch, false, acks);
         } catch (const std::exception& e) {
-            // Entries of the batch not acked stay pending: redelivered after the visibility timeout.
+            // Entries of the batch not acked stay pending: redelivered after the visibility
+            // timeout.
             conn.reset();
             backend_error("fetch", e);
             for (int i = 0; i < 10 && fetching_; ++i) std::this_thread::sleep_for(100ms);
@@ -182,9 +209,10 @@ void SubscriptionRunner::inline_fetch_loop(int partition) {
         ConsumerGroups groups(*conn, options_.keys);
         send_acks(groups, acks);
     } catch (const std::exception& e) {
-        spdlog::warn("{}/{}: could not ack {} delivered entries ({}); they are redelivered after the "
-                     "visibility timeout",
-                     options_.queue.name, options_.subscription.name, acks.size(), e.what());
+        spdlog::warn(
+            "{}/{}: could not ack {} delivered entries ({}); they are redelivered after the "
+            "visibility timeout",
+            options_.queue.name, options_.subscription.name, acks.size(), e.what());
     }
 }
 
@@ -200,8 +228,10 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         if (a.filtered) ++filtered;
     }
     for (auto& [p, list] : ids) {
-        std::vector<std::string> argv{"XACK", options_.keys.stream(q.tenant, q.name, p), consumer_group(sub)};
-        argv.insert(argv.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
+        std::vector<std::string> argv{"XACK", options_.keys.stream(q.tenant, q.name, p),
+                                      consumer_group(sub)};
+        argv.insert(argv.end(), std::make_move_iterator(list.begin()),
+                    std::make_move_iterator(list.end()));
         pipeline.add(std::move(argv));
     }
     pipeline.add(redis::xreadgroup_command(consumer_group(sub), options_.consumer,
@@ -210,7 +240,8 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
 
     std::vector<redis::Reply> replies = conn.execute(pipeline);
     for (std::size_t i = 0; i + 1 < replies.size(); ++i)
-        if (replies[i].is_error()) throw Error(ErrorCode::kInternal, "XACK failed: " + replies[i].str);
+        if (replies[i].is_error())
+            throw Error(ErrorCode::kInternal, "XACK failed: " + replies[i].str);
     metrics_->filtered += filtered;
     metrics_->acked += acks.size() - filtered;
     acks.clear();
@@ -218,8 +249,9 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
     redis::Reply& r = replies.back();
     if (r.is_error()) {
         if (r.error_code() == "NOGROUP")
-            throw Error(ErrorCode::kSubscriptionNotFound,
-                        "consumer group '" + consumer_group(sub) + "' does not exist on queue '" + q.name + "'");
+            throw Error(ErrorCode::kSubscriptionNotFound, "consumer group '" + consumer_group(sub) +
+                                                              "' does not exist on queue '" +
+                                                              q.name + "'");
         throw Error(ErrorCode::kInternal, "XREADGROUP failed: " + r.str);
     }
     std::vector<Fetched> out;
@@ -235,8 +267,8 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
     return out;
 }
 
-void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all,
-                                        std::vector<PendingAck>& acks) {
+void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch,
+                                        bool all, std::vector<PendingAck>& acks) {
     std::lock_guard serial(inline_mu_);
     {
         std::lock_guard lock(mu_);
@@ -266,7 +298,8 @@ void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetc
         }
         std::string failed = options_.handler->end_batch();
         if (failed.empty()) {
-            for (std::size_t i : staged) acks.push_back({batch[i].partition, batch[i].stream_id, false});
+            for (std::size_t i : staged)
+                acks.push_back({batch[i].partition, batch[i].stream_id, false});
         } else {
             DeliveryResult result;
             result.error = failed;
@@ -294,7 +327,8 @@ void SubscriptionRunner::send_acks(ConsumerGroups& groups, const std::vector<Pen
         ids[a.partition].push_back(a.stream_id);
         if (a.filtered) ++filtered;
     }
-    for (const auto& [p, list] : ids) groups.ack(options_.queue, consumer_group(options_.subscription), p, list);
+    for (const auto& [p, list] : ids)
+        groups.ack(options_.queue, consumer_group(options_.subscription), p, list);
     metrics_->filtered += filtered;
     metrics_->acked += acks.size() - filtered;
 }
@@ -388,7 +422,8 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
     const auto& sub = options_.subscription;
     if (!filter_matches(sub.filter, f.message.headers_json)) return Settled::kFiltered;
     // The message moves into the delivery and back (no copy per message).
-    Delivery d{std::move(f.message), q.tenant, q.name, sub.name, f.partition, f.stream_id, f.delivery_count};
+    Delivery d{std::move(f.message), q.tenant,    q.name,           sub.name,
+               f.partition,          f.stream_id, f.delivery_count, &abandoned_};
     metrics_->in_flight++;
     auto t0 = std::chrono::steady_clock::now();
     DeliveryResult result;
@@ -397,15 +432,20 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
     std::string unopened = open_sealed(d.message, options_.keyring.get(), q);
     if (!unopened.empty()) {
         result.error = unopened;
-    } else try {
-        result = options_.handler->deliver(d);
-    } catch (const std::exception& e) {
-        result.outcome = DeliveryOutcome::kRetry;
-        result.error = std::string("handler threw: ") + e.what();
-    }
+    } else
+        try {
+            result = options_.handler->deliver(d);
+        } catch (const std::exception& e) {
+            result.outcome = DeliveryOutcome::kRetry;
+            result.error = std::string("handler threw: ") + e.what();
+        }
     f.message = std::move(d.message);
     metrics_->in_flight--;
-    metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0));
+    metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - t0));
+    // Given up at the shutdown deadline: not an attempt that failed. The entry stays
+    // pending under this consumer and is redelivered after the visibility timeout.
+    if (abandoned_ && result.outcome != DeliveryOutcome::kAck) return Settled::kRecorded;
     return record(groups, f, result);
 }
 
@@ -422,25 +462,27 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
                 if (result.retry_after) not_before = now_ms() + result.retry_after->count();
                 groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before);
                 metrics_->failed++;
-                spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name, f.delivery_count,
-                              f.message.id, result.error);
+                spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name,
+                              f.delivery_count, f.message.id, result.error);
                 return Settled::kRecorded;
             }
             break;
         case DeliveryOutcome::kDead:
             break;
     }
-    const std::string reason = result.outcome == DeliveryOutcome::kDead ? "handler_rejected" : "max_attempts";
+    const std::string reason =
+        result.outcome == DeliveryOutcome::kDead ? "handler_rejected" : "max_attempts";
     if (sub.dead_letter) {
-        groups.dead_letter(q, consumer_group(sub), f.partition, f.stream_id, reason, result.error, f.delivery_count);
+        groups.dead_letter(q, consumer_group(sub), f.partition, f.stream_id, reason, result.error,
+                           f.delivery_count);
         metrics_->dead_lettered++;
     } else {
         groups.ack(q, consumer_group(sub), f.partition, {f.stream_id});
         metrics_->dropped++;
     }
     spdlog::warn("{}/{}: message {} {} after {} attempt(s): {}", q.name, sub.name, f.message.id,
-                 sub.dead_letter ? "dead-lettered" : "dropped (dead letters are off)", f.delivery_count,
-                 result.error);
+                 sub.dead_letter ? "dead-lettered" : "dropped (dead letters are off)",
+                 f.delivery_count, result.error);
     return Settled::kRecorded;
 }
 
@@ -459,7 +501,8 @@ void SubscriptionRunner::maintenance_loop() {
             if (now >= next_reclaim && fetching_ && !paused_) {
                 next_reclaim = now + options_.reclaim_interval;
                 for (int p = 0; p < options_.queue.partition_count; ++p) {
-                    auto r = groups.reclaim(options_.queue, options_.subscription, options_.consumer, p);
+                    auto r =
+                        groups.reclaim(options_.queue, options_.subscription, options_.consumer, p);
                     metrics_->dead_lettered += static_cast<std::uint64_t>(r.dead_lettered);
                     metrics_->dropped += static_cast<std::uint64_t>(r.dropped);
                     if (r.claimed.empty()) continue;
@@ -483,13 +526,16 @@ void SubscriptionRunner::maintenance_loop() {
                 std::map<int, std::vector<std::string>> held;
                 {
                     std::lock_guard lock(mu_);
-                    for (const auto& [key, count] : in_progress_) held[key.first].push_back(key.second);
+                    for (const auto& [key, count] : in_progress_)
+                        held[key.first].push_back(key.second);
                     if (inline_batch_)
-                        for (const auto& f : *inline_batch_) held[f.partition].push_back(f.stream_id);
+                        for (const auto& f : *inline_batch_)
+                            held[f.partition].push_back(f.stream_id);
                     for (const auto& f : queue_) held[f.partition].push_back(f.stream_id);
                 }
                 for (const auto& [p, ids] : held)
-                    groups.extend(options_.queue, consumer_group(options_.subscription), options_.consumer, p, ids);
+                    groups.extend(options_.queue, consumer_group(options_.subscription),
+                                  options_.consumer, p, ids);
             }
             healthy_ = true;
         } catch (const std::exception& e) {
@@ -519,44 +565,51 @@ bool SubscriptionRunner::stop(std::chrono::steady_clock::time_point deadline) {
             redis::Connection conn(options_.endpoint);
             ConsumerGroups groups(conn, options_.keys);
             for (const auto& f : unstarted)
-                groups.release(options_.queue, consumer_group(options_.subscription), f.partition, f.stream_id, f.delivery_count);
+                groups.release(options_.queue, consumer_group(options_.subscription), f.partition,
+                               f.stream_id, f.delivery_count);
         } catch (const std::exception& e) {
-            spdlog::warn("{}/{}: could not hand back {} unstarted entries ({}); they are redelivered after "
-                         "the visibility timeout",
-                         options_.queue.name, options_.subscription.name, unstarted.size(), e.what());
+            spdlog::warn(
+                "{}/{}: could not hand back {} unstarted entries ({}); they are redelivered after "
+                "the visibility timeout",
+                options_.queue.name, options_.subscription.name, unstarted.size(), e.what());
         }
     }
-    // Running deliveries finish until the deadline.
+    // Running deliveries finish until the deadline; then they are abandoned (an exec
+    // command is terminated, a webhook request aborted) and every thread is joined: no
+    // thread outlives the runner.
     bool finished = true;
     {
         std::unique_lock lock(mu_);
         finished = idle_cv_.wait_until(lock, deadline, [&] { return busy_handlers_ == 0; });
         stopping_ = true;
     }
+    if (!finished) {
+        spdlog::warn(
+            "{}/{}: {} deliveries still running at the shutdown deadline; abandoning them (they "
+            "stay "
+            "pending and are redelivered after the visibility timeout)",
+            options_.queue.name, options_.subscription.name, busy_handlers_);
+        abandoned_ = true;
+    }
     cv_.notify_all();
-    if (finished) {
-        for (auto& t : handlers_) t.join();
-        // Acks left queued by a handler whose Redis connection failed.
-        std::vector<PendingAck> left;
-        {
-            std::lock_guard lock(ack_mu_);
-            left.swap(acks_);
+    for (auto& t : handlers_) t.join();
+    // Acks left queued by a handler whose Redis connection failed.
+    std::vector<PendingAck> left;
+    {
+        std::lock_guard lock(ack_mu_);
+        left.swap(acks_);
+    }
+    if (!left.empty()) {
+        try {
+            redis::Connection conn(options_.endpoint);
+            ConsumerGroups groups(conn, options_.keys);
+            send_acks(groups, left);
+        } catch (const std::exception& e) {
+            spdlog::warn(
+                "{}/{}: could not ack {} delivered entries ({}); they are redelivered after "
+                "the visibility timeout",
+                options_.queue.name, options_.subscription.name, left.size(), e.what());
         }
-        if (!left.empty()) {
-            try {
-                redis::Connection conn(options_.endpoint);
-                ConsumerGroups groups(conn, options_.keys);
-                send_acks(groups, left);
-            } catch (const std::exception& e) {
-                spdlog::warn("{}/{}: could not ack {} delivered entries ({}); they are redelivered after "
-                             "the visibility timeout",
-                             options_.queue.name, options_.subscription.name, left.size(), e.what());
-            }
-        }
-    } else {
-        spdlog::warn("{}/{}: {} deliveries still running at the shutdown deadline; they stay pending",
-                     options_.queue.name, options_.subscription.name, busy_handlers_);
-        for (auto& t : handlers_) t.detach();
     }
     handlers_.clear();
     if (maintenance_.joinable()) maintenance_.join();

@@ -53,10 +53,16 @@ class ConsumerGroups {
     ConsumerGroups(redis::Connection& redis, KeyLayout keys)
         : redis_(redis), keys_(std::move(keys)) {}
 
-    /// XGROUP CREATE s <consumer_group(sub)> 0|$ MKSTREAM on every partition; an existing
-    /// group is kept.
-    /// Returns how many groups were created.
+    /// XGROUP CREATE s <consumer_group(sub)> <start> MKSTREAM on every partition that lacks
+    /// the group; an existing group is kept. Start rule: when the group exists on no
+    /// partition (a new subscription), `start_from` decides (earliest: 0, latest: $); a
+    /// partition missing it while others have it was added later and starts at 0, so
+    /// nothing published to it is skipped. Returns how many groups were created.
     int ensure(const Queue& queue, const Subscription& sub);
+    /// XGROUP CREATE s g 0 MKSTREAM on partitions [first_partition, partition_count): the
+    /// groups of partitions a queue is growing by, created at their start before any
+    /// publisher routes there. Returns how many were created.
+    int ensure_partitions(const Queue& queue, const Subscription& sub, int first_partition);
     /// XGROUP DESTROY on every partition: pending entries of the group are forgotten.
     void destroy(const Queue& queue, const std::string& subscription);
 
@@ -80,8 +86,10 @@ class ConsumerGroups {
     void release(const Queue& queue, const std::string& subscription, int partition,
                  const std::string& stream_id, int delivery_count);
 
-    /// XADD the entry, with why it died, to the partition's dead-letter stream and XACK
-    /// it, in one Lua call. Returns false when the entry no longer exists (only acked).
+    /// XACK the entry and, only when that XACK removed it from the pending list, XADD it
+    /// with why it died to the partition's dead-letter stream, in one Lua call: racing
+    /// callers dead-letter an entry once. Returns false when nothing was dead-lettered (the
+    /// entry was no longer pending, or its stream entry was gone and it was only acked).
     bool dead_letter(const Queue& queue, const std::string& subscription, int partition,
                      const std::string& stream_id, const std::string& reason,
                      const std::string& error, int attempts);

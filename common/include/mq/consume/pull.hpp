@@ -28,7 +28,8 @@ struct Receipt {
 std::string encode_receipt(const Receipt& receipt, std::string_view key);
 /// Throws ValidationError("invalid receipt") on anything wrong: bad encoding, bad tag,
 /// malformed fields, or a receipt made for another subscription than the expected one.
-Receipt decode_receipt(std::string_view text, std::string_view key, const std::string& expected_subscription_id);
+Receipt decode_receipt(std::string_view text, std::string_view key,
+                       const std::string& expected_subscription_id);
 
 /// One message handed to a pull client.
 struct PulledMessage {
@@ -48,7 +49,7 @@ enum class AckResult {
 /// is the subscription's visibility timeout, the pending entry's idle time is the lease
 /// clock. Not thread-safe (one Redis connection).
 class PullConsumer {
-public:
+  public:
     static constexpr int kMaxPull = 100;
     /// Longest nack delay accepted.
     static constexpr std::chrono::milliseconds kMaxNackDelay{std::chrono::hours(12)};
@@ -57,16 +58,18 @@ public:
 
     /// Non-blocking: first entries whose lease expired or whose retry is due (reclaim, which
     /// also dead-letters past max_attempts), then new entries, across partitions starting at
-    /// a rotating one; up to `max_messages` (1-100, else ValidationError). Entries the
+    /// a rotating one (one cursor per subscription in the process, so a busy partition
+    /// cannot starve the others); up to `max_messages` (1-100, else ValidationError). Entries the
     /// subscription's filter rejects are acked and skipped. A paused subscription yields
     /// nothing; a subscription of another type than pull is a ValidationError.
     /// `consumer` is "pull:" + the caller's principal.
-    std::vector<PulledMessage> pull(const Queue& queue, const Subscription& sub, const std::string& consumer,
-                                    int max_messages);
+    std::vector<PulledMessage> pull(const Queue& queue, const Subscription& sub,
+                                    const std::string& consumer, int max_messages);
 
     /// XACK each entry only while it is still pending with the receipt's delivery count (one
     /// Lua call each, all in one pipeline), so a stale receipt cannot ack a redelivery.
-    std::vector<AckResult> ack(const Queue& queue, const Subscription& sub, const std::vector<Receipt>& receipts);
+    std::vector<AckResult> ack(const Queue& queue, const Subscription& sub,
+                               const std::vector<Receipt>& receipts);
 
     /// Failed: redeliver after `delay` (zero: on the next pull), same stale check. Past
     /// max_attempts the next reclaim dead-letters it. ValidationError for a negative delay
@@ -76,12 +79,13 @@ public:
 
     /// Restarts the lease clock (XCLAIM ... JUSTID to `consumer`), same stale check; a
     /// nacked entry cannot be extended. Sets `*lease_expires_ms` (when not null) on success.
-    AckResult extend(const Queue& queue, const Subscription& sub, const Receipt& receipt, const std::string& consumer,
-                     std::int64_t* lease_expires_ms);
+    AckResult extend(const Queue& queue, const Subscription& sub, const Receipt& receipt,
+                     const std::string& consumer, std::int64_t* lease_expires_ms);
 
-private:
-    AckResult settle(const Queue& queue, const Subscription& sub, const Receipt& receipt, const std::string& mode,
-                     const std::string& consumer, std::int64_t not_before_ms);
+  private:
+    AckResult settle(const Queue& queue, const Subscription& sub, const Receipt& receipt,
+                     const std::string& mode, const std::string& consumer,
+                     std::int64_t not_before_ms);
     void check(const Queue& queue, const Subscription& sub, const Receipt& receipt) const;
     std::vector<std::string> settle_keys(const Queue& queue, int partition) const;
 
@@ -89,7 +93,6 @@ private:
     KeyLayout keys_;
     std::string receipt_key_;
     ConsumerGroups groups_;
-    unsigned next_partition_ = 0;
 };
 
 }  // namespace mq

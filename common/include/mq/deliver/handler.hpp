@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -32,12 +33,18 @@ struct Delivery {
     int partition = 0;
     std::string stream_id;
     int attempt = 1;  ///< 1 for the first delivery
+    /// Set by a stopping worker at its shutdown deadline: deliver() gives up as soon as it
+    /// can (an exec command is terminated, a webhook request aborted) and reports a retry;
+    /// the worker then leaves the entry pending for redelivery. Null: never abandoned.
+    const std::atomic<bool>* abandoned = nullptr;
 };
 
 /// Delivers messages to something outside mq. Implementations are thread-safe unless
-/// they say otherwise; the worker calls deliver() from several threads.
+/// they say otherwise; the worker calls deliver() from several threads. deliver() must
+/// return promptly once Delivery::abandoned is set: the worker joins every delivery
+/// thread when it stops.
 class Handler {
-public:
+  public:
     virtual ~Handler() = default;
     virtual DeliveryResult deliver(const Delivery& delivery) = 0;
     /// True for a handler that works inside the worker process and returns quickly (no

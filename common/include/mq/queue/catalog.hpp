@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ Error queue_not_found(const std::string& tenant, const std::string& name);
 /// Tenants and queue configuration in PostgreSQL (tenants, message_topics). Every query
 /// is scoped by tenant; another tenant's queue is indistinguishable from a missing one.
 class Catalog {
-public:
+  public:
     explicit Catalog(pg::Database& db) : db_(db) {}
 
     /// Creates a tenant; Conflict when it exists, unless `if_not_exists` (then false).
@@ -51,7 +52,13 @@ public:
     /// Applies `changes`; partition_count may only grow (fewer partitions would strand
     /// the entries of the removed ones). Returns the updated queue. Changing encryption
     /// affects new messages only: entries keep their "ek" and open with it.
-    Queue update_queue(const std::string& tenant, const std::string& name, const QueueChanges& changes);
+    /// `before_commit` (when set) runs with the row locked, after the checks and before the
+    /// commit, with the queue as it was and as it will be; if it throws, nothing changes.
+    /// update_queue() in mq/consume/queue_update.hpp uses it to create consumer groups on
+    /// new partitions before any publisher can route to them.
+    Queue update_queue(
+        const std::string& tenant, const std::string& name, const QueueChanges& changes,
+        const std::function<void(const Queue& before, const Queue& after)>& before_commit = {});
     /// The owning tenant's subscriptions on the queue. Other tenants' subscriptions on a
     /// public queue are not counted: the owner cannot delete them, and they go with the
     /// queue (ON DELETE CASCADE).
@@ -60,7 +67,7 @@ public:
     void mark_deleting(const Queue& queue);
     void delete_queue_row(const Queue& queue);
 
-private:
+  private:
     pg::Database& db_;
 };
 

@@ -21,11 +21,11 @@ namespace mq {
 /// Counters of one subscription runner, read by the metrics endpoint.
 struct RunnerMetrics {
     std::atomic<std::uint64_t> acked{0};
-    std::atomic<std::uint64_t> failed{0};         ///< attempts that will be retried
+    std::atomic<std::uint64_t> failed{0};  ///< attempts that will be retried
     std::atomic<std::uint64_t> dead_lettered{0};
-    std::atomic<std::uint64_t> dropped{0};        ///< max attempts reached, dead letters off
-    std::atomic<std::uint64_t> filtered{0};       ///< acked without delivery: filter did not match
-    std::atomic<std::uint64_t> reclaimed{0};      ///< taken back after backoff or visibility timeout
+    std::atomic<std::uint64_t> dropped{0};    ///< max attempts reached, dead letters off
+    std::atomic<std::uint64_t> filtered{0};   ///< acked without delivery: filter did not match
+    std::atomic<std::uint64_t> reclaimed{0};  ///< taken back after backoff or visibility timeout
     std::atomic<std::uint64_t> moved_delayed{0};  ///< delayed entries moved into the stream
     std::atomic<std::int64_t> in_flight{0};
     std::atomic<std::uint64_t> backend_errors{0};
@@ -72,7 +72,7 @@ struct RunnerOptions {
 /// end_batch()) succeeded, pause stops between two messages (acks of delivered ones go
 /// out before pausing), stop hands back the rest of a batch.
 class SubscriptionRunner {
-public:
+  public:
     SubscriptionRunner(RunnerOptions options, std::shared_ptr<RunnerMetrics> metrics);
     ~SubscriptionRunner();
     SubscriptionRunner(const SubscriptionRunner&) = delete;
@@ -84,9 +84,12 @@ public:
     void set_paused(bool paused);
     bool paused() const { return paused_; }
     /// Graceful stop: stop fetching, let running deliveries finish until `deadline`,
-    /// hand entries not yet started back for immediate redelivery, join. Returns false
-    /// when some delivery was still running at the deadline (it stays pending and is
-    /// reclaimed after the visibility timeout).
+    /// hand entries not yet started back for immediate redelivery. Deliveries still
+    /// running at the deadline are abandoned (Delivery::abandoned: exec commands get
+    /// SIGTERM, then SIGKILL after their kill_grace; webhook requests are aborted) and left
+    /// pending for redelivery after the visibility timeout. Joins every thread before it
+    /// returns, so the runner may be destroyed at once. Returns false when something was
+    /// abandoned. Idempotent.
     bool stop(std::chrono::steady_clock::time_point deadline);
 
     const RunnerOptions& options() const { return options_; }
@@ -94,7 +97,7 @@ public:
     /// True while every thread could reach Redis on its last try.
     bool healthy() const { return healthy_; }
 
-private:
+  private:
     struct PendingAck {
         int partition;
         std::string stream_id;
@@ -107,12 +110,14 @@ private:
     void inline_fetch_loop(int partition);
     /// XACK of `acks` (then cleared and counted) and XREADGROUP of up to batch_size new
     /// entries of `partition`, in one round trip.
-    std::vector<Fetched> ack_and_read(redis::Connection& conn, int partition, std::vector<PendingAck>& acks);
+    std::vector<Fetched> ack_and_read(redis::Connection& conn, int partition,
+                                      std::vector<PendingAck>& acks);
     /// Delivers `batch` on the calling thread (inline mode) and appends the acks of what
     /// succeeded to `acks` (the caller sends them). Stops early when pausing or stopping:
     /// the rest waits in queue_ (stop() hands it back). `all` ignores pause and stop
     /// (reclaimed entries).
-    void deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all, std::vector<PendingAck>& acks);
+    void deliver_inline(ConsumerGroups& groups, std::vector<Fetched>& batch, bool all,
+                        std::vector<PendingAck>& acks);
     /// What to do with an entry after deliver_one: ack it (delivered, or skipped by the
     /// filter) or nothing (retry, dead letter and drop are already recorded).
     enum class Settled { kAck, kFiltered, kRecorded };
@@ -130,16 +135,19 @@ private:
     std::atomic<bool> fetching_{true};
     std::atomic<bool> paused_{false};
     std::atomic<bool> healthy_{true};
+    /// stop() passed its deadline: running deliveries give up.
+    std::atomic<bool> abandoned_{false};
+    std::atomic<bool> group_gone_logged_{false};  ///< NOGROUP reported once
 
     std::mutex mu_;
-    std::condition_variable cv_;       ///< work arrived, pause lifted, or stopping
-    std::condition_variable space_cv_; ///< room in the queue
-    std::condition_variable idle_cv_;  ///< a handler finished (stop() waits for none busy)
+    std::condition_variable cv_;        ///< work arrived, pause lifted, or stopping
+    std::condition_variable space_cv_;  ///< room in the queue
+    std::condition_variable idle_cv_;   ///< a handler finished (stop() waits for none busy)
     std::deque<Fetched> queue_;
     std::size_t capacity_;
     std::map<std::pair<int, std::string>, int> in_progress_;  ///< (partition, id) -> count
     int busy_handlers_ = 0;
-    bool inline_ = false;  ///< deliver on the fetcher threads (see the class comment)
+    bool inline_ = false;   ///< deliver on the fetcher threads (see the class comment)
     std::mutex inline_mu_;  ///< one inline delivery at a time
     /// The batch an inline delivery holds (leases extended like in_progress_); under mu_.
     const std::vector<Fetched>* inline_batch_ = nullptr;
