@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "mq/core/time.hpp"
+#include "mq/maintenance/tasks.hpp"
 #include "mq/queue/catalog.hpp"
 
 namespace mqapi {
@@ -59,6 +60,8 @@ App::App(mq::Config config, ApiOptions options)
 }
 
 App::~App() {
+    // Maintenance threads first: they must not run while the process tears down.
+    maintenance_.reset();
     // The cache's listener thread runs the callbacks set in start(), which use the
     // authenticator and the quota: stop it before those go (members die in reverse order
     // of declaration, and cache_ is declared before them).
@@ -98,6 +101,13 @@ void App::start() {
     limits.max_message_size = config_.max_message_size;
     // Each I/O thread gets its own connection when main attaches the server's contexts.
     pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits);
+    if (config_.maintenance) {
+        char host[256] = "host";
+        gethostname(host, sizeof host - 1);
+        maintenance_ = mq::make_maintenance_service(
+            config_, "mq-api@" + std::string(host) + "-" + std::to_string(getpid()));
+        maintenance_->start();
+    }
 }
 
 void App::reload_rates() {

@@ -12,10 +12,10 @@
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
 #include "mq/consume/control.hpp"
-#include "mq/consume/dead_letter_archive.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
+#include "mq/maintenance/tasks.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/worker/runner.hpp"
 #include "mq/worker/worker_config.hpp"
@@ -115,40 +115,6 @@ private:
     std::thread thread_;
 };
 
-// Copies dead letters of the running queues into PostgreSQL every two seconds, off the
-// delivery threads (DeadLetterArchiver keeps it exactly-once per dead letter).
-class ArchiveLoop {
-public:
-    ArchiveLoop(mq::redis::Endpoint ep, std::string database_url, mq::KeyLayout keys, std::string consumer,
-                std::vector<mq::Queue> queues)
-        : thread_([=, this] {
-              while (!stop_) {
-                  try {
-                      mq::redis::Connection redis(ep);
-                      mq::pg::Database db(database_url);
-                      mq::DeadLetterArchiver archiver(redis, db, keys, consumer);
-                      while (!stop_) {
-                          for (const auto& q : queues)
-                              if (auto n = archiver.archive(q); n > 0)
-                                  spdlog::info("{}: archived {} dead letter(s) to PostgreSQL", q.name, n);
-                          for (int i = 0; i < 20 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                      }
-                  } catch (const std::exception& e) {
-                      spdlog::warn("dead-letter archive: {}; retrying", e.what());
-                      for (int i = 0; i < 50 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                  }
-              }
-          }) {}
-    ~ArchiveLoop() {
-        stop_ = true;
-        thread_.join();
-    }
-
-private:
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
-
 int run(const Options& o) {
     // Block the stop signals in every thread; main waits for them with sigwait.
     sigset_t stop_signals;
@@ -231,13 +197,13 @@ int run(const Options& o) {
     }
     for (auto& r : runners) r->start();
     ControlListener control(endpoint, keys, runners, db);
-    std::vector<mq::Queue> queues;
-    for (const auto& r : runners) {
-        bool seen = false;
-        for (const auto& q : queues) seen = seen || (q.tenant == r->options().queue.tenant && q.name == r->options().queue.name);
-        if (!seen) queues.push_back(r->options().queue);
+    // Delayed mover, dead-letter archive... for every queue, shared with other instances
+    // through leases (docs/maintenance.md).
+    std::unique_ptr<mq::MaintenanceService> maintenance;
+    if (wc.base.maintenance) {
+        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + wc.consumer_name);
+        maintenance->start();
     }
-    ArchiveLoop archive(endpoint, wc.base.database_url, keys, wc.consumer_name, queues);
     std::unique_ptr<mqworker::MetricsServer> metrics;
     if (wc.metrics_port > 0) metrics = std::make_unique<mqworker::MetricsServer>(wc.metrics_port, runners);
     spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, runners.size());
@@ -246,6 +212,7 @@ int run(const Options& o) {
     sigwait(&stop_signals, &sig);
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", wc.shutdown_timeout.count());
     auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
+    maintenance.reset();
     bool clean = true;
     for (auto& r : runners) clean = r->stop(deadline) && clean;
     metrics.reset();

@@ -18,7 +18,7 @@ constexpr const char* kNames[] = {
     "PORT",           "DATABASE_URL",    "REDIS_URL",      "REDIS_KEY_PREFIX",
     "MAX_MESSAGE_SIZE", "DEFAULT_TTL",   "MAX_QUEUE_LENGTH", "CONSUMER_TIMEOUT",
     "METRICS_ENABLED", "INTERNAL_SERVICE_TOKEN", "LOG_FORMAT", "LOG_LEVEL", "MQ_TENANT",
-    "MQ_KEYRING_FILE"};
+    "MQ_KEYRING_FILE", "MAINTENANCE"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -87,6 +87,8 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.tenant = value;
     } else if (name == "MQ_KEYRING_FILE")
         c.keyring_file = value;
+    else if (name == "MAINTENANCE")
+        c.maintenance = to_bool(name, value, source);
     else
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }

@@ -27,6 +27,9 @@ struct Config {
     /// MQ_KEYRING_FILE: keys for queues with encryption aes-256-gcm (docs/encryption.md);
     /// empty: none, and publishing to or delivering from such a queue is refused.
     std::string keyring_file;
+    /// MAINTENANCE on|off: mq-api and mq-worker run the maintenance service (delayed
+    /// mover, dead-letter archiver...; docs/maintenance.md). mqctl ignores it.
+    bool maintenance = true;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the
