@@ -229,6 +229,14 @@ bool MaintenanceService::sleep_for(std::chrono::milliseconds d) {
     return !wake_.wait_for(lock, d, [this] { return stopping_.load(); });
 }
 
+void MaintenanceService::refresh_queues() {
+    {
+        std::lock_guard lock(mutex_);
+        refresh_requested_ = true;
+    }
+    wake_.notify_all();
+}
+
 std::shared_ptr<const std::vector<Queue>> MaintenanceService::queues() const {
     std::lock_guard lock(mutex_);
     return queues_;
@@ -433,7 +441,11 @@ void MaintenanceService::refresh_loop() {
             wait = std::min(backoff, options_.queue_refresh);
             backoff = std::min(backoff * 2, options_.max_backoff);
         }
-        if (!sleep_for(wait)) break;
+        // Sleep until the next refresh, stop(), or refresh_queues().
+        std::unique_lock lock(mutex_);
+        wake_.wait_for(lock, wait,
+                       [this] { return stopping_.load() || refresh_requested_.load(); });
+        refresh_requested_ = false;
     }
 }
 

@@ -129,6 +129,10 @@ class MaintenanceService {
     /// on backend errors (BackendUnavailable) before or between shards.
     MaintenancePass run_once();
 
+    /// Re-read the queue list now (e.g. on a config-change notification) instead of at the
+    /// next refresh interval. Thread-safe, cheap, coalesced; a no-op when stopped.
+    void refresh_queues();
+
     MaintenanceStats stats() const;
     /// The lease owner value this instance writes ("<instance>:<random>").
     const std::string& owner() const { return owner_; }
@@ -162,6 +166,7 @@ class MaintenanceService {
     std::condition_variable wake_;
     std::shared_ptr<const std::vector<Queue>> queues_;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> refresh_requested_{false};
     bool started_ = false;
 
     // Local lease validity per shard (and the global lease last), steady_clock ns; 0: not held.
