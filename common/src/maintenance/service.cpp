@@ -248,24 +248,27 @@ std::unique_ptr<redis::Connection> MaintenanceService::connect_redis() const {
 
 void MaintenanceService::backend_failed(redis::Connection* redis, const std::exception& e,
                                         const std::string& doing) {
-    // Which backend? A PING on the same connection tells: if Redis answers, PostgreSQL
-    // failed.
-    bool redis_up = false;
+    // The backend's own messages name it ("... PostgreSQL at host:port ...").
+    if (std::string_view(e.what()).find("PostgreSQL") != std::string_view::npos) {
+        pg_outage_->failed(doing + ": " + e.what());
+        return;
+    }
+    // A connection Redis closed while it was idle (a restart) fails once and reconnects:
+    // if a PING on it works now, that was no outage.
     if (redis) {
         try {
             redis->command({"PING"});
-            redis_up = true;
+            spdlog::debug("maintenance: {}: {} (Redis answers again)", doing, e.what());
+            return;
         } catch (const std::exception&) {
         }
     }
-    if (redis_up) {
-        redis_outage_->ok();
-        pg_outage_->failed(doing + ": " + e.what());
-    } else {
-        redis_outage_->failed(doing + ": " + e.what());
-    }
+    redis_outage_->failed(doing + ": " + e.what());
 }
 
+// Only the threads that talk to a backend on every round report it back: the lease loop
+// (Redis) and the queue-list refresh (PostgreSQL). A task pass that happened to need
+// neither proves nothing.
 void MaintenanceService::backend_ok(bool redis, bool postgres) {
     if (redis) redis_outage_->ok();
     if (postgres) pg_outage_->ok();
@@ -385,7 +388,7 @@ void MaintenanceService::lease_loop() {
             backend_ok(true, false);
         } catch (const std::exception& e) {
             if (is_backend_error(e)) {
-                backend_failed(nullptr, e, "lease renewal");
+                backend_failed(redis.get(), e, "lease renewal");
             } else {
                 spdlog::warn("maintenance: lease round failed: {}", e.what());
             }
@@ -500,7 +503,6 @@ void MaintenanceService::mover_loop(Task& task) {
             moved_ += move_held(*redis);
             ++task.runs;
             task.last_run_ms = now_ms();
-            backend_ok(true, false);
             backoff = std::chrono::milliseconds(250);
         } catch (const std::exception& e) {
             ++task.errors;
@@ -533,11 +535,9 @@ void MaintenanceService::task_loop(Task& task) {
         wait = task.interval;
         try {
             if (!redis) redis = connect_redis();
-            bool used_pg = false;
             if (task.kind == Task::Kind::kGlobal) {
                 if (holds(kGlobalSlot)) {
                     auto& database = ensure_db();
-                    used_pg = true;
                     try {
                         task.global_fn(*redis, database);
                     } catch (const std::exception& e) {
@@ -556,7 +556,6 @@ void MaintenanceService::task_loop(Task& task) {
                     try {
                         if (task.kind == Task::Kind::kArchive) {
                             auto& database = ensure_db();
-                            used_pg = true;
                             DeadLetterArchiver archiver(*redis, database, options_.keys,
                                                         kArchiveConsumer);
                             if (auto n = archiver.archive(q); n > 0) {
@@ -578,7 +577,6 @@ void MaintenanceService::task_loop(Task& task) {
             }
             ++task.runs;
             task.last_run_ms = now_ms();
-            backend_ok(true, used_pg);
             backoff = std::chrono::milliseconds(250);
         } catch (const std::exception& e) {
             ++task.errors;
