@@ -264,6 +264,7 @@ TEST_CASE("mq_worker_archives_dead_letters_of_a_queue_it_does_not_run", "[mainte
         std::this_thread::sleep_for(4s);
         INFO(off.log());
         CHECK(sh.archived("other") == 0);
+        CHECK(off.log().find("maintenance: started") == std::string::npos);
         off.signal(SIGTERM);
         CHECK(off.wait(10s) == 0);
     }
@@ -274,6 +275,8 @@ TEST_CASE("mq_worker_archives_dead_letters_of_a_queue_it_does_not_run", "[mainte
                     {{"MAINTENANCE", "off"}});
         std::this_thread::sleep_for(3s);
         CHECK(sh.archived("other") == 0);
+        CHECK(off.wait(0ms) == -1);  // running, just not archiving
+        CHECK(off.log().find("maintenance: started") == std::string::npos);
     }
     Process worker(MQ_WORKER_PATH, {"--config", config(""), "--metrics-port", "0"});
     INFO(worker.log());
