@@ -488,7 +488,7 @@ std::int64_t MaintenanceService::move_held(redis::Connection& redis) {
         if (!r.is_array() || r.elements.size() < 2) continue;
         const double due = std::strtod(r.elements[1].str.c_str(), nullptr);
         if (due > static_cast<double>(now) || !holds(slots[i].shard)) continue;
-        moved += scheduler.move_due(*slots[i].queue, slots[i].partition).moved;
+        moved += scheduler.move_due_partition(*slots[i].queue, slots[i].partition).moved;
     }
     return moved;
 }

@@ -28,7 +28,7 @@ return {#due, next_due}
 Scheduler::Pass Scheduler::move_due(const Queue& queue, std::int64_t batch) {
     Pass pass;
     for (int p = 0; p < queue.partition_count; ++p) {
-        Pass one = move_due(queue, p, batch);
+        Pass one = move_due_partition(queue, p, batch);
         pass.moved += one.moved;
         if (one.next_due_ms)
             pass.next_due_ms =
@@ -37,7 +37,8 @@ Scheduler::Pass Scheduler::move_due(const Queue& queue, std::int64_t batch) {
     return pass;
 }
 
-Scheduler::Pass Scheduler::move_due(const Queue& queue, int partition, std::int64_t batch) {
+Scheduler::Pass Scheduler::move_due_partition(const Queue& queue, int partition,
+                                              std::int64_t batch) {
     Pass pass;
     const std::string n = std::to_string(batch);
     const std::vector<std::string> keys{keys_.delayed(queue.tenant, queue.name, partition),
