@@ -380,21 +380,26 @@ int MaintenanceService::lease_round(redis::Connection& redis) {
 
 void MaintenanceService::lease_loop() {
     std::unique_ptr<redis::Connection> redis;
+    int failures = 0;
     while (!stopping_) {
         auto wait = options_.lease_renew;
         try {
             if (!redis) redis = connect_redis();
             instances_ = lease_round(*redis);
             backend_ok(true, false);
+            failures = 0;
         } catch (const std::exception& e) {
             if (is_backend_error(e)) {
                 backend_failed(redis.get(), e, "lease renewal");
             } else {
                 spdlog::warn("maintenance: lease round failed: {}", e.what());
             }
-            // Renewing again within the TTL keeps the leases through a short blip; the
-            // local validity runs out on its own if Redis stays away.
-            wait = options_.lease_renew;
+            // The first retry comes at the renew interval, still within the TTL, so a
+            // short blip keeps the leases; then back off (the local validity runs out on
+            // its own meanwhile, so nothing is worked without a lease).
+            wait =
+                std::min(options_.lease_renew * (1 << std::min(failures, 4)), options_.max_backoff);
+            ++failures;
         }
         if (!sleep_for(wait)) break;
     }
