@@ -5,7 +5,7 @@
 #   make build         configure + build into $(BUILD_DIR)
 #   make test          build, then run every ctest test (CTEST_ARGS="-L unit" for a subset)
 #   make asan          the same under AddressSanitizer + UBSan, in $(ASAN_DIR)
-#   make run / stop    local dev stack (redis, PostgreSQL, scheduler) via scripts/dev-stack
+#   make run / stop    local dev stack (redis, PostgreSQL, mq-api) via scripts/dev-stack
 #   make bench         build, then bench/run-all
 #   make format        clang-format -i;  make format-check: fail on unformatted code
 #   make clean         remove the build directories (dev-stack data in .mq/ stays)

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "mq/core/time.hpp"
+#include "mq/maintenance/tasks.hpp"
 #include "mq/queue/catalog.hpp"
 
 namespace mqapi {
@@ -60,6 +61,9 @@ App::App(mq::Config config, ApiOptions options)
 }
 
 App::~App() {
+    // Maintenance threads first: they must not run while the process tears down. The
+    // object stays until the cache's listener (whose callback pokes it) is gone.
+    if (maintenance_) maintenance_->stop();
     // The cache's listener thread runs the callbacks set in start(), which use the
     // authenticator and the quota: stop it before those go (members die in reverse order
     // of declaration, and cache_ is declared before them).
@@ -77,6 +81,12 @@ void App::start() {
     authenticator_ = std::make_unique<mq::Authenticator>(*tokens_);
     quota_ = std::make_unique<mq::PublishQuota>(options_.default_publish_rate);
     reload_rates();
+    if (config_.maintenance) {
+        char host[256] = "host";
+        gethostname(host, sizeof host - 1);
+        maintenance_ = mq::make_maintenance_service(
+            config_, "mq-api@" + std::string(host) + "-" + std::to_string(getpid()));
+    }
     cache_ = std::make_unique<mq::ConfigCache>(*cache_db_, config_.database_url);
     cache_->on_tokens_changed([this] {
         authenticator_->invalidate();
@@ -88,6 +98,7 @@ void App::start() {
     });
     // Tenant rows (publish_rate_limit, suspension) notify like queues do.
     cache_->on_changed([this](const std::string&) {
+        if (maintenance_) maintenance_->refresh_queues();  // a new queue gets its mover now
         try {
             reload_rates();
         } catch (const std::exception& e) {
@@ -100,6 +111,7 @@ void App::start() {
     publishing_ = std::make_unique<mq::PublishUseCase>(limits, keyring_, schemas_, quota_.get());
     // Each I/O thread gets its own connection when main attaches the server's contexts.
     pipeline_ = std::make_unique<mq::PublishPipeline>(redis_endpoint_, keys_, limits);
+    if (maintenance_) maintenance_->start();
 }
 
 void App::reload_rates() {

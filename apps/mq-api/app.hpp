@@ -16,6 +16,7 @@
 #include "mq/config/config.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/crypto/keyring.hpp"
+#include "mq/maintenance/service.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/queue/payload_schema.hpp"
 #include "mq/publish/publish_pipeline.hpp"
@@ -88,6 +89,8 @@ public:
     const mq::PublishUseCase& publishing() const { return *publishing_; }
     const std::string& receipt_key() const { return receipt_key_; }
     Server*& server() { return server_; }
+    /// The maintenance service (null when MAINTENANCE=off or before start()).
+    const mq::MaintenanceService* maintenance() const { return maintenance_.get(); }
 
     /// The queue of the caller's tenant (or throws the same 404 a missing queue gives).
     std::shared_ptr<const mq::Queue> queue(const std::string& tenant, const std::string& name);
@@ -125,6 +128,8 @@ private:
     LatencyHistogram pull_latency_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::int64_t started_unix_ms_ = 0;
+    // Last, so it goes first; ~App also stops it explicitly before anything else.
+    std::unique_ptr<mq::MaintenanceService> maintenance_;
 };
 
 /// Route groups, one file each.

@@ -12,10 +12,10 @@
 
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
-#include "mq/consume/dead_letter_archive.hpp"
 #include "mq/consume/subscription_reconciler.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
+#include "mq/maintenance/tasks.hpp"
 #include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
 
@@ -37,43 +37,6 @@ std::string default_consumer_name() {
     gethostname(host, sizeof host - 1);
     return std::string(host) + "-" + std::to_string(getpid());
 }
-
-// Copies dead letters of the running queues into PostgreSQL every two seconds, off the
-// delivery threads (DeadLetterArchiver keeps it exactly-once per dead letter).
-class ArchiveLoop {
-  public:
-    ArchiveLoop(mq::redis::Endpoint ep, std::string database_url, mq::KeyLayout keys,
-                std::string consumer, std::vector<mq::Queue> queues)
-        : thread_([=, this] {
-              while (!stop_) {
-                  try {
-                      mq::redis::Connection redis(ep);
-                      mq::pg::Database db(database_url);
-                      mq::DeadLetterArchiver archiver(redis, db, keys, consumer);
-                      while (!stop_) {
-                          for (const auto& q : queues)
-                              if (auto n = archiver.archive(q); n > 0)
-                                  spdlog::info("{}: archived {} dead letter(s) to PostgreSQL",
-                                               q.name, n);
-                          for (int i = 0; i < 20 && !stop_; ++i)
-                              std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                      }
-                  } catch (const std::exception& e) {
-                      spdlog::warn("dead-letter archive: {}; retrying", e.what());
-                      for (int i = 0; i < 50 && !stop_; ++i)
-                          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-                  }
-              }
-          }) {}
-    ~ArchiveLoop() {
-        stop_ = true;
-        thread_.join();
-    }
-
-  private:
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
 
 int run(const Options& o) {
     // Block the stop signals in every thread; main waits for them with sigwait.
@@ -159,15 +122,13 @@ int run(const Options& o) {
         so.full_reconcile_interval = std::chrono::milliseconds(o.reconcile_interval_ms);
     mq::WorkerSupervisor supervisor(so);
     supervisor.start();
-    std::vector<mq::Queue> queues;
-    for (const auto& r : supervisor.runners()) {
-        bool seen = false;
-        for (const auto& q : queues)
-            seen = seen ||
-                   (q.tenant == r->options().queue.tenant && q.name == r->options().queue.name);
-        if (!seen) queues.push_back(r->options().queue);
+    // Delayed mover, trimmer, dead-letter archive, cron ticks... for every queue, shared with
+    // other instances through leases (docs/maintenance.md).
+    std::unique_ptr<mq::MaintenanceService> maintenance;
+    if (wc.base.maintenance) {
+        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + wc.consumer_name);
+        maintenance->start();
     }
-    ArchiveLoop archive(endpoint, wc.base.database_url, keys, wc.consumer_name, queues);
     std::unique_ptr<mqworker::MetricsServer> metrics;
     if (wc.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
@@ -184,6 +145,7 @@ int run(const Options& o) {
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  wc.shutdown_timeout.count());
     auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
+    if (maintenance) maintenance->stop();
     bool clean = supervisor.stop(deadline);
     metrics.reset();
     spdlog::info(

@@ -25,7 +25,8 @@ struct SchedulerOptions {
 };
 
 // Moves due delayed entries of every queue of every tenant into their streams. Safe to
-// run several at once (the move is one Lua call per batch).
+// run several at once (the move is one Lua call per batch). Kept for crontabs that call
+// it; the maintenance service (mq-api, mq-worker, `mqctl maintenance run`) replaces it.
 void run_scheduler(const SchedulerOptions& o, Context& ctx) {
     auto interval = mq::parse_duration(o.interval, "--interval");
     auto refresh = mq::parse_duration(o.refresh, "--refresh");
@@ -48,6 +49,9 @@ void run_scheduler(const SchedulerOptions& o, Context& ctx) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     spdlog::set_level(spdlog::level::info);
+    spdlog::warn(
+        "'mqctl scheduler run' is deprecated: mq-api and mq-worker move delayed messages "
+        "themselves; where neither runs, use 'mqctl maintenance run' (docs/maintenance.md)");
     spdlog::info("scheduler running: interval {}, queue list refreshed every {}", o.interval, o.refresh);
     std::vector<mq::Queue> queues;
     auto next_refresh = std::chrono::steady_clock::now();
@@ -72,7 +76,9 @@ void run_scheduler(const SchedulerOptions& o, Context& ctx) {
 }
 
 void setup_scheduler(CLI::App& app, Context& ctx) {
-    auto* sched = app.add_subcommand("scheduler", "Move due delayed/scheduled messages into their queues");
+    auto* sched = app.add_subcommand(
+        "scheduler",
+        "Move due delayed/scheduled messages into their queues (deprecated: see maintenance)");
     sched->require_subcommand(1);
     auto o = std::make_shared<SchedulerOptions>();
     auto* run = sched->add_subcommand("run", "Run the mover (a loop, or one pass with --once for cron)");

@@ -30,7 +30,9 @@ constexpr const char* kNames[] = {"PORT",
                                   "MQ_KEYRING_FILE",
                                   "DEAD_LETTER_MAX_LENGTH",
                                   "DEAD_LETTER_MAX_AGE",
-                                  "DEAD_LETTER_RETENTION"};
+                                  "DEAD_LETTER_RETENTION",
+                                  "MAINTENANCE",
+                                  "RETENTION_TRIM"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -107,6 +109,10 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.dead_letter_max_age = std::chrono::seconds(to_int(name, value, source, 0, kMax));
     else if (name == "DEAD_LETTER_RETENTION")
         c.dead_letter_retention = std::chrono::seconds(to_int(name, value, source, 1, kMax));
+    else if (name == "MAINTENANCE")
+        c.maintenance = to_bool(name, value, source);
+    else if (name == "RETENTION_TRIM")
+        c.retention_trim = to_bool(name, value, source);
     else
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }

@@ -55,8 +55,12 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
     std::int64_t written = 0;
     for (int p = 0; p < q.partition_count; ++p) {
         const std::string dlq = keys_.dead_letters(q.tenant, q.name, p);
-        auto created =
-            redis_.command_raw({"XGROUP", "CREATE", dlq, kArchiveGroup, "0", "MKSTREAM"});
+        // No MKSTREAM: a partition without dead letters needs no stream, and the maintenance
+        // service must not recreate the keys of a queue deleted since it read the queue list.
+        auto created = redis_.command_raw({"XGROUP", "CREATE", dlq, kArchiveGroup, "0"});
+        if (created.is_error() &&
+            created.str.find("requires the key to exist") != std::string::npos)
+            continue;
         if (created.is_error() && created.error_code() != "BUSYGROUP")
             throw Error(ErrorCode::kInternal, "cannot create the archive group: " + created.str);
 

@@ -48,4 +48,10 @@ std::string KeyLayout::idempotency_pattern(std::string_view t, std::string_view 
     return out + ":k:*";
 }
 
+std::string KeyLayout::maintenance_lease(int shard) const {
+    return prefix_ + "maint:lease:" + std::to_string(shard);
+}
+std::string KeyLayout::maintenance_global_lease() const { return prefix_ + "maint:lease:global"; }
+std::string KeyLayout::maintenance_members() const { return prefix_ + "maint:members"; }
+
 }  // namespace mq

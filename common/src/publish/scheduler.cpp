@@ -27,19 +27,30 @@ return {#due, next_due}
 
 Scheduler::Pass Scheduler::move_due(const Queue& queue, std::int64_t batch) {
     Pass pass;
-    const std::string n = std::to_string(batch);
     for (int p = 0; p < queue.partition_count; ++p) {
-        const std::vector<std::string> keys{keys_.delayed(queue.tenant, queue.name, p),
-                                            keys_.stream(queue.tenant, queue.name, p)};
-        for (;;) {
-            redis::Reply r = redis_.eval(kMoveScript, keys, {n});
-            std::int64_t moved = r.elements.at(0).as_integer();
-            std::int64_t next = r.elements.at(1).as_integer();
-            pass.moved += moved;
-            if (moved < batch) {
-                if (next >= 0) pass.next_due_ms = std::min(pass.next_due_ms.value_or(next), next);
-                break;
-            }
+        Pass one = move_due_partition(queue, p, batch);
+        pass.moved += one.moved;
+        if (one.next_due_ms)
+            pass.next_due_ms =
+                std::min(pass.next_due_ms.value_or(*one.next_due_ms), *one.next_due_ms);
+    }
+    return pass;
+}
+
+Scheduler::Pass Scheduler::move_due_partition(const Queue& queue, int partition,
+                                              std::int64_t batch) {
+    Pass pass;
+    const std::string n = std::to_string(batch);
+    const std::vector<std::string> keys{keys_.delayed(queue.tenant, queue.name, partition),
+                                        keys_.stream(queue.tenant, queue.name, partition)};
+    for (;;) {
+        redis::Reply r = redis_.eval(kMoveScript, keys, {n});
+        std::int64_t moved = r.elements.at(0).as_integer();
+        std::int64_t next = r.elements.at(1).as_integer();
+        pass.moved += moved;
+        if (moved < batch) {
+            if (next >= 0) pass.next_due_ms = next;
+            break;
         }
     }
     return pass;

@@ -58,7 +58,12 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
     setting("tenant", "MQ_TENANT");
     setting("log_format", "LOG_FORMAT");
     setting("log_level", "LOG_LEVEL");
-    for (const char* name : {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL"})
+    setting("maintenance", "MAINTENANCE");
+    setting("retention_trim", "RETENTION_TRIM");
+    for (const char* name : {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT",
+                             "LOG_LEVEL", "MAINTENANCE", "RETENTION_TRIM", "DEAD_LETTER_MAX_LENGTH",
+                             "DEAD_LETTER_MAX_AGE", "DEAD_LETTER_RETENTION", "MAX_MESSAGE_SIZE",
+                             "MQ_KEYRING_FILE"})
         if (auto it = env.find(name); it != env.end()) apply_setting(wc.base, name, it->second, "environment");
     if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
     if (j.contains("metrics_port")) wc.metrics_port = j["metrics_port"];

@@ -34,6 +34,12 @@ struct Config {
     std::int64_t dead_letter_max_length = 10000;
     std::chrono::seconds dead_letter_max_age{604800};
     std::chrono::seconds dead_letter_retention{2592000};
+    /// MAINTENANCE on|off: mq-api and mq-worker run the maintenance service (delayed
+    /// mover, dead-letter archiver...; docs/maintenance.md). mqctl ignores it.
+    bool maintenance = true;
+    /// RETENTION_TRIM on|off: the maintenance service trims streams (retention and what every
+    /// subscription finished, docs/retention.md). Off only to measure or debug: memory grows.
+    bool retention_trim = true;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the

@@ -30,7 +30,14 @@ class KeyLayout {
     std::string idempotency_pattern(std::string_view tenant, std::string_view queue,
                                     int partition) const;
 
-  private:
+    /// `{prefix}maint:lease:<shard>` — the maintenance lease of one shard (value: holder).
+    std::string maintenance_lease(int shard) const;
+    /// `{prefix}maint:lease:global` — the lease of the maintenance tasks that run once.
+    std::string maintenance_global_lease() const;
+    /// `{prefix}maint:members` — ZSET of live maintenance instances, score = expiry ms.
+    std::string maintenance_members() const;
+
+private:
     std::string prefix_;
 };
 

@@ -1,0 +1,67 @@
+#include "mq/maintenance/tasks.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "mq/consume/dead_letter_archive.hpp"
+#include "mq/crypto/keyring.hpp"
+#include "mq/queue/trimmer.hpp"
+#include "mq/schedule/ticker.hpp"
+
+namespace mq {
+
+namespace {
+
+// A trim call looks at a bounded batch per partition; a queue far behind gets a few more
+// calls in the same pass, and the rest at the next one.
+constexpr int kTrimCallsPerPass = 20;
+
+}  // namespace
+
+std::unique_ptr<MaintenanceService> make_maintenance_service(const Config& config,
+                                                             std::string instance) {
+    const KeyLayout keys(config.key_prefix);
+    MaintenanceOptions o;
+    o.redis = redis::parse_url(config.redis_url);
+    o.database_url = config.database_url;
+    o.keys = keys;
+    o.instance = std::move(instance);
+    auto service = std::make_unique<MaintenanceService>(std::move(o));
+
+    // Retention (docs/retention.md): every queue of the shards this instance holds, each second.
+    if (config.retention_trim) {
+        service->add_queue_task(
+            "trim", std::chrono::seconds(1),
+            [keys, options = trim_options(config)](redis::Connection& r, const Queue& q) {
+                Trimmer trimmer(r, keys, options);
+                for (int i = 0; i < kTrimCallsPerPass && trimmer.trim(q).more; ++i) {
+                }
+            });
+    } else {
+        spdlog::warn("RETENTION_TRIM=off: streams are not trimmed; Redis memory will grow");
+    }
+
+    // The PostgreSQL dead-letter archive keeps rows for DEAD_LETTER_RETENTION.
+    service->add_global_task(
+        "dead-letter-retention", std::chrono::minutes(10),
+        [retention = std::chrono::duration_cast<std::chrono::milliseconds>(
+             config.dead_letter_retention)](redis::Connection&, pg::Database& db) {
+            if (auto n = purge_archived_dead_letters(db, retention); n > 0)
+                spdlog::info("dead-letter archive: removed {} row(s) past DEAD_LETTER_RETENTION", n);
+        });
+
+    // Cron schedules (docs/schedules.md): due ticks published once, about every second.
+    std::shared_ptr<const Keyring> keyring;
+    if (!config.keyring_file.empty())
+        keyring = std::make_shared<const Keyring>(Keyring::load(config.keyring_file));
+    TickerOptions ticker;
+    ticker.limits.max_message_size = config.max_message_size;
+    service->add_global_task(
+        "schedules", std::chrono::seconds(1),
+        [keys, ticker, keyring](redis::Connection& r, pg::Database& db) mutable {
+            ticker.keyring = keyring.get();
+            ScheduleTicker(db, r, keys, ticker).run_due(std::chrono::system_clock::now());
+        });
+    return service;
+}
+
+}  // namespace mq
