@@ -1,4 +1,4 @@
-#include "mq/publish/sealing.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/schedule/ticker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -170,13 +170,16 @@ PublishOutcome ScheduleTicker::publish(const Schedule& s, std::int64_t tick_ms,
     r.headers[kScheduleTickHeader] = format_rfc3339(tick_ms);
     if (missed > 0) r.headers[kScheduleMissedHeader] = std::to_string(missed);
     r.idempotency_key = schedule_tick_key(s.name, tick_ms);
-    validate(r, options_.limits);
-    if (!queue->schema.is_null()) PayloadSchema(queue->schema).check(r.payload);
-    if (queue->encryption != "none") {
-        if (!options_.keyring)
-            throw TickFailed{"queue '" + s.queue + "' is encrypted and no keyring is loaded"};
-        seal_request(r, *options_.keyring, *queue);
-    }
+    if (queue->encryption != "none" && !options_.keyring)
+        throw TickFailed{"queue '" + s.queue + "' is encrypted and no keyring is loaded"};
+    // The publish use case admits a tick like any publish: limits, the queue's current
+    // schema, sealing. No quota: a schedule is the tenant's own configuration.
+    const PublishUseCase admission(
+        options_.limits,
+        options_.keyring ? std::shared_ptr<const Keyring>(std::shared_ptr<void>(), options_.keyring)
+                         : std::make_shared<const Keyring>(),
+        schemas_);
+    admission.admit(*queue, r);
     Queue q = *queue;
     q.dedup_window = std::max(q.dedup_window, options_.min_dedup_window);
     PublishOutcome out;

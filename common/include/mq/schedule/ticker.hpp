@@ -1,11 +1,13 @@
 #pragma once
 
+#include <memory>
 #include <chrono>
 #include <cstdint>
 
 #include "mq/core/keys.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/publish/publisher.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/redis/client.hpp"
 #include "mq/schedule/schedule_catalog.hpp"
@@ -56,6 +58,7 @@ class ScheduleTicker {
     Catalog queues_;
     Publisher publisher_;
     TickerOptions options_;
+    std::shared_ptr<PayloadSchemaCache> schemas_ = std::make_shared<PayloadSchemaCache>();
     bool pg_down_ = false;
     bool redis_down_ = false;
 };
