@@ -87,3 +87,40 @@ TEST_CASE("api_refuses_to_start_with_a_bad_maintenance_setting", "[api][maintena
     CHECK_THAT(api.log(),
                Catch::Contains("MAINTENANCE=sometimes") && Catch::Contains("true or false"));
 }
+
+TEST_CASE("api_metrics_count_expired_entries_per_subscription_and_maintenance_work",
+          "[api][maintenance][retention]") {
+    ApiSession s;
+    REQUIRE(s.api.call_json("POST", "/api/v1/mq/queues", {{"name", "short"}, {"retention_ms", 500}},
+                            s.token)
+                .status == 201);
+    REQUIRE(s.api.call_json("POST", kSubs, {{"queue", "short"}, {"name", "idle"}}, s.token).status ==
+            201);
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(s.api.call_json("POST", "/api/v1/mq/publish",
+                                {{"queue", "short"}, {"payload", "p" + std::to_string(i)}}, s.token)
+                    .status == 201);
+    REQUIRE(s.api.call_json("POST", "/api/v1/mq/publish/delayed",
+                            {{"queue", "short"}, {"payload", "later"}, {"delay_ms", 1}}, s.token)
+                .status == 201);
+    // Nobody consumes: past the 500 ms retention the trimmer removes the entries and counts
+    // them as expired for the subscription; the mover has moved the delayed one.
+    const std::string expired = "mq_subscription_expired_total{tenant=\"" + s.tenant.tenant() +
+                                "\",queue=\"short\",subscription=\"idle\"} 4";
+    std::string body;
+    const auto until = Clock::now() + 15s;
+    while (Clock::now() < until) {
+        body = s.api.call("GET", "/metrics").body;
+        if (body.find(expired) != std::string::npos) break;
+        std::this_thread::sleep_for(200ms);
+    }
+    INFO(body);
+    CHECK_THAT(body, Catch::Contains(expired));
+    CHECK_THAT(body, Catch::Contains("mq_maintenance_leases_held "));
+    CHECK_THAT(body, Catch::Contains("mq_maintenance_task_last_run_timestamp_seconds{task=\"trim\"}"));
+    CHECK(body.find("mq_maintenance_moved_total 0\n") == std::string::npos);
+    // The stream itself is empty again: nothing is left to grow.
+    auto q = s.api.call("GET", "/api/v1/mq/queues/short", "", s.token);
+    INFO(q.body);
+    CHECK(q.json()["stats"]["messages"] == 0);
+}

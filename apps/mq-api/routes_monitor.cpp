@@ -192,6 +192,31 @@ std::string prometheus(App& app, const Router& router) {
             if (!a) return std::nullopt;
             return static_cast<double>(*a) / 1000.0;
         });
+    family("mq_subscription_expired_total", "counter",
+           "Entries retention removed before a subscription finished them (docs/retention.md).");
+    for (const auto& t : totals)
+        for (const auto& s : t.figures.subscriptions)
+            out << "mq_subscription_expired_total{" << queue_labels(t.figures) << ",subscription=\""
+                << label(s.name) << "\"} " << s.expired << '\n';
+    if (const auto* m = app.maintenance()) {
+        const mq::MaintenanceStats st = m->stats();
+        family("mq_maintenance_moved_total", "counter",
+               "Delayed entries this instance's maintenance service moved into streams.");
+        out << "mq_maintenance_moved_total " << st.moved << '\n';
+        family("mq_maintenance_archived_total", "counter",
+               "Dead letters this instance's maintenance service wrote to PostgreSQL.");
+        out << "mq_maintenance_archived_total " << st.archived << '\n';
+        family("mq_maintenance_task_errors_total", "counter", "Failed maintenance task calls.");
+        out << "mq_maintenance_task_errors_total " << st.task_errors << '\n';
+        family("mq_maintenance_leases_held", "gauge",
+               "Maintenance shards this instance works now (docs/maintenance.md).");
+        out << "mq_maintenance_leases_held " << st.leases_held << '\n';
+        family("mq_maintenance_task_last_run_timestamp_seconds", "gauge",
+               "When each maintenance task last finished a pass (0: never).");
+        for (const auto& task : st.tasks)
+            out << "mq_maintenance_task_last_run_timestamp_seconds{task=\"" << label(task.name)
+                << "\"} " << static_cast<double>(task.last_run_ms) / 1000.0 << '\n';
+    }
     family("mq_publish_round_trips_total", "counter", "Redis round trips made by the publish pipeline.");
     out << "mq_publish_round_trips_total " << app.pipeline().round_trips() << '\n';
     family("mq_publish_jobs_total", "counter", "Publish requests sent through the pipeline (jobs/round trips = coalescing).");

@@ -211,6 +211,7 @@ struct MetricsServer::Impl {
                 beast::error_code ignored;
                 socket->shutdown(tcp::socket::shutdown_send, ignored);
             });
+        });
     }
 };
 

@@ -19,6 +19,7 @@ struct MatrixRow {
     std::string_view name;
     std::array<bool, kRoles> allowed;
 };
+// clang-format off: a table reads better aligned
 constexpr std::array<MatrixRow, kActions> kMatrix{{
     //                                                         admin  t-admin producer consumer
     {Action::kReadQueues, "read-queues",                     {true,  true,   true,    true}},
@@ -31,6 +32,7 @@ constexpr std::array<MatrixRow, kActions> kMatrix{{
     {Action::kMonitorAll, "monitor-all",                     {true,  false,  false,   false}},
     {Action::kManageDeadLetters, "manage-dead-letters",      {true,  true,   false,   false}},
 }};
+// clang-format on
 
 const MatrixRow& row_of(Action action) {
     for (const auto& row : kMatrix)
