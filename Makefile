@@ -24,7 +24,7 @@ DEB_PACKAGES := \
 	libyaml-cpp-dev catch2 libcli11-dev libboost-dev libboost-system-dev \
 	libcurl4-openssl-dev libssl-dev libvalijson-dev libsimdjson-dev libcctz-dev tzdata \
 	redis-server redis-tools postgresql postgresql-contrib \
-	wrk curl procps iproute2 python3
+	wrk curl procps iproute2 python3 clang-format
 
 FORMAT_DIRS := $(wildcard common apps tests)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \

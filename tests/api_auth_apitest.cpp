@@ -1,9 +1,8 @@
 // Auth over HTTP: the role matrix of docs/auth.md on every bearer endpoint, tenant
 // isolation (another tenant's queue or subscription answers exactly like a missing one),
 // allowed_producers/allowed_consumers, public queues, token revocation and expiry.
-#include <catch2/catch.hpp>
-
 #include <array>
+#include <catch2/catch.hpp>
 #include <functional>
 #include <thread>
 
@@ -99,28 +98,38 @@ TEST_CASE("api_auth_role_matrix_on_every_bearer_endpoint", "[api][auth]") {
     const std::string s = kBase + "/subscriptions/" + sid;
     std::vector<Endpoint> table{
         {"GET", fixed(kBase + "/queues"), nobody, kReadQueues},
-        {"POST", fixed(kBase + "/queues"), [](const std::string& r) { return json{{"name", "new-" + r}}; },
+        {"POST", fixed(kBase + "/queues"),
+         [](const std::string& r) {
+             return json{{"name", "new-" + r}};
+         },
          kManageQueues},
         {"GET", fixed(q), nobody, kReadQueues},
         {"PUT", fixed(q), constant({{"description", "changed"}}), kManageQueues},
         {"POST", fixed(q + "/purge"), nobody, kManageQueues},
-        {"DELETE", [](const std::string& r) { return kBase + "/queues/doomed-" + r; }, nobody, kManageQueues},
-        {"POST", fixed(kBase + "/publish"), constant({{"queue", "q"}, {"payload", {{"a", 1}}}}), kPublish},
-        {"POST", fixed(kBase + "/publish/batch"), constant({{"queue", "q"}, {"messages", {{{"payload", 1}}}}}),
+        {"DELETE", [](const std::string& r) { return kBase + "/queues/doomed-" + r; }, nobody,
+         kManageQueues},
+        {"POST", fixed(kBase + "/publish"), constant({{"queue", "q"}, {"payload", {{"a", 1}}}}),
          kPublish},
-        {"POST", fixed(kBase + "/publish/delayed"), constant({{"queue", "q"}, {"payload", 1}, {"delay_ms", 60000}}),
-         kPublish},
+        {"POST", fixed(kBase + "/publish/batch"),
+         constant({{"queue", "q"}, {"messages", {{{"payload", 1}}}}}), kPublish},
+        {"POST", fixed(kBase + "/publish/delayed"),
+         constant({{"queue", "q"}, {"payload", 1}, {"delay_ms", 60000}}), kPublish},
         {"POST", fixed(kBase + "/publish/scheduled"),
-         constant({{"queue", "q"}, {"payload", 1}, {"deliver_at", "2099-01-01T00:00:00Z"}}), kPublish},
+         constant({{"queue", "q"}, {"payload", 1}, {"deliver_at", "2099-01-01T00:00:00Z"}}),
+         kPublish},
         {"POST", fixed(kBase + "/topics/q/publish"), constant({{"payload", "x"}}), kPublish},
         {"POST", fixed(kBase + "/subscriptions"),
-         [](const std::string& r) { return json{{"queue", "q"}, {"name", "new-" + r}}; }, kManageSubs},
+         [](const std::string& r) {
+             return json{{"queue", "q"}, {"name", "new-" + r}};
+         },
+         kManageSubs},
         {"GET", fixed(kBase + "/subscriptions"), nobody, kReadSubs},
         {"GET", fixed(s), nobody, kReadSubs},
         {"PUT", fixed(s), constant({{"description", "changed"}}), kManageSubs},
         {"POST", fixed(s + "/pause"), nobody, kManageSubs},
         {"POST", fixed(s + "/resume"), nobody, kManageSubs},
-        {"DELETE", [&](const std::string& r) { return kBase + "/subscriptions/" + doomed_sub.at(r); }, nobody,
+        {"DELETE",
+         [&](const std::string& r) { return kBase + "/subscriptions/" + doomed_sub.at(r); }, nobody,
          kManageSubs},
         {"POST", fixed(s + "/pull"), constant({{"max_messages", 1}}), kConsume},
         {"POST", fixed(s + "/ack"), constant({{"receipt", "not-a-receipt"}}), kConsume},
@@ -168,9 +177,11 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
     auto b_admin = create_token(b.tenant(), "tenant-admin", "owner");
     make_queue(api, b_admin, {{"name", "secret-q"}});
     auto bsid = sub_id(api, b_admin, "secret-q", "secret-s", {{"visibility_timeout_ms", 60000}});
-    REQUIRE(api.call_json("POST", kBase + "/publish", {{"queue", "secret-q"}, {"payload", "b-only"}}, b_admin).status ==
-            201);
-    auto pulled = api.call_json("POST", kBase + "/subscriptions/" + bsid + "/pull", {{"max_messages", 1}}, b_admin);
+    REQUIRE(api.call_json("POST", kBase + "/publish",
+                          {{"queue", "secret-q"}, {"payload", "b-only"}}, b_admin)
+                .status == 201);
+    auto pulled = api.call_json("POST", kBase + "/subscriptions/" + bsid + "/pull",
+                                {{"max_messages", 1}}, b_admin);
     REQUIRE(pulled.status == 200);
     REQUIRE(pulled.json()["messages"].size() == 1);
     std::string receipt = pulled.json()["messages"][0]["receipt"];
@@ -209,12 +220,14 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
         {"DELETE", "/subscriptions/{S}", nullptr},
     };
     auto fill = [](std::string text, const std::string& q, const std::string& s) {
-        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{{"{Q}", q}, {"{S}", s}})
+        for (const auto& [from, to] :
+             std::vector<std::pair<std::string, std::string>>{{"{Q}", q}, {"{S}", s}})
             for (auto at = text.find(from); at != std::string::npos; at = text.find(from))
                 text.replace(at, from.size(), to);
         return text;
     };
-    auto send = [&](const Probe& p, const std::string& token, const std::string& q, const std::string& s) {
+    auto send = [&](const Probe& p, const std::string& token, const std::string& q,
+                    const std::string& s) {
         std::string body = p.body.is_null() ? "" : fill(p.body.dump(), q, s);
         return api.call(p.method, kBase + fill(p.path, q, s), body, token);
     };
@@ -222,8 +235,8 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
         for (const auto& p : queue_probes) {
             auto foreign = send(p, ta[role], "secret-q", "");
             auto missing = send(p, ta[role], "no-such-q", "");
-            INFO(role << " " << p.method << " " << p.path << " foreign " << foreign.status << " " << foreign.body
-                      << " missing " << missing.status << " " << missing.body);
+            INFO(role << " " << p.method << " " << p.path << " foreign " << foreign.status << " "
+                      << foreign.body << " missing " << missing.status << " " << missing.body);
             CHECK_FALSE(is_2xx(foreign));
             CHECK(foreign.status == missing.status);
             CHECK(foreign.error_code() == missing.error_code());
@@ -234,8 +247,8 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
         for (const auto& p : sub_probes) {
             auto foreign = send(p, ta[role], "", bsid);
             auto missing = send(p, ta[role], "", missing_sid);
-            INFO(role << " " << p.method << " " << p.path << " foreign " << foreign.status << " " << foreign.body
-                      << " missing " << missing.status << " " << missing.body);
+            INFO(role << " " << p.method << " " << p.path << " foreign " << foreign.status << " "
+                      << foreign.body << " missing " << missing.status << " " << missing.body);
             CHECK_FALSE(is_2xx(foreign));
             CHECK(foreign.status == missing.status);
             CHECK(foreign.error_code() == missing.error_code());
@@ -256,7 +269,8 @@ TEST_CASE("api_auth_tenant_isolation_foreign_resources_answer_like_missing_ones"
     REQUIRE(s.status == 200);
     CHECK(s.json()["status"] == "active");
     CHECK(s.json()["max_attempts"] != 3);
-    auto ack = api.call_json("POST", kBase + "/subscriptions/" + bsid + "/ack", {{"receipt", receipt}}, b_admin);
+    auto ack = api.call_json("POST", kBase + "/subscriptions/" + bsid + "/ack",
+                             {{"receipt", receipt}}, b_admin);
     REQUIRE(ack.status == 200);
     CHECK(ack.json()["results"][0]["status"] == "acked");
 }
@@ -266,13 +280,18 @@ TEST_CASE("api_auth_allowed_producers_and_consumers_bind_principals", "[api][aut
     ApiProcess api;
     auto owner = create_token(t.tenant(), "tenant-admin", "ops");
     auto root = create_token(t.tenant(), "admin", "root");
-    make_queue(api, owner, {{"name", "guarded"}, {"allowed_producers", {"svc-a"}}, {"allowed_consumers", {"reader-a"}}});
+    make_queue(api, owner,
+               {{"name", "guarded"},
+                {"allowed_producers", {"svc-a"}},
+                {"allowed_consumers", {"reader-a"}}});
     // Creating a subscription is consuming too: tenant-admin "ops" is not on the list.
-    auto refused = api.call_json("POST", kBase + "/subscriptions", {{"queue", "guarded"}, {"name", "s"}}, owner);
+    auto refused = api.call_json("POST", kBase + "/subscriptions",
+                                 {{"queue", "guarded"}, {"name", "s"}}, owner);
     CHECK(refused.status == 403);
     auto sid = sub_id(api, root, "guarded", "s");
     auto publish = [&](const std::string& token) {
-        return api.call_json("POST", kBase + "/publish", {{"queue", "guarded"}, {"payload", "x"}}, token);
+        return api.call_json("POST", kBase + "/publish", {{"queue", "guarded"}, {"payload", "x"}},
+                             token);
     };
     auto outsider = publish(create_token(t.tenant(), "producer", "svc-b"));
     CHECK(outsider.status == 403);
@@ -283,7 +302,8 @@ TEST_CASE("api_auth_allowed_producers_and_consumers_bind_principals", "[api][aut
     CHECK(publish(root).status == 201);
 
     auto pull = [&](const std::string& token) {
-        return api.call_json("POST", kBase + "/subscriptions/" + sid + "/pull", {{"max_messages", 10}}, token);
+        return api.call_json("POST", kBase + "/subscriptions/" + sid + "/pull",
+                             {{"max_messages", 10}}, token);
     };
     auto stranger = pull(create_token(t.tenant(), "consumer", "reader-b"));
     CHECK(stranger.status == 403);
@@ -302,11 +322,13 @@ TEST_CASE("api_auth_public_queue_is_never_writable_from_another_tenant", "[api][
     auto owner = create_token(a.tenant(), "tenant-admin", "ops");
     make_queue(api, owner, {{"name", "open"}, {"is_public", true}});
     auto sid = sub_id(api, owner, "open", "s");
-    REQUIRE(api.call_json("POST", kBase + "/publish", {{"queue", "open"}, {"payload", "hi"}}, owner).status == 201);
+    REQUIRE(api.call_json("POST", kBase + "/publish", {{"queue", "open"}, {"payload", "hi"}}, owner)
+                .status == 201);
 
     Tokens tb(b.tenant());
     for (const auto& role : kRoles) {
-        auto pub = api.call_json("POST", kBase + "/publish", {{"queue", "open"}, {"payload", "x"}}, tb[role]);
+        auto pub = api.call_json("POST", kBase + "/publish", {{"queue", "open"}, {"payload", "x"}},
+                                 tb[role]);
         INFO(role << " " << pub.body);
         CHECK_FALSE(is_2xx(pub));
         if (role != "consumer") {
@@ -314,12 +336,14 @@ TEST_CASE("api_auth_public_queue_is_never_writable_from_another_tenant", "[api][
             CHECK(pub.error_code() == "MQ_QUEUE_NOT_FOUND");
         }
         for (const std::string op : {"pause", "resume"})
-            CHECK_FALSE(is_2xx(api.call("POST", kBase + "/subscriptions/" + sid + "/" + op, "", tb[role])));
+            CHECK_FALSE(
+                is_2xx(api.call("POST", kBase + "/subscriptions/" + sid + "/" + op, "", tb[role])));
         CHECK_FALSE(is_2xx(api.call("DELETE", kBase + "/subscriptions/" + sid, "", tb[role])));
     }
     // The owner's consumer still gets the one message, nobody else's publish got in.
-    auto pulled = api.call_json("POST", kBase + "/subscriptions/" + sid + "/pull", {{"max_messages", 10}},
-                                create_token(a.tenant(), "consumer", "reader"));
+    auto pulled =
+        api.call_json("POST", kBase + "/subscriptions/" + sid + "/pull", {{"max_messages", 10}},
+                      create_token(a.tenant(), "consumer", "reader"));
     REQUIRE(pulled.status == 200);
     REQUIRE(pulled.json()["messages"].size() == 1);
     CHECK(pulled.json()["messages"][0]["payload"] == "hi");
@@ -328,7 +352,8 @@ TEST_CASE("api_auth_public_queue_is_never_writable_from_another_tenant", "[api][
 TEST_CASE("api_auth_revoked_token_is_refused_within_two_seconds", "[api][auth]") {
     TenantScope t;
     ApiProcess api;
-    auto r = mqctl({"--tenant", t.tenant(), "-o", "json", "token", "create", "--role", "consumer", "--principal", "rv"});
+    auto r = mqctl({"--tenant", t.tenant(), "-o", "json", "token", "create", "--role", "consumer",
+                    "--principal", "rv"});
     REQUIRE(r.status == 0);
     auto created = json::parse(r.out);
     std::string secret = created["token"];
@@ -352,8 +377,8 @@ TEST_CASE("api_auth_revoked_token_is_refused_within_two_seconds", "[api][auth]")
 TEST_CASE("api_auth_expired_token_is_refused", "[api][auth]") {
     TenantScope t;
     ApiProcess api;
-    auto r = mqctl({"--tenant", t.tenant(), "-o", "json", "token", "create", "--role", "producer", "--principal",
-                    "short", "--ttl", "1s"});
+    auto r = mqctl({"--tenant", t.tenant(), "-o", "json", "token", "create", "--role", "producer",
+                    "--principal", "short", "--ttl", "1s"});
     REQUIRE(r.status == 0);
     auto created = json::parse(r.out);
     REQUIRE(created["expires_at"].is_string());
@@ -362,5 +387,6 @@ TEST_CASE("api_auth_expired_token_is_refused", "[api][auth]") {
     CHECK(late.status == 401);
     CHECK(late.error_code() == "MQ_UNAUTHORIZED");
     // A token without --ttl of the same tenant still works (the refusal is the expiry).
-    CHECK(api.call("GET", kBase + "/queues", "", create_token(t.tenant(), "producer", "long")).status == 200);
+    CHECK(api.call("GET", kBase + "/queues", "", create_token(t.tenant(), "producer", "long"))
+              .status == 200);
 }

@@ -34,12 +34,13 @@ int shell(const std::string& command) {
 }
 
 bool redis_answers(int port) {
-    return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port) + " ping 2>/dev/null | grep -q PONG") == 0;
+    return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port) +
+                 " ping 2>/dev/null | grep -q PONG") == 0;
 }
 
 // A redis-server of this test alone (no AOF, no RDB), stopped with SHUTDOWN NOSAVE.
 class PrivateRedis {
-public:
+  public:
     PrivateRedis() : port_(dead_port()), dir_(make_temp_dir()) { start(); }
     ~PrivateRedis() {
         stop();
@@ -51,27 +52,30 @@ public:
 
     void start() {
         auto p = std::to_string(port_);
-        REQUIRE(shell("redis-server --bind 127.0.0.1 --port " + p +
-                      " --save '' --appendonly no --maxmemory-policy noeviction --daemonize yes --dir " + dir_ +
-                      " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log") == 0);
+        REQUIRE(
+            shell(
+                "redis-server --bind 127.0.0.1 --port " + p +
+                " --save '' --appendonly no --maxmemory-policy noeviction --daemonize yes --dir " +
+                dir_ + " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log") == 0);
         auto until = Clock::now() + 10s;
         while (!redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
         REQUIRE(redis_answers(port_));
     }
     void stop() {
-        shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " shutdown nosave >/dev/null 2>&1");
+        shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) +
+              " shutdown nosave >/dev/null 2>&1");
         auto until = Clock::now() + 10s;
         while (redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
     }
 
-private:
+  private:
     int port_;
     std::string dir_;
 };
 
 // redis-server + PostgreSQL of this test alone, from scripts/mq-services.
 class PrivateServices {
-public:
+  public:
     PrivateServices() : dir_(make_temp_dir()) {
         REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " >/dev/null") == 0);
         std::ifstream in(dir_ + "/env");
@@ -95,26 +99,31 @@ public:
 
     // pg_ctl stop as the cluster's owner (postgres when we are root), like mq-services does.
     void stop_postgres() {
-        std::string pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl stop -D " + dir_ + "/pg -m fast -w -t 30";
+        std::string pg_ctl =
+            "/usr/lib/postgresql/15/bin/pg_ctl stop -D " + dir_ + "/pg -m fast -w -t 30";
         std::string as_owner = getuid() == 0 ? "runuser -u postgres -- " + pg_ctl : pg_ctl;
         REQUIRE(shell("cd / && " + as_owner + " >/dev/null 2>&1") == 0);
     }
     void start_postgres() {
         REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " --redis-port " +
-                      env_.at("MQ_REDIS_PORT") + " --pg-port " + env_.at("MQ_PG_PORT") + " >/dev/null 2>&1") == 0);
+                      env_.at("MQ_REDIS_PORT") + " --pg-port " + env_.at("MQ_PG_PORT") +
+                      " >/dev/null 2>&1") == 0);
     }
 
-private:
+  private:
     static std::string script() { return std::string(MQ_SOURCE_DIR) + "/scripts/mq-services"; }
     std::string dir_;
     std::map<std::string, std::string> env_;
 };
 
 HttpResult publish(const ApiProcess& api, const std::string& token, const std::string& queue) {
-    return api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", {{"hello", "world"}}}}, token);
+    return api.call_json("POST", "/api/v1/mq/publish",
+                         {{"queue", queue}, {"payload", {{"hello", "world"}}}}, token);
 }
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 }  // namespace
 
@@ -165,7 +174,8 @@ TEST_CASE("api_postgres_down_keeps_publishing_from_cache_and_refuses_queue_chang
     auto tenant = unique_name("pgdown");
     REQUIRE(mqctl({"db", "migrate"}, svc.env()).status == 0);
     REQUIRE(mqctl({"tenant", "create", tenant}, svc.env()).status == 0);
-    auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin", "--principal", "ops", "-o", "json"},
+    auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin",
+                       "--principal", "ops", "-o", "json"},
                       svc.env());
     INFO(made.out << made.err);
     REQUIRE(made.status == 0);
@@ -233,12 +243,14 @@ TEST_CASE("api_sigterm_answers_a_waiting_long_poll_and_exits_zero", "[api]") {
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
     ApiProcess api;
     REQUIRE(api.call_json("POST", "/api/v1/mq/queues", {{"name", "jobs"}}, token).status == 201);
-    auto sub = api.call_json("POST", "/api/v1/mq/subscriptions", {{"queue", "jobs"}, {"name", "w"}}, token);
+    auto sub = api.call_json("POST", "/api/v1/mq/subscriptions", {{"queue", "jobs"}, {"name", "w"}},
+                             token);
     REQUIRE(sub.status == 201);
     auto id = sub.json()["id"].get<std::string>();
 
     auto pull = std::async(std::launch::async, [&] {
-        return api.call_json("POST", "/api/v1/mq/subscriptions/" + id + "/pull", {{"wait_ms", 3000}}, token);
+        return api.call_json("POST", "/api/v1/mq/subscriptions/" + id + "/pull",
+                             {{"wait_ms", 3000}}, token);
     });
     std::this_thread::sleep_for(400ms);  // the pull is waiting inside mq-api now
     REQUIRE(pull.wait_for(0ms) == std::future_status::timeout);

@@ -34,13 +34,15 @@ struct Session : ApiSession {
     }
     void still_serving(const std::string& queue) const {
         CHECK(api.call("GET", "/api/v1/mq/health").status == 200);
-        CHECK(api.call_json("POST", kPublish, {{"queue", queue}, {"payload", "ok"}}, token).status == 201);
+        CHECK(
+            api.call_json("POST", kPublish, {{"queue", queue}, {"payload", "ok"}}, token).status ==
+            201);
     }
 };
 
 /// A raw loopback connection: what a client that sends only part of a request sees.
 class RawSocket {
-public:
+  public:
     explicit RawSocket(int port) {
         fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
         REQUIRE(fd_ >= 0);
@@ -87,7 +89,7 @@ public:
         }
     }
 
-private:
+  private:
     int fd_ = -1;
 };
 
@@ -98,8 +100,8 @@ std::string nested(std::size_t depth) { return std::string(depth, '['); }
 TEST_CASE("api_input_malformed_json_wrong_types_and_unknown_fields_answer_400", "[api]") {
     Session s;
     s.create("inq");
-    for (const std::string body : {"{", "{\"name\": }", "not json", "{\"name\": \"x\",}", "[1,2", "\"just a string\"",
-                                   "[]", "42", "null"}) {
+    for (const std::string body : {"{", "{\"name\": }", "not json", "{\"name\": \"x\",}", "[1,2",
+                                   "\"just a string\"", "[]", "42", "null"}) {
         INFO(body);
         auto q = s.post(kQueues, body);
         CHECK(q.status == 400);
@@ -162,7 +164,9 @@ TEST_CASE("api_input_deep_nesting_answers_400_and_server_keeps_serving", "[api]"
     auto pb = s.post(kPublish, "{\"queue\": \"deepq\", \"payload\": " + balanced + "}");
     CHECK(pb.status >= 200);
     CHECK(pb.status < 500);
-    auto b = s.post(kPublish + "/batch", "{\"queue\": \"deepq\", \"messages\": [{\"payload\": " + nested(100000) + "}]}");
+    auto b =
+        s.post(kPublish + "/batch",
+               "{\"queue\": \"deepq\", \"messages\": [{\"payload\": " + nested(100000) + "}]}");
     CHECK(b.status == 400);
     s.still_serving("deepq");
 }
@@ -173,22 +177,27 @@ TEST_CASE("api_input_oversize_body_answers_413", "[api]") {
     options.env["MAX_BATCH_BODY_SIZE"] = "65536";
     Session s(options);
     s.create("bigq");
-    auto big = s.api.call_json("POST", kPublish, {{"queue", "bigq"}, {"payload", std::string(5000, 'x')}}, s.token);
+    auto big = s.api.call_json("POST", kPublish,
+                               {{"queue", "bigq"}, {"payload", std::string(5000, 'x')}}, s.token);
     CHECK(big.status == 413);
     CHECK(big.error_code() == "MQ_PAYLOAD_TOO_LARGE");
-    auto big_create = s.api.call_json("POST", kQueues, {{"name", "q2"}, {"description", std::string(5000, 'd')}}, s.token);
+    auto big_create = s.api.call_json(
+        "POST", kQueues, {{"name", "q2"}, {"description", std::string(5000, 'd')}}, s.token);
     CHECK(big_create.status == 413);
 
     // A batch over the single-message limit but under the batch limit is fine.
     json messages = json::array();
-    for (int i = 0; i < 5; ++i) messages.push_back({{"payload", std::string(2000, static_cast<char>('a' + i))}});
-    auto batch = s.api.call_json("POST", kPublish + "/batch", {{"queue", "bigq"}, {"messages", messages}}, s.token);
+    for (int i = 0; i < 5; ++i)
+        messages.push_back({{"payload", std::string(2000, static_cast<char>('a' + i))}});
+    auto batch = s.api.call_json("POST", kPublish + "/batch",
+                                 {{"queue", "bigq"}, {"messages", messages}}, s.token);
     REQUIRE(batch.status == 200);
     CHECK(batch.json()["accepted"] == 5);
     // ... and one over the batch limit is not.
     json many = json::array();
     for (int i = 0; i < 40; ++i) many.push_back({{"payload", std::string(2000, 'z')}});
-    auto too_many = s.api.call_json("POST", kPublish + "/batch", {{"queue", "bigq"}, {"messages", many}}, s.token);
+    auto too_many = s.api.call_json("POST", kPublish + "/batch",
+                                    {{"queue", "bigq"}, {"messages", many}}, s.token);
     CHECK(too_many.status == 413);
     CHECK(too_many.error_code() == "MQ_PAYLOAD_TOO_LARGE");
 
@@ -205,8 +214,8 @@ TEST_CASE("api_input_413_from_header_without_reading_the_body", "[api]") {
     s.create("hdrq");
     RawSocket sock(s.api.port());
     auto started = std::chrono::steady_clock::now();
-    sock.send("POST /api/v1/mq/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + s.token +
-              "\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n");
+    sock.send("POST /api/v1/mq/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+              s.token + "\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n");
     auto response = sock.read_response();
     auto elapsed = std::chrono::steady_clock::now() - started;
     INFO(response);
@@ -222,8 +231,9 @@ TEST_CASE("api_input_chunked_body_over_the_limit_answers_413", "[api]") {
     Session s(options);
     s.create("chunkq");
     RawSocket sock(s.api.port());
-    std::string request = "POST /api/v1/mq/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + s.token +
-                          "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string request =
+        "POST /api/v1/mq/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + s.token +
+        "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
     std::string body = "{\"queue\": \"chunkq\", \"payload\": \"" + std::string(8000, 'c') + "\"}";
     for (std::size_t off = 0; off < body.size(); off += 1000) {
         auto part = body.substr(off, 1000);
@@ -247,21 +257,25 @@ TEST_CASE("api_input_chunked_body_over_the_limit_answers_413", "[api]") {
 TEST_CASE("api_input_odd_queue_names_in_paths_never_answer_5xx", "[api]") {
     Session s;
     s.create("realq");
-    for (const std::string& name : std::vector<std::string>{"..%2F", "..%2F..%2Fetc", "%2e%2e", "has%20space", "a%00b", "%ff%fe",
-                                   std::string(400, 'n'), "q%2Fsub", "%7B%7D", "x%3Cscript%3E"}) {
+    for (const std::string& name : std::vector<std::string>{
+             "..%2F", "..%2F..%2Fetc", "%2e%2e", "has%20space", "a%00b", "%ff%fe",
+             std::string(400, 'n'), "q%2Fsub", "%7B%7D", "x%3Cscript%3E"}) {
         for (const std::string method : {"GET", "DELETE", "PUT"}) {
-            auto r = s.api.call(method, kQueues + "/" + name, method == "PUT" ? "{\"partitions\": 2}" : "", s.token);
+            auto r = s.api.call(method, kQueues + "/" + name,
+                                method == "PUT" ? "{\"partitions\": 2}" : "", s.token);
             INFO(method << ' ' << name << " -> " << r.status << ' ' << r.body);
             CHECK((r.status == 400 || r.status == 404));
         }
         auto purge = s.api.call("POST", kQueues + "/" + name + "/purge", "", s.token);
         INFO(name << " purge -> " << purge.status);
         CHECK((purge.status == 400 || purge.status == 404));
-        auto topic = s.api.call_json("POST", "/api/v1/mq/topics/" + name + "/publish", {{"payload", "x"}}, s.token);
+        auto topic = s.api.call_json("POST", "/api/v1/mq/topics/" + name + "/publish",
+                                     {{"payload", "x"}}, s.token);
         INFO(name << " topic -> " << topic.status);
         CHECK((topic.status == 400 || topic.status == 404));
     }
-    auto by_body = s.api.call_json("POST", kPublish, {{"queue", "../realq"}, {"payload", "x"}}, s.token);
+    auto by_body =
+        s.api.call_json("POST", kPublish, {{"queue", "../realq"}, {"payload", "x"}}, s.token);
     CHECK((by_body.status == 400 || by_body.status == 404));
     s.still_serving("realq");
 }

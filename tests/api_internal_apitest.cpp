@@ -33,7 +33,8 @@ HttpResult internal_get(const ApiProcess& api, const std::string& target,
     return api.call("GET", target, "", "", headers);
 }
 
-std::int64_t queue_messages(const ApiProcess& api, const std::string& token, const std::string& queue) {
+std::int64_t queue_messages(const ApiProcess& api, const std::string& token,
+                            const std::string& queue) {
     auto topics = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
     REQUIRE(topics.status == 200);
     auto rows = topics.json()["topics"];
@@ -80,8 +81,9 @@ TEST_CASE("api_internal_routes_are_closed_when_no_service_token_is_configured", 
         CHECK(internal_post(api, kind, body, "").status == 401);
         CHECK(internal_post(api, kind, body, "anything").status == 401);
     }
-    for (const char* target : {"/internal/mq/metrics", "/internal/mq/health-detailed",
-                               "/internal/mq/audit-queue-status?tenant=x", "/internal/mq/notification-queue?tenant=x"}) {
+    for (const char* target :
+         {"/internal/mq/metrics", "/internal/mq/health-detailed",
+          "/internal/mq/audit-queue-status?tenant=x", "/internal/mq/notification-queue?tenant=x"}) {
         INFO(target);
         CHECK(internal_get(api, target, "").status == 401);
         CHECK(internal_get(api, target, "anything").status == 401);
@@ -94,7 +96,8 @@ TEST_CASE("api_internal_user_events_creates_its_queue_on_first_use", "[api]") {
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
     REQUIRE(api.call("GET", "/api/v1/mq/queues/user-events", "", token).status == 404);
 
-    auto first = internal_post(api, "user-events", {{"tenant", t.tenant()}, {"payload", {{"event", "signup"}}}});
+    auto first = internal_post(api, "user-events",
+                               {{"tenant", t.tenant()}, {"payload", {{"event", "signup"}}}});
     INFO(first.body);
     CHECK(first.status == 201);
     CHECK_FALSE(first.json()["id"].get<std::string>().empty());
@@ -102,11 +105,13 @@ TEST_CASE("api_internal_user_events_creates_its_queue_on_first_use", "[api]") {
     CHECK(queue.status == 200);
     CHECK(queue_messages(api, token, "user-events") == 1);
 
-    auto second = internal_post(api, "user-events", {{"tenant", t.tenant()}, {"payload", {{"event", "login"}}}});
+    auto second = internal_post(api, "user-events",
+                                {{"tenant", t.tenant()}, {"payload", {{"event", "login"}}}});
     CHECK(second.status == 201);
     CHECK(queue_messages(api, token, "user-events") == 2);
 
-    auto unknown = internal_post(api, "user-events", {{"tenant", unique_name("nosuchtenant")}, {"payload", 1}});
+    auto unknown = internal_post(api, "user-events",
+                                 {{"tenant", unique_name("nosuchtenant")}, {"payload", 1}});
     CHECK(unknown.status == 404);
     CHECK(unknown.error_code() == "MQ_NOT_FOUND");
     auto no_tenant = internal_post(api, "user-events", {{"payload", 1}});
@@ -118,11 +123,16 @@ TEST_CASE("api_internal_routes_publish_to_their_queues_and_names_follow_the_envi
     ApiProcess api(with_service_token({{"INTERNAL_QUEUE_AUDIT_LOGS", "my-audit"}}));
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
 
-    CHECK(internal_post(api, "user-notifications", {{"tenant", t.tenant()}, {"payload", {{"n", 1}}}}).status == 201);
-    CHECK(internal_post(api, "audit-logs", {{"tenant", t.tenant()}, {"payload", {{"a", 1}}}}).status == 201);
-    CHECK(internal_post(api, "audit-logs", {{"tenant", t.tenant()}, {"payload", {{"a", 2}}}}).status == 201);
+    CHECK(
+        internal_post(api, "user-notifications", {{"tenant", t.tenant()}, {"payload", {{"n", 1}}}})
+            .status == 201);
+    CHECK(internal_post(api, "audit-logs", {{"tenant", t.tenant()}, {"payload", {{"a", 1}}}})
+              .status == 201);
+    CHECK(internal_post(api, "audit-logs", {{"tenant", t.tenant()}, {"payload", {{"a", 2}}}})
+              .status == 201);
     for (int i = 0; i < 3; ++i)
-        CHECK(internal_post(api, "notifications", {{"tenant", t.tenant()}, {"payload", {{"m", i}}}}).status == 201);
+        CHECK(internal_post(api, "notifications", {{"tenant", t.tenant()}, {"payload", {{"m", i}}}})
+                  .status == 201);
 
     CHECK(queue_messages(api, token, "user-notifications") == 1);
     CHECK(queue_messages(api, token, "my-audit") == 2);
@@ -150,7 +160,8 @@ TEST_CASE("api_internal_routes_publish_to_their_queues_and_names_follow_the_envi
 TEST_CASE("api_internal_metrics_and_detailed_health_count_tenants_and_queues", "[api]") {
     TenantScope t;
     ApiProcess api(with_service_token());
-    REQUIRE(internal_post(api, "notifications", {{"tenant", t.tenant()}, {"payload", "hello"}}).status == 201);
+    REQUIRE(internal_post(api, "notifications", {{"tenant", t.tenant()}, {"payload", "hello"}})
+                .status == 201);
 
     auto metrics = internal_get(api, "/internal/mq/metrics");
     INFO(metrics.body);

@@ -91,17 +91,21 @@ TEST_CASE("api_refuses_to_start_with_a_bad_maintenance_setting", "[api][maintena
 TEST_CASE("api_metrics_count_expired_entries_per_subscription_and_maintenance_work",
           "[api][maintenance][retention]") {
     ApiSession s;
-    REQUIRE(s.api.call_json("POST", "/api/v1/mq/queues", {{"name", "short"}, {"retention_ms", 500}},
-                            s.token)
+    REQUIRE(s.api
+                .call_json("POST", "/api/v1/mq/queues", {{"name", "short"}, {"retention_ms", 500}},
+                           s.token)
                 .status == 201);
-    REQUIRE(s.api.call_json("POST", kSubs, {{"queue", "short"}, {"name", "idle"}}, s.token).status ==
-            201);
+    REQUIRE(
+        s.api.call_json("POST", kSubs, {{"queue", "short"}, {"name", "idle"}}, s.token).status ==
+        201);
     for (int i = 0; i < 3; ++i)
-        REQUIRE(s.api.call_json("POST", "/api/v1/mq/publish",
-                                {{"queue", "short"}, {"payload", "p" + std::to_string(i)}}, s.token)
+        REQUIRE(s.api
+                    .call_json("POST", "/api/v1/mq/publish",
+                               {{"queue", "short"}, {"payload", "p" + std::to_string(i)}}, s.token)
                     .status == 201);
-    REQUIRE(s.api.call_json("POST", "/api/v1/mq/publish/delayed",
-                            {{"queue", "short"}, {"payload", "later"}, {"delay_ms", 1}}, s.token)
+    REQUIRE(s.api
+                .call_json("POST", "/api/v1/mq/publish/delayed",
+                           {{"queue", "short"}, {"payload", "later"}, {"delay_ms", 1}}, s.token)
                 .status == 201);
     // Nobody consumes: past the 500 ms retention the trimmer removes the entries and counts
     // them as expired for the subscription; the mover has moved the delayed one.
@@ -117,7 +121,8 @@ TEST_CASE("api_metrics_count_expired_entries_per_subscription_and_maintenance_wo
     INFO(body);
     CHECK_THAT(body, Catch::Contains(expired));
     CHECK_THAT(body, Catch::Contains("mq_maintenance_leases_held "));
-    CHECK_THAT(body, Catch::Contains("mq_maintenance_task_last_run_timestamp_seconds{task=\"trim\"}"));
+    CHECK_THAT(body,
+               Catch::Contains("mq_maintenance_task_last_run_timestamp_seconds{task=\"trim\"}"));
     CHECK(body.find("mq_maintenance_moved_total 0\n") == std::string::npos);
     // The stream itself is empty again: nothing is left to grow.
     auto q = s.api.call("GET", "/api/v1/mq/queues/short", "", s.token);

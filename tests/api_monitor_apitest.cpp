@@ -22,7 +22,8 @@ void create_queue(const ApiProcess& api, const std::string& token, const std::st
 
 void publish(const ApiProcess& api, const std::string& token, const std::string& queue, int n) {
     for (int i = 0; i < n; ++i) {
-        auto r = api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", {{"i", i}}}}, token);
+        auto r = api.call_json("POST", "/api/v1/mq/publish",
+                               {{"queue", queue}, {"payload", {{"i", i}}}}, token);
         INFO(r.body);
         REQUIRE(r.status == 201);
     }
@@ -115,7 +116,8 @@ TEST_CASE("api_metrics_topics_and_consumers_show_backlog_and_pending_pulls", "[a
     CHECK((*busy)["subscriptions"] == 1);
     CHECK((*idle)["messages"] == 0);
 
-    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull", {{"max_messages", 1}}, token);
+    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull",
+                                {{"max_messages", 1}}, token);
     INFO(pulled.body);
     REQUIRE(pulled.status == 200);
     REQUIRE(pulled.json()["messages"].size() == 1);
@@ -176,8 +178,10 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
                                "mq_http_request_duration_seconds"})
         CHECK(before.body.find(std::string("# TYPE ") + family + " ") != std::string::npos);
 
-    const std::string published = "mq_messages_total{tenant=\"" + t.tenant() + "\",outcome=\"published\"}";
-    const std::string stream = "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"stream\"}";
+    const std::string published =
+        "mq_messages_total{tenant=\"" + t.tenant() + "\",outcome=\"published\"}";
+    const std::string stream =
+        "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"stream\"}";
     const std::string publish_count =
         "mq_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/mq/publish\"}";
     CHECK(series_value(before.body, published).value_or(0) == 0);
@@ -187,7 +191,8 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     REQUIRE(latency_before.has_value());
 
     publish(api, token, "jobs", 2);
-    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull", {{"max_messages", 2}}, token);
+    auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull",
+                                {{"max_messages", 2}}, token);
     REQUIRE(pulled.status == 200);
     CHECK(pulled.json()["messages"].size() == 2);
 
@@ -198,7 +203,8 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     CHECK(series_value(after.body, stream) == 0.0);
     CHECK(series_value(after.body, publish_count) == 2.0);
     CHECK(series_value(after.body, "mq_message_latency_seconds_count") == *latency_before + 2);
-    const std::string pending = "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"pending\"}";
+    const std::string pending =
+        "mq_queue_size{tenant=\"" + t.tenant() + "\",queue=\"jobs\",state=\"pending\"}";
     CHECK(series_value(after.body, pending) == 2.0);
 }
 

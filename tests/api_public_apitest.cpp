@@ -5,7 +5,6 @@
 // a queue made private or deleted stops the other tenants' subscriptions; cross-tenant
 // subscriptions are pull only and cannot be moved.
 #include <catch2/catch.hpp>
-
 #include <set>
 
 #include "api_process.hpp"
@@ -42,7 +41,8 @@ struct TwoTenants {
         REQUIRE(r.status == 200);
     }
     void publish(const std::string& queue, const json& payload) const {
-        auto r = api().call_json("POST", kBase + "/publish", {{"queue", queue}, {"payload", payload}}, owner.token);
+        auto r = api().call_json("POST", kBase + "/publish",
+                                 {{"queue", queue}, {"payload", payload}}, owner.token);
         INFO(r.body);
         REQUIRE(r.status == 201);
     }
@@ -50,15 +50,18 @@ struct TwoTenants {
         return api().call_json("POST", kSubs, body, token);
     }
     /// B's subscription `name` on A's queue `queue`; returns its id.
-    std::string cross(const std::string& queue, const std::string& name, const json& extra = json::object()) const {
-        json body = {{"queue", queue}, {"queue_tenant", a()}, {"name", name}, {"start_from", "earliest"}};
+    std::string cross(const std::string& queue, const std::string& name,
+                      const json& extra = json::object()) const {
+        json body = {
+            {"queue", queue}, {"queue_tenant", a()}, {"name", name}, {"start_from", "earliest"}};
         body.update(extra);
         auto r = subscribe(other, body);
         INFO(r.body);
         REQUIRE(r.status == 201);
         return r.json()["id"];
     }
-    HttpResult op(const std::string& sub, const std::string& what, const json& body, const std::string& token) const {
+    HttpResult op(const std::string& sub, const std::string& what, const json& body,
+                  const std::string& token) const {
         return api().call_json("POST", kSubs + "/" + sub + "/" + what, body, token);
     }
     json pull(const std::string& sub, const std::string& token, int max = 10) const {
@@ -70,12 +73,14 @@ struct TwoTenants {
     /// Consumer groups on one partition stream of A's queue.
     std::set<std::string> groups(const std::string& queue, int partition) const {
         RedisScope r;
-        return mqtest::group_names(r.redis(), mq::KeyLayout(api().key_prefix()).stream(a(), queue, partition));
+        return mqtest::group_names(r.redis(),
+                                   mq::KeyLayout(api().key_prefix()).stream(a(), queue, partition));
     }
 };
 
 void check_404_like_missing(const HttpResult& got, const HttpResult& missing) {
-    INFO("got " << got.status << " " << got.body << " / missing " << missing.status << " " << missing.body);
+    INFO("got " << got.status << " " << got.body << " / missing " << missing.status << " "
+                << missing.body);
     CHECK(got.status == 404);
     CHECK(got.error_code() == "MQ_QUEUE_NOT_FOUND");
     CHECK(got.body == missing.body);
@@ -97,7 +102,8 @@ TEST_CASE("api_public_queue_another_tenant_subscribes_pulls_and_acks", "[api][pu
         CHECK(j["type"] == "pull");
     }
     // The group lives on the owner's streams and carries the subscriber's tenant.
-    for (int p = 0; p < 2; ++p) CHECK(t.groups("feed", p) == std::set<std::string>{t.b() + ":audit"});
+    for (int p = 0; p < 2; ++p)
+        CHECK(t.groups("feed", p) == std::set<std::string>{t.b() + ":audit"});
 
     for (int i = 0; i < 3; ++i) t.publish("feed", {{"n", i}});
     auto got = t.pull(sid, t.reader);
@@ -153,7 +159,8 @@ TEST_CASE("api_public_queue_another_tenant_subscribes_pulls_and_acks", "[api][pu
     CHECK(t.pull(sid, t.reader, 100).size() == 12);
 }
 
-TEST_CASE("api_public_private_queue_of_another_tenant_answers_exactly_like_a_missing_one", "[api][public]") {
+TEST_CASE("api_public_private_queue_of_another_tenant_answers_exactly_like_a_missing_one",
+          "[api][public]") {
     TwoTenants t;
     t.queue({{"name", "secret"}});
     auto root = create_token(t.b(), "admin", "root");
@@ -172,10 +179,12 @@ TEST_CASE("api_public_private_queue_of_another_tenant_answers_exactly_like_a_mis
         CHECK(missing.body.find(t.a()) == std::string::npos);
     }
     // A malformed tenant name is a 400 whatever exists.
-    auto bad = t.subscribe(t.other, {{"queue", "secret"}, {"queue_tenant", "no such tenant"}, {"name", "x"}});
+    auto bad = t.subscribe(
+        t.other, {{"queue", "secret"}, {"queue_tenant", "no such tenant"}, {"name", "x"}});
     CHECK(bad.status == 400);
     CHECK(bad.json()["error"]["details"]["field"] == "queue_tenant");
-    auto not_string = t.subscribe(t.other, {{"queue", "secret"}, {"queue_tenant", 7}, {"name", "x"}});
+    auto not_string =
+        t.subscribe(t.other, {{"queue", "secret"}, {"queue_tenant", 7}, {"name", "x"}});
     CHECK(not_string.status == 400);
     CHECK(not_string.json()["error"]["details"]["field"] == "queue_tenant");
     // Nothing was created anywhere.
@@ -185,13 +194,15 @@ TEST_CASE("api_public_private_queue_of_another_tenant_answers_exactly_like_a_mis
     CHECK(listed.json()["subscriptions"].empty());
 }
 
-TEST_CASE("api_public_same_subscription_name_in_two_tenants_gets_independent_copies", "[api][public]") {
+TEST_CASE("api_public_same_subscription_name_in_two_tenants_gets_independent_copies",
+          "[api][public]") {
     TwoTenants t;
     TenantScope third;
     auto c_admin = create_token(third.tenant(), "tenant-admin", "ops");
     auto c_reader = create_token(third.tenant(), "consumer", "reader");
     t.queue({{"name", "feed"}, {"is_public", true}});
-    auto own = t.owner.api.call_json("POST", kSubs, {{"queue", "feed"}, {"name", "audit"}}, t.owner.token);
+    auto own =
+        t.owner.api.call_json("POST", kSubs, {{"queue", "feed"}, {"name", "audit"}}, t.owner.token);
     REQUIRE(own.status == 201);
     std::string a_sid = own.json()["id"];
     auto b_sid = t.cross("feed", "audit");
@@ -200,17 +211,20 @@ TEST_CASE("api_public_same_subscription_name_in_two_tenants_gets_independent_cop
     REQUIRE(c.status == 201);
     std::string c_sid = c.json()["id"];
     // The same name twice in one tenant is still a conflict.
-    auto dup = t.subscribe(t.other, {{"queue", "feed"}, {"queue_tenant", t.a()}, {"name", "audit"}});
+    auto dup =
+        t.subscribe(t.other, {{"queue", "feed"}, {"queue_tenant", t.a()}, {"name", "audit"}});
     CHECK(dup.status == 409);
     CHECK(dup.error_code() == "MQ_CONFLICT");
-    CHECK(t.groups("feed", 0) == std::set<std::string>{"audit", t.b() + ":audit", third.tenant() + ":audit"});
+    CHECK(t.groups("feed", 0) ==
+          std::set<std::string>{"audit", t.b() + ":audit", third.tenant() + ":audit"});
 
     t.publish("feed", "one");
     t.publish("feed", "two");
     auto b_got = t.pull(b_sid, t.reader);
     REQUIRE(b_got.size() == 2);
     for (const auto& m : b_got)
-        REQUIRE(t.op(b_sid, "ack", {{"receipt", m["receipt"]}}, t.reader).json()["results"][0]["status"] == "acked");
+        REQUIRE(t.op(b_sid, "ack", {{"receipt", m["receipt"]}}, t.reader)
+                    .json()["results"][0]["status"] == "acked");
     // B's acks took nothing from C or A.
     CHECK(t.pull(c_sid, c_reader).size() == 2);
     CHECK(t.pull(a_sid, t.owner.token).size() == 2);
@@ -226,7 +240,8 @@ TEST_CASE("api_public_same_subscription_name_in_two_tenants_gets_independent_cop
     CHECK(t.groups("feed", 0) == std::set<std::string>{"audit", third.tenant() + ":audit"});
 }
 
-TEST_CASE("api_public_allowed_consumers_name_other_tenants_principals_with_their_tenant", "[api][public]") {
+TEST_CASE("api_public_allowed_consumers_name_other_tenants_principals_with_their_tenant",
+          "[api][public]") {
     TwoTenants t;
     t.queue({{"name", "feed"},
              {"is_public", true},
@@ -261,7 +276,8 @@ TEST_CASE("api_public_allowed_consumers_name_other_tenants_principals_with_their
 TEST_CASE("api_public_queue_made_private_or_deleted_stops_other_tenants", "[api][public]") {
     TwoTenants t;
     t.queue({{"name", "feed"}, {"is_public", true}});
-    auto own = t.owner.api.call_json("POST", kSubs, {{"queue", "feed"}, {"name", "mine"}}, t.owner.token);
+    auto own =
+        t.owner.api.call_json("POST", kSubs, {{"queue", "feed"}, {"name", "mine"}}, t.owner.token);
     REQUIRE(own.status == 201);
     std::string a_sid = own.json()["id"];
     auto sid = t.cross("feed", "audit");
@@ -279,8 +295,9 @@ TEST_CASE("api_public_queue_made_private_or_deleted_stops_other_tenants", "[api]
     check_404_like_missing(t.op(sid, "ack", {{"receipt", receipt}}, t.reader), missing);
     check_404_like_missing(t.op(sid, "nack", {{"receipt", receipt}}, t.reader), missing);
     check_404_like_missing(t.op(sid, "extend", {{"receipt", receipt}}, t.reader), missing);
-    check_404_like_missing(t.subscribe(t.other, {{"queue", "feed"}, {"queue_tenant", t.a()}, {"name", "late"}}),
-                           missing);
+    check_404_like_missing(
+        t.subscribe(t.other, {{"queue", "feed"}, {"queue_tenant", t.a()}, {"name", "late"}}),
+        missing);
     // B still owns (and may delete) its subscription; A's own one is unaffected.
     CHECK(t.api().call("GET", kSubs + "/" + sid, "", t.other).status == 200);
     CHECK(t.pull(a_sid, t.owner.token).size() == 2);
@@ -307,7 +324,8 @@ TEST_CASE("api_public_queue_made_private_or_deleted_stops_other_tenants", "[api]
     CHECK(t.api().call("GET", kSubs + "/" + sid, "", t.other).status == 404);
 }
 
-TEST_CASE("api_public_cross_tenant_subscriptions_are_pull_only_and_stay_on_their_queue", "[api][public]") {
+TEST_CASE("api_public_cross_tenant_subscriptions_are_pull_only_and_stay_on_their_queue",
+          "[api][public]") {
     TwoTenants t;
     t.queue({{"name", "feed"}, {"is_public", true}});
     auto webhook = t.subscribe(t.other, {{"queue", "feed"},
@@ -320,7 +338,9 @@ TEST_CASE("api_public_cross_tenant_subscriptions_are_pull_only_and_stay_on_their
     auto sid = t.cross("feed", "audit");
     auto current = t.api().call("GET", kSubs + "/" + sid, "", t.other).json();
 
-    auto put = [&](const json& body) { return t.api().call_json("PUT", kSubs + "/" + sid, body, t.other); };
+    auto put = [&](const json& body) {
+        return t.api().call_json("PUT", kSubs + "/" + sid, body, t.other);
+    };
     auto moved = put({{"queue_tenant", t.b()}});
     CHECK(moved.status == 400);
     CHECK(moved.json()["error"]["details"]["field"] == "queue_tenant");

@@ -2,7 +2,6 @@
 // delayed, scheduled, batch, topic publish, back-pressure, tenant quota, JSON Schema
 // checks and encryption at rest (the raw stream holds no plaintext; pull opens it).
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <set>
 #include <thread>
@@ -39,11 +38,13 @@ struct Session : ApiSession {
 };
 
 std::string base64(const std::string& in) {
-    static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char* kAlphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
     std::size_t i = 0;
     for (; i + 2 < in.size(); i += 3) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                     (static_cast<unsigned char>(in[i + 1]) << 8) |
                      static_cast<unsigned char>(in[i + 2]);
         for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
     }
@@ -53,7 +54,8 @@ std::string base64(const std::string& in) {
         out += kAlphabet[(v >> 12) & 63];
         out += "==";
     } else if (i + 2 == in.size()) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                     (static_cast<unsigned char>(in[i + 1]) << 8);
         out += kAlphabet[(v >> 18) & 63];
         out += kAlphabet[(v >> 12) & 63];
         out += kAlphabet[(v >> 6) & 63];
@@ -71,16 +73,20 @@ std::string keyring_file() {
 }
 
 /// Every field value of every entry in the queue's partition streams, with its name.
-std::vector<std::map<std::string, std::string>> raw_entries(const std::string& prefix, const std::string& tenant,
-                                                             const std::string& queue, int partitions) {
+std::vector<std::map<std::string, std::string>> raw_entries(const std::string& prefix,
+                                                            const std::string& tenant,
+                                                            const std::string& queue,
+                                                            int partitions) {
     mq::redis::Connection redis(mq::redis::parse_url(services().redis_url));
     std::vector<std::map<std::string, std::string>> out;
     for (int p = 0; p < partitions; ++p) {
-        auto reply = redis.command({"XRANGE", mq::KeyLayout(prefix).stream(tenant, queue, p), "-", "+"});
+        auto reply =
+            redis.command({"XRANGE", mq::KeyLayout(prefix).stream(tenant, queue, p), "-", "+"});
         for (const auto& entry : reply.elements) {
             std::map<std::string, std::string> fields;
             const auto& kv = entry.elements.at(1).elements;
-            for (std::size_t i = 0; i + 1 < kv.size(); i += 2) fields[kv[i].as_string()] = kv[i + 1].as_string();
+            for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+                fields[kv[i].as_string()] = kv[i + 1].as_string();
             out.push_back(std::move(fields));
         }
     }
@@ -92,7 +98,8 @@ std::vector<std::map<std::string, std::string>> raw_entries(const std::string& p
 TEST_CASE("api_publish_single_answers_201_with_id_and_partition", "[api]") {
     Session s;
     s.create({{"name", "events"}, {"partitions", 4}});
-    auto r = s.publish({{"queue", "events"}, {"payload", {{"order", 7}}}, {"headers", {{"x-source", "test"}}}});
+    auto r = s.publish(
+        {{"queue", "events"}, {"payload", {{"order", 7}}}, {"headers", {{"x-source", "test"}}}});
     REQUIRE(r.status == 201);
     auto j = r.json();
     CHECK(j["id"].get<std::string>().size() == 36);
@@ -109,7 +116,8 @@ TEST_CASE("api_publish_single_answers_201_with_id_and_partition", "[api]") {
     REQUIRE(entries.size() == 1);
     bool found = false;
     for (const auto& [name, value] : entries[0])
-        if (value.find("x-source") != std::string::npos && value.find("test") != std::string::npos) found = true;
+        if (value.find("x-source") != std::string::npos && value.find("test") != std::string::npos)
+            found = true;
     CHECK(found);
 
     auto missing_queue = s.publish({{"payload", "x"}});
@@ -128,7 +136,8 @@ TEST_CASE("api_publish_same_key_lands_on_same_partition", "[api]") {
     }
     CHECK(user1.size() == 1);
     for (int i = 0; i < 16; ++i) {
-        auto r = s.publish({{"queue", "keyed"}, {"payload", i}, {"key", "user-" + std::to_string(100 + i)}});
+        auto r = s.publish(
+            {{"queue", "keyed"}, {"payload", i}, {"key", "user-" + std::to_string(100 + i)}});
         REQUIRE(r.status == 201);
         all.insert(r.json()["partition"].get<int>());
     }
@@ -146,10 +155,12 @@ TEST_CASE("api_publish_idempotency_key_field_and_header_store_once", "[api]") {
     CHECK(second.json()["id"] == first.json()["id"]);
     CHECK(s.stats("idem")["messages"] == 1);
 
-    auto h1 = s.publish({{"queue", "idem"}, {"payload", "b"}}, kPublish, {{"Idempotency-Key", "order-2"}});
+    auto h1 = s.publish({{"queue", "idem"}, {"payload", "b"}}, kPublish,
+                        {{"Idempotency-Key", "order-2"}});
     REQUIRE(h1.status == 201);
     CHECK(h1.json()["id"] != first.json()["id"]);
-    auto h2 = s.publish({{"queue", "idem"}, {"payload", "b"}}, kPublish, {{"Idempotency-Key", "order-2"}});
+    auto h2 = s.publish({{"queue", "idem"}, {"payload", "b"}}, kPublish,
+                        {{"Idempotency-Key", "order-2"}});
     REQUIRE(h2.status == 200);
     CHECK(h2.json()["duplicate"] == true);
     CHECK(h2.json()["id"] == h1.json()["id"]);
@@ -159,8 +170,8 @@ TEST_CASE("api_publish_idempotency_key_field_and_header_store_once", "[api]") {
     CHECK(h3.json()["id"] == h1.json()["id"]);
     CHECK(s.stats("idem")["messages"] == 2);
 
-    auto differ = s.publish({{"queue", "idem"}, {"payload", "c"}, {"idempotency_key", "x"}}, kPublish,
-                            {{"Idempotency-Key", "y"}});
+    auto differ = s.publish({{"queue", "idem"}, {"payload", "c"}, {"idempotency_key", "x"}},
+                            kPublish, {{"Idempotency-Key", "y"}});
     CHECK(differ.status == 400);
     CHECK(s.stats("idem")["messages"] == 2);
 }
@@ -192,10 +203,13 @@ TEST_CASE("api_publish_concurrent_publishes_are_each_stored_once", "[api]") {
         threads.emplace_back([&, t] {
             for (int i = 0; i < kEach; ++i) {
                 json body = {{"queue", "burst"}, {"payload", {{"t", t}, {"i", i}}}};
-                if (i % 2) body["idempotency_key"] = "t" + std::to_string(t) + "-" + std::to_string(i);
+                if (i % 2)
+                    body["idempotency_key"] = "t" + std::to_string(t) + "-" + std::to_string(i);
                 auto r = s.publish(body);
-                if (r.status != 201) ++failures[t];
-                else ids[t].push_back(r.json()["id"]);
+                if (r.status != 201)
+                    ++failures[t];
+                else
+                    ids[t].push_back(r.json()["id"]);
             }
         });
     for (auto& th : threads) th.join();
@@ -219,7 +233,8 @@ TEST_CASE("api_publish_delayed_and_scheduled_need_their_time", "[api]") {
     CHECK(no_at.json()["error"]["details"]["field"] == "deliver_at");
     CHECK(s.stats("later")["delayed"] == 0);
 
-    auto d = s.publish({{"queue", "later"}, {"payload", "x"}, {"delay_ms", 600000}}, kPublish + "/delayed");
+    auto d = s.publish({{"queue", "later"}, {"payload", "x"}, {"delay_ms", 600000}},
+                       kPublish + "/delayed");
     REQUIRE(d.status == 201);
     CHECK(d.json()["delayed"] == true);
     CHECK(d.json()["deliver_at"].is_string());
@@ -228,13 +243,15 @@ TEST_CASE("api_publish_delayed_and_scheduled_need_their_time", "[api]") {
     CHECK(st["messages"] == 0);
 
     auto at = mq::format_rfc3339(mq::now_ms() + 3600000);
-    auto sch = s.publish({{"queue", "later"}, {"payload", "y"}, {"deliver_at", at}}, kPublish + "/scheduled");
+    auto sch = s.publish({{"queue", "later"}, {"payload", "y"}, {"deliver_at", at}},
+                         kPublish + "/scheduled");
     REQUIRE(sch.status == 201);
     CHECK(sch.json()["delayed"] == true);
     CHECK(sch.json()["deliver_at"].is_string());
     CHECK(s.stats("later")["delayed"] == 2);
 
-    auto bad_at = s.publish({{"queue", "later"}, {"payload", "y"}, {"deliver_at", "tomorrow"}}, kPublish + "/scheduled");
+    auto bad_at = s.publish({{"queue", "later"}, {"payload", "y"}, {"deliver_at", "tomorrow"}},
+                            kPublish + "/scheduled");
     CHECK(bad_at.status == 400);
     CHECK(s.stats("later")["delayed"] == 2);
 }
@@ -281,7 +298,8 @@ TEST_CASE("api_topic_publish_takes_one_or_many", "[api]") {
     auto one = s.publish({{"payload", {{"headline", "a"}}}}, "/api/v1/mq/topics/news/publish");
     REQUIRE(one.status == 201);
     CHECK(one.json()["queue"] == "news");
-    auto many = s.publish({{"messages", {{{"payload", "b"}}, {{"payload", "c"}}}}}, "/api/v1/mq/topics/news/publish");
+    auto many = s.publish({{"messages", {{{"payload", "b"}}, {{"payload", "c"}}}}},
+                          "/api/v1/mq/topics/news/publish");
     REQUIRE(many.status == 200);
     CHECK(many.json()["accepted"] == 2);
     CHECK(s.stats("news")["messages"] == 3);
@@ -307,8 +325,9 @@ TEST_CASE("api_publish_batch_into_a_nearly_full_queue_answers_per_message", "[ap
     Session s;
     s.create({{"name", "small"}, {"max_length", 2}});
     REQUIRE(s.publish({{"queue", "small"}, {"payload", 1}}).status == 201);
-    auto r = s.publish({{"queue", "small"}, {"messages", {{{"payload", 2}}, {{"payload", 3}}, {{"payload", 4}}}}},
-                       kPublish + "/batch");
+    auto r = s.publish(
+        {{"queue", "small"}, {"messages", {{{"payload", 2}}, {{"payload", 3}}, {{"payload", 4}}}}},
+        kPublish + "/batch");
     REQUIRE(r.status == 200);
     auto j = r.json();
     CHECK(j["accepted"] == 1);
@@ -347,9 +366,8 @@ TEST_CASE("api_publish_tenant_quota_answers_429_quota_exceeded", "[api]") {
 
 TEST_CASE("api_publish_schema_refuses_non_matching_payloads", "[api]") {
     Session s;
-    json schema = {{"type", "object"},
-                   {"required", {"id"}},
-                   {"properties", {{"id", {{"type", "integer"}}}}}};
+    json schema = {
+        {"type", "object"}, {"required", {"id"}}, {"properties", {{"id", {{"type", "integer"}}}}}};
     s.create({{"name", "typed"}, {"schema", schema}});
     auto bad = s.publish({{"queue", "typed"}, {"payload", {{"id", "seven"}}}});
     CHECK(bad.status == 422);
@@ -362,7 +380,10 @@ TEST_CASE("api_publish_schema_refuses_non_matching_payloads", "[api]") {
     CHECK(good.status == 201);
 
     auto batch = s.publish({{"queue", "typed"},
-                            {"messages", {{{"payload", {{"id", 1}}}}, {{"payload", {{"name", "x"}}}}, {{"payload", {{"id", 3}}}}}}},
+                            {"messages",
+                             {{{"payload", {{"id", 1}}}},
+                              {{"payload", {{"name", "x"}}}},
+                              {{"payload", {{"id", 3}}}}}}},
                            kPublish + "/batch");
     REQUIRE(batch.status == 200);
     auto j = batch.json();
@@ -390,8 +411,9 @@ TEST_CASE("api_publish_encrypted_queue_stores_no_plaintext_and_pull_opens_it", "
         CHECK(value.find("TOP-SECRET") == std::string::npos);
     }
 
-    auto sub = s.api.call_json("POST", "/api/v1/mq/subscriptions",
-                               {{"queue", "secret"}, {"name", "reader"}, {"start_from", "earliest"}}, s.token);
+    auto sub = s.api.call_json(
+        "POST", "/api/v1/mq/subscriptions",
+        {{"queue", "secret"}, {"name", "reader"}, {"start_from", "earliest"}}, s.token);
     REQUIRE(sub.status == 201);
     auto id = sub.json()["id"].get<std::string>();
     auto pulled = s.api.call_json("POST", "/api/v1/mq/subscriptions/" + id + "/pull",
@@ -406,7 +428,8 @@ TEST_CASE("api_publish_encrypted_queue_stores_no_plaintext_and_pull_opens_it", "
     ApiOptions plain;
     plain.key_prefix = s.api.key_prefix();
     ApiProcess no_keys(plain);
-    auto refused = no_keys.call_json("POST", kPublish, {{"queue", "secret"}, {"payload", plaintext + "-2"}}, s.token);
+    auto refused = no_keys.call_json("POST", kPublish,
+                                     {{"queue", "secret"}, {"payload", plaintext + "-2"}}, s.token);
     CHECK(refused.status >= 400);
     CHECK_FALSE(refused.error_code().empty());
     auto after = raw_entries(s.api.key_prefix(), s.tenant.tenant(), "secret", 2);

@@ -2,7 +2,6 @@
 // nack with delay, extend, dead-lettering past max_attempts, and receipts that must be
 // refused (tampered, another subscription's, lost leases).
 #include <catch2/catch.hpp>
-
 #include <set>
 #include <thread>
 
@@ -29,7 +28,8 @@ struct Session : ApiSession {
         INFO(r.body);
         REQUIRE(r.status == 201);
     }
-    std::string subscription(const json& extra = json::object(), const std::string& name = "billing") const {
+    std::string subscription(const json& extra = json::object(),
+                             const std::string& name = "billing") const {
         json body = {{"queue", "orders"}, {"name", name}};
         body.update(extra);
         auto r = api.call_json("POST", kSubs, body, token);
@@ -38,7 +38,8 @@ struct Session : ApiSession {
         return r.json()["id"];
     }
     std::string publish(const json& payload) const {
-        auto r = api.call_json("POST", "/api/v1/mq/publish", {{"queue", "orders"}, {"payload", payload}}, token);
+        auto r = api.call_json("POST", "/api/v1/mq/publish",
+                               {{"queue", "orders"}, {"payload", payload}}, token);
         INFO(r.body);
         REQUIRE(r.status == 201);
         return r.json()["id"];
@@ -92,7 +93,9 @@ TEST_CASE("api_pull_returns_each_message_once_and_ack_settles_it", "[api][pull]"
 
     CHECK(s.ack(sub, receipts[0]) == "acked");
     CHECK(s.ack(sub, receipts[0]) == "lease_lost");
-    auto many = s.call(sub, "ack", {{"receipts", {receipts[1], receipts[2], receipts[3], receipts[4], receipts[0]}}});
+    auto many =
+        s.call(sub, "ack",
+               {{"receipts", {receipts[1], receipts[2], receipts[3], receipts[4], receipts[0]}}});
     REQUIRE(many.status == 200);
     auto results = many.json()["results"];
     REQUIRE(results.size() == 5);
@@ -113,7 +116,8 @@ TEST_CASE("api_pull_long_poll_answers_when_a_message_arrives", "[api][pull]") {
     std::string id;
     std::thread later([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        auto r = s.api.call_json("POST", "/api/v1/mq/publish", {{"queue", "orders"}, {"payload", "late"}}, s.token);
+        auto r = s.api.call_json("POST", "/api/v1/mq/publish",
+                                 {{"queue", "orders"}, {"payload", "late"}}, s.token);
         if (r.status == 201) id = r.json()["id"];
     });
     auto start = Clock::now();
@@ -232,8 +236,8 @@ TEST_CASE("api_pull_dead_letters_after_max_attempts", "[api][pull]") {
     }
     CHECK(s.pull(sub).empty());  // the third attempt is not delivered: dead-lettered
 
-    auto run = mqctl({"--tenant", s.tenant.tenant(), "--key-prefix", s.api.key_prefix(), "-o", "json", "dlq", "list",
-                      "orders"});
+    auto run = mqctl({"--tenant", s.tenant.tenant(), "--key-prefix", s.api.key_prefix(), "-o",
+                      "json", "dlq", "list", "orders"});
     INFO(run.out << run.err);
     REQUIRE(run.status == 0);
     auto list = json::parse(run.out);
@@ -247,7 +251,8 @@ TEST_CASE("api_pull_dead_letters_after_max_attempts", "[api][pull]") {
     CHECK(q.json()["stats"]["pending"] == 0);
 }
 
-TEST_CASE("api_pull_refuses_foreign_and_tampered_receipts_and_webhook_subscriptions", "[api][pull]") {
+TEST_CASE("api_pull_refuses_foreign_and_tampered_receipts_and_webhook_subscriptions",
+          "[api][pull]") {
     Session s;
     auto sub = s.subscription();
     auto other = s.subscription(json::object(), "other");
@@ -276,7 +281,8 @@ TEST_CASE("api_pull_refuses_foreign_and_tampered_receipts_and_webhook_subscripti
     // "other" still has its own copy of the message.
     CHECK(s.pull(other).size() == 1);
 
-    auto hook = s.subscription({{"type", "webhook"}, {"handler", {{"url", "http://127.0.0.1:9/hook"}}}}, "hook");
+    auto hook = s.subscription(
+        {{"type", "webhook"}, {"handler", {{"url", "http://127.0.0.1:9/hook"}}}}, "hook");
     auto r = s.call(hook, "pull", json::object());
     CHECK(r.status == 400);
     CHECK(r.error_code() == "MQ_VALIDATION_ERROR");

@@ -1,9 +1,8 @@
 // Queue endpoints over HTTP: create (echo, conflict, bad names and fields), list, get
 // with stats, update (grow only), delete (refused while subscribed unless forced), purge,
 // and 404 for missing queues.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "api_process.hpp"
 #include "harness.hpp"
@@ -16,10 +15,12 @@ namespace {
 const std::string kQueues = "/api/v1/mq/queues";
 
 struct Session : ApiSession {
-
-    HttpResult create(const json& body) const { return api.call_json("POST", kQueues, body, token); }
+    HttpResult create(const json& body) const {
+        return api.call_json("POST", kQueues, body, token);
+    }
     HttpResult publish(const std::string& queue, const json& payload) const {
-        return api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", payload}}, token);
+        return api.call_json("POST", "/api/v1/mq/publish", {{"queue", queue}, {"payload", payload}},
+                             token);
     }
     json stats(const std::string& queue) const {
         auto r = api.call("GET", kQueues + "/" + queue, "", token);
@@ -59,7 +60,8 @@ TEST_CASE("api_queue_create_echoes_fields_and_refuses_duplicates", "[api]") {
 
 TEST_CASE("api_queue_create_refuses_bad_names_unknown_fields_and_wrong_types", "[api]") {
     Session s;
-    for (const std::string& bad : std::vector<std::string>{"", "has space", "../etc", std::string(300, 'a'), "-lead"}) {
+    for (const std::string& bad :
+         std::vector<std::string>{"", "has space", "../etc", std::string(300, 'a'), "-lead"}) {
         auto r = s.create({{"name", bad}});
         INFO(bad);
         CHECK(r.status == 400);
@@ -120,7 +122,8 @@ TEST_CASE("api_queue_list_and_get_count_published_messages", "[api]") {
 TEST_CASE("api_queue_update_grows_partitions_and_refuses_shrinking", "[api]") {
     Session s;
     REQUIRE(s.create({{"name", "grow"}, {"partitions", 2}}).status == 201);
-    auto up = s.api.call_json("PUT", kQueues + "/grow", {{"partitions", 4}, {"description", "wider"}}, s.token);
+    auto up = s.api.call_json("PUT", kQueues + "/grow",
+                              {{"partitions", 4}, {"description", "wider"}}, s.token);
     REQUIRE(up.status == 200);
     CHECK(up.json()["partitions"] == 4);
     CHECK(up.json()["description"] == "wider");
@@ -147,7 +150,8 @@ TEST_CASE("api_queue_delete_refuses_subscribed_queue_unless_forced", "[api]") {
     Session s;
     REQUIRE(s.create({{"name", "plain"}}).status == 201);
     REQUIRE(s.create({{"name", "subbed"}}).status == 201);
-    auto sub = s.api.call_json("POST", "/api/v1/mq/subscriptions", {{"queue", "subbed"}, {"name", "reader"}}, s.token);
+    auto sub = s.api.call_json("POST", "/api/v1/mq/subscriptions",
+                               {{"queue", "subbed"}, {"name", "reader"}}, s.token);
     REQUIRE(sub.status == 201);
 
     auto del = s.api.call("DELETE", kQueues + "/plain", "", s.token);
@@ -172,8 +176,9 @@ TEST_CASE("api_queue_purge_counts_entries_and_delayed", "[api]") {
     Session s;
     REQUIRE(s.create({{"name", "purgeme"}, {"partitions", 2}}).status == 201);
     for (int i = 0; i < 4; ++i) REQUIRE(s.publish("purgeme", {{"n", i}}).status == 201);
-    auto delayed = s.api.call_json("POST", "/api/v1/mq/publish/delayed",
-                                   {{"queue", "purgeme"}, {"payload", "later"}, {"delay_ms", 600000}}, s.token);
+    auto delayed = s.api.call_json(
+        "POST", "/api/v1/mq/publish/delayed",
+        {{"queue", "purgeme"}, {"payload", "later"}, {"delay_ms", 600000}}, s.token);
     REQUIRE(delayed.status == 201);
     CHECK(s.stats("purgeme")["messages"] == 4);
     CHECK(s.stats("purgeme")["delayed"] == 1);
@@ -193,8 +198,10 @@ TEST_CASE("api_queue_purge_counts_entries_and_delayed", "[api]") {
 
 TEST_CASE("api_queue_missing_answers_404_queue_not_found", "[api]") {
     Session s;
-    for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
-             {"GET", kQueues + "/ghost"}, {"DELETE", kQueues + "/ghost"}, {"POST", kQueues + "/ghost/purge"}}) {
+    for (const auto& [method, target] :
+         std::vector<std::pair<std::string, std::string>>{{"GET", kQueues + "/ghost"},
+                                                          {"DELETE", kQueues + "/ghost"},
+                                                          {"POST", kQueues + "/ghost/purge"}}) {
         auto r = s.api.call(method, target, "", s.token);
         INFO(method << ' ' << target);
         CHECK(r.status == 404);

@@ -42,9 +42,11 @@ TEST_CASE("api_bearer_routes_refuse_missing_and_unknown_tokens", "[api]") {
 
 TEST_CASE("api_request_id_is_echoed_when_sane", "[api]") {
     ApiProcess api;
-    auto r = http_request(api.port(), "GET", "/api/v1/mq/health", "", {{"X-Request-Id", "abc-123"}});
+    auto r =
+        http_request(api.port(), "GET", "/api/v1/mq/health", "", {{"X-Request-Id", "abc-123"}});
     CHECK(r.headers["x-request-id"] == "abc-123");
-    auto odd = http_request(api.port(), "GET", "/api/v1/mq/health", "", {{"X-Request-Id", "bad id with spaces"}});
+    auto odd = http_request(api.port(), "GET", "/api/v1/mq/health", "",
+                            {{"X-Request-Id", "bad id with spaces"}});
     CHECK(odd.headers["x-request-id"] != "bad id with spaces");
     CHECK(odd.headers["x-request-id"].size() == 36);
 }

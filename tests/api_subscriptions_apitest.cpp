@@ -3,7 +3,6 @@
 // with a malformed id), update, pause/resume (a paused pull subscription pulls nothing),
 // delete, and changes made with mqctl showing through the API.
 #include <catch2/catch.hpp>
-
 #include <set>
 #include <thread>
 
@@ -18,7 +17,6 @@ namespace {
 const std::string kSubs = "/api/v1/mq/subscriptions";
 
 struct Session : ApiSession {
-
     void queue(const json& body) const {
         auto r = api.call_json("POST", "/api/v1/mq/queues", body, token);
         INFO(r.body);
@@ -31,14 +29,17 @@ struct Session : ApiSession {
         REQUIRE(r.status == 201);
         return r.json();
     }
-    HttpResult get(const std::string& id) const { return api.call("GET", kSubs + "/" + id, "", token); }
+    HttpResult get(const std::string& id) const {
+        return api.call("GET", kSubs + "/" + id, "", token);
+    }
     HttpResult post(const std::string& path, const json& body = json::object()) const {
         return api.call_json("POST", kSubs + path, body, token);
     }
     /// Names of the consumer groups on one partition stream of `queue`.
     std::set<std::string> groups(const std::string& queue, int partition) const {
         RedisScope r;
-        return mqtest::group_names(r.redis(), mq::KeyLayout(api.key_prefix()).stream(tenant.tenant(), queue, partition));
+        return mqtest::group_names(
+            r.redis(), mq::KeyLayout(api.key_prefix()).stream(tenant.tenant(), queue, partition));
     }
 };
 
@@ -85,17 +86,24 @@ TEST_CASE("api_subscription_create_refuses_bad_fields", "[api]") {
     Session s;
     s.queue({{"name", "orders"}});
     check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"colour", "blue"}}), "colour");
-    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"max_attempts", "many"}}), "max_attempts");
-    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"max_attempts", 0}}), "max_attempts");
-    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"type", "carrier-pigeon"}}), "type");
-    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"start_from", "middle"}}), "start_from");
+    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"max_attempts", "many"}}),
+                     "max_attempts");
+    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"max_attempts", 0}}),
+                     "max_attempts");
+    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"type", "carrier-pigeon"}}),
+                     "type");
+    check_validation(s.create({{"queue", "orders"}, {"name", "a"}, {"start_from", "middle"}}),
+                     "start_from");
     check_validation(s.create({{"queue", "orders"}, {"name", 5}}), "name");
     check_validation(s.create({{"queue", "orders"}}), "name");
     check_validation(s.create({{"queue", "orders"}, {"name", "bad name"}}), "");
     // A webhook subscription needs a handler with a url.
     check_validation(s.create({{"queue", "orders"}, {"name", "hook"}, {"type", "webhook"}}), "");
-    check_validation(
-        s.create({{"queue", "orders"}, {"name", "hook"}, {"type", "webhook"}, {"handler", {{"timeout_ms", 100}}}}), "");
+    check_validation(s.create({{"queue", "orders"},
+                               {"name", "hook"},
+                               {"type", "webhook"},
+                               {"handler", {{"timeout_ms", 100}}}}),
+                     "");
     auto bad_json = s.api.call("POST", kSubs, "{\"queue\": ", s.token);
     CHECK(bad_json.status == 400);
     CHECK(bad_json.error_code() == "MQ_VALIDATION_ERROR");
@@ -107,8 +115,10 @@ TEST_CASE("api_subscription_create_refuses_bad_fields", "[api]") {
     CHECK(s.groups("orders", 0).empty());
 
     // The same webhook with a url is fine.
-    auto ok = s.created(
-        {{"queue", "orders"}, {"name", "hook"}, {"type", "webhook"}, {"handler", {{"url", "http://127.0.0.1:9/x"}}}});
+    auto ok = s.created({{"queue", "orders"},
+                         {"name", "hook"},
+                         {"type", "webhook"},
+                         {"handler", {{"url", "http://127.0.0.1:9/x"}}}});
     CHECK(ok["type"] == "webhook");
     CHECK(ok["handler"]["url"] == "http://127.0.0.1:9/x");
 }
@@ -126,12 +136,14 @@ TEST_CASE("api_subscription_list_filter_and_get", "[api]") {
         REQUIRE(r.status == 200);
         auto j = r.json();
         std::set<std::string> out;
-        for (const auto& sub : j["subscriptions"]) out.insert(sub["queue"].get<std::string>() + "/" +
-                                                                    sub["name"].get<std::string>());
+        for (const auto& sub : j["subscriptions"])
+            out.insert(sub["queue"].get<std::string>() + "/" + sub["name"].get<std::string>());
         return out;
     };
-    CHECK(names(kSubs) == std::set<std::string>{"orders/billing", "orders/shipping", "audit/archive"});
-    CHECK(names(kSubs + "?queue=orders") == std::set<std::string>{"orders/billing", "orders/shipping"});
+    CHECK(names(kSubs) ==
+          std::set<std::string>{"orders/billing", "orders/shipping", "audit/archive"});
+    CHECK(names(kSubs + "?queue=orders") ==
+          std::set<std::string>{"orders/billing", "orders/shipping"});
     CHECK(names(kSubs + "?queue=audit") == std::set<std::string>{"audit/archive"});
     CHECK(names(kSubs + "?queue=nothing").empty());
 
@@ -140,8 +152,9 @@ TEST_CASE("api_subscription_list_filter_and_get", "[api]") {
     CHECK(got.json() == b);
     CHECK(s.get(c["id"]).json()["name"] == "archive");
 
-    for (const std::string& id : std::vector<std::string>{"not-a-uuid", "1234", "00000000-0000-4000-8000-000000000000",
-                                                         a["id"].get<std::string>() + "0", "%27%3B%20DROP%20TABLE%20x"}) {
+    for (const std::string& id :
+         std::vector<std::string>{"not-a-uuid", "1234", "00000000-0000-4000-8000-000000000000",
+                                  a["id"].get<std::string>() + "0", "%27%3B%20DROP%20TABLE%20x"}) {
         auto r = s.get(id);
         INFO(id << " -> " << r.status << " " << r.body);
         CHECK(r.status == 404);
@@ -170,14 +183,18 @@ TEST_CASE("api_subscription_update_changes_settings_but_not_identity", "[api]") 
     check_validation(s.api.call_json("PUT", path, {{"colour", "red"}}, s.token), "colour");
     check_validation(s.api.call_json("PUT", path, json::object(), s.token), "");
     // The same name and queue again are not a change.
-    CHECK(s.api.call_json("PUT", path, {{"queue", "orders"}, {"name", "billing"}, {"max_attempts", 4}}, s.token)
+    CHECK(s.api
+              .call_json("PUT", path,
+                         {{"queue", "orders"}, {"name", "billing"}, {"max_attempts", 4}}, s.token)
               .status == 200);
 
     auto now = s.get(sub["id"]).json();
     CHECK(now["queue"] == "orders");
     CHECK(now["name"] == "billing");
     CHECK(now["max_attempts"] == 4);
-    CHECK(s.api.call_json("PUT", kSubs + "/00000000-0000-4000-8000-000000000000", {{"max_attempts", 3}}, s.token)
+    CHECK(s.api
+              .call_json("PUT", kSubs + "/00000000-0000-4000-8000-000000000000",
+                         {{"max_attempts", 3}}, s.token)
               .status == 404);
 }
 
@@ -192,7 +209,9 @@ TEST_CASE("api_subscription_pause_stops_pull_and_resume_restarts_it", "[api]") {
     CHECK(s.get(id).json()["status"] == "paused");
 
     for (int i = 0; i < 2; ++i)
-        REQUIRE(s.api.call_json("POST", "/api/v1/mq/publish", {{"queue", "orders"}, {"payload", {{"n", i}}}}, s.token)
+        REQUIRE(s.api
+                    .call_json("POST", "/api/v1/mq/publish",
+                               {{"queue", "orders"}, {"payload", {{"n", i}}}}, s.token)
                     .status == 201);
     auto none = s.post("/" + id + "/pull", {{"max_messages", 10}});
     REQUIRE(none.status == 200);
@@ -233,8 +252,8 @@ TEST_CASE("api_subscription_change_by_mqctl_shows_within_a_second", "[api]") {
     const std::string id = sub["id"];
     REQUIRE(s.get(id).json()["status"] == "active");  // cached by the API now
 
-    auto run = mqctl({"--tenant", s.tenant.tenant(), "--key-prefix", s.api.key_prefix(), "sub", "pause", "orders",
-                      "billing"});
+    auto run = mqctl({"--tenant", s.tenant.tenant(), "--key-prefix", s.api.key_prefix(), "sub",
+                      "pause", "orders", "billing"});
     INFO(run.out << run.err);
     REQUIRE(run.status == 0);
     auto start = std::chrono::steady_clock::now();

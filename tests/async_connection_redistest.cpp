@@ -44,10 +44,12 @@ std::string error_text(const std::exception_ptr& e) {
 /// Runs the loop until `done` holds or `limit` passes (the connection's read keeps the
 /// loop busy forever, so run_for alone would always wait the whole limit).
 template <class Pred>
-void run_until(boost::asio::io_context& ioc, Pred done, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+void run_until(boost::asio::io_context& ioc, Pred done,
+               std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     ioc.restart();
     auto until = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < until) ioc.run_one_for(std::chrono::milliseconds(50));
+    while (!done() && std::chrono::steady_clock::now() < until)
+        ioc.run_one_for(std::chrono::milliseconds(50));
 }
 
 /// Executes `p` and runs the loop until its callback ran (a failed REQUIRE otherwise).
@@ -92,7 +94,8 @@ TEST_CASE("async: calls made in one turn share one write and answer in order", "
     CHECK(rs.redis().command({"GET", key}).as_integer() == kCalls);
 }
 
-TEST_CASE("async: error replies are values, and an empty pipeline completes at once", "[redis][async]") {
+TEST_CASE("async: error replies are values, and an empty pipeline completes at once",
+          "[redis][async]") {
     mqtest::RedisScope rs;
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     AsyncConnection conn(ioc, rs.redis().endpoint());
@@ -142,7 +145,8 @@ TEST_CASE("async: scripts load on first use and again after SCRIPT FLUSH", "[red
     CHECK(rs.redis().command({"GET", key}).as_integer() == 4);
 }
 
-TEST_CASE("async: a killed connection fails the calls in flight, and the next call reconnects", "[redis][async]") {
+TEST_CASE("async: a killed connection fails the calls in flight, and the next call reconnects",
+          "[redis][async]") {
     mqtest::RedisScope rs;
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     AsyncConnection conn(ioc, rs.redis().endpoint());
@@ -153,21 +157,24 @@ TEST_CASE("async: a killed connection fails the calls in flight, and the next ca
     auto block = one({"BLPOP", rs.prefix() + "never", "5"});
     Result blocked;
     conn.execute(block, keep(blocked));
-    run_until(*ioc, [&] { return blocked.called; }, std::chrono::milliseconds(200));
+    run_until(
+        *ioc, [&] { return blocked.called; }, std::chrono::milliseconds(200));
     REQUIRE_FALSE(blocked.called);
     rs.redis().command({"CLIENT", "KILL", "ID", std::to_string(id.replies[0].as_integer())});
-    run_until(*ioc, [&] { return blocked.called; }, std::chrono::seconds(3));
+    run_until(
+        *ioc, [&] { return blocked.called; }, std::chrono::seconds(3));
     REQUIRE(blocked.called);
     REQUIRE(blocked.error);
-    CHECK_THAT(error_text(blocked.error), Catch::Contains("lost connection") &&
-                                               Catch::Contains("may or may not have run"));
+    CHECK_THAT(error_text(blocked.error),
+               Catch::Contains("lost connection") && Catch::Contains("may or may not have run"));
     auto ping = one({"PING"});
     Result again = call(conn, *ioc, ping);
     REQUIRE_FALSE(again.error);
     CHECK(again.replies[0].str == "PONG");
 }
 
-TEST_CASE("async: nothing listening answers BackendUnavailable naming the server", "[redis][async]") {
+TEST_CASE("async: nothing listening answers BackendUnavailable naming the server",
+          "[redis][async]") {
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     // Bind a port and close it again: nothing listens there.
     boost::asio::ip::tcp::acceptor probe(*ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -179,10 +186,12 @@ TEST_CASE("async: nothing listening answers BackendUnavailable naming the server
     auto ping = one({"PING"});
     Result r = call(conn, *ioc, ping);
     REQUIRE(r.error);
-    CHECK_THAT(error_text(r.error), Catch::Contains("cannot reach Redis at 127.0.0.1:" + std::to_string(port)));
+    CHECK_THAT(error_text(r.error),
+               Catch::Contains("cannot reach Redis at 127.0.0.1:" + std::to_string(port)));
 }
 
-TEST_CASE("async: a server that never answers times out with BackendUnavailable", "[redis][async]") {
+TEST_CASE("async: a server that never answers times out with BackendUnavailable",
+          "[redis][async]") {
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     // Accepts connections and reads nothing: the command is never answered.
     boost::asio::ip::tcp::acceptor silent(*ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
@@ -201,7 +210,8 @@ TEST_CASE("async: a server that never answers times out with BackendUnavailable"
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1500));
 }
 
-TEST_CASE("async: destroying the connection with calls in flight drops them safely", "[redis][async]") {
+TEST_CASE("async: destroying the connection with calls in flight drops them safely",
+          "[redis][async]") {
     mqtest::RedisScope rs;
     auto ioc = std::make_shared<boost::asio::io_context>(1);
     auto block = one({"BLPOP", rs.prefix() + "never", "2"});

@@ -118,7 +118,8 @@ TEST_CASE("allowed_lists_restrict_principals_of_the_tenant_but_not_its_admin", "
     q.allowed_consumers = {"ledger"};
 
     CHECK_NOTHROW(mq::authorize_publish(as(Role::kProducer, "acme", "checkout"), q));
-    auto [code, message] = thrown([&] { mq::authorize_publish(as(Role::kProducer, "acme", "intruder"), q); });
+    auto [code, message] =
+        thrown([&] { mq::authorize_publish(as(Role::kProducer, "acme", "intruder"), q); });
     CHECK(code == mq::ErrorCode::kForbidden);
     CHECK_THAT(message, Catch::Contains("intruder") && Catch::Contains("allowed_producers"));
     CHECK(thrown([&] { mq::authorize_publish(as(Role::kTenantAdmin, "acme", "ops"), q); }).first ==
@@ -141,15 +142,18 @@ TEST_CASE("a_public_queue_may_be_consumed_but_never_published_to_by_other_tenant
     CHECK(thrown([&] { mq::authorize_publish(as(Role::kProducer, "acme"), q); }).first ==
           mq::ErrorCode::kQueueNotFound);
     q.allowed_consumers = {"ledger"};
-    CHECK(thrown([&] { mq::authorize_consume(as(Role::kConsumer, "globex", "anyone"), q); }).first ==
-          mq::ErrorCode::kForbidden);
+    CHECK(thrown([&] {
+              mq::authorize_consume(as(Role::kConsumer, "globex", "anyone"), q);
+          }).first == mq::ErrorCode::kForbidden);
 }
 
-TEST_CASE("a_public_queues_allowed_consumers_name_other_tenants_principals_with_their_tenant", "[auth]") {
+TEST_CASE("a_public_queues_allowed_consumers_name_other_tenants_principals_with_their_tenant",
+          "[auth]") {
     auto q = queue("globex");
     q.is_public = true;
     q.allowed_consumers = {"ledger", "acme/reporting"};
-    CHECK(mq::foreign_principal_entry(as(Role::kConsumer, "acme", "reporting")) == "acme/reporting");
+    CHECK(mq::foreign_principal_entry(as(Role::kConsumer, "acme", "reporting")) ==
+          "acme/reporting");
     CHECK_NOTHROW(mq::authorize_consume(as(Role::kConsumer, "acme", "reporting"), q));
     CHECK_NOTHROW(mq::authorize_consume(as(Role::kConsumer, "globex", "ledger"), q));
     // A plain entry is the owner's principal, not one of the same name elsewhere; another
@@ -163,8 +167,9 @@ TEST_CASE("a_public_queues_allowed_consumers_name_other_tenants_principals_with_
     CHECK_NOTHROW(mq::authorize_consume(as(Role::kAdmin, "globex", "root"), q));
     // Not public: the list does not matter, the queue is not there.
     q.is_public = false;
-    CHECK(thrown([&] { mq::authorize_consume(as(Role::kConsumer, "acme", "reporting"), q); }).first ==
-          mq::ErrorCode::kQueueNotFound);
+    CHECK(thrown([&] {
+              mq::authorize_consume(as(Role::kConsumer, "acme", "reporting"), q);
+          }).first == mq::ErrorCode::kQueueNotFound);
 }
 
 TEST_CASE("principal_names_are_printable_and_bounded", "[auth]") {
@@ -223,7 +228,7 @@ TEST_CASE("quota_retry_after_is_the_whole_seconds_until_the_batch_fits", "[auth]
     CHECK_FALSE(quota.take("acme", 2));
     CHECK(quota.take("acme", 1) == 1);  // 0.5 s at 2/s, rounded up to 1
     CHECK(quota.take("acme", 2) == 1);
-    quota.set_rate("slow", 0.25);       // burst is at least one message
+    quota.set_rate("slow", 0.25);  // burst is at least one message
     CHECK_FALSE(quota.take("slow", 1));
     CHECK(quota.take("slow", 1) == 4);  // 1 message at 0.25/s
     CHECK(quota.max_batch("slow") == 1u);
@@ -232,7 +237,8 @@ TEST_CASE("quota_retry_after_is_the_whole_seconds_until_the_batch_fits", "[auth]
     CHECK_FALSE(quota.take("globex", 2));
 }
 
-TEST_CASE("quota_is_unlimited_without_a_rate_and_set_rate_nullopt_restores_the_default", "[auth][quota]") {
+TEST_CASE("quota_is_unlimited_without_a_rate_and_set_rate_nullopt_restores_the_default",
+          "[auth][quota]") {
     FakeClock clock;
     mq::PublishQuota unlimited(std::nullopt, clock.fn());
     for (int i = 0; i < 100; ++i) REQUIRE_FALSE(unlimited.take("acme", 1000));

@@ -54,7 +54,8 @@ TEST_CASE("explicit settings win over defaults", "[catalog]") {
     CHECK(q.max_length_per_partition() == 2);
 }
 
-TEST_CASE("a second queue with the same name is a conflict; another tenant may use it", "[catalog]") {
+TEST_CASE("a second queue with the same name is a conflict; another tenant may use it",
+          "[catalog]") {
     mqtest::TenantScope a, b;
     a.catalog().create_queue(a.tenant(), spec("orders"), mq::Config{});
     try {
@@ -77,11 +78,12 @@ TEST_CASE("a tenant never sees another tenant's queues", "[catalog]") {
     } catch (const mq::Error& e) {
         CHECK(e.code() == mq::ErrorCode::kQueueNotFound);
     }
-    CHECK_THROWS_AS(b.catalog().update_queue(b.tenant(), "secret", [] {
-                        mq::QueueChanges c;
-                        c.description = "x";
-                        return c;
-                    }()),
+    CHECK_THROWS_AS(b.catalog().update_queue(b.tenant(), "secret",
+                                             [] {
+                                                 mq::QueueChanges c;
+                                                 c.description = "x";
+                                                 return c;
+                                             }()),
                     mq::Error);
 }
 
@@ -92,7 +94,8 @@ TEST_CASE("creating a queue in a missing tenant says how to create the tenant", 
         FAIL("queue created in a missing tenant");
     } catch (const mq::Error& e) {
         CHECK(e.code() == mq::ErrorCode::kNotFound);
-        CHECK(std::string(e.what()).find("mqctl tenant create no-such-tenant") != std::string::npos);
+        CHECK(std::string(e.what()).find("mqctl tenant create no-such-tenant") !=
+              std::string::npos);
     }
 }
 
@@ -137,13 +140,16 @@ TEST_CASE("update changes only the given settings and never shrinks partitions",
     CHECK(ts.catalog().get_queue(ts.tenant(), "orders").partition_count == 6);
 }
 
-TEST_CASE("delete refuses a queue with subscriptions unless forced, and removes its keys", "[catalog]") {
+TEST_CASE("delete refuses a queue with subscriptions unless forced, and removes its keys",
+          "[catalog]") {
     mqtest::TenantScope ts;
     mqtest::RedisScope rs;
     auto q = ts.catalog().create_queue(ts.tenant(), spec("orders"), mq::Config{});
-    rs.redis().command({"XADD", rs.keys().stream(ts.tenant(), "orders", 0), "*", "id", "x", "p", "y"});
-    ts.exec("INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group) VALUES ('" +
-            ts.tenant() + "', '" + q.id + "', 'billing', 'billing')");
+    rs.redis().command(
+        {"XADD", rs.keys().stream(ts.tenant(), "orders", 0), "*", "id", "x", "p", "y"});
+    ts.exec(
+        "INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group) VALUES ('" +
+        ts.tenant() + "', '" + q.id + "', 'billing', 'billing')");
     mq::QueueStreams streams(rs.redis(), rs.keys());
 
     try {
@@ -159,7 +165,8 @@ TEST_CASE("delete refuses a queue with subscriptions unless forced, and removes 
     CHECK(d.subscriptions == 1);
     CHECK_FALSE(ts.catalog().find_queue(ts.tenant(), "orders", true));
     CHECK(rs.all_keys().empty());
-    CHECK_THROWS_AS(mq::delete_queue(ts.catalog(), streams, ts.tenant(), "orders", false), mq::Error);
+    CHECK_THROWS_AS(mq::delete_queue(ts.catalog(), streams, ts.tenant(), "orders", false),
+                    mq::Error);
 }
 
 TEST_CASE("an interrupted delete leaves a hidden queue that delete finishes", "[catalog]") {
@@ -189,7 +196,8 @@ TEST_CASE("queue changes are announced on the mq_config channel", "[catalog]") {
     c.description = "x";
     ts.catalog().update_queue(ts.tenant(), "orders", c);
     ts.catalog().delete_queue_row(q);
-    for (int i = 0; i < 50 && receiver.payloads.size() < 3; ++i) listener.await_notification(0, 100000);
+    for (int i = 0; i < 50 && receiver.payloads.size() < 3; ++i)
+        listener.await_notification(0, 100000);
     int mine = 0;
     for (const auto& p : receiver.payloads) {
         auto j = nlohmann::json::parse(p);

@@ -1,12 +1,12 @@
 // The in-memory config cache against a real PostgreSQL: changes made through another
 // connection (as mqctl would) show up within a second via LISTEN/NOTIFY.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 
 #include "harness.hpp"
-#include "mq/consume/subscription_catalog.hpp"
 #include "mq/api/config_cache.hpp"
+#include "mq/consume/subscription_catalog.hpp"
 
 using namespace std::chrono_literals;
 
@@ -60,14 +60,16 @@ TEST_CASE("queues created, updated and deleted through another connection show u
     CHECK(c.cache.queue(ts.tenant(), "orders")->partition_count == 1);
     CHECK(c.cache.queues(ts.tenant()).size() == 2);
     bool in_all = false;
-    for (const auto& q : c.cache.all_queues()) in_all = in_all || (q->tenant == ts.tenant() && q->name == "orders");
+    for (const auto& q : c.cache.all_queues())
+        in_all = in_all || (q->tenant == ts.tenant() && q->name == "orders");
     CHECK(in_all);
 
     mq::QueueChanges changes;
     changes.description = "order events";
     changes.partition_count = 4;
     ts.catalog().update_queue(ts.tenant(), "orders", changes);
-    CHECK(within(1000ms, [&] { return c.cache.queue(ts.tenant(), "orders")->partition_count == 4; }));
+    CHECK(
+        within(1000ms, [&] { return c.cache.queue(ts.tenant(), "orders")->partition_count == 4; }));
     CHECK(c.cache.queue(ts.tenant(), "orders")->description == "order events");
 
     auto q = ts.catalog().get_queue(ts.tenant(), "orders");
@@ -94,7 +96,8 @@ TEST_CASE("subscriptions are cached by id, per tenant", "[config_cache]") {
     auto s = sub(a.tenant(), "orders", "billing");
     s.retry.max_attempts = 7;
     auto created = subs.create(s);
-    REQUIRE(within(1000ms, [&] { return c.cache.subscription(a.tenant(), created.id) != nullptr; }));
+    REQUIRE(
+        within(1000ms, [&] { return c.cache.subscription(a.tenant(), created.id) != nullptr; }));
     CHECK(c.cache.subscription(a.tenant(), created.id)->retry.max_attempts == 7);
     CHECK(c.cache.subscription(a.tenant(), created.id)->name == "billing");
     CHECK_FALSE(c.cache.subscription(b.tenant(), created.id));  // another tenant's
@@ -103,13 +106,15 @@ TEST_CASE("subscriptions are cached by id, per tenant", "[config_cache]") {
     CHECK(changed > 0);
 
     subs.set_status(a.tenant(), "orders", "billing", "paused");
-    CHECK(within(1000ms, [&] { return c.cache.subscription(a.tenant(), created.id)->status == "paused"; }));
+    CHECK(within(1000ms,
+                 [&] { return c.cache.subscription(a.tenant(), created.id)->status == "paused"; }));
     subs.remove(a.tenant(), "orders", "billing");
     CHECK(within(1000ms, [&] { return c.cache.subscription(a.tenant(), created.id) == nullptr; }));
     CHECK(c.cache.subscriptions(a.tenant()).empty());
 }
 
-TEST_CASE("subscriptions are found by id only within their tenant", "[config_cache][subscription]") {
+TEST_CASE("subscriptions are found by id only within their tenant",
+          "[config_cache][subscription]") {
     mqtest::TenantScope a, b;
     a.catalog().create_queue(a.tenant(), spec("orders"), mq::Config{});
     mq::SubscriptionCatalog subs(a.db());
@@ -135,8 +140,9 @@ TEST_CASE("the token callback fires when api_tokens change", "[config_cache]") {
     std::atomic<int> fired{0};
     c.cache.on_tokens_changed([&] { ++fired; });
     c.cache.start();
-    ts.exec("INSERT INTO api_tokens (tenant_id, token_hash, token_prefix, role, principal) VALUES ('" +
-            ts.tenant() + "', sha256(gen_random_uuid()::text::bytea), 'mq_test', 'producer', 'svc')");
+    ts.exec(
+        "INSERT INTO api_tokens (tenant_id, token_hash, token_prefix, role, principal) VALUES ('" +
+        ts.tenant() + "', sha256(gen_random_uuid()::text::bytea), 'mq_test', 'producer', 'svc')");
     CHECK(within(1000ms, [&] { return fired > 0; }));
 }
 
@@ -159,8 +165,9 @@ TEST_CASE("a dropped LISTEN connection is reopened and changes still arrive", "[
     c.cache.start();
     REQUIRE(c.cache.listening());
     // Kill every LISTEN connection on the channel (other caches reconnect the same way).
-    ts.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query LIKE 'LISTEN%mq_config%' AND pid <> pg_backend_pid()");
+    ts.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE query LIKE 'LISTEN%mq_config%' AND pid <> pg_backend_pid()");
     ts.catalog().create_queue(ts.tenant(), spec("while-down"), mq::Config{});
     CHECK(within(2000ms, [&] { return c.cache.queue(ts.tenant(), "while-down") != nullptr; }));
     CHECK(within(2000ms, [&] { return tokens > 0; }));
@@ -171,7 +178,8 @@ TEST_CASE("a dropped LISTEN connection is reopened and changes still arrive", "[
 
 TEST_CASE("start refuses a PostgreSQL that cannot be reached", "[config_cache]") {
     Cache c;
-    mq::ConfigCache down(c.db, "postgresql://postgres@127.0.0.1:" + std::to_string(mqtest::dead_port()) + "/mq");
+    mq::ConfigCache down(
+        c.db, "postgresql://postgres@127.0.0.1:" + std::to_string(mqtest::dead_port()) + "/mq");
     CHECK_THROWS_AS(down.start(), mq::BackendUnavailable);
     CHECK_FALSE(down.listening());
 }

@@ -51,7 +51,8 @@ struct Fixture {
         auto end = std::chrono::steady_clock::now() + limit;
         for (;;) {
             auto r = groups->reclaim(q, sub, consumer, 0);
-            if (!r.claimed.empty() || r.dead_lettered || std::chrono::steady_clock::now() > end) return r;
+            if (!r.claimed.empty() || r.dead_lettered || std::chrono::steady_clock::now() > end)
+                return r;
             std::this_thread::sleep_for(5ms);
         }
     }
@@ -59,7 +60,8 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("a new subscription from earliest sees existing messages, from latest only new ones", "[consume]") {
+TEST_CASE("a new subscription from earliest sees existing messages, from latest only new ones",
+          "[consume]") {
     Fixture f;
     f.publish("old");
     mq::Subscription late = f.sub;
@@ -77,7 +79,8 @@ TEST_CASE("a new subscription from earliest sees existing messages, from latest 
     CHECK(only_new[0].message.payload == "new");
 }
 
-TEST_CASE("each subscription gets every message once; acking one does not touch the other", "[consume]") {
+TEST_CASE("each subscription gets every message once; acking one does not touch the other",
+          "[consume]") {
     Fixture f(2);
     mq::Subscription audit = f.sub;
     audit.name = "audit";
@@ -90,12 +93,15 @@ TEST_CASE("each subscription gets every message once; acking one does not touch 
             billing.insert(m.message.id);
             f.groups->ack(f.q, "billing", p, {m.stream_id});
         }
-        for (auto& m : f.groups->read_new(f.q, audit, "c", p, 100, 0ms)) auditing.insert(m.message.id);
+        for (auto& m : f.groups->read_new(f.q, audit, "c", p, 100, 0ms))
+            auditing.insert(m.message.id);
     }
     CHECK(billing == ids);
     CHECK(auditing == ids);
     CHECK(f.groups->pending(f.q, "billing", 0, 100).empty());
-    CHECK(f.groups->pending(f.q, "audit", 0, 100).size() + f.groups->pending(f.q, "audit", 1, 100).size() == 20);
+    CHECK(f.groups->pending(f.q, "audit", 0, 100).size() +
+              f.groups->pending(f.q, "audit", 1, 100).size() ==
+          20);
 }
 
 TEST_CASE("a failed delivery is redelivered after its backoff, not before", "[consume][retry]") {
@@ -120,7 +126,8 @@ TEST_CASE("a failed delivery is redelivered after its backoff, not before", "[co
     CHECK(waited < 1000ms);
 }
 
-TEST_CASE("backoff grows with each failure and dead-letters after max_attempts", "[consume][retry]") {
+TEST_CASE("backoff grows with each failure and dead-letters after max_attempts",
+          "[consume][retry]") {
     Fixture f;
     auto id = f.publish("always fails");
     auto d = f.read("c1");
@@ -130,7 +137,8 @@ TEST_CASE("backoff grows with each failure and dead-letters after max_attempts",
         f.groups->retry_later(f.q, "billing", 0, d[0].stream_id, std::nullopt);
         auto t0 = std::chrono::steady_clock::now();
         auto r = f.reclaim_until("c1", 3s);
-        waits.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0));
+        waits.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - t0));
         REQUIRE(r.claimed.size() == 1);
         CHECK(r.claimed[0].delivery_count == attempt + 1);
         d = r.claimed;
@@ -146,7 +154,8 @@ TEST_CASE("backoff grows with each failure and dead-letters after max_attempts",
     CHECK(r.claimed.empty());
     CHECK(r.dead_lettered == 1);
     CHECK(f.groups->pending(f.q, "billing", 0, 10).empty());
-    auto dlq = f.rs.redis().command({"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
+    auto dlq = f.rs.redis().command(
+        {"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
     REQUIRE(dlq.elements.size() == 1);
     std::map<std::string, std::string> fields;
     const auto& kv = dlq.elements[0].elements[1].elements;
@@ -170,7 +179,8 @@ TEST_CASE("Retry-After holds a retry back beyond the backoff", "[consume][retry]
     CHECK(r.claimed.size() == 1);
 }
 
-TEST_CASE("an entry held by a dead consumer is reclaimed after the visibility timeout", "[consume][visibility]") {
+TEST_CASE("an entry held by a dead consumer is reclaimed after the visibility timeout",
+          "[consume][visibility]") {
     Fixture f;
     f.publish("in flight");
     auto d = f.read("crashed-worker");
@@ -185,7 +195,8 @@ TEST_CASE("an entry held by a dead consumer is reclaimed after the visibility ti
     CHECK(pending[0].consumer == "survivor");
 }
 
-TEST_CASE("extending the lease keeps a long handler's entry from being reclaimed", "[consume][visibility]") {
+TEST_CASE("extending the lease keeps a long handler's entry from being reclaimed",
+          "[consume][visibility]") {
     Fixture f;
     f.publish("slow job");
     auto d = f.read("worker-a");
@@ -211,14 +222,16 @@ TEST_CASE("concurrent reclaimers claim each due entry once", "[consume][visibili
         ts.emplace_back([&, t] {
             auto conn = f.rs.connect();
             mq::ConsumerGroups g(*conn, f.rs.keys());
-            claimed += static_cast<int>(g.reclaim(f.q, f.sub, "r" + std::to_string(t), 0, 100).claimed.size());
+            claimed += static_cast<int>(
+                g.reclaim(f.q, f.sub, "r" + std::to_string(t), 0, 100).claimed.size());
         });
     for (auto& t : ts) t.join();
     CHECK(claimed == 50);
 }
 
-TEST_CASE("a last attempt lost with its consumer is dead-lettered, or dropped when dead letters are off",
-          "[consume][visibility]") {
+TEST_CASE(
+    "a last attempt lost with its consumer is dead-lettered, or dropped when dead letters are off",
+    "[consume][visibility]") {
     Fixture f;
     f.sub.retry.max_attempts = 1;
     f.publish("one shot");
@@ -226,7 +239,8 @@ TEST_CASE("a last attempt lost with its consumer is dead-lettered, or dropped wh
     std::this_thread::sleep_for(1100ms);
     auto r = f.groups->reclaim(f.q, f.sub, "survivor", 0);
     CHECK(r.dead_lettered == 1);
-    auto dlq = f.rs.redis().command({"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
+    auto dlq = f.rs.redis().command(
+        {"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
     REQUIRE(dlq.elements.size() == 1);
 
     f.sub.dead_letter = false;
@@ -243,9 +257,12 @@ TEST_CASE("dead-lettering a trimmed entry only acks it", "[consume]") {
     f.publish("gone");
     auto d = f.read("c1");
     f.rs.redis().command({"XDEL", f.rs.keys().stream(f.q.tenant, f.q.name, 0), d[0].stream_id});
-    CHECK_FALSE(f.groups->dead_letter(f.q, "billing", 0, d[0].stream_id, "handler_rejected", "410", 1));
+    CHECK_FALSE(
+        f.groups->dead_letter(f.q, "billing", 0, d[0].stream_id, "handler_rejected", "410", 1));
     CHECK(f.groups->pending(f.q, "billing", 0, 10).empty());
-    CHECK(f.rs.redis().command({"XLEN", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0)}).as_integer() == 0);
+    CHECK(f.rs.redis()
+              .command({"XLEN", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0)})
+              .as_integer() == 0);
 }
 
 TEST_CASE("reading a group that does not exist says so", "[consume]") {

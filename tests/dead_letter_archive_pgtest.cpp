@@ -8,8 +8,9 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("dead letters are archived once, with payload bytes and reason, by any number of archivers",
-          "[dlq][archive]") {
+TEST_CASE(
+    "dead letters are archived once, with payload bytes and reason, by any number of archivers",
+    "[dlq][archive]") {
     mqtest::TenantScope ts;
     mqtest::RedisScope rs;
     mq::QueueSpec spec;
@@ -43,13 +44,17 @@ TEST_CASE("dead letters are archived once, with payload bytes and reason, by any
     CHECK(a.archive(q) + b.archive(q) == 0);  // nothing new, nothing twice
 
     auto count = ts.db().transact([&](pqxx::work& tx) {
-        return tx.exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1", ts.tenant())[0].as<int>();
+        return tx
+            .exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1", ts.tenant())[0]
+            .as<int>();
     });
     CHECK(count == 250);
     auto row = ts.db().transact([&](pqxx::work& tx) {
         return tx.exec_params1(
-            "SELECT encode(payload, 'hex'), reason, last_error, attempts, subscription_name, headers->>'h', "
-            "message_key FROM dead_letters WHERE tenant_id = $1 AND payload = decode('610062ff', 'hex')",
+            "SELECT encode(payload, 'hex'), reason, last_error, attempts, subscription_name, "
+            "headers->>'h', "
+            "message_key FROM dead_letters WHERE tenant_id = $1 AND payload = decode('610062ff', "
+            "'hex')",
             ts.tenant());
     });
     CHECK(row[0].as<std::string>() == "610062ff");

@@ -1,13 +1,13 @@
 // The files under examples/ work as the README says, so they cannot rot.
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
 
 #include "harness.hpp"
 #include "mq/config/config.hpp"
 
-#include <fstream>
-#include <sstream>
-
-TEST_CASE("examples/orders.jsonl publishes every line, delayed ones into the delayed set", "[examples]") {
+TEST_CASE("examples/orders.jsonl publishes every line, delayed ones into the delayed set",
+          "[examples]") {
     mqtest::TenantScope ts;
     mqtest::RedisScope rs;
     const std::vector<std::string> base{"--tenant", ts.tenant(), "--key-prefix", rs.prefix()};
@@ -16,8 +16,9 @@ TEST_CASE("examples/orders.jsonl publishes every line, delayed ones into the del
         return args;
     };
     REQUIRE(mqtest::mqctl(with({"queue", "create", "orders", "--partitions", "2"})).status == 0);
-    auto run = mqtest::mqctl(with({"publish", "orders", "--batch",
-                                   std::string(MQ_SOURCE_DIR) + "/examples/orders.jsonl", "-o", "json"}));
+    auto run =
+        mqtest::mqctl(with({"publish", "orders", "--batch",
+                            std::string(MQ_SOURCE_DIR) + "/examples/orders.jsonl", "-o", "json"}));
     INFO(run.err);
     REQUIRE(run.status == 0);
     auto report = nlohmann::json::parse(run.out);
@@ -55,6 +56,7 @@ TEST_CASE("examples/systemd/mq-worker.service verifies where systemd is present"
         return;
     }
     std::string cmd = "systemd-analyze verify --man=no " + std::string(MQ_SOURCE_DIR) +
-                      "/examples/systemd/mq-worker.service 2>&1 | grep -v 'mq-worker: Command' | grep -qi 'error'";
+                      "/examples/systemd/mq-worker.service 2>&1 | grep -v 'mq-worker: Command' | "
+                      "grep -qi 'error'";
     CHECK(std::system(cmd.c_str()) != 0);
 }

@@ -1,9 +1,9 @@
 // Edge cases of user input found in review: each once misbehaved.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
-
-#include <unistd.h>
 
 #include "mq/config/config.hpp"
 #include "mq/core/names.hpp"
@@ -20,7 +20,8 @@ TEST_CASE("describe_url never shows a password, however the URL is written", "[p
     CHECK(mq::pg::describe_url("password=xhost=secret host=db") == "db:5432");
     CHECK(mq::pg::describe_url("host=db password=report=secret") == "db:5432");
     CHECK(mq::pg::describe_url("host=db port=6543 password='a b port=1'") == "db:6543");
-    CHECK(mq::pg::describe_url("postgresql://u:secret@h:notaport/mq").find("secret") == std::string::npos);
+    CHECK(mq::pg::describe_url("postgresql://u:secret@h:notaport/mq").find("secret") ==
+          std::string::npos);
 }
 
 TEST_CASE("invalid UTF-8 in a name still yields a printable JSON error", "[errors]") {
@@ -36,7 +37,8 @@ TEST_CASE("invalid UTF-8 in a name still yields a printable JSON error", "[error
     CHECK_THROWS_WITH(mq::parse_duration("5\xff"), Catch::Contains("5\\xff"));
 }
 
-TEST_CASE("a max length beyond what Lua counts exactly is refused, and splits never overflow", "[queue]") {
+TEST_CASE("a max length beyond what Lua counts exactly is refused, and splits never overflow",
+          "[queue]") {
     mq::QueueSpec s;
     s.name = "q";
     s.max_length = std::int64_t{1} << 53;
@@ -63,7 +65,8 @@ TEST_CASE("a percent sign not followed by two hex digits is kept in a Redis pass
     CHECK(mq::redis::parse_url("redis://:a%2Fb@h").password == "a/b");
 }
 
-TEST_CASE("YAML config: an empty value means unset, a complex key is an error with file:line", "[config]") {
+TEST_CASE("YAML config: an empty value means unset, a complex key is an error with file:line",
+          "[config]") {
     char path[] = "/tmp/mqcfg-XXXXXX";
     int fd = mkstemp(path);
     REQUIRE(fd >= 0);
@@ -79,7 +82,8 @@ TEST_CASE("YAML config: an empty value means unset, a complex key is an error wi
 
 TEST_CASE("an envelope refuses two delays and a null payload", "[publish]") {
     mq::EnvelopeParser p;
-    CHECK_THROWS_WITH(p.parse(R"({"payload":"x","delay":"5s","delay_ms":10})"), Catch::Contains("not both"));
+    CHECK_THROWS_WITH(p.parse(R"({"payload":"x","delay":"5s","delay_ms":10})"),
+                      Catch::Contains("not both"));
     CHECK_THROWS_WITH(p.parse(R"({"payload":null})"), Catch::Contains("must not be null"));
     auto r = p.parse(R"({"payload": {"b":1, "a":1.50e1} , "key":"k"})");
     CHECK(r.payload == R"({"b":1, "a":1.50e1})");  // exact bytes, not re-serialised

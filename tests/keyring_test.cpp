@@ -2,7 +2,6 @@
 // key rotation, and refusals for every way a keyring file can be wrong.
 
 #include "mq/crypto/keyring.hpp"
-#include "mq/publish/sealing.hpp"
 
 #include <sys/stat.h>
 
@@ -10,6 +9,7 @@
 
 #include "harness.hpp"
 #include "mq/error.hpp"
+#include "mq/publish/sealing.hpp"
 
 using Catch::Matchers::Contains;
 
@@ -20,8 +20,9 @@ const char* kKey2 = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM=";  // bytes 10
 const char* kShortKey = "AAECAwQFBgcICQoLDA0ODw==";                  // 16 bytes
 
 mq::Keyring ring(const std::string& current) {
-    return mq::Keyring::from_json({{"current", current},
-                                   {"keys", {{{"id", "k1"}, {"key", kKey1}}, {{"id", "k2"}, {"key", kKey2}}}}});
+    return mq::Keyring::from_json(
+        {{"current", current},
+         {"keys", {{{"id", "k1"}, {"key", kKey1}}, {{"id", "k2"}, {"key", kKey2}}}}});
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -58,8 +59,10 @@ TEST_CASE("sealed_payload_round_trips_and_hides_the_plaintext", "[keyring]") {
 TEST_CASE("a_sealed_payload_does_not_open_under_another_queue", "[keyring]") {
     auto k = ring("k1");
     std::string sealed = k.encrypt("secret", "t/orders");
-    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k1", "t/other"); }), Contains("authentication failed"));
-    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k1", "u/orders"); }), Contains("authentication failed"));
+    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k1", "t/other"); }),
+               Contains("authentication failed"));
+    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k1", "u/orders"); }),
+               Contains("authentication failed"));
 }
 
 TEST_CASE("any_altered_byte_fails_authentication", "[keyring]") {
@@ -77,7 +80,8 @@ TEST_CASE("any_altered_byte_fails_authentication", "[keyring]") {
             CHECK_THAT(e.what(), Contains("authentication failed"));
         }
     }
-    CHECK_THAT(error_of([&] { k.decrypt(sealed.substr(0, 20), "k1", "t/q"); }), Contains("authentication failed"));
+    CHECK_THAT(error_of([&] { k.decrypt(sealed.substr(0, 20), "k1", "t/q"); }),
+               Contains("authentication failed"));
 }
 
 TEST_CASE("an_unknown_key_id_is_refused_by_name", "[keyring]") {
@@ -85,7 +89,8 @@ TEST_CASE("an_unknown_key_id_is_refused_by_name", "[keyring]") {
     std::string sealed = k.encrypt("x", "t/q");
     CHECK_THAT(error_of([&] { k.decrypt(sealed, "k9", "t/q"); }), Contains("unknown key id 'k9'"));
     // The right bytes under the wrong (but known) key do not open either.
-    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k2", "t/q"); }), Contains("authentication failed"));
+    CHECK_THAT(error_of([&] { k.decrypt(sealed, "k2", "t/q"); }),
+               Contains("authentication failed"));
 }
 
 TEST_CASE("after_rotation_new_messages_use_the_new_key_and_old_ones_still_open", "[keyring]") {
@@ -127,13 +132,14 @@ TEST_CASE("seal_request_and_open_payload_follow_the_queue_setting", "[keyring]")
 
     mq::PublishRequest no_ring;
     no_ring.payload = "x";
-    CHECK_THAT(error_of([&] { mq::seal_request(no_ring, mq::Keyring{}, q); }), Contains("MQ_KEYRING_FILE"));
+    CHECK_THAT(error_of([&] { mq::seal_request(no_ring, mq::Keyring{}, q); }),
+               Contains("MQ_KEYRING_FILE"));
     CHECK(no_ring.payload == "x");
 }
 
 TEST_CASE("keyring_files_load_from_yaml_and_json", "[keyring]") {
-    std::string yaml = mqtest::temp_file(std::string("current: k2\nkeys:\n  - id: k1\n    key: ") + kKey1 +
-                                         "\n  - id: k2\n    key: " + kKey2 + "\n");
+    std::string yaml = mqtest::temp_file(std::string("current: k2\nkeys:\n  - id: k1\n    key: ") +
+                                         kKey1 + "\n  - id: k2\n    key: " + kKey2 + "\n");
     ::chmod(yaml.c_str(), 0600);
     auto y = mq::Keyring::load(yaml);
     CHECK(y.current_id() == "k2");
@@ -159,18 +165,22 @@ TEST_CASE("bad_keyring_files_are_refused_naming_the_file_and_the_problem", "[key
     };
     CHECK_THAT(error_of([] { mq::Keyring::load("/nonexistent/keyring.yaml"); }),
                Contains("/nonexistent/keyring.yaml"));
-    CHECK_THAT(load_error(std::string("current: k1\nkeys:\n  - id: k1\n    key: ") + kShortKey + "\n"),
-               Contains("32 bytes"));
+    CHECK_THAT(
+        load_error(std::string("current: k1\nkeys:\n  - id: k1\n    key: ") + kShortKey + "\n"),
+        Contains("32 bytes"));
     CHECK_THAT(load_error(std::string("current: k3\nkeys:\n  - id: k1\n    key: ") + kKey1 + "\n"),
                Contains("not one of the listed keys"));
-    CHECK_THAT(load_error(std::string("keys:\n  - id: k1\n    key: ") + kKey1 + "\n"), Contains("current"));
+    CHECK_THAT(load_error(std::string("keys:\n  - id: k1\n    key: ") + kKey1 + "\n"),
+               Contains("current"));
     CHECK_THAT(load_error("current: k1\nkeys: [\n  - broken"), Contains(":"));
-    CHECK_THAT(load_error("current: k1\nkeys:\n  - id: k1\n    key: not*base64!\n"), Contains("base64"));
+    CHECK_THAT(load_error("current: k1\nkeys:\n  - id: k1\n    key: not*base64!\n"),
+               Contains("base64"));
     CHECK_THAT(load_error("current: k1\nkeys: []\n"), Contains("keys"));
-    CHECK_THAT(load_error(std::string("current: k1\nkeys:\n  - id: k1\n    key: ") + kKey1 + "\n  - id: k1\n    key: " +
-                          kKey2 + "\n"),
+    CHECK_THAT(load_error(std::string("current: k1\nkeys:\n  - id: k1\n    key: ") + kKey1 +
+                          "\n  - id: k1\n    key: " + kKey2 + "\n"),
                Contains("duplicate key id"));
-    CHECK_THAT(load_error(std::string("current: k1\nsecret: x\nkeys:\n  - id: k1\n    key: ") + kKey1 + "\n"),
+    CHECK_THAT(load_error(std::string("current: k1\nsecret: x\nkeys:\n  - id: k1\n    key: ") +
+                          kKey1 + "\n"),
                Contains("unknown field 'secret'"));
     CHECK_THAT(load_error("- just\n- a list\n"), Contains("mapping"));
 }

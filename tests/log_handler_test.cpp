@@ -18,7 +18,8 @@
 
 namespace {
 
-mq::Delivery delivery(const std::string& id, const std::string& payload, const std::string& content_type = "") {
+mq::Delivery delivery(const std::string& id, const std::string& payload,
+                      const std::string& content_type = "") {
     mq::Delivery d;
     d.message.id = id;
     d.message.payload = payload;
@@ -74,7 +75,8 @@ TEST_CASE("log handler appends one JSON line per message and acks", "[log]") {
     CHECK(lines[0]["key"] == "customer-7");
     CHECK(lines[0]["headers"]["region"] == "eu");
     CHECK(lines[0]["payload"]["amount"] == 12.5);  // embedded as JSON
-    CHECK(lines[0]["delivered_ms"].get<std::int64_t>() >= lines[0]["published_ms"].get<std::int64_t>());
+    CHECK(lines[0]["delivered_ms"].get<std::int64_t>() >=
+          lines[0]["published_ms"].get<std::int64_t>());
     CHECK(lines[1]["payload"] == "plain \"text\"\nwith a newline");  // not JSON: a string
     CHECK_FALSE(lines[1].contains("key"));
     CHECK_FALSE(lines[1].contains("headers"));
@@ -88,7 +90,8 @@ TEST_CASE("log handler lines from many threads never interleave", "[log]") {
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&, t] {
             for (int i = 0; i < 250; ++i)
-                h.deliver(delivery("m-" + std::to_string(t) + "-" + std::to_string(i), std::string(3000, 'x')));
+                h.deliver(delivery("m-" + std::to_string(t) + "-" + std::to_string(i),
+                                   std::string(3000, 'x')));
         });
     for (auto& t : threads) t.join();
     auto lines = read_lines(file);  // throws on a torn line
@@ -122,11 +125,15 @@ TEST_CASE("log handler stages a batch's lines and writes them at end_batch", "[l
     const std::string file = dir.path + "/out.jsonl";
     mq::LogHandler h(mq::LogConfig{file});
     h.begin_batch();
-    CHECK(h.deliver(delivery("m-1", R"({"a": 1, "b": [true, null]})")).outcome == mq::DeliveryOutcome::kAck);
-    CHECK(h.deliver(delivery("m-2", "{\n  \"spread\": \"over lines\"\n}")).outcome == mq::DeliveryOutcome::kAck);
+    CHECK(h.deliver(delivery("m-1", R"({"a": 1, "b": [true, null]})")).outcome ==
+          mq::DeliveryOutcome::kAck);
+    CHECK(h.deliver(delivery("m-2", "{\n  \"spread\": \"over lines\"\n}")).outcome ==
+          mq::DeliveryOutcome::kAck);
     CHECK(h.deliver(delivery("m-3", "bad \xff utf-8 \x01")).outcome == mq::DeliveryOutcome::kAck);
     // Another thread's delivery is not part of the batch: written at once.
-    std::thread([&] { CHECK(h.deliver(delivery("other", "1")).outcome == mq::DeliveryOutcome::kAck); }).join();
+    std::thread([&] {
+        CHECK(h.deliver(delivery("other", "1")).outcome == mq::DeliveryOutcome::kAck);
+    }).join();
     REQUIRE(read_lines(file).size() == 1);
     CHECK(h.end_batch().empty());
 

@@ -37,7 +37,8 @@ TEST_CASE("migrate applies the built-in schema once and is a no-op the second ti
     CHECK(first.current_version == mq::pg::embedded_migrations().back().version);
     for (const char* table : {"tenants", "api_tokens", "message_topics", "message_subscriptions",
                               "dead_letters", "consumption_records", "message_records"})
-        CHECK(count(db, std::string("SELECT count(*) FROM information_schema.tables WHERE table_name = '") +
+        CHECK(count(db, std::string(
+                            "SELECT count(*) FROM information_schema.tables WHERE table_name = '") +
                             table + "'") == 1);
 
     auto second = mq::pg::migrate(db, mq::pg::embedded_migrations());
@@ -60,8 +61,10 @@ TEST_CASE("a failing migration is rolled back and not recorded", "[migrate]") {
         CHECK(std::string(e.what()).find("002_broken.sql") != std::string::npos);
         CHECK(std::string(e.what()).find("rolled back") != std::string::npos);
     }
-    CHECK(count(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'good'") == 1);
-    CHECK(count(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'half'") == 0);
+    CHECK(count(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'good'") ==
+          1);
+    CHECK(count(db, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'half'") ==
+          0);
     CHECK(count(db, "SELECT max(version) FROM schema_migrations") == 1);
 
     // Fixed, it applies, and the lock taken by the failed run is gone.
@@ -93,7 +96,8 @@ TEST_CASE("two migrators at once apply each migration exactly once", "[migrate]"
     for (int i = 0; i < 2; ++i)
         threads.emplace_back([&] {
             mq::pg::Database db(scratch.url());
-            applied += static_cast<int>(mq::pg::migrate(db, mq::pg::embedded_migrations()).applied.size());
+            applied +=
+                static_cast<int>(mq::pg::migrate(db, mq::pg::embedded_migrations()).applied.size());
         });
     for (auto& t : threads) t.join();
     CHECK(applied == static_cast<int>(mq::pg::embedded_migrations().size()));
@@ -135,7 +139,8 @@ TEST_CASE("an unreachable PostgreSQL is reported with its address and what to do
         FAIL("connected to a port nobody listens on");
     } catch (const mq::BackendUnavailable& e) {
         std::string what = e.what();
-        CHECK(what.find("cannot reach PostgreSQL at 127.0.0.1:" + std::to_string(port)) != std::string::npos);
+        CHECK(what.find("cannot reach PostgreSQL at 127.0.0.1:" + std::to_string(port)) !=
+              std::string::npos);
         CHECK(what.find("DATABASE_URL") != std::string::npos);
     }
 }

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "harness.hpp"
-#include "mqctl_shell.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mqctl_shell.hpp"
 
 namespace {
 

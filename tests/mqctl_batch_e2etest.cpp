@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
-#include "mqctl_shell.hpp"
 #include "mq/core/partitioner.hpp"
+#include "mqctl_shell.hpp"
 
 namespace {
 

@@ -9,13 +9,13 @@
 #include <set>
 
 #include "harness.hpp"
-#include "mqctl_shell.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/dead_letters.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
+#include "mqctl_shell.hpp"
 
 using namespace std::chrono_literals;
 

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
-#include "mqctl_shell.hpp"
 #include "mq/core/partitioner.hpp"
 #include "mq/core/time.hpp"
+#include "mqctl_shell.hpp"
 
 namespace {
 

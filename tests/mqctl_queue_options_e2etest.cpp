@@ -24,8 +24,9 @@ const char* kKey1 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const char* kKey2 = "ZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+f4CBgoM=";
 
 std::string keyring_file(const std::string& current) {
-    std::string path = mqtest::temp_file(std::string("current: ") + current + "\nkeys:\n  - id: k1\n    key: " +
-                                         kKey1 + "\n  - id: k2\n    key: " + kKey2 + "\n");
+    std::string path = mqtest::temp_file(std::string("current: ") + current +
+                                         "\nkeys:\n  - id: k1\n    key: " + kKey1 +
+                                         "\n  - id: k2\n    key: " + kKey2 + "\n");
     ::chmod(path.c_str(), 0600);
     return path;
 }
@@ -60,8 +61,9 @@ std::string read_file(const std::string& path) {
 TEST_CASE("queue_create_with_schema_file_and_options_shows_them", "[mqctl][queue-options]") {
     Shell sh;
     std::string schema = mqtest::temp_file(R"({"type":"object","required":["id"]})");
-    sh.create_queue({"orders", "--schema-file", schema, "--encryption", "aes-256-gcm", "--allow-producer",
-                     "svc:billing", "--allow-producer", "svc:shop", "--allow-consumer", "svc:ledger", "--public"});
+    sh.create_queue({"orders", "--schema-file", schema, "--encryption", "aes-256-gcm",
+                     "--allow-producer", "svc:billing", "--allow-producer", "svc:shop",
+                     "--allow-consumer", "svc:ledger", "--public"});
     auto j = sh.json_of({"queue", "show", "orders"});
     CHECK(j.at("schema") == nlohmann::json::parse(R"({"type":"object","required":["id"]})"));
     CHECK(j.at("encryption") == "aes-256-gcm");
@@ -73,19 +75,23 @@ TEST_CASE("queue_create_with_schema_file_and_options_shows_them", "[mqctl][queue
     CHECK_THAT(table.out, Contains("svc:billing, svc:shop"));
     CHECK_THAT(table.out, Contains("aes-256-gcm"));
 
-    auto u = sh.json_of({"queue", "update", "orders", "--no-schema", "--no-public", "--any-producer"});
+    auto u =
+        sh.json_of({"queue", "update", "orders", "--no-schema", "--no-public", "--any-producer"});
     CHECK(u.at("schema").is_null());
     CHECK(u.at("is_public") == false);
     CHECK(u.at("allowed_producers").empty());
     CHECK(u.at("allowed_consumers") == nlohmann::json::array({"svc:ledger"}));
 }
 
-TEST_CASE("queue_create_refuses_a_bad_schema_file_or_encryption_with_exit_2", "[mqctl][queue-options]") {
+TEST_CASE("queue_create_refuses_a_bad_schema_file_or_encryption_with_exit_2",
+          "[mqctl][queue-options]") {
     Shell sh;
-    auto not_schema = sh.run({"queue", "create", "a", "--schema-file", mqtest::temp_file(R"({"type": 12})")});
+    auto not_schema =
+        sh.run({"queue", "create", "a", "--schema-file", mqtest::temp_file(R"({"type": 12})")});
     REQUIRE_EXIT(not_schema, 2);
     CHECK_THAT(not_schema.err, Contains("schema"));
-    REQUIRE_EXIT(sh.run({"queue", "create", "b", "--schema-file", mqtest::temp_file("{not json")}), 2);
+    REQUIRE_EXIT(sh.run({"queue", "create", "b", "--schema-file", mqtest::temp_file("{not json")}),
+                 2);
     REQUIRE_EXIT(sh.run({"queue", "create", "c", "--schema-file", "/nonexistent.json"}), 2);
     REQUIRE_EXIT(sh.run({"queue", "create", "d", "--encryption", "rot13"}), 2);
     REQUIRE_EXIT(sh.run({"queue", "create", "e", "--allow-producer", "bad name"}), 2);
@@ -95,15 +101,18 @@ TEST_CASE("queue_create_refuses_a_bad_schema_file_or_encryption_with_exit_2", "[
 TEST_CASE("publish_to_a_queue_with_a_schema_refuses_a_bad_payload_with_exit_2_and_stores_nothing",
           "[mqctl][queue-options][schema]") {
     Shell sh;
-    sh.create_queue({"orders", "--schema-file",
-                     mqtest::temp_file(R"({"type":"object","required":["id"],"properties":{"id":{"type":"string"}}})")});
+    sh.create_queue(
+        {"orders", "--schema-file",
+         mqtest::temp_file(
+             R"({"type":"object","required":["id"],"properties":{"id":{"type":"string"}}})")});
     auto bad = sh.run({"publish", "orders", R"({"id": 7})"});
     REQUIRE_EXIT(bad, 2);
     CHECK_THAT(bad.err, Contains("does not match the queue's schema"));
     CHECK_THAT(bad.err, Contains("/id"));
     auto bad_json = sh.run({"-o", "json", "publish", "orders", "not json"});
     REQUIRE_EXIT(bad_json, 2);
-    CHECK(nlohmann::json::parse(bad_json.err).at("error").at("code") == "MQ_SCHEMA_VALIDATION_ERROR");
+    CHECK(nlohmann::json::parse(bad_json.err).at("error").at("code") ==
+          "MQ_SCHEMA_VALIDATION_ERROR");
     CHECK(sh.xlen("orders", 0) == 0);
 
     sh.ok({"publish", "orders", R"({"id": "o-1"})"});
@@ -115,7 +124,8 @@ TEST_CASE("publish_to_a_queue_with_a_schema_refuses_a_bad_payload_with_exit_2_an
     CHECK_THAT(refused.err, Contains("line 2") && Contains("schema"));
     CHECK(sh.xlen("orders", 0) == 1);
     // ...or, with --skip-invalid, publishes the lines that match.
-    auto skipped = sh.run({"-o", "json", "publish", "orders", "--batch", "-", "--skip-invalid"}, {}, lines);
+    auto skipped =
+        sh.run({"-o", "json", "publish", "orders", "--batch", "-", "--skip-invalid"}, {}, lines);
     REQUIRE_EXIT(skipped, 0);
     auto report = nlohmann::json::parse(skipped.out);
     CHECK(report.at("published") == 1);
@@ -123,7 +133,8 @@ TEST_CASE("publish_to_a_queue_with_a_schema_refuses_a_bad_payload_with_exit_2_an
     CHECK(sh.xlen("orders", 0) == 2);
 }
 
-TEST_CASE("publish_batch_to_an_encrypted_queue_seals_every_line", "[mqctl][queue-options][encryption]") {
+TEST_CASE("publish_batch_to_an_encrypted_queue_seals_every_line",
+          "[mqctl][queue-options][encryption]") {
     Shell sh;
     sh.create_queue({"vault", "--encryption", "aes-256-gcm"});
     const std::string lines = "{\"payload\":\"pin=1234\"}\n{\"payload\":\"pin=5678\"}\n";
@@ -132,7 +143,9 @@ TEST_CASE("publish_batch_to_an_encrypted_queue_seals_every_line", "[mqctl][queue
     CHECK_THAT(no_ring.err, Contains("MQ_KEYRING_FILE"));
     CHECK(sh.xlen("vault", 0) == 0);
 
-    REQUIRE_EXIT(sh.run({"publish", "vault", "--batch", "-"}, {{"MQ_KEYRING_FILE", keyring_file("k1")}}, lines), 0);
+    REQUIRE_EXIT(sh.run({"publish", "vault", "--batch", "-"},
+                        {{"MQ_KEYRING_FILE", keyring_file("k1")}}, lines),
+                 0);
     REQUIRE(sh.xlen("vault", 0) == 2);
     auto fields = sh.raw_fields("vault");
     int key_ids = 0;
@@ -179,22 +192,25 @@ TEST_CASE("mq_worker_hands_the_plaintext_of_an_encrypted_queue_to_the_handler",
     REQUIRE_EXIT(sh.run({"publish", "secrets", "first secret"}, {{"MQ_KEYRING_FILE", ring}}), 0);
     // Rotate: the next message uses k2; the worker's keyring opens both.
     std::string rotated = keyring_file("k2");
-    REQUIRE_EXIT(sh.run({"publish", "secrets", "second secret"}, {{"MQ_KEYRING_FILE", rotated}}), 0);
+    REQUIRE_EXIT(sh.run({"publish", "secrets", "second secret"}, {{"MQ_KEYRING_FILE", rotated}}),
+                 0);
 
     std::string dir = "/tmp/" + mqtest::unique_name("mqenc");
     std::filesystem::create_directories(dir);
     std::string out = dir + "/delivered";
     std::string config = dir + "/worker.yaml";
-    std::ofstream(config) << "tenant: " << sh.tenant() << "\nredis_key_prefix: \"" << sh.redis().prefix()
-                          << "\"\nshutdown_timeout: 5s\nsubscriptions:\n"
-                          << "  - queue: secrets\n    name: reader\n    start_from: earliest\n"
-                          << "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"cat >> " << out
-                          << "; echo >> " << out << "\"]\n      timeout: 10s\n";
+    std::ofstream(config)
+        << "tenant: " << sh.tenant() << "\nredis_key_prefix: \"" << sh.redis().prefix()
+        << "\"\nshutdown_timeout: 5s\nsubscriptions:\n"
+        << "  - queue: secrets\n    name: reader\n    start_from: earliest\n"
+        << "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"cat >> " << out
+        << "; echo >> " << out << "\"]\n      timeout: 10s\n";
     std::string log = dir + "/log";
     std::ofstream(log).close();
     std::vector<std::string> args{MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"};
     std::vector<std::string> env{"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
-                                 "DATABASE_URL=" + mqtest::services().database_url, "MQ_KEYRING_FILE=" + rotated};
+                                 "DATABASE_URL=" + mqtest::services().database_url,
+                                 "MQ_KEYRING_FILE=" + rotated};
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -209,9 +225,11 @@ TEST_CASE("mq_worker_hands_the_plaintext_of_an_encrypted_queue_to_the_handler",
     posix_spawn_file_actions_destroy(&fa);
 
     std::string delivered;
-    for (auto end = std::chrono::steady_clock::now() + 15s; std::chrono::steady_clock::now() < end;) {
+    for (auto end = std::chrono::steady_clock::now() + 15s;
+         std::chrono::steady_clock::now() < end;) {
         delivered = read_file(out);
-        if (delivered.find("first secret") != std::string::npos && delivered.find("second secret") != std::string::npos)
+        if (delivered.find("first secret") != std::string::npos &&
+            delivered.find("second secret") != std::string::npos)
             break;
         std::this_thread::sleep_for(50ms);
     }

@@ -82,7 +82,8 @@ TEST_CASE("token_commands_exit_with_the_documented_codes", "[mqctl][token]") {
 
     REQUIRE_EXIT(sh.run({"token", "create", "--role", "producer"}), 2);  // --principal missing
     REQUIRE_EXIT(sh.run({"token", "create", "--role", "producer", "--principal", "a,b"}), 2);
-    REQUIRE_EXIT(sh.run({"token", "create", "--role", "producer", "--principal", "x", "--ttl", "soon"}), 2);
+    REQUIRE_EXIT(
+        sh.run({"token", "create", "--role", "producer", "--principal", "x", "--ttl", "soon"}), 2);
 
     auto other_tenant = mqtest::mqctl({"--tenant", "no-such-tenant-zz", "token", "create", "--role",
                                        "admin", "--principal", "ops"});
@@ -100,7 +101,8 @@ TEST_CASE("tenant_update_sets_and_clears_the_publish_rate", "[mqctl][tenant]") {
     CHECK(set["publish_rate_limit"] == 500);
     auto rate = [&] {
         return sh.db().db().transact([&](pqxx::work& tx) {
-            auto r = tx.exec_params1("SELECT publish_rate_limit FROM tenants WHERE id = $1", sh.tenant());
+            auto r = tx.exec_params1("SELECT publish_rate_limit FROM tenants WHERE id = $1",
+                                     sh.tenant());
             return r[0].is_null() ? -1 : r[0].as<int>();
         });
     };

@@ -2,27 +2,27 @@
 // every documented route exists (`mq-api --print-routes`), and the document has the shape
 // clients and generators rely on (operationIds, tags, shared Error responses, resolvable
 // $refs, declared path parameters).
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
-#include "harness.hpp"
-
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "harness.hpp"
+
 namespace {
 
 using nlohmann::json;
 
-const std::vector<std::string> kMethods{"get", "put", "post", "delete", "patch", "head", "options", "trace"};
+const std::vector<std::string> kMethods{"get",   "put",  "post",    "delete",
+                                        "patch", "head", "options", "trace"};
 
 json load_document() {
     std::ifstream in(std::string(MQ_SOURCE_DIR) + "/schemas/openapi.json");
@@ -31,7 +31,8 @@ json load_document() {
 }
 
 std::string upper(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     return s;
 }
 
@@ -65,7 +66,8 @@ std::set<std::string> parse_routes(const std::string& text, std::vector<std::str
 }
 
 /// What differs between the server's routes and the document's, one line each.
-std::vector<std::string> route_differences(const std::set<std::string>& server, const std::set<std::string>& doc) {
+std::vector<std::string> route_differences(const std::set<std::string>& server,
+                                           const std::set<std::string>& doc) {
     std::vector<std::string> diff;
     for (const auto& r : server) {
         if (!doc.count(r)) diff.push_back("in the server, not in the document: " + r);
@@ -98,7 +100,8 @@ const json* deref(const json& doc, const json& node) {
     return cur;
 }
 
-void collect_refs(const json& node, const std::string& where, std::vector<std::pair<std::string, std::string>>& out) {
+void collect_refs(const json& node, const std::string& where,
+                  std::vector<std::pair<std::string, std::string>>& out) {
     if (node.is_object()) {
         for (const auto& [k, v] : node.items()) {
             if (k == "$ref" && v.is_string()) {
@@ -110,7 +113,8 @@ void collect_refs(const json& node, const std::string& where, std::vector<std::p
             }
         }
     } else if (node.is_array()) {
-        for (std::size_t i = 0; i < node.size(); ++i) collect_refs(node[i], where + "/" + std::to_string(i), out);
+        for (std::size_t i = 0; i < node.size(); ++i)
+            collect_refs(node[i], where + "/" + std::to_string(i), out);
     }
 }
 
@@ -118,7 +122,8 @@ void collect_refs(const json& node, const std::string& where, std::vector<std::p
 bool is_error_response(const json& doc, const json& response) {
     if (!response.is_object() || !response.contains("$ref")) return false;
     const auto& ref = response.at("$ref");
-    if (!ref.is_string() || ref.get<std::string>().rfind("#/components/responses/", 0) != 0) return false;
+    if (!ref.is_string() || ref.get<std::string>().rfind("#/components/responses/", 0) != 0)
+        return false;
     const json* r = deref(doc, response);
     if (!r) return false;
     const json::json_pointer schema("/content/application~1json/schema/$ref");
@@ -138,21 +143,24 @@ std::vector<std::string> shape_problems(const json& doc) {
         problem("no paths");
         return problems;
     }
-    if (!resolve(doc, "#/components/responses/Error")) problem("no shared response #/components/responses/Error");
-    if (!resolve(doc, "#/components/schemas/Error")) problem("no shared schema #/components/schemas/Error");
+    if (!resolve(doc, "#/components/responses/Error"))
+        problem("no shared response #/components/responses/Error");
+    if (!resolve(doc, "#/components/schemas/Error"))
+        problem("no shared schema #/components/schemas/Error");
 
     std::vector<std::pair<std::string, std::string>> refs;
     collect_refs(doc, "#", refs);
     for (const auto& [where, ref] : refs) {
-        if (!resolve(doc, ref)) problem(where + ": $ref " + ref + " does not resolve inside the document");
+        if (!resolve(doc, ref))
+            problem(where + ": $ref " + ref + " does not resolve inside the document");
     }
 
     static const std::regex kTemplateParam(R"(\{([^}/]+)\})");
     std::set<std::string> operation_ids;
     for (const auto& [path, item] : doc["paths"].items()) {
         std::set<std::string> in_template;
-        for (auto it = std::sregex_iterator(path.begin(), path.end(), kTemplateParam); it != std::sregex_iterator();
-             ++it) {
+        for (auto it = std::sregex_iterator(path.begin(), path.end(), kTemplateParam);
+             it != std::sregex_iterator(); ++it) {
             in_template.insert((*it)[1]);
         }
         for (const auto& m : kMethods) {
@@ -160,14 +168,18 @@ std::vector<std::string> shape_problems(const json& doc) {
             const json& op = item[m];
             const std::string name = upper(m) + " " + path;
 
-            if (!op.contains("operationId") || !op["operationId"].is_string() || op["operationId"] == "") {
+            if (!op.contains("operationId") || !op["operationId"].is_string() ||
+                op["operationId"] == "") {
                 problem(name + ": no operationId");
             } else if (!operation_ids.insert(op["operationId"].get<std::string>()).second) {
-                problem(name + ": operationId " + op["operationId"].get<std::string>() + " is not unique");
+                problem(name + ": operationId " + op["operationId"].get<std::string>() +
+                        " is not unique");
             }
-            if (!op.contains("tags") || !op["tags"].is_array() || op["tags"].empty()) problem(name + ": no tags");
+            if (!op.contains("tags") || !op["tags"].is_array() || op["tags"].empty())
+                problem(name + ": no tags");
 
-            if (!op.contains("responses") || !op["responses"].is_object() || op["responses"].empty()) {
+            if (!op.contains("responses") || !op["responses"].is_object() ||
+                op["responses"].empty()) {
                 problem(name + ": no responses");
             } else {
                 bool has_4xx = false;
@@ -177,12 +189,14 @@ std::vector<std::string> shape_problems(const json& doc) {
                     if (status.empty() || status[0] != '4') continue;
                     if (!is_error_response(doc, response)) {
                         problem(name + ": response " + status +
-                                " does not $ref a shared response with schema #/components/schemas/Error");
+                                " does not $ref a shared response with schema "
+                                "#/components/schemas/Error");
                     } else {
                         has_4xx = true;
                     }
                 }
-                if (!has_4xx) problem(name + ": no 4xx response that $refs the shared Error response");
+                if (!has_4xx)
+                    problem(name + ": no 4xx response that $refs the shared Error response");
             }
 
             // Path parameters: declared on the path item or the operation, after $refs.
@@ -194,13 +208,16 @@ std::vector<std::string> shape_problems(const json& doc) {
                     if (!param || !param->is_object()) continue;  // the $ref check reports it
                     if (param->value("in", "") != "path") continue;
                     const std::string pname = param->value("name", "");
-                    if (!param->value("required", false)) problem(name + ": path parameter " + pname + " is not required");
-                    if (!in_template.count(pname)) problem(name + ": path parameter " + pname + " is not in the path");
+                    if (!param->value("required", false))
+                        problem(name + ": path parameter " + pname + " is not required");
+                    if (!in_template.count(pname))
+                        problem(name + ": path parameter " + pname + " is not in the path");
                     declared.insert(pname);
                 }
             }
             for (const auto& p : in_template) {
-                if (!declared.count(p)) problem(name + ": path parameter {" + p + "} is not declared");
+                if (!declared.count(p))
+                    problem(name + ": path parameter {" + p + "} is not declared");
             }
         }
     }
@@ -289,12 +306,16 @@ ProcessOutput run_command(const std::string& command) {
     return r;
 }
 
-bool security_is(const json& op, const json& expected) { return op.contains("security") && op["security"] == expected; }
+bool security_is(const json& op, const json& expected) {
+    return op.contains("security") && op["security"] == expected;
+}
 
 }  // namespace
 
-TEST_CASE("openapi.json is an OpenAPI 3.0 document with ids, tags, shared errors, resolvable refs and declared path parameters",
-          "[openapi]") {
+TEST_CASE(
+    "openapi.json is an OpenAPI 3.0 document with ids, tags, shared errors, resolvable refs and "
+    "declared path parameters",
+    "[openapi]") {
     const json doc = load_document();
     const auto problems = shape_problems(doc);
     INFO("problems:\n" << joined(problems));
@@ -308,8 +329,10 @@ TEST_CASE("openapi.json documents exactly the contract's routes", "[openapi]") {
     CHECK(diff.empty());
 }
 
-TEST_CASE("openapi.json declares bearer auth by default, X-Service-Token on /internal and none on health, openapi.json and /metrics",
-          "[openapi]") {
+TEST_CASE(
+    "openapi.json declares bearer auth by default, X-Service-Token on /internal and none on "
+    "health, openapi.json and /metrics",
+    "[openapi]") {
     const json doc = load_document();
     CHECK(doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer");
     CHECK(doc["components"]["securitySchemes"]["serviceToken"]["name"] == "X-Service-Token");
@@ -321,7 +344,8 @@ TEST_CASE("openapi.json declares bearer auth by default, X-Service-Token on /int
             INFO(upper(method) << " " << path);
             if (path.rfind("/internal/mq/", 0) == 0) {
                 CHECK(security_is(op, service));
-            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" || path == "/metrics") {
+            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" ||
+                       path == "/metrics") {
                 CHECK(security_is(op, none));
             } else {
                 CHECK_FALSE(op.contains("security"));  // the document-wide bearerAuth
@@ -330,7 +354,8 @@ TEST_CASE("openapi.json declares bearer auth by default, X-Service-Token on /int
     }
 }
 
-TEST_CASE("the openapi checks name what is wrong with a broken document or route list", "[openapi]") {
+TEST_CASE("the openapi checks name what is wrong with a broken document or route list",
+          "[openapi]") {
     const json good = load_document();
     REQUIRE(shape_problems(good).empty());
     auto has = [](const std::vector<std::string>& problems, const std::string& needle) {
@@ -346,13 +371,15 @@ TEST_CASE("the openapi checks name what is wrong with a broken document or route
         server.erase("POST /api/v1/mq/queues/{name}/purge");
         server.insert("PATCH /api/v1/mq/queues/{name}");
         const auto diff = route_differences(server, document_routes(good));
-        CHECK(diff == std::vector<std::string>{
-                          "in the server, not in the document: PATCH /api/v1/mq/queues/{name}",
-                          "in the document, not in the server: POST /api/v1/mq/queues/{name}/purge"});
+        CHECK(diff ==
+              std::vector<std::string>{
+                  "in the server, not in the document: PATCH /api/v1/mq/queues/{name}",
+                  "in the document, not in the server: POST /api/v1/mq/queues/{name}/purge"});
     }
     SECTION("print-routes lines are parsed, blank lines skipped, anything else reported") {
         std::vector<std::string> bad;
-        const auto routes = parse_routes("GET /api/v1/mq/queues/{name}\n\npost  /metrics \nnonsense\n", bad);
+        const auto routes =
+            parse_routes("GET /api/v1/mq/queues/{name}\n\npost  /metrics \nnonsense\n", bad);
         CHECK(routes == std::set<std::string>{"GET /api/v1/mq/queues/{name}", "POST /metrics"});
         CHECK(bad == std::vector<std::string>{"nonsense"});
     }
@@ -379,21 +406,25 @@ TEST_CASE("the openapi checks name what is wrong with a broken document or route
         auto& responses = doc["paths"][queue_path]["delete"]["responses"];
         for (const auto& code : {"401", "403", "404", "409"}) responses.erase(code);
         json& get_responses = doc["paths"][queue_path]["get"]["responses"];
-        get_responses["404"] = json::parse(R"({"description": "gone", "content": {"application/json": {"schema": {"type": "object"}}}})");
+        get_responses["404"] = json::parse(
+            R"({"description": "gone", "content": {"application/json": {"schema": {"type": "object"}}}})");
         const auto problems = shape_problems(doc);
         CHECK(has(problems, "DELETE " + queue_path + ": no 4xx response"));
         CHECK(has(problems, "GET " + queue_path + ": response 404 does not $ref"));
     }
     SECTION("a dangling $ref") {
         json doc = good;
-        doc["components"]["schemas"]["Queue"]["properties"]["stats"] = {{"$ref", "#/components/schemas/Nope"}};
+        doc["components"]["schemas"]["Queue"]["properties"]["stats"] = {
+            {"$ref", "#/components/schemas/Nope"}};
         CHECK(has(shape_problems(doc), "$ref #/components/schemas/Nope does not resolve"));
     }
     SECTION("an undeclared path parameter and one that is not in the path") {
         json doc = good;
         doc["paths"][queue_path]["get"]["parameters"] = json::array();
-        doc["paths"][queue_path]["put"]["parameters"].push_back(
-            {{"name", "queue"}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}});
+        doc["paths"][queue_path]["put"]["parameters"].push_back({{"name", "queue"},
+                                                                 {"in", "path"},
+                                                                 {"required", true},
+                                                                 {"schema", {{"type", "string"}}}});
         const auto problems = shape_problems(doc);
         CHECK(has(problems, "GET " + queue_path + ": path parameter {name} is not declared"));
         CHECK(has(problems, "PUT " + queue_path + ": path parameter queue is not in the path"));
@@ -402,7 +433,9 @@ TEST_CASE("the openapi checks name what is wrong with a broken document or route
 
 TEST_CASE("mq-api --print-routes and openapi.json list the same routes", "[openapi]") {
     const auto run = run_command(std::string(MQ_API_PATH) + " --print-routes");
-    INFO("mq-api --print-routes exited " << run.status << "\n--- stdout:\n" << run.out << "--- stderr:\n" << run.err);
+    INFO("mq-api --print-routes exited " << run.status << "\n--- stdout:\n"
+                                         << run.out << "--- stderr:\n"
+                                         << run.err);
     REQUIRE(run.status == 0);
     std::vector<std::string> bad_lines;
     const auto server = parse_routes(run.out, bad_lines);

@@ -38,18 +38,22 @@ mq::Error failure_of(const mq::PayloadSchema& s, const std::string& payload) {
 
 std::vector<std::string> paths_of(const mq::Error& e) {
     std::vector<std::string> out;
-    for (const auto& err : e.details().at("errors")) out.push_back(err.at("path").get<std::string>());
+    for (const auto& err : e.details().at("errors"))
+        out.push_back(err.at("path").get<std::string>());
     return out;
 }
 
-bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
 
 }  // namespace
 
 TEST_CASE("a_payload_matching_the_schema_passes", "[schema]") {
     mq::PayloadSchema s(kOrderSchema);
     CHECK_NOTHROW(s.check(R"({"id":"o-1","amount":12.5})"));
-    CHECK_NOTHROW(s.check(R"({"id":"o-1","amount":0,"items":[{"sku":"a"}],"customer":{"email":"a@b"}})"));
+    CHECK_NOTHROW(
+        s.check(R"({"id":"o-1","amount":0,"items":[{"sku":"a"}],"customer":{"email":"a@b"}})"));
 }
 
 TEST_CASE("a_mismatch_is_a_schema_validation_error_naming_the_deepest_paths", "[schema]") {
@@ -62,7 +66,8 @@ TEST_CASE("a_mismatch_is_a_schema_validation_error_naming_the_deepest_paths", "[
     CHECK(has(paths, "/items/0/sku"));
     // Deepest first: the error that says what to fix leads.
     CHECK(paths.front() == "/items/0/sku");
-    for (const auto& err : e.details().at("errors")) CHECK_FALSE(err.at("message").get<std::string>().empty());
+    for (const auto& err : e.details().at("errors"))
+        CHECK_FALSE(err.at("message").get<std::string>().empty());
 }
 
 TEST_CASE("a_missing_required_field_and_an_unknown_field_are_reported", "[schema]") {

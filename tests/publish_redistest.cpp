@@ -38,7 +38,8 @@ std::vector<mq::Message> read_stream(mq::redis::Connection& redis, const std::st
     for (const auto& entry : r.elements) {
         mq::FieldList fields;
         const auto& kv = entry.elements.at(1).elements;
-        for (std::size_t i = 0; i + 1 < kv.size(); i += 2) fields.emplace_back(kv[i].str, kv[i + 1].str);
+        for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
+            fields.emplace_back(kv[i].str, kv[i + 1].str);
         out.push_back(mq::decode_fields(fields));
     }
     return out;
@@ -101,15 +102,15 @@ TEST_CASE("same key always lands in the same partition, in publish order", "[pub
     auto q = make_queue(8);
     mq::Publisher pub(rs.redis(), rs.keys());
     std::vector<PublishRequest> batch;
-    for (int i = 0; i < 50; ++i) batch.push_back(msg(std::to_string(i), "user-" + std::to_string(i % 5)));
+    for (int i = 0; i < 50; ++i)
+        batch.push_back(msg(std::to_string(i), "user-" + std::to_string(i % 5)));
     auto outcomes = pub.publish_batch(q, batch);
 
     std::map<std::string, std::set<int>> partitions_of_key;
     for (std::size_t i = 0; i < batch.size(); ++i) {
         REQUIRE(outcomes[i].status == PublishStatus::kAccepted);
         partitions_of_key[batch[i].key].insert(outcomes[i].partition);
-        CHECK(outcomes[i].partition ==
-              static_cast<int>(mq::fnv1a_64(batch[i].key) % 8));
+        CHECK(outcomes[i].partition == static_cast<int>(mq::fnv1a_64(batch[i].key) % 8));
     }
     for (const auto& [key, parts] : partitions_of_key) CHECK(parts.size() == 1);
     // Order per key is publish order.
@@ -144,7 +145,8 @@ TEST_CASE("batch publish spreads keyless messages over every partition", "[publi
     CHECK(total == 1000);
 }
 
-TEST_CASE("idempotency key within the window returns the first id and stores nothing", "[publish]") {
+TEST_CASE("idempotency key within the window returns the first id and stores nothing",
+          "[publish]") {
     mqtest::RedisScope rs;
     auto q = make_queue(3);
     mq::Publisher pub(rs.redis(), rs.keys());
@@ -180,7 +182,8 @@ TEST_CASE("idempotency key is forgotten after the dedup window", "[publish]") {
     PublishRequest r = msg("x");
     r.idempotency_key = "k1";
     auto first = pub.publish(q, r);
-    auto ttl = rs.redis().command({"PTTL", rs.keys().idempotency(q.tenant, q.name, 0, "k1")}).as_integer();
+    auto ttl =
+        rs.redis().command({"PTTL", rs.keys().idempotency(q.tenant, q.name, 0, "k1")}).as_integer();
     CHECK(ttl > 0);
     CHECK(ttl <= 100);
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
@@ -196,7 +199,8 @@ TEST_CASE("a full queue answers QUEUE_FULL with retryAfter and drops nothing sto
     q.max_length = 4;  // 2 per partition
     mq::Publisher pub(rs.redis(), rs.keys());
     std::vector<PublishRequest> batch;
-    for (int i = 0; i < 6; ++i) batch.push_back(msg("m" + std::to_string(i), i % 2 ? "odd" : "even"));
+    for (int i = 0; i < 6; ++i)
+        batch.push_back(msg("m" + std::to_string(i), i % 2 ? "odd" : "even"));
     auto outs = pub.publish_batch(q, batch);
     int accepted = 0, rejected = 0;
     for (const auto& o : outs) {
@@ -244,7 +248,8 @@ TEST_CASE("invalid requests in a batch are rejected without touching the others"
     CHECK_THROWS_AS(pub.publish(q, msg("much too large")), mq::Error);
 }
 
-TEST_CASE("delayed and scheduled messages wait in the delayed set until due", "[publish][scheduler]") {
+TEST_CASE("delayed and scheduled messages wait in the delayed set until due",
+          "[publish][scheduler]") {
     mqtest::RedisScope rs;
     auto q = make_queue();
     mq::Publisher pub(rs.redis(), rs.keys());
@@ -296,7 +301,8 @@ TEST_CASE("due entries are moved in due order", "[scheduler]") {
     mq::Scheduler(rs.redis(), rs.keys()).move_due(q, 3);  // several calls per partition
     auto entries = read_stream(rs.redis(), rs.keys().stream(q.tenant, q.name, 0));
     REQUIRE(entries.size() == 10);
-    for (int i = 0; i < 10; ++i) CHECK(entries[static_cast<std::size_t>(i)].payload == std::to_string(i));
+    for (int i = 0; i < 10; ++i)
+        CHECK(entries[static_cast<std::size_t>(i)].payload == std::to_string(i));
 }
 
 TEST_CASE("concurrent movers move each due entry exactly once", "[scheduler]") {
@@ -345,7 +351,8 @@ TEST_CASE("concurrent movers move each due entry exactly once", "[scheduler]") {
     CHECK(ids.size() == static_cast<std::size_t>(n));
 }
 
-TEST_CASE("purge empties streams and delayed sets but keeps groups with nothing pending", "[queue]") {
+TEST_CASE("purge empties streams and delayed sets but keeps groups with nothing pending",
+          "[queue]") {
     mqtest::RedisScope rs;
     auto q = make_queue(2);
     mq::Publisher pub(rs.redis(), rs.keys());

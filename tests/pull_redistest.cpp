@@ -49,13 +49,16 @@ struct Fixture {
     std::vector<mq::PulledMessage> take(int n = 10, const std::string& consumer = "pull:svc") {
         return pull->pull(q, sub, consumer, n);
     }
-    mq::Receipt receipt(const mq::PulledMessage& m) { return mq::decode_receipt(m.receipt, kKey, sub.id); }
+    mq::Receipt receipt(const mq::PulledMessage& m) {
+        return mq::decode_receipt(m.receipt, kKey, sub.id);
+    }
     std::int64_t pending_count() {
         auto r = rs.redis().command({"XPENDING", rs.keys().stream(q.tenant, q.name, 0), sub.name});
         return r.elements.at(0).as_integer();
     }
     // Pulls until something comes back or `limit` passes.
-    std::vector<mq::PulledMessage> take_within(std::chrono::milliseconds limit, const std::string& consumer = "pull:b") {
+    std::vector<mq::PulledMessage> take_within(std::chrono::milliseconds limit,
+                                               const std::string& consumer = "pull:b") {
         auto end = std::chrono::steady_clock::now() + limit;
         for (;;) {
             auto got = take(10, consumer);
@@ -67,7 +70,8 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("pull hands out messages from every partition, each once, with receipts and a lease", "[pull]") {
+TEST_CASE("pull hands out messages from every partition, each once, with receipts and a lease",
+          "[pull]") {
     Fixture f(4);
     std::set<std::string> published;
     for (int i = 0; i < 12; ++i) published.insert(f.publish("m" + std::to_string(i)));
@@ -101,7 +105,8 @@ TEST_CASE("pull on an empty subscription returns nothing at once", "[pull]") {
     CHECK(std::chrono::steady_clock::now() - t0 < 200ms);
 }
 
-TEST_CASE("ack removes the entry from pending and a second ack of the same receipt is lease-lost", "[pull]") {
+TEST_CASE("ack removes the entry from pending and a second ack of the same receipt is lease-lost",
+          "[pull]") {
     Fixture f;
     f.publish("a");
     f.publish("b");
@@ -111,14 +116,16 @@ TEST_CASE("ack removes the entry from pending and a second ack of the same recei
     auto results = f.pull->ack(f.q, f.sub, {f.receipt(got[0]), f.receipt(got[1])});
     CHECK(results == std::vector<mq::AckResult>{mq::AckResult::kAcked, mq::AckResult::kAcked});
     CHECK(f.pending_count() == 0);
-    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) == std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
+    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) ==
+          std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
     // A receipt of another subscription is refused outright.
     auto other = f.receipt(got[0]);
     other.subscription_id = "0190a5c4-4444-7abc-8def-0123456789ab";
     CHECK_THROWS_AS(f.pull->ack(f.q, f.sub, {other}), mq::ValidationError);
 }
 
-TEST_CASE("an expired lease is redelivered with delivery count 2 and the old receipt is lease-lost", "[pull]") {
+TEST_CASE("an expired lease is redelivered with delivery count 2 and the old receipt is lease-lost",
+          "[pull]") {
     Fixture f;
     f.publish("slow");
     auto first = f.take(10, "pull:a");
@@ -130,12 +137,15 @@ TEST_CASE("an expired lease is redelivered with delivery count 2 and the old rec
     CHECK(again[0].fetched.delivery_count == 2);
     CHECK(f.receipt(again[0]).delivery_count == 2);
     CHECK(again[0].receipt != first[0].receipt);
-    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(first[0])}) == std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
+    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(first[0])}) ==
+          std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
     CHECK(f.pull->nack(f.q, f.sub, f.receipt(first[0]), 0ms) == mq::AckResult::kLeaseLost);
     std::int64_t until = 0;
-    CHECK(f.pull->extend(f.q, f.sub, f.receipt(first[0]), "pull:a", &until) == mq::AckResult::kLeaseLost);
+    CHECK(f.pull->extend(f.q, f.sub, f.receipt(first[0]), "pull:a", &until) ==
+          mq::AckResult::kLeaseLost);
     CHECK(f.pending_count() == 1);  // the stale receipt did not ack b's delivery
-    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(again[0])}) == std::vector<mq::AckResult>{mq::AckResult::kAcked});
+    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(again[0])}) ==
+          std::vector<mq::AckResult>{mq::AckResult::kAcked});
     CHECK(f.pending_count() == 0);
 }
 
@@ -172,17 +182,20 @@ TEST_CASE("extend keeps a message from being redelivered past its original lease
     for (int i = 0; i < 4; ++i) {  // 4 x 300 ms = 1.2 s, well past the 500 ms lease
         std::this_thread::sleep_for(300ms);
         std::int64_t until = 0;
-        REQUIRE(f.pull->extend(f.q, f.sub, f.receipt(got[0]), "pull:a", &until) == mq::AckResult::kAcked);
+        REQUIRE(f.pull->extend(f.q, f.sub, f.receipt(got[0]), "pull:a", &until) ==
+                mq::AckResult::kAcked);
         CHECK(until > original_expiry);
         CHECK(f.take(10, "pull:b").empty());
     }
-    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) == std::vector<mq::AckResult>{mq::AckResult::kAcked});
+    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) ==
+          std::vector<mq::AckResult>{mq::AckResult::kAcked});
     // A nacked delivery cannot be extended.
     f.publish("nacked");
     auto n = f.take();
     REQUIRE(n.size() == 1);
     REQUIRE(f.pull->nack(f.q, f.sub, f.receipt(n[0]), 10000ms) == mq::AckResult::kAcked);
-    CHECK(f.pull->extend(f.q, f.sub, f.receipt(n[0]), "pull:svc", nullptr) == mq::AckResult::kLeaseLost);
+    CHECK(f.pull->extend(f.q, f.sub, f.receipt(n[0]), "pull:svc", nullptr) ==
+          mq::AckResult::kLeaseLost);
 }
 
 TEST_CASE("after max_attempts a pulled message goes to the dead-letter stream", "[pull]") {
@@ -197,13 +210,18 @@ TEST_CASE("after max_attempts a pulled message goes to the dead-letter stream", 
     CHECK(got[0].fetched.delivery_count == 2);
     REQUIRE(f.pull->nack(f.q, f.sub, f.receipt(got[0]), 0ms) == mq::AckResult::kAcked);
     CHECK(f.take().empty());
-    auto dlq = f.rs.redis().command({"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
+    auto dlq = f.rs.redis().command(
+        {"XRANGE", f.rs.keys().dead_letters(f.q.tenant, f.q.name, 0), "-", "+"});
     REQUIRE(dlq.elements.size() == 1);
     CHECK(f.pending_count() == 0);
-    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) == std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
+    CHECK(f.pull->ack(f.q, f.sub, {f.receipt(got[0])}) ==
+          std::vector<mq::AckResult>{mq::AckResult::kLeaseLost});
 }
 
-TEST_CASE("pull skips and acks what the filter rejects, yields nothing when paused, refuses non-pull subscriptions", "[pull]") {
+TEST_CASE(
+    "pull skips and acks what the filter rejects, yields nothing when paused, refuses non-pull "
+    "subscriptions",
+    "[pull]") {
     Fixture f;
     f.sub.filter = {{"headers", {{"region", "eu"}}}};
     mq::PublishRequest eu, us;

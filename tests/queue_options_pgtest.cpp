@@ -22,7 +22,8 @@ std::string field_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("catalog_stores_and_loads_schema_encryption_access_lists_and_is_public", "[catalog][queue-options]") {
+TEST_CASE("catalog_stores_and_loads_schema_encryption_access_lists_and_is_public",
+          "[catalog][queue-options]") {
     mqtest::TenantScope ts;
     mq::QueueSpec s;
     s.name = "payments";
@@ -58,7 +59,8 @@ TEST_CASE("catalog_stores_and_loads_schema_encryption_access_lists_and_is_public
     CHECK(j.at("allowed_consumers") == nlohmann::json::array({"svc:ledger"}));
 }
 
-TEST_CASE("a_queue_without_options_has_no_schema_no_encryption_and_open_access", "[catalog][queue-options]") {
+TEST_CASE("a_queue_without_options_has_no_schema_no_encryption_and_open_access",
+          "[catalog][queue-options]") {
     mqtest::TenantScope ts;
     mq::QueueSpec s;
     s.name = "plain";
@@ -71,18 +73,24 @@ TEST_CASE("a_queue_without_options_has_no_schema_no_encryption_and_open_access",
     CHECK(mq::to_json(q).at("schema").is_null());
 }
 
-TEST_CASE("update_changes_only_the_given_options_and_null_schema_removes_it", "[catalog][queue-options]") {
+TEST_CASE("update_changes_only_the_given_options_and_null_schema_removes_it",
+          "[catalog][queue-options]") {
     mqtest::TenantScope ts;
     auto created = ts.catalog().create_queue(
-        ts.tenant(), mq::queue_spec_from_json({{"name", "orders"}, {"allowed_producers", {"svc:a"}}}), mq::Config{});
-    auto q = ts.catalog().update_queue(ts.tenant(), "orders",
-                                       mq::queue_changes_from_json({{"schema", kSchema}, {"is_public", true}}));
+        ts.tenant(),
+        mq::queue_spec_from_json({{"name", "orders"}, {"allowed_producers", {"svc:a"}}}),
+        mq::Config{});
+    auto q = ts.catalog().update_queue(
+        ts.tenant(), "orders",
+        mq::queue_changes_from_json({{"schema", kSchema}, {"is_public", true}}));
     CHECK(q.schema == kSchema);
     CHECK(q.is_public);
     CHECK(q.allowed_producers == std::vector<std::string>{"svc:a"});  // untouched
-    q = ts.catalog().update_queue(ts.tenant(), "orders",
-                                  mq::queue_changes_from_json({{"schema", nullptr}, {"allowed_producers", nlohmann::json::array()},
-                                                               {"encryption", "aes-256-gcm"}}));
+    q = ts.catalog().update_queue(
+        ts.tenant(), "orders",
+        mq::queue_changes_from_json({{"schema", nullptr},
+                                     {"allowed_producers", nlohmann::json::array()},
+                                     {"encryption", "aes-256-gcm"}}));
     CHECK(q.schema.is_null());
     CHECK(q.allowed_producers.empty());
     CHECK(q.encryption == "aes-256-gcm");
@@ -92,20 +100,24 @@ TEST_CASE("update_changes_only_the_given_options_and_null_schema_removes_it", "[
     CHECK(reread.encryption == "aes-256-gcm");
 }
 
-TEST_CASE("max_length_null_in_the_body_means_unlimited_despite_the_configured_default", "[catalog][queue-options]") {
+TEST_CASE("max_length_null_in_the_body_means_unlimited_despite_the_configured_default",
+          "[catalog][queue-options]") {
     mqtest::TenantScope ts;
     mq::Config config;
     config.max_queue_length = 100;
-    auto limited = ts.catalog().create_queue(ts.tenant(), mq::queue_spec_from_json({{"name", "a"}}), config);
+    auto limited =
+        ts.catalog().create_queue(ts.tenant(), mq::queue_spec_from_json({{"name", "a"}}), config);
     CHECK(limited.max_length == 100);
-    auto unlimited =
-        ts.catalog().create_queue(ts.tenant(), mq::queue_spec_from_json({{"name", "b"}, {"max_length", nullptr}}), config);
+    auto unlimited = ts.catalog().create_queue(
+        ts.tenant(), mq::queue_spec_from_json({{"name", "b"}, {"max_length", nullptr}}), config);
     CHECK_FALSE(unlimited.max_length);
 }
 
-TEST_CASE("get_queue_by_id_is_scoped_by_tenant_and_refuses_malformed_ids", "[catalog][queue-options]") {
+TEST_CASE("get_queue_by_id_is_scoped_by_tenant_and_refuses_malformed_ids",
+          "[catalog][queue-options]") {
     mqtest::TenantScope a, b;
-    auto q = a.catalog().create_queue(a.tenant(), mq::queue_spec_from_json({{"name", "x"}}), mq::Config{});
+    auto q = a.catalog().create_queue(a.tenant(), mq::queue_spec_from_json({{"name", "x"}}),
+                                      mq::Config{});
     CHECK(a.catalog().get_queue_by_id(a.tenant(), q.id).name == "x");
     CHECK_THROWS_AS(b.catalog().get_queue_by_id(b.tenant(), q.id), mq::Error);
     try {
@@ -135,10 +147,15 @@ TEST_CASE("queue_spec_from_json_reads_every_field", "[queue-options]") {
     CHECK(spec.is_public == true);
 }
 
-TEST_CASE("queue_bodies_refuse_unknown_fields_wrong_types_and_bad_values_naming_the_field", "[queue-options]") {
+TEST_CASE("queue_bodies_refuse_unknown_fields_wrong_types_and_bad_values_naming_the_field",
+          "[queue-options]") {
     using J = nlohmann::json;
-    auto spec_field = [](const J& body) { return field_of([&] { mq::queue_spec_from_json(body); }); };
-    auto change_field = [](const J& body) { return field_of([&] { mq::queue_changes_from_json(body); }); };
+    auto spec_field = [](const J& body) {
+        return field_of([&] { mq::queue_spec_from_json(body); });
+    };
+    auto change_field = [](const J& body) {
+        return field_of([&] { mq::queue_changes_from_json(body); });
+    };
     CHECK(spec_field({{"name", "q"}, {"colour", "red"}}) == "colour");
     CHECK(spec_field({{"description", "no name"}}) == "name");
     CHECK(spec_field({{"name", 5}}) == "name");

@@ -24,7 +24,8 @@ void check_invalid(const std::string& text, const std::string& sub = kSub) {
 
 TEST_CASE("a receipt decodes to the fields it was made from", "[receipt]") {
     std::string text = mq::encode_receipt(sample(), kKey);
-    CHECK(text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+    CHECK(text.find_first_not_of(
+              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
           std::string::npos);
     CHECK(text.find(kSub) == std::string::npos);  // opaque, not the fields in clear
     auto r = mq::decode_receipt(text, kKey, kSub);

@@ -71,7 +71,8 @@ TEST_CASE("an unreachable Redis is reported with its address and what to do", "[
         FAIL("connected to a port nobody listens on");
     } catch (const mq::BackendUnavailable& e) {
         std::string what = e.what();
-        CHECK(what.find("cannot reach Redis at 127.0.0.1:" + std::to_string(port)) != std::string::npos);
+        CHECK(what.find("cannot reach Redis at 127.0.0.1:" + std::to_string(port)) !=
+              std::string::npos);
         CHECK(what.find("REDIS_URL") != std::string::npos);
         CHECK(e.code() == mq::ErrorCode::kBackendUnavailable);
     }
@@ -110,13 +111,16 @@ TEST_CASE("a Redis that may evict keys is refused", "[redis]") {
     std::string dir = "/tmp/" + mqtest::unique_name("mq-evict");
     std::string cmd = "redis-server --port " + std::to_string(port) +
                       " --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --dir /tmp"
-                      " --pidfile " + dir + ".pid --logfile " + dir + ".log"
+                      " --pidfile " +
+                      dir + ".pid --logfile " + dir +
+                      ".log"
                       " --maxmemory 64mb --maxmemory-policy allkeys-lru";
     REQUIRE(std::system(cmd.c_str()) == 0);
     std::unique_ptr<Connection> c;
     for (int i = 0; i < 100 && !c; ++i) {
         try {
-            c = std::make_unique<Connection>(mq::redis::parse_url("redis://127.0.0.1:" + std::to_string(port)));
+            c = std::make_unique<Connection>(
+                mq::redis::parse_url("redis://127.0.0.1:" + std::to_string(port)));
         } catch (const mq::BackendUnavailable&) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }

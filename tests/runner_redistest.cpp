@@ -15,7 +15,7 @@ namespace {
 
 // Records deliveries; fails the first `failures` attempts of every message; optional delay.
 class ScriptedHandler : public mq::Handler {
-public:
+  public:
     int failures = 0;
     mq::DeliveryOutcome failure = mq::DeliveryOutcome::kRetry;
     std::chrono::milliseconds delay{0};
@@ -242,7 +242,8 @@ TEST_CASE("two runners share a subscription and deliver each message once", "[ru
     CHECK(f.handler->acked == ids);
 }
 
-TEST_CASE("a failing subscription's retries never reach another subscription of the queue", "[runner]") {
+TEST_CASE("a failing subscription's retries never reach another subscription of the queue",
+          "[runner]") {
     RunnerFixture f(2);
     f.sub.retry.max_attempts = 3;
     f.handler->failures = 100;  // "billing" always fails
@@ -268,15 +269,16 @@ TEST_CASE("a failing subscription's retries never reach another subscription of 
     REQUIRE(f.eventually([&] { return audit_handler->acked_count() == 30; }, 5s));
     failing->stop(std::chrono::steady_clock::now() + 5s);
     audit.stop(std::chrono::steady_clock::now() + 5s);
-    CHECK(f.handler->attempt_count() == 90);       // 3 attempts each on the failing one
-    CHECK(audit_handler->attempt_count() == 30);   // exactly one delivery each on the other
+    CHECK(f.handler->attempt_count() == 90);      // 3 attempts each on the failing one
+    CHECK(audit_handler->attempt_count() == 30);  // exactly one delivery each on the other
     CHECK(audit_handler->acked == ids);
 }
 
 // Inline mode: concurrency 1 and an in-process handler, delivered on the fetcher threads
 // with one XACK per batch. The same guarantees as the handler-thread path.
 
-TEST_CASE("inline delivery delivers every message once and acks them in batches", "[runner][inline]") {
+TEST_CASE("inline delivery delivers every message once and acks them in batches",
+          "[runner][inline]") {
     RunnerFixture f(2);
     f.sub.concurrency = 1;
     f.sub.batch_size = 100;
@@ -312,7 +314,8 @@ TEST_CASE("inline delivery retries with growing backoff, then dead-letters", "[r
     CHECK(f.pending_total() == 0);
 }
 
-TEST_CASE("inline delivery skips filtered messages with an ack and counts them", "[runner][inline]") {
+TEST_CASE("inline delivery skips filtered messages with an ack and counts them",
+          "[runner][inline]") {
     RunnerFixture f(1);
     f.sub.concurrency = 1;
     f.handler->in_process_handler = true;
@@ -329,7 +332,8 @@ TEST_CASE("inline delivery skips filtered messages with an ack and counts them",
     CHECK(f.pending_total() == 0);
 }
 
-TEST_CASE("inline delivery pauses between two messages of a batch and resumes", "[runner][inline]") {
+TEST_CASE("inline delivery pauses between two messages of a batch and resumes",
+          "[runner][inline]") {
     RunnerFixture f(1);
     f.sub.concurrency = 1;
     f.sub.batch_size = 100;
@@ -354,7 +358,8 @@ TEST_CASE("inline delivery pauses between two messages of a batch and resumes", 
     CHECK(f.pending_total() == 0);
 }
 
-TEST_CASE("inline delivery stops between two messages and hands the rest of the batch back", "[runner][inline]") {
+TEST_CASE("inline delivery stops between two messages and hands the rest of the batch back",
+          "[runner][inline]") {
     RunnerFixture f(1);
     f.sub.concurrency = 1;
     f.sub.batch_size = 50;
@@ -396,7 +401,8 @@ TEST_CASE("handler threads that finish together share one XACK and ack everythin
     CHECK(f.pending_total() == 0);
 }
 
-TEST_CASE("inline delivery retries a batch whose end_batch failed and acks none of it", "[runner][inline]") {
+TEST_CASE("inline delivery retries a batch whose end_batch failed and acks none of it",
+          "[runner][inline]") {
     RunnerFixture f(1);
     f.sub.concurrency = 1;
     f.sub.batch_size = 100;

@@ -80,7 +80,8 @@ TEST_CASE("subscription errors: unknown queue, duplicate name, missing subscript
         CHECK(e.code() == mq::ErrorCode::kSubscriptionNotFound);
     }
     CHECK_THROWS_AS(subs.create(sub(b.tenant(), "orders", "billing")), mq::Error);
-    CHECK_THROWS_AS(subs.set_status(a.tenant(), "orders", "billing", "sleeping"), mq::ValidationError);
+    CHECK_THROWS_AS(subs.set_status(a.tenant(), "orders", "billing", "sleeping"),
+                    mq::ValidationError);
     CHECK_THROWS_AS(subs.remove(a.tenant(), "orders", "ghost"), mq::Error);
 }
 
@@ -120,8 +121,10 @@ TEST_CASE("subscriptions on another tenant's queue: only public ones, named per 
     auto group_of = [&](const std::string& id) {
         std::string out;
         a.db().transact([&](pqxx::work& tx) {
-            out = tx.exec_params1("SELECT consumer_group FROM message_subscriptions WHERE id = $1::uuid", id)[0]
-                      .as<std::string>();
+            out =
+                tx.exec_params1(
+                      "SELECT consumer_group FROM message_subscriptions WHERE id = $1::uuid", id)[0]
+                    .as<std::string>();
         });
         return out;
     };

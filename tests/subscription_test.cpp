@@ -1,7 +1,8 @@
 // Subscription settings, backoff and header filters (pure).
+#include "mq/consume/subscription.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "mq/consume/subscription.hpp"
 #include "mq/error.hpp"
 
 using namespace std::chrono_literals;
@@ -28,7 +29,8 @@ TEST_CASE("jitter spreads the backoff by at most its fraction", "[subscription]"
     CHECK(mq::backoff_for(p, 1, 0.9999) >= 1199ms);
 }
 
-TEST_CASE("subscription settings read from JSON with durations and refuse unknown fields", "[subscription]") {
+TEST_CASE("subscription settings read from JSON with durations and refuse unknown fields",
+          "[subscription]") {
     auto s = mq::subscription_from_json({{"name", "billing"},
                                          {"queue", "orders"},
                                          {"type", "webhook"},
@@ -65,15 +67,33 @@ TEST_CASE("invalid subscription settings are refused with the field named", "[su
             CHECK(e.details()["field"] == field);
         }
     };
-    auto b = s; b.type = "carrier-pigeon"; refused(b, "type");
-    b = s; b.retry.max_attempts = 0; refused(b, "max_attempts");
-    b = s; b.retry.max_backoff = 1ms; refused(b, "max_backoff");
-    b = s; b.retry.jitter = 1.5; refused(b, "jitter");
-    b = s; b.visibility_timeout = 10ms; refused(b, "visibility_timeout");
-    b = s; b.concurrency = 0; refused(b, "concurrency");
-    b = s; b.filter = {{"payload", 1}}; refused(b, "filter");
-    b = s; b.filter = {{"headers", {{"a", 1}}}}; refused(b, "filter.headers.a");
-    b = s; b.name = "bad name"; CHECK_THROWS_AS(mq::validate(b), mq::ValidationError);
+    auto b = s;
+    b.type = "carrier-pigeon";
+    refused(b, "type");
+    b = s;
+    b.retry.max_attempts = 0;
+    refused(b, "max_attempts");
+    b = s;
+    b.retry.max_backoff = 1ms;
+    refused(b, "max_backoff");
+    b = s;
+    b.retry.jitter = 1.5;
+    refused(b, "jitter");
+    b = s;
+    b.visibility_timeout = 10ms;
+    refused(b, "visibility_timeout");
+    b = s;
+    b.concurrency = 0;
+    refused(b, "concurrency");
+    b = s;
+    b.filter = {{"payload", 1}};
+    refused(b, "filter");
+    b = s;
+    b.filter = {{"headers", {{"a", 1}}}};
+    refused(b, "filter.headers.a");
+    b = s;
+    b.name = "bad name";
+    CHECK_THROWS_AS(mq::validate(b), mq::ValidationError);
 }
 
 TEST_CASE("a header filter matches by value or any of a list", "[subscription]") {
@@ -87,7 +107,8 @@ TEST_CASE("a header filter matches by value or any of a list", "[subscription]")
     CHECK(mq::filter_matches(nullptr, ""));
 }
 
-TEST_CASE("a subscription on another tenant's queue has a group naming its tenant and is pull only", "[subscription]") {
+TEST_CASE("a subscription on another tenant's queue has a group naming its tenant and is pull only",
+          "[subscription]") {
     mq::Subscription s;
     s.tenant = "acme";
     s.queue = "orders";

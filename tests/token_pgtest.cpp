@@ -90,8 +90,8 @@ TEST_CASE("only_the_sha256_of_the_secret_is_stored", "[token]") {
     mq::TokenStore store(ts.db());
     auto created = store.create(ts.tenant(), Role::kConsumer, "ledger", "", std::nullopt);
 
-    std::string row = query1(ts, "SELECT row_to_json(t)::text FROM api_tokens t WHERE id = $1::uuid",
-                             created.info.id);
+    std::string row = query1(
+        ts, "SELECT row_to_json(t)::text FROM api_tokens t WHERE id = $1::uuid", created.info.id);
     REQUIRE_FALSE(row.empty());
     std::string body = created.secret.substr(3);
     CHECK(row.find(created.secret) == std::string::npos);
@@ -137,21 +137,27 @@ TEST_CASE("revoke_answers_not_found_for_unknown_tokens_and_other_tenants_tokens"
     auto [code, message] = thrown_by([&] { store.revoke(ts.tenant(), "mq_nothing"); });
     CHECK(code == mq::ErrorCode::kNotFound);
     CHECK_THAT(message, Catch::Contains("mq_nothing"));
-    CHECK(thrown_by([&] { store.revoke(ts.tenant(), theirs.info.id); }).first == mq::ErrorCode::kNotFound);
+    CHECK(thrown_by([&] { store.revoke(ts.tenant(), theirs.info.id); }).first ==
+          mq::ErrorCode::kNotFound);
     CHECK(thrown_by([&] { store.revoke(ts.tenant(), theirs.info.prefix); }).first ==
           mq::ErrorCode::kNotFound);
-    CHECK(thrown_by([&] { store.revoke(ts.tenant(), theirs.secret); }).first == mq::ErrorCode::kNotFound);
+    CHECK(thrown_by([&] { store.revoke(ts.tenant(), theirs.secret); }).first ==
+          mq::ErrorCode::kNotFound);
     CHECK(store.authenticate(theirs.secret));
 }
 
 TEST_CASE("tokens_of_missing_tenants_and_bad_principals_are_refused", "[token]") {
     mqtest::TenantScope ts;
     mq::TokenStore store(ts.db());
-    CHECK(thrown_by([&] { store.create("no-such-tenant-x", Role::kAdmin, "ops", "", std::nullopt); }).first ==
+    CHECK(thrown_by([&] {
+              store.create("no-such-tenant-x", Role::kAdmin, "ops", "", std::nullopt);
+          }).first == mq::ErrorCode::kNotFound);
+    CHECK(thrown_by([&] { store.list("no-such-tenant-x", true); }).first ==
           mq::ErrorCode::kNotFound);
-    CHECK(thrown_by([&] { store.list("no-such-tenant-x", true); }).first == mq::ErrorCode::kNotFound);
-    CHECK_THROWS_AS(store.create(ts.tenant(), Role::kAdmin, "", "", std::nullopt), mq::ValidationError);
-    CHECK_THROWS_AS(store.create(ts.tenant(), Role::kAdmin, "a\tb", "", std::nullopt), mq::ValidationError);
+    CHECK_THROWS_AS(store.create(ts.tenant(), Role::kAdmin, "", "", std::nullopt),
+                    mq::ValidationError);
+    CHECK_THROWS_AS(store.create(ts.tenant(), Role::kAdmin, "a\tb", "", std::nullopt),
+                    mq::ValidationError);
     CHECK_THROWS_AS(store.create(ts.tenant(), Role::kAdmin, "ops", "", std::chrono::seconds(0)),
                     mq::ValidationError);
     CHECK(store.list(ts.tenant(), true).empty());
@@ -326,7 +332,8 @@ namespace {
 
 /// Every payload on channel mq_config, read from a connection of its own.
 struct ConfigChannel : pqxx::notification_receiver {
-    explicit ConfigChannel(pqxx::connection_base& cx) : pqxx::notification_receiver(cx, "mq_config") {}
+    explicit ConfigChannel(pqxx::connection_base& cx)
+        : pqxx::notification_receiver(cx, "mq_config") {}
     void operator()(const std::string& payload, int) override { payloads.push_back(payload); }
     /// Payloads of api_tokens changes of `tenant` that arrived within `wait` (other tests
     /// change tokens of their own tenants at the same time).
@@ -337,7 +344,8 @@ struct ConfigChannel : pqxx::notification_receiver {
         while (std::chrono::steady_clock::now() < until) cx.await_notification(0, 50000);
         std::vector<std::string> out;
         for (const auto& p : payloads)
-            if (p.find("\"api_tokens\"") != std::string::npos && p.find("\"" + tenant + "\"") != std::string::npos)
+            if (p.find("\"api_tokens\"") != std::string::npos &&
+                p.find("\"" + tenant + "\"") != std::string::npos)
                 out.push_back(p);
         return out;
     }
@@ -356,7 +364,8 @@ TEST_CASE("recording_last_use_sends_no_notify_but_revocation_does", "[token]") {
     CHECK(channel.token_changes(listener, std::chrono::milliseconds(300), ts.tenant()).size() == 1);
 
     REQUIRE(store.authenticate(created.secret));  // writes last_used_at
-    CHECK(query1(ts, "SELECT last_used_at::text FROM api_tokens WHERE id = $1::uuid", created.info.id) != "");
+    CHECK(query1(ts, "SELECT last_used_at::text FROM api_tokens WHERE id = $1::uuid",
+                 created.info.id) != "");
     CHECK(channel.token_changes(listener, std::chrono::milliseconds(300), ts.tenant()).empty());
 
     store.revoke(ts.tenant(), created.info.id);

@@ -43,7 +43,7 @@ std::set<std::string> logged_ids(const std::string& path, Pred wanted) {
 
 // One mq-worker process; killed in the destructor if still running.
 class WorkerProcess {
-public:
+  public:
     WorkerProcess(const std::string& config, const std::vector<std::string>& extra = {}) {
         log_ = mqtest::temp_file("");
         std::vector<std::string> args{MQ_WORKER_PATH, "--config", config};
@@ -53,7 +53,8 @@ public:
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        std::vector<std::string> env_s{"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
+        std::vector<std::string> env_s{"PATH=/usr/bin:/bin",
+                                       "REDIS_URL=" + mqtest::services().redis_url,
                                        "DATABASE_URL=" + mqtest::services().database_url};
         std::vector<char*> envp;
         for (auto& e : env_s) envp.push_back(e.data());
@@ -93,7 +94,7 @@ public:
         return ss.str();
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     std::string log_;
 };
@@ -114,20 +115,24 @@ struct WorkerFixture {
     }
     ~WorkerFixture() { std::filesystem::remove_all(dir); }
 
-    std::string config(const std::string& subscriptions, const std::string& extra = "shutdown_timeout: 5s\n") {
+    std::string config(const std::string& subscriptions,
+                       const std::string& extra = "shutdown_timeout: 5s\n") {
         std::string path = dir + "/worker-" + mqtest::unique_name("c") + ".yaml";
-        std::ofstream(path) << "tenant: " << ts.tenant() << "\nredis_key_prefix: \"" << rs.prefix() << "\"\n"
+        std::ofstream(path) << "tenant: " << ts.tenant() << "\nredis_key_prefix: \"" << rs.prefix()
+                            << "\"\n"
                             << extra << "subscriptions:\n"
                             << subscriptions;
         return path;
     }
     // An exec subscription appending "<message id>" per delivery, after `sleep` seconds.
-    std::string exec_sub(const std::string& name, const std::string& sleep = "0", const std::string& more = "") {
+    std::string exec_sub(const std::string& name, const std::string& sleep = "0",
+                         const std::string& more = "") {
         return "  - queue: jobs\n    name: " + name +
                "\n    start_from: earliest\n    concurrency: 4\n    visibility_timeout: 2s\n"
-               "    retry: {max_attempts: 5, initial_backoff: 100ms}\n" + more +
-               "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"sleep " + sleep +
-               "; echo $MQ_MESSAGE_ID >> " + out + "\"]\n      timeout: 10s\n";
+               "    retry: {max_attempts: 5, initial_backoff: 100ms}\n" +
+               more +
+               "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"sleep " +
+               sleep + "; echo $MQ_MESSAGE_ID >> " + out + "\"]\n      timeout: 10s\n";
     }
     std::set<std::string> publish(int n) {
         mq::Publisher pub(rs.redis(), rs.keys());
@@ -166,7 +171,8 @@ TEST_CASE("redelivers_after_visibility_timeout_when_worker_killed", "[worker]") 
     WorkerFixture f;
     auto ids = f.publish(200);
     auto cfg_a = f.config(f.exec_sub("crashy", "0.02"));
-    auto a = std::make_unique<WorkerProcess>(cfg_a, std::vector<std::string>{"--consumer-name", "worker-a"});
+    auto a = std::make_unique<WorkerProcess>(
+        cfg_a, std::vector<std::string>{"--consumer-name", "worker-a"});
     REQUIRE(f.eventually([&] { return f.delivered().size() >= 20; }, 20s));
     a->signal(SIGKILL);  // mid-batch: some entries are held by worker-a, unacked
     a->wait(5s);
@@ -178,9 +184,12 @@ TEST_CASE("redelivers_after_visibility_timeout_when_worker_killed", "[worker]") 
     REQUIRE(f.eventually([&] { return f.unique_delivered().size() == 200; }, 30s));
     CHECK(f.unique_delivered() == ids);  // none lost; at-least-once may repeat a few
     mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
-    CHECK(f.eventually([&] {
-        return g.pending(f.q, "crashy", 0, 1000).empty() && g.pending(f.q, "crashy", 1, 1000).empty();
-    }, 5s));
+    CHECK(f.eventually(
+        [&] {
+            return g.pending(f.q, "crashy", 0, 1000).empty() &&
+                   g.pending(f.q, "crashy", 1, 1000).empty();
+        },
+        5s));
 }
 
 TEST_CASE("sigterm_drains_and_leaves_no_entry_unacked_and_unowned", "[worker]") {
@@ -225,7 +234,8 @@ TEST_CASE("a paused subscription stays paused across a worker restart", "[worker
     mq::SubscriptionCatalog subs(f.ts.db());
     {
         WorkerProcess first(cfg);  // registers the subscription
-        REQUIRE(f.eventually([&] { return subs.find(f.ts.tenant(), "jobs", "sleepy").has_value(); }, 20s));
+        REQUIRE(f.eventually([&] { return subs.find(f.ts.tenant(), "jobs", "sleepy").has_value(); },
+                             20s));
         first.signal(SIGTERM);
         CHECK(first.wait(10s) == 0);
     }
@@ -238,10 +248,11 @@ TEST_CASE("a paused subscription stays paused across a worker restart", "[worker
 
 TEST_CASE("an_unreachable_webhook_host_never_crashes_the_worker", "[worker]") {
     WorkerFixture f(1);
-    std::string sub = "  - queue: jobs\n    name: hook\n    start_from: earliest\n"
-                      "    retry: {max_attempts: 2, initial_backoff: 100ms}\n"
-                      "    handler:\n      type: webhook\n      url: http://127.0.0.1:" +
-                      std::to_string(mqtest::dead_port()) + "/hook\n      timeout: 1s\n";
+    std::string sub =
+        "  - queue: jobs\n    name: hook\n    start_from: earliest\n"
+        "    retry: {max_attempts: 2, initial_backoff: 100ms}\n"
+        "    handler:\n      type: webhook\n      url: http://127.0.0.1:" +
+        std::to_string(mqtest::dead_port()) + "/hook\n      timeout: 1s\n";
     WorkerProcess w(f.config(sub));
     f.publish(3);
     mq::DeadLetterStore dlq(f.rs.redis(), f.rs.keys());
@@ -255,7 +266,10 @@ TEST_CASE("an_unreachable_webhook_host_never_crashes_the_worker", "[worker]") {
     // ... and archived to PostgreSQL in the background.
     auto archived = [&] {
         return f.ts.db().transact([&](pqxx::work& tx) {
-            return tx.exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1", f.ts.tenant())[0].as<int>();
+            return tx
+                .exec_params1("SELECT count(*) FROM dead_letters WHERE tenant_id = $1",
+                              f.ts.tenant())[0]
+                .as<int>();
         });
     };
     CHECK(f.eventually([&] { return archived() == 3; }, 10s));
@@ -280,15 +294,17 @@ TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]"
         CHECK(w.log().find("concurency") != std::string::npos);
     }
     SECTION("schema violation: wrong type, reported at its line") {
-        std::string path = f.config("  - queue: jobs\n    name: x\n    concurrency: many\n"
-                                    "    handler: {type: exec, command: \"true\"}\n");
+        std::string path = f.config(
+            "  - queue: jobs\n    name: x\n    concurrency: many\n"
+            "    handler: {type: exec, command: \"true\"}\n");
         WorkerProcess w(path);
         CHECK(w.wait(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find(path + ":7") != std::string::npos);  // the concurrency line
     }
     SECTION("a webhook URL that is not http(s)") {
-        std::string path = f.config("  - queue: jobs\n    name: x\n    handler: {type: webhook, url: \"ftp://x\"}\n");
+        std::string path = f.config(
+            "  - queue: jobs\n    name: x\n    handler: {type: webhook, url: \"ftp://x\"}\n");
         WorkerProcess w(path);
         CHECK(w.wait(10s) == 2);
     }
@@ -301,7 +317,8 @@ TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]"
 
 TEST_CASE("a worker whose queue does not exist exits 3", "[worker][config]") {
     WorkerFixture f(1);
-    WorkerProcess w(f.config("  - queue: nowhere\n    name: x\n    handler: {type: exec, command: \"true\"}\n"));
+    WorkerProcess w(f.config(
+        "  - queue: nowhere\n    name: x\n    handler: {type: exec, command: \"true\"}\n"));
     CHECK(w.wait(10s) == 3);
     CHECK(w.log().find("nowhere") != std::string::npos);
 }
@@ -310,8 +327,10 @@ TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "
     WorkerFixture f(2);
     auto ids = f.publish(300);
     const std::string lines = f.dir + "/log.jsonl";
-    WorkerProcess w(f.config("  - queue: jobs\n    name: audit\n    start_from: earliest\n    batch_size: 100\n"
-                             "    handler: {type: log, path: \"" + lines + "\"}\n"));
+    WorkerProcess w(
+        f.config("  - queue: jobs\n    name: audit\n    start_from: earliest\n    batch_size: 100\n"
+                 "    handler: {type: log, path: \"" +
+                 lines + "\"}\n"));
     INFO(w.log());
     auto logged = [&] {
         return logged_ids(lines, [](const nlohmann::json& j) {
@@ -321,9 +340,12 @@ TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "
     REQUIRE(f.eventually([&] { return logged().size() == 300; }, 20s));
     CHECK(logged() == ids);
     mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
-    CHECK(f.eventually([&] {
-        return g.pending(f.q, "audit", 0, 1000).empty() && g.pending(f.q, "audit", 1, 1000).empty();
-    }, 5s));
+    CHECK(f.eventually(
+        [&] {
+            return g.pending(f.q, "audit", 0, 1000).empty() &&
+                   g.pending(f.q, "audit", 1, 1000).empty();
+        },
+        5s));
     w.signal(SIGTERM);
     CHECK(w.wait(10s) == 0);
     CHECK(w.log().find("in-process handler") != std::string::npos);
@@ -347,9 +369,12 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
     own.start_from = "earliest";
     own.handler = {{"path", lines}};
     mq::SubscriptionCatalog(f.ts.db()).create(own);
-    f.ts.exec("INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, handler_config) "
-              "VALUES ('" + f.ts.tenant() + "', '" + theirs.id + "', 'audit', '" + f.ts.tenant() +
-              ":audit', 'log', '{\"path\": \"" + lines + "\"}')");
+    f.ts.exec(
+        "INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, "
+        "handler_config) "
+        "VALUES ('" +
+        f.ts.tenant() + "', '" + theirs.id + "', 'audit', '" + f.ts.tenant() +
+        ":audit', 'log', '{\"path\": \"" + lines + "\"}')");
     auto ids = f.publish(5);
 
     WorkerProcess w(f.config("  []\n"), {"--from-db", "--tenant", f.ts.tenant()});

@@ -18,7 +18,8 @@ void LatencyHistogram::record(double seconds) {
     while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
     buckets[i].fetch_add(1, std::memory_order_relaxed);
     count.fetch_add(1, std::memory_order_relaxed);
-    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), std::memory_order_relaxed);
+    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6),
+                     std::memory_order_relaxed);
 }
 
 double LatencyHistogram::quantile(double q) const {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "mq/api/config_cache.hpp"
 #include "mq/auth/access.hpp"
 #include "mq/auth/quota.hpp"
 #include "mq/auth/token.hpp"
@@ -18,10 +19,9 @@
 #include "mq/crypto/keyring.hpp"
 #include "mq/maintenance/service.hpp"
 #include "mq/pg/database.hpp"
-#include "mq/queue/payload_schema.hpp"
 #include "mq/publish/publish_pipeline.hpp"
-#include "mq/api/config_cache.hpp"
 #include "mq/publish/publish_use_case.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/redis/client.hpp"
 #include "pool.hpp"
 #include "router.hpp"
@@ -35,10 +35,11 @@ struct ApiOptions {
     std::size_t max_batch = 1000;                 ///< messages per batch request
     std::optional<double> default_publish_rate;   ///< TENANT_PUBLISH_RATE (msg/s); none: unlimited
     std::string receipt_key;                      ///< RECEIPT_SECRET; random per start when empty
-    std::map<std::string, std::string> internal_queues = {{"user-events", "user-events"},
-                                                          {"user-notifications", "user-notifications"},
-                                                          {"audit-logs", "audit-logs"},
-                                                          {"notifications", "notifications"}};
+    std::map<std::string, std::string> internal_queues = {
+        {"user-events", "user-events"},
+        {"user-notifications", "user-notifications"},
+        {"audit-logs", "audit-logs"},
+        {"notifications", "notifications"}};
     std::int64_t memory_warn_bytes = 512LL * 1024 * 1024;  ///< health: degraded above this RSS
 };
 
@@ -50,12 +51,13 @@ struct TenantCounters {
     std::atomic<std::uint64_t> delivered{0};  ///< pulled
     std::atomic<std::uint64_t> acked{0};
     std::atomic<std::uint64_t> nacked{0};
-    std::atomic<std::uint64_t> errors{0};     ///< 5xx answers
+    std::atomic<std::uint64_t> errors{0};  ///< 5xx answers
 };
 
 /// Publish-to-pull latency, seconds: a fixed-bucket histogram.
 struct LatencyHistogram {
-    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60,  300};
     std::atomic<std::uint64_t> buckets[std::size(kBuckets) + 1] = {};  // last: +Inf
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> sum_us{0};
@@ -65,7 +67,7 @@ struct LatencyHistogram {
 };
 
 class App {
-public:
+  public:
     App(mq::Config config, ApiOptions options);
     ~App();
 
@@ -104,7 +106,7 @@ public:
     /// Re-reads the per-tenant publish rates (tenants.publish_rate_limit).
     void reload_rates();
 
-private:
+  private:
     mq::Config config_;
     ApiOptions options_;
     mq::KeyLayout keys_;

@@ -18,13 +18,16 @@ Response json_response(int status, const nlohmann::json& body) {
 
 Response error_response(const mq::Error& error) {
     Response r = json_response(mq::http_status(error.code()), error.to_json());
-    if (error.retry_after_s()) r.headers.emplace_back("Retry-After", std::to_string(*error.retry_after_s()));
+    if (error.retry_after_s())
+        r.headers.emplace_back("Retry-After", std::to_string(*error.retry_after_s()));
     return r;
 }
 
 Response error_response(int status, std::string_view code, const std::string& message) {
     nlohmann::json body = {{"error",
-                            {{"code", code}, {"message", message}, {"details", nlohmann::json::object()},
+                            {{"code", code},
+                             {"message", message},
+                             {"details", nlohmann::json::object()},
                              {"retryAfter", nullptr}}}};
     return json_response(status, body);
 }
@@ -35,15 +38,20 @@ nlohmann::json parse_json_body(std::string_view body, int max_depth) {
     bool escaped = false;
     for (char c : body) {
         if (in_string) {
-            if (escaped) escaped = false;
-            else if (c == '\\') escaped = true;
-            else if (c == '"') in_string = false;
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
             continue;
         }
-        if (c == '"') in_string = true;
+        if (c == '"')
+            in_string = true;
         else if (c == '{' || c == '[') {
             if (++depth > max_depth)
-                throw mq::ValidationError("JSON nested deeper than " + std::to_string(max_depth) + " levels");
+                throw mq::ValidationError("JSON nested deeper than " + std::to_string(max_depth) +
+                                          " levels");
         } else if (c == '}' || c == ']') {
             --depth;
         }
@@ -56,7 +64,8 @@ nlohmann::json parse_json_body(std::string_view body, int max_depth) {
 }
 
 nlohmann::json parse_object_body(std::string_view body) {
-    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return nlohmann::json::object();
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+        return nlohmann::json::object();
     auto j = parse_json_body(body);
     if (!j.is_object()) throw mq::ValidationError("the request body must be a JSON object");
     return j;
@@ -94,8 +103,10 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
         query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
         if (part.empty()) continue;
         auto eq = part.find('=');
-        if (eq == std::string_view::npos) out[percent_decode(part)] = "";
-        else out[percent_decode(part.substr(0, eq))] = percent_decode(part.substr(eq + 1));
+        if (eq == std::string_view::npos)
+            out[percent_decode(part)] = "";
+        else
+            out[percent_decode(part.substr(0, eq))] = percent_decode(part.substr(eq + 1));
     }
     return out;
 }

@@ -21,11 +21,11 @@ namespace http = boost::beast::http;
 
 struct Request {
     http::verb method = http::verb::get;
-    std::string path;                            ///< target without the query
-    std::map<std::string, std::string> query;    ///< decoded
-    std::map<std::string, std::string> params;   ///< {name} segments of the route
+    std::string path;                           ///< target without the query
+    std::map<std::string, std::string> query;   ///< decoded
+    std::map<std::string, std::string> params;  ///< {name} segments of the route
     std::string request_id;
-    std::optional<mq::Principal> principal;      ///< set for bearer-authenticated routes
+    std::optional<mq::Principal> principal;  ///< set for bearer-authenticated routes
     const http::request<http::string_body>* raw = nullptr;
 
     std::string_view header(std::string_view name) const;

@@ -24,11 +24,11 @@ std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t lo, s
     char* end = nullptr;
     long long n = std::strtoll(v.c_str(), &end, 10);
     if (*end != '\0' || n < lo || n > hi)
-        throw mq::ValidationError(std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
-                                  std::to_string(hi) + ", got '" + v + "'");
+        throw mq::ValidationError(std::string(name) + " must be an integer from " +
+                                  std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + v +
+                                  "'");
     return n;
 }
-
 
 }  // namespace
 
@@ -40,10 +40,13 @@ int main(int argc, char** argv) {
     std::string address = "0.0.0.0";
     std::optional<int> threads;
     bool print_routes = false;
-    cli.add_option("-c,--config", config_file, "YAML file with settings (keys are the environment names in lower case)");
-    cli.add_option("-p,--port", port, "Listen port (PORT, default 3010; 0 picks a free one)")->check(CLI::Range(0, 65535));
+    cli.add_option("-c,--config", config_file,
+                   "YAML file with settings (keys are the environment names in lower case)");
+    cli.add_option("-p,--port", port, "Listen port (PORT, default 3010; 0 picks a free one)")
+        ->check(CLI::Range(0, 65535));
     cli.add_option("--address", address, "Listen address")->capture_default_str();
-    cli.add_option("--threads", threads, "I/O threads (API_THREADS, default 2)")->check(CLI::Range(1, 64));
+    cli.add_option("--threads", threads, "I/O threads (API_THREADS, default 2)")
+        ->check(CLI::Range(1, 64));
     cli.add_flag("--print-routes", print_routes, "Print every route as 'METHOD /path' and exit");
     try {
         cli.parse(argc, argv);
@@ -71,14 +74,17 @@ int main(int argc, char** argv) {
         options.receipt_key = env("RECEIPT_SECRET");
         for (auto& [kind, queue] : options.internal_queues) {
             std::string var = "INTERNAL_QUEUE_" + kind;
-            for (auto& ch : var) ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+            for (auto& ch : var)
+                ch = ch == '-' ? '_'
+                               : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
             if (auto v = env(var.c_str()); !v.empty()) queue = v;
         }
 
         mqapi::ServerOptions server_options;
         server_options.address = address;
         server_options.port = config.port;
-        server_options.threads = threads ? *threads : static_cast<int>(env_int("API_THREADS", 2, 1, 64));
+        server_options.threads =
+            threads ? *threads : static_cast<int>(env_int("API_THREADS", 2, 1, 64));
         server_options.body_limit = static_cast<std::size_t>(config.max_message_size);
         server_options.access_log = env("ACCESS_LOG") != "false";
 
@@ -101,17 +107,20 @@ int main(int argc, char** argv) {
         mq::setup_logging("mq-api", config);
         app.start();
         mqapi::Server server(
-            router, server_options, [&app](std::string_view token) { return app.authenticator().authenticate(token); },
+            router, server_options,
+            [&app](std::string_view token) { return app.authenticator().authenticate(token); },
             config.internal_service_token);
         app.server() = &server;
         for (const auto& context : server.contexts()) app.pipeline().attach(context);
         server.start();
-        spdlog::info("mq-api listening on {}:{} ({} I/O threads, redis {}, postgres {})", address, server.port(),
-                     server_options.threads, app.redis_endpoint().describe(), mq::pg::describe_url(config.database_url));
+        spdlog::info("mq-api listening on {}:{} ({} I/O threads, redis {}, postgres {})", address,
+                     server.port(), server_options.threads, app.redis_endpoint().describe(),
+                     mq::pg::describe_url(config.database_url));
 
         int sig = 0;
         sigwait(&stop_signals, &sig);
-        spdlog::info("{}: draining (no new connections; requests in flight finish)", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        spdlog::info("{}: draining (no new connections; requests in flight finish)",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
         int cut = server.drain(std::chrono::seconds(35));
         if (cut > 0) spdlog::warn("{} requests were still running at the drain deadline", cut);
         spdlog::info("mq-api stopped");

@@ -13,11 +13,11 @@ namespace mqapi {
 
 template <class T>
 class Pool {
-public:
+  public:
     explicit Pool(std::function<std::unique_ptr<T>()> make) : make_(std::move(make)) {}
 
     class Lease {
-    public:
+      public:
         Lease(Pool& pool, std::unique_ptr<T> item) : pool_(&pool), item_(std::move(item)) {}
         Lease(Lease&& other) noexcept = default;
         Lease& operator=(Lease&&) = delete;
@@ -27,7 +27,7 @@ public:
         T& operator*() const { return *item_; }
         T* operator->() const { return item_.get(); }
 
-    private:
+      private:
         Pool* pool_;
         std::unique_ptr<T> item_;
     };
@@ -44,7 +44,7 @@ public:
         return Lease(*this, make_());
     }
 
-private:
+  private:
     void give_back(std::unique_ptr<T> item) {
         std::lock_guard lock(mutex_);
         if (idle_.size() < kMaxIdle) idle_.push_back(std::move(item));

@@ -31,7 +31,8 @@ void RouteStats::record(int status, std::uint64_t micros) {
     if (cls >= 1 && cls <= 5) by_class[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
-Route& Router::add_route(http::verb method, std::string pattern, Auth auth, Runs runs, std::size_t body_limit) {
+Route& Router::add_route(http::verb method, std::string pattern, Auth auth, Runs runs,
+                         std::size_t body_limit) {
     auto r = std::make_unique<Route>();
     r->method = method;
     r->segments = split_path(pattern);
@@ -43,13 +44,16 @@ Route& Router::add_route(http::verb method, std::string pattern, Auth auth, Runs
     return *routes_.back();
 }
 
-void Router::add(http::verb method, std::string pattern, Auth auth, SyncHandler handler, std::size_t body_limit) {
-    add_route(method, std::move(pattern), auth, Runs::kBlocking, body_limit).sync = std::move(handler);
+void Router::add(http::verb method, std::string pattern, Auth auth, SyncHandler handler,
+                 std::size_t body_limit) {
+    add_route(method, std::move(pattern), auth, Runs::kBlocking, body_limit).sync =
+        std::move(handler);
 }
 
 void Router::add_async(http::verb method, std::string pattern, Auth auth, AsyncHandler handler,
                        std::size_t body_limit) {
-    add_route(method, std::move(pattern), auth, Runs::kInline, body_limit).async = std::move(handler);
+    add_route(method, std::move(pattern), auth, Runs::kInline, body_limit).async =
+        std::move(handler);
 }
 
 Router::Match Router::match(http::verb method, std::string_view path) const {
@@ -63,8 +67,10 @@ Router::Match Router::match(http::verb method, std::string_view path) const {
         for (std::size_t i = 0; i < parts.size() && ok; ++i) {
             const auto& seg = r->segments[i];
             if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
-                if (parts[i].empty()) ok = false;
-                else params[seg.substr(1, seg.size() - 2)] = percent_decode(parts[i]);
+                if (parts[i].empty())
+                    ok = false;
+                else
+                    params[seg.substr(1, seg.size() - 2)] = percent_decode(parts[i]);
             } else {
                 ok = seg == parts[i];
             }

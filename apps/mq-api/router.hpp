@@ -32,7 +32,8 @@ using SyncHandler = std::function<Response(Request&)>;
 
 /// Counters of one route, for /metrics.
 struct RouteStats {
-    static constexpr double kBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    static constexpr double kBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                          0.25,   0.5,   1,      2.5,   5,    10,    30};
     std::atomic<std::uint64_t> buckets[std::size(kBuckets)] = {};
     std::atomic<std::uint64_t> count{0};
     std::atomic<std::uint64_t> sum_us{0};
@@ -53,8 +54,9 @@ struct Route {
 };
 
 class Router {
-public:
-    void add(http::verb method, std::string pattern, Auth auth, SyncHandler handler, std::size_t body_limit = 0);
+  public:
+    void add(http::verb method, std::string pattern, Auth auth, SyncHandler handler,
+             std::size_t body_limit = 0);
     void add_async(http::verb method, std::string pattern, Auth auth, AsyncHandler handler,
                    std::size_t body_limit = 0);
 
@@ -67,8 +69,9 @@ public:
 
     const std::vector<std::unique_ptr<Route>>& routes() const { return routes_; }
 
-private:
-    Route& add_route(http::verb method, std::string pattern, Auth auth, Runs runs, std::size_t body_limit);
+  private:
+    Route& add_route(http::verb method, std::string pattern, Auth auth, Runs runs,
+                     std::size_t body_limit);
     std::vector<std::unique_ptr<Route>> routes_;
 };
 

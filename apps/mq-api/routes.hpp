@@ -10,8 +10,8 @@
 namespace mqapi {
 
 /// A JSON field of `body` that must be an integer in [lo, hi], or `fallback` when absent.
-std::int64_t int_field(const nlohmann::json& body, const char* field, std::int64_t fallback, std::int64_t lo,
-                       std::int64_t hi);
+std::int64_t int_field(const nlohmann::json& body, const char* field, std::int64_t fallback,
+                       std::int64_t lo, std::int64_t hi);
 
 /// Refuses fields of `body` not in `allowed`.
 void only_fields(const nlohmann::json& body, std::initializer_list<const char*> allowed);

@@ -24,7 +24,8 @@ std::string required_tenant(const std::map<std::string, std::string>& fields) {
 }
 
 // The well-known queue, created with defaults when the tenant has none yet.
-std::shared_ptr<const mq::Queue> well_known_queue(App& app, const std::string& tenant, const std::string& name) {
+std::shared_ptr<const mq::Queue> well_known_queue(App& app, const std::string& tenant,
+                                                  const std::string& name) {
     if (auto q = app.cache().queue(tenant, name)) return q;
     auto db = app.pg().acquire();
     mq::Catalog catalog(*db);
@@ -66,10 +67,12 @@ void add_internal_routes(Router& router, App& app) {
             [&app, kind = std::string(kind)](Request& req, Reply reply) {
                 auto body = parser().parse_body(req.body(), {"tenant"}, false);
                 auto tenant = required_tenant(body.extras);
-                if (auto h = req.header("Idempotency-Key"); !h.empty() && body.messages.front().idempotency_key.empty())
+                if (auto h = req.header("Idempotency-Key");
+                    !h.empty() && body.messages.front().idempotency_key.empty())
                     body.messages.front().idempotency_key = std::string(h);
                 auto name = app.options().internal_queues.at(kind);
-                auto go = [&app, tenant, name, messages = std::move(body.messages), reply]() mutable {
+                auto go = [&app, tenant, name, messages = std::move(body.messages),
+                           reply]() mutable {
                     try {
                         auto q = well_known_queue(app, tenant, name);
                         // The publish use case like every route, but platform traffic

@@ -71,39 +71,47 @@ std::string prometheus(App& app, const Router& router) {
     auto family = [&](const char* name, const char* type, const char* help) {
         out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
     };
-    family("mq_http_requests_total", "counter", "HTTP requests answered, by route and status class.");
+    family("mq_http_requests_total", "counter",
+           "HTTP requests answered, by route and status class.");
     for (const auto& r : router.routes()) {
         static const char* classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
         for (int c = 1; c <= 5; ++c) {
             auto n = r->stats->by_class[c].load();
             if (n == 0) continue;
-            out << "mq_http_requests_total{method=\"" << http::to_string(r->method) << "\",route=\"" << r->pattern
-                << "\",status=\"" << classes[c] << "\"} " << n << '\n';
+            out << "mq_http_requests_total{method=\"" << http::to_string(r->method) << "\",route=\""
+                << r->pattern << "\",status=\"" << classes[c] << "\"} " << n << '\n';
         }
     }
-    family("mq_http_request_duration_seconds", "histogram", "Time from request header to response, by route.");
+    family("mq_http_request_duration_seconds", "histogram",
+           "Time from request header to response, by route.");
     for (const auto& r : router.routes()) {
         const auto& s = *r->stats;
         if (s.count.load() == 0) continue;
-        std::string l = "method=\"" + std::string(http::to_string(r->method)) + "\",route=\"" + r->pattern + "\"";
+        std::string l = "method=\"" + std::string(http::to_string(r->method)) + "\",route=\"" +
+                        r->pattern + "\"";
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < std::size(RouteStats::kBuckets); ++i) {
             cumulative += s.buckets[i].load();
-            out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"" << RouteStats::kBuckets[i] << "\"} "
-                << cumulative << '\n';
+            out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\""
+                << RouteStats::kBuckets[i] << "\"} " << cumulative << '\n';
         }
-        out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"+Inf\"} " << s.count.load() << '\n';
-        out << "mq_http_request_duration_seconds_sum{" << l << "} " << static_cast<double>(s.sum_us.load()) / 1e6 << '\n';
+        out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"+Inf\"} " << s.count.load()
+            << '\n';
+        out << "mq_http_request_duration_seconds_sum{" << l << "} "
+            << static_cast<double>(s.sum_us.load()) / 1e6 << '\n';
         out << "mq_http_request_duration_seconds_count{" << l << "} " << s.count.load() << '\n';
     }
-    family("mq_messages_total", "counter", "Messages by tenant and outcome (published, duplicate, rejected, delivered, acked, nacked).");
+    family("mq_messages_total", "counter",
+           "Messages by tenant and outcome (published, duplicate, rejected, delivered, acked, "
+           "nacked).");
     for (auto& [tenant, c] : app.all_counters()) {
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"published", c->published.load()}, {"duplicate", c->duplicates.load()},
             {"rejected", c->rejected.load()},   {"delivered", c->delivered.load()},
             {"acked", c->acked.load()},         {"nacked", c->nacked.load()}};
         for (auto [outcome, n] : rows)
-            out << "mq_messages_total{tenant=\"" << label(tenant) << "\",outcome=\"" << outcome << "\"} " << n << '\n';
+            out << "mq_messages_total{tenant=\"" << label(tenant) << "\",outcome=\"" << outcome
+                << "\"} " << n << '\n';
     }
     family("mq_message_latency_seconds", "histogram", "Publish to first pull delivery.");
     {
@@ -111,11 +119,12 @@ std::string prometheus(App& app, const Router& router) {
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < std::size(LatencyHistogram::kBuckets); ++i) {
             cumulative += h.buckets[i].load();
-            out << "mq_message_latency_seconds_bucket{le=\"" << LatencyHistogram::kBuckets[i] << "\"} " << cumulative
-                << '\n';
+            out << "mq_message_latency_seconds_bucket{le=\"" << LatencyHistogram::kBuckets[i]
+                << "\"} " << cumulative << '\n';
         }
         out << "mq_message_latency_seconds_bucket{le=\"+Inf\"} " << h.count.load() << '\n';
-        out << "mq_message_latency_seconds_sum " << static_cast<double>(h.sum_us.load()) / 1e6 << '\n';
+        out << "mq_message_latency_seconds_sum " << static_cast<double>(h.sum_us.load()) / 1e6
+            << '\n';
         out << "mq_message_latency_seconds_count " << h.count.load() << '\n';
     }
     // Queue figures, all queues in one round trip. Redis down: the families stay empty and
@@ -217,9 +226,11 @@ std::string prometheus(App& app, const Router& router) {
             out << "mq_maintenance_task_last_run_timestamp_seconds{task=\"" << label(task.name)
                 << "\"} " << static_cast<double>(task.last_run_ms) / 1000.0 << '\n';
     }
-    family("mq_publish_round_trips_total", "counter", "Redis round trips made by the publish pipeline.");
+    family("mq_publish_round_trips_total", "counter",
+           "Redis round trips made by the publish pipeline.");
     out << "mq_publish_round_trips_total " << app.pipeline().round_trips() << '\n';
-    family("mq_publish_jobs_total", "counter", "Publish requests sent through the pipeline (jobs/round trips = coalescing).");
+    family("mq_publish_jobs_total", "counter",
+           "Publish requests sent through the pipeline (jobs/round trips = coalescing).");
     out << "mq_publish_jobs_total " << app.pipeline().jobs() << '\n';
     family("process_resident_memory_bytes", "gauge", "Resident memory of mq-api.");
     out << "process_resident_memory_bytes " << resident_memory_bytes() << '\n';
@@ -321,9 +332,13 @@ nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
         base = it->second.first;
     }
     double dt = std::max(0.001, std::chrono::duration<double>(now.at - base.at).count());
-    auto rate = [&](std::uint64_t a, std::uint64_t b) { return static_cast<double>(a - std::min(a, b)) / dt; };
+    auto rate = [&](std::uint64_t a, std::uint64_t b) {
+        return static_cast<double>(a - std::min(a, b)) / dt;
+    };
     const auto& h = app.pull_latency();
-    double avg_ms = h.count.load() ? static_cast<double>(h.sum_us.load()) / 1000.0 / static_cast<double>(h.count.load()) : 0;
+    double avg_ms = h.count.load() ? static_cast<double>(h.sum_us.load()) / 1000.0 /
+                                         static_cast<double>(h.count.load())
+                                   : 0;
     nlohmann::json j = {
         {"tenant", tenants.size() == 1 ? nlohmann::json(tenants.front()) : nlohmann::json(nullptr)},
         {"tenants", tenants.size()},
@@ -366,8 +381,10 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         }
         c["latency_ms"] = ms_since(t0);
         if (c["status"] != "ok") {
-            if (critical) healthy = false;
-            else degraded = true;
+            if (critical)
+                healthy = false;
+            else
+                degraded = true;
         }
         checks[name] = std::move(c);
     };
@@ -380,10 +397,14 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         // A real write and read on a stream of its own (one key, so one slot in a cluster).
         auto redis = app.redis().acquire();
         std::string key = app.keys().prefix() + "health:{" + std::to_string(getpid()) + "}";
-        auto id = redis->command({"XADD", key, "MAXLEN", "~", "10", "*", "probe", std::to_string(mq::now_ms())}).as_string();
+        auto id = redis
+                      ->command({"XADD", key, "MAXLEN", "~", "10", "*", "probe",
+                                 std::to_string(mq::now_ms())})
+                      .as_string();
         auto back = redis->command({"XRANGE", key, id, id});
         redis->command({"PEXPIRE", key, "600000"});
-        if (back.elements.size() != 1) return nlohmann::json{{"status", "down"}, {"error", "probe entry not read back"}};
+        if (back.elements.size() != 1)
+            return nlohmann::json{{"status", "down"}, {"error", "probe entry not read back"}};
         return nlohmann::json::object();
     });
     std::size_t tenants = 0;
@@ -414,15 +435,21 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
     run("memory", false, [&] {
         auto rss = resident_memory_bytes();
         bool ok = rss < app.options().memory_warn_bytes;
-        return nlohmann::json{{"status", ok ? "ok" : "degraded"}, {"rss_bytes", rss},
+        return nlohmann::json{{"status", ok ? "ok" : "degraded"},
+                              {"rss_bytes", rss},
                               {"limit_bytes", app.options().memory_warn_bytes}};
     });
-    nlohmann::json j = {{"status", !healthy ? "down" : degraded ? "degraded" : "ok"}, {"checks", std::move(checks)}};
+    nlohmann::json j = {{"status", !healthy   ? "down"
+                                   : degraded ? "degraded"
+                                              : "ok"},
+                        {"checks", std::move(checks)}};
     if (detailed) {
         j["tenants"] = tenants;
         j["queues"] = all_queues.size();
-        j["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
-        j["publish_pipeline"] = {{"jobs", app.pipeline().jobs()}, {"round_trips", app.pipeline().round_trips()}};
+        j["uptime_s"] =
+            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
+        j["publish_pipeline"] = {{"jobs", app.pipeline().jobs()},
+                                 {"round_trips", app.pipeline().round_trips()}};
     }
     return {healthy, j};
 }
@@ -448,46 +475,48 @@ void add_monitor_routes(Router& router, App& app) {
         }
         return json_response(200, {{"topics", std::move(list)}});
     });
-    router.add(http::verb::get, "/api/v1/mq/metrics/consumers", Auth::kBearer, [&app](Request& req) {
-        auto tenants = tenants_in_scope(app, req);
-        auto redis = app.redis().acquire();
-        nlohmann::json list = nlohmann::json::array();
-        std::map<std::string, mq::QueueFigures> inspected;
-        for (const auto& tenant : tenants)
-            for (const auto& s : app.cache().subscriptions(tenant)) {
-                // A subscription on another tenant's queue counts only while it may be read.
-                auto q = app.cache().queue(mq::queue_owner(*s), s->queue);
-                if (!q || (q->tenant != tenant && !q->is_public)) continue;
-                // Each queue is inspected once per request, however many subscriptions read it.
-                const std::string qkey = q->tenant + "/" + q->name;
-                auto it = inspected.find(qkey);
-                if (it == inspected.end())
-                    it = inspected
-                             .emplace(qkey,
-                                      mq::QueueInspector(*redis, app.keys()).inspect(*q, {true}))
-                             .first;
-                const mq::QueueFigures& f = it->second;
-                const mq::SubscriptionFigures none;
-                const mq::SubscriptionFigures* fig = f.subscription(mq::consumer_group(*s));
-                if (!fig) fig = &none;
-                nlohmann::json cl = nlohmann::json::array();
-                for (const auto& c : fig->consumer_list)
-                    cl.push_back(
-                        {{"name", c.name}, {"pending", c.pending}, {"idle_ms", c.idle_ms}});
-                list.push_back(
-                    {{"queue", s->queue},
-                     {"subscription", s->name},
-                     {"id", s->id},
-                     {"type", s->type},
-                     {"status", s->status},
-                     {"pending", fig->pending},
-                     {"lag", fig->lag},
-                     {"backlog", fig->backlog},
-                     {"oldest_pending_age_ms", optional_json(f.age_ms(fig->oldest_pending_ms))},
-                     {"consumers", std::move(cl)}});
-            }
-        return json_response(200, {{"consumers", std::move(list)}});
-    });
+    router.add(
+        http::verb::get, "/api/v1/mq/metrics/consumers", Auth::kBearer, [&app](Request& req) {
+            auto tenants = tenants_in_scope(app, req);
+            auto redis = app.redis().acquire();
+            nlohmann::json list = nlohmann::json::array();
+            std::map<std::string, mq::QueueFigures> inspected;
+            for (const auto& tenant : tenants)
+                for (const auto& s : app.cache().subscriptions(tenant)) {
+                    // A subscription on another tenant's queue counts only while it may be read.
+                    auto q = app.cache().queue(mq::queue_owner(*s), s->queue);
+                    if (!q || (q->tenant != tenant && !q->is_public)) continue;
+                    // Each queue is inspected once per request, however many subscriptions read it.
+                    const std::string qkey = q->tenant + "/" + q->name;
+                    auto it = inspected.find(qkey);
+                    if (it == inspected.end())
+                        it =
+                            inspected
+                                .emplace(qkey,
+                                         mq::QueueInspector(*redis, app.keys()).inspect(*q, {true}))
+                                .first;
+                    const mq::QueueFigures& f = it->second;
+                    const mq::SubscriptionFigures none;
+                    const mq::SubscriptionFigures* fig = f.subscription(mq::consumer_group(*s));
+                    if (!fig) fig = &none;
+                    nlohmann::json cl = nlohmann::json::array();
+                    for (const auto& c : fig->consumer_list)
+                        cl.push_back(
+                            {{"name", c.name}, {"pending", c.pending}, {"idle_ms", c.idle_ms}});
+                    list.push_back(
+                        {{"queue", s->queue},
+                         {"subscription", s->name},
+                         {"id", s->id},
+                         {"type", s->type},
+                         {"status", s->status},
+                         {"pending", fig->pending},
+                         {"lag", fig->lag},
+                         {"backlog", fig->backlog},
+                         {"oldest_pending_age_ms", optional_json(f.age_ms(fig->oldest_pending_ms))},
+                         {"consumers", std::move(cl)}});
+                }
+            return json_response(200, {{"consumers", std::move(list)}});
+        });
     router.add(http::verb::get, "/api/v1/mq/health", Auth::kNone, [&app](Request&) {
         auto [ok, j] = health_json(app, false);
         return json_response(ok ? 200 : 503, j);
@@ -508,7 +537,8 @@ void add_monitor_routes(Router& router, App& app) {
                 if (colon != std::string::npos) kv[line.substr(0, colon)] = line.substr(colon + 1);
             }
             auto num = [&](const char* k) -> nlohmann::json {
-                return kv.count(k) ? nlohmann::json(std::atoll(kv[k].c_str())) : nlohmann::json(nullptr);
+                return kv.count(k) ? nlohmann::json(std::atoll(kv[k].c_str()))
+                                   : nlohmann::json(nullptr);
             };
             redis_info = {{"status", "ok"},
                           {"version", kv["redis_version"]},
@@ -539,7 +569,8 @@ void add_monitor_routes(Router& router, App& app) {
         } catch (const mq::Error& e) {
             redis_info = {{"status", "down"}, {"error", e.what()}};
         }
-        auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
+        auto uptime =
+            std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
         return json_response(200,
                              {{"version", "0.2.0"},
                               {"uptime_s", uptime},

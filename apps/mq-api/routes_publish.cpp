@@ -35,9 +35,11 @@ void append_result(std::string& out, const mq::Queue& q, std::optional<std::int6
     out += "{\"deliver_at\":";
     if (o.delayed && at)
         mq::codec::append_json_string(out, mq::format_rfc3339(*at));
-    else out += "null";
+    else
+        out += "null";
     out += o.delayed ? ",\"delayed\":true" : ",\"delayed\":false";
-    out += o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
+    out +=
+        o.status == mq::PublishStatus::kDuplicate ? ",\"duplicate\":true" : ",\"duplicate\":false";
     out += ",\"id\":";
     mq::codec::append_json_string(out, o.message_id);
     out += ",\"partition\":";
@@ -59,7 +61,8 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     if (mode != Mode::kTopic) extras.push_back("queue");
     auto body = parser().parse_body(req.body(), extras, allow_batch, app.options().max_batch);
     if (mode == Mode::kBatch && !body.batch)
-        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}", {{"field", "messages"}});
+        throw mq::ValidationError("a batch body is {\"queue\": ..., \"messages\": [...]}",
+                                  {{"field", "messages"}});
 
     std::string name;
     if (mode == Mode::kTopic) {
@@ -79,9 +82,11 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
             r.idempotency_key = std::string(h);
         }
         if (mode == Mode::kDelayed && !r.delay)
-            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"", {{"field", "delay_ms"}});
+            throw mq::ValidationError("a delayed publish needs \"delay_ms\" or \"delay\"",
+                                      {{"field", "delay_ms"}});
         if (mode == Mode::kScheduled && !r.deliver_at_ms)
-            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"", {{"field", "deliver_at"}});
+            throw mq::ValidationError("a scheduled publish needs \"deliver_at\"",
+                                      {{"field", "deliver_at"}});
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
@@ -114,7 +119,8 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
     at.reserve(accepted.size());
     for (const auto& r : accepted) at.push_back(deliver_at_of(r));
     auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
-                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
+                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes,
+                                             std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);
         if (error) {
             counters.errors += 1;
@@ -128,12 +134,14 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
         }
         if (!batch) {
             if (outcomes.empty()) {  // refused before Redis (cannot happen: single throws)
-                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
+                return reply(error_response(
+                    mq::Error(mq::ErrorCode::kPublishFailed, "nothing was published")));
             }
             const auto& o = outcomes.front();
             if (o.status == mq::PublishStatus::kRejected) {
                 counters.rejected += 1;
-                return reply(error_response(o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
+                return reply(error_response(
+                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
@@ -158,7 +166,9 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
             const auto& o = outcomes[k];
             if (o.status == mq::PublishStatus::kRejected) {
                 ++rejected_n;
-                append_error(results, o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
+                append_error(results, o.error
+                                          ? *o.error
+                                          : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;
@@ -185,8 +195,10 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
 
 void add_publish_routes(Router& router, App& app) {
     auto route = [&](const char* path, Mode mode, std::size_t limit) {
-        router.add_async(http::verb::post, path, Auth::kBearer,
-                         [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); }, limit);
+        router.add_async(
+            http::verb::post, path, Auth::kBearer,
+            [&app, mode](Request& req, Reply reply) { handle(app, mode, req, std::move(reply)); },
+            limit);
     };
     std::size_t single = static_cast<std::size_t>(app.config().max_message_size);
     std::size_t batch = app.options().batch_body_limit;

@@ -28,7 +28,8 @@ Target target(App& app, const Request& req) {
     auto sub = app.cache().subscription(req.tenant(), id);
     if (!sub) {
         auto db = app.pg().acquire();
-        sub = std::make_shared<const mq::Subscription>(mq::SubscriptionCatalog(*db).get_by_id(req.tenant(), id));
+        sub = std::make_shared<const mq::Subscription>(
+            mq::SubscriptionCatalog(*db).get_by_id(req.tenant(), id));
     }
     // Checked on every call: a queue that stopped being public (or is gone) answers what a
     // missing queue answers, whatever the subscription row still says.
@@ -89,12 +90,15 @@ void attempt(const std::shared_ptr<PullState>& st) {
     try {
         auto redis = st->app.redis().acquire();
         mq::PullConsumer consumer(*redis, st->app.keys(), st->app.receipt_key());
-        auto pulled = consumer.pull(*st->target.queue, *st->target.sub, "pull:" + st->req->principal->name, st->max);
+        auto pulled = consumer.pull(*st->target.queue, *st->target.sub,
+                                    "pull:" + st->req->principal->name, st->max);
         auto now = std::chrono::steady_clock::now();
         if (pulled.empty() && now < st->deadline && !st->app.server()->draining()) {
             auto wait = std::min<std::chrono::milliseconds>(
-                kPollEvery, std::chrono::duration_cast<std::chrono::milliseconds>(st->deadline - now));
-            st->app.server()->post_after(wait, [st] { st->app.server()->post_blocking([st] { attempt(st); }); });
+                kPollEvery,
+                std::chrono::duration_cast<std::chrono::milliseconds>(st->deadline - now));
+            st->app.server()->post_after(
+                wait, [st] { st->app.server()->post_blocking([st] { attempt(st); }); });
             return;
         }
         nlohmann::json list = nlohmann::json::array();
@@ -103,7 +107,8 @@ void attempt(const std::shared_ptr<PullState>& st) {
         for (const auto& pm : pulled) {
             list.push_back(message_json(st->app, *st->target.queue, pm));
             if (pm.fetched.delivery_count == 1)
-                st->app.pull_latency().record(static_cast<double>(now_ms - pm.fetched.message.published_ms) / 1000.0);
+                st->app.pull_latency().record(
+                    static_cast<double>(now_ms - pm.fetched.message.published_ms) / 1000.0);
         }
         counters.delivered += pulled.size();
         r = json_response(200, {{"messages", std::move(list)}});
@@ -116,87 +121,111 @@ void attempt(const std::shared_ptr<PullState>& st) {
 }
 
 mq::Receipt receipt_field(App& app, const nlohmann::json& v, const mq::Subscription& sub) {
-    if (!v.is_string()) throw mq::ValidationError("a receipt must be a string", {{"field", "receipt"}});
+    if (!v.is_string())
+        throw mq::ValidationError("a receipt must be a string", {{"field", "receipt"}});
     return mq::decode_receipt(v.get<std::string>(), app.receipt_key(), sub.id);
 }
 
 }  // namespace
 
 void add_pull_routes(Router& router, App& app) {
-    router.add_async(http::verb::post, "/api/v1/mq/subscriptions/{id}/pull", Auth::kBearer,
-                     [&app](Request& req, Reply reply) {
-                         auto body = parse_object_body(req.body());
-                         only_fields(body, {"max_messages", "wait_ms"});
-                         auto st = std::make_shared<PullState>(PullState{app, &req, std::move(reply), {}, 10, {}});
-                         st->max = static_cast<int>(int_field(body, "max_messages", 10, 1, mq::PullConsumer::kMaxPull));
-                         auto wait = int_field(body, "wait_ms", 0, 0, kMaxWaitMs);
-                         st->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait);
-                         app.server()->post_blocking([st] {
-                             try {
-                                 st->target = target(st->app, *st->req);
-                             } catch (const mq::Error& e) {
-                                 return st->reply(error_response(e));
-                             } catch (const std::exception& e) {
-                                 return st->reply(error_response(mq::Error(mq::ErrorCode::kInternal, e.what())));
-                             }
-                             attempt(st);
-                         });
-                     });
-    router.add(http::verb::post, "/api/v1/mq/subscriptions/{id}/ack", Auth::kBearer, [&app](Request& req) {
-        auto body = parse_object_body(req.body());
-        only_fields(body, {"receipt", "receipts"});
-        auto t = target(app, req);
-        std::vector<std::string> texts;
-        if (body.contains("receipts")) {
-            if (!body["receipts"].is_array() || body["receipts"].empty() || body["receipts"].size() > 100)
-                throw mq::ValidationError("\"receipts\" must be an array of 1 to 100 receipts", {{"field", "receipts"}});
-            for (const auto& r : body["receipts"]) texts.push_back(r.is_string() ? r.get<std::string>() : "");
-        }
-        if (body.contains("receipt")) texts.push_back(body["receipt"].is_string() ? body["receipt"].get<std::string>() : "");
-        if (texts.empty()) throw mq::ValidationError("give \"receipt\" or \"receipts\"", {{"field", "receipts"}});
-        std::vector<mq::Receipt> receipts;
-        for (const auto& text : texts) receipts.push_back(receipt_field(app, text, *t.sub));
-        auto redis = app.redis().acquire();
-        auto results = mq::PullConsumer(*redis, app.keys(), app.receipt_key()).ack(*t.queue, *t.sub, receipts);
-        nlohmann::json out = nlohmann::json::array();
-        std::uint64_t acked = 0;
-        for (std::size_t i = 0; i < results.size(); ++i) {
-            bool ok = results[i] == mq::AckResult::kAcked;
-            acked += ok;
-            out.push_back({{"receipt", texts[i]}, {"status", ok ? "acked" : "lease_lost"}});
-        }
-        app.counters(t.sub->tenant).acked += acked;
-        return json_response(200, {{"results", std::move(out)}});
-    });
-    router.add(http::verb::post, "/api/v1/mq/subscriptions/{id}/nack", Auth::kBearer, [&app](Request& req) {
-        auto body = parse_object_body(req.body());
-        only_fields(body, {"receipt", "delay_ms"});
-        auto t = target(app, req);
-        if (!body.contains("receipt")) throw mq::ValidationError("missing \"receipt\" field", {{"field", "receipt"}});
-        auto receipt = receipt_field(app, body["receipt"], *t.sub);
-        auto delay = int_field(body, "delay_ms", 0, 0, mq::PullConsumer::kMaxNackDelay.count());
-        auto redis = app.redis().acquire();
-        auto result = mq::PullConsumer(*redis, app.keys(), app.receipt_key())
-                          .nack(*t.queue, *t.sub, receipt, std::chrono::milliseconds(delay));
-        if (result != mq::AckResult::kAcked)
-            throw mq::Error(mq::ErrorCode::kConflict, "the lease of this delivery was lost (acked, expired or redelivered)");
-        app.counters(t.sub->tenant).nacked += 1;
-        return json_response(200, {{"status", "nacked"}});
-    });
-    router.add(http::verb::post, "/api/v1/mq/subscriptions/{id}/extend", Auth::kBearer, [&app](Request& req) {
-        auto body = parse_object_body(req.body());
-        only_fields(body, {"receipt"});
-        auto t = target(app, req);
-        if (!body.contains("receipt")) throw mq::ValidationError("missing \"receipt\" field", {{"field", "receipt"}});
-        auto receipt = receipt_field(app, body["receipt"], *t.sub);
-        auto redis = app.redis().acquire();
-        std::int64_t expires = 0;
-        auto result = mq::PullConsumer(*redis, app.keys(), app.receipt_key())
-                          .extend(*t.queue, *t.sub, receipt, "pull:" + req.principal->name, &expires);
-        if (result != mq::AckResult::kAcked)
-            throw mq::Error(mq::ErrorCode::kConflict, "the lease of this delivery was lost (acked, expired or redelivered)");
-        return json_response(200, {{"lease_expires_at", mq::format_rfc3339(expires)}});
-    });
+    router.add_async(
+        http::verb::post, "/api/v1/mq/subscriptions/{id}/pull", Auth::kBearer,
+        [&app](Request& req, Reply reply) {
+            auto body = parse_object_body(req.body());
+            only_fields(body, {"max_messages", "wait_ms"});
+            auto st =
+                std::make_shared<PullState>(PullState{app, &req, std::move(reply), {}, 10, {}});
+            st->max = static_cast<int>(
+                int_field(body, "max_messages", 10, 1, mq::PullConsumer::kMaxPull));
+            auto wait = int_field(body, "wait_ms", 0, 0, kMaxWaitMs);
+            st->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait);
+            app.server()->post_blocking([st] {
+                try {
+                    st->target = target(st->app, *st->req);
+                } catch (const mq::Error& e) {
+                    return st->reply(error_response(e));
+                } catch (const std::exception& e) {
+                    return st->reply(error_response(mq::Error(mq::ErrorCode::kInternal, e.what())));
+                }
+                attempt(st);
+            });
+        });
+    router.add(
+        http::verb::post, "/api/v1/mq/subscriptions/{id}/ack", Auth::kBearer, [&app](Request& req) {
+            auto body = parse_object_body(req.body());
+            only_fields(body, {"receipt", "receipts"});
+            auto t = target(app, req);
+            std::vector<std::string> texts;
+            if (body.contains("receipts")) {
+                if (!body["receipts"].is_array() || body["receipts"].empty() ||
+                    body["receipts"].size() > 100)
+                    throw mq::ValidationError("\"receipts\" must be an array of 1 to 100 receipts",
+                                              {{"field", "receipts"}});
+                for (const auto& r : body["receipts"])
+                    texts.push_back(r.is_string() ? r.get<std::string>() : "");
+            }
+            if (body.contains("receipt"))
+                texts.push_back(body["receipt"].is_string() ? body["receipt"].get<std::string>()
+                                                            : "");
+            if (texts.empty())
+                throw mq::ValidationError("give \"receipt\" or \"receipts\"",
+                                          {{"field", "receipts"}});
+            std::vector<mq::Receipt> receipts;
+            for (const auto& text : texts) receipts.push_back(receipt_field(app, text, *t.sub));
+            auto redis = app.redis().acquire();
+            auto results = mq::PullConsumer(*redis, app.keys(), app.receipt_key())
+                               .ack(*t.queue, *t.sub, receipts);
+            nlohmann::json out = nlohmann::json::array();
+            std::uint64_t acked = 0;
+            for (std::size_t i = 0; i < results.size(); ++i) {
+                bool ok = results[i] == mq::AckResult::kAcked;
+                acked += ok;
+                out.push_back({{"receipt", texts[i]}, {"status", ok ? "acked" : "lease_lost"}});
+            }
+            app.counters(t.sub->tenant).acked += acked;
+            return json_response(200, {{"results", std::move(out)}});
+        });
+    router.add(
+        http::verb::post, "/api/v1/mq/subscriptions/{id}/nack", Auth::kBearer,
+        [&app](Request& req) {
+            auto body = parse_object_body(req.body());
+            only_fields(body, {"receipt", "delay_ms"});
+            auto t = target(app, req);
+            if (!body.contains("receipt"))
+                throw mq::ValidationError("missing \"receipt\" field", {{"field", "receipt"}});
+            auto receipt = receipt_field(app, body["receipt"], *t.sub);
+            auto delay = int_field(body, "delay_ms", 0, 0, mq::PullConsumer::kMaxNackDelay.count());
+            auto redis = app.redis().acquire();
+            auto result = mq::PullConsumer(*redis, app.keys(), app.receipt_key())
+                              .nack(*t.queue, *t.sub, receipt, std::chrono::milliseconds(delay));
+            if (result != mq::AckResult::kAcked)
+                throw mq::Error(
+                    mq::ErrorCode::kConflict,
+                    "the lease of this delivery was lost (acked, expired or redelivered)");
+            app.counters(t.sub->tenant).nacked += 1;
+            return json_response(200, {{"status", "nacked"}});
+        });
+    router.add(
+        http::verb::post, "/api/v1/mq/subscriptions/{id}/extend", Auth::kBearer,
+        [&app](Request& req) {
+            auto body = parse_object_body(req.body());
+            only_fields(body, {"receipt"});
+            auto t = target(app, req);
+            if (!body.contains("receipt"))
+                throw mq::ValidationError("missing \"receipt\" field", {{"field", "receipt"}});
+            auto receipt = receipt_field(app, body["receipt"], *t.sub);
+            auto redis = app.redis().acquire();
+            std::int64_t expires = 0;
+            auto result =
+                mq::PullConsumer(*redis, app.keys(), app.receipt_key())
+                    .extend(*t.queue, *t.sub, receipt, "pull:" + req.principal->name, &expires);
+            if (result != mq::AckResult::kAcked)
+                throw mq::Error(
+                    mq::ErrorCode::kConflict,
+                    "the lease of this delivery was lost (acked, expired or redelivered)");
+            return json_response(200, {{"lease_expires_at", mq::format_rfc3339(expires)}});
+        });
 }
 
 }  // namespace mqapi

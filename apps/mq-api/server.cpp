@@ -33,7 +33,8 @@ namespace {
 bool sane_request_id(std::string_view id) {
     if (id.empty() || id.size() > 64) return false;
     for (char c : id)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+            return false;
     return true;
 }
 
@@ -80,7 +81,7 @@ struct Server::Impl {
     // work left is on the blocking pool (a long-poll pull): its reply is posted back here.
     std::vector<asio::executor_work_guard<Executor>> keep_running;
     std::optional<tcp::acceptor> acceptor;
-    std::size_t next_context = 0;                 // accept thread only
+    std::size_t next_context = 0;  // accept thread only
     std::atomic<std::size_t> next_timer{0};
     std::optional<asio::thread_pool> blocking;
     std::vector<std::thread> threads;
@@ -90,7 +91,10 @@ struct Server::Impl {
     bool stopped = false;
 
     Impl(const Router& r, ServerOptions o, Authenticate a, std::string t)
-        : router(r), options(std::move(o)), authenticate(std::move(a)), service_token(std::move(t)) {
+        : router(r),
+          options(std::move(o)),
+          authenticate(std::move(a)),
+          service_token(std::move(t)) {
         for (int i = 0; i < std::max(1, options.threads); ++i) {
             contexts.push_back(std::make_shared<Context>());
             keep_running.push_back(asio::make_work_guard(*contexts.back()));
@@ -111,7 +115,7 @@ struct Server::Impl {
 };
 
 class Session : public std::enable_shared_from_this<Session> {
-public:
+  public:
     Session(Socket socket, Server::Impl& server) : stream_(std::move(socket)), server_(server) {}
 
     void start() {
@@ -137,7 +141,7 @@ public:
         });
     }
 
-private:
+  private:
     void read_header(std::chrono::seconds timeout) {
         busy_ = false;
         parser_.emplace();
@@ -149,7 +153,9 @@ private:
         parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
         stream_.expires_after(timeout);
         http::async_read_header(stream_, buffer_, *parser_,
-                                [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+                                [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    self->on_header(ec);
+                                });
     }
 
     void on_header(beast::error_code ec) {
@@ -176,26 +182,27 @@ private:
             // Refused from the header alone: the body is never read, so the connection
             // cannot be reused.
             keep_alive_ = false;
-            return respond(error_response(
-                mq::Error(mq::ErrorCode::kPayloadTooLarge,
-                          "request body of " + std::to_string(*length) + " bytes is over the limit of " +
-                              std::to_string(limit) + " bytes",
-                          {{"limit", limit}, {"size", *length}})));
+            return respond(error_response(mq::Error(mq::ErrorCode::kPayloadTooLarge,
+                                                    "request body of " + std::to_string(*length) +
+                                                        " bytes is over the limit of " +
+                                                        std::to_string(limit) + " bytes",
+                                                    {{"limit", limit}, {"size", *length}})));
         }
         parser_->body_limit(limit);
         limit_ = limit;
         stream_.expires_after(server_.options.request_timeout);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_body(e); });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_body(e); });
     }
 
     void on_body(beast::error_code ec) {
         if (ec == http::error::body_limit) {
             keep_alive_ = false;
-            return respond(error_response(mq::Error(mq::ErrorCode::kPayloadTooLarge,
-                                                    "request body is over the limit of " + std::to_string(limit_) +
-                                                        " bytes",
-                                                    {{"limit", limit_}})));
+            return respond(error_response(
+                mq::Error(mq::ErrorCode::kPayloadTooLarge,
+                          "request body is over the limit of " + std::to_string(limit_) + " bytes",
+                          {{"limit", limit_}})));
         }
         if (ec) return close();
         stream_.expires_never();
@@ -209,8 +216,8 @@ private:
         if (!match_.route) {
             if (match_.path_known) {
                 return respond(error_response(405, "MQ_METHOD_NOT_ALLOWED",
-                                              std::string(http::to_string(request_.method)) + " is not allowed on " +
-                                                  request_.path));
+                                              std::string(http::to_string(request_.method)) +
+                                                  " is not allowed on " + request_.path));
             }
             return respond(error_response(404, "MQ_NOT_FOUND", "no route " + request_.path));
         }
@@ -220,17 +227,21 @@ private:
             if (route.auth == Auth::kBearer) {
                 auto token = bearer_token(request_.header("Authorization"));
                 if (token.empty())
-                    throw mq::Error(mq::ErrorCode::kUnauthorized, "missing bearer token (Authorization: Bearer <token>)");
+                    throw mq::Error(mq::ErrorCode::kUnauthorized,
+                                    "missing bearer token (Authorization: Bearer <token>)");
                 request_.principal = server_.authenticate(token);
                 if (!request_.principal)
-                    throw mq::Error(mq::ErrorCode::kUnauthorized, "invalid, expired or revoked token");
+                    throw mq::Error(mq::ErrorCode::kUnauthorized,
+                                    "invalid, expired or revoked token");
             } else if (route.auth == Auth::kService) {
                 auto token = request_.header("X-Service-Token");
                 if (server_.service_token.empty())
-                    throw mq::Error(mq::ErrorCode::kUnauthorized,
-                                    "internal routes are disabled (INTERNAL_SERVICE_TOKEN is not set)");
+                    throw mq::Error(
+                        mq::ErrorCode::kUnauthorized,
+                        "internal routes are disabled (INTERNAL_SERVICE_TOKEN is not set)");
                 if (token.empty() || !same_secret(token, server_.service_token))
-                    throw mq::Error(mq::ErrorCode::kUnauthorized, "missing or wrong X-Service-Token");
+                    throw mq::Error(mq::ErrorCode::kUnauthorized,
+                                    "missing or wrong X-Service-Token");
             }
         } catch (const mq::Error& e) {
             return respond(error_response(e));
@@ -241,7 +252,8 @@ private:
 
         auto self = shared_from_this();
         Reply reply = [self](Response r) {
-            asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+            asio::post(self->stream_.get_executor(),
+                       [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
         };
         if (route.runs == Runs::kInline) {
             try {
@@ -261,7 +273,8 @@ private:
             } catch (const mq::Error& e) {
                 r = error_response(e);
             } catch (const std::exception& e) {
-                spdlog::error("{} {} failed: {}", self->request_.request_id, route.pattern, e.what());
+                spdlog::error("{} {} failed: {}", self->request_.request_id, route.pattern,
+                              e.what());
                 r = error_response(mq::Error(mq::ErrorCode::kInternal, "internal error"));
             }
             reply(std::move(r));
@@ -283,9 +296,10 @@ private:
         res->prepare_payload();
         status_ = r.status;
         stream_.expires_after(server_.options.request_timeout);
-        http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-            self->on_written(ec);
-        });
+        http::async_write(stream_, *res,
+                          [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+                              self->on_written(ec);
+                          });
     }
 
     void on_written(beast::error_code ec) {
@@ -308,17 +322,20 @@ private:
     void discard_until_closed() {
         if (discarded_ == 0) stream_.expires_after(std::chrono::seconds(2));
         scratch_.resize(64 * 1024);
-        stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-            self->discarded_ += n;
-            if (!ec && self->discarded_ < kMaxDiscard) self->discard_until_closed();
-        });
+        stream_.async_read_some(asio::buffer(scratch_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                    self->discarded_ += n;
+                                    if (!ec && self->discarded_ < kMaxDiscard)
+                                        self->discard_until_closed();
+                                });
     }
     static constexpr std::size_t kMaxDiscard = 64 * 1024 * 1024;
 
     void finish_request() {
         if (!counted_) return;
         counted_ = false;
-        auto micros = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count();
+        auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count();
         if (match_.route) match_.route->stats->record(status_, static_cast<std::uint64_t>(micros));
         if (server_.options.access_log)
             spdlog::info("{} {} {} {} {} {:.3f}ms", request_.request_id,
@@ -377,8 +394,10 @@ void Server::Impl::close_idle_sessions() {
     for (auto& s : live) s->close_if_idle();
 }
 
-Server::Server(const Router& router, ServerOptions options, Authenticate authenticate, std::string service_token)
-    : impl_(std::make_unique<Impl>(router, std::move(options), std::move(authenticate), std::move(service_token))) {}
+Server::Server(const Router& router, ServerOptions options, Authenticate authenticate,
+               std::string service_token)
+    : impl_(std::make_unique<Impl>(router, std::move(options), std::move(authenticate),
+                                   std::move(service_token))) {}
 
 Server::~Server() {
     impl_->stop_threads();
@@ -398,7 +417,8 @@ void Server::start() {
     if (!ec) im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
         throw mq::Error(mq::ErrorCode::kInternal, "cannot listen on " + im.options.address + ":" +
-                                                      std::to_string(im.options.port) + ": " + ec.message());
+                                                      std::to_string(im.options.port) + ": " +
+                                                      ec.message());
     im.bound_port = im.acceptor->local_endpoint().port();
     im.blocking.emplace(static_cast<std::size_t>(std::max(1, im.options.blocking_threads)));
     im.accept();
@@ -407,11 +427,15 @@ void Server::start() {
 
 int Server::port() const { return impl_->bound_port; }
 
-const std::vector<std::shared_ptr<asio::io_context>>& Server::contexts() const { return impl_->contexts; }
+const std::vector<std::shared_ptr<asio::io_context>>& Server::contexts() const {
+    return impl_->contexts;
+}
 
 bool Server::draining() const { return impl_->draining.load(); }
 
-void Server::post_blocking(std::function<void()> fn) { asio::post(*impl_->blocking, std::move(fn)); }
+void Server::post_blocking(std::function<void()> fn) {
+    asio::post(*impl_->blocking, std::move(fn));
+}
 
 void Server::post_after(std::chrono::milliseconds delay, std::function<void()> fn) {
     auto& context = *impl_->contexts[impl_->next_timer++ % impl_->contexts.size()];

@@ -19,8 +19,8 @@ namespace mqapi {
 struct ServerOptions {
     std::string address = "0.0.0.0";
     int port = 3010;
-    int threads = 2;                  ///< I/O threads
-    int blocking_threads = 8;         ///< for handlers that wait on PostgreSQL/Redis
+    int threads = 2;                   ///< I/O threads
+    int blocking_threads = 8;          ///< for handlers that wait on PostgreSQL/Redis
     std::size_t body_limit = 1048576;  ///< default per-request body limit (MAX_MESSAGE_SIZE)
     std::chrono::seconds header_timeout{10};
     std::chrono::seconds idle_timeout{75};
@@ -33,8 +33,9 @@ struct ServerOptions {
 using Authenticate = std::function<std::optional<mq::Principal>(std::string_view token)>;
 
 class Server {
-public:
-    Server(const Router& router, ServerOptions options, Authenticate authenticate, std::string service_token);
+  public:
+    Server(const Router& router, ServerOptions options, Authenticate authenticate,
+           std::string service_token);
     ~Server();
 
     /// Binds (throws mq::Error when the port is taken) and starts the threads.
@@ -56,7 +57,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 

@@ -186,32 +186,34 @@ struct MetricsServer::Impl {
     void serve(std::shared_ptr<tcp::socket> socket) {
         auto buffer = std::make_shared<beast::flat_buffer>();
         auto req = std::make_shared<http::request<http::string_body>>();
-        http::async_read(*socket, *buffer, *req, [this, socket, buffer, req](beast::error_code ec, std::size_t) {
-            if (ec) return;
-            auto res = std::make_shared<http::response<http::string_body>>();
-            res->version(req->version());
-            res->keep_alive(false);
-            if (req->method() == http::verb::get && req->target() == "/metrics") {
-                res->result(http::status::ok);
-                res->set(http::field::content_type, "text/plain; version=0.0.4");
-                auto now = runners();
-                res->body() = render_metrics(now, queue_figures_connection(now));
-            } else if (req->method() == http::verb::get && req->target() == "/healthz") {
-                bool ok = true;
-                for (const auto& r : runners()) ok = ok && r->healthy();
-                res->result(ok ? http::status::ok : http::status::service_unavailable);
-                res->set(http::field::content_type, "application/json");
-                res->body() = ok ? R"({"status":"ok"})" : R"({"status":"degraded","reason":"Redis unreachable"})";
-            } else {
-                res->result(http::status::not_found);
-                res->body() = "not found\n";
-            }
-            res->prepare_payload();
-            http::async_write(*socket, *res, [socket, res](beast::error_code, std::size_t) {
-                beast::error_code ignored;
-                socket->shutdown(tcp::socket::shutdown_send, ignored);
+        http::async_read(
+            *socket, *buffer, *req, [this, socket, buffer, req](beast::error_code ec, std::size_t) {
+                if (ec) return;
+                auto res = std::make_shared<http::response<http::string_body>>();
+                res->version(req->version());
+                res->keep_alive(false);
+                if (req->method() == http::verb::get && req->target() == "/metrics") {
+                    res->result(http::status::ok);
+                    res->set(http::field::content_type, "text/plain; version=0.0.4");
+                    auto now = runners();
+                    res->body() = render_metrics(now, queue_figures_connection(now));
+                } else if (req->method() == http::verb::get && req->target() == "/healthz") {
+                    bool ok = true;
+                    for (const auto& r : runners()) ok = ok && r->healthy();
+                    res->result(ok ? http::status::ok : http::status::service_unavailable);
+                    res->set(http::field::content_type, "application/json");
+                    res->body() = ok ? R"({"status":"ok"})"
+                                     : R"({"status":"degraded","reason":"Redis unreachable"})";
+                } else {
+                    res->result(http::status::not_found);
+                    res->body() = "not found\n";
+                }
+                res->prepare_payload();
+                http::async_write(*socket, *res, [socket, res](beast::error_code, std::size_t) {
+                    beast::error_code ignored;
+                    socket->shutdown(tcp::socket::shutdown_send, ignored);
+                });
             });
-        });
     }
 };
 

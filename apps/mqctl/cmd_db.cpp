@@ -11,7 +11,8 @@ struct MigrateOptions {
 };
 
 void run_migrate(const MigrateOptions& opts, Context& ctx) {
-    auto migrations = opts.dir.empty() ? mq::pg::embedded_migrations() : mq::pg::load_migrations(opts.dir);
+    auto migrations =
+        opts.dir.empty() ? mq::pg::embedded_migrations() : mq::pg::load_migrations(opts.dir);
     auto report = mq::pg::migrate(ctx.db(), migrations);
     if (ctx.json()) {
         nlohmann::json applied = nlohmann::json::array();
@@ -32,7 +33,8 @@ void setup_db(CLI::App& app, Context& ctx) {
     db->require_subcommand(1);
     auto opts = std::make_shared<MigrateOptions>();
     auto* migrate = db->add_subcommand("migrate", "Apply pending SQL migrations (idempotent)");
-    migrate->add_option("--dir", opts->dir, "Read migrations from this directory instead of the built-in set");
+    migrate->add_option("--dir", opts->dir,
+                        "Read migrations from this directory instead of the built-in set");
     migrate->callback([opts, &ctx] { run_migrate(*opts, ctx); });
 }
 

@@ -7,9 +7,9 @@
 #include <set>
 
 #include "commands.hpp"
-#include "mq/consume/entry_ref.hpp"
 #include "confirm.hpp"
 #include "mq/consume/dead_letters.hpp"
+#include "mq/consume/entry_ref.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/publish/publish_use_case.hpp"

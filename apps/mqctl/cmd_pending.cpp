@@ -8,8 +8,8 @@
 #include <set>
 
 #include "commands.hpp"
-#include "mq/consume/entry_ref.hpp"
 #include "mq/consume/consumer.hpp"
+#include "mq/consume/entry_ref.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
@@ -84,7 +84,8 @@ struct PendingScan {
 PendingScan scan_pending(mq::ConsumerGroups& groups, const Target& t, const std::string& consumer) {
     PendingScan out;
     for (int p = 0; p < t.queue.partition_count; ++p) {
-        auto part = groups.pending(t.queue, mq::consumer_group(t.subscription), p, kScanLimit, consumer);
+        auto part =
+            groups.pending(t.queue, mq::consumer_group(t.subscription), p, kScanLimit, consumer);
         if (part.size() >= static_cast<std::size_t>(kScanLimit)) out.truncated = true;
         out.entries.insert(out.entries.end(), std::make_move_iterator(part.begin()),
                            std::make_move_iterator(part.end()));

@@ -64,7 +64,8 @@ mq::PublishUseCase use_case_for(const mq::Queue& q, Context& ctx, const mq::Publ
 void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     mq::PublishRequest r = request_from_flags(o);
     int sources = (o.payload ? 1 : 0) + (o.file.empty() ? 0 : 1);
-    if (sources > 1) throw mq::ValidationError("give the payload as an argument or --file, not both");
+    if (sources > 1)
+        throw mq::ValidationError("give the payload as an argument or --file, not both");
     if (o.payload) {
         r.payload = *o.payload;
     } else if (!o.file.empty() && o.file != "-") {
@@ -91,13 +92,18 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;
     if (ctx.json()) {
-        print_json({{"id", out.message_id}, {"partition", out.partition}, {"duplicate", dup},
-                    {"delayed", out.delayed}, {"stream_id", out.stream_id}});
+        print_json({{"id", out.message_id},
+                    {"partition", out.partition},
+                    {"duplicate", dup},
+                    {"delayed", out.delayed},
+                    {"stream_id", out.stream_id}});
         return;
     }
     std::cout << out.message_id;
-    if (dup) std::cout << " (duplicate: already published within the dedup window)";
-    else if (out.delayed) std::cout << " (delayed)";
+    if (dup)
+        std::cout << " (duplicate: already published within the dedup window)";
+    else if (out.delayed)
+        std::cout << " (delayed)";
     std::cout << '\n';
 }
 
@@ -140,7 +146,8 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
 
     if (ctx.json()) {
         nlohmann::json invalid = nlohmann::json::array();
-        for (const auto& e : report.invalid) invalid.push_back({{"line", e.line}, {"error", e.message}});
+        for (const auto& e : report.invalid)
+            invalid.push_back({{"line", e.line}, {"error", e.message}});
         print_json({{"lines", report.lines},
                     {"published", report.published},
                     {"duplicates", report.duplicates},
@@ -160,9 +167,10 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
         std::cout << '\n';
     }
     if (report.rejected)
-        throw mq::Error(mq::ErrorCode::kQueueFull,
-                        std::to_string(report.rejected) + " message(s) were not published, from line " +
-                            std::to_string(report.first_rejected_line) + ": " + report.first_rejection);
+        throw mq::Error(
+            mq::ErrorCode::kQueueFull,
+            std::to_string(report.rejected) + " message(s) were not published, from line " +
+                std::to_string(report.first_rejected_line) + ": " + report.first_rejection);
 }
 
 }  // namespace
@@ -179,7 +187,8 @@ void run_publish(const PublishOptions& o, Context& ctx) {
 
 void setup_publish(CLI::App& app, Context& ctx) {
     auto o = std::make_shared<PublishOptions>();
-    auto* cmd = app.add_subcommand("publish", "Publish a message (or a JSON-lines batch) to a queue");
+    auto* cmd =
+        app.add_subcommand("publish", "Publish a message (or a JSON-lines batch) to a queue");
     cmd->add_option("queue", o->queue, "Queue name")->required();
     cmd->add_option("payload", o->payload, "Payload; omit to read --file or standard input");
     cmd->add_option("-f,--file", o->file, "Read the payload from a file ('-' for standard input)");
@@ -195,7 +204,8 @@ void setup_publish(CLI::App& app, Context& ctx) {
                     "Publish JSON lines from FILE ('-' for standard input): "
                     "{\"payload\":...,\"key\":...,\"headers\":{},\"idempotency_key\":...,"
                     "\"delay\":\"5m\",\"deliver_at\":\"...\"}");
-    cmd->add_flag("--skip-invalid", o->skip_invalid, "With --batch: publish valid lines, report bad ones");
+    cmd->add_flag("--skip-invalid", o->skip_invalid,
+                  "With --batch: publish valid lines, report bad ones");
     cmd->callback([o, &ctx] { run_publish(*o, ctx); });
 }
 

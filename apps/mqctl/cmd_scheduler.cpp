@@ -52,7 +52,8 @@ void run_scheduler(const SchedulerOptions& o, Context& ctx) {
     spdlog::warn(
         "'mqctl scheduler run' is deprecated: mq-api and mq-worker move delayed messages "
         "themselves; where neither runs, use 'mqctl maintenance run' (docs/maintenance.md)");
-    spdlog::info("scheduler running: interval {}, queue list refreshed every {}", o.interval, o.refresh);
+    spdlog::info("scheduler running: interval {}, queue list refreshed every {}", o.interval,
+                 o.refresh);
     std::vector<mq::Queue> queues;
     auto next_refresh = std::chrono::steady_clock::now();
     while (!g_stop) {
@@ -81,7 +82,8 @@ void setup_scheduler(CLI::App& app, Context& ctx) {
         "Move due delayed/scheduled messages into their queues (deprecated: see maintenance)");
     sched->require_subcommand(1);
     auto o = std::make_shared<SchedulerOptions>();
-    auto* run = sched->add_subcommand("run", "Run the mover (a loop, or one pass with --once for cron)");
+    auto* run =
+        sched->add_subcommand("run", "Run the mover (a loop, or one pass with --once for cron)");
     run->add_flag("--once", o->once, "One pass over every queue, then exit");
     run->add_option("--interval", o->interval, "Pause between passes (default 100ms)");
     run->add_option("--refresh", o->refresh, "Re-read the queue list this often (default 5s)");

@@ -90,7 +90,8 @@ void run_stats(const StatsOptions& o, Context& ctx) {
     std::cout << '\n';
     Table st({"SUBSCRIPTION", "PENDING", "LAG", "PARTITIONS"});
     for (const auto& sub : f.subscriptions)
-        st.add({sub.name, std::to_string(sub.pending), sub.lag_known ? std::to_string(sub.lag) : "unknown",
+        st.add({sub.name, std::to_string(sub.pending),
+                sub.lag_known ? std::to_string(sub.lag) : "unknown",
                 std::to_string(sub.partitions) + "/" + std::to_string(q.partition_count)});
     st.print();
     std::cout << "\nbacklog " << f.backlog

@@ -232,10 +232,9 @@ void run_sub_list(const SubOptions& o, Context& ctx) {
     }
     Table t({"QUEUE", "NAME", "TYPE", "STATUS", "TARGET", "ATTEMPTS", "VISIBILITY", "DESCRIPTION"});
     for (const auto& s : list)
-        t.add({mq::is_cross_tenant(s) ? mq::queue_owner(s) + "/" + s.queue : s.queue, s.name, s.type, s.status,
-               target_text(s),
-               std::to_string(s.retry.max_attempts), mq::format_duration(s.visibility_timeout),
-               s.description});
+        t.add({mq::is_cross_tenant(s) ? mq::queue_owner(s) + "/" + s.queue : s.queue, s.name,
+               s.type, s.status, target_text(s), std::to_string(s.retry.max_attempts),
+               mq::format_duration(s.visibility_timeout), s.description});
     t.print();
 }
 

@@ -28,7 +28,9 @@ void run_tenant_list(Context& ctx) {
     if (ctx.json()) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& t : tenants)
-            out.push_back({{"id", t.id}, {"display_name", t.display_name}, {"status", t.status},
+            out.push_back({{"id", t.id},
+                           {"display_name", t.display_name},
+                           {"status", t.status},
                            {"created_at", t.created_at}});
         print_json(out);
         return;
@@ -45,22 +47,28 @@ struct TenantUpdateOptions {
 
 void run_tenant_update(const TenantUpdateOptions& opts, Context& ctx) {
     if (opts.publish_rate.empty())
-        throw mq::ValidationError("nothing to change; give --publish-rate N (messages per second) or none");
+        throw mq::ValidationError(
+            "nothing to change; give --publish-rate N (messages per second) or none");
     std::optional<int> rate;
     if (opts.publish_rate != "none") {
         const std::string& s = opts.publish_rate;
-        if (s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos || std::stoi(s) <= 0)
-            throw mq::ValidationError("--publish-rate must be a whole number of messages per second "
-                                      "above 0, or 'none', got '" + mq::printable(s) + "'",
-                                      {{"field", "publish_rate"}});
+        if (s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(s) <= 0)
+            throw mq::ValidationError(
+                "--publish-rate must be a whole number of messages per second "
+                "above 0, or 'none', got '" +
+                    mq::printable(s) + "'",
+                {{"field", "publish_rate"}});
         rate = std::stoi(s);
     }
     mq::set_tenant_publish_rate(ctx.db(), opts.id, rate);
     if (ctx.json())
-        print_json({{"tenant", opts.id}, {"publish_rate_limit", rate ? nlohmann::json(*rate) : nlohmann::json()}});
+        print_json({{"tenant", opts.id},
+                    {"publish_rate_limit", rate ? nlohmann::json(*rate) : nlohmann::json()}});
     else
         std::cout << "tenant " << opts.id << ": publish rate "
-                  << (rate ? std::to_string(*rate) + " messages/s" : std::string("unlimited")) << '\n';
+                  << (rate ? std::to_string(*rate) + " messages/s" : std::string("unlimited"))
+                  << '\n';
 }
 
 void setup_tenant(CLI::App& app, Context& ctx) {

@@ -65,7 +65,8 @@ void run_token_list(const TokenOptions& o, Context& ctx) {
         print_json(out);
         return;
     }
-    Table table({"ID", "PREFIX", "ROLE", "PRINCIPAL", "CREATED", "LAST USED", "EXPIRES", "REVOKED"});
+    Table table(
+        {"ID", "PREFIX", "ROLE", "PRINCIPAL", "CREATED", "LAST USED", "EXPIRES", "REVOKED"});
     for (const auto& t : tokens)
         table.add({t.id, t.prefix, std::string(mq::role_name(t.role)), t.principal, t.created_at,
                    or_dash(t.last_used_at), or_dash(t.expires_at), or_dash(t.revoked_at)});
@@ -88,9 +89,11 @@ void setup_token(CLI::App& app, Context& ctx) {
     auto opts = std::make_shared<TokenOptions>();
 
     auto* create = token->add_subcommand("create", "Create a token; its secret is printed once");
-    create->add_option("--role", opts->role, "admin, tenant-admin, producer or consumer")->required();
-    create->add_option("--principal", opts->principal,
-                       "Who uses it (matched against allowed producers/consumers)")
+    create->add_option("--role", opts->role, "admin, tenant-admin, producer or consumer")
+        ->required();
+    create
+        ->add_option("--principal", opts->principal,
+                     "Who uses it (matched against allowed producers/consumers)")
         ->required();
     create->add_option("--description", opts->description, "Free text, e.g. where it is deployed");
     create->add_option("--ttl", opts->ttl, "Lifetime, e.g. 30d or 12h (default: never expires)");

@@ -24,7 +24,7 @@ struct GlobalOptions {
 /// What a subcommand runs against: the resolved configuration and connections opened on
 /// first use, so a command that needs only PostgreSQL never touches Redis.
 class Context {
-public:
+  public:
     GlobalOptions options;
 
     /// Resolves the configuration once (after flags are parsed).
@@ -35,7 +35,7 @@ public:
     const std::string& tenant() { return config().tenant; }
     bool json() const { return options.output == "json"; }
 
-private:
+  private:
     std::optional<mq::Config> config_;
     std::unique_ptr<mq::redis::Connection> redis_;
     std::unique_ptr<mq::pg::Database> db_;

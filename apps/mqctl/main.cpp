@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"table", "json"}));
     app.add_option("--redis-url", o.redis_url, "Redis URL (REDIS_URL)");
     app.add_option("--database-url", o.database_url, "PostgreSQL URL (DATABASE_URL)");
-    app.add_option("--key-prefix", o.key_prefix, "Redis key prefix (REDIS_KEY_PREFIX, default mq:)");
+    app.add_option("--key-prefix", o.key_prefix,
+                   "Redis key prefix (REDIS_KEY_PREFIX, default mq:)");
 
     mqctl::setup_db(app, ctx);
     mqctl::setup_tenant(app, ctx);
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     } catch (const mq::Error& e) {
         if (ctx.json())
-            std::cerr << e.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+            std::cerr << e.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                      << '\n';
         else
             std::cerr << "mqctl: " << e.what() << '\n';
         return mq::exit_status(e.code());

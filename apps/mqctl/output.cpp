@@ -25,12 +25,15 @@ void Table::print() const {
     for (const auto& r : rows_) emit(r);
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'; }
+void print_json(const nlohmann::json& j) {
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
 
 void print_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
     std::size_t w = 0;
     for (const auto& [k, v] : fields) w = std::max(w, k.size());
-    for (const auto& [k, v] : fields) std::cout << k << ':' << std::string(w - k.size() + 1, ' ') << v << '\n';
+    for (const auto& [k, v] : fields)
+        std::cout << k << ':' << std::string(w - k.size() + 1, ' ') << v << '\n';
 }
 
 }  // namespace mqctl

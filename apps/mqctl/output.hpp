@@ -8,12 +8,12 @@ namespace mqctl {
 
 /// A plain text table: a header row, then rows; columns padded to their widest cell.
 class Table {
-public:
+  public:
     explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
     void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
     void print() const;
 
-private:
+  private:
     std::vector<std::string> header_;
     std::vector<std::vector<std::string>> rows_;
 };

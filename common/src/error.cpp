@@ -6,40 +6,64 @@ namespace mq {
 
 std::string_view code_name(ErrorCode code) {
     switch (code) {
-        case ErrorCode::kInternal: return "MQ_INTERNAL_ERROR";
-        case ErrorCode::kValidation: return "MQ_VALIDATION_ERROR";
-        case ErrorCode::kSchemaValidation: return "MQ_SCHEMA_VALIDATION_ERROR";
-        case ErrorCode::kPayloadTooLarge: return "MQ_PAYLOAD_TOO_LARGE";
-        case ErrorCode::kQueueNotFound: return "MQ_QUEUE_NOT_FOUND";
-        case ErrorCode::kSubscriptionNotFound: return "MQ_SUBSCRIPTION_NOT_FOUND";
-        case ErrorCode::kNotFound: return "MQ_NOT_FOUND";
-        case ErrorCode::kConflict: return "MQ_CONFLICT";
-        case ErrorCode::kQueueFull: return "MQ_QUEUE_FULL";
-        case ErrorCode::kQuotaExceeded: return "MQ_QUOTA_EXCEEDED";
-        case ErrorCode::kUnauthorized: return "MQ_UNAUTHORIZED";
-        case ErrorCode::kForbidden: return "MQ_FORBIDDEN";
-        case ErrorCode::kBackendUnavailable: return "MQ_BACKEND_UNAVAILABLE";
-        case ErrorCode::kPublishFailed: return "MQ_PUBLISH_FAILED";
+        case ErrorCode::kInternal:
+            return "MQ_INTERNAL_ERROR";
+        case ErrorCode::kValidation:
+            return "MQ_VALIDATION_ERROR";
+        case ErrorCode::kSchemaValidation:
+            return "MQ_SCHEMA_VALIDATION_ERROR";
+        case ErrorCode::kPayloadTooLarge:
+            return "MQ_PAYLOAD_TOO_LARGE";
+        case ErrorCode::kQueueNotFound:
+            return "MQ_QUEUE_NOT_FOUND";
+        case ErrorCode::kSubscriptionNotFound:
+            return "MQ_SUBSCRIPTION_NOT_FOUND";
+        case ErrorCode::kNotFound:
+            return "MQ_NOT_FOUND";
+        case ErrorCode::kConflict:
+            return "MQ_CONFLICT";
+        case ErrorCode::kQueueFull:
+            return "MQ_QUEUE_FULL";
+        case ErrorCode::kQuotaExceeded:
+            return "MQ_QUOTA_EXCEEDED";
+        case ErrorCode::kUnauthorized:
+            return "MQ_UNAUTHORIZED";
+        case ErrorCode::kForbidden:
+            return "MQ_FORBIDDEN";
+        case ErrorCode::kBackendUnavailable:
+            return "MQ_BACKEND_UNAVAILABLE";
+        case ErrorCode::kPublishFailed:
+            return "MQ_PUBLISH_FAILED";
     }
     return "MQ_INTERNAL_ERROR";
 }
 
 int http_status(ErrorCode code) {
     switch (code) {
-        case ErrorCode::kValidation: return 400;
-        case ErrorCode::kUnauthorized: return 401;
-        case ErrorCode::kForbidden: return 403;
+        case ErrorCode::kValidation:
+            return 400;
+        case ErrorCode::kUnauthorized:
+            return 401;
+        case ErrorCode::kForbidden:
+            return 403;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:
-        case ErrorCode::kNotFound: return 404;
-        case ErrorCode::kConflict: return 409;
-        case ErrorCode::kPayloadTooLarge: return 413;
-        case ErrorCode::kSchemaValidation: return 422;
+        case ErrorCode::kNotFound:
+            return 404;
+        case ErrorCode::kConflict:
+            return 409;
+        case ErrorCode::kPayloadTooLarge:
+            return 413;
+        case ErrorCode::kSchemaValidation:
+            return 422;
         case ErrorCode::kQueueFull:
-        case ErrorCode::kQuotaExceeded: return 429;
-        case ErrorCode::kBackendUnavailable: return 503;
+        case ErrorCode::kQuotaExceeded:
+            return 429;
+        case ErrorCode::kBackendUnavailable:
+            return 503;
         case ErrorCode::kPublishFailed:
-        case ErrorCode::kInternal: return 500;
+        case ErrorCode::kInternal:
+            return 500;
     }
     return 500;
 }
@@ -48,13 +72,18 @@ int exit_status(ErrorCode code) {
     switch (code) {
         case ErrorCode::kValidation:
         case ErrorCode::kSchemaValidation:
-        case ErrorCode::kPayloadTooLarge: return 2;
+        case ErrorCode::kPayloadTooLarge:
+            return 2;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:
-        case ErrorCode::kNotFound: return 3;
-        case ErrorCode::kConflict: return 4;
-        case ErrorCode::kBackendUnavailable: return 5;
-        default: return 1;
+        case ErrorCode::kNotFound:
+            return 3;
+        case ErrorCode::kConflict:
+            return 4;
+        case ErrorCode::kBackendUnavailable:
+            return 5;
+        default:
+            return 1;
     }
 }
 

@@ -1,7 +1,7 @@
 #include "api_process.hpp"
 
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,25 +31,29 @@ nlohmann::json HttpResult::json() const { return nlohmann::json::parse(body, nul
 
 std::string HttpResult::error_code() const {
     auto j = json();
-    if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("code"))
+    if (j.is_object() && j.contains("error") && j["error"].is_object() &&
+        j["error"].contains("code"))
         return j["error"]["code"].get<std::string>();
     return "";
 }
 
-HttpResult http_request(int port, const std::string& method, const std::string& target, const std::string& body,
-                        const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
+HttpResult http_request(int port, const std::string& method, const std::string& target,
+                        const std::string& body, const std::map<std::string, std::string>& headers,
+                        std::chrono::milliseconds timeout) {
     HttpResult out;
     try {
         asio::io_context ioc;
         beast::tcp_stream stream(ioc);
         stream.expires_after(timeout);
-        stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
+        stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                               static_cast<unsigned short>(port)));
         http::request<http::string_body> req(http::string_to_verb(method), target, 11);
         req.set(http::field::host, "127.0.0.1");
         for (const auto& [k, v] : headers) req.set(k, v);
         if (!body.empty() || method == "POST" || method == "PUT") {
             req.body() = body;
-            if (!req.count(http::field::content_type)) req.set(http::field::content_type, "application/json");
+            if (!req.count(http::field::content_type))
+                req.set(http::field::content_type, "application/json");
             req.prepare_payload();
         }
         http::write(stream, req);
@@ -165,19 +169,23 @@ int ApiProcess::terminate(std::chrono::milliseconds wait) {
     return exit_status_;
 }
 
-HttpResult ApiProcess::call(const std::string& method, const std::string& target, const std::string& body,
-                            const std::string& token, std::map<std::string, std::string> headers) const {
+HttpResult ApiProcess::call(const std::string& method, const std::string& target,
+                            const std::string& body, const std::string& token,
+                            std::map<std::string, std::string> headers) const {
     if (!token.empty()) headers["Authorization"] = "Bearer " + token;
     return http_request(port_, method, target, body, headers);
 }
 
-HttpResult ApiProcess::call_json(const std::string& method, const std::string& target, const nlohmann::json& body,
-                                 const std::string& token, std::map<std::string, std::string> headers) const {
+HttpResult ApiProcess::call_json(const std::string& method, const std::string& target,
+                                 const nlohmann::json& body, const std::string& token,
+                                 std::map<std::string, std::string> headers) const {
     return call(method, target, body.dump(), token, std::move(headers));
 }
 
-std::string create_token(const std::string& tenant, const std::string& role, const std::string& principal) {
-    auto r = mqctl({"--tenant", tenant, "token", "create", "--role", role, "--principal", principal, "-o", "json"});
+std::string create_token(const std::string& tenant, const std::string& role,
+                         const std::string& principal) {
+    auto r = mqctl({"--tenant", tenant, "token", "create", "--role", role, "--principal", principal,
+                    "-o", "json"});
     INFO(r.out << r.err);
     REQUIRE(r.status == 0);
     return nlohmann::json::parse(r.out)["token"].get<std::string>();

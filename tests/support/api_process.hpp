@@ -25,20 +25,21 @@ struct HttpResult {
 };
 
 /// One HTTP/1.1 request on a fresh connection to 127.0.0.1:port.
-HttpResult http_request(int port, const std::string& method, const std::string& target, const std::string& body = "",
+HttpResult http_request(int port, const std::string& method, const std::string& target,
+                        const std::string& body = "",
                         const std::map<std::string, std::string>& headers = {},
                         std::chrono::milliseconds timeout = std::chrono::seconds(40));
 
 struct ApiOptions {
-    std::string redis_url;     ///< empty: the fixture's
-    std::string database_url;  ///< empty: the fixture's
-    std::string key_prefix;    ///< empty: a unique one
+    std::string redis_url;                   ///< empty: the fixture's
+    std::string database_url;                ///< empty: the fixture's
+    std::string key_prefix;                  ///< empty: a unique one
     std::map<std::string, std::string> env;  ///< extra environment (INTERNAL_SERVICE_TOKEN, ...)
     bool wait_ready = true;
 };
 
 class ApiProcess {
-public:
+  public:
     explicit ApiProcess(ApiOptions options = {});
     ~ApiProcess();  ///< SIGTERM, then SIGKILL after 5 s
     ApiProcess(const ApiProcess&) = delete;
@@ -51,17 +52,19 @@ public:
     std::string log() const;
 
     /// A request with `Authorization: Bearer <token>` when token is not empty.
-    HttpResult call(const std::string& method, const std::string& target, const std::string& body = "",
-                    const std::string& token = "", std::map<std::string, std::string> headers = {}) const;
-    HttpResult call_json(const std::string& method, const std::string& target, const nlohmann::json& body,
-                         const std::string& token, std::map<std::string, std::string> headers = {}) const;
+    HttpResult call(const std::string& method, const std::string& target,
+                    const std::string& body = "", const std::string& token = "",
+                    std::map<std::string, std::string> headers = {}) const;
+    HttpResult call_json(const std::string& method, const std::string& target,
+                         const nlohmann::json& body, const std::string& token,
+                         std::map<std::string, std::string> headers = {}) const;
 
     /// Sends SIGTERM and waits; returns the exit status (or -signal).
     int terminate(std::chrono::milliseconds wait = std::chrono::seconds(40));
     /// Has it exited? (non-blocking)
     bool running();
 
-private:
+  private:
     pid_t pid_ = -1;
     int port_ = 0;
     int exit_status_ = 0;
@@ -70,7 +73,8 @@ private:
 };
 
 /// `mqctl token create` for `tenant`; returns the secret.
-std::string create_token(const std::string& tenant, const std::string& role, const std::string& principal);
+std::string create_token(const std::string& tenant, const std::string& role,
+                         const std::string& principal);
 
 /// The start of most API tests: a tenant of its own, an mq-api process and a
 /// tenant-admin token (principal "ops") of that tenant.

@@ -7,7 +7,5 @@
 // -> direct_exec -> libpq PQmakeEmptyPGresult, never PQclear'ed. The tests that take
 // PostgreSQL away (DROP DATABASE ... WITH (FORCE)) hit it; it is libpqxx's, not ours, and
 // bounded (one result per broken connection). Only leaks allocated under libpqxx match.
-extern "C" const char* __lsan_default_suppressions() {
-    return "leak:libpqxx-6.4.so\n";
-}
+extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx-6.4.so\n"; }
 #endif

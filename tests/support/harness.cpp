@@ -1,7 +1,7 @@
 #include "harness.hpp"
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,8 +103,7 @@ int dead_port() {
     return port;
 }
 
-RedisScope::RedisScope()
-    : prefix_(unique_name("test") + ":"), redis_(connect()) {}
+RedisScope::RedisScope() : prefix_(unique_name("test") + ":"), redis_(connect()) {}
 
 std::unique_ptr<mq::redis::Connection> RedisScope::connect() const {
     return std::make_unique<mq::redis::Connection>(mq::redis::parse_url(services().redis_url));

@@ -36,7 +36,7 @@ int dead_port();
 /// A Redis connection plus a unique key prefix; every key under the prefix is removed
 /// when the scope ends.
 class RedisScope {
-public:
+  public:
     RedisScope();
     ~RedisScope();
     mq::redis::Connection& redis() { return *redis_; }
@@ -47,7 +47,7 @@ public:
     /// Every key under the prefix.
     std::vector<std::string> all_keys();
 
-private:
+  private:
     std::string prefix_;
     std::unique_ptr<mq::redis::Connection> redis_;
 };
@@ -58,7 +58,7 @@ std::set<std::string> group_names(mq::redis::Connection& redis, const std::strin
 /// A tenant of its own in the migrated test database; its queues and the tenant row are
 /// removed when the scope ends.
 class TenantScope {
-public:
+  public:
     TenantScope();
     ~TenantScope();
     mq::pg::Database& db() { return *db_; }
@@ -67,7 +67,7 @@ public:
     /// Runs SQL directly (for arranging rows a test needs, e.g. a subscription).
     void exec(const std::string& sql);
 
-private:
+  private:
     std::string tenant_;
     std::unique_ptr<mq::pg::Database> db_;
     std::unique_ptr<mq::Catalog> catalog_;

@@ -23,8 +23,8 @@ namespace mqtest {
 
 class MqctlShell {
   public:
-    Run run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
-            const std::string& input = {}) {
+    Run run(const std::vector<std::string>& args,
+            const std::map<std::string, std::string>& env = {}, const std::string& input = {}) {
         std::vector<std::string> argv{"--tenant", tenant(), "--key-prefix", redis_.prefix()};
         argv.insert(argv.end(), args.begin(), args.end());
         return mqctl(argv, env, input);
@@ -49,8 +49,12 @@ class MqctlShell {
     RedisScope& redis() { return redis_; }
     mq::Queue queue(const std::string& name) { return tenant_.catalog().get_queue(tenant(), name); }
 
-    std::string stream(const std::string& queue, int p) const { return redis_.keys().stream(tenant(), queue, p); }
-    std::string delayed(const std::string& queue, int p) const { return redis_.keys().delayed(tenant(), queue, p); }
+    std::string stream(const std::string& queue, int p) const {
+        return redis_.keys().stream(tenant(), queue, p);
+    }
+    std::string delayed(const std::string& queue, int p) const {
+        return redis_.keys().delayed(tenant(), queue, p);
+    }
     std::int64_t xlen(const std::string& queue, int p) {
         return redis_.redis().command({"XLEN", stream(queue, p)}).as_integer();
     }

@@ -40,8 +40,9 @@ std::string printable(std::string_view text);
 /// Root of every mq failure. `what()` is safe to show a client or operator; it never
 /// contains SQL, other tenants' keys or stack traces.
 class Error : public std::runtime_error {
-public:
-    Error(ErrorCode code, const std::string& message, nlohmann::json details = nlohmann::json::object(),
+  public:
+    Error(ErrorCode code, const std::string& message,
+          nlohmann::json details = nlohmann::json::object(),
           std::optional<int> retry_after_s = std::nullopt)
         : std::runtime_error(message),
           code_(code),
@@ -55,7 +56,7 @@ public:
     /// {"error":{"code":..,"message":..,"details":..,"retryAfter":..}}
     nlohmann::json to_json() const;
 
-private:
+  private:
     ErrorCode code_;
     nlohmann::json details_;
     std::optional<int> retry_after_s_;
@@ -63,14 +64,14 @@ private:
 
 /// Redis or PostgreSQL cannot be reached or answered with an I/O failure.
 class BackendUnavailable : public Error {
-public:
+  public:
     explicit BackendUnavailable(const std::string& message)
         : Error(ErrorCode::kBackendUnavailable, message) {}
 };
 
 /// Bad input from the user: names, durations, JSON, sizes.
 class ValidationError : public Error {
-public:
+  public:
     explicit ValidationError(const std::string& message,
                              nlohmann::json details = nlohmann::json::object())
         : Error(ErrorCode::kValidation, message, std::move(details)) {}

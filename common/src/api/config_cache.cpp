@@ -34,7 +34,9 @@ struct ConfigCache::Listener {
     struct Receiver : pqxx::notification_receiver {
         Receiver(pqxx::connection_base& c, ConfigCache& cache)
             : pqxx::notification_receiver(c, kChannel), cache_(cache) {}
-        void operator()(const std::string& payload, int) override { cache_.handle_payload(payload); }
+        void operator()(const std::string& payload, int) override {
+            cache_.handle_payload(payload);
+        }
         ConfigCache& cache_;
     };
 
@@ -47,8 +49,8 @@ struct ConfigCache::Listener {
             conn.reset();
             std::string detail = e.what();
             if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
-            throw BackendUnavailable("cannot LISTEN on PostgreSQL at " + pg::describe_url(url) + " (" + detail +
-                                     "); is it running? set DATABASE_URL");
+            throw BackendUnavailable("cannot LISTEN on PostgreSQL at " + pg::describe_url(url) +
+                                     " (" + detail + "); is it running? set DATABASE_URL");
         }
     }
     ~Listener() {
@@ -89,7 +91,8 @@ void ConfigCache::start() {
 
 // ---- reads ------------------------------------------------------------------------------
 
-std::shared_ptr<const Queue> ConfigCache::queue(const std::string& tenant, const std::string& name) const {
+std::shared_ptr<const Queue> ConfigCache::queue(const std::string& tenant,
+                                                const std::string& name) const {
     std::shared_lock lock(mu_);
     auto t = tenants_.find(tenant);
     if (t == tenants_.end()) return nullptr;
@@ -128,7 +131,8 @@ std::shared_ptr<const Subscription> ConfigCache::subscription(const std::string&
     return s == t->second->subscriptions.end() ? nullptr : s->second;
 }
 
-std::vector<std::shared_ptr<const Subscription>> ConfigCache::subscriptions(const std::string& tenant) const {
+std::vector<std::shared_ptr<const Subscription>> ConfigCache::subscriptions(
+    const std::string& tenant) const {
     std::vector<std::shared_ptr<const Subscription>> out;
     {
         std::shared_lock lock(mu_);
@@ -156,7 +160,8 @@ void ConfigCache::reload_tenant(const std::string& tenant) {
         }
         for (auto& s : subs.list_all({tenant})) {
             std::string id = lower(s.id);
-            config->subscriptions.emplace(std::move(id), std::make_shared<const Subscription>(std::move(s)));
+            config->subscriptions.emplace(std::move(id),
+                                          std::make_shared<const Subscription>(std::move(s)));
         }
         std::unique_lock lock(mu_);
         if (config->queues.empty() && config->subscriptions.empty())
@@ -184,7 +189,8 @@ std::vector<std::string> ConfigCache::load_all() {
         auto& config = fresh[s.tenant];
         if (!config) config = std::make_shared<TenantConfig>();
         std::string id = lower(s.id);
-        config->subscriptions.emplace(std::move(id), std::make_shared<const Subscription>(std::move(s)));
+        config->subscriptions.emplace(std::move(id),
+                                      std::make_shared<const Subscription>(std::move(s)));
     }
     std::set<std::string> touched;
     std::unique_lock lock(mu_);
@@ -220,7 +226,8 @@ void ConfigCache::notify_changed(const std::vector<std::string>& tenants) {
         try {
             cb(t);
         } catch (const std::exception& e) {
-            spdlog::error("config cache: on_changed callback for tenant {} failed: {}", t, e.what());
+            spdlog::error("config cache: on_changed callback for tenant {} failed: {}", t,
+                          e.what());
         }
     }
 }
@@ -250,11 +257,13 @@ void ConfigCache::handle_payload(const std::string& payload) {
             pending_tokens_ = true;
         } else if (table == "message_topics" || table == "message_subscriptions") {
             std::string tenant = j.at("tenant").get<std::string>();
-            if (std::find(pending_tenants_.begin(), pending_tenants_.end(), tenant) == pending_tenants_.end())
+            if (std::find(pending_tenants_.begin(), pending_tenants_.end(), tenant) ==
+                pending_tenants_.end())
                 pending_tenants_.push_back(tenant);
         }
     } catch (const std::exception&) {
-        spdlog::warn("config cache: ignoring malformed notification on {}: {}", kChannel, printable(payload));
+        spdlog::warn("config cache: ignoring malformed notification on {}: {}", kChannel,
+                     printable(payload));
     }
 }
 
@@ -270,7 +279,8 @@ void ConfigCache::listen_loop() {
                 spdlog::info("config cache: listening on {} again", kChannel);
             }
             backoff = std::chrono::milliseconds(50);
-            run_listener(*listener, reconnected);  // returns when stopping; throws when the connection drops
+            run_listener(*listener,
+                         reconnected);  // returns when stopping; throws when the connection drops
         } catch (const std::exception& e) {
             if (listening_) spdlog::warn("config cache: LISTEN connection lost: {}", e.what());
         }
@@ -280,7 +290,9 @@ void ConfigCache::listen_loop() {
         if (stop_) break;
         std::unique_lock lock(stop_mu_);
         stop_cv_.wait_for(lock, backoff, [this] { return stop_.load(); });
-        backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxReconnectBackoff));
+        backoff =
+            std::min(backoff * 2,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(kMaxReconnectBackoff));
     }
     listening_ = false;
 }
@@ -304,7 +316,8 @@ void ConfigCache::run_listener(Listener& listener, bool after_reconnect) {
                 if (tokens_after_full) notify_tokens();
                 tokens_after_full = false;
             } catch (const std::exception& e) {
-                if (!load_failing) spdlog::error("config cache: full reload failed (will retry): {}", e.what());
+                if (!load_failing)
+                    spdlog::error("config cache: full reload failed (will retry): {}", e.what());
                 load_failing = true;
             }
         }
@@ -321,7 +334,8 @@ void ConfigCache::run_listener(Listener& listener, bool after_reconnect) {
                 try {
                     reload_tenant(t);
                 } catch (const std::exception& e) {
-                    spdlog::error("config cache: reloading tenant {} failed (full reload next): {}", t, e.what());
+                    spdlog::error("config cache: reloading tenant {} failed (full reload next): {}",
+                                  t, e.what());
                     need_full = true;
                 }
             }

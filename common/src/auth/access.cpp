@@ -22,15 +22,15 @@ struct MatrixRow {
 // clang-format off: a table reads better aligned
 constexpr std::array<MatrixRow, kActions> kMatrix{{
     //                                                         admin  t-admin producer consumer
-    {Action::kReadQueues, "read-queues",                     {true,  true,   true,    true}},
-    {Action::kManageQueues, "manage-queues",                 {true,  true,   false,   false}},
-    {Action::kPublish, "publish",                            {true,  true,   true,    false}},
-    {Action::kReadSubscriptions, "read-subscriptions",       {true,  true,   false,   true}},
-    {Action::kManageSubscriptions, "manage-subscriptions",   {true,  true,   false,   false}},
-    {Action::kConsume, "consume",                            {true,  true,   false,   true}},
-    {Action::kMonitor, "monitor",                            {true,  true,   true,    true}},
-    {Action::kMonitorAll, "monitor-all",                     {true,  false,  false,   false}},
-    {Action::kManageDeadLetters, "manage-dead-letters",      {true,  true,   false,   false}},
+    {Action::kReadQueues, "read-queues", {true, true, true, true}},
+    {Action::kManageQueues, "manage-queues", {true, true, false, false}},
+    {Action::kPublish, "publish", {true, true, true, false}},
+    {Action::kReadSubscriptions, "read-subscriptions", {true, true, false, true}},
+    {Action::kManageSubscriptions, "manage-subscriptions", {true, true, false, false}},
+    {Action::kConsume, "consume", {true, true, false, true}},
+    {Action::kMonitor, "monitor", {true, true, true, true}},
+    {Action::kMonitorAll, "monitor-all", {true, false, false, false}},
+    {Action::kManageDeadLetters, "manage-dead-letters", {true, true, false, false}},
 }};
 // clang-format on
 
@@ -44,7 +44,8 @@ bool listed(const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) != names.end();
 }
 
-Error not_allowed(const Principal& p, const Queue& q, std::string_view verb, std::string_view list) {
+Error not_allowed(const Principal& p, const Queue& q, std::string_view verb,
+                  std::string_view list) {
     return Error(ErrorCode::kForbidden,
                  "principal '" + p.name + "' may not " + std::string(verb) + " queue '" + q.name +
                      "': it is not in the queue's " + std::string(list),
@@ -86,11 +87,13 @@ void authorize_consume(const Principal& principal, const Queue& queue) {
         if (!queue.is_public) throw queue_not_found(principal.tenant, queue.name);
         // The owner's list names other tenants' principals as "<tenant>/<principal>"; no
         // role of another tenant bypasses it (its admin is not the owner's admin).
-        if (queue.allowed_consumers.empty() || listed(queue.allowed_consumers, foreign_principal_entry(principal)))
+        if (queue.allowed_consumers.empty() ||
+            listed(queue.allowed_consumers, foreign_principal_entry(principal)))
             return;
         throw Error(ErrorCode::kForbidden,
-                    "principal '" + principal.name + "' of tenant '" + principal.tenant + "' may not consume from queue '" +
-                        queue.name + "': the queue's allowed_consumers does not list '" +
+                    "principal '" + principal.name + "' of tenant '" + principal.tenant +
+                        "' may not consume from queue '" + queue.name +
+                        "': the queue's allowed_consumers does not list '" +
                         foreign_principal_entry(principal) + "'",
                     {{"queue", queue.name}, {"principal", principal.name}});
     }

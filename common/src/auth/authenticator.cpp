@@ -31,11 +31,13 @@ std::optional<Principal> Authenticator::authenticate(std::string_view secret) {
             if (now < e.fresh_until) return e.principal;
             // Past its ttl, a positive answer for a token that cannot expire is served
             // while the background thread asks PostgreSQL (once per hash at a time).
-            if (e.principal && e.principal->expires_in_ms < 0 && now < e.fresh_until + refresh_window_) {
+            if (e.principal && e.principal->expires_in_ms < 0 &&
+                now < e.fresh_until + refresh_window_) {
                 if (!e.refreshing && now >= e.retry_at) {
                     e.refreshing = true;
                     refresh_queue_.emplace_back(hash, std::string(secret));
-                    if (!refresher_.joinable()) refresher_ = std::thread([this] { refresh_loop(); });
+                    if (!refresher_.joinable())
+                        refresher_ = std::thread([this] { refresh_loop(); });
                     refresh_cv_.notify_one();
                 }
                 return e.principal;
@@ -81,7 +83,8 @@ void Authenticator::remember(const std::string& hash, const std::optional<Princi
     // A positive answer is remembered no longer than the token has left to live.
     auto fresh_until = Clock::now() + ttl_;
     if (principal && principal->expires_in_ms >= 0)
-        fresh_until = std::min(fresh_until, Clock::now() + std::chrono::milliseconds(principal->expires_in_ms));
+        fresh_until = std::min(fresh_until,
+                               Clock::now() + std::chrono::milliseconds(principal->expires_in_ms));
     entries_[hash] = Entry{principal, fresh_until};
 }
 
@@ -101,7 +104,9 @@ void Authenticator::refresh_loop() {
             principal = store_.authenticate(secret);
             answered = true;
         } catch (const std::exception& e) {
-            spdlog::debug("token cache: refreshing a token failed (the remembered answer stays): {}", e.what());
+            spdlog::debug(
+                "token cache: refreshing a token failed (the remembered answer stays): {}",
+                e.what());
         }
         lock.lock();
         if (answered) {

@@ -31,7 +31,8 @@ std::chrono::steady_clock::time_point PublishQuota::now() const {
 
 void PublishQuota::set_rate(const std::string& tenant, std::optional<double> rate_per_s) {
     if (rate_per_s && !(*rate_per_s > 0))
-        throw ValidationError("publish rate of tenant '" + tenant + "' must be above 0 messages per second");
+        throw ValidationError("publish rate of tenant '" + tenant +
+                              "' must be above 0 messages per second");
     std::lock_guard lock(mutex_);
     if (rate_per_s)
         rates_[tenant] = *rate_per_s;
@@ -96,17 +97,21 @@ std::map<std::string, std::optional<double>> load_tenant_rates(pg::Database& db)
     });
 }
 
-void set_tenant_publish_rate(pg::Database& db, const std::string& tenant, std::optional<int> rate_per_s) {
+void set_tenant_publish_rate(pg::Database& db, const std::string& tenant,
+                             std::optional<int> rate_per_s) {
     validate_name("tenant", tenant);
     if (rate_per_s && *rate_per_s <= 0)
-        throw ValidationError("publish rate must be a whole number of messages per second above 0, or 'none'",
-                              {{"field", "publish_rate_limit"}});
-    bool updated = db.transact(
-        [&](pqxx::work& tx) { return db.exec(tx, kSetTenantRate, tenant, rate_per_s).affected_rows() == 1; });
+        throw ValidationError(
+            "publish rate must be a whole number of messages per second above 0, or 'none'",
+            {{"field", "publish_rate_limit"}});
+    bool updated = db.transact([&](pqxx::work& tx) {
+        return db.exec(tx, kSetTenantRate, tenant, rate_per_s).affected_rows() == 1;
+    });
     if (!updated)
-        throw Error(ErrorCode::kNotFound,
-                    "tenant '" + tenant + "' does not exist; create it with: mqctl tenant create " + tenant,
-                    {{"tenant", tenant}});
+        throw Error(
+            ErrorCode::kNotFound,
+            "tenant '" + tenant + "' does not exist; create it with: mqctl tenant create " + tenant,
+            {{"tenant", tenant}});
 }
 
 }  // namespace mq

@@ -15,7 +15,7 @@ namespace mq {
 namespace {
 
 #define MQ_TOKEN_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-#define MQ_TOKEN_COLUMNS                                                                     \
+#define MQ_TOKEN_COLUMNS \
     "id::text, tenant_id, token_prefix, role, principal, description, " MQ_TOKEN_TS(         \
         "created_at") ", " MQ_TOKEN_TS("last_used_at") ", " MQ_TOKEN_TS("expires_at") ", " \
         MQ_TOKEN_TS("revoked_at")
@@ -52,7 +52,8 @@ const pg::Statement kAuthenticate{
     "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute', "
     "CASE WHEN t.expires_at IS NULL THEN -1 "
     "ELSE GREATEST(0, (extract(epoch FROM t.expires_at - now()) * 1000)::bigint) END "
-    "FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id WHERE t.token_hash = decode($1, 'hex')"};
+    "FROM api_tokens t JOIN tenants n ON n.id = t.tenant_id WHERE t.token_hash = decode($1, "
+    "'hex')"};
 // Conditional so concurrent API processes write it at most once a minute per token.
 const pg::Statement kTouchToken{
     "mq_token_touch",
@@ -66,7 +67,9 @@ bool looks_like_secret(std::string_view secret) {
     return true;
 }
 
-std::string nullable(const pqxx::field& f) { return f.is_null() ? std::string() : f.as<std::string>(); }
+std::string nullable(const pqxx::field& f) {
+    return f.is_null() ? std::string() : f.as<std::string>();
+}
 
 TokenInfo info_from_row(const pqxx::row& r) {
     TokenInfo t;
@@ -84,9 +87,10 @@ TokenInfo info_from_row(const pqxx::row& r) {
 }
 
 Error tenant_not_found(const std::string& tenant) {
-    return Error(ErrorCode::kNotFound,
-                 "tenant '" + tenant + "' does not exist; create it with: mqctl tenant create " + tenant,
-                 {{"tenant", tenant}});
+    return Error(
+        ErrorCode::kNotFound,
+        "tenant '" + tenant + "' does not exist; create it with: mqctl tenant create " + tenant,
+        {{"tenant", tenant}});
 }
 
 void require_tenant(pg::Database& db, pqxx::work& tx, const std::string& tenant) {
@@ -97,10 +101,14 @@ void require_tenant(pg::Database& db, pqxx::work& tx, const std::string& tenant)
 
 std::string_view role_name(Role role) {
     switch (role) {
-        case Role::kAdmin: return "admin";
-        case Role::kTenantAdmin: return "tenant-admin";
-        case Role::kProducer: return "producer";
-        case Role::kConsumer: return "consumer";
+        case Role::kAdmin:
+            return "admin";
+        case Role::kTenantAdmin:
+            return "tenant-admin";
+        case Role::kProducer:
+            return "producer";
+        case Role::kConsumer:
+            return "consumer";
     }
     return "consumer";
 }
@@ -112,7 +120,9 @@ std::optional<Role> parse_role(std::string_view name) {
 }
 
 nlohmann::json to_json(const TokenInfo& info) {
-    auto ts = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
+    auto ts = [](const std::string& s) {
+        return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+    };
     return {{"id", info.id},
             {"tenant", info.tenant},
             {"prefix", info.prefix},
@@ -138,9 +148,9 @@ void validate_principal(std::string_view principal) {
                                       "' may hold printable ASCII characters except ','",
                                   {{"field", "principal"}});
     if (principal.front() == ' ' || principal.back() == ' ')
-        throw ValidationError("principal '" + printable(principal) +
-                                  "' must not start or end with a space",
-                              {{"field", "principal"}});
+        throw ValidationError(
+            "principal '" + printable(principal) + "' must not start or end with a space",
+            {{"field", "principal"}});
 }
 
 CreatedToken TokenStore::create(const std::string& tenant, Role role, const std::string& principal,
@@ -149,15 +159,16 @@ CreatedToken TokenStore::create(const std::string& tenant, Role role, const std:
     validate_name("tenant", tenant);
     validate_principal(principal);
     if (description.size() > kMaxDescriptionLength)
-        throw ValidationError("description is longer than " + std::to_string(kMaxDescriptionLength) +
-                                  " bytes",
-                              {{"field", "description"}});
+        throw ValidationError(
+            "description is longer than " + std::to_string(kMaxDescriptionLength) + " bytes",
+            {{"field", "description"}});
     if (ttl && ttl->count() < 1)
         throw ValidationError("token ttl must be at least one second", {{"field", "ttl"}});
 
     std::array<unsigned char, 32> random{};
     if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1)
-        throw Error(ErrorCode::kInternal, "cannot draw random bytes for a token (OpenSSL RAND_bytes)");
+        throw Error(ErrorCode::kInternal,
+                    "cannot draw random bytes for a token (OpenSSL RAND_bytes)");
     CreatedToken out;
     out.secret = "mq_" + codec::base64url_encode(std::string_view(
                              reinterpret_cast<const char*>(random.data()), random.size()));
@@ -168,9 +179,9 @@ CreatedToken TokenStore::create(const std::string& tenant, Role role, const std:
 
     out.info = db_.transact([&](pqxx::work& tx) {
         require_tenant(db_, tx, tenant);
-        auto rows = db_.exec(tx, kInsertToken, tenant, hash_hex,
-                             out.secret.substr(0, kTokenPrefixLength), std::string(role_name(role)),
-                             principal, description, ttl_s);
+        auto rows =
+            db_.exec(tx, kInsertToken, tenant, hash_hex, out.secret.substr(0, kTokenPrefixLength),
+                     std::string(role_name(role)), principal, description, ttl_s);
         return info_from_row(rows[0]);
     });
     return out;
@@ -197,16 +208,18 @@ TokenInfo TokenStore::revoke(const std::string& tenant, const std::string& id_or
     return db_.transact([&](pqxx::work& tx) {
         require_tenant(db_, tx, tenant);
         auto found = db_.exec(tx, kFindTokens, tenant, id_or_prefix, hash_hex);
-        std::string shown = looks_like_secret(id_or_prefix) ? id_or_prefix.substr(0, kTokenPrefixLength) + "..."
-                                                            : printable(id_or_prefix);
+        std::string shown = looks_like_secret(id_or_prefix)
+                                ? id_or_prefix.substr(0, kTokenPrefixLength) + "..."
+                                : printable(id_or_prefix);
         if (found.empty())
             throw Error(ErrorCode::kNotFound,
                         "token '" + shown + "' not found in tenant '" + tenant +
                             "'; list tokens with: mqctl token list --all",
                         {{"token", shown}});
         if (found.size() > 1)
-            throw ValidationError("prefix '" + shown + "' matches several tokens; give the token id",
-                                  {{"token", shown}});
+            throw ValidationError(
+                "prefix '" + shown + "' matches several tokens; give the token id",
+                {{"token", shown}});
         std::string id = found[0][0].as<std::string>();
         db_.exec(tx, kRevokeToken, id);
         return info_from_row(db_.exec(tx, kGetToken, id)[0]);
@@ -246,9 +259,11 @@ std::optional<Principal> TokenStore::authenticate(std::string_view secret) {
     if (!found || !found->valid) return std::nullopt;
     if (found->stale) {
         try {
-            db_.transact([&](pqxx::work& tx) { db_.exec(tx, kTouchToken, found->principal.token_id); });
+            db_.transact(
+                [&](pqxx::work& tx) { db_.exec(tx, kTouchToken, found->principal.token_id); });
         } catch (const std::exception& e) {
-            spdlog::warn("could not record last use of token {}: {}", found->principal.token_id, e.what());
+            spdlog::warn("could not record last use of token {}: {}", found->principal.token_id,
+                         e.what());
         }
     }
     return found->principal;

@@ -2,15 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
-
-#include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "mq/error.hpp"
 
@@ -21,9 +20,12 @@ namespace {
 std::string escape_pointer(const std::string& key) {
     std::string out;
     for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -38,8 +40,10 @@ nlohmann::json scalar(const YAML::Node& n) {
     std::size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
     bool digits = i < s.size(), dot = false;
     for (std::size_t j = i; j < s.size(); ++j) {
-        if (s[j] == '.' && !dot) dot = true;
-        else if (s[j] < '0' || s[j] > '9') digits = false;
+        if (s[j] == '.' && !dot)
+            dot = true;
+        else if (s[j] < '0' || s[j] > '9')
+            digits = false;
     }
     if (digits) {
         try {
@@ -58,21 +62,25 @@ nlohmann::json convert(const YAML::Node& n, const std::string& pointer, YamlDocu
             nlohmann::json obj = nlohmann::json::object();
             for (const auto& kv : n) {
                 if (!kv.first.IsScalar())
-                    throw ValidationError(doc.file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                    throw ValidationError(doc.file + ":" +
+                                          std::to_string(kv.first.Mark().line + 1) +
                                           ": keys must be plain words");
                 std::string key = kv.first.Scalar();
                 if (obj.contains(key))
-                    throw ValidationError(doc.file + ":" + std::to_string(kv.first.Mark().line + 1) +
+                    throw ValidationError(doc.file + ":" +
+                                          std::to_string(kv.first.Mark().line + 1) +
                                           ": duplicate key '" + key + "'");
                 obj[key] = convert(kv.second, pointer + "/" + escape_pointer(key), doc);
-                if (kv.second.Mark().line < 0) doc.lines[pointer + "/" + escape_pointer(key)] = kv.first.Mark().line + 1;
+                if (kv.second.Mark().line < 0)
+                    doc.lines[pointer + "/" + escape_pointer(key)] = kv.first.Mark().line + 1;
             }
             return obj;
         }
         case YAML::NodeType::Sequence: {
             nlohmann::json arr = nlohmann::json::array();
             std::size_t i = 0;
-            for (const auto& item : n) arr.push_back(convert(item, pointer + "/" + std::to_string(i++), doc));
+            for (const auto& item : n)
+                arr.push_back(convert(item, pointer + "/" + std::to_string(i++), doc));
             return arr;
         }
         case YAML::NodeType::Scalar:
@@ -87,7 +95,8 @@ nlohmann::json convert(const YAML::Node& n, const std::string& pointer, YamlDocu
 std::string YamlDocument::where(const std::string& pointer) const {
     std::string p = pointer;
     for (;;) {
-        if (auto it = lines.find(p); it != lines.end()) return file + ":" + std::to_string(it->second);
+        if (auto it = lines.find(p); it != lines.end())
+            return file + ":" + std::to_string(it->second);
         if (p.empty()) return file;
         p = p.substr(0, p.rfind('/'));
     }
@@ -137,14 +146,17 @@ void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json)
         for (const auto& part : err.context) {
             if (part == "<root>") continue;
             // "[name]" or "[0]"
-            std::string inner = part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
-            if (inner.size() >= 2 && inner.front() == '"') inner = inner.substr(1, inner.size() - 2);
+            std::string inner =
+                part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
+            if (inner.size() >= 2 && inner.front() == '"')
+                inner = inner.substr(1, inner.size() - 2);
             pointer += "/" + escape_pointer(inner);
         }
         found.push_back({pointer, err.description});
     }
     std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-        return std::count(a.pointer.begin(), a.pointer.end(), '/') > std::count(b.pointer.begin(), b.pointer.end(), '/');
+        return std::count(a.pointer.begin(), a.pointer.end(), '/') >
+               std::count(b.pointer.begin(), b.pointer.end(), '/');
     });
     nlohmann::json errors = nlohmann::json::array();
     for (std::size_t i = 0; i < found.size() && i < 10; ++i)
@@ -152,8 +164,8 @@ void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json)
                           {"field", found[i].pointer.empty() ? "/" : found[i].pointer},
                           {"error", found[i].message}});
     const auto& first = found.front();
-    throw ValidationError(doc.where(first.pointer) + ": " + (first.pointer.empty() ? "/" : first.pointer) + ": " +
-                              first.message,
+    throw ValidationError(doc.where(first.pointer) + ": " +
+                              (first.pointer.empty() ? "/" : first.pointer) + ": " + first.message,
                           {{"errors", errors}});
 }
 

@@ -1,6 +1,5 @@
 #include "mq/consume/dead_letter_archive.hpp"
 
-
 #include <charconv>
 
 #include "mq/consume/consumer.hpp"
@@ -29,7 +28,6 @@ const pg::Statement kPurgeArchived{
     "mq_purge_archived_dead_letters",
     "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters "
     "WHERE dead_at < now() - $1::bigint * interval '1 millisecond' ORDER BY dead_at LIMIT $2)"};
-
 
 struct Row {
     std::string stream_id;
@@ -87,9 +85,9 @@ std::int64_t DeadLetterArchiver::archive(const Queue& q, int batch) {
                     if (dead_ms == 0) dead_ms = to_int(row.stream_id);
                     n += db_.exec(tx, kInsertDeadLetter, q.tenant, q.name, row.get("dls"), p,
                                   row.get("id"), row.stream_id, row.get("k"), row.get("h"),
-                                  codec::base64_encode(row.get("p")), row.get("dlr"), row.get("dle"),
-                                  static_cast<int>(to_int(row.get("dla"))), to_int(row.get("t")),
-                                  dead_ms)
+                                  codec::base64_encode(row.get("p")), row.get("dlr"),
+                                  row.get("dle"), static_cast<int>(to_int(row.get("dla"))),
+                                  to_int(row.get("t")), dead_ms)
                              .affected_rows();
                 }
                 return n;

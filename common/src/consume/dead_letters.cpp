@@ -22,13 +22,20 @@ DeadLetter from_entry(int partition, const redis::Reply& entry) {
     for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
         const std::string& f = kv[i].str;
         const std::string& v = kv[i + 1].str;
-        if (f == "dlr") d.reason = v;
-        else if (f == "dle") d.error = v;
-        else if (f == "dla") std::from_chars(v.data(), v.data() + v.size(), d.attempts);
-        else if (f == "dls") d.subscription = v;
-        else if (f == "dlo") d.original_stream_id = v;
-        else if (f == "dlt") std::from_chars(v.data(), v.data() + v.size(), d.dead_ms);
-        else fields.emplace_back(f, v);
+        if (f == "dlr")
+            d.reason = v;
+        else if (f == "dle")
+            d.error = v;
+        else if (f == "dla")
+            std::from_chars(v.data(), v.data() + v.size(), d.attempts);
+        else if (f == "dls")
+            d.subscription = v;
+        else if (f == "dlo")
+            d.original_stream_id = v;
+        else if (f == "dlt")
+            std::from_chars(v.data(), v.data() + v.size(), d.dead_ms);
+        else
+            fields.emplace_back(f, v);
     }
     d.message = decode_fields(fields);
     return d;
@@ -82,8 +89,9 @@ nlohmann::json to_json(const DeadLetter& d) {
             {"partition", d.partition},
             {"message_id", d.message.id},
             {"key", d.message.key},
-            {"headers", d.message.headers_json.empty() ? nlohmann::json::object()
-                                                       : nlohmann::json::parse(d.message.headers_json, nullptr, false)},
+            {"headers", d.message.headers_json.empty()
+                            ? nlohmann::json::object()
+                            : nlohmann::json::parse(d.message.headers_json, nullptr, false)},
             {"payload", d.message.payload},
             {"content_type", d.message.content_type},
             {"subscription", d.subscription},
@@ -95,7 +103,8 @@ nlohmann::json to_json(const DeadLetter& d) {
             {"original_stream_id", d.original_stream_id}};
 }
 
-std::vector<DeadLetter> DeadLetterStore::list(const Queue& q, const std::string& subscription, std::size_t limit,
+std::vector<DeadLetter> DeadLetterStore::list(const Queue& q, const std::string& subscription,
+                                              std::size_t limit,
                                               std::optional<std::int64_t> since_ms) {
     DeadLetterFilter f;
     f.subscription = subscription;
@@ -191,8 +200,8 @@ std::vector<DeadLetter> DeadLetterStore::select(const Queue& q, const DeadLetter
 std::optional<DeadLetter> DeadLetterStore::find(const Queue& q, const std::string& handle) {
     EntryRef ref = parse_entry_ref(handle, "mqctl dlq list");
     if (ref.partition >= q.partition_count) return std::nullopt;
-    auto r = redis_.command({"XRANGE", keys_.dead_letters(q.tenant, q.name, ref.partition), ref.stream_id,
-                             ref.stream_id});
+    auto r = redis_.command({"XRANGE", keys_.dead_letters(q.tenant, q.name, ref.partition),
+                             ref.stream_id, ref.stream_id});
     if (r.elements.empty()) return std::nullopt;
     return from_entry(ref.partition, r.elements[0]);
 }
@@ -353,7 +362,8 @@ std::int64_t DeadLetterStore::purge(const Queue& q, std::optional<std::int64_t> 
             redis_.command({"DEL", key});
         } else {
             // XTRIM MINID keeps entries at or after the cutoff.
-            removed += redis_.command({"XTRIM", key, "MINID", std::to_string(*before_ms)}).as_integer();
+            removed +=
+                redis_.command({"XTRIM", key, "MINID", std::to_string(*before_ms)}).as_integer();
         }
     }
     return removed;

@@ -10,11 +10,13 @@ namespace mq {
 EntryRef parse_entry_ref(std::string_view text, std::string_view listed_by) {
     auto bad = [&]() {
         return ValidationError("invalid entry id '" + printable(text) + "': use the ID column of " +
-                                   std::string(listed_by) + " (partition:stream-id, e.g. 0:1700000000000-0)",
+                                   std::string(listed_by) +
+                                   " (partition:stream-id, e.g. 0:1700000000000-0)",
                                {{"id", printable(text)}});
     };
     auto all_digits = [](std::string_view s) {
-        return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     auto colon = text.find(':');
     if (colon == std::string_view::npos || colon == 0) throw bad();
@@ -24,7 +26,8 @@ EntryRef parse_entry_ref(std::string_view text, std::string_view listed_by) {
     if (ec != std::errc() || ptr != text.data() + colon || r.partition < 0) throw bad();
     std::string_view sid = text.substr(colon + 1);
     auto dash = sid.find('-');
-    if (!all_digits(sid.substr(0, dash)) || (dash != std::string_view::npos && !all_digits(sid.substr(dash + 1))))
+    if (!all_digits(sid.substr(0, dash)) ||
+        (dash != std::string_view::npos && !all_digits(sid.substr(dash + 1))))
         throw bad();
     r.stream_id = std::string(sid);
     if (dash == std::string_view::npos) r.stream_id += "-0";

@@ -30,7 +30,8 @@ unsigned next_start_partition(const Queue& q, const Subscription& sub) {
 // ---- receipts ---------------------------------------------------------------------------
 
 void require_key(std::string_view key) {
-    if (key.empty()) throw Error(ErrorCode::kInternal, "the pull receipt key is empty; configure one");
+    if (key.empty())
+        throw Error(ErrorCode::kInternal, "the pull receipt key is empty; configure one");
 }
 
 [[noreturn]] void invalid_receipt() {
@@ -48,7 +49,8 @@ bool is_stream_id(std::string_view id) {
     auto dash = id.find('-');
     if (dash == std::string_view::npos) return false;
     std::int64_t n = 0;
-    return parse_number(id.substr(0, dash), INT64_MAX, n) && parse_number(id.substr(dash + 1), INT64_MAX, n);
+    return parse_number(id.substr(0, dash), INT64_MAX, n) &&
+           parse_number(id.substr(dash + 1), INT64_MAX, n);
 }
 
 // ---- settling a delivery ----------------------------------------------------------------
@@ -86,12 +88,14 @@ return 1
 
 std::string encode_receipt(const Receipt& r, std::string_view key) {
     require_key(key);
-    std::string body = std::string(kReceiptVersion) + "\n" + r.subscription_id + "\n" + std::to_string(r.partition) +
-                       "\n" + r.stream_id + "\n" + std::to_string(r.delivery_count);
+    std::string body = std::string(kReceiptVersion) + "\n" + r.subscription_id + "\n" +
+                       std::to_string(r.partition) + "\n" + r.stream_id + "\n" +
+                       std::to_string(r.delivery_count);
     return codec::base64url_encode(body + codec::hmac_sha256(key, body));
 }
 
-Receipt decode_receipt(std::string_view text, std::string_view key, const std::string& expected_subscription_id) {
+Receipt decode_receipt(std::string_view text, std::string_view key,
+                       const std::string& expected_subscription_id) {
     require_key(key);
     if (text.size() > 1024) invalid_receipt();
     std::optional<std::string> decoded = codec::base64url_decode(text);
@@ -105,7 +109,8 @@ Receipt decode_receipt(std::string_view text, std::string_view key, const std::s
     std::vector<std::string_view> parts;
     for (std::size_t from = 0;;) {
         auto nl = body.find('\n', from);
-        parts.push_back(body.substr(from, nl == std::string_view::npos ? std::string_view::npos : nl - from));
+        parts.push_back(
+            body.substr(from, nl == std::string_view::npos ? std::string_view::npos : nl - from));
         if (nl == std::string_view::npos) break;
         from = nl + 1;
     }
@@ -114,16 +119,20 @@ Receipt decode_receipt(std::string_view text, std::string_view key, const std::s
         !parse_number(parts[2], kMaxPartitions - 1, partition) || !is_stream_id(parts[3]) ||
         !parse_number(parts[4], INT32_MAX, count) || count < 1)
         invalid_receipt();
-    return Receipt{std::string(parts[1]), static_cast<int>(partition), std::string(parts[3]), static_cast<int>(count)};
+    return Receipt{std::string(parts[1]), static_cast<int>(partition), std::string(parts[3]),
+                   static_cast<int>(count)};
 }
 
 PullConsumer::PullConsumer(redis::Connection& redis, KeyLayout keys, std::string receipt_key)
-    : redis_(redis), keys_(std::move(keys)), receipt_key_(std::move(receipt_key)), groups_(redis_, keys_) {
+    : redis_(redis),
+      keys_(std::move(keys)),
+      receipt_key_(std::move(receipt_key)),
+      groups_(redis_, keys_) {
     require_key(receipt_key_);
 }
 
-std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription& sub, const std::string& consumer,
-                                              int max_messages) {
+std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription& sub,
+                                              const std::string& consumer, int max_messages) {
     if (max_messages < 1 || max_messages > kMaxPull)
         throw ValidationError("max_messages must be between 1 and " + std::to_string(kMaxPull),
                               {{"field", "max_messages"}});
@@ -135,14 +144,16 @@ std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription
     if (sub.status == "paused" || q.partition_count < 1) return out;
 
     const int partitions = q.partition_count;
-    const int first = static_cast<int>(next_start_partition(q, sub) % static_cast<unsigned>(partitions));
+    const int first =
+        static_cast<int>(next_start_partition(q, sub) % static_cast<unsigned>(partitions));
     auto take = [&](Fetched&& f) {
         if (!filter_matches(sub.filter, f.message.headers_json)) {
             groups_.ack(q, consumer_group(sub), f.partition, {f.stream_id});
             return;
         }
         PulledMessage m;
-        m.receipt = encode_receipt(Receipt{sub.id, f.partition, f.stream_id, f.delivery_count}, receipt_key_);
+        m.receipt = encode_receipt(Receipt{sub.id, f.partition, f.stream_id, f.delivery_count},
+                                   receipt_key_);
         m.lease_expires_ms = now_ms() + sub.visibility_timeout.count();
         m.fetched = std::move(f);
         out.push_back(std::move(m));
@@ -152,7 +163,8 @@ std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription
     // Due redeliveries first: they have waited longest.
     for (int i = 0; i < partitions && remaining() > 0; ++i) {
         int p = (first + i) % partitions;
-        for (auto& f : groups_.reclaim(q, sub, consumer, p, remaining()).claimed) take(std::move(f));
+        for (auto& f : groups_.reclaim(q, sub, consumer, p, remaining()).claimed)
+            take(std::move(f));
     }
     for (int i = 0; i < partitions && remaining() > 0; ++i) {
         int p = (first + i) % partitions;
@@ -168,21 +180,24 @@ std::vector<PulledMessage> PullConsumer::pull(const Queue& q, const Subscription
 }
 
 void PullConsumer::check(const Queue& q, const Subscription& sub, const Receipt& r) const {
-    if (r.subscription_id != sub.id || r.partition < 0 || r.partition >= q.partition_count || r.delivery_count < 1 ||
-        !is_stream_id(r.stream_id))
+    if (r.subscription_id != sub.id || r.partition < 0 || r.partition >= q.partition_count ||
+        r.delivery_count < 1 || !is_stream_id(r.stream_id))
         invalid_receipt();
 }
 
 std::vector<std::string> PullConsumer::settle_keys(const Queue& q, int partition) const {
-    return {keys_.stream(q.tenant, q.name, partition), keys_.retry_after(q.tenant, q.name, partition)};
+    return {keys_.stream(q.tenant, q.name, partition),
+            keys_.retry_after(q.tenant, q.name, partition)};
 }
 
-AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Receipt& r, const std::string& mode,
-                               const std::string& consumer, std::int64_t not_before_ms) {
+AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Receipt& r,
+                               const std::string& mode, const std::string& consumer,
+                               std::int64_t not_before_ms) {
     check(q, sub, r);
-    auto reply = redis_.eval(kSettle, settle_keys(q, r.partition),
-                             {mode, consumer_group(sub), r.stream_id, std::to_string(r.delivery_count), consumer,
-                              std::to_string(not_before_ms)});
+    auto reply =
+        redis_.eval(kSettle, settle_keys(q, r.partition),
+                    {mode, consumer_group(sub), r.stream_id, std::to_string(r.delivery_count),
+                     consumer, std::to_string(not_before_ms)});
     return reply.as_integer() == 1 ? AckResult::kAcked : AckResult::kLeaseLost;
 }
 
@@ -215,7 +230,8 @@ AckResult PullConsumer::extend(const Queue& q, const Subscription& sub, const Re
                                const std::string& consumer, std::int64_t* lease_expires_ms) {
     if (consumer.empty()) throw ValidationError("a consumer name is required to extend a lease");
     AckResult result = settle(q, sub, r, "extend", consumer, 0);
-    if (result == AckResult::kAcked && lease_expires_ms) *lease_expires_ms = now_ms() + sub.visibility_timeout.count();
+    if (result == AckResult::kAcked && lease_expires_ms)
+        *lease_expires_ms = now_ms() + sub.visibility_timeout.count();
     return result;
 }
 

@@ -9,12 +9,12 @@ namespace mq {
 
 namespace {
 
-#define MQ_SUB_COLUMNS                                                                         \
-    "s.id::text, s.tenant_id, t.name, s.name, s.type, s.handler_config::text, s.start_from, "  \
-    "s.max_attempts, s.initial_backoff_ms, s.max_backoff_ms, s.backoff_multiplier, "           \
-    "s.backoff_jitter, s.visibility_timeout_ms, s.dead_letter_enabled, "                       \
-    "COALESCE(s.filter::text, 'null'), s.concurrency, s.batch_size, s.rate_limit_per_s, "      \
-    "s.description, s.status, COALESCE(s.managed_by, ''), "                                    \
+#define MQ_SUB_COLUMNS                                                                        \
+    "s.id::text, s.tenant_id, t.name, s.name, s.type, s.handler_config::text, s.start_from, " \
+    "s.max_attempts, s.initial_backoff_ms, s.max_backoff_ms, s.backoff_multiplier, "          \
+    "s.backoff_jitter, s.visibility_timeout_ms, s.dead_letter_enabled, "                      \
+    "COALESCE(s.filter::text, 'null'), s.concurrency, s.batch_size, s.rate_limit_per_s, "     \
+    "s.description, s.status, COALESCE(s.managed_by, ''), "                                   \
     "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "         \
     "to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), t.tenant_id"
 #define MQ_SUB_FROM " FROM message_subscriptions s JOIN message_topics t ON t.id = s.topic_id "
@@ -22,10 +22,12 @@ namespace {
 const pg::Statement kInsert{
     "mq_sub_insert",
     // The queue is the subscriber's own ($21 = $1) or another tenant's public one.
-    "WITH q AS (SELECT id FROM message_topics WHERE tenant_id = $21 AND name = $2 AND status = 'active' "
+    "WITH q AS (SELECT id FROM message_topics WHERE tenant_id = $21 AND name = $2 AND status = "
+    "'active' "
     "AND (tenant_id = $1 OR is_public)), "
     "s AS (INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, "
-    "handler_config, start_from, max_attempts, initial_backoff_ms, max_backoff_ms, backoff_multiplier, "
+    "handler_config, start_from, max_attempts, initial_backoff_ms, max_backoff_ms, "
+    "backoff_multiplier, "
     "backoff_jitter, visibility_timeout_ms, dead_letter_enabled, filter, concurrency, batch_size, "
     "rate_limit_per_s, description, status, managed_by) "
     "SELECT $1, q.id, $3, $22, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, "
@@ -37,22 +39,26 @@ const pg::Statement kUpdate{
     "UPDATE message_subscriptions s SET type = $4, handler_config = $5::jsonb, start_from = $6, "
     "max_attempts = $7, initial_backoff_ms = $8, max_backoff_ms = $9, backoff_multiplier = $10, "
     "backoff_jitter = $11, visibility_timeout_ms = $12, dead_letter_enabled = $13, "
-    "filter = NULLIF($14, 'null')::jsonb, concurrency = $15, batch_size = $16, rate_limit_per_s = $17, "
+    "filter = NULLIF($14, 'null')::jsonb, concurrency = $15, batch_size = $16, rate_limit_per_s = "
+    "$17, "
     "description = $18, status = $19, managed_by = NULLIF($20, ''), updated_at = now() "
-    "FROM message_topics t WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $21 AND t.name = $2 "
+    "FROM message_topics t WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $21 AND "
+    "t.name = $2 "
     "AND s.name = $3 RETURNING s.id"};
-const pg::Statement kGet{"mq_sub_get", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
-                                       "WHERE s.tenant_id = $1 AND t.tenant_id = $4 AND t.name = $2 AND s.name = $3"};
-const pg::Statement kGetById{"mq_sub_get_by_id",
-                               "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM "WHERE s.tenant_id = $1 AND s.id = $2::uuid"};
-const pg::Statement kList{"mq_sub_list",
-                          "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
-                          "WHERE s.tenant_id = $1 AND ($2 = '' OR (t.name = $2 AND t.tenant_id = $1)) "
-                          "AND t.status = 'active' ORDER BY t.name, t.tenant_id, s.name"};
-const pg::Statement kListAll{"mq_sub_list_all",
-                             "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
-                             "WHERE t.status = 'active' AND (cardinality($1::text[]) = 0 OR "
-                             "s.tenant_id = ANY($1::text[])) ORDER BY s.tenant_id, t.name, t.tenant_id, s.name"};
+const pg::Statement kGet{
+    "mq_sub_get", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
+                  "WHERE s.tenant_id = $1 AND t.tenant_id = $4 AND t.name = $2 AND s.name = $3"};
+const pg::Statement kGetById{"mq_sub_get_by_id", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
+                                                 "WHERE s.tenant_id = $1 AND s.id = $2::uuid"};
+const pg::Statement kList{
+    "mq_sub_list", "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
+                   "WHERE s.tenant_id = $1 AND ($2 = '' OR (t.name = $2 AND t.tenant_id = $1)) "
+                   "AND t.status = 'active' ORDER BY t.name, t.tenant_id, s.name"};
+const pg::Statement kListAll{
+    "mq_sub_list_all",
+    "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
+    "WHERE t.status = 'active' AND (cardinality($1::text[]) = 0 OR "
+    "s.tenant_id = ANY($1::text[])) ORDER BY s.tenant_id, t.name, t.tenant_id, s.name"};
 const pg::Statement kListOnQueue{"mq_sub_list_on_queue",
                                  "SELECT " MQ_SUB_COLUMNS MQ_SUB_FROM
                                  "WHERE s.topic_id = $1::uuid ORDER BY s.tenant_id, s.name"};
@@ -63,7 +69,8 @@ const pg::Statement kDelete{
 const pg::Statement kStatus{
     "mq_sub_status",
     "UPDATE message_subscriptions s SET status = $4, updated_at = now() FROM message_topics t "
-    "WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $5 AND t.name = $2 AND s.name = $3 "
+    "WHERE t.id = s.topic_id AND s.tenant_id = $1 AND t.tenant_id = $5 AND t.name = $2 AND s.name "
+    "= $3 "
     "RETURNING s.id"};
 
 Subscription from_row(const pqxx::row& r) {
@@ -100,17 +107,19 @@ template <class Exec>
 auto with_settings(const Subscription& s, Exec&& exec) {
     return exec(s.type, s.handler.dump(), s.start_from, s.retry.max_attempts,
                 static_cast<std::int64_t>(s.retry.initial_backoff.count()),
-                static_cast<std::int64_t>(s.retry.max_backoff.count()), s.retry.multiplier, s.retry.jitter,
-                static_cast<std::int64_t>(s.visibility_timeout.count()), s.dead_letter, s.filter.dump(),
-                s.concurrency, s.batch_size, s.rate_limit_per_s, s.description, s.status, s.managed_by);
+                static_cast<std::int64_t>(s.retry.max_backoff.count()), s.retry.multiplier,
+                s.retry.jitter, static_cast<std::int64_t>(s.visibility_timeout.count()),
+                s.dead_letter, s.filter.dump(), s.concurrency, s.batch_size, s.rate_limit_per_s,
+                s.description, s.status, s.managed_by);
 }
 
 }  // namespace
 
-Error subscription_not_found(const std::string& tenant, const std::string& queue, const std::string& name) {
+Error subscription_not_found(const std::string& tenant, const std::string& queue,
+                             const std::string& name) {
     return Error(ErrorCode::kSubscriptionNotFound,
-                 "subscription '" + name + "' not found on queue '" + queue + "' in tenant '" + tenant +
-                     "'; list them with: mqctl sub list " + queue,
+                 "subscription '" + name + "' not found on queue '" + queue + "' in tenant '" +
+                     tenant + "'; list them with: mqctl sub list " + queue,
                  {{"queue", queue}, {"subscription", name}});
 }
 
@@ -125,7 +134,8 @@ bool is_uuid_text(const std::string& text) {
     if (text.size() != 36) return false;
     for (std::size_t i = 0; i < text.size(); ++i) {
         bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i]))) return false;
+        if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i])))
+            return false;
     }
     return true;
 }
@@ -134,14 +144,16 @@ Subscription SubscriptionCatalog::create(const Subscription& s) {
     validate(s);
     auto row = db_.transact([&](pqxx::work& tx) {
         return with_settings(s, [&](auto&&... a) {
-            return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a..., queue_owner(s), consumer_group(s))[0];
+            return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a..., queue_owner(s),
+                            consumer_group(s))[0];
         });
     });
     // Another tenant's private queue is reported exactly like a missing one.
     if (row[0].as<int>() == 0 && is_cross_tenant(s)) throw queue_not_found(s.tenant, s.queue);
     if (row[0].as<int>() == 0)
         throw Error(ErrorCode::kQueueNotFound,
-                    "queue '" + s.queue + "' not found in tenant '" + s.tenant + "'", {{"queue", s.queue}});
+                    "queue '" + s.queue + "' not found in tenant '" + s.tenant + "'",
+                    {{"queue", s.queue}});
     if (row[1].as<int>() == 0)
         throw Error(ErrorCode::kConflict,
                     "queue '" + s.queue + "' already has a subscription named '" + s.name + "'",
@@ -160,7 +172,8 @@ Subscription SubscriptionCatalog::update(const Subscription& s) {
     return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
-std::vector<Subscription> SubscriptionCatalog::list(const std::string& tenant, const std::string& queue) {
+std::vector<Subscription> SubscriptionCatalog::list(const std::string& tenant,
+                                                    const std::string& queue) {
     return db_.transact([&](pqxx::work& tx) {
         std::vector<Subscription> out;
         for (const auto& r : db_.exec(tx, kList, tenant, queue)) out.push_back(from_row(r));
@@ -190,8 +203,10 @@ std::vector<Subscription> SubscriptionCatalog::list_on_queue(const Queue& queue)
     });
 }
 
-std::optional<Subscription> SubscriptionCatalog::find(const std::string& tenant, const std::string& queue,
-                                                      const std::string& name, const std::string& queue_tenant) {
+std::optional<Subscription> SubscriptionCatalog::find(const std::string& tenant,
+                                                      const std::string& queue,
+                                                      const std::string& name,
+                                                      const std::string& queue_tenant) {
     validate_name("queue name", queue);
     validate_name("subscription name", name);
     const std::string& owner = queue_tenant.empty() ? tenant : queue_tenant;
@@ -209,7 +224,8 @@ Subscription SubscriptionCatalog::get(const std::string& tenant, const std::stri
     return *s;
 }
 
-std::optional<Subscription> SubscriptionCatalog::find_by_id(const std::string& tenant, const std::string& id) {
+std::optional<Subscription> SubscriptionCatalog::find_by_id(const std::string& tenant,
+                                                            const std::string& id) {
     // Checked here so a malformed id is "not found", never a cast error from PostgreSQL.
     if (!is_uuid_text(id)) return std::nullopt;
     return db_.transact([&](pqxx::work& tx) -> std::optional<Subscription> {
@@ -228,7 +244,8 @@ Subscription SubscriptionCatalog::get_by_id(const std::string& tenant, const std
 Subscription SubscriptionCatalog::remove(const std::string& tenant, const std::string& queue,
                                          const std::string& name, const std::string& queue_tenant) {
     Subscription s = get(tenant, queue, name, queue_tenant);
-    db_.transact([&](pqxx::work& tx) { db_.exec(tx, kDelete, tenant, queue, name, queue_owner(s)); });
+    db_.transact(
+        [&](pqxx::work& tx) { db_.exec(tx, kDelete, tenant, queue, name, queue_owner(s)); });
     return s;
 }
 

@@ -17,8 +17,9 @@ void validate_handler_for_type(const Subscription& s) {
     if (s.type == "log") log_config_from_json(s.handler);
 }
 
-CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
-                                        const Queue& queue, const Subscription& s) {
+CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis,
+                                        const KeyLayout& keys, const Queue& queue,
+                                        const Subscription& s) {
     SubscriptionCatalog subs(db);
     ConsumerGroups groups(redis, keys);  // Redis down: nothing stored yet
 
@@ -36,19 +37,18 @@ CreatedSubscription create_subscription(pg::Database& db, redis::Connection& red
         try {
             subs.remove(created.tenant, created.queue, created.name, queue_owner(created));
         } catch (const Error& undo) {
-            throw Error(undo.code(),
-                            std::string("cannot create the consumer groups (") + e.what() +
-                                ") and cannot remove the new subscription row either (" +
-                                undo.what() + "); remove it with: mqctl sub delete " +
-                                created.queue + " " + created.name + " --yes");
+            throw Error(undo.code(), std::string("cannot create the consumer groups (") + e.what() +
+                                         ") and cannot remove the new subscription row either (" +
+                                         undo.what() + "); remove it with: mqctl sub delete " +
+                                         created.queue + " " + created.name + " --yes");
         }
         throw;
     }
     return out;
 }
 
-std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
-                                         const Subscription& s) {
+std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis,
+                                         const KeyLayout& keys, const Subscription& s) {
     // A queue whose deletion was interrupted still has streams to clean.
     // Also a queue of another tenant that is no longer public: the group is still ours.
     auto q = Catalog(db).find_queue(queue_owner(s), s.queue, /*include_deleting=*/true);
@@ -64,11 +64,10 @@ void tell_workers(redis::Connection& redis, const KeyLayout& keys, const std::st
     try {
         announce(redis, keys, event, s.tenant, s.queue, s.name, queue_owner(s));
     } catch (const Error& e) {
-        throw Error(
-            e.code(),
-            done + ", but running workers were not told (" + e.what() +
-                "); run the command again once Redis is reachable, or restart the workers",
-            e.details());
+        throw Error(e.code(),
+                    done + ", but running workers were not told (" + e.what() +
+                        "); run the command again once Redis is reachable, or restart the workers",
+                    e.details());
     }
 }
 

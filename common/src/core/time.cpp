@@ -55,7 +55,8 @@ std::string format_duration(std::chrono::milliseconds d) {
     }
     std::int64_t s = ms / 1000;
     std::string out;
-    const std::pair<std::int64_t, const char*> units[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+    const std::pair<std::int64_t, const char*> units[] = {
+        {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
     for (auto [size, name] : units) {
         if (s >= size) {
             out += std::to_string(s / size) + name;

@@ -68,7 +68,8 @@ void append_json_or_string(std::string& out, const std::string& text, bool try_j
             if (text.find_first_of("\r\n") == std::string::npos) {
                 out += text;
             } else {
-                out += nlohmann::json::parse(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+                out += nlohmann::json::parse(text).dump(-1, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace);
             }
             return;
         }
@@ -133,7 +134,9 @@ std::string LogHandler::write_all(const std::string& data) {
             fd_ = STDERR_FILENO;
         } else {
             fd_ = ::open(config_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd_ < 0) return "cannot open " + config_.path + ": " + std::strerror(errno);  // may become writable
+            if (fd_ < 0)
+                return "cannot open " + config_.path + ": " +
+                       std::strerror(errno);  // may become writable
             owned_ = true;
         }
     }

@@ -46,7 +46,8 @@ std::unique_ptr<MaintenanceService> make_maintenance_service(const Config& confi
         [retention = std::chrono::duration_cast<std::chrono::milliseconds>(
              config.dead_letter_retention)](redis::Connection&, pg::Database& db) {
             if (auto n = purge_archived_dead_letters(db, retention); n > 0)
-                spdlog::info("dead-letter archive: removed {} row(s) past DEAD_LETTER_RETENTION", n);
+                spdlog::info("dead-letter archive: removed {} row(s) past DEAD_LETTER_RETENTION",
+                             n);
         });
 
     // Cron schedules (docs/schedules.md): due ticks published once, about every second.

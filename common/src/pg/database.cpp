@@ -44,7 +44,8 @@ std::string describe_url(std::string_view url) {
             i = j;
         }
     }
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos) return "(unparsed address)";
+    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos)
+        return "(unparsed address)";
     return host + ":" + port;
 }
 

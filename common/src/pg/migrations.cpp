@@ -92,14 +92,16 @@ MigrationReport migrate(Database& db, const std::vector<Migration>& migrations) 
                 if (it->second.second != sum)
                     throw Error(ErrorCode::kConflict,
                                 "migration " + m.name + " was changed after it was applied (" +
-                                    it->second.first + "); add a new migration instead of editing one");
+                                    it->second.first +
+                                    "); add a new migration instead of editing one");
                 continue;
             }
             running = m.name;
             pqxx::work tx(cx);
             tx.exec(m.sql);
-            tx.exec_params("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                           m.version, m.name, sum);
+            tx.exec_params(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                m.version, m.name, sum);
             tx.commit();
             report.applied.push_back(m);
             recorded[m.version] = {m.name, sum};

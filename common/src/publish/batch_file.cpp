@@ -1,6 +1,6 @@
 #include "mq/publish/batch_file.hpp"
 
-#include "mq/publish/envelope.hpp"
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -9,7 +9,7 @@
 #include <optional>
 #include <unordered_set>
 
-#include <unistd.h>
+#include "mq/publish/envelope.hpp"
 
 namespace mq {
 
@@ -17,13 +17,11 @@ namespace {
 
 constexpr std::size_t kMaxReportedErrors = 100;
 
-bool blank(const std::string& line) {
-    return line.find_first_not_of(" \t\r") == std::string::npos;
-}
+bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 // Parses one line into a request; throws ValidationError/Error describing the problem.
-PublishRequest parse_line(EnvelopeParser& parser, const std::string& line, const PublishLimits& limits,
-                          const BatchOptions& options) {
+PublishRequest parse_line(EnvelopeParser& parser, const std::string& line,
+                          const PublishLimits& limits, const BatchOptions& options) {
     PublishRequest r = parser.parse(line);
     validate(r, limits);
     if (options.check) options.check(r);
@@ -92,10 +90,11 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
     if (!bad_lines.empty() && !options.skip_invalid) {
         const auto& first = report.invalid.front();
         nlohmann::json lines = nlohmann::json::array();
-        for (const auto& e : report.invalid) lines.push_back({{"line", e.line}, {"error", e.message}});
-        std::string more = bad_lines.size() > 1
-                               ? " (and " + std::to_string(bad_lines.size() - 1) + " more bad lines)"
-                               : "";
+        for (const auto& e : report.invalid)
+            lines.push_back({{"line", e.line}, {"error", e.message}});
+        std::string more = bad_lines.size() > 1 ? " (and " + std::to_string(bad_lines.size() - 1) +
+                                                      " more bad lines)"
+                                                : "";
         throw ValidationError("line " + std::to_string(first.line) + ": " + first.message + more +
                                   "; nothing was published (use --skip-invalid to publish the "
                                   "valid lines)",
@@ -117,8 +116,12 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
         auto outcomes = publisher.finish(queue, f.batch);
         for (std::size_t i = 0; i < outcomes.size(); ++i) {
             switch (outcomes[i].status) {
-                case PublishStatus::kAccepted: ++report.published; break;
-                case PublishStatus::kDuplicate: ++report.duplicates; break;
+                case PublishStatus::kAccepted:
+                    ++report.published;
+                    break;
+                case PublishStatus::kDuplicate:
+                    ++report.duplicates;
+                    break;
                 case PublishStatus::kRejected:
                     ++report.rejected;
                     if (report.first_rejected_line == 0) {

@@ -27,7 +27,8 @@ namespace {
 }
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
         s.remove_suffix(1);
     return s;
 }
@@ -96,7 +97,8 @@ PublishRequest read_envelope(od::object& obj, const std::vector<std::string_view
         } else if (field == "headers") {
             od::object h;
             if (type != od::json_type::object || v.get_object().get(h))
-                throw ValidationError("\"headers\" must be an object of strings", {{"field", "headers"}});
+                throw ValidationError("\"headers\" must be an object of strings",
+                                      {{"field", "headers"}});
             for (auto hm : h) {
                 od::field hf;
                 if (auto err = std::move(hm).get(hf)) malformed(err);
@@ -106,17 +108,23 @@ PublishRequest read_envelope(od::object& obj, const std::vector<std::string_view
                 od::value hv = hf.value();
                 std::string_view s;
                 if (hv.get_string().get(s))
-                    throw ValidationError("header \"" + name + "\" must be a string", {{"field", "headers"}});
+                    throw ValidationError("header \"" + name + "\" must be a string",
+                                          {{"field", "headers"}});
                 r.headers[name] = std::string(s);
             }
         } else if (field == "delay") {
-            if (r.delay) throw ValidationError("give \"delay\" or \"delay_ms\", not both", {{"field", field}});
+            if (r.delay)
+                throw ValidationError("give \"delay\" or \"delay_ms\", not both",
+                                      {{"field", field}});
             r.delay = parse_duration(string_field(v, field), "delay");
         } else if (field == "delay_ms" || field == "delayMs") {
-            if (r.delay) throw ValidationError("give \"delay\" or \"delay_ms\", not both", {{"field", field}});
+            if (r.delay)
+                throw ValidationError("give \"delay\" or \"delay_ms\", not both",
+                                      {{"field", field}});
             std::int64_t ms = 0;
             if (type != od::json_type::number || v.get_int64().get(ms) || ms < 0)
-                throw ValidationError("\"" + field + "\" must be a non-negative integer", {{"field", field}});
+                throw ValidationError("\"" + field + "\" must be a non-negative integer",
+                                      {{"field", field}});
             r.delay = std::chrono::milliseconds(ms);
         } else if (field == "deliver_at" || field == "deliverAt") {
             r.deliver_at_ms = parse_rfc3339(string_field(v, field), "deliver_at");
@@ -154,7 +162,8 @@ od::object open_document(State& st, std::string_view json, od::document& doc) {
                        .get(doc))
         malformed(err);
     od::object obj;
-    if (doc.get_object().get(obj)) throw ValidationError("expected a JSON object with a \"payload\" field");
+    if (doc.get_object().get(obj))
+        throw ValidationError("expected a JSON object with a \"payload\" field");
     return obj;
 }
 
@@ -166,7 +175,8 @@ PublishRequest EnvelopeParser::parse(std::string_view json) {
     return read_envelope(obj, {}, {});
 }
 
-PublishBody EnvelopeParser::parse_body(std::string_view json, const std::vector<std::string_view>& extras,
+PublishBody EnvelopeParser::parse_body(std::string_view json,
+                                       const std::vector<std::string_view>& extras,
                                        bool allow_batch, std::size_t max_batch) {
     od::document doc;
     od::object obj = open_document(*state_, json, doc);
@@ -201,12 +211,13 @@ PublishBody EnvelopeParser::parse_body(std::string_view json, const std::vector<
             for (auto item : items) {
                 od::object m;
                 if (item.get_object().get(m))
-                    throw ValidationError("message " + std::to_string(body.messages.size()) +
-                                              " is not a JSON object",
-                                          {{"field", "messages"}, {"index", body.messages.size()}});
+                    throw ValidationError(
+                        "message " + std::to_string(body.messages.size()) + " is not a JSON object",
+                        {{"field", "messages"}, {"index", body.messages.size()}});
                 if (body.messages.size() >= max_batch)
-                    throw ValidationError("a batch holds at most " + std::to_string(max_batch) + " messages",
-                                          {{"field", "messages"}, {"max", max_batch}});
+                    throw ValidationError(
+                        "a batch holds at most " + std::to_string(max_batch) + " messages",
+                        {{"field", "messages"}, {"max", max_batch}});
                 std::size_t index = body.messages.size();
                 body.errors.emplace_back();
                 try {
@@ -215,17 +226,20 @@ PublishBody EnvelopeParser::parse_body(std::string_view json, const std::vector<
                     auto details = e.details();
                     details["index"] = index;
                     body.messages.emplace_back();
-                    body.errors.back() = ValidationError("message " + std::to_string(index) + ": " + e.what(), details);
+                    body.errors.back() = ValidationError(
+                        "message " + std::to_string(index) + ": " + e.what(), details);
                 }
             }
         } else if (std::find(extras.begin(), extras.end(), key) != extras.end()) {
             take_extra(key, v);
         } else {
-            throw ValidationError("unknown field \"" + std::string(key) + "\"", {{"field", std::string(key)}});
+            throw ValidationError("unknown field \"" + std::string(key) + "\"",
+                                  {{"field", std::string(key)}});
         }
     }
     if (body.messages.empty())
-        throw ValidationError("\"messages\" must hold at least one message", {{"field", "messages"}});
+        throw ValidationError("\"messages\" must hold at least one message",
+                              {{"field", "messages"}});
     return body;
 }
 

@@ -17,22 +17,24 @@ void PublishPipeline::attach(std::shared_ptr<boost::asio::io_context> ioc) {
     loops_.push_back(std::move(loop));
 }
 
-void PublishPipeline::submit(std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests,
-                             Callback done) {
-    if (loops_.empty()) throw Error(ErrorCode::kInternal, "publish pipeline has no I/O context attached");
+void PublishPipeline::submit(std::shared_ptr<const Queue> queue,
+                             std::vector<PublishRequest> requests, Callback done) {
+    if (loops_.empty())
+        throw Error(ErrorCode::kInternal, "publish pipeline has no I/O context attached");
     for (auto& loop : loops_)
         if (loop->redis->context().get_executor().running_in_this_thread())
             return run(*loop, std::move(queue), std::move(requests), std::move(done));
     // From another thread (the blocking pool): hand it to an I/O thread.
     Loop& loop = *loops_[next_loop_.fetch_add(1, std::memory_order_relaxed) % loops_.size()];
-    boost::asio::post(loop.redis->context(), [this, &loop, queue = std::move(queue), requests = std::move(requests),
-                                              done = std::move(done)]() mutable {
-        run(loop, std::move(queue), std::move(requests), std::move(done));
-    });
+    boost::asio::post(loop.redis->context(),
+                      [this, &loop, queue = std::move(queue), requests = std::move(requests),
+                       done = std::move(done)]() mutable {
+                          run(loop, std::move(queue), std::move(requests), std::move(done));
+                      });
 }
 
-void PublishPipeline::run(Loop& loop, std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests,
-                          Callback done) {
+void PublishPipeline::run(Loop& loop, std::shared_ptr<const Queue> queue,
+                          std::vector<PublishRequest> requests, Callback done) {
     jobs_.fetch_add(1, std::memory_order_relaxed);
     struct Job {
         std::shared_ptr<const Queue> queue;
@@ -44,16 +46,17 @@ void PublishPipeline::run(Loop& loop, std::shared_ptr<const Queue> queue, std::v
     job->done = std::move(done);
     job->prepared = loop.publisher->prepare(*job->queue, requests);
     const redis::Pipeline& pipeline = job->prepared.pipeline;
-    loop.redis->execute(pipeline, [job](std::vector<redis::Reply> replies, std::exception_ptr error) {
-        if (error) return job->done({}, std::move(error));
-        std::vector<PublishOutcome> outcomes;
-        try {
-            outcomes = Publisher::complete(*job->queue, job->prepared, replies);
-        } catch (...) {
-            return job->done({}, std::current_exception());
-        }
-        job->done(std::move(outcomes), nullptr);
-    });
+    loop.redis->execute(pipeline,
+                        [job](std::vector<redis::Reply> replies, std::exception_ptr error) {
+                            if (error) return job->done({}, std::move(error));
+                            std::vector<PublishOutcome> outcomes;
+                            try {
+                                outcomes = Publisher::complete(*job->queue, job->prepared, replies);
+                            } catch (...) {
+                                return job->done({}, std::current_exception());
+                            }
+                            job->done(std::move(outcomes), nullptr);
+                        });
 }
 
 std::uint64_t PublishPipeline::jobs() const { return jobs_.load(std::memory_order_relaxed); }

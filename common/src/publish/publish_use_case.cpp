@@ -1,9 +1,9 @@
-#include "mq/publish/sealing.hpp"
 #include "mq/publish/publish_use_case.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include "mq/auth/quota.hpp"
+#include "mq/publish/sealing.hpp"
 
 namespace mq {
 

@@ -5,9 +5,11 @@
 namespace mq {
 
 void seal_request(PublishRequest& r, const Keyring& keyring, const Queue& q) {
-    if (q.encryption == "none" || !r.encryption_key_id.empty()) return;  // not wanted, or sealed already
+    if (q.encryption == "none" || !r.encryption_key_id.empty())
+        return;  // not wanted, or sealed already
     if (q.encryption != "aes-256-gcm")
-        throw Error(ErrorCode::kInternal, "queue '" + q.name + "' has unknown encryption '" + q.encryption + "'");
+        throw Error(ErrorCode::kInternal,
+                    "queue '" + q.name + "' has unknown encryption '" + q.encryption + "'");
     if (keyring.empty())
         throw Error(ErrorCode::kInternal,
                     "queue '" + q.name +

@@ -182,11 +182,11 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
     redis::Pipeline p;
     for (const Queue* q : queues)
         for (int i = 0; i < q->partition_count; ++i)
-            p.add_script(kInspectScript,
-                         {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
-                          keys_.dead_letters(q->tenant, q->name, i),
-                          keys_.expired(q->tenant, q->name, i)},
-                         {options.consumers ? "1" : "0"});
+            p.add_script(
+                kInspectScript,
+                {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
+                 keys_.dead_letters(q->tenant, q->name, i), keys_.expired(q->tenant, q->name, i)},
+                {options.consumers ? "1" : "0"});
     std::vector<redis::Reply> replies;
     if (!p.empty()) replies = redis_.execute(p);
     const std::int64_t now = now_ms();

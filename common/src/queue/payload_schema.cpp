@@ -3,13 +3,12 @@
 // valijson reports an unusable schema through throwRuntimeError; VALIJSON_USE_EXCEPTIONS
 // (set for all of mq_common in common/CMakeLists.txt) makes that an exception instead of
 // abort(), which matters here: queue schemas come from users.
+#include <algorithm>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
-
-#include <algorithm>
 #include <vector>
 
 #include "mq/error.hpp"
@@ -17,7 +16,7 @@
 namespace mq {
 
 class PayloadSchemaImpl {
-public:
+  public:
     valijson::Schema schema;
 };
 
@@ -28,9 +27,12 @@ constexpr std::size_t kMaxErrors = 20;
 std::string escape_pointer(const std::string& key) {
     std::string out;
     for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -40,7 +42,8 @@ std::string pointer_of(const std::vector<std::string>& context) {
     std::string pointer;
     for (const auto& part : context) {
         if (part == "<root>") continue;
-        std::string inner = part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
+        std::string inner =
+            part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
         if (inner.size() >= 2 && inner.front() == '"') inner = inner.substr(1, inner.size() - 2);
         pointer += "/" + escape_pointer(inner);
     }
@@ -48,12 +51,14 @@ std::string pointer_of(const std::vector<std::string>& context) {
 }
 
 ValidationError bad_schema(const std::string& why) {
-    return ValidationError("schema is not a valid JSON Schema (draft 7): " + why, {{"field", "schema"}});
+    return ValidationError("schema is not a valid JSON Schema (draft 7): " + why,
+                           {{"field", "schema"}});
 }
 
 }  // namespace
 
-PayloadSchema::PayloadSchema(const nlohmann::json& schema) : impl_(std::make_unique<PayloadSchemaImpl>()) {
+PayloadSchema::PayloadSchema(const nlohmann::json& schema)
+    : impl_(std::make_unique<PayloadSchemaImpl>()) {
     if (!schema.is_object())
         throw bad_schema(std::string("expected a JSON object, got ") + schema.type_name());
     // Remote references would make a publish fetch URLs; only local ones ("#/...") resolve.
@@ -71,8 +76,10 @@ PayloadSchema::~PayloadSchema() = default;
 void PayloadSchema::check(std::string_view payload) const {
     nlohmann::json value = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
     if (value.is_discarded())
-        throw Error(ErrorCode::kSchemaValidation, "payload does not match the queue's schema: it is not JSON",
-                    {{"errors", nlohmann::json::array({{{"path", "/"}, {"message", "payload is not valid JSON"}}})}});
+        throw Error(ErrorCode::kSchemaValidation,
+                    "payload does not match the queue's schema: it is not JSON",
+                    {{"errors", nlohmann::json::array(
+                                    {{{"path", "/"}, {"message", "payload is not valid JSON"}}})}});
     check_value(value);
 }
 
@@ -99,14 +106,17 @@ void PayloadSchema::check_value(const nlohmann::json& value) const {
     valijson::ValidationResults::Error err;
     while (results.popError(err)) {
         std::string path = pointer_of(err.context);
-        std::size_t depth = path == "/" ? 0 : static_cast<std::size_t>(std::count(path.begin(), path.end(), '/'));
+        std::size_t depth =
+            path == "/" ? 0 : static_cast<std::size_t>(std::count(path.begin(), path.end(), '/'));
         found.push_back({std::move(path), std::move(err.description), depth});
     }
-    std::stable_sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.depth > b.depth; });
+    std::stable_sort(found.begin(), found.end(),
+                     [](const Found& a, const Found& b) { return a.depth > b.depth; });
     nlohmann::json errors = nlohmann::json::array();
     for (std::size_t i = 0; i < found.size() && i < kMaxErrors; ++i)
         errors.push_back({{"path", found[i].path}, {"message", found[i].message}});
-    std::string first = found.empty() ? "" : ": " + found.front().path + ": " + found.front().message;
+    std::string first =
+        found.empty() ? "" : ": " + found.front().path + ": " + found.front().message;
     throw Error(ErrorCode::kSchemaValidation, "payload does not match the queue's schema" + first,
                 {{"errors", errors}});
 }

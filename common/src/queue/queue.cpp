@@ -42,12 +42,12 @@ void check_partitions(int n) {
 }
 void check_positive(std::chrono::milliseconds d, const char* field) {
     if (d.count() <= 0)
-        throw ValidationError(std::string(field) + " must be greater than zero", {{"field", field}});
+        throw ValidationError(std::string(field) + " must be greater than zero",
+                              {{"field", field}});
 }
 void check_description(const std::string& d) {
     if (d.size() > 1024)
-        throw ValidationError("description is longer than 1024 bytes",
-                              {{"field", "description"}});
+        throw ValidationError("description is longer than 1024 bytes", {{"field", "description"}});
 }
 // Lua numbers are doubles: beyond 2^53 the check in the publish script would be inexact.
 constexpr std::int64_t kMaxQueueLength = std::int64_t{1} << 53;
@@ -74,17 +74,18 @@ bool principal_char(char c, bool first) {
 
 void check_principals(const std::vector<std::string>& list, const char* field) {
     if (list.size() > kMaxPrincipals)
-        throw ValidationError(std::string(field) + " lists more than " + std::to_string(kMaxPrincipals) +
-                                  " principals",
+        throw ValidationError(std::string(field) + " lists more than " +
+                                  std::to_string(kMaxPrincipals) + " principals",
                               {{"field", field}});
     for (const auto& p : list) {
         bool ok = !p.empty() && p.size() <= kMaxPrincipalLength;
         for (std::size_t i = 0; ok && i < p.size(); ++i) ok = principal_char(p[i], i == 0);
         if (!ok)
-            throw ValidationError(std::string(field) + ": '" + printable(p) +
-                                      "' is not a principal name (1-128 of A-Z a-z 0-9 . _ @ : / + -, "
-                                      "starting with a letter or digit)",
-                                  {{"field", field}, {"value", printable(p)}});
+            throw ValidationError(
+                std::string(field) + ": '" + printable(p) +
+                    "' is not a principal name (1-128 of A-Z a-z 0-9 . _ @ : / + -, "
+                    "starting with a letter or digit)",
+                {{"field", field}, {"value", printable(p)}});
     }
 }
 
@@ -100,7 +101,9 @@ void check_schema(const nlohmann::json& schema) {
 
 }  // namespace
 
-bool is_known_encryption(const std::string& name) { return name == "none" || name == "aes-256-gcm"; }
+bool is_known_encryption(const std::string& name) {
+    return name == "none" || name == "aes-256-gcm";
+}
 
 void validate(const QueueSpec& spec) {
     validate_name("queue name", spec.name);
@@ -110,7 +113,8 @@ void validate(const QueueSpec& spec) {
     if (spec.dedup_window) check_positive(*spec.dedup_window, "dedup_window");
     if (spec.max_length) check_max_length(*spec.max_length);
     if (spec.max_length && spec.unlimited_length)
-        throw ValidationError("give a max length or unlimited, not both", {{"field", "max_length"}});
+        throw ValidationError("give a max length or unlimited, not both",
+                              {{"field", "max_length"}});
     if (spec.encryption) check_encryption(*spec.encryption);
     if (spec.allowed_producers) check_principals(*spec.allowed_producers, "allowed_producers");
     if (spec.allowed_consumers) check_principals(*spec.allowed_consumers, "allowed_consumers");
@@ -132,8 +136,10 @@ void validate(const QueueChanges& c) {
 namespace {
 
 // Field readers for the API bodies: a wrong type names the field and what it should be.
-ValidationError wrong_type(const std::string& field, const char* expected, const nlohmann::json& v) {
-    return ValidationError(field + " must be " + expected + ", got " + v.type_name(), {{"field", field}});
+ValidationError wrong_type(const std::string& field, const char* expected,
+                           const nlohmann::json& v) {
+    return ValidationError(field + " must be " + expected + ", got " + v.type_name(),
+                           {{"field", field}});
 }
 
 std::string get_string(const nlohmann::json& v, const std::string& field) {
@@ -142,8 +148,9 @@ std::string get_string(const nlohmann::json& v, const std::string& field) {
 }
 
 std::int64_t get_int(const nlohmann::json& v, const std::string& field) {
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(
-                                                               std::numeric_limits<std::int64_t>::max()))
+    if (v.is_number_unsigned() &&
+        v.get<std::uint64_t>() >
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
         throw ValidationError(field + " is too large", {{"field", field}});
     if (!v.is_number_integer()) throw wrong_type(field, "an integer", v);
     return v.get<std::int64_t>();
@@ -152,8 +159,8 @@ std::int64_t get_int(const nlohmann::json& v, const std::string& field) {
 int get_partitions(const nlohmann::json& v) {
     std::int64_t n = get_int(v, "partitions");
     if (n < 1 || n > kMaxPartitions)
-        throw ValidationError("partitions must be from 1 to " + std::to_string(kMaxPartitions) + ", got " +
-                                  std::to_string(n),
+        throw ValidationError("partitions must be from 1 to " + std::to_string(kMaxPartitions) +
+                                  ", got " + std::to_string(n),
                               {{"field", "partitions"}});
     return static_cast<int>(n);
 }
@@ -170,7 +177,8 @@ std::vector<std::string> get_principals(const nlohmann::json& v, const std::stri
 }
 
 nlohmann::json get_schema(const nlohmann::json& v) {
-    if (!v.is_null() && !v.is_object()) throw wrong_type("schema", "a JSON Schema object or null", v);
+    if (!v.is_null() && !v.is_object())
+        throw wrong_type("schema", "a JSON Schema object or null", v);
     return v;
 }
 
@@ -181,29 +189,40 @@ bool get_bool(const nlohmann::json& v, const std::string& field) {
 
 void require_object(const nlohmann::json& body) {
     if (!body.is_object())
-        throw ValidationError(std::string("the request body must be a JSON object, got ") + body.type_name());
+        throw ValidationError(std::string("the request body must be a JSON object, got ") +
+                              body.type_name());
 }
 
 ValidationError unknown_field(const std::string& key) {
-    return ValidationError("unknown field '" + printable(key) +
-                               "'; expected name, description, partitions, retention_ms, max_length, "
-                               "dedup_window_ms, schema, encryption, allowed_producers, "
-                               "allowed_consumers, is_public",
-                           {{"field", printable(key)}});
+    return ValidationError(
+        "unknown field '" + printable(key) +
+            "'; expected name, description, partitions, retention_ms, max_length, "
+            "dedup_window_ms, schema, encryption, allowed_producers, "
+            "allowed_consumers, is_public",
+        {{"field", printable(key)}});
 }
 
 // Sets the settings both bodies share; false when `key` is not one of them.
 template <class Target>
 bool read_common(Target& t, const std::string& key, const nlohmann::json& v) {
-    if (key == "description") t.description = get_string(v, key);
-    else if (key == "partitions") t.partition_count = get_partitions(v);
-    else if (key == "retention_ms") t.retention = std::chrono::milliseconds(get_int(v, key));
-    else if (key == "dedup_window_ms") t.dedup_window = std::chrono::milliseconds(get_int(v, key));
-    else if (key == "encryption") t.encryption = get_string(v, key);
-    else if (key == "allowed_producers") t.allowed_producers = get_principals(v, key);
-    else if (key == "allowed_consumers") t.allowed_consumers = get_principals(v, key);
-    else if (key == "is_public") t.is_public = get_bool(v, key);
-    else return false;
+    if (key == "description")
+        t.description = get_string(v, key);
+    else if (key == "partitions")
+        t.partition_count = get_partitions(v);
+    else if (key == "retention_ms")
+        t.retention = std::chrono::milliseconds(get_int(v, key));
+    else if (key == "dedup_window_ms")
+        t.dedup_window = std::chrono::milliseconds(get_int(v, key));
+    else if (key == "encryption")
+        t.encryption = get_string(v, key);
+    else if (key == "allowed_producers")
+        t.allowed_producers = get_principals(v, key);
+    else if (key == "allowed_consumers")
+        t.allowed_consumers = get_principals(v, key);
+    else if (key == "is_public")
+        t.is_public = get_bool(v, key);
+    else
+        return false;
     return true;
 }
 
@@ -219,8 +238,10 @@ QueueSpec queue_spec_from_json(const nlohmann::json& body) {
             spec.name = get_string(v, key);
             has_name = true;
         } else if (key == "max_length") {
-            if (v.is_null()) spec.unlimited_length = true;
-            else spec.max_length = get_int(v, key);
+            if (v.is_null())
+                spec.unlimited_length = true;
+            else
+                spec.max_length = get_int(v, key);
         } else if (key == "schema") {
             spec.schema = get_schema(v);
         } else {
@@ -238,8 +259,10 @@ QueueChanges queue_changes_from_json(const nlohmann::json& body) {
     for (const auto& [key, v] : body.items()) {
         if (read_common(c, key, v)) continue;
         if (key == "max_length") {
-            if (v.is_null()) c.max_length = std::optional<std::int64_t>();
-            else c.max_length = get_int(v, key);
+            if (v.is_null())
+                c.max_length = std::optional<std::int64_t>();
+            else
+                c.max_length = get_int(v, key);
         } else if (key == "schema") {
             c.schema = get_schema(v);
         } else if (key == "name") {

@@ -57,14 +57,16 @@ std::vector<PartitionStats> QueueStreams::stats(const Queue& queue) {
         ps.dead_letters = r[2].as_integer();
         if (r[3].is_array() && !r[3].elements.empty())
             ps.oldest_ms = redis::stream_id_millis(r[3].elements[0].elements.at(0).str);
-        if (r[4].is_array() && r[4].elements.size() >= 2) ps.next_due_ms = r[4].elements[1].as_integer();
+        if (r[4].is_array() && r[4].elements.size() >= 2)
+            ps.next_due_ms = r[4].elements[1].as_integer();
         for (auto& g : redis::parse_xinfo_groups(r[5]))
             ps.groups.push_back(GroupStats{std::move(g.name), g.consumers, g.pending, g.lag,
                                            std::move(g.last_delivered_id)});
         if (r[6].is_array())  // group -> expired count (Trimmer)
             for (std::size_t k = 0; k + 1 < r[6].elements.size(); k += 2)
                 for (auto& g : ps.groups)
-                    if (g.name == r[6].elements[k].str) g.expired = r[6].elements[k + 1].as_integer();
+                    if (g.name == r[6].elements[k].str)
+                        g.expired = r[6].elements[k + 1].as_integer();
         out.push_back(std::move(ps));
     }
     return out;

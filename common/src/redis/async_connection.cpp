@@ -2,13 +2,13 @@
 
 #include <hiredis/hiredis.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <deque>
@@ -87,11 +87,12 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     // not kept alive by them (and does not keep its io_context alive in a cycle).
     template <class F>
     auto guarded(F f) {
-        return [weak = weak_from_this(), gen = generation, f = std::move(f)](auto&&... args) mutable {
-            auto self = weak.lock();
-            if (!self || gen != self->generation) return;
-            f(*self, std::forward<decltype(args)>(args)...);
-        };
+        return
+            [weak = weak_from_this(), gen = generation, f = std::move(f)](auto&&... args) mutable {
+                auto self = weak.lock();
+                if (!self || gen != self->generation) return;
+                f(*self, std::forward<decltype(args)>(args)...);
+            };
     }
 
     void execute(const Pipeline& pipeline, Callback done, bool retry_noscript) {
@@ -101,11 +102,12 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         }
         if (state == State::kClosed) connect();
         for (std::size_t i = 0; i < pipeline.size(); ++i)
-            if (const Script* s = pipeline.script(i); s && loaded_scripts.insert(s->sha()).second) load_script(*s);
+            if (const Script* s = pipeline.script(i); s && loaded_scripts.insert(s->sha()).second)
+                load_script(*s);
         for (const auto& argv : pipeline.commands()) append_command(out, argv);
         if (retry_noscript) {
-            done = [weak = weak_from_this(), &pipeline, done = std::move(done)](std::vector<Reply> replies,
-                                                                                std::exception_ptr error) mutable {
+            done = [weak = weak_from_this(), &pipeline, done = std::move(done)](
+                       std::vector<Reply> replies, std::exception_ptr error) mutable {
                 auto self = weak.lock();
                 if (error || !self) return done(std::move(replies), std::move(error));
                 self->rerun_noscript(pipeline, std::move(replies), std::move(done));
@@ -130,19 +132,22 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         }
         if (index.empty()) return done(std::move(replies), nullptr);
         const Pipeline& p = *again;
-        execute(p,
-                [again = std::move(again), index = std::move(index), replies = std::move(replies),
-                 done = std::move(done)](std::vector<Reply> second, std::exception_ptr e) mutable {
-                    if (e) return done({}, std::move(e));
-                    for (std::size_t k = 0; k < index.size(); ++k) replies[index[k]] = std::move(second[k]);
-                    done(std::move(replies), nullptr);
-                },
-                false);
+        execute(
+            p,
+            [again = std::move(again), index = std::move(index), replies = std::move(replies),
+             done = std::move(done)](std::vector<Reply> second, std::exception_ptr e) mutable {
+                if (e) return done({}, std::move(e));
+                for (std::size_t k = 0; k < index.size(); ++k)
+                    replies[index[k]] = std::move(second[k]);
+                done(std::move(replies), nullptr);
+            },
+            false);
     }
 
     void load_script(const Script& script) {
         append_command(out, {"SCRIPT", "LOAD", script.source()});
-        push_call(1, [weak = weak_from_this(), sha = script.sha()](std::vector<Reply> r, std::exception_ptr e) {
+        push_call(1, [weak = weak_from_this(), sha = script.sha()](std::vector<Reply> r,
+                                                                   std::exception_ptr e) {
             // A failed load shows up as NOSCRIPT on the command after it; forget the script
             // so the next use loads it again.
             auto self = weak.lock();
@@ -182,8 +187,9 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                               self.writing = false;
                               self.writing_buf.clear();
                               if (ec)
-                                  return self.fail("lost connection to " + self.where() + " while sending (" +
-                                                   ec.message() + "); the command may or may not have run");
+                                  return self.fail("lost connection to " + self.where() +
+                                                   " while sending (" + ec.message() +
+                                                   "); the command may or may not have run");
                               self.flush();
                           }));
     }
@@ -199,8 +205,10 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         reader.reset(redisReaderCreate());
         // Setup commands go first; calls made while connecting queue up behind them.
         if (!endpoint.password.empty()) {
-            if (endpoint.username.empty()) append_command(out, {"AUTH", endpoint.password});
-            else append_command(out, {"AUTH", endpoint.username, endpoint.password});
+            if (endpoint.username.empty())
+                append_command(out, {"AUTH", endpoint.password});
+            else
+                append_command(out, {"AUTH", endpoint.username, endpoint.password});
             push_setup("authentication");
         }
         if (endpoint.db != 0) {
@@ -224,13 +232,13 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         } else {
             // A host name: resolve it (rare; the usual REDIS_URL names an address).
             auto resolver = std::make_shared<tcp::resolver>(*ioc);
-            resolver->async_resolve(
-                endpoint.host, std::to_string(endpoint.port),
-                guarded([resolver, connected = std::move(connected)](Impl& self, boost::system::error_code e,
-                                                                     tcp::resolver::results_type r) mutable {
-                    if (e) return self.fail(self.unreachable(e.message()));
-                    asio::async_connect(self.socket, r, std::move(connected));
-                }));
+            resolver->async_resolve(endpoint.host, std::to_string(endpoint.port),
+                                    guarded([resolver, connected = std::move(connected)](
+                                                Impl& self, boost::system::error_code e,
+                                                tcp::resolver::results_type r) mutable {
+                                        if (e) return self.fail(self.unreachable(e.message()));
+                                        asio::async_connect(self.socket, r, std::move(connected));
+                                    }));
         }
         arm_timer();  // also bounds the connect
     }
@@ -240,14 +248,16 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             auto self = weak.lock();
             if (e || !self) return;
             if (r.empty() || r.front().is_error())
-                self->fail(self->where() + " refused " + what + ": " + (r.empty() ? "" : r.front().str) +
-                           "; check REDIS_URL");
+                self->fail(self->where() + " refused " + what + ": " +
+                           (r.empty() ? "" : r.front().str) + "; check REDIS_URL");
         });
     }
 
     void read() {
-        socket.async_read_some(asio::buffer(read_buf), guarded([](Impl& self, boost::system::error_code ec,
-                                                                  std::size_t n) { self.on_read(ec, n); }));
+        socket.async_read_some(asio::buffer(read_buf),
+                               guarded([](Impl& self, boost::system::error_code ec, std::size_t n) {
+                                   self.on_read(ec, n);
+                               }));
     }
 
     void on_read(boost::system::error_code ec, std::size_t n) {
@@ -307,11 +317,12 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     void on_timer() {
         auto now = Clock::now();
         if (state == State::kConnecting && now - connect_started >= options.connect_timeout)
-            return fail(unreachable("no connection within " + std::to_string(options.connect_timeout.count()) +
-                                    " ms"));
+            return fail(unreachable("no connection within " +
+                                    std::to_string(options.connect_timeout.count()) + " ms"));
         if (state == State::kOpen && !calls.empty() && options.command_timeout.count() > 0 &&
             now - calls.front().sent >= options.command_timeout)
-            return fail(where() + " did not answer within " + std::to_string(options.command_timeout.count()) +
+            return fail(where() + " did not answer within " +
+                        std::to_string(options.command_timeout.count()) +
                         " ms; is it overloaded or blocked?");
         arm_timer();
     }
@@ -340,7 +351,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     }
 };
 
-AsyncConnection::AsyncConnection(std::shared_ptr<asio::io_context> ioc, Endpoint endpoint, ConnectOptions options)
+AsyncConnection::AsyncConnection(std::shared_ptr<asio::io_context> ioc, Endpoint endpoint,
+                                 ConnectOptions options)
     : impl_(std::make_shared<Impl>(std::move(ioc), std::move(endpoint), options)) {}
 
 AsyncConnection::~AsyncConnection() {
@@ -352,7 +364,9 @@ void AsyncConnection::execute(const Pipeline& pipeline, Callback done) {
     impl_->execute(pipeline, std::move(done), true);
 }
 
-std::uint64_t AsyncConnection::writes() const { return impl_->writes.load(std::memory_order_relaxed); }
+std::uint64_t AsyncConnection::writes() const {
+    return impl_->writes.load(std::memory_order_relaxed);
+}
 
 asio::io_context& AsyncConnection::context() const { return *impl_->ioc; }
 

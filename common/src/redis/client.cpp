@@ -23,7 +23,8 @@ namespace {
 std::string percent_decode(std::string_view s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        if (s[i] == '%' && i + 2 < s.size() &&
+            std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
             std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
             int v = 0;
             auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
@@ -143,7 +144,8 @@ Reply convert(const redisReply* r) {
         case REDIS_REPLY_ARRAY:
             out.type = Reply::Type::kArray;
             out.elements.reserve(r->elements);
-            for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(convert(r->element[i]));
+            for (std::size_t i = 0; i < r->elements; ++i)
+                out.elements.push_back(convert(r->element[i]));
             break;
         default:
             out.type = Reply::Type::kNil;
@@ -164,7 +166,9 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
-Reply reply_from_hiredis(const void* hiredis_reply) { return convert(static_cast<const redisReply*>(hiredis_reply)); }
+Reply reply_from_hiredis(const void* hiredis_reply) {
+    return convert(static_cast<const redisReply*>(hiredis_reply));
+}
 
 // ---- Script ----------------------------------------------------------------------------
 
@@ -317,8 +321,8 @@ Reply Connection::command_raw(const std::vector<std::string>& argv) {
 Reply Connection::command(const std::vector<std::string>& argv) {
     Reply r = command_raw(argv);
     if (r.is_error())
-        throw Error(ErrorCode::kInternal, "Redis " + (argv.empty() ? std::string() : argv.front()) +
-                                              " failed: " + r.str);
+        throw Error(ErrorCode::kInternal,
+                    "Redis " + (argv.empty() ? std::string() : argv.front()) + " failed: " + r.str);
     return r;
 }
 

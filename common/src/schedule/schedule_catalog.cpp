@@ -1,8 +1,8 @@
 #include "mq/schedule/schedule_catalog.hpp"
 
 #include "mq/core/names.hpp"
-#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/catalog.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/schedule/cron.hpp"
 
 namespace mq {

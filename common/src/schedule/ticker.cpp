@@ -1,4 +1,3 @@
-#include "mq/publish/publish_use_case.hpp"
 #include "mq/schedule/ticker.hpp"
 
 #include <spdlog/spdlog.h>
@@ -7,6 +6,7 @@
 
 #include "mq/core/time.hpp"
 #include "mq/crypto/keyring.hpp"
+#include "mq/publish/publish_use_case.hpp"
 #include "mq/queue/payload_schema.hpp"
 #include "mq/schedule/cron.hpp"
 

@@ -39,17 +39,20 @@ Subscription subscription_from_yaml_entry(const nlohmann::json& entry) {
     return subscription_from_json(flat);
 }
 
-WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env) {
+WorkerConfig load_worker_config(const std::string& path,
+                                const std::map<std::string, std::string>& env) {
     YamlDocument doc = load_yaml(path);
     if (doc.json.is_null()) doc.json = nlohmann::json::object();
-    static const nlohmann::json schema = nlohmann::json::parse(embedded_schema("worker.schema.json"));
+    static const nlohmann::json schema =
+        nlohmann::json::parse(embedded_schema("worker.schema.json"));
     validate_schema(doc, schema);
 
     WorkerConfig wc;
     const auto& j = doc.json;
     auto setting = [&](const char* key, const char* env_name) {
         if (j.contains(key))
-            apply_setting(wc.base, env_name, j[key].is_string() ? j[key].get<std::string>() : j[key].dump(),
+            apply_setting(wc.base, env_name,
+                          j[key].is_string() ? j[key].get<std::string>() : j[key].dump(),
                           doc.where(std::string("/") + key));
     };
     setting("redis_url", "REDIS_URL");
@@ -60,14 +63,16 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
     setting("log_level", "LOG_LEVEL");
     setting("maintenance", "MAINTENANCE");
     setting("retention_trim", "RETENTION_TRIM");
-    for (const char* name : {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT",
-                             "LOG_LEVEL", "MAINTENANCE", "RETENTION_TRIM", "DEAD_LETTER_MAX_LENGTH",
-                             "DEAD_LETTER_MAX_AGE", "DEAD_LETTER_RETENTION", "MAX_MESSAGE_SIZE",
-                             "MQ_KEYRING_FILE"})
-        if (auto it = env.find(name); it != env.end()) apply_setting(wc.base, name, it->second, "environment");
+    for (const char* name :
+         {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL",
+          "MAINTENANCE", "RETENTION_TRIM", "DEAD_LETTER_MAX_LENGTH", "DEAD_LETTER_MAX_AGE",
+          "DEAD_LETTER_RETENTION", "MAX_MESSAGE_SIZE", "MQ_KEYRING_FILE"})
+        if (auto it = env.find(name); it != env.end())
+            apply_setting(wc.base, name, it->second, "environment");
     if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
     if (j.contains("metrics_port")) wc.metrics_port = j["metrics_port"];
-    if (j.contains("shutdown_timeout")) wc.shutdown_timeout = duration(j["shutdown_timeout"], "shutdown_timeout");
+    if (j.contains("shutdown_timeout"))
+        wc.shutdown_timeout = duration(j["shutdown_timeout"], "shutdown_timeout");
 
     if (!j.contains("subscriptions")) return wc;
     for (std::size_t i = 0; i < j["subscriptions"].size(); ++i) {
@@ -83,8 +88,10 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
             wc.where.push_back(doc.where(pointer));
         } catch (const ValidationError& e) {
             std::string field = e.details().value("field", "");
-            std::string at = field.empty() ? doc.where(pointer) : doc.where(pointer + "/handler/" + field);
-            if (!field.empty() && at == doc.where(pointer + "/handler")) at = doc.where(pointer + "/" + field);
+            std::string at =
+                field.empty() ? doc.where(pointer) : doc.where(pointer + "/handler/" + field);
+            if (!field.empty() && at == doc.where(pointer + "/handler"))
+                at = doc.where(pointer + "/" + field);
             throw ValidationError(at + ": " + e.what(), e.details());
         }
     }
@@ -92,11 +99,14 @@ WorkerConfig load_worker_config(const std::string& path, const std::map<std::str
 }
 
 std::shared_ptr<Handler> make_handler(const Subscription& sub) {
-    if (sub.type == "webhook") return std::make_shared<WebhookHandler>(webhook_config_from_json(sub.handler));
-    if (sub.type == "exec") return std::make_shared<ExecHandler>(exec_config_from_json(sub.handler));
+    if (sub.type == "webhook")
+        return std::make_shared<WebhookHandler>(webhook_config_from_json(sub.handler));
+    if (sub.type == "exec")
+        return std::make_shared<ExecHandler>(exec_config_from_json(sub.handler));
     if (sub.type == "log") return std::make_shared<LogHandler>(log_config_from_json(sub.handler));
     throw ValidationError("subscription '" + sub.name + "' has type '" + sub.type +
-                              "': mq-worker runs webhook, exec and log subscriptions (pull ones are served by mq-api)",
+                              "': mq-worker runs webhook, exec and log subscriptions (pull ones "
+                              "are served by mq-api)",
                           {{"field", "type"}});
 }
 

@@ -27,7 +27,7 @@ namespace mq {
 /// one mutex of the cache: give the cache a Database of its own (a pg::Database is one
 /// connection, not thread-safe). The LISTEN connection is opened from `database_url`.
 class ConfigCache {
-public:
+  public:
     /// How often everything is reloaded even without notifications (a safety net).
     static constexpr std::chrono::seconds kFullReloadEvery{30};
     /// Longest pause between attempts to reopen a dropped LISTEN connection.
@@ -49,7 +49,8 @@ public:
     std::vector<std::shared_ptr<const Queue>> queues(const std::string& tenant) const;
     std::vector<std::shared_ptr<const Queue>> all_queues() const;
     /// By uuid (any case); nullptr when unknown or another tenant's.
-    std::shared_ptr<const Subscription> subscription(const std::string& tenant, const std::string& id) const;
+    std::shared_ptr<const Subscription> subscription(const std::string& tenant,
+                                                     const std::string& id) const;
     /// The tenant's subscriptions ordered by queue, then name.
     std::vector<std::shared_ptr<const Subscription>> subscriptions(const std::string& tenant) const;
 
@@ -69,7 +70,7 @@ public:
     /// True while the LISTEN connection is up (for health checks).
     bool listening() const { return listening_.load(); }
 
-private:
+  private:
     struct TenantConfig {
         std::map<std::string, std::shared_ptr<const Queue>> queues;                // by name
         std::map<std::string, std::shared_ptr<const Subscription>> subscriptions;  // by id

@@ -17,7 +17,7 @@ namespace mq {
 /// mq-api process enforces the full rate; run N processes and a tenant gets up to N x).
 /// Thread-safe.
 class PublishQuota {
-public:
+  public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
     /// `default_rate_per_s` applies to tenants without a rate of their own; nullopt means
@@ -40,7 +40,7 @@ public:
     /// The largest batch `take` can ever allow for `tenant`; nullopt when unlimited.
     std::optional<std::size_t> max_batch(const std::string& tenant) const;
 
-private:
+  private:
     struct Bucket {
         double tokens = 0;
         std::chrono::steady_clock::time_point updated;
@@ -61,6 +61,7 @@ std::map<std::string, std::optional<double>> load_tenant_rates(pg::Database& db)
 
 /// Sets tenants.publish_rate_limit (messages per second, > 0; nullopt clears it).
 /// NotFound when the tenant does not exist.
-void set_tenant_publish_rate(pg::Database& db, const std::string& tenant, std::optional<int> rate_per_s);
+void set_tenant_publish_rate(pg::Database& db, const std::string& tenant,
+                             std::optional<int> rate_per_s);
 
 }  // namespace mq

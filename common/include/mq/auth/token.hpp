@@ -77,7 +77,7 @@ void validate_principal(std::string_view principal);
 /// API tokens in PostgreSQL (api_tokens). Only the sha-256 of a secret is stored. Not
 /// thread-safe (one pg::Database); Authenticator serialises its use.
 class TokenStore {
-public:
+  public:
     explicit TokenStore(pg::Database& db) : db_(db) {}
 
     /// Creates a token with a fresh secret from RAND_bytes. NotFound when the tenant does
@@ -100,13 +100,13 @@ public:
     /// failure to record it never fails the call. BackendUnavailable when PG is down.
     std::optional<Principal> authenticate(std::string_view secret);
 
-private:
+  private:
     pg::Database& db_;
 };
 
 /// The API's in-memory cache in front of TokenStore. Thread-safe.
 class Authenticator {
-public:
+  public:
     /// Most hashes remembered; beyond it expired entries are dropped, then everything.
     static constexpr std::size_t kMaxEntries = 10000;
     /// How long a remembered *positive* answer may still be served while PostgreSQL is
@@ -118,7 +118,8 @@ public:
     /// ttl plus one query.
     static constexpr std::chrono::seconds kRefreshWindow{60};
 
-    explicit Authenticator(TokenStore& store, std::chrono::milliseconds ttl = std::chrono::seconds(5),
+    explicit Authenticator(TokenStore& store,
+                           std::chrono::milliseconds ttl = std::chrono::seconds(5),
                            std::chrono::milliseconds refresh_window = kRefreshWindow);
     ~Authenticator();
     Authenticator(const Authenticator&) = delete;
@@ -135,31 +136,32 @@ public:
     /// Remembered hashes (for tests and metrics).
     std::size_t size() const;
 
-private:
+  private:
     using Clock = std::chrono::steady_clock;
     struct Entry {
         std::optional<Principal> principal;
         Clock::time_point fresh_until;
-        bool refreshing = false;         // queued for the background refresh
-        Clock::time_point retry_at{};    // a failed refresh is not retried before this
+        bool refreshing = false;       // queued for the background refresh
+        Clock::time_point retry_at{};  // a failed refresh is not retried before this
     };
 
     /// Stores an answer fetched under `generation` (not if invalidate() ran since).
     /// Caller holds mutex_.
-    void remember(const std::string& hash, const std::optional<Principal>& principal, std::uint64_t generation);
+    void remember(const std::string& hash, const std::optional<Principal>& principal,
+                  std::uint64_t generation);
     void refresh_loop();
 
     TokenStore& store_;
     std::chrono::milliseconds ttl_;
     std::chrono::milliseconds refresh_window_;
-    mutable std::mutex mutex_;        // guards everything below but store_mutex_
-    std::mutex store_mutex_;          // TokenStore holds one connection
+    mutable std::mutex mutex_;  // guards everything below but store_mutex_
+    std::mutex store_mutex_;    // TokenStore holds one connection
     std::unordered_map<std::string, Entry> entries_;
-    std::uint64_t generation_ = 0;    // bumped by invalidate(); stale lookups are not stored
+    std::uint64_t generation_ = 0;  // bumped by invalidate(); stale lookups are not stored
     std::deque<std::pair<std::string, std::string>> refresh_queue_;  // hash, secret
     std::condition_variable refresh_cv_;
     bool stopping_ = false;
-    std::thread refresher_;           // started at the first refresh
+    std::thread refresher_;  // started at the first refresh
 };
 
 }  // namespace mq

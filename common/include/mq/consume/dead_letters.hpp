@@ -30,7 +30,9 @@ struct DeadLetter {
 
     /// The id operators use: "<partition>:<stream id>", unique within the queue (stream
     /// ids alone repeat across partitions).
-    std::string handle() const { return std::to_string(partition) + ":" + dlq_id; }  // see entry_ref.hpp
+    std::string handle() const {
+        return std::to_string(partition) + ":" + dlq_id;
+    }  // see entry_ref.hpp
 };
 
 nlohmann::json to_json(const DeadLetter& d);
@@ -95,12 +97,14 @@ struct ReplayOptions {
 
 /// Reads, replays and purges a queue's dead letters.
 class DeadLetterStore {
-public:
-    DeadLetterStore(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
+  public:
+    DeadLetterStore(redis::Connection& redis, KeyLayout keys)
+        : redis_(redis), keys_(std::move(keys)) {}
 
     /// Newest first across partitions; `subscription` empty means all; `since_ms` keeps
     /// those that died at or after it.
-    std::vector<DeadLetter> list(const Queue& queue, const std::string& subscription, std::size_t limit,
+    std::vector<DeadLetter> list(const Queue& queue, const std::string& subscription,
+                                 std::size_t limit,
                                  std::optional<std::int64_t> since_ms = std::nullopt);
     /// By handle ("<partition>:<stream id>"). ValidationError when malformed.
     std::optional<DeadLetter> find(const Queue& queue, const std::string& handle);
@@ -138,7 +142,7 @@ public:
     /// Removes dead letters (all, or those that died before `before_ms`). Returns how many.
     std::int64_t purge(const Queue& queue, std::optional<std::int64_t> before_ms = std::nullopt);
 
-private:
+  private:
     redis::Connection& redis_;
     KeyLayout keys_;
 };

@@ -19,20 +19,21 @@ struct RetryPolicy {
 /// The pause before delivery number `delivery_count + 1`, after `delivery_count` failed:
 /// initial * multiplier^(delivery_count-1), capped at max, then spread by jitter using
 /// `unit_random` in [0, 1).
-std::chrono::milliseconds backoff_for(const RetryPolicy& policy, int delivery_count, double unit_random);
+std::chrono::milliseconds backoff_for(const RetryPolicy& policy, int delivery_count,
+                                      double unit_random);
 
 /// A subscription: a consumer group (consumer_group()) on every partition of its queue.
 struct Subscription {
-    std::string id;  ///< uuid
+    std::string id;      ///< uuid
     std::string tenant;  ///< the subscriber's tenant: it owns, sees and consumes the subscription
     std::string queue;
     /// The tenant owning `queue`; empty means `tenant`. Another tenant's queue must be
     /// is_public (docs/auth.md); such a subscription is pull only.
     std::string queue_tenant;
     std::string name;
-    std::string type = "pull";  ///< pull | webhook | exec
+    std::string type = "pull";                          ///< pull | webhook | exec
     nlohmann::json handler = nlohmann::json::object();  ///< handler settings for `type`
-    std::string start_from = "latest";                   ///< earliest | latest (at creation)
+    std::string start_from = "latest";                  ///< earliest | latest (at creation)
     RetryPolicy retry;
     std::chrono::milliseconds visibility_timeout{30000};
     bool dead_letter = true;

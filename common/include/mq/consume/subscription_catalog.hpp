@@ -15,7 +15,7 @@ namespace mq {
 /// subscriber's own unless it subscribes to another tenant's public queue; an empty
 /// `queue_tenant` below means `tenant`.
 class SubscriptionCatalog {
-public:
+  public:
     explicit SubscriptionCatalog(pg::Database& db) : db_(db) {}
 
     /// Inserts `s` (validated). QueueNotFound when its queue does not exist in the queue's
@@ -43,18 +43,19 @@ public:
     /// Throws Error(kSubscriptionNotFound).
     Subscription get_by_id(const std::string& tenant, const std::string& id);
     /// Returns the deleted row; throws kSubscriptionNotFound.
-    Subscription remove(const std::string& tenant, const std::string& queue, const std::string& name,
-                        const std::string& queue_tenant = {});
+    Subscription remove(const std::string& tenant, const std::string& queue,
+                        const std::string& name, const std::string& queue_tenant = {});
     /// "active" or "paused"; returns the updated subscription.
     Subscription set_status(const std::string& tenant, const std::string& queue,
                             const std::string& name, const std::string& status,
                             const std::string& queue_tenant = {});
 
-private:
+  private:
     pg::Database& db_;
 };
 
-Error subscription_not_found(const std::string& tenant, const std::string& queue, const std::string& name);
+Error subscription_not_found(const std::string& tenant, const std::string& queue,
+                             const std::string& name);
 Error subscription_id_not_found(const std::string& tenant, const std::string& id);
 
 /// A uuid in its text form (8-4-4-4-12 hex digits, any case).

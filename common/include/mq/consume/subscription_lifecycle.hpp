@@ -28,13 +28,14 @@ struct CreatedSubscription {
 /// queue of queue_owner(s), already authorized by the caller); if
 /// the groups cannot be created the row is removed again, so nothing half-exists.
 /// Does not tell the workers (see tell_workers).
-CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
-                                        const Queue& queue, const Subscription& s);
+CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis,
+                                        const KeyLayout& keys, const Queue& queue,
+                                        const Subscription& s);
 
 /// Destroys the consumer groups, then removes the row: if Redis fails, the row stays and
 /// the same call finishes the job. Returns the queue (none if it is gone already).
-std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis, const KeyLayout& keys,
-                                         const Subscription& s);
+std::optional<Queue> delete_subscription(pg::Database& db, redis::Connection& redis,
+                                         const KeyLayout& keys, const Subscription& s);
 
 /// PUBLISH `event` on the control channel once the change is stored. If Redis fails the
 /// error says the change (`done`) is saved but running workers missed it.

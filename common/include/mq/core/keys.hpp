@@ -37,7 +37,7 @@ class KeyLayout {
     /// `{prefix}maint:members` — ZSET of live maintenance instances, score = expiry ms.
     std::string maintenance_members() const;
 
-private:
+  private:
     std::string prefix_;
 };
 

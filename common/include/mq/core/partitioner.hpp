@@ -12,13 +12,13 @@ std::uint64_t fnv1a_64(std::string_view bytes);
 
 /// Chooses a partition: by the message key, else by the idempotency key, else round-robin.
 class Partitioner {
-public:
+  public:
     /// Round-robin starts at a random partition, so one-shot publishers (a cron job
     /// running mqctl) do not all pile onto partition 0.
     Partitioner();
     int choose(int partition_count, std::string_view key, std::string_view idempotency_key);
 
-private:
+  private:
     std::atomic<std::uint64_t> next_{0};
 };
 

@@ -19,7 +19,7 @@ constexpr std::size_t kSealOverhead = 12 + 16;
 /// are sealed with. Old keys stay in the file so entries sealed before a rotation still
 /// open. Immutable after loading, so one Keyring may be shared by threads.
 class Keyring {
-public:
+  public:
     Keyring() = default;
 
     /// Reads a YAML or JSON file: {"current": "k2", "keys": [{"id": "k1", "key": "<base64
@@ -42,9 +42,10 @@ public:
     /// Opens what encrypt() sealed with key `key_id`. Throws Error(kInternal, "cannot
     /// decrypt: unknown key id ...") or Error(kInternal, "cannot decrypt: authentication
     /// failed ...") for a wrong key, wrong aad or altered bytes.
-    std::string decrypt(std::string_view sealed, const std::string& key_id, std::string_view aad) const;
+    std::string decrypt(std::string_view sealed, const std::string& key_id,
+                        std::string_view aad) const;
 
-private:
+  private:
     std::map<std::string, std::string> keys_;  ///< id -> 32 raw bytes
     std::string current_;
 };

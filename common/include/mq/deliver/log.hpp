@@ -37,7 +37,7 @@ LogConfig log_config_from_json(const nlohmann::json& j);
 /// Either way an acked message is in the file (the OS's page cache; no fsync), and a
 /// failed write retries the message(s). Thread-safe; lines never interleave.
 class LogHandler : public Handler {
-public:
+  public:
     explicit LogHandler(LogConfig config);
     ~LogHandler() override;
     LogHandler(const LogHandler&) = delete;
@@ -53,13 +53,13 @@ public:
     /// Appends that line, without the newline, to `out`.
     static void append_line(std::string& out, const Delivery& delivery, std::int64_t delivered_ms);
 
-private:
+  private:
     /// Opens the file on first use and writes all of `data`; returns the error, empty on success.
     std::string write_all(const std::string& data);
 
     LogConfig config_;
     std::mutex mu_;
-    int fd_ = -1;       ///< opened on first use; 1 or 2 for stdout/stderr
+    int fd_ = -1;         ///< opened on first use; 1 or 2 for stdout/stderr
     bool owned_ = false;  ///< fd_ is ours to close
     /// The thread between begin_batch() and end_batch(); no thread outside a batch.
     std::atomic<std::thread::id> batch_thread_{};

@@ -22,7 +22,7 @@ std::string describe_url(std::string_view url);
 /// One PostgreSQL connection (libpqxx: one per thread). A broken connection reconnects
 /// on the next transaction.
 class Database {
-public:
+  public:
     explicit Database(std::string url);
 
     /// Runs `work(tx)` in a transaction and commits. Retries a broken connection (once
@@ -77,7 +77,7 @@ public:
     /// unavailable, unique violation -> conflict, check violation -> validation.
     [[noreturn]] void rethrow(const std::exception& e) const;
 
-private:
+  private:
     void ensure_connected();
     void prepare(const Statement& st);
 

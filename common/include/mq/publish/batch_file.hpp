@@ -39,8 +39,8 @@ struct BatchReport {
     std::size_t lines = 0;  ///< non-blank lines read
     std::size_t published = 0;
     std::size_t duplicates = 0;
-    std::size_t rejected = 0;   ///< refused by the queue (e.g. full)
-    std::size_t skipped = 0;    ///< invalid lines left out (skip_invalid)
+    std::size_t rejected = 0;             ///< refused by the queue (e.g. full)
+    std::size_t skipped = 0;              ///< invalid lines left out (skip_invalid)
     std::size_t first_rejected_line = 0;  ///< 0 when none
     std::string first_rejection;          ///< why the first one was refused
     std::vector<BatchLineError> invalid;  ///< at most 100, in line order

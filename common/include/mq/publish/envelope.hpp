@@ -1,8 +1,8 @@
 #pragma once
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,7 +30,7 @@ struct PublishBody {
 /// "deliver_at": RFC 3339}; camelCase spellings are accepted too. Unknown fields are
 /// refused so a typo never silently drops an option.
 class EnvelopeParser {
-public:
+  public:
     EnvelopeParser();
     ~EnvelopeParser();
     EnvelopeParser(const EnvelopeParser&) = delete;
@@ -46,7 +46,7 @@ public:
     PublishBody parse_body(std::string_view json, const std::vector<std::string_view>& extras,
                            bool allow_batch, std::size_t max_batch = 1000);
 
-private:
+  private:
     struct State;
     std::unique_ptr<State> state_;
 };

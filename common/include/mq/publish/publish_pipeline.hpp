@@ -20,10 +20,11 @@ namespace mq {
 /// publish made in one turn of the event loop leaves in one write, so under load many
 /// publishes share a round trip, and when idle a publish goes out at once.
 class PublishPipeline {
-public:
+  public:
     /// outcomes: one per request in order. error: set when Redis failed (then the
     /// outcomes are empty and the messages may or may not be stored).
-    using Callback = std::function<void(std::vector<PublishOutcome> outcomes, std::exception_ptr error)>;
+    using Callback =
+        std::function<void(std::vector<PublishOutcome> outcomes, std::exception_ptr error)>;
 
     PublishPipeline(redis::Endpoint endpoint, KeyLayout keys, PublishLimits limits,
                     redis::ConnectOptions options = {});
@@ -38,13 +39,14 @@ public:
     /// Publishes `requests` to `queue`; `done` runs on the caller's thread when that runs
     /// an attached io_context, otherwise on one of them (picked in turn). Requests of one
     /// call stay together and in order. Throws Error when nothing is attached.
-    void submit(std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests, Callback done);
+    void submit(std::shared_ptr<const Queue> queue, std::vector<PublishRequest> requests,
+                Callback done);
 
     /// Publish calls made and Redis writes made so far (the ratio is the coalescing).
     std::uint64_t jobs() const;
     std::uint64_t round_trips() const;
 
-private:
+  private:
     struct Loop {
         std::unique_ptr<redis::AsyncConnection> redis;
         std::unique_ptr<Publisher> publisher;  // prepare/complete only; one per thread

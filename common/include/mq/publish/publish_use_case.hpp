@@ -9,8 +9,8 @@
 #include "mq/crypto/keyring.hpp"
 #include "mq/error.hpp"
 #include "mq/publish/batch_file.hpp"
-#include "mq/queue/payload_schema.hpp"
 #include "mq/publish/publisher.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/queue.hpp"
 
 namespace mq {

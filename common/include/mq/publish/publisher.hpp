@@ -67,7 +67,7 @@ struct PublishOutcome {
 /// chunk does the idempotency check, the max-length check and XADD/ZADD atomically; a
 /// batch is one pipelined round trip, not one per message.
 class Publisher {
-public:
+  public:
     Publisher(redis::Connection& redis, KeyLayout keys, PublishLimits limits = {});
     /// Without a connection: only prepare() and complete() may be used (for a caller that
     /// sends the pipeline itself, such as mq-api's asynchronous connections).
@@ -103,7 +103,7 @@ public:
     /// Messages per Lua call; larger batches are split.
     static constexpr std::size_t kChunk = 256;
 
-private:
+  private:
     redis::Connection* redis_ = nullptr;
     KeyLayout keys_;
     PublishLimits limits_;

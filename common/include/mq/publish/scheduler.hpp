@@ -13,7 +13,7 @@ namespace mq {
 /// Lua call (ZRANGEBYSCORE + XADD + ZREM), so any number of movers may run at once and
 /// each due entry lands in the stream exactly once, in due order.
 class Scheduler {
-public:
+  public:
     Scheduler(redis::Connection& redis, KeyLayout keys) : redis_(redis), keys_(std::move(keys)) {}
 
     struct Pass {

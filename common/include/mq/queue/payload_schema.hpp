@@ -15,7 +15,7 @@ class PayloadSchemaImpl;
 
 /// A queue's JSON Schema (Draft 7, valijson), compiled once and checked per publish.
 class PayloadSchema {
-public:
+  public:
     /// Compiles `schema`; throws ValidationError (details {"field": "schema"}) when it is
     /// not a usable JSON Schema document (not an object or boolean, a keyword of the wrong
     /// type, a $ref that cannot be resolved locally).
@@ -32,19 +32,19 @@ public:
     /// otherwise be ambiguous between the two).
     void check_value(const nlohmann::json& value) const;
 
-private:
+  private:
     std::unique_ptr<PayloadSchemaImpl> impl_;
 };
 
 /// Compiled schemas by queue, so a publish does not recompile. Keyed by queue id and
 /// updated_at: a queue whose schema changed compiles again. Thread-safe.
 class PayloadSchemaCache {
-public:
+  public:
     /// nullptr when the queue has no schema. Throws ValidationError when the stored schema
     /// does not compile (it was validated when set, so only after a manual edit).
     std::shared_ptr<const PayloadSchema> get(const Queue& q);
 
-private:
+  private:
     struct Slot {
         std::string updated_at;
         nlohmann::json source;

@@ -46,7 +46,7 @@ struct QueueSpec {
     std::optional<std::chrono::milliseconds> dedup_window;
     /// max_length explicitly null: unlimited even when MAX_QUEUE_LENGTH sets a default.
     bool unlimited_length = false;
-    nlohmann::json schema;  ///< null: none
+    nlohmann::json schema;                  ///< null: none
     std::optional<std::string> encryption;  ///< unset: "none"
     std::optional<std::vector<std::string>> allowed_producers;
     std::optional<std::vector<std::string>> allowed_consumers;

@@ -28,12 +28,13 @@ namespace mq::redis {
 /// and, when the server lost them (NOSCRIPT: SCRIPT FLUSH, restart), loaded again and the
 /// command run once more; the script did not run, so that is safe.
 class AsyncConnection {
-public:
+  public:
     /// replies: one per command, in order, error replies as values. error: set when the
     /// connection failed (then replies is empty).
     using Callback = std::function<void(std::vector<Reply> replies, std::exception_ptr error)>;
 
-    AsyncConnection(std::shared_ptr<boost::asio::io_context> ioc, Endpoint endpoint, ConnectOptions options = {});
+    AsyncConnection(std::shared_ptr<boost::asio::io_context> ioc, Endpoint endpoint,
+                    ConnectOptions options = {});
     /// Closes the socket; callbacks of calls in flight are dropped without being called.
     /// Destroy it on its io_context's thread or when that io_context runs no more.
     ~AsyncConnection();
@@ -50,7 +51,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::shared_ptr<Impl> impl_;
 };
 

@@ -54,12 +54,12 @@ Reply reply_from_hiredis(const void* hiredis_reply);
 
 /// A Lua script, run by EVALSHA and loaded on NOSCRIPT. The SHA-1 is computed once.
 class Script {
-public:
+  public:
     explicit Script(std::string source);
     const std::string& source() const { return source_; }
     const std::string& sha() const { return sha_; }
 
-private:
+  private:
     std::string source_;
     std::string sha_;
 };
@@ -74,7 +74,7 @@ struct ConnectOptions {
 /// Commands queued and sent in one write, replies read in order. Errors come back as
 /// error replies, not exceptions, so the caller sees which command failed.
 class Pipeline {
-public:
+  public:
     /// A command; `script` names the script an EVALSHA in argv runs (for NOSCRIPT).
     void add(std::vector<std::string> argv, const Script* script = nullptr);
     /// EVALSHA sha numkeys keys... args...; the connection loads the script first if needed.
@@ -87,7 +87,7 @@ public:
     const std::vector<std::vector<std::string>>& commands() const { return commands_; }
     const Script* script(std::size_t i) const { return scripts_[i]; }
 
-private:
+  private:
     friend class Connection;
     std::vector<std::vector<std::string>> commands_;
     std::vector<const Script*> scripts_;  // per command; nullptr for plain commands
@@ -97,7 +97,7 @@ private:
 /// next call; a call that fails on I/O throws BackendUnavailable and is not retried,
 /// because the command may or may not have run.
 class Connection {
-public:
+  public:
     Connection(Endpoint endpoint, ConnectOptions options = {});
     ~Connection();
     Connection(Connection&&) noexcept;
@@ -133,7 +133,7 @@ public:
     void set_command_timeout(std::chrono::milliseconds timeout);
     const Endpoint& endpoint() const { return endpoint_; }
 
-private:
+  private:
     struct ContextDeleter {
         void operator()(redisContext* c) const;
     };

@@ -1,14 +1,14 @@
 #pragma once
 
-#include <memory>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 
 #include "mq/core/keys.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/publish/publisher.hpp"
-#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/catalog.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/redis/client.hpp"
 #include "mq/schedule/schedule_catalog.hpp"
 

@@ -25,7 +25,8 @@ struct WorkerConfig {
 /// Reads, schema-checks and converts a worker file; then applies the environment
 /// (REDIS_URL, DATABASE_URL, REDIS_KEY_PREFIX, MQ_TENANT, LOG_*), which wins over the
 /// file. Throws ValidationError naming file:line and the field.
-WorkerConfig load_worker_config(const std::string& path, const std::map<std::string, std::string>& env);
+WorkerConfig load_worker_config(const std::string& path,
+                                const std::map<std::string, std::string>& env);
 
 /// One entry of a `subscriptions:` list in YAML (worker file or `mqctl apply` file) as a
 /// Subscription: `retry: {max_attempts, initial_backoff, max_backoff, multiplier, jitter}`
