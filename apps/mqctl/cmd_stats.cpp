@@ -88,10 +88,10 @@ void run_stats(const StatsOptions& o, Context& ctx) {
     t.print();
     if (f.subscriptions.empty()) return;
     std::cout << '\n';
-    Table st({"SUBSCRIPTION", "PENDING", "LAG", "PARTITIONS"});
+    Table st({"SUBSCRIPTION", "PENDING", "LAG", "EXPIRED", "PARTITIONS"});
     for (const auto& sub : f.subscriptions)
         st.add({sub.name, std::to_string(sub.pending),
-                sub.lag_known ? std::to_string(sub.lag) : "unknown",
+                sub.lag_known ? std::to_string(sub.lag) : "unknown", std::to_string(sub.expired),
                 std::to_string(sub.partitions) + "/" + std::to_string(q.partition_count)});
     st.print();
     std::cout << "\nbacklog " << f.backlog
