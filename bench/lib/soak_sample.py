@@ -9,9 +9,12 @@ to OUT (and prints it to stderr as it goes). Standard library only.
 Row (the first line of OUT names the columns):
     t_s used_memory used_memory_rss xlen xlen_parts
     <group>_lag <group>_pending (per group, summed over the streams)
-    published log_acked pull_acked
-t_s is the scheduled sample time (0, EVERY, 2*EVERY, ... DURATION); used_memory from
-INFO memory; xlen the sum of XLEN over the partition streams, xlen_parts each of them
+    published log_acked pull_acked used_memory_min used_memory_max
+t_s is the scheduled sample time (0, EVERY, 2*EVERY, ... DURATION); used_memory and
+used_memory_rss from INFO memory, the median of --memory-readings readings spread over
+--memory-window seconds ending at t_s (default 11 over 2 s: two periods of the trimmer, which runs every
+second, so a sample is not decided by where in that sawtooth it fell; the min and max of
+the window are the last two columns); xlen the sum of XLEN over the partition streams, xlen_parts each of them
 ("+"-joined); lag and pending from XINFO GROUPS (lag: entries not yet delivered to the
 group; "?" when Redis cannot tell: entries the group had not read were trimmed and it
 has not caught up yet); published = publishes answered 2xx so far
@@ -36,6 +39,19 @@ def info_memory(r):
             k, v = line.split(":", 1)
             out[k] = v.strip()
     return int(out["used_memory"]), int(out["used_memory_rss"])
+
+
+def memory_window(r, readings, span):
+    """(median used, median rss, min used, max used) of `readings` INFO memory calls spread
+    evenly over `span` seconds."""
+    vals = []
+    for i in range(readings):
+        vals.append(info_memory(r))
+        if i + 1 < readings:
+            time.sleep(span / (readings - 1))
+    used = sorted(v[0] for v in vals)
+    rss = sorted(v[1] for v in vals)
+    return used[len(used) // 2], rss[len(rss) // 2], used[0], used[-1]
 
 
 def groups(r, stream):
@@ -91,6 +107,8 @@ def main():
     p.add_argument("--pull-stats", required=True)
     p.add_argument("--worker-metrics", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--memory-readings", type=int, default=11)
+    p.add_argument("--memory-window", type=float, default=2.0)
     a = p.parse_args()
     streams = a.streams.split(",")
     names = a.groups.split(",")
@@ -98,16 +116,19 @@ def main():
     cols = ["t_s", "used_memory", "used_memory_rss", "xlen", "xlen_parts"]
     for n in names:
         cols += [n + "_lag", n + "_pending"]
-    cols += ["published", "log_acked", "pull_acked"]
+    cols += ["published", "log_acked", "pull_acked", "used_memory_min", "used_memory_max"]
     with open(a.out, "w") as f:
         f.write("\t".join(cols) + "\n")
     k = 0
     while k * a.every <= a.duration + 1e-9:
         t = k * a.every
-        delay = a.start + t - time.time()
+        # The window ends at the sample time, so the last one (t = DURATION) still sees the
+        # publisher running; the first starts at the start.
+        delay = a.start + max(0.0, t - a.memory_window) - time.time()
         if delay > 0:
             time.sleep(delay)
-        used, rss = info_memory(r)
+        used, rss, used_min, used_max = memory_window(r, max(1, a.memory_readings),
+                                                      a.memory_window)
         lens = [int(r.call("XLEN", s)) for s in streams]
         lag = {n: 0 for n in names}
         pending = {n: 0 for n in names}
@@ -130,10 +151,12 @@ def main():
         for n in names:
             row += [str(lag[n]), str(pending[n])]
         row += [published, str(worker_acked(a.worker_metrics)), str(pull_acked)]
+        row += [str(used_min), str(used_max)]
         with open(a.out, "a") as f:
             f.write("\t".join(row) + "\n")
-        print("soak: t=%4ds used_memory %.1f MB, stream length %s, published %s, acked log %s pull %s"
-              % (t, used / 1048576, sum(lens), published, row[-2], row[-1]), file=sys.stderr, flush=True)
+        print("soak: t=%4ds used_memory %.1f MB (%.1f-%.1f), stream length %s, published %s, acked log %s"
+              " pull %s" % (t, used / 1048576, used_min / 1048576, used_max / 1048576, sum(lens),
+                            published, row[-4], row[-3]), file=sys.stderr, flush=True)
         k += 1
 
 
