@@ -11,6 +11,7 @@
 
 #include "api_process.hpp"
 #include "harness.hpp"
+#include "private_services.hpp"
 
 using namespace mqtest;
 using nlohmann::json;
@@ -19,53 +20,6 @@ namespace {
 
 const std::string kBase = "/api/v1/mq";
 const std::string kSchedules = kBase + "/schedules";
-
-int shell(const std::string& command) {
-    int rc = std::system(command.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-// redis-server + PostgreSQL of this test alone (scripts/mq-services), to stop PostgreSQL.
-class PrivateServices {
-  public:
-    PrivateServices() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "mq-apitest-XXXXXX").string();
-        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-        dir_ = tmpl;
-        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " >/dev/null") == 0);
-        std::ifstream in(dir_ + "/env");
-        std::string line;
-        while (std::getline(in, line)) {
-            auto eq = line.find('=');
-            if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
-        }
-        REQUIRE(env_.count("DATABASE_URL"));
-    }
-    ~PrivateServices() {
-        shell(script() + " stop " + dir_ + " >/dev/null 2>&1");
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    std::map<std::string, std::string> env() const {
-        return {{"REDIS_URL", env_.at("REDIS_URL")}, {"DATABASE_URL", env_.at("DATABASE_URL")}};
-    }
-    void stop_postgres() {
-        std::string pg_ctl =
-            "/usr/lib/postgresql/15/bin/pg_ctl stop -D " + dir_ + "/pg -m fast -w -t 30";
-        REQUIRE(shell("cd / && " + (getuid() == 0 ? "runuser -u postgres -- " + pg_ctl : pg_ctl) +
-                      " >/dev/null 2>&1") == 0);
-    }
-    void start_postgres() {
-        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " --redis-port " +
-                      env_.at("MQ_REDIS_PORT") + " --pg-port " + env_.at("MQ_PG_PORT") +
-                      " >/dev/null 2>&1") == 0);
-    }
-
-  private:
-    static std::string script() { return std::string(MQ_SOURCE_DIR) + "/scripts/mq-services"; }
-    std::string dir_;
-    std::map<std::string, std::string> env_;
-};
 
 struct Session : ApiSession {
     Session() {
@@ -277,17 +231,19 @@ TEST_CASE("api_schedule_respects_allowed_producers_of_its_queue", "[api][schedul
 TEST_CASE("api_schedule_routes_answer_503_while_postgres_is_down_and_recover", "[api][schedule]") {
     using namespace std::chrono_literals;
     PrivateServices svc;
+    const std::map<std::string, std::string> env{{"REDIS_URL", svc.redis_url()},
+                                                 {"DATABASE_URL", svc.database_url()}};
     auto tenant = unique_name("schedpg");
-    REQUIRE(mqctl({"db", "migrate"}, svc.env()).status == 0);
-    REQUIRE(mqctl({"tenant", "create", tenant}, svc.env()).status == 0);
+    REQUIRE(mqctl({"db", "migrate"}, env).status == 0);
+    REQUIRE(mqctl({"tenant", "create", tenant}, env).status == 0);
     auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin",
                        "--principal", "ops", "-o", "json"},
-                      svc.env());
+                      env);
     REQUIRE(made.status == 0);
     auto token = json::parse(made.out)["token"].get<std::string>();
     ApiOptions options;
-    options.redis_url = svc.env().at("REDIS_URL");
-    options.database_url = svc.env().at("DATABASE_URL");
+    options.redis_url = svc.redis_url();
+    options.database_url = svc.database_url();
     ApiProcess api(options);
     REQUIRE(api.call_json("POST", kBase + "/queues", {{"name", "jobs"}}, token).status == 201);
     REQUIRE(api.call_json("POST", kSchedules, Session::nightly(), token).status == 201);
