@@ -14,6 +14,7 @@
 
 #include "api_process.hpp"
 #include "harness.hpp"
+#include "private_services.hpp"
 
 using namespace mqtest;
 using nlohmann::json;
@@ -21,100 +22,6 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string make_temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mq-apitest-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    return tmpl;
-}
-
-int shell(const std::string& command) {
-    int rc = std::system(command.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-bool redis_answers(int port) {
-    return shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port) +
-                 " ping 2>/dev/null | grep -q PONG") == 0;
-}
-
-// A redis-server of this test alone (no AOF, no RDB), stopped with SHUTDOWN NOSAVE.
-class PrivateRedis {
-  public:
-    PrivateRedis() : port_(dead_port()), dir_(make_temp_dir()) { start(); }
-    ~PrivateRedis() {
-        stop();
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    int port() const { return port_; }
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-
-    void start() {
-        auto p = std::to_string(port_);
-        REQUIRE(
-            shell(
-                "redis-server --bind 127.0.0.1 --port " + p +
-                " --save '' --appendonly no --maxmemory-policy noeviction --daemonize yes --dir " +
-                dir_ + " --pidfile " + dir_ + "/redis.pid --logfile " + dir_ + "/redis.log") == 0);
-        auto until = Clock::now() + 10s;
-        while (!redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
-        REQUIRE(redis_answers(port_));
-    }
-    void stop() {
-        shell("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) +
-              " shutdown nosave >/dev/null 2>&1");
-        auto until = Clock::now() + 10s;
-        while (redis_answers(port_) && Clock::now() < until) std::this_thread::sleep_for(50ms);
-    }
-
-  private:
-    int port_;
-    std::string dir_;
-};
-
-// redis-server + PostgreSQL of this test alone, from scripts/mq-services.
-class PrivateServices {
-  public:
-    PrivateServices() : dir_(make_temp_dir()) {
-        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " >/dev/null") == 0);
-        std::ifstream in(dir_ + "/env");
-        std::string line;
-        while (std::getline(in, line)) {
-            auto eq = line.find('=');
-            if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
-        }
-        REQUIRE(env_.count("DATABASE_URL"));
-    }
-    ~PrivateServices() {
-        shell(script() + " stop " + dir_ + " >/dev/null 2>&1");
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    std::map<std::string, std::string> env() const {
-        return {{"REDIS_URL", env_.at("REDIS_URL")}, {"DATABASE_URL", env_.at("DATABASE_URL")}};
-    }
-    std::string redis_url() const { return env_.at("REDIS_URL"); }
-    std::string database_url() const { return env_.at("DATABASE_URL"); }
-
-    // pg_ctl stop as the cluster's owner (postgres when we are root), like mq-services does.
-    void stop_postgres() {
-        std::string pg_ctl =
-            "/usr/lib/postgresql/15/bin/pg_ctl stop -D " + dir_ + "/pg -m fast -w -t 30";
-        std::string as_owner = getuid() == 0 ? "runuser -u postgres -- " + pg_ctl : pg_ctl;
-        REQUIRE(shell("cd / && " + as_owner + " >/dev/null 2>&1") == 0);
-    }
-    void start_postgres() {
-        REQUIRE(shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ + " --redis-port " +
-                      env_.at("MQ_REDIS_PORT") + " --pg-port " + env_.at("MQ_PG_PORT") +
-                      " >/dev/null 2>&1") == 0);
-    }
-
-  private:
-    static std::string script() { return std::string(MQ_SOURCE_DIR) + "/scripts/mq-services"; }
-    std::string dir_;
-    std::map<std::string, std::string> env_;
-};
 
 HttpResult publish(const ApiProcess& api, const std::string& token, const std::string& queue) {
     return api.call_json("POST", "/api/v1/mq/publish",
@@ -171,12 +78,14 @@ TEST_CASE("api_redis_down_answers_503_quickly_and_recovers_without_restart", "[a
 
 TEST_CASE("api_postgres_down_keeps_publishing_from_cache_and_refuses_queue_changes", "[api]") {
     PrivateServices svc;
+    const std::map<std::string, std::string> env{{"REDIS_URL", svc.redis_url()},
+                                                 {"DATABASE_URL", svc.database_url()}};
     auto tenant = unique_name("pgdown");
-    REQUIRE(mqctl({"db", "migrate"}, svc.env()).status == 0);
-    REQUIRE(mqctl({"tenant", "create", tenant}, svc.env()).status == 0);
+    REQUIRE(mqctl({"db", "migrate"}, env).status == 0);
+    REQUIRE(mqctl({"tenant", "create", tenant}, env).status == 0);
     auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin",
                        "--principal", "ops", "-o", "json"},
-                      svc.env());
+                      env);
     INFO(made.out << made.err);
     REQUIRE(made.status == 0);
     auto token = json::parse(made.out)["token"].get<std::string>();
