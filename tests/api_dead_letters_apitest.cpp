@@ -76,6 +76,9 @@ TEST_CASE("api_dead_letters_list_pages_with_a_cursor_and_filters", "[api][dlq]")
     ApiSession s;
     create(s, {{"name", "orders"}, {"partitions", 2}});
     dead_letters(s, "orders", {1, 2, 3, 4, 5});
+    // Newest first orders by stream id (milliseconds), so "6" must not share the last
+    // millisecond of "5" on the other partition's dead-letter stream.
+    std::this_thread::sleep_for(5ms);
     dead_letters(s, "orders", {6}, "", "expired");
 
     std::set<std::string> seen;
