@@ -20,7 +20,9 @@ else()
   set(zsh_dir "${CMAKE_INSTALL_PREFIX}/${MQ_DATADIR}/zsh/site-functions")
 endif()
 
-set(stage "${MQ_STAGE_DIR}")
+# One staging directory per run: ctest runs `cmake --install` and cpack side by side.
+string(RANDOM LENGTH 10 run)
+set(stage "${MQ_STAGE_DIR}/${run}")
 file(REMOVE_RECURSE "${stage}")
 set(MQ_BINDIR "${MQ_BINDIR_FULL}")
 set(MQ_DOCDIR "${MQ_DOCDIR_FULL}")
