@@ -2,9 +2,12 @@
 # ctest packaging_systemd: the installed units pass `systemd-analyze verify` (against the
 # installed tree: ExecStart names PREFIX/bin, Documentation= man pages found through MANPATH)
 # and `systemd-analyze security --offline=yes` rates each at exposure 3.0 or lower.
-# usage: systemd_test.sh PREFIX   (the tree of packaging_install)
+# examples/systemd/mq-worker.service (the single-file form) gets the same security check and
+# must carry every hardening line of the template.
+# usage: systemd_test.sh PREFIX SOURCE_DIR   (PREFIX: the tree of packaging_install)
 set -eu
 prefix=$(cd "$1" && pwd)
+src=$2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "systemd-analyze not installed (apt-get install systemd): units NOT checked"
@@ -41,3 +44,12 @@ for unit in mq-api.service mq-worker@billing.service; do
 done
 grep -q '^ExecStart=.*--config %E/mq/worker-%i.yaml$' mq-worker@billing.service ||
     fail "mq-worker@ does not read /etc/mq/worker-%i.yaml"
+
+example=$src/examples/systemd/mq-worker.service
+sed -n '/^# Hardening/,/^\[Install\]/p' mq-worker@billing.service | grep '^[A-Z]' |
+    while IFS= read -r line; do
+        grep -qxF -- "$line" "$example" || fail "$example lacks the template's '$line'"
+    done
+report=$(systemd-analyze security --offline=yes --threshold=30 "$example" 2>&1) ||
+    fail "systemd-analyze security $example above 3.0: $(echo "$report" | tail -1)"
+echo "examples/systemd/mq-worker.service: $(echo "$report" | tail -1)"
