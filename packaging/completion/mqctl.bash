@@ -50,9 +50,9 @@ _mqctl() {
         [[ -z $line ]] && line=$(_mqctl_option_line "$prev" "$cmd")
         if [[ $line =~ ^\ \ [^\ ]+\ [A-Z]+ ]]; then
             if [[ $line =~ ^\ \ [^\ ]+\ [A-Z]+:\{([^}]*)\} ]]; then
-                COMPREPLY=($(compgen -W "${BASH_REMATCH[1]//,/ }" -- "$cur"))
+                mapfile -t COMPREPLY < <(compgen -W "${BASH_REMATCH[1]//,/ }" -- "$cur")
             elif [[ ${line,,} == *file* || ${line,,} == *keyring* ]]; then
-                COMPREPLY=($(compgen -f -- "$cur"))
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 compopt -o filenames 2>/dev/null
             fi
             return 0
@@ -63,9 +63,9 @@ _mqctl() {
         local opts
         opts=$(_mqctl_options "$cmd" "${path[@]}")
         ((${#path[@]})) && opts+=$'\n'$(_mqctl_options "$cmd")
-        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
     elif [[ -n $subs ]]; then
-        COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
     fi
     return 0
 }

@@ -49,7 +49,7 @@ service redis | grep -q 'source: redis-data' || service redis | grep -q 'redis-d
 
 # The worker file the compose stack mounts passes the worker's own validation.
 if [ -n "${2:-}" ] && [ -x "$2/apps/mq-worker/mq-worker" ]; then
-    MQ_KEYRING_FILE= "$2/apps/mq-worker/mq-worker" --check --config packaging/compose/worker.yaml >/dev/null ||
+    MQ_KEYRING_FILE='' "$2/apps/mq-worker/mq-worker" --check --config packaging/compose/worker.yaml >/dev/null ||
         fail "mq-worker --check rejects packaging/compose/worker.yaml"
 fi
 echo "compose.yaml: accepted by docker-compose config"

@@ -18,7 +18,7 @@ for bin in mqctl mq-worker mq-api; do
     case $out in "$bin "[0-9]*) ;; *) fail "$bin --version printed '$out'" ;; esac
     page=$prefix/share/man/man1/$bin.1
     [ -s "$page" ] || fail "man page $page missing"
-    grep -q "^\.TH \"\{0,1\}$(echo "$bin" | tr a-z A-Z)" "$page" || fail "$page has no .TH header"
+    grep -q "^\.TH \"\{0,1\}$(echo "$bin" | tr '[:lower:]' '[:upper:]')" "$page" || fail "$page has no .TH header"
     grep -q 'Print this help message' "$page" || fail "$page does not list the options from --help"
     grep -q '^\.SH "\{0,1\}SEE ALSO' "$page" || fail "$page lacks SEE ALSO (packaging/man)"
 done
@@ -55,7 +55,7 @@ done
 [ -s "$prefix/share/doc/mq/README.md" ] || fail "README.md missing"
 [ -s "$prefix/share/doc/mq/deploy.md" ] || fail "docs/deploy.md missing"
 # The installed example worker file passes the installed worker's own check.
-MQ_KEYRING_FILE= "$prefix/bin/mq-worker" --check --config "$prefix/share/doc/mq/examples/worker.yaml" \
+MQ_KEYRING_FILE='' "$prefix/bin/mq-worker" --check --config "$prefix/share/doc/mq/examples/worker.yaml" \
     >/dev/null || fail "mq-worker --check rejects the installed examples/worker.yaml"
 
 # Nothing else: no static libraries, headers or test binaries in the tree.
