@@ -8,6 +8,8 @@
 #   make run / stop    local dev stack (redis, PostgreSQL, mq-api) via scripts/dev-stack
 #   make bench         build, then bench/run-all
 #   make format        clang-format -i;  make format-check: fail on unformatted code
+#   make install       build, then install into $(PREFIX) (default /usr/local; DESTDIR works)
+#   make deb           build, then the Debian package (CPack) in $(BUILD_DIR)/mq_*.deb
 #   make clean         remove the build directories (dev-stack data in .mq/ stays)
 
 BUILD_DIR  ?= build
@@ -16,21 +18,25 @@ JOBS       ?= 2
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 CLANG_FORMAT ?= clang-format
+PREFIX     ?= /usr/local
 
-# Every Debian 12 package the project needs to build, test, run and bench.
+# Every Debian 12 package the project needs to build, test, run and bench. The last line is
+# packaging: man pages (help2man), `make deb` (file, dpkg-dev) and the packaging tests
+# (systemd-analyze, zsh -n, docker-compose config); docs/decisions.md.
 DEB_PACKAGES := \
 	build-essential cmake ninja-build pkg-config git ca-certificates \
 	libhiredis-dev libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
 	libyaml-cpp-dev catch2 libcli11-dev libboost-dev libboost-system-dev \
 	libcurl4-openssl-dev libssl-dev libvalijson-dev libsimdjson-dev libcctz-dev tzdata \
 	redis-server redis-tools postgresql postgresql-contrib \
-	wrk curl procps iproute2 python3 clang-format
+	wrk curl procps iproute2 python3 clang-format \
+	help2man file dpkg-dev systemd zsh docker-compose
 
 FORMAT_DIRS := $(wildcard common apps tests)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
 	-o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: build deps test asan asan-build run stop bench format format-check clean help
+.PHONY: build deps test asan asan-build run stop bench format format-check clean help install deb
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQ_WERROR=ON $(CMAKE_ARGS)
@@ -74,6 +80,14 @@ asan-build: deps
 
 asan: asan-build
 	cd $(ASAN_DIR) && ctest --output-on-failure --no-tests=error -j$(JOBS) $(CTEST_ARGS)
+
+# Binaries, man pages, completion, systemd units, examples (docs/deploy.md).
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
+
+deb: build
+	cd $(BUILD_DIR) && cpack -G DEB -B $(abspath $(BUILD_DIR)) --config CPackConfig.cmake
+	@ls -1 $(BUILD_DIR)/mq_*.deb
 
 run: build
 	MQ_BUILD_DIR=$(BUILD_DIR) scripts/dev-stack

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
     std::string address = "0.0.0.0";
     std::optional<int> threads;
     bool print_routes = false;
+    bool check = false;
     cli.add_option("-c,--config", config_file,
                    "YAML file with settings (keys are the environment names in lower case)");
     cli.add_option("-p,--port", port, "Listen port (PORT, default 3010; 0 picks a free one)")
@@ -48,6 +49,9 @@ int main(int argc, char** argv) {
     cli.add_option("--threads", threads, "I/O threads (API_THREADS, default 2)")
         ->check(CLI::Range(1, 64));
     cli.add_flag("--print-routes", print_routes, "Print every route as 'METHOD /path' and exit");
+    cli.add_flag(
+        "--check", check,
+        "Validate the configuration (file, environment, keyring) and exit: 0 valid, 2 not");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -88,7 +92,11 @@ int main(int argc, char** argv) {
         server_options.body_limit = static_cast<std::size_t>(config.max_message_size);
         server_options.access_log = env("ACCESS_LOG") != "false";
 
-        mqapi::App app(config, options);
+        mqapi::App app(config, options);  // loads the keyring; connects only in start()
+        if (check) {
+            std::cout << "configuration OK\n";
+            return 0;
+        }
         mqapi::Router router;
         mqapi::add_queue_routes(router, app);
         mqapi::add_publish_routes(router, app);
