@@ -161,27 +161,31 @@ TEST_CASE("apps_refuse_tls_settings_they_cannot_use_with_the_right_exit_status",
           "[security][tls][e2e]") {
     const mqtest::TestCa& ca = mqtest::TestCa::shared();
     mqtest::TlsRedis redis;
-    const auto env = redis.env();
+    mqtest::TenantScope ts;
+    const auto env = with(redis.env(), {{"MQ_TENANT", ts.tenant()}});
+    auto created = mqtest::mqctl({"queue", "create", "jobs"}, env);
+    INFO(created.err);
+    REQUIRE(created.status == 0);
 
     // A CA file that does not exist: a configuration error (exit 2), naming the setting.
     auto r =
-        mqtest::mqctl({"queue", "list"}, with(env, {{"REDIS_TLS_CA_FILE", "/nonexistent/ca.pem"}}));
+        mqtest::mqctl({"stats", "jobs"}, with(env, {{"REDIS_TLS_CA_FILE", "/nonexistent/ca.pem"}}));
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Contains("REDIS_TLS_CA_FILE=/nonexistent/ca.pem"));
 
     // The wrong CA: the server cannot be trusted, so it is unavailable (exit 5).
-    r = mqtest::mqctl({"stats"}, with(env, {{"REDIS_TLS_CA_FILE", ca.other_ca_file()}}));
+    r = mqtest::mqctl({"stats", "jobs"}, with(env, {{"REDIS_TLS_CA_FILE", ca.other_ca_file()}}));
     CHECK(r.status == 5);
     CHECK_THAT(r.err,
                Contains("TLS handshake with Redis at 127.0.0.1:" + std::to_string(redis.port())) &&
                    Contains("certificate verification failed"));
     // The right one works.
-    r = mqtest::mqctl({"stats"}, env);
+    r = mqtest::mqctl({"stats", "jobs"}, env);
     INFO(r.err);
     CHECK(r.status == 0);
 
     // TLS settings with a redis:// URL are refused rather than ignored.
-    r = mqtest::mqctl({"stats"}, with(env, {{"REDIS_URL", mqtest::services().redis_url}}));
+    r = mqtest::mqctl({"stats", "jobs"}, with(env, {{"REDIS_URL", mqtest::services().redis_url}}));
     CHECK(r.status == 2);
     CHECK_THAT(r.err, Contains("rediss://"));
 

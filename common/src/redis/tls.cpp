@@ -92,9 +92,13 @@ TlsContext::TlsContext(const TlsOptions& o) : ctx_(boost::asio::ssl::context::tl
         require_readable("REDIS_TLS_KEY_FILE", o.key_file, false);
         if (SSL_CTX_use_certificate_chain_file(c, o.cert_file.c_str()) != 1)
             bad_file("REDIS_TLS_CERT_FILE", o.cert_file, "no PEM certificate could be loaded");
-        if (SSL_CTX_use_PrivateKey_file(c, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_PrivateKey_file(c, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+            if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+                bad_file("REDIS_TLS_KEY_FILE", o.key_file,
+                         "the key does not belong to REDIS_TLS_CERT_FILE");
             bad_file("REDIS_TLS_KEY_FILE", o.key_file,
                      "no PEM private key could be loaded (an encrypted key is not supported)");
+        }
         if (SSL_CTX_check_private_key(c) != 1)
             bad_file("REDIS_TLS_KEY_FILE", o.key_file,
                      "the key does not belong to REDIS_TLS_CERT_FILE");
