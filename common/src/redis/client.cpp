@@ -51,8 +51,9 @@ bool parse_int(std::string_view s, int& out) {
 
 Endpoint parse_url(std::string_view url) {
     auto fail = [&](const std::string& why) -> Endpoint {
-        throw ValidationError("invalid REDIS_URL '" + std::string(url) + "': " + why +
-                              " (expected redis[s]://[[user]:password@]host[:port][/db])");
+        throw ValidationError(
+            "invalid REDIS_URL '" + std::string(url) + "': " + why +
+            " (expected redis://[[user]:password@]host[:port][/db], or rediss:// for TLS)");
     };
     Endpoint ep;
     std::string_view rest;
