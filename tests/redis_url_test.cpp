@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "mq/config/config.hpp"
 #include "mq/error.hpp"
 #include "mq/redis/client.hpp"
 
@@ -111,9 +112,37 @@ TEST_CASE("redis_url_refuses_other_schemes", "[redis_url]") {
     CHECK_THROWS_AS(parse_url("unix:///tmp/redis.sock"), mq::ValidationError);
 }
 
-TEST_CASE("redis_url_refuses_tls_saying_it_is_unsupported", "[redis_url]") {
-    CHECK_THROWS_AS(parse_url("rediss://cache:6380"), mq::ValidationError);
-    CHECK_THROWS_WITH(parse_url("rediss://cache:6380"), Contains("TLS"));
+TEST_CASE("rediss_url_turns_tls_on_and_reads_the_rest_as_redis_does", "[redis_url]") {
+    const auto ep = parse_url("rediss://alice:s3cret@cache.internal:6380/2");
+    CHECK(ep.tls);
+    CHECK(ep.host == "cache.internal");
+    CHECK(ep.port == 6380);
+    CHECK(ep.db == 2);
+    CHECK(ep.username == "alice");
+    CHECK(ep.password == "s3cret");
+    CHECK(ep.tls_name() == "cache.internal");
+    CHECK(ep.tls_context == nullptr);  // loaded by load_tls() or the first connection
+    CHECK(parse_url("rediss://cache").port == 6379);
+    CHECK_FALSE(parse_url("redis://cache").tls);
+    CHECK_THROWS_WITH(parse_url("redis+tls://cache"), Contains("rediss://"));
+}
+
+TEST_CASE("redis_tls_settings_come_from_the_environment_and_need_a_rediss_url", "[redis_url]") {
+    mq::Config c = mq::load_config("", {{"REDIS_URL", "rediss://10.0.0.5:6380/0"},
+                                        {"REDIS_TLS_SERVER_NAME", "cache.internal"},
+                                        {"REDIS_TLS_CA_FILE", "/nonexistent/ca.pem"}});
+    CHECK(c.redis_tls_server_name == "cache.internal");
+    // The CA file is read when the endpoint is built: a missing one names the setting.
+    CHECK_THROWS_AS(mq::redis::endpoint_from_config(c), mq::ValidationError);
+    CHECK_THROWS_WITH(mq::redis::endpoint_from_config(c),
+                      Contains("REDIS_TLS_CA_FILE=/nonexistent/ca.pem"));
+    c.redis_url = "redis://10.0.0.5:6380/0";
+    CHECK_THROWS_WITH(mq::redis::endpoint_from_config(c), Contains("use rediss://"));
+    // Without TLS settings a plain URL is what it always was.
+    mq::Config plain = mq::load_config("", {{"REDIS_URL", "redis://10.0.0.5:6380/0"}});
+    auto ep = mq::redis::endpoint_from_config(plain);
+    CHECK_FALSE(ep.tls);
+    CHECK(ep.tls_context == nullptr);
 }
 
 TEST_CASE("redis_url_refuses_a_bad_port", "[redis_url]") {

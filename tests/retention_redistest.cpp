@@ -691,7 +691,7 @@ class PrivateRedis {
         std::filesystem::remove(dir_ / "pid");
     }
     mq::redis::Endpoint endpoint() const {
-        return mq::redis::Endpoint{"127.0.0.1", port_, "", "", 0};
+        return mq::redis::parse_url("redis://127.0.0.1:" + std::to_string(port_) + "/0");
     }
 
   private:

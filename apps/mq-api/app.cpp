@@ -45,7 +45,7 @@ App::App(mq::Config config, ApiOptions options)
     : config_(std::move(config)),
       options_(std::move(options)),
       keys_(config_.key_prefix),
-      redis_endpoint_(mq::redis::parse_url(config_.redis_url)),
+      redis_endpoint_(mq::redis::endpoint_from_config(config_)),
       redis_pool_([this] { return std::make_unique<mq::redis::Connection>(redis_endpoint_); }),
       pg_pool_([this] { return std::make_unique<mq::pg::Database>(config_.database_url); }) {
     started_unix_ms_ = mq::now_ms();

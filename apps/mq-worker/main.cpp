@@ -65,13 +65,14 @@ int run(const Options& o) {
     std::shared_ptr<const mq::Keyring> keyring;
     if (!wc.base.keyring_file.empty())
         keyring = std::make_shared<const mq::Keyring>(mq::Keyring::load(wc.base.keyring_file));
+    // REDIS_TLS_* files are read here, so --check finds a bad CA or key as well.
+    auto endpoint = mq::redis::endpoint_from_config(wc.base);
     if (o.check) {
         std::cout << "configuration OK: " << wc.subscriptions.size() << " subscription(s)\n";
         return 0;
     }
     mq::setup_logging("mq-worker", wc.base);
 
-    auto endpoint = mq::redis::parse_url(wc.base.redis_url);
     mq::redis::Connection probe(endpoint);
     probe.check_server_policy();
     mq::pg::Database db(wc.base.database_url);

@@ -20,7 +20,7 @@ const mq::Config& Context::config() {
 
 mq::redis::Connection& Context::redis() {
     if (!redis_) {
-        redis_ = std::make_unique<mq::redis::Connection>(mq::redis::parse_url(config().redis_url));
+        redis_ = std::make_unique<mq::redis::Connection>(mq::redis::endpoint_from_config(config()));
         redis_->check_server_policy();
     }
     return *redis_;

@@ -17,6 +17,11 @@ namespace {
 constexpr const char* kNames[] = {"PORT",
                                   "DATABASE_URL",
                                   "REDIS_URL",
+                                  "REDIS_TLS_CA_FILE",
+                                  "REDIS_TLS_CA_DIR",
+                                  "REDIS_TLS_CERT_FILE",
+                                  "REDIS_TLS_KEY_FILE",
+                                  "REDIS_TLS_SERVER_NAME",
                                   "REDIS_KEY_PREFIX",
                                   "MAX_MESSAGE_SIZE",
                                   "DEFAULT_TTL",
@@ -65,6 +70,16 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.database_url = value;
     else if (name == "REDIS_URL")
         c.redis_url = value;
+    else if (name == "REDIS_TLS_CA_FILE")
+        c.redis_tls_ca_file = value;
+    else if (name == "REDIS_TLS_CA_DIR")
+        c.redis_tls_ca_dir = value;
+    else if (name == "REDIS_TLS_CERT_FILE")
+        c.redis_tls_cert_file = value;
+    else if (name == "REDIS_TLS_KEY_FILE")
+        c.redis_tls_key_file = value;
+    else if (name == "REDIS_TLS_SERVER_NAME")
+        c.redis_tls_server_name = value;
     else if (name == "REDIS_KEY_PREFIX") {
         if (value.find_first_of("{}") != std::string::npos)
             throw ValidationError("REDIS_KEY_PREFIX (" + source +

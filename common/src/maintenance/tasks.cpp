@@ -21,7 +21,7 @@ std::unique_ptr<MaintenanceService> make_maintenance_service(const Config& confi
                                                              std::string instance) {
     const KeyLayout keys(config.key_prefix);
     MaintenanceOptions o;
-    o.redis = redis::parse_url(config.redis_url);
+    o.redis = redis::endpoint_from_config(config);
     o.database_url = config.database_url;
     o.keys = keys;
     o.instance = std::move(instance);

@@ -7,13 +7,17 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <charconv>
 #include <chrono>
 #include <deque>
 #include <string>
 #include <unordered_set>
+
+#include "mq/redis/tls.hpp"
+#include "resp.hpp"
 
 namespace mq::redis {
 
@@ -23,24 +27,36 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-void append_bulk_header(std::string& out, char kind, std::size_t n) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    (void)ec;
-    out += kind;
-    out.append(digits, end);
-    out += "\r\n";
-}
+using resp::append_command;
 
-/// RESP encoding of one command: *<argc> then $<len> <bytes> per argument.
-void append_command(std::string& out, const std::vector<std::string>& argv) {
-    append_bulk_header(out, '*', argv.size());
-    for (const auto& a : argv) {
-        append_bulk_header(out, '$', a.size());
-        out += a;
-        out += "\r\n";
+// One connection attempt's socket, plain or TLS. Every asynchronous operation holds it
+// (shared_ptr) until its handler ran, because a TLS stream must outlive the operations
+// in flight on it; a failed connection drops its transport and the next one is new.
+struct Transport {
+    tcp::socket plain;
+    std::shared_ptr<const TlsContext> context;  // outlives the stream built on it
+    std::unique_ptr<asio::ssl::stream<tcp::socket>> tls;
+
+    Transport(asio::io_context& ioc, std::shared_ptr<const TlsContext> ctx)
+        : plain(ioc), context(std::move(ctx)) {
+        if (context) tls = std::make_unique<asio::ssl::stream<tcp::socket>>(ioc, context->asio());
     }
-}
+    tcp::socket& socket() { return tls ? tls->next_layer() : plain; }
+    template <class Handler>
+    void async_write(asio::const_buffer b, Handler&& h) {
+        if (tls)
+            asio::async_write(*tls, b, std::forward<Handler>(h));
+        else
+            asio::async_write(plain, b, std::forward<Handler>(h));
+    }
+    template <class Handler>
+    void async_read_some(asio::mutable_buffer b, Handler&& h) {
+        if (tls)
+            tls->async_read_some(b, std::forward<Handler>(h));
+        else
+            plain.async_read_some(b, std::forward<Handler>(h));
+    }
+};
 
 struct ReaderDeleter {
     void operator()(redisReader* r) const { redisReaderFree(r); }
@@ -63,7 +79,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<asio::io_context> ioc;
     Endpoint endpoint;
     ConnectOptions options;
-    tcp::socket socket;
+    std::shared_ptr<Transport> transport;  // null while closed
     asio::steady_timer timer;
     State state = State::kClosed;
     std::uint64_t generation = 0;  // bumped on every failure: handlers of before ignore it
@@ -81,7 +97,9 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     std::atomic<std::uint64_t> writes{0};  // read by other threads for metrics
 
     Impl(std::shared_ptr<asio::io_context> c, Endpoint e, ConnectOptions o)
-        : ioc(std::move(c)), endpoint(std::move(e)), options(o), socket(*ioc), timer(*ioc) {}
+        : ioc(std::move(c)), endpoint(std::move(e)), options(o), timer(*ioc) {
+        load_tls(endpoint);
+    }
 
     // Handlers hold a weak reference: a connection destroyed with operations pending is
     // not kept alive by them (and does not keep its io_context alive in a cycle).
@@ -182,16 +200,16 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         writing_buf.swap(out);
         out.clear();
         writes.fetch_add(1, std::memory_order_relaxed);
-        asio::async_write(socket, asio::buffer(writing_buf),
-                          guarded([](Impl& self, boost::system::error_code ec, std::size_t) {
-                              self.writing = false;
-                              self.writing_buf.clear();
-                              if (ec)
-                                  return self.fail("lost connection to " + self.where() +
-                                                   " while sending (" + ec.message() +
-                                                   "); the command may or may not have run");
-                              self.flush();
-                          }));
+        transport->async_write(
+            asio::buffer(writing_buf),
+            guarded([t = transport](Impl& self, boost::system::error_code ec, std::size_t) {
+                self.writing = false;
+                self.writing_buf.clear();
+                if (ec)
+                    return self.fail("lost connection to " + self.where() + " while sending (" +
+                                     ec.message() + "); the command may or may not have run");
+                self.flush();
+            }));
     }
 
     std::string where() const { return "Redis at " + endpoint.describe(); }
@@ -202,6 +220,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     void connect() {
         state = State::kConnecting;
         connect_started = Clock::now();
+        transport =
+            std::make_shared<Transport>(*ioc, endpoint.tls ? endpoint.tls_context : nullptr);
         reader.reset(redisReaderCreate());
         // Setup commands go first; calls made while connecting queue up behind them.
         if (!endpoint.password.empty()) {
@@ -210,25 +230,30 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             else
                 append_command(out, {"AUTH", endpoint.username, endpoint.password});
             push_setup("authentication");
+        } else if (endpoint.tls) {
+            // With TLS 1.3 a server that wants a client certificate says so only after our
+            // side of the handshake; a round trip first makes that a setup failure.
+            append_command(out, {"PING"});
+            push_setup("the TLS session");
         }
         if (endpoint.db != 0) {
             append_command(out, {"SELECT", std::to_string(endpoint.db)});
             push_setup("SELECT");
         }
-        auto connected = guarded([](Impl& self, boost::system::error_code ec, auto&&...) {
-            if (ec) return self.fail(self.unreachable(ec.message()));
-            boost::system::error_code ignored;
-            self.socket.set_option(tcp::no_delay(true), ignored);
-            self.state = State::kOpen;
-            self.rearm_timer();  // from the connect deadline to the first command's
-            self.read();
-            self.flush();
-        });
+        auto connected =
+            guarded([t = transport](Impl& self, boost::system::error_code ec, auto&&...) {
+                if (ec) return self.fail(self.unreachable(ec.message()));
+                boost::system::error_code ignored;
+                t->socket().set_option(tcp::no_delay(true), ignored);
+                if (t->tls) return self.handshake();
+                self.opened();
+            });
         boost::system::error_code ec;
         auto address = asio::ip::make_address(endpoint.host, ec);
         if (!ec) {
-            socket.async_connect(tcp::endpoint(address, static_cast<unsigned short>(endpoint.port)),
-                                 std::move(connected));
+            transport->socket().async_connect(
+                tcp::endpoint(address, static_cast<unsigned short>(endpoint.port)),
+                std::move(connected));
         } else {
             // A host name: resolve it (rare; the usual REDIS_URL names an address).
             auto resolver = std::make_shared<tcp::resolver>(*ioc);
@@ -237,10 +262,44 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                                                 Impl& self, boost::system::error_code e,
                                                 tcp::resolver::results_type r) mutable {
                                         if (e) return self.fail(self.unreachable(e.message()));
-                                        asio::async_connect(self.socket, r, std::move(connected));
+                                        asio::async_connect(self.transport->socket(), r,
+                                                            std::move(connected));
                                     }));
         }
         arm_timer();  // also bounds the connect
+    }
+
+    // TLS: SNI and the name check, then the handshake, still under the connect deadline.
+    void handshake() {
+        SSL* ssl = transport->tls->native_handle();
+        try {
+            prepare_client_ssl(ssl, endpoint.tls_name());
+        } catch (const std::exception& e) {
+            return fail(e.what());
+        }
+        transport->tls->async_handshake(
+            asio::ssl::stream_base::client,
+            guarded([t = transport](Impl& self, boost::system::error_code ec) {
+                if (!ec) return self.opened();
+                std::string why = ec.message();
+                if (ec.category() == asio::error::get_ssl_category() ||
+                    ec == asio::ssl::error::stream_truncated)
+                    why = tls_failure_reason(t->tls->native_handle(), why);
+                if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+                    why = "the server closed the connection during the handshake";
+                if (long v = SSL_get_verify_result(t->tls->native_handle()); v != X509_V_OK)
+                    why = std::string("certificate verification failed: ") +
+                          X509_verify_cert_error_string(v);
+                self.fail("TLS handshake with " + self.where() + " failed (" + why + "); " +
+                          kTlsHint);
+            }));
+    }
+
+    void opened() {
+        state = State::kOpen;
+        rearm_timer();  // from the connect deadline to the first command's
+        read();
+        flush();
     }
 
     void push_setup(const char* what) {
@@ -254,10 +313,11 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     }
 
     void read() {
-        socket.async_read_some(asio::buffer(read_buf),
-                               guarded([](Impl& self, boost::system::error_code ec, std::size_t n) {
-                                   self.on_read(ec, n);
-                               }));
+        transport->async_read_some(
+            asio::buffer(read_buf),
+            guarded([t = transport](Impl& self, boost::system::error_code ec, std::size_t n) {
+                self.on_read(ec, n);
+            }));
     }
 
     void on_read(boost::system::error_code ec, std::size_t n) {
@@ -317,8 +377,10 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     void on_timer() {
         auto now = Clock::now();
         if (state == State::kConnecting && now - connect_started >= options.connect_timeout)
-            return fail(unreachable("no connection within " +
-                                    std::to_string(options.connect_timeout.count()) + " ms"));
+            return fail(
+                unreachable((endpoint.tls ? "no TLS session within " : "no connection within ") +
+                            std::to_string(options.connect_timeout.count()) + " ms" +
+                            (endpoint.tls ? "; is it a TLS port (rediss://)?" : "")));
         if (state == State::kOpen && !calls.empty() && options.command_timeout.count() > 0 &&
             now - calls.front().sent >= options.command_timeout)
             return fail(where() + " did not answer within " +
@@ -331,7 +393,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         ++generation;
         state = State::kClosed;
         boost::system::error_code ignored;
-        socket.close(ignored);
+        if (transport) transport->socket().close(ignored);
+        transport.reset();  // operations in flight keep it until their handlers ran
         timer.cancel();
         timer_armed = false;
         writing = false;

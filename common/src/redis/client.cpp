@@ -8,6 +8,9 @@
 #include <cstring>
 
 #include "mq/core/codec.hpp"
+#include "mq/redis/tls.hpp"
+#include "resp.hpp"
+#include "sync_socket.hpp"
 
 namespace mq::redis {
 
@@ -48,16 +51,20 @@ bool parse_int(std::string_view s, int& out) {
 
 Endpoint parse_url(std::string_view url) {
     auto fail = [&](const std::string& why) -> Endpoint {
-        throw ValidationError("invalid REDIS_URL '" + std::string(url) + "': " + why +
-                              " (expected redis://[[user]:password@]host[:port][/db])");
+        throw ValidationError(
+            "invalid REDIS_URL '" + std::string(url) + "': " + why +
+            " (expected redis://[[user]:password@]host[:port][/db], or rediss:// for TLS)");
     };
-    constexpr std::string_view kScheme = "redis://";
-    if (url.substr(0, kScheme.size()) != kScheme) {
-        if (url.substr(0, 9) == "rediss://") return fail("TLS (rediss://) is not supported");
-        return fail("must start with redis://");
-    }
     Endpoint ep;
-    std::string_view rest = url.substr(kScheme.size());
+    std::string_view rest;
+    if (url.substr(0, 8) == "redis://") {
+        rest = url.substr(8);
+    } else if (url.substr(0, 9) == "rediss://") {
+        rest = url.substr(9);
+        ep.tls = true;
+    } else {
+        return fail("must start with redis:// (or rediss:// for TLS)");
+    }
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
         std::string_view auth = rest.substr(0, at);
         rest = rest.substr(at + 1);
@@ -157,13 +164,6 @@ struct ReplyDeleter {
     void operator()(void* r) const { freeReplyObject(r); }
 };
 
-timeval to_timeval(std::chrono::milliseconds ms) {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-    return tv;
-}
-
 }  // namespace
 
 Reply reply_from_hiredis(const void* hiredis_reply) {
@@ -201,10 +201,16 @@ void Pipeline::clear() {
 
 // ---- Connection ------------------------------------------------------------------------
 
-void Connection::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
+namespace {
+// What Connection::connect() is doing while it checks a new TLS session by a PING.
+constexpr std::string_view kTlsSessionCheck = "checking the TLS session";
+}  // namespace
+
+void Connection::ReaderDeleter::operator()(redisReader* r) const { redisReaderFree(r); }
 
 Connection::Connection(Endpoint endpoint, ConnectOptions options)
     : endpoint_(std::move(endpoint)), options_(options) {
+    load_tls(endpoint_);
     connect();
 }
 
@@ -215,26 +221,33 @@ Connection& Connection::operator=(Connection&&) noexcept = default;
 void Connection::fail_io(std::string_view doing) {
     std::string where = "Redis at " + endpoint_.describe();
     std::string msg;
-    if (!ctx_) {
-        msg = "cannot reach " + where + ": out of memory creating the connection";
-    } else {
-        int err = ctx_->err;
-        std::string detail = ctx_->errstr;
-        bool timed_out = err == REDIS_ERR_IO &&
-                         (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT ||
-                          detail.find("timed out") != std::string::npos ||
-                          detail.find("Resource temporarily unavailable") != std::string::npos);
-        if (timed_out)
-            msg = where + " did not answer within " +
-                  std::to_string(options_.command_timeout.count()) + " ms while " +
-                  std::string(doing) + "; is it overloaded or blocked?";
-        else if (doing == "connecting")
-            msg = "cannot reach " + where + " (" + detail + "); is it running? set REDIS_URL";
-        else
-            msg = "lost connection to " + where + " while " + std::string(doing) + " (" + detail +
-                  "); the command may or may not have run";
-    }
-    ctx_.reset();  // reconnect on next use
+    using F = SyncSocket::Failure;
+    F failure = socket_ ? socket_->failure() : F::kIo;
+    std::string detail = socket_ ? socket_->detail() : "no connection";
+    if (doing == "reading a reply" && reader_ && reader_->err)
+        msg = "unreadable reply from " + where + " (" + reader_->errstr + ")";
+    else if (failure == F::kHandshake)
+        msg = "TLS handshake with " + where + " failed (" + detail + "); " + kTlsHint;
+    else if (failure == F::kTimeout && doing == "connecting")
+        msg = endpoint_.tls ? "cannot reach " + where + ": no TLS session within " +
+                                  std::to_string(options_.connect_timeout.count()) +
+                                  " ms; is it running, and is it a TLS port (rediss://)?"
+                            : "cannot reach " + where + " (Connection timed out after " +
+                                  std::to_string(options_.connect_timeout.count()) +
+                                  " ms); is it running? set REDIS_URL";
+    else if (failure == F::kTimeout)
+        msg = where + " did not answer within " + std::to_string(options_.command_timeout.count()) +
+              " ms while " + std::string(doing) + "; is it overloaded or blocked?";
+    else if (doing == "connecting")
+        msg = "cannot reach " + where + " (" + detail + "); is it running? set REDIS_URL";
+    else if (doing == kTlsSessionCheck)
+        msg = "TLS session with " + where + " failed (" + detail + "); " + kTlsHint;
+    else
+        msg = "lost connection to " + where + " while " + std::string(doing) + " (" + detail +
+              "); the command may or may not have run";
+    socket_.reset();  // reconnect on next use
+    reader_.reset();
+    out_.clear();
     loaded_scripts_.clear();
     outstanding_ = 0;
     stash_.clear();
@@ -245,16 +258,16 @@ void Connection::connect() {
     loaded_scripts_.clear();
     outstanding_ = 0;
     stash_.clear();
-    ctx_.reset(redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
-                                       to_timeval(options_.connect_timeout)));
-    if (!ctx_ || ctx_->err) fail_io("connecting");
-    if (options_.command_timeout.count() > 0 &&
-        redisSetTimeout(ctx_.get(), to_timeval(options_.command_timeout)) != REDIS_OK)
+    out_.clear();
+    reader_.reset(redisReaderCreate());
+    socket_ = std::make_unique<SyncSocket>();
+    if (!socket_->connect(endpoint_, endpoint_.tls ? endpoint_.tls_context.get() : nullptr,
+                          options_.connect_timeout))
         fail_io("connecting");
     auto setup = [&](const std::vector<std::string>& argv, const char* what) {
         Reply r = command_raw(argv);
         if (r.is_error()) {
-            ctx_.reset();
+            socket_.reset();
             throw BackendUnavailable("Redis at " + endpoint_.describe() + " refused " + what +
                                      ": " + r.str + "; check REDIS_URL");
         }
@@ -264,40 +277,54 @@ void Connection::connect() {
             setup({"AUTH", endpoint_.password}, "authentication");
         else
             setup({"AUTH", endpoint_.username, endpoint_.password}, "authentication");
+    } else if (endpoint_.tls) {
+        // With TLS 1.3 a server that wants a client certificate says so only after our side
+        // of the handshake is done; a round trip now makes that a connect error.
+        append({"PING"});
+        Reply r = read_reply(kTlsSessionCheck);
+        if (r.is_error()) {
+            socket_.reset();
+            throw BackendUnavailable("Redis at " + endpoint_.describe() +
+                                     " refused a PING: " + r.str + "; check REDIS_URL");
+        }
     }
     if (endpoint_.db != 0) setup({"SELECT", std::to_string(endpoint_.db)}, "SELECT");
 }
 
 void Connection::ensure_connected() {
-    if (!ctx_ || ctx_->err) connect();
+    if (!connected()) connect();
 }
 
 void Connection::set_command_timeout(std::chrono::milliseconds timeout) {
     options_.command_timeout = timeout;
-    if (ctx_ && !ctx_->err) redisSetTimeout(ctx_.get(), to_timeval(timeout));
 }
 
 void Connection::append(const std::vector<std::string>& argv) {
-    std::vector<const char*> ptrs;
-    std::vector<std::size_t> lens;
-    ptrs.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (const auto& a : argv) {
-        ptrs.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    if (redisAppendCommandArgv(ctx_.get(), static_cast<int>(argv.size()), ptrs.data(),
-                               lens.data()) != REDIS_OK)
-        fail_io("sending a command");
+    resp::append_command(out_, argv);
     ++outstanding_;
 }
 
+void Connection::flush(std::string_view doing) {
+    if (out_.empty()) return;
+    if (!socket_->write_all(out_, options_.command_timeout)) fail_io(doing);
+    out_.clear();
+}
+
 Reply Connection::read_reply(std::string_view doing) {
-    void* raw = nullptr;
-    if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail_io(doing);
-    std::unique_ptr<void, ReplyDeleter> guard(raw);
-    if (outstanding_ > 0) --outstanding_;  // a subscriber's pushed messages answer no command
-    return convert(static_cast<redisReply*>(raw));
+    flush(doing);
+    char buf[16 * 1024];
+    for (;;) {
+        void* raw = nullptr;
+        if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) fail_io("reading a reply");
+        if (raw) {
+            std::unique_ptr<void, ReplyDeleter> guard(raw);
+            if (outstanding_ > 0) --outstanding_;  // a subscriber's pushed messages answer none
+            return convert(static_cast<redisReply*>(raw));
+        }
+        std::size_t n = 0;
+        if (!socket_->read_some(buf, sizeof buf, n, options_.command_timeout)) fail_io(doing);
+        if (redisReaderFeed(reader_.get(), buf, n) != REDIS_OK) fail_io("reading a reply");
+    }
 }
 
 Reply Connection::next_reply(std::string_view doing) {
@@ -330,9 +357,7 @@ void Connection::write(const std::vector<std::string>& argv) {
     ensure_connected();
     drain();
     append(argv);
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) fail_io("sending a command");
+    flush("sending a command");
 }
 
 Reply Connection::read() { return next_reply("waiting for a message"); }
@@ -363,9 +388,7 @@ void Connection::send(const Pipeline& pipeline) {
         if (s && !loaded_scripts_.count(s->sha())) load_script(*s);
     for (const auto& argv : pipeline.commands_) append(argv);
     // Push the bytes out now, so the server starts while the caller does other work.
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) fail_io("sending a pipeline");
+    flush("sending a pipeline");
 }
 
 std::vector<Reply> Connection::receive(const Pipeline& pipeline) {

@@ -56,6 +56,11 @@ WorkerConfig load_worker_config(const std::string& path,
                           doc.where(std::string("/") + key));
     };
     setting("redis_url", "REDIS_URL");
+    setting("redis_tls_ca_file", "REDIS_TLS_CA_FILE");
+    setting("redis_tls_ca_dir", "REDIS_TLS_CA_DIR");
+    setting("redis_tls_cert_file", "REDIS_TLS_CERT_FILE");
+    setting("redis_tls_key_file", "REDIS_TLS_KEY_FILE");
+    setting("redis_tls_server_name", "REDIS_TLS_SERVER_NAME");
     setting("database_url", "DATABASE_URL");
     setting("redis_key_prefix", "REDIS_KEY_PREFIX");
     setting("tenant", "MQ_TENANT");
@@ -64,9 +69,11 @@ WorkerConfig load_worker_config(const std::string& path,
     setting("maintenance", "MAINTENANCE");
     setting("retention_trim", "RETENTION_TRIM");
     for (const char* name :
-         {"REDIS_URL", "DATABASE_URL", "REDIS_KEY_PREFIX", "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL",
-          "MAINTENANCE", "RETENTION_TRIM", "DEAD_LETTER_MAX_LENGTH", "DEAD_LETTER_MAX_AGE",
-          "DEAD_LETTER_RETENTION", "MAX_MESSAGE_SIZE", "MQ_KEYRING_FILE"})
+         {"REDIS_URL", "REDIS_TLS_CA_FILE", "REDIS_TLS_CA_DIR", "REDIS_TLS_CERT_FILE",
+          "REDIS_TLS_KEY_FILE", "REDIS_TLS_SERVER_NAME", "DATABASE_URL", "REDIS_KEY_PREFIX",
+          "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL", "MAINTENANCE", "RETENTION_TRIM",
+          "DEAD_LETTER_MAX_LENGTH", "DEAD_LETTER_MAX_AGE", "DEAD_LETTER_RETENTION",
+          "MAX_MESSAGE_SIZE", "MQ_KEYRING_FILE"})
         if (auto it = env.find(name); it != env.end())
             apply_setting(wc.base, name, it->second, "environment");
     if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];

@@ -14,7 +14,15 @@ struct Config {
     int port = 3010;                                                       ///< PORT
     std::string database_url = "postgresql://postgres@127.0.0.1:5432/mq";  ///< DATABASE_URL
     std::string redis_url = "redis://127.0.0.1:6379/0";                    ///< REDIS_URL
-    std::string key_prefix = "mq:";                                        ///< REDIS_KEY_PREFIX
+    /// TLS to Redis (a rediss:// REDIS_URL; docs/security.md): CA file and directory (the
+    /// system's CAs when both are empty), client certificate and key for servers that ask
+    /// for one, and the name the server's certificate must carry (default: the URL host).
+    std::string redis_tls_ca_file;                      ///< REDIS_TLS_CA_FILE
+    std::string redis_tls_ca_dir;                       ///< REDIS_TLS_CA_DIR
+    std::string redis_tls_cert_file;                    ///< REDIS_TLS_CERT_FILE
+    std::string redis_tls_key_file;                     ///< REDIS_TLS_KEY_FILE
+    std::string redis_tls_server_name;                  ///< REDIS_TLS_SERVER_NAME
+    std::string key_prefix = "mq:";                     ///< REDIS_KEY_PREFIX
     std::int64_t max_message_size = 1048576;            ///< MAX_MESSAGE_SIZE, bytes
     std::chrono::seconds default_ttl{604800};           ///< DEFAULT_TTL, default retention
     std::optional<std::int64_t> max_queue_length;       ///< MAX_QUEUE_LENGTH; unset: none

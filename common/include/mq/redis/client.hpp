@@ -11,24 +11,62 @@
 
 #include "mq/error.hpp"
 
-struct redisContext;
+struct redisReader;
+
+namespace mq {
+struct Config;
+}
 
 namespace mq::redis {
 
-/// Where a Redis server is: parsed from `redis://[[user]:password@]host[:port][/db]`.
+class TlsContext;
+class SyncSocket;
+
+/// How a `rediss://` connection checks the server and proves who it is (REDIS_TLS_*
+/// settings, docs/security.md). Paths are PEM files; empty means "not set".
+struct TlsOptions {
+    std::string ca_file;      ///< REDIS_TLS_CA_FILE; with ca_dir empty too: the system's CAs
+    std::string ca_dir;       ///< REDIS_TLS_CA_DIR (c_rehash layout)
+    std::string cert_file;    ///< REDIS_TLS_CERT_FILE: client certificate (chain), mutual TLS
+    std::string key_file;     ///< REDIS_TLS_KEY_FILE: its private key
+    std::string server_name;  ///< REDIS_TLS_SERVER_NAME: SNI and name checked; empty: URL host
+
+    bool any() const {
+        return !ca_file.empty() || !ca_dir.empty() || !cert_file.empty() || !key_file.empty() ||
+               !server_name.empty();
+    }
+};
+
+/// Where a Redis server is: parsed from `redis[s]://[[user]:password@]host[:port][/db]`.
 struct Endpoint {
     std::string host = "127.0.0.1";
     int port = 6379;
     std::string username;  ///< Redis 6 ACL user; empty for the default user
     std::string password;
     int db = 0;
+    bool tls = false;  ///< rediss://: TLS 1.2+, the server's certificate and name verified
+    TlsOptions tls_options;
+    /// The loaded OpenSSL context (CA, client certificate), shared by every connection to
+    /// this endpoint. load_tls() fills it; a connection loads it itself when it is null.
+    std::shared_ptr<const TlsContext> tls_context;
 
     /// "host:port" for messages; never includes the password.
     std::string describe() const;
+    /// The name the server's certificate must carry: tls_options.server_name or host.
+    const std::string& tls_name() const;
 };
 
-/// Throws ValidationError on anything that is not a redis:// URL.
+/// Throws ValidationError on anything that is not a redis:// or rediss:// URL.
 Endpoint parse_url(std::string_view url);
+
+/// Loads the endpoint's TLS context (CA, client certificate and key) when it uses TLS.
+/// Throws ValidationError naming the REDIS_TLS_* setting on an unreadable or bad file.
+void load_tls(Endpoint& endpoint);
+
+/// The endpoint a process configuration names: REDIS_URL plus the REDIS_TLS_* settings,
+/// TLS context loaded. REDIS_TLS_* set with a plain redis:// URL is a ValidationError
+/// (it would otherwise send in clear text what the operator meant to protect).
+Endpoint endpoint_from_config(const Config& config);
 
 /// A reply converted from hiredis into an owned value.
 struct Reply {
@@ -93,7 +131,8 @@ class Pipeline {
     std::vector<const Script*> scripts_;  // per command; nullptr for plain commands
 };
 
-/// One synchronous connection (hiredis). Move-only. A broken connection reconnects on the
+/// One synchronous connection (our socket or TLS transport, hiredis's reply reader).
+/// Move-only. A broken connection reconnects on the
 /// next call; a call that fails on I/O throws BackendUnavailable and is not retried,
 /// because the command may or may not have run.
 class Connection {
@@ -134,14 +173,16 @@ class Connection {
     const Endpoint& endpoint() const { return endpoint_; }
 
   private:
-    struct ContextDeleter {
-        void operator()(redisContext* c) const;
+    struct ReaderDeleter {
+        void operator()(redisReader* r) const;
     };
 
+    bool connected() const { return socket_ != nullptr; }
     void ensure_connected();
     void connect();
     void load_script(const Script& script);
     void append(const std::vector<std::string>& argv);
+    void flush(std::string_view doing);        // writes every command appended so far
     Reply read_reply(std::string_view doing);  // from the socket
     Reply next_reply(std::string_view doing);  // stashed first, then the socket
     void drain();                              // stash every reply still in flight
@@ -149,7 +190,9 @@ class Connection {
 
     Endpoint endpoint_;
     ConnectOptions options_;
-    std::unique_ptr<redisContext, ContextDeleter> ctx_;
+    std::unique_ptr<SyncSocket> socket_;  // null: not connected
+    std::unique_ptr<redisReader, ReaderDeleter> reader_;
+    std::string out_;  // commands appended but not written yet
     std::unordered_set<std::string> loaded_scripts_;
     std::size_t outstanding_ = 0;  // commands sent whose replies are not read yet
     std::deque<Reply> stash_;      // replies read early, in order, for a later receive()
