@@ -344,9 +344,11 @@ TEST_CASE(
             INFO(upper(method) << " " << path);
             if (path.rfind("/internal/mq/", 0) == 0) {
                 CHECK(security_is(op, service));
-            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" ||
-                       path == "/metrics") {
+            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json") {
                 CHECK(security_is(op, none));
+            } else if (path == "/metrics") {
+                CHECK(
+                    security_is(op, json::parse(R"([{"metricsToken": []}, {"bearerAuth": []}])")));
             } else {
                 CHECK_FALSE(op.contains("security"));  // the document-wide bearerAuth
             }
