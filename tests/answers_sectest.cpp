@@ -41,7 +41,7 @@ std::int64_t command_calls(mq::redis::Connection& c, const std::string& command)
 }  // namespace
 
 TEST_CASE(
-    "a Redis command failure answers a generic error naming the request id, the reason "
+    "a Redis command failure answers a generic error naming the request id and the reason "
     "goes to the log",
     "[security][answers]") {
     ApiSession s;
@@ -90,7 +90,7 @@ TEST_CASE(
     c.command({"DEL", key});
 }
 
-TEST_CASE("backends down: answers name neither hosts nor ports, and /health shows no reasons",
+TEST_CASE("with backends down answers name neither hosts nor ports and /health shows no reasons",
           "[security][answers]") {
     PrivateServices backends;
     REQUIRE(mqctl({"db", "migrate"},
@@ -125,7 +125,7 @@ TEST_CASE("backends down: answers name neither hosts nor ports, and /health show
     backends.start_postgres();
 }
 
-TEST_CASE("/metrics answers only the scrape token or an admin token; others learn no queue name",
+TEST_CASE("/metrics answers only the scrape token or an admin token and others learn no queue name",
           "[security][metrics]") {
     TenantScope t;
     ApiProcess api;

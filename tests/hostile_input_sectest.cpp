@@ -172,7 +172,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE(
-    "every documented body field of every route refuses hostile values with 400, never "
+    "every documented body field of every route refuses hostile values with 400 and never "
     "500",
     "[security][input]") {
     Fixture f;
@@ -228,7 +228,8 @@ TEST_CASE(
     CHECK(f.api.running());
 }
 
-TEST_CASE("tampered receipts on ack, nack and extend answer 400, never 500", "[security][input]") {
+TEST_CASE("tampered receipts on ack and nack and extend answer 400 and never 500",
+          "[security][input]") {
     Fixture f;
     REQUIRE(f.api.call_json("POST", "/api/v1/mq/publish", {{"queue", "q"}, {"payload", 1}}, f.token)
                 .status == 201);
@@ -271,7 +272,7 @@ TEST_CASE("tampered receipts on ack, nack and extend answer 400, never 500", "[s
 }
 
 TEST_CASE(
-    "malformed requests answer 400 on every route: bad JSON, wrong Content-Type, invalid "
+    "malformed requests answer 400 on every route: bad JSON or wrong Content-Type or invalid "
     "UTF-8",
     "[security][input]") {
     Fixture f;

@@ -209,7 +209,7 @@ TEST_CASE("a script keeping Redis BUSY gives 503 with Retry-After in mq-api and 
     CHECK(stream_length(redis, api, t.tenant()) == 2);
 }
 
-TEST_CASE("publishes to a Redis out of memory (noeviction) answer 503, never 500",
+TEST_CASE("publishes to a Redis out of memory (noeviction) answer 503 and never 500",
           "[security][redis][oom]") {
     RestartableRedis redis;
     TenantScope t;

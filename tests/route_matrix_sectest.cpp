@@ -36,7 +36,7 @@ bool documented(const json& op, int status) {
 }  // namespace
 
 TEST_CASE(
-    "every route with every role, no token, a malformed token and another tenant's token "
+    "every route with every role or no token or a malformed token or another tenant's token "
     "gives its documented answer",
     "[security][matrix]") {
     TenantScope owner, other;
