@@ -208,7 +208,7 @@ TEST_CASE("api_queue_figures_with_redis_down_answer_503_and_status_and_prometheu
     REQUIRE(status.status == 200);
     CHECK(status.json()["redis"]["status"] == "down");
     CHECK(status.json()["totals"].is_null());
-    auto prom = api.call("GET", "/metrics");
+    auto prom = api.scrape();
     REQUIRE(prom.status == 200);
     CHECK(prom.body.find("mq_messages_total{") != std::string::npos);
     CHECK(prom.body.find("mq_queue_backlog{") == std::string::npos);

@@ -114,7 +114,7 @@ TEST_CASE("api_metrics_count_expired_entries_per_subscription_and_maintenance_wo
     std::string body;
     const auto until = Clock::now() + 15s;
     while (Clock::now() < until) {
-        body = s.api.call("GET", "/metrics").body;
+        body = s.api.scrape().body;
         if (body.find(expired) != std::string::npos) break;
         std::this_thread::sleep_for(200ms);
     }

@@ -171,7 +171,7 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     create_queue(api, token, "jobs");
     auto sub_id = subscribe(api, token, "jobs", "w");
 
-    auto before = api.call("GET", "/metrics");
+    auto before = api.scrape();
     REQUIRE(before.status == 200);
     CHECK(before.headers["content-type"].rfind("text/plain", 0) == 0);
     for (const char* family : {"mq_messages_total", "mq_message_latency_seconds", "mq_queue_size",
@@ -196,7 +196,7 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     REQUIRE(pulled.status == 200);
     CHECK(pulled.json()["messages"].size() == 2);
 
-    auto after = api.call("GET", "/metrics");
+    auto after = api.scrape();
     REQUIRE(after.status == 200);
     CHECK(series_value(after.body, published) == 2.0);
     // Both entries were pulled: none waits in the stream, both are pending (counted once).
@@ -264,7 +264,7 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
     REQUIRE(shown.status == 200);
     CHECK(shown.json()["stats"]["backlog"] == 5);
 
-    auto prom = api.call("GET", "/metrics").body;
+    auto prom = api.scrape().body;
     INFO(prom);
     const std::string q = "tenant=\"" + t.tenant() + "\",queue=\"jobs\"";
     // The states are disjoint. Both subscriptions have 5 to finish; the slowest is the one
@@ -301,7 +301,7 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
                                {{"receipts", receipts}}, token);
     INFO(acked.body);
     REQUIRE(acked.status == 200);
-    prom = api.call("GET", "/metrics").body;
+    prom = api.scrape().body;
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"stream\"}") == 2.0);
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"pending\"}") == 3.0);
     CHECK(series_value(prom, "mq_queue_backlog{" + q + "}") == 5.0);
@@ -312,7 +312,7 @@ TEST_CASE("api_metrics_disabled_answers_404_on_the_prometheus_route", "[api]") {
     ApiOptions options;
     options.env["METRICS_ENABLED"] = "false";
     ApiProcess api(options);
-    auto r = api.call("GET", "/metrics");
+    auto r = api.scrape();
     CHECK(r.status == 404);
     CHECK(r.body.find("mq_messages_total") == std::string::npos);
     CHECK(api.call("GET", "/api/v1/mq/health").status == 200);

@@ -344,9 +344,11 @@ TEST_CASE(
             INFO(upper(method) << " " << path);
             if (path.rfind("/internal/mq/", 0) == 0) {
                 CHECK(security_is(op, service));
-            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" ||
-                       path == "/metrics") {
+            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json") {
                 CHECK(security_is(op, none));
+            } else if (path == "/metrics") {
+                CHECK(
+                    security_is(op, json::parse(R"([{"metricsToken": []}, {"bearerAuth": []}])")));
             } else {
                 CHECK_FALSE(op.contains("security"));  // the document-wide bearerAuth
             }
@@ -404,7 +406,7 @@ TEST_CASE("the openapi checks name what is wrong with a broken document or route
     SECTION("no 4xx, or an error response with its own schema") {
         json doc = good;
         auto& responses = doc["paths"][queue_path]["delete"]["responses"];
-        for (const auto& code : {"401", "403", "404", "409"}) responses.erase(code);
+        for (const auto& code : {"400", "401", "403", "404", "409"}) responses.erase(code);
         json& get_responses = doc["paths"][queue_path]["get"]["responses"];
         get_responses["404"] = json::parse(
             R"({"description": "gone", "content": {"application/json": {"schema": {"type": "object"}}}})");

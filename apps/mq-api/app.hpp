@@ -41,6 +41,12 @@ struct ApiOptions {
         {"audit-logs", "audit-logs"},
         {"notifications", "notifications"}};
     std::int64_t memory_warn_bytes = 512LL * 1024 * 1024;  ///< health: degraded above this RSS
+    /// METRICS_TOKEN: a scraper's `Authorization: Bearer` for GET /metrics. Empty: only an
+    /// API token of role admin may scrape (docs/security.md, "Metrics and health").
+    std::string metrics_token;
+    /// METRICS_REFRESH_S: the queue figures behind /metrics are measured at most this often
+    /// (0: on every scrape, for tests; a flood of scrapes then walks Redis each time).
+    std::chrono::seconds metrics_refresh{5};
 };
 
 /// Process-wide counters per tenant (rates are computed from them between samples).
@@ -148,9 +154,11 @@ void add_dead_letter_routes(Router& router, App& app);
 /// publish use case (quota, limits, schema, encryption), then the pipeline; `reply` gets the single
 /// or batch answer. `refused`: per request, an error found already (the request is then skipped).
 /// `charge_quota` false: the internal routes (platform traffic is not the tenant's quota).
+/// `request_id` names the request in the log when a backend failure is hidden from the answer.
 void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
-                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
-                std::vector<std::optional<mq::Error>> refused = {}, bool charge_quota = true);
+                std::vector<mq::PublishRequest> requests, bool batch, std::string request_id,
+                Reply reply, std::vector<std::optional<mq::Error>> refused = {},
+                bool charge_quota = true);
 
 /// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
 std::int64_t resident_memory_bytes();

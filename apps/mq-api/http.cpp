@@ -56,10 +56,25 @@ nlohmann::json parse_json_body(std::string_view body, int max_depth) {
             --depth;
         }
     }
+    // The last object key seen, to name the field of a number out of range: nlohmann throws
+    // out_of_range (not parse_error) for 1e400, which must be a 400 like any bad input.
+    std::string last_key;
+    auto track = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        if (event == nlohmann::json::parse_event_t::key && parsed.is_string())
+            last_key = parsed.get<std::string>();
+        return true;
+    };
     try {
-        return nlohmann::json::parse(body);
+        return nlohmann::json::parse(body, track);
     } catch (const nlohmann::json::parse_error& e) {
         throw mq::ValidationError(std::string("malformed JSON: ") + e.what());
+    } catch (const nlohmann::json::exception&) {
+        nlohmann::json details = nlohmann::json::object();
+        if (!last_key.empty()) details["field"] = last_key;
+        throw mq::ValidationError(
+            "a number in the request body is out of range" +
+                (last_key.empty() ? std::string() : " (field \"" + mq::printable(last_key) + "\")"),
+            std::move(details));
     }
 }
 

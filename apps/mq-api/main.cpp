@@ -76,6 +76,8 @@ int main(int argc, char** argv) {
         if (auto rate = env_int("TENANT_PUBLISH_RATE", 0, 0, 100000000); rate > 0)
             options.default_publish_rate = static_cast<double>(rate);
         options.receipt_key = env("RECEIPT_SECRET");
+        options.metrics_token = env("METRICS_TOKEN");
+        options.metrics_refresh = std::chrono::seconds(env_int("METRICS_REFRESH_S", 5, 0, 3600));
         for (auto& [kind, queue] : options.internal_queues) {
             std::string var = "INTERNAL_QUEUE_" + kind;
             for (auto& ch : var)

@@ -53,6 +53,17 @@ struct Route {
     std::unique_ptr<RouteStats> stats = std::make_unique<RouteStats>();
 };
 
+/// What a client may see of `error`: codes that can carry backend text (MQ_INTERNAL_ERROR,
+/// MQ_PUBLISH_FAILED, MQ_BACKEND_UNAVAILABLE: SQL, Redis replies, hosts, paths) get a
+/// generic message naming the request id, and the original is logged with that id
+/// (docs/security.md, "What answers reveal"). A backend-unavailable error always carries a
+/// retry time. Other errors are ours, written for the client, and pass unchanged.
+mq::Error client_error(const mq::Error& error, std::string_view request_id);
+
+/// Applies client_error to an error answer on its way out (every answer passes here, so a
+/// route that forgot cannot leak): 5xx answers in the error shape are rewritten.
+void redact_answer(Response& response, std::string_view request_id);
+
 class Router {
   public:
     void add(http::verb method, std::string pattern, Auth auth, SyncHandler handler,

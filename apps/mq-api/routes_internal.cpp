@@ -72,15 +72,18 @@ void add_internal_routes(Router& router, App& app) {
                     body.messages.front().idempotency_key = std::string(h);
                 auto name = app.options().internal_queues.at(kind);
                 auto go = [&app, tenant, name, messages = std::move(body.messages),
-                           reply]() mutable {
+                           id = req.request_id, reply]() mutable {
                     try {
                         auto q = well_known_queue(app, tenant, name);
                         // The publish use case like every route, but platform traffic
                         // (audit logs, notifications) is not charged to the tenant's quota.
-                        publish_to(app, q, std::move(messages), false, reply, {},
+                        publish_to(app, q, std::move(messages), false, id, reply, {},
                                    /*charge_quota=*/false);
                     } catch (const mq::Error& e) {
-                        reply(error_response(e));
+                        reply(error_response(client_error(e, id)));
+                    } catch (const std::exception& e) {
+                        reply(error_response(
+                            client_error(mq::Error(mq::ErrorCode::kInternal, e.what()), id)));
                     }
                 };
                 if (app.cache().queue(tenant, name)) return go();

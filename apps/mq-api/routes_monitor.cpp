@@ -1,12 +1,14 @@
 // Monitoring: GET /api/v1/mq/metrics, /metrics/topics, /metrics/consumers, /health,
 // /status, /openapi.json, and Prometheus text at GET /metrics.
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 
 #include "mq/config/schemas.hpp"
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/inspector.hpp"
@@ -66,7 +68,62 @@ std::string label(std::string_view v) {
     return out;
 }
 
-std::string prometheus(App& app, const Router& router) {
+// GET /metrics: the scrape token (METRICS_TOKEN) or an API token of role admin. Nobody
+// else: the families name every tenant and queue.
+void authorize_scrape(App& app, const Request& req) {
+    auto authorization = req.header("Authorization");
+    constexpr std::string_view kScheme = "bearer ";
+    std::string_view token;
+    if (authorization.size() > kScheme.size()) {
+        bool bearer = true;
+        for (std::size_t i = 0; i < kScheme.size(); ++i)
+            bearer =
+                bearer && std::tolower(static_cast<unsigned char>(authorization[i])) == kScheme[i];
+        if (bearer) token = authorization.substr(kScheme.size());
+        while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+        while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    }
+    if (token.empty())
+        throw mq::Error(mq::ErrorCode::kUnauthorized,
+                        "GET /metrics needs Authorization: Bearer <METRICS_TOKEN or an admin "
+                        "API token>");
+    const auto& scrape = app.options().metrics_token;
+    if (!scrape.empty() && mq::codec::constant_time_equal(token, scrape)) return;
+    auto principal = app.authenticator().authenticate(token);
+    if (!principal)
+        throw mq::Error(mq::ErrorCode::kUnauthorized, "invalid, expired or revoked token");
+    if (principal->role != mq::Role::kAdmin)
+        throw mq::Error(mq::ErrorCode::kForbidden,
+                        "GET /metrics lists every tenant's queues: it needs METRICS_TOKEN or an "
+                        "API token of role admin",
+                        {{"role", std::string(mq::role_name(principal->role))}});
+}
+
+// The queue figures behind /metrics, measured in the background (mq::QueueFiguresCache),
+// started by the first authorised scrape.
+class ScrapeFigures {
+  public:
+    explicit ScrapeFigures(App& app) : app_(app) {}
+    std::shared_ptr<const mq::QueueFiguresCache::Snapshot> latest() {
+        {
+            std::lock_guard lock(mu_);
+            if (!cache_)
+                cache_ = std::make_unique<mq::QueueFiguresCache>(
+                    app_.redis_endpoint(), app_.keys(),
+                    [&app = app_] { return app.cache().all_queues(); },
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        app_.options().metrics_refresh));
+        }
+        return cache_->latest();
+    }
+
+  private:
+    App& app_;
+    std::mutex mu_;
+    std::unique_ptr<mq::QueueFiguresCache> cache_;
+};
+
+std::string prometheus(App& app, const Router& router, ScrapeFigures& figures) {
     std::ostringstream out;
     auto family = [&](const char* name, const char* type, const char* help) {
         out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
@@ -127,14 +184,18 @@ std::string prometheus(App& app, const Router& router) {
             << '\n';
         out << "mq_message_latency_seconds_count " << h.count.load() << '\n';
     }
-    // Queue figures, all queues in one round trip. Redis down: the families stay empty and
-    // the others still tell what this process saw.
+    // Queue figures from the background snapshot, never a walk of Redis per scrape. Redis
+    // down: the families stay empty and the others still tell what this process saw.
+    auto snapshot = figures.latest();
     std::vector<QueueTotals> totals;
-    try {
-        auto redis = app.redis().acquire();
-        totals = queue_totals(app, *redis, app.cache().all_queues());
-    } catch (const mq::Error&) {
-    }
+    for (const auto& f : snapshot->figures) totals.push_back({f, 0});
+    family("mq_queue_figures_up", "gauge",
+           "1 when the last background measurement of the queue figures below succeeded.");
+    out << "mq_queue_figures_up " << (snapshot->up ? 1 : 0) << '\n';
+    family("mq_queue_figures_timestamp_seconds", "gauge",
+           "When the queue figures below were measured (METRICS_REFRESH_S apart at most).");
+    out << "mq_queue_figures_timestamp_seconds "
+        << static_cast<double>(snapshot->measured_ms) / 1000.0 << '\n';
     auto queue_labels = [](const mq::QueueFigures& f) {
         return "tenant=\"" + label(f.tenant) + "\",queue=\"" + label(f.name) + "\"";
     };
@@ -377,7 +438,9 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
             c = check();
             if (!c.contains("status")) c["status"] = "ok";
         } catch (const std::exception& e) {
-            c = {{"status", "down"}, {"error", e.what()}};
+            // The reason goes to the log only: /health needs no token.
+            spdlog::warn("health check {} failed: {}", name, mq::printable(e.what()));
+            c = {{"status", "down"}, {"error", "unavailable"}};
         }
         c["latency_ms"] = ms_since(t0);
         if (c["status"] != "ok") {
@@ -394,23 +457,20 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         return nlohmann::json::object();
     });
     run("redis_stream", true, [&] {
-        // A real write and read on a stream of its own (one key, so one slot in a cluster).
+        // A read of the stream commands on a key nobody writes (XLEN of a missing key is 0):
+        // a probe that anyone may call as often as they like must not write (DESIGN §7).
         auto redis = app.redis().acquire();
-        std::string key = app.keys().prefix() + "health:{" + std::to_string(getpid()) + "}";
-        auto id = redis
-                      ->command({"XADD", key, "MAXLEN", "~", "10", "*", "probe",
-                                 std::to_string(mq::now_ms())})
-                      .as_string();
-        auto back = redis->command({"XRANGE", key, id, id});
-        redis->command({"PEXPIRE", key, "600000"});
-        if (back.elements.size() != 1)
-            return nlohmann::json{{"status", "down"}, {"error", "probe entry not read back"}};
+        auto n = redis->command({"XLEN", app.keys().prefix() + "health:probe"}).as_integer();
+        if (n < 0) return nlohmann::json{{"status", "down"}, {"error", "unexpected reply"}};
         return nlohmann::json::object();
     });
     std::size_t tenants = 0;
     run("postgres", true, [&] {
         auto db = app.pg().acquire();
-        tenants = mq::Catalog(*db).list_tenants().size();
+        if (detailed)
+            tenants = mq::Catalog(*db).list_tenants().size();
+        else
+            db->transact([](pqxx::work& tx) { tx.exec("SELECT 1"); });
         return nlohmann::json::object();
     });
     run("config_cache", false, [&] {
@@ -567,7 +627,8 @@ void add_monitor_routes(Router& router, App& app) {
                       {"dead_letters", dead},
                       {"oldest_age_ms", optional_json(oldest_age)}};
         } catch (const mq::Error& e) {
-            redis_info = {{"status", "down"}, {"error", e.what()}};
+            spdlog::warn("{} status: Redis: {}", req.request_id, mq::printable(e.what()));
+            redis_info = {{"status", "down"}, {"error", "unavailable"}};
         }
         auto uptime =
             std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
@@ -591,12 +652,15 @@ void add_monitor_routes(Router& router, App& app) {
         return r;
     });
     if (app.config().metrics_enabled) {
-        router.add(http::verb::get, "/metrics", Auth::kNone, [&app, &router](Request&) {
-            Response r;
-            r.content_type = "text/plain; version=0.0.4";
-            r.body = prometheus(app, router);
-            return r;
-        });
+        auto figures = std::make_shared<ScrapeFigures>(app);
+        router.add(http::verb::get, "/metrics", Auth::kNone,
+                   [&app, &router, figures](Request& req) {
+                       authorize_scrape(app, req);
+                       Response r;
+                       r.content_type = "text/plain; version=0.0.4";
+                       r.body = prometheus(app, router, *figures);
+                       return r;
+                   });
     }
 }
 

@@ -49,9 +49,12 @@ void append_result(std::string& out, const mq::Queue& q, std::optional<std::int6
     out += '}';
 }
 
-// {"error": {...}} for a message of a batch that was not stored (invalid UTF-8 replaced).
-void append_error(std::string& out, const mq::Error& e) {
-    out += e.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+// {"error": {...}} for a message of a batch that was not stored (invalid UTF-8 replaced;
+// backend text replaced by client_error).
+void append_error(std::string& out, const mq::Error& e, std::string_view request_id) {
+    out += client_error(e, request_id)
+               .to_json()
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void handle(App& app, Mode mode, Request& req, Reply reply) {
@@ -90,15 +93,15 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
-    publish_to(app, queue, std::move(body.messages), body.batch, std::move(reply),
+    publish_to(app, queue, std::move(body.messages), body.batch, req.request_id, std::move(reply),
                std::move(body.errors));
 }
 
 }  // namespace
 
 void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
-                std::vector<mq::PublishRequest> requests, bool batch, Reply reply,
-                std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
+                std::vector<mq::PublishRequest> requests, bool batch, std::string request_id,
+                Reply reply, std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
     // The publish use case before anything reaches Redis: quota, limits, schema, sealing. A
     // batch keeps going past a bad message (its result says why); a single publish fails
     // as a whole.
@@ -119,17 +122,18 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
     at.reserve(accepted.size());
     for (const auto& r : accepted) at.push_back(deliver_at_of(r));
     auto finish = [&app, queue, at = std::move(at), refused = std::move(refused), total, batch,
-                   reply = std::move(reply)](std::vector<mq::PublishOutcome> outcomes,
-                                             std::exception_ptr error) {
+                   request_id = std::move(request_id), reply = std::move(reply)](
+                      std::vector<mq::PublishOutcome> outcomes, std::exception_ptr error) {
         auto& counters = app.counters(queue->tenant);
         if (error) {
             counters.errors += 1;
             try {
                 std::rethrow_exception(error);
             } catch (const mq::Error& e) {
-                return reply(error_response(e));
+                return reply(error_response(client_error(e, request_id)));
             } catch (const std::exception& e) {
-                return reply(error_response(mq::Error(mq::ErrorCode::kPublishFailed, e.what())));
+                return reply(error_response(
+                    client_error(mq::Error(mq::ErrorCode::kPublishFailed, e.what()), request_id)));
             }
         }
         if (!batch) {
@@ -140,8 +144,9 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
             const auto& o = outcomes.front();
             if (o.status == mq::PublishStatus::kRejected) {
                 counters.rejected += 1;
-                return reply(error_response(
-                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored")));
+                return reply(error_response(client_error(
+                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"),
+                    request_id)));
             }
             bool dup = o.status == mq::PublishStatus::kDuplicate;
             (dup ? counters.duplicates : counters.published) += 1;
@@ -159,16 +164,17 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
             if (i > 0) results += ',';
             if (refused[i]) {
                 ++rejected_n;
-                append_error(results, *refused[i]);
+                append_error(results, *refused[i], request_id);
                 continue;
             }
             const std::size_t k = next++;
             const auto& o = outcomes[k];
             if (o.status == mq::PublishStatus::kRejected) {
                 ++rejected_n;
-                append_error(results, o.error
-                                          ? *o.error
-                                          : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"));
+                append_error(
+                    results,
+                    o.error ? *o.error : mq::Error(mq::ErrorCode::kPublishFailed, "not stored"),
+                    request_id);
             } else {
                 ++accepted_n;
                 if (o.status == mq::PublishStatus::kDuplicate) counters.duplicates += 1;

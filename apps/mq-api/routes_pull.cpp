@@ -113,9 +113,10 @@ void attempt(const std::shared_ptr<PullState>& st) {
         counters.delivered += pulled.size();
         r = json_response(200, {{"messages", std::move(list)}});
     } catch (const mq::Error& e) {
-        r = error_response(e);
+        r = error_response(client_error(e, st->req->request_id));
     } catch (const std::exception& e) {
-        r = error_response(mq::Error(mq::ErrorCode::kInternal, e.what()));
+        r = error_response(
+            client_error(mq::Error(mq::ErrorCode::kInternal, e.what()), st->req->request_id));
     }
     st->reply(std::move(r));
 }
@@ -144,9 +145,10 @@ void add_pull_routes(Router& router, App& app) {
                 try {
                     st->target = target(st->app, *st->req);
                 } catch (const mq::Error& e) {
-                    return st->reply(error_response(e));
+                    return st->reply(error_response(client_error(e, st->req->request_id)));
                 } catch (const std::exception& e) {
-                    return st->reply(error_response(mq::Error(mq::ErrorCode::kInternal, e.what())));
+                    return st->reply(error_response(client_error(
+                        mq::Error(mq::ErrorCode::kInternal, e.what()), st->req->request_id)));
                 }
                 attempt(st);
             });

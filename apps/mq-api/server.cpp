@@ -282,6 +282,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     void respond(Response r) {
+        redact_answer(r, request_.request_id);  // no backend text leaves (router.hpp)
         auto res = std::make_shared<http::response<http::string_body>>();
         res->version(11);
         res->result(static_cast<http::status>(r.status));

@@ -11,7 +11,9 @@
 namespace mqworker {
 
 /// GET /metrics (Prometheus text) and GET /healthz on 127.0.0.1:<port>, served from one
-/// thread with Boost.Beast. Stops in its destructor.
+/// thread with Boost.Beast. Stops in its destructor. No token: it binds loopback only, and
+/// it names the tenant, queue and subscription of every runner (every tenant's, for
+/// `--from-db` without `--tenant`); docs/security.md, "Metrics and health".
 class MetricsServer {
   public:
     /// `runners` is called per request: the set changes while the worker runs.

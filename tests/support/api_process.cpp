@@ -98,6 +98,8 @@ ApiProcess::ApiProcess(ApiOptions options) {
     env["REDIS_KEY_PREFIX"] = prefix_;
     env["PORT"] = std::to_string(port_);
     env["LOG_LEVEL"] = "info";
+    env["METRICS_TOKEN"] = kMetricsToken;  // scrapes: api.scrape() or this bearer
+    env["METRICS_REFRESH_S"] = "0";        // figures measured per scrape: tests read them fresh
     for (const auto& [k, v] : options.env) env[k] = v;
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);

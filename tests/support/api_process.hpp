@@ -30,6 +30,9 @@ HttpResult http_request(int port, const std::string& method, const std::string& 
                         const std::map<std::string, std::string>& headers = {},
                         std::chrono::milliseconds timeout = std::chrono::seconds(40));
 
+/// METRICS_TOKEN of every ApiProcess (ApiOptions::env may override it).
+inline const std::string kMetricsToken = "test-metrics-scrape-token";
+
 struct ApiOptions {
     std::string redis_url;                   ///< empty: the fixture's
     std::string database_url;                ///< empty: the fixture's
@@ -58,6 +61,9 @@ class ApiProcess {
     HttpResult call_json(const std::string& method, const std::string& target,
                          const nlohmann::json& body, const std::string& token,
                          std::map<std::string, std::string> headers = {}) const;
+
+    /// GET /metrics with the scrape token (METRICS_TOKEN).
+    HttpResult scrape() const { return call("GET", "/metrics", "", kMetricsToken); }
 
     /// Sends SIGTERM and waits; returns the exit status (or -signal).
     int terminate(std::chrono::milliseconds wait = std::chrono::seconds(40));

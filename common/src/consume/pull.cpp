@@ -212,7 +212,7 @@ std::vector<AckResult> PullConsumer::ack(const Queue& q, const Subscription& sub
     std::vector<AckResult> out;
     if (pipe.empty()) return out;
     for (const auto& reply : redis_.execute(pipe)) {
-        if (reply.is_error()) throw Error(ErrorCode::kInternal, "ack failed: " + reply.str);
+        if (reply.is_error()) throw redis::reply_error(reply, "ack");
         out.push_back(reply.as_integer() == 1 ? AckResult::kAcked : AckResult::kLeaseLost);
     }
     return out;

@@ -84,11 +84,20 @@ void Database::rethrow(const std::exception& e) const {
                                  detail + "); is it running? set DATABASE_URL");
     if (dynamic_cast<const pqxx::unique_violation*>(&e))
         throw Error(ErrorCode::kConflict, "already exists");
+    // PostgreSQL's text names tables, columns and constraints, and quotes values: it goes to
+    // the log; the error says what kind of failure it was (mq-api shows none of it for 5xx).
+    auto sqlstate = [&] {
+        auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
+        return sql ? sql->sqlstate() : std::string();
+    };
     if (dynamic_cast<const pqxx::check_violation*>(&e) ||
-        dynamic_cast<const pqxx::data_exception*>(&e))
-        throw ValidationError("value rejected by the database: " + detail);
+        dynamic_cast<const pqxx::data_exception*>(&e)) {
+        spdlog::warn("PostgreSQL rejected a value: {}", detail);
+        throw ValidationError("a value was rejected by the database (out of range or malformed)",
+                              {{"sqlstate", sqlstate()}});
+    }
     spdlog::error("PostgreSQL error: {}", e.what());
-    throw Error(ErrorCode::kInternal, "PostgreSQL error: " + detail);
+    throw Error(ErrorCode::kInternal, "PostgreSQL error (SQLSTATE " + sqlstate() + "): " + detail);
 }
 
 }  // namespace mq::pg

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "mq/core/time.hpp"
 
@@ -24,6 +25,32 @@ namespace {
 
 [[noreturn]] void malformed(simdjson::error_code err) {
     throw ValidationError(std::string("malformed JSON: ") + simdjson::error_message(err));
+}
+
+// The field whose value is a number no double holds (1e400, -1e400): simdjson only says
+// NUMBER_ERROR, so on that error path nlohmann reads the text again, noting each key, and
+// stops at the same number. Empty when it cannot tell.
+std::string field_of_bad_number(std::string_view json) {
+    std::string last_key;
+    try {
+        [[maybe_unused]] auto ignored = nlohmann::json::parse(
+            json, [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                if (event == nlohmann::json::parse_event_t::key && parsed.is_string())
+                    last_key = parsed.get<std::string>();
+                return true;
+            });
+    } catch (const nlohmann::json::out_of_range&) {
+        return last_key;
+    } catch (const nlohmann::json::exception&) {
+    }
+    return {};
+}
+
+[[noreturn]] void bad_number(std::string_view json, simdjson::error_code err) {
+    std::string field = field_of_bad_number(json);
+    if (field.empty()) malformed(err);
+    throw ValidationError("\"" + printable(field) + "\": a number out of range",
+                          {{"field", field}});
 }
 
 std::string_view trim(std::string_view s) {
@@ -152,8 +179,10 @@ od::object open_document(State& st, std::string_view json, od::document& doc) {
     // The on-demand reader skips over what it is not asked for; the DOM pass first makes
     // sure the whole text (payload included) is valid JSON.
     simdjson::dom::element root;
-    if (auto err = st.validator.parse(st.buffer.data(), st.buffer.size(), false).get(root))
+    if (auto err = st.validator.parse(st.buffer.data(), st.buffer.size(), false).get(root)) {
+        if (err == simdjson::NUMBER_ERROR) bad_number(json, err);
         malformed(err);
+    }
     if (!root.is_object()) throw ValidationError("expected a JSON object with a \"payload\" field");
 
     if (auto err = st.reader

@@ -300,12 +300,18 @@ std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& ba
         }
         if (reply.is_error() ||
             (!batch.plain[c] && (!reply.is_array() || reply.elements.size() != members.size()))) {
-            std::string why = reply.is_error() ? reply.str : "unexpected reply from publish script";
-            ErrorCode code = reply.error_code() == "OOM" ? ErrorCode::kBackendUnavailable
-                                                         : ErrorCode::kPublishFailed;
+            // A try-again reply (LOADING, BUSY, OOM, READONLY...): nothing was stored and the
+            // same publish can succeed later, so 503 with Retry-After (exit 5), not a failure.
+            Error error = reply.is_error() ? redis::reply_error(reply, "publish")
+                                           : Error(ErrorCode::kPublishFailed,
+                                                   "unexpected reply from publish script");
+            if (error.code() != ErrorCode::kBackendUnavailable)
+                error = Error(ErrorCode::kPublishFailed,
+                              std::string("publish failed: ") +
+                                  (reply.is_error() ? reply.str : error.what()));
             for (std::size_t i : members) {
                 outcomes[i].message_id.clear();
-                outcomes[i].error = Error(code, "publish failed: " + why);
+                outcomes[i].error = error;
             }
             continue;
         }

@@ -1,5 +1,7 @@
 #include "mq/queue/inspector.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "mq/core/time.hpp"
@@ -58,7 +60,7 @@ std::optional<std::int64_t> earliest(std::optional<std::int64_t> a, std::optiona
 }
 
 PartitionFigures partition_from_reply(int partition, const redis::Reply& r, bool with_consumers) {
-    if (r.is_error()) throw Error(ErrorCode::kInternal, "queue inspection failed: " + r.str);
+    if (r.is_error()) throw redis::reply_error(r, "queue inspection");
     if (!r.is_array() || r.elements.size() != 9) bad_reply("not an array of 9 figures");
     const auto& e = r.elements;
     PartitionFigures p;
@@ -204,6 +206,81 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
         out.push_back(std::move(f));
     }
     return out;
+}
+
+QueueFiguresCache::QueueFiguresCache(redis::Endpoint endpoint, KeyLayout keys, QueueList queues,
+                                     std::chrono::milliseconds every, redis::ConnectOptions options)
+    : endpoint_(std::move(endpoint)),
+      options_(options),
+      keys_(std::move(keys)),
+      queues_(std::move(queues)),
+      every_(std::max(every, std::chrono::milliseconds(0))) {
+    thread_ = std::thread([this] { run(); });
+}
+
+QueueFiguresCache::~QueueFiguresCache() {
+    {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+std::shared_ptr<const QueueFiguresCache::Snapshot> QueueFiguresCache::latest(
+    std::chrono::milliseconds wait) {
+    std::unique_lock lock(mu_);
+    if (finished_ > 0 && std::chrono::steady_clock::now() - refreshed_at_ < every_)
+        return snapshot_;
+    // Too old: wait for the next refresh to start and finish (shared by every scrape that
+    // asks meanwhile), or give up after `wait` and show the last one.
+    const std::uint64_t want = started_ + 1;
+    asked_ = true;
+    cv_.notify_all();
+    cv_.wait_for(lock, wait, [&] { return finished_ >= want || stop_; });
+    return snapshot_;
+}
+
+// Waits for a scrape to ask, refreshes, then sleeps out the rest of `every_` so a flood of
+// scrapes costs at most one walk of the queues per period.
+void QueueFiguresCache::run() {
+    std::unique_ptr<redis::Connection> redis;
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+        cv_.wait(lock, [&] { return asked_ || stop_; });
+        if (stop_) break;
+        asked_ = false;
+        ++started_;
+        auto previous = snapshot_;
+        lock.unlock();
+        auto next = std::make_shared<Snapshot>();
+        try {
+            if (!redis) redis = std::make_unique<redis::Connection>(endpoint_, options_);
+            auto all = queues_();
+            QueueInspector inspector(*redis, keys_);
+            for (std::size_t from = 0; from < all.size(); from += kQueuesPerRoundTrip) {
+                std::vector<const Queue*> chunk;
+                for (std::size_t i = from; i < std::min(all.size(), from + kQueuesPerRoundTrip);
+                     ++i)
+                    chunk.push_back(all[i].get());
+                for (auto& f : inspector.inspect(chunk)) next->figures.push_back(std::move(f));
+            }
+            next->measured_ms = now_ms();
+            next->up = true;
+            next->refreshes = previous->refreshes + 1;
+        } catch (const std::exception& e) {
+            spdlog::warn("queue figures for /metrics: {}", printable(e.what()));
+            redis.reset();
+            next = std::make_shared<Snapshot>();  // no stale figures: the families go empty
+            next->refreshes = previous->refreshes;
+        }
+        lock.lock();
+        snapshot_ = std::move(next);
+        ++finished_;
+        refreshed_at_ = std::chrono::steady_clock::now();
+        cv_.notify_all();
+        if (every_.count() > 0) cv_.wait_for(lock, every_, [&] { return stop_; });
+    }
 }
 
 }  // namespace mq

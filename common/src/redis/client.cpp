@@ -112,6 +112,28 @@ std::string_view Reply::error_code() const {
     return s.substr(0, s.find(' '));
 }
 
+bool is_try_again_code(std::string_view code) {
+    static constexpr std::string_view kCodes[] = {"LOADING",    "BUSY",       "READONLY",
+                                                  "MASTERDOWN", "TRYAGAIN",   "CLUSTERDOWN",
+                                                  "OOM",        "NOREPLICAS", "MISCONF"};
+    for (auto c : kCodes)
+        if (code == c) return true;
+    return false;
+}
+
+ErrorClass Reply::error_class() const {
+    if (type != Type::kError) return ErrorClass::kNone;
+    return is_try_again_code(error_code()) ? ErrorClass::kTryAgain : ErrorClass::kCommand;
+}
+
+Error reply_error(const Reply& reply, std::string_view command) {
+    std::string text = "Redis " + std::string(command) + " failed: " + reply.str;
+    if (reply.error_class() == ErrorClass::kTryAgain)
+        return Error(ErrorCode::kBackendUnavailable, text + " (try again later)",
+                     nlohmann::json::object(), kTryAgainAfterSeconds);
+    return Error(ErrorCode::kInternal, text);
+}
+
 std::int64_t Reply::as_integer() const {
     if (type == Type::kInteger) return integer;
     if (type == Type::kString || type == Type::kStatus) {
@@ -347,9 +369,7 @@ Reply Connection::command_raw(const std::vector<std::string>& argv) {
 
 Reply Connection::command(const std::vector<std::string>& argv) {
     Reply r = command_raw(argv);
-    if (r.is_error())
-        throw Error(ErrorCode::kInternal,
-                    "Redis " + (argv.empty() ? std::string() : argv.front()) + " failed: " + r.str);
+    if (r.is_error()) throw reply_error(r, argv.empty() ? std::string() : argv.front());
     return r;
 }
 
@@ -364,7 +384,7 @@ Reply Connection::read() { return next_reply("waiting for a message"); }
 
 void Connection::load_script(const Script& script) {
     Reply r = command_raw({"SCRIPT", "LOAD", script.source()});
-    if (r.is_error()) throw Error(ErrorCode::kInternal, "Redis SCRIPT LOAD failed: " + r.str);
+    if (r.is_error()) throw reply_error(r, "SCRIPT LOAD");
     loaded_scripts_.insert(script.sha());
 }
 
@@ -373,7 +393,7 @@ Reply Connection::eval(const Script& script, const std::vector<std::string>& key
     Pipeline p;
     p.add_script(script, keys, args);
     Reply r = std::move(execute(p).front());
-    if (r.is_error()) throw Error(ErrorCode::kInternal, "Redis script failed: " + r.str);
+    if (r.is_error()) throw reply_error(r, "script");
     return r;
 }
 

@@ -100,7 +100,7 @@ void throw_if_error(const Reply& reply, std::string_view command) {
     if (!reply.is_error()) return;
     if (reply.error_code() == "NOGROUP")
         throw Error(ErrorCode::kSubscriptionNotFound, std::string(command) + ": " + reply.str);
-    throw Error(ErrorCode::kInternal, std::string(command) + " failed: " + reply.str);
+    throw reply_error(reply, command);
 }
 
 // ---- XREADGROUP --------------------------------------------------------------------------

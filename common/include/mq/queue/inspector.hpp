@@ -1,8 +1,14 @@
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mq/core/keys.hpp"
@@ -113,6 +119,57 @@ class QueueInspector {
   private:
     redis::Connection& redis_;
     KeyLayout keys_;
+};
+
+/// Queue figures of every queue for a scrape endpoint (mq-api's /metrics), measured by a
+/// thread of its own at most once per `every` and only while scrapes keep asking: however
+/// often scrapes come, Redis sees at most one walk of the queues per `every`. A scrape gets
+/// the snapshot when it is younger than `every`, else it waits (bounded) for the one
+/// refresh every waiting scrape shares. `every` zero: a refresh per scrape (tests).
+class QueueFiguresCache {
+  public:
+    /// Every queue to measure, asked before each refresh.
+    using QueueList = std::function<std::vector<std::shared_ptr<const Queue>>()>;
+
+    struct Snapshot {
+        std::vector<QueueFigures> figures;
+        std::int64_t measured_ms = 0;  ///< Unix ms; 0 before the first success
+        bool up = false;               ///< false when the last refresh failed (Redis down)
+        std::uint64_t refreshes = 0;   ///< successful refreshes so far
+    };
+
+    /// Queues are inspected in pipelines of at most `kQueuesPerRoundTrip`.
+    QueueFiguresCache(redis::Endpoint endpoint, KeyLayout keys, QueueList queues,
+                      std::chrono::milliseconds every, redis::ConnectOptions options = {});
+    ~QueueFiguresCache();  ///< stops the thread
+    QueueFiguresCache(const QueueFiguresCache&) = delete;
+    QueueFiguresCache& operator=(const QueueFiguresCache&) = delete;
+
+    /// The snapshot, refreshed first when it is older than `every` (waiting at most `wait`
+    /// for that; then the older one).
+    std::shared_ptr<const Snapshot> latest(
+        std::chrono::milliseconds wait = std::chrono::milliseconds(3000));
+
+    static constexpr std::size_t kQueuesPerRoundTrip = 200;
+
+  private:
+    void run();
+
+    redis::Endpoint endpoint_;
+    redis::ConnectOptions options_;
+    KeyLayout keys_;
+    QueueList queues_;
+    std::chrono::milliseconds every_;
+
+    std::mutex mu_;
+    std::condition_variable cv_;  // wakes the thread (asked_/stop_) and first waiters
+    std::shared_ptr<const Snapshot> snapshot_ = std::make_shared<Snapshot>();
+    std::chrono::steady_clock::time_point refreshed_at_{};
+    std::uint64_t started_ = 0;   // refreshes begun
+    std::uint64_t finished_ = 0;  // refreshes done (success or failure)
+    bool asked_ = false;
+    bool stop_ = false;
+    std::thread thread_;
 };
 
 }  // namespace mq

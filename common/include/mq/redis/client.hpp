@@ -68,6 +68,22 @@ void load_tls(Endpoint& endpoint);
 /// (it would otherwise send in clear text what the operator meant to protect).
 Endpoint endpoint_from_config(const Config& config);
 
+/// What an error reply means for the caller.
+enum class ErrorClass {
+    kNone,      ///< not an error reply
+    kTryAgain,  ///< the server cannot serve now and will later (see is_try_again_code)
+    kCommand,   ///< this command failed (WRONGTYPE, NOGROUP, a script's own error, ...)
+};
+
+/// Error codes (first word of an error reply) that mean "the server is busy, loading,
+/// read-only, out of memory or between failovers: the same command may succeed later":
+/// LOADING, BUSY, READONLY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, OOM, NOREPLICAS,
+/// MISCONF. The command did not run.
+bool is_try_again_code(std::string_view code);
+
+/// Seconds a client is told to wait (Retry-After) after a try-again reply.
+inline constexpr int kTryAgainAfterSeconds = 1;
+
 /// A reply converted from hiredis into an owned value.
 struct Reply {
     enum class Type { kNil, kInteger, kString, kStatus, kError, kArray };
@@ -81,11 +97,19 @@ struct Reply {
     bool is_array() const { return type == Type::kArray; }
     /// The error's first word ("NOSCRIPT", "BUSYGROUP", "WRONGTYPE"...), empty otherwise.
     std::string_view error_code() const;
+    /// kNone, kTryAgain or kCommand (classified once, here, for every caller).
+    ErrorClass error_class() const;
     /// Integer value; a numeric string is converted. Throws Error otherwise.
     std::int64_t as_integer() const;
     /// String or status text; throws Error for other types.
     const std::string& as_string() const;
 };
+
+/// The mq::Error for an error reply of `command` (e.g. "XADD", "publish script"):
+/// try-again replies are BackendUnavailable (503, Retry-After kTryAgainAfterSeconds, exit 5),
+/// others ErrorCode::kInternal. Both keep the server's text for logs and mqctl; mq-api
+/// never shows it to a client (docs/security.md, "What answers reveal").
+Error reply_error(const Reply& reply, std::string_view command);
 
 /// Converts a hiredis reply (a `redisReply*`) into a Reply.
 Reply reply_from_hiredis(const void* hiredis_reply);
