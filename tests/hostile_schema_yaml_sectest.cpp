@@ -5,10 +5,12 @@
 
 #include <sys/wait.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "api_process.hpp"
 #include "harness.hpp"
@@ -39,15 +41,16 @@ std::vector<std::pair<std::string, std::string>> hostile_schemas() {
     big += "}}";
     return {
         {"self-ref", R"({"$ref": "#"})"},
-        {"ref-loop", R"({"$ref": "#/definitions/a", "definitions": {"a": {"$ref": "#/definitions/b"},
+        {"ref-loop",
+         R"({"$ref": "#/definitions/a", "definitions": {"a": {"$ref": "#/definitions/b"},
                                                                 "b": {"$ref": "#/definitions/a"}}})"},
         {"allof-loop", R"({"allOf": [{"$ref": "#"}]})"},
         {"remote-ref", R"({"properties": {"a": {"$ref": "http://169.254.169.254/latest"}}})"},
         {"deep", nested_properties(300)},
         {"backreference", R"({"properties": {"a": {"type": "string", "pattern": "^(a)\\1$"}}})"},
-        {"lookahead-key", R"({"patternProperties": {"^(?=a)": {"type": "string"}}})"},
+        {"lookahead-key", R"j({"patternProperties": {"^(?=a)": {"type": "string"}}})j"},
         {"too-big", big},
-};
+    };
 }
 
 // A process run with a time bound: exit status, or 128+signal, or 124 on timeout.

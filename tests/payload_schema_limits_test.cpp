@@ -132,12 +132,11 @@ TEST_CASE("schema_patterns_must_compile_under_re2", "[schema][security]") {
     auto backref = refusal_of(R"({"properties": {"a": {"pattern": "^(a)\\1$"}}})");
     CHECK_THAT(backref.what(), Contains("RE2"));
     CHECK(backref.details().at("pointer") == "/properties/a/pattern");
-    CHECK_THAT(refusal_of(R"({"pattern": "foo(?=bar)"
-})").what(), Contains("lookaround"));
+    CHECK_THAT(refusal_of(R"j({"pattern": "foo(?=bar)"})j").what(), Contains("RE2"));
     CHECK(refusal_of(R"({"patternProperties": {"(?<=x)y": {}}})").details().at("pointer") ==
           "/patternProperties/(?<=x)y");
-CHECK(refusal_of(R"({"pattern": "[unclosed"})").code() == mq::ErrorCode::kSchemaInvalid);
-CHECK(refusal_of(R"({"x-mq-budget": 0})").code() == mq::ErrorCode::kSchemaInvalid);
+    CHECK(refusal_of(R"({"pattern": "[unclosed"})").code() == mq::ErrorCode::kSchemaInvalid);
+    CHECK(refusal_of(R"({"x-mq-budget": 0})").code() == mq::ErrorCode::kSchemaInvalid);
 }
 
 TEST_CASE("parse_payload_schema_checks_text_depth_before_parsing", "[schema][security]") {

@@ -743,11 +743,12 @@ class Vetting {
     }
 };
 
-void register_keywords(valijson::SchemaParser& parser, const CompiledParts* parts,
-                       std::vector<std::unique_ptr<valijson::ConstraintBuilder>>& keep) {
+// The parser owns (and deletes) its builders.
+void register_keywords(valijson::SchemaParser& parser, const CompiledParts* parts) {
     auto add = [&](const char* keyword, auto make) {
-        keep.push_back(std::make_unique<Builder<decltype(make)>>(make));
-        parser.addConstraintBuilder(keyword, keep.back().get());
+        auto builder = std::make_unique<Builder<decltype(make)>>(make);
+        parser.addConstraintBuilder(keyword, builder.get());
+        builder.release();
     };
     add("x-mq-budget",
         [](const valijson::adapters::Adapter&) -> valijson::constraints::Constraint* {
@@ -776,8 +777,7 @@ void register_keywords(valijson::SchemaParser& parser, const CompiledParts* part
 void compile(const json& doc, const std::string& pointer, const CompiledParts* parts,
              valijson::Schema& schema) {
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    std::vector<std::unique_ptr<valijson::ConstraintBuilder>> builders;
-    register_keywords(parser, parts, builders);
+    register_keywords(parser, parts);
     if (pointer.empty()) {
         valijson::adapters::NlohmannJsonAdapter adapter(doc);
         parser.populateSchema(adapter, schema);
