@@ -144,7 +144,8 @@ std::string read_bounded_file(const std::string& path, std::size_t max_bytes,
         in.read(buf, sizeof buf);
         text.append(buf, static_cast<std::size_t>(in.gcount()));
         if (text.size() > max_bytes)
-            throw ValidationError(path + ": larger than " + std::to_string(max_bytes) + " bytes");
+            throw ValidationError(what + " " + path + " is larger than " +
+                                  std::to_string(max_bytes) + " bytes");
     }
     if (in.bad()) throw ValidationError("cannot read " + what + " " + path);
     return text;
