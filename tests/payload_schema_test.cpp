@@ -114,9 +114,9 @@ TEST_CASE("an_invalid_schema_is_refused_with_field_schema", "[schema]") {
         try {
             mq::PayloadSchema s(nlohmann::json::parse(text));
             FAIL("schema was accepted");
-        } catch (const mq::ValidationError& e) {
+        } catch (const mq::SchemaInvalid& e) {
             CHECK(e.details().value("field", "") == "schema");
-            CHECK(e.code() == mq::ErrorCode::kValidation);
+            CHECK(e.code() == mq::ErrorCode::kSchemaInvalid);
         }
     }
 }

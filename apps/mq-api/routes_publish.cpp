@@ -1,6 +1,9 @@
 // POST /api/v1/mq/publish, /publish/batch, /publish/delayed, /publish/scheduled and
 // /topics/{name}/publish. These run on the I/O threads: parse (simdjson), check, then hand
-// the messages to the publish pipeline, which answers when Redis has them.
+// the messages to the publish pipeline, which answers when Redis has them. A queue with a
+// JSON Schema is checked on the blocking pool instead (publish_to).
+
+#include <spdlog/spdlog.h>
 
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
@@ -99,12 +102,15 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
 
 }  // namespace
 
-void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
-                std::vector<mq::PublishRequest> requests, bool batch, std::string request_id,
-                Reply reply, std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
-    // The publish use case before anything reaches Redis: quota, limits, schema, sealing. A
-    // batch keeps going past a bad message (its result says why); a single publish fails
-    // as a whole.
+namespace {
+
+// The publish use case before anything reaches Redis: quota, limits, schema, sealing. A
+// batch keeps going past a bad message (its result says why); a single publish fails
+// as a whole.
+void admit_and_submit(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                      std::vector<mq::PublishRequest> requests, bool batch, std::string request_id,
+                      Reply reply, std::vector<std::optional<mq::Error>> refused,
+                      bool charge_quota) {
     const std::size_t total = requests.size();
     mq::AdmittedBatch admitted;
     try {
@@ -197,6 +203,32 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
     };
     if (accepted.empty()) return finish({}, nullptr);
     app.pipeline().submit(queue, std::move(accepted), std::move(finish));
+}
+
+}  // namespace
+
+void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
+                std::vector<mq::PublishRequest> requests, bool batch, std::string request_id,
+                Reply reply, std::vector<std::optional<mq::Error>> refused, bool charge_quota) {
+    if (queue->schema.is_null() || !app.server())
+        return admit_and_submit(app, queue, std::move(requests), batch, std::move(request_id),
+                                std::move(reply), std::move(refused), charge_quota);
+    // A tenant's schema may cost up to PayloadSchemaLimits::kMaxTime per payload: checked on
+    // the blocking pool, so an I/O thread (and every connection on it) never waits for it.
+    app.server()->post_blocking([&app, queue, requests = std::move(requests), batch,
+                                 request_id = std::move(request_id), reply,
+                                 refused = std::move(refused), charge_quota]() mutable {
+        try {
+            admit_and_submit(app, queue, std::move(requests), batch, request_id, reply,
+                             std::move(refused), charge_quota);
+        } catch (const mq::Error& e) {
+            reply(error_response(client_error(e, request_id)));
+        } catch (const std::exception& e) {
+            spdlog::error("publish to {}/{} failed (request {}): {}", queue->tenant, queue->name,
+                          request_id, e.what());
+            reply(error_response(mq::Error(mq::ErrorCode::kInternal, "internal error")));
+        }
+    });
 }
 
 void add_publish_routes(Router& router, App& app) {

@@ -4,11 +4,13 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "mq/config/yaml_loader.hpp"
 #include "mq/consume/queue_update.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/lifecycle.hpp"
+#include "mq/queue/payload_schema.hpp"
 #include "mq/queue/streams.hpp"
 #include "output.hpp"
 
@@ -27,19 +29,16 @@ std::string principals_text(const std::vector<std::string>& list) {
     return out;
 }
 
-// A schema file is JSON; a syntax error names the file and byte offset.
+// A schema file is JSON; a syntax error names the file and byte offset. Read with a bound
+// and checked (depth, $ref cycles, patterns) before anything recursive touches it.
 nlohmann::json read_schema_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw mq::ValidationError("cannot read schema file '" + path + "'", {{"field", "schema"}});
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    std::string text;
     try {
-        return nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        throw mq::ValidationError("schema file '" + path + "' is not JSON: " + e.what(),
-                                  {{"field", "schema"}});
+        text = mq::read_bounded_file(path, 4 * mq::PayloadSchemaLimits::kMaxBytes, "schema file");
+    } catch (const mq::ValidationError& e) {
+        throw mq::ValidationError(e.what(), {{"field", "schema"}});
     }
+    return mq::parse_payload_schema(text, "schema file '" + path + "'");
 }
 
 void print_queue(const mq::Queue& q, Context& ctx) {

@@ -34,6 +34,8 @@ std::string_view code_name(ErrorCode code) {
             return "MQ_BACKEND_UNAVAILABLE";
         case ErrorCode::kPublishFailed:
             return "MQ_PUBLISH_FAILED";
+        case ErrorCode::kSchemaInvalid:
+            return "MQ_SCHEMA_INVALID";
     }
     return "MQ_INTERNAL_ERROR";
 }
@@ -55,6 +57,7 @@ int http_status(ErrorCode code) {
         case ErrorCode::kPayloadTooLarge:
             return 413;
         case ErrorCode::kSchemaValidation:
+        case ErrorCode::kSchemaInvalid:
             return 422;
         case ErrorCode::kQueueFull:
         case ErrorCode::kQuotaExceeded:
@@ -72,6 +75,7 @@ int exit_status(ErrorCode code) {
     switch (code) {
         case ErrorCode::kValidation:
         case ErrorCode::kSchemaValidation:
+        case ErrorCode::kSchemaInvalid:
         case ErrorCode::kPayloadTooLarge:
             return 2;
         case ErrorCode::kQueueNotFound:

@@ -24,6 +24,7 @@ enum class ErrorCode {
     kForbidden,
     kBackendUnavailable,
     kPublishFailed,
+    kSchemaInvalid,  ///< a queue schema refused when stored (422, exit 2)
 };
 
 /// "MQ_QUEUE_NOT_FOUND" etc.: the code as the API and `-o json` spell it.

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "mq/config/yaml_loader.hpp"
 #include "mq/core/names.hpp"
 #include "mq/error.hpp"
 
@@ -135,14 +136,8 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
 Config load_config(const std::string& yaml_file, const std::map<std::string, std::string>& env) {
     Config c;
     if (!yaml_file.empty()) {
-        YAML::Node root;
-        try {
-            root = YAML::LoadFile(yaml_file);
-        } catch (const YAML::BadFile&) {
-            throw ValidationError("cannot read config file " + yaml_file);
-        } catch (const YAML::Exception& e) {
-            throw ValidationError(yaml_file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-        }
+        YAML::Node root = load_yaml_text(
+            read_bounded_file(yaml_file, YamlLimits{}.max_bytes, "config file"), yaml_file);
         if (root && !root.IsNull()) {
             if (!root.IsMap())
                 throw ValidationError(yaml_file + ": expected a mapping of settings");

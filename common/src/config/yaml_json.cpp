@@ -3,19 +3,20 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "mq/config/yaml_loader.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
 
 namespace {
+
+constexpr std::size_t kMaxYamlString = 8192;
 
 std::string escape_pointer(const std::string& key) {
     std::string out;
@@ -105,25 +106,35 @@ std::string YamlDocument::where(const std::string& pointer) const {
 YamlDocument parse_yaml(const std::string& text, const std::string& name) {
     YamlDocument doc;
     doc.file = name;
-    YAML::Node root;
-    try {
-        root = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-        throw ValidationError(name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-    }
+    // One document, no recursive aliases, bounded expansion: convert() below is then bounded.
+    YAML::Node root = load_yaml_text(text, name);
     doc.json = convert(root, "", doc);
     return doc;
 }
 
 YamlDocument load_yaml(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ValidationError("cannot read " + path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_yaml(ss.str(), path);
+    return parse_yaml(read_bounded_file(path, YamlLimits{}.max_bytes), path);
 }
 
 void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json) {
+    // valijson runs "pattern" on std::regex, which recurses once per character (it crashed
+    // at ~30k characters): our schemas' patterns only ever see values under this bound.
+    std::vector<std::pair<const nlohmann::json*, std::string>> stack{{&doc.json, ""}};
+    while (!stack.empty()) {
+        auto [v, pointer] = stack.back();
+        stack.pop_back();
+        if (v->is_string() && v->get_ref<const std::string&>().size() > kMaxYamlString)
+            throw ValidationError(doc.where(pointer) + ": " + (pointer.empty() ? "/" : pointer) +
+                                      ": value longer than " + std::to_string(kMaxYamlString) +
+                                      " characters",
+                                  {{"field", pointer.empty() ? "/" : pointer}});
+        if (v->is_object())
+            for (const auto& [k, child] : v->items())
+                stack.emplace_back(&child, pointer + "/" + escape_pointer(k));
+        if (v->is_array())
+            for (std::size_t i = 0; i < v->size(); ++i)
+                stack.emplace_back(&(*v)[i], pointer + "/" + std::to_string(i));
+    }
     valijson::Schema schema;
     valijson::SchemaParser parser;
     valijson::adapters::NlohmannJsonAdapter schema_adapter(schema_json);

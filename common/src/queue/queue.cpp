@@ -89,15 +89,9 @@ void check_principals(const std::vector<std::string>& list, const char* field) {
     }
 }
 
-// Schemas live in a jsonb column and are compiled by every publisher: keep them small.
-constexpr std::size_t kMaxSchemaBytes = 64 * 1024;
-
-void check_schema(const nlohmann::json& schema) {
-    if (schema.is_null()) return;
-    if (schema.dump().size() > kMaxSchemaBytes)
-        throw ValidationError("schema is larger than 64 KiB", {{"field", "schema"}});
-    validate_payload_schema(schema);
-}
+// Schemas live in a jsonb column and are compiled by every publisher: PayloadSchema keeps
+// them small, shallow and free of cycles (PayloadSchemaLimits).
+void check_schema(const nlohmann::json& schema) { validate_payload_schema(schema); }
 
 }  // namespace
 
@@ -179,6 +173,7 @@ std::vector<std::string> get_principals(const nlohmann::json& v, const std::stri
 nlohmann::json get_schema(const nlohmann::json& v) {
     if (!v.is_null() && !v.is_object())
         throw wrong_type("schema", "a JSON Schema object or null", v);
+    check_payload_schema_depth(v);  // before the copy below recurses into it
     return v;
 }
 
