@@ -94,7 +94,7 @@ void App::start() {
         try {
             reload_rates();  // tenants changes ride on the same notification
         } catch (const std::exception& e) {
-            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+            rate_reload_failures_.warn("cannot reload tenant publish rates: {}", e.what());
         }
     });
     // Tenant rows (publish_rate_limit, suspension) notify like queues do.
@@ -103,7 +103,7 @@ void App::start() {
         try {
             reload_rates();
         } catch (const std::exception& e) {
-            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+            rate_reload_failures_.warn("cannot reload tenant publish rates: {}", e.what());
         }
     });
     cache_->start();
