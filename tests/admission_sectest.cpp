@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <pqxx/pqxx>
@@ -153,7 +154,7 @@ int open_descriptors(pid_t pid) {
 std::int64_t token_table_scans() {
     pqxx::connection c(services().database_url);
     pqxx::work tx(c);
-    tx.exec0("SELECT pg_stat_clear_snapshot()");
+    tx.exec("SELECT pg_stat_clear_snapshot()");
     auto r = tx.exec1(
         "SELECT coalesce(idx_scan, 0) + coalesce(seq_scan, 0) FROM pg_stat_user_tables "
         "WHERE relname = 'api_tokens'");
@@ -286,8 +287,8 @@ TEST_CASE("a_full_blocking_pool_queue_answers_503_with_retry_after", "[admission
     // Hold the queue's row: every update of it waits in PostgreSQL on a blocking thread.
     pqxx::connection holder(services().database_url);
     auto lock = std::make_unique<pqxx::work>(holder);
-    lock->exec0("SELECT 1 FROM message_topics WHERE tenant_id = " + lock->quote(s.tenant.tenant()) +
-                " AND name = 'locked' FOR UPDATE");
+    lock->exec("SELECT 1 FROM message_topics WHERE tenant_id = " + lock->quote(s.tenant.tenant()) +
+               " AND name = 'locked' FOR UPDATE");
 
     std::vector<HttpResult> results(12);
     std::vector<std::thread> clients;
@@ -396,11 +397,11 @@ TEST_CASE("a_flood_of_unknown_tokens_is_answered_from_the_negative_cache", "[adm
 TEST_CASE("accept_backs_off_quietly_when_descriptors_run_out_and_recovers", "[admission]") {
     ApiSession s(ApiOptions{{}, {}, {}, {{"ACCESS_LOG", "false"}}});
     pid_t pid = s.api.pid();
-    // Leave mq-api room for 20 more descriptors only.
-    int open = open_descriptors(pid);
-    rlimit low{static_cast<rlim_t>(open + 20), static_cast<rlim_t>(open + 20)};
+    // Leave mq-api room for 20 more descriptors only (the soft limit; the hard one stays).
     rlimit old{};
-    REQUIRE(prlimit(pid, RLIMIT_NOFILE, &low, &old) == 0);
+    REQUIRE(prlimit(pid, RLIMIT_NOFILE, nullptr, &old) == 0);
+    rlimit low{static_cast<rlim_t>(open_descriptors(pid) + 20), old.rlim_max};
+    REQUIRE(prlimit(pid, RLIMIT_NOFILE, &low, nullptr) == 0);
     auto log_before = s.api.log().size();
 
     std::vector<std::unique_ptr<Conn>> flood;
