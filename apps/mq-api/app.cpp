@@ -81,9 +81,9 @@ void App::start() {
     tokens_ = std::make_unique<mq::TokenStore>(*token_db_);
     // Unknown tokens are remembered for 30 s: every change to api_tokens (a new token
     // included) NOTIFYs and clears both caches, and a reconnected listener does too.
-    authenticator_ = std::make_unique<mq::Authenticator>(
-        *tokens_, std::chrono::seconds(5), mq::Authenticator::kRefreshWindow,
-        std::chrono::seconds(30));
+    authenticator_ = std::make_unique<mq::Authenticator>(*tokens_, std::chrono::seconds(5),
+                                                         mq::Authenticator::kRefreshWindow,
+                                                         std::chrono::seconds(30));
     quota_ = std::make_unique<mq::PublishQuota>(options_.default_publish_rate);
     reload_rates();
     if (config_.maintenance) {
