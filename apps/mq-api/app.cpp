@@ -79,7 +79,11 @@ void App::start() {
     cache_db_ = std::make_unique<mq::pg::Database>(config_.database_url);
     token_db_ = std::make_unique<mq::pg::Database>(config_.database_url);
     tokens_ = std::make_unique<mq::TokenStore>(*token_db_);
-    authenticator_ = std::make_unique<mq::Authenticator>(*tokens_);
+    // Unknown tokens are remembered for 30 s: every change to api_tokens (a new token
+    // included) NOTIFYs and clears both caches, and a reconnected listener does too.
+    authenticator_ = std::make_unique<mq::Authenticator>(*tokens_, std::chrono::seconds(5),
+                                                         mq::Authenticator::kRefreshWindow,
+                                                         std::chrono::seconds(30));
     quota_ = std::make_unique<mq::PublishQuota>(options_.default_publish_rate);
     reload_rates();
     if (config_.maintenance) {
@@ -94,7 +98,7 @@ void App::start() {
         try {
             reload_rates();  // tenants changes ride on the same notification
         } catch (const std::exception& e) {
-            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+            rate_reload_failures_.warn("cannot reload tenant publish rates: {}", e.what());
         }
     });
     // Tenant rows (publish_rate_limit, suspension) notify like queues do.
@@ -103,7 +107,7 @@ void App::start() {
         try {
             reload_rates();
         } catch (const std::exception& e) {
-            spdlog::warn("cannot reload tenant publish rates: {}", e.what());
+            rate_reload_failures_.warn("cannot reload tenant publish rates: {}", e.what());
         }
     });
     cache_->start();

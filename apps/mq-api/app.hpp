@@ -16,6 +16,7 @@
 #include "mq/auth/token.hpp"
 #include "mq/config/config.hpp"
 #include "mq/core/keys.hpp"
+#include "mq/core/throttled_log.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/maintenance/service.hpp"
 #include "mq/pg/database.hpp"
@@ -131,6 +132,8 @@ class App {
     std::unique_ptr<mq::PublishUseCase> publishing_;
     std::string receipt_key_;
     Server* server_ = nullptr;
+    // Every config NOTIFY reloads the rates: with PostgreSQL failing, one line per interval.
+    mq::ThrottledLog rate_reload_failures_;
     std::mutex counters_mutex_;
     std::map<std::string, std::unique_ptr<TenantCounters>> counters_;
     LatencyHistogram pull_latency_;

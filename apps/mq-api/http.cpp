@@ -23,13 +23,17 @@ Response error_response(const mq::Error& error) {
     return r;
 }
 
-Response error_response(int status, std::string_view code, const std::string& message) {
+Response error_response(int status, std::string_view code, const std::string& message,
+                        std::optional<int> retry_after_s) {
     nlohmann::json body = {{"error",
                             {{"code", code},
                              {"message", message},
                              {"details", nlohmann::json::object()},
-                             {"retryAfter", nullptr}}}};
-    return json_response(status, body);
+                             {"retryAfter", retry_after_s ? nlohmann::json(*retry_after_s)
+                                                          : nlohmann::json(nullptr)}}}};
+    Response r = json_response(status, body);
+    if (retry_after_s) r.headers.emplace_back("Retry-After", std::to_string(*retry_after_s));
+    return r;
 }
 
 nlohmann::json parse_json_body(std::string_view body, int max_depth) {

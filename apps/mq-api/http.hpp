@@ -45,8 +45,10 @@ struct Response {
 Response json_response(int status, const nlohmann::json& body);
 /// {"error": {...}} with the code's HTTP status, and Retry-After when the error has one.
 Response error_response(const mq::Error& error);
-/// A status without an mq::Error behind it (404 route, 405 method).
-Response error_response(int status, std::string_view code, const std::string& message);
+/// A status without an mq::Error behind it (404 route, 405 method, 429 and 503 of the
+/// admission control); `retry_after_s` set: Retry-After header and "retryAfter".
+Response error_response(int status, std::string_view code, const std::string& message,
+                        std::optional<int> retry_after_s = std::nullopt);
 
 /// Completes a request: call exactly once, from any thread.
 using Reply = std::function<void(Response)>;

@@ -1,6 +1,7 @@
 // mq-api: the REST API on port 3010. Reads flags and environment, wires common/ into the
 // routes, serves until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
 // flight finish, exits 0.
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +11,7 @@
 
 #include "app.hpp"
 #include "mq/config/logging.hpp"
+#include "tls.hpp"
 
 namespace {
 
@@ -30,9 +32,20 @@ std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t lo, s
     return n;
 }
 
+// glibc gives every thread that allocates a large body its own arena (up to 8 per core)
+// and, after the first large free, raises its mmap threshold so later large bodies stay
+// in those arenas: resident memory then grows with the number of threads that ever held
+// a large request, though nothing leaks. Few arenas and a fixed threshold keep it flat
+// (MALLOC_ARENA_MAX, when set, still wins).
+void tune_malloc() {
+    if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 4);
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App cli{"mq-api: the mq REST API (port 3010)"};
     cli.set_version_flag("--version", "mq-api 0.2.0");
     std::string config_file = env("MQ_CONFIG");
@@ -91,8 +104,21 @@ int main(int argc, char** argv) {
         server_options.port = config.port;
         server_options.threads =
             threads ? *threads : static_cast<int>(env_int("API_THREADS", 2, 1, 64));
+        server_options.blocking_threads =
+            static_cast<int>(env_int("API_BLOCKING_THREADS", 8, 1, 256));
         server_options.body_limit = static_cast<std::size_t>(config.max_message_size);
         server_options.access_log = env("ACCESS_LOG") != "false";
+        const mq::ApiSettings& api = config.api;
+        server_options.max_connections = static_cast<std::size_t>(api.max_connections);
+        server_options.blocking_queue_limit = static_cast<std::size_t>(api.blocking_queue_limit);
+        server_options.header_timeout = api.header_timeout;
+        server_options.body_timeout = api.body_timeout;
+        server_options.idle_timeout = api.idle_timeout;
+        server_options.handshake_timeout = api.tls_handshake_timeout;
+        server_options.auth_failure_limit = static_cast<std::size_t>(api.auth_failure_limit);
+        server_options.auth_failure_window = api.auth_failure_window;
+        // Before any backend is touched: a bad certificate is a configuration error (exit 2).
+        server_options.tls = mqapi::make_tls_context(api);
 
         mqapi::App app(config, options);  // loads the keyring; connects only in start()
         if (check) {
@@ -116,16 +142,17 @@ int main(int argc, char** argv) {
 
         mq::setup_logging("mq-api", config);
         app.start();
-        mqapi::Server server(
-            router, server_options,
-            [&app](std::string_view token) { return app.authenticator().authenticate(token); },
-            config.internal_service_token);
+        mqapi::Server server(router, server_options, app.authenticator(),
+                             config.internal_service_token);
         app.server() = &server;
         for (const auto& context : server.contexts()) app.pipeline().attach(context);
         server.start();
-        spdlog::info("mq-api listening on {}:{} ({} I/O threads, redis {}, postgres {})", address,
-                     server.port(), server_options.threads, app.redis_endpoint().describe(),
-                     mq::pg::describe_url(config.database_url));
+        spdlog::info(
+            "mq-api listening on {}:{} ({}, {} I/O threads, up to {} connections, redis {}, "
+            "postgres {})",
+            address, server.port(), server_options.tls ? "HTTPS" : "HTTP", server_options.threads,
+            server.max_connections(), app.redis_endpoint().describe(),
+            mq::pg::describe_url(config.database_url));
 
         int sig = 0;
         sigwait(&stop_signals, &sig);

@@ -1,14 +1,25 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 
 #include "mq/auth/token.hpp"
+#include "mq/core/throttled_log.hpp"
 
 namespace mq {
 
+namespace {
+// During a PostgreSQL outage every request of a remembered token would log this.
+ThrottledLog stale_answers;
+}  // namespace
+
 Authenticator::Authenticator(TokenStore& store, std::chrono::milliseconds ttl,
-                             std::chrono::milliseconds refresh_window)
-    : store_(store), ttl_(ttl), refresh_window_(refresh_window) {}
+                             std::chrono::milliseconds refresh_window,
+                             std::chrono::milliseconds negative_ttl)
+    : store_(store),
+      ttl_(ttl),
+      refresh_window_(refresh_window),
+      negative_ttl_(negative_ttl.count() > 0 ? negative_ttl : ttl) {}
 
 Authenticator::~Authenticator() {
     {
@@ -19,54 +30,131 @@ Authenticator::~Authenticator() {
     if (refresher_.joinable()) refresher_.join();
 }
 
-std::optional<Principal> Authenticator::authenticate(std::string_view secret) {
+std::optional<Authenticator::Cached> Authenticator::cached(std::string_view secret) {
+    // Anything not shaped like a secret cannot match a stored hash: no hashing, no entry.
+    if (!looks_like_token_secret(secret)) return Cached{};
     std::string hash = hash_token(secret);
-    std::optional<Entry> remembered;
+    std::lock_guard lock(mutex_);
+    return cached_locked(hash, secret);
+}
+
+std::optional<Authenticator::Cached> Authenticator::cached_locked(const std::string& hash,
+                                                                  std::string_view secret) {
+    auto now = Clock::now();
+    if (Entry* e = positive_.find(hash)) {
+        if (now < e->fresh_until) return Cached{e->principal};
+        // Past its ttl, a positive answer for a token that cannot expire is served while
+        // the background thread asks PostgreSQL (once per hash at a time).
+        if (e->principal.expires_in_ms < 0 && now < e->fresh_until + refresh_window_) {
+            if (!e->refreshing && now >= e->retry_at) {
+                e->refreshing = true;
+                refresh_queue_.emplace_back(hash, std::string(secret));
+                if (!refresher_.joinable()) refresher_ = std::thread([this] { refresh_loop(); });
+                refresh_cv_.notify_one();
+            }
+            return Cached{e->principal};
+        }
+        // Stale: kept (not erased) so that a PostgreSQL outage can still fall back on it.
+        return std::nullopt;
+    }
+    if (const auto* until = negative_.find(hash)) {
+        if (now < *until) return Cached{};
+        negative_.erase(hash);
+    }
+    return std::nullopt;
+}
+
+void Authenticator::authenticate_async(std::string_view secret, Done done, const Spawn& spawn) {
+    if (!looks_like_token_secret(secret)) return done(std::nullopt, nullptr);
+    std::string hash = hash_token(secret);
     std::uint64_t generation = 0;
     {
-        std::lock_guard lock(mutex_);
-        if (auto it = entries_.find(hash); it != entries_.end()) {
-            Entry& e = it->second;
-            auto now = Clock::now();
-            if (now < e.fresh_until) return e.principal;
-            // Past its ttl, a positive answer for a token that cannot expire is served
-            // while the background thread asks PostgreSQL (once per hash at a time).
-            if (e.principal && e.principal->expires_in_ms < 0 &&
-                now < e.fresh_until + refresh_window_) {
-                if (!e.refreshing && now >= e.retry_at) {
-                    e.refreshing = true;
-                    refresh_queue_.emplace_back(hash, std::string(secret));
-                    if (!refresher_.joinable())
-                        refresher_ = std::thread([this] { refresh_loop(); });
-                    refresh_cv_.notify_one();
-                }
-                return e.principal;
-            }
-            remembered = e;
+        std::unique_lock lock(mutex_);
+        if (auto hit = cached_locked(hash, secret)) {
+            lock.unlock();
+            return done(std::move(hit->principal), nullptr);
         }
+        // Single flight: a thousand requests with one unknown token make one query.
+        if (auto it = flights_.find(hash); it != flights_.end()) {
+            it->second.push_back(std::move(done));
+            return;
+        }
+        flights_[hash].push_back(std::move(done));
         generation = generation_;
     }
-
-    std::optional<Principal> principal;
     try {
+        spawn(
+            [this, hash, s = std::string(secret), generation] { run_lookup(hash, s, generation); });
+    } catch (...) {
+        // Refused (the pool is full): every waiter of this flight hears so.
+        auto error = std::current_exception();
+        std::vector<Done> waiters;
+        {
+            std::lock_guard lock(mutex_);
+            if (auto it = flights_.find(hash); it != flights_.end()) {
+                waiters = std::move(it->second);
+                flights_.erase(it);
+            }
+        }
+        for (auto& w : waiters) w(std::nullopt, error);
+    }
+}
+
+void Authenticator::run_lookup(const std::string& hash, const std::string& secret,
+                               std::uint64_t generation) {
+    std::optional<Principal> principal;
+    std::exception_ptr error;
+    bool backend_down = false;
+    try {
+        lookups_.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard store_lock(store_mutex_);
         principal = store_.authenticate(secret);
     } catch (const BackendUnavailable&) {
-        // Only an answer that invalidate() has not dropped, and only a positive one: a
-        // token revoked during the outage stays usable for at most kStaleGrace.
-        // A token that can expire gets no grace: its expiry is not to be stretched.
-        if (remembered && remembered->principal && remembered->principal->expires_in_ms < 0 &&
-            Clock::now() < remembered->fresh_until + kStaleGrace) {
-            spdlog::warn("PostgreSQL unreachable; using the remembered answer for token {}",
-                         remembered->principal->token_id);
-            return remembered->principal;
-        }
-        throw;
+        error = std::current_exception();
+        backend_down = true;
+    } catch (...) {
+        error = std::current_exception();
     }
+    std::vector<Done> waiters;
+    {
+        std::lock_guard lock(mutex_);
+        if (!error) {
+            remember(hash, principal, generation);
+        } else if (backend_down) {
+            // Only an answer that invalidate() has not dropped, and only a positive one: a
+            // token revoked during the outage stays usable for at most kStaleGrace. A
+            // token that can expire gets no grace: its expiry is not to be stretched.
+            const Entry* e = positive_.peek(hash);
+            if (e && e->principal.expires_in_ms < 0 &&
+                Clock::now() < e->fresh_until + kStaleGrace) {
+                stale_answers.warn(
+                    "PostgreSQL unreachable; using the remembered answer for token {}",
+                    e->principal.token_id);
+                principal = e->principal;
+                error = nullptr;
+            }
+        }
+        if (auto it = flights_.find(hash); it != flights_.end()) {
+            waiters = std::move(it->second);
+            flights_.erase(it);
+        }
+    }
+    for (auto& w : waiters) w(principal, error);
+}
 
-    std::lock_guard lock(mutex_);
-    remember(hash, principal, generation);
-    return principal;
+std::optional<Principal> Authenticator::authenticate(std::string_view secret) {
+    std::promise<std::optional<Principal>> answer;
+    auto future = answer.get_future();
+    authenticate_async(
+        secret,
+        [&answer](std::optional<Principal> p, std::exception_ptr e) {
+            if (e)
+                answer.set_exception(e);
+            else
+                answer.set_value(std::move(p));
+        },
+        [](std::function<void()> task) { task(); });
+    return future.get();
 }
 
 void Authenticator::remember(const std::string& hash, const std::optional<Principal>& principal,
@@ -74,18 +162,19 @@ void Authenticator::remember(const std::string& hash, const std::optional<Princi
     // An invalidate() while we were asking PostgreSQL may concern this very token: the
     // answer may predate the change, so it is not remembered.
     if (generation != generation_) return;
-    if (entries_.size() >= kMaxEntries && !entries_.count(hash)) {
-        auto now = Clock::now();
-        for (auto it = entries_.begin(); it != entries_.end();)
-            it = now >= it->second.fresh_until ? entries_.erase(it) : std::next(it);
-        if (entries_.size() >= kMaxEntries) entries_.clear();
+    auto now = Clock::now();
+    if (!principal) {
+        positive_.erase(hash);
+        negative_.put(hash, now + negative_ttl_);
+        return;
     }
+    negative_.erase(hash);
     // A positive answer is remembered no longer than the token has left to live.
-    auto fresh_until = Clock::now() + ttl_;
-    if (principal && principal->expires_in_ms >= 0)
-        fresh_until = std::min(fresh_until,
-                               Clock::now() + std::chrono::milliseconds(principal->expires_in_ms));
-    entries_[hash] = Entry{principal, fresh_until};
+    auto fresh_until = now + ttl_;
+    if (principal->expires_in_ms >= 0)
+        fresh_until =
+            std::min(fresh_until, now + std::chrono::milliseconds(principal->expires_in_ms));
+    positive_.put(hash, Entry{*principal, fresh_until});
 }
 
 void Authenticator::refresh_loop() {
@@ -109,27 +198,26 @@ void Authenticator::refresh_loop() {
                 e.what());
         }
         lock.lock();
-        if (answered) {
-            remember(hash, principal, generation);
-        }
+        if (answered) remember(hash, principal, generation);
         // Still the entry that was queued (not replaced by remember or dropped by
         // invalidate): let a later request queue it again, after a pause if this failed.
-        if (auto it = entries_.find(hash); it != entries_.end() && it->second.refreshing) {
-            it->second.refreshing = false;
-            it->second.retry_at = Clock::now() + std::chrono::seconds(1);
+        if (Entry* e = positive_.find(hash); e && e->refreshing) {
+            e->refreshing = false;
+            e->retry_at = Clock::now() + std::chrono::seconds(1);
         }
     }
 }
 
 void Authenticator::invalidate() {
     std::lock_guard lock(mutex_);
-    entries_.clear();
+    positive_.clear();
+    negative_.clear();
     ++generation_;
 }
 
 std::size_t Authenticator::size() const {
     std::lock_guard lock(mutex_);
-    return entries_.size();
+    return positive_.size() + negative_.size();
 }
 
 }  // namespace mq

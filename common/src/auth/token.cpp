@@ -9,6 +9,7 @@
 
 #include "mq/core/codec.hpp"
 #include "mq/core/names.hpp"
+#include "mq/core/throttled_log.hpp"
 
 namespace mq {
 
@@ -137,6 +138,8 @@ nlohmann::json to_json(const TokenInfo& info) {
 
 std::string hash_token(std::string_view secret) { return codec::sha256(secret); }
 
+bool looks_like_token_secret(std::string_view secret) { return looks_like_secret(secret); }
+
 void validate_principal(std::string_view principal) {
     if (principal.empty() || principal.size() > kMaxPrincipalLength)
         throw ValidationError("principal must be 1-" + std::to_string(kMaxPrincipalLength) +
@@ -262,8 +265,10 @@ std::optional<Principal> TokenStore::authenticate(std::string_view secret) {
             db_.transact(
                 [&](pqxx::work& tx) { db_.exec(tx, kTouchToken, found->principal.token_id); });
         } catch (const std::exception& e) {
-            spdlog::warn("could not record last use of token {}: {}", found->principal.token_id,
-                         e.what());
+            // Once per interval: with PostgreSQL failing this would repeat on every lookup.
+            static ThrottledLog touch_failures;
+            touch_failures.warn("could not record last use of token {}: {}",
+                                found->principal.token_id, e.what());
         }
     }
     return found->principal;

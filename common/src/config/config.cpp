@@ -129,7 +129,7 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.maintenance = to_bool(name, value, source);
     else if (name == "RETENTION_TRIM")
         c.retention_trim = to_bool(name, value, source);
-    else
+    else if (!apply_api_setting(c.api, name, value, source))
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }
 
@@ -164,6 +164,9 @@ Config load_config(const std::string& yaml_file, const std::map<std::string, std
     for (const char* name : kNames)
         if (auto it = env.find(name); it != env.end())
             apply_setting(c, name, it->second, "environment");
+    for (auto name : api_setting_names())
+        if (auto it = env.find(std::string(name)); it != env.end())
+            apply_setting(c, it->first, it->second, "environment");
     return c;
 }
 
@@ -171,6 +174,8 @@ std::map<std::string, std::string> process_environment() {
     std::map<std::string, std::string> env;
     for (const char* name : kNames)
         if (const char* v = std::getenv(name)) env[name] = v;
+    for (auto name : api_setting_names())
+        if (const char* v = std::getenv(std::string(name).c_str())) env[std::string(name)] = v;
     if (const char* v = std::getenv("MQ_CONFIG")) env["MQ_CONFIG"] = v;
     return env;
 }

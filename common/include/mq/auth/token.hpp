@@ -1,10 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "mq/core/lru_cache.hpp"
 #include "mq/pg/database.hpp"
 
 namespace mq {
@@ -104,11 +108,19 @@ class TokenStore {
     pg::Database& db_;
 };
 
-/// The API's in-memory cache in front of TokenStore. Thread-safe.
+/// True when `secret` has the shape of a token secret ("mq_" + 43 base64url characters);
+/// anything else cannot match a stored hash and needs no lookup.
+bool looks_like_token_secret(std::string_view secret);
+
+/// The API's in-memory cache in front of TokenStore: a positive LRU of valid tokens, a
+/// negative LRU of unknown or refused ones (short ttl), and at most one PostgreSQL lookup
+/// per token at a time (single flight). Thread-safe.
 class Authenticator {
   public:
-    /// Most hashes remembered; beyond it expired entries are dropped, then everything.
+    /// Most valid tokens remembered; beyond it the least recently used one is dropped.
     static constexpr std::size_t kMaxEntries = 10000;
+    /// Most unknown tokens remembered (a flood of random tokens only churns this one).
+    static constexpr std::size_t kMaxNegativeEntries = 16384;
     /// How long a remembered *positive* answer may still be served while PostgreSQL is
     /// unreachable (publishing needs no PostgreSQL, so a PG outage should not stop it).
     static constexpr std::chrono::minutes kStaleGrace{5};
@@ -118,33 +130,60 @@ class Authenticator {
     /// ttl plus one query.
     static constexpr std::chrono::seconds kRefreshWindow{60};
 
+    /// `negative_ttl` zero: the same as `ttl`. A new token notifies (api_tokens trigger)
+    /// and invalidate() then drops the negative answers too, so the ttl only matters
+    /// when a NOTIFY is missed.
     explicit Authenticator(TokenStore& store,
                            std::chrono::milliseconds ttl = std::chrono::seconds(5),
-                           std::chrono::milliseconds refresh_window = kRefreshWindow);
+                           std::chrono::milliseconds refresh_window = kRefreshWindow,
+                           std::chrono::milliseconds negative_ttl = std::chrono::milliseconds(0));
     ~Authenticator();
     Authenticator(const Authenticator&) = delete;
     Authenticator& operator=(const Authenticator&) = delete;
 
-    /// Caches positive and negative answers by hash for `ttl`. Throws BackendUnavailable
-    /// when PostgreSQL is down and no answer for this hash is remembered.
+    /// An answer known without asking PostgreSQL.
+    struct Cached {
+        std::optional<Principal> principal;  ///< nullopt: the token is not valid
+    };
+    /// The remembered answer for `secret`, never waiting for PostgreSQL (safe on an I/O
+    /// thread); nullopt when a lookup is needed. A malformed secret is answered invalid.
+    std::optional<Cached> cached(std::string_view secret);
+
+    /// Called once with the answer, or with the exception (BackendUnavailable, or what
+    /// `spawn` threw), from whichever thread finished the lookup.
+    using Done = std::function<void(std::optional<Principal>, std::exception_ptr)>;
+    /// Runs a task somewhere (a thread pool); may throw to refuse it (queue full).
+    using Spawn = std::function<void(std::function<void()>)>;
+    /// Answers from memory when it can (calling `done` at once), otherwise joins the
+    /// lookup already running for this token or starts one through `spawn`.
+    void authenticate_async(std::string_view secret, Done done, const Spawn& spawn);
+
+    /// Blocking form: caches positive and negative answers by hash. Throws
+    /// BackendUnavailable when PostgreSQL is down and no answer for this hash is remembered.
     std::optional<Principal> authenticate(std::string_view secret);
 
-    /// Forgets everything; call on every api_tokens NOTIFY so a revocation takes effect
-    /// at once.
+    /// Forgets everything (positive and negative); call on every api_tokens NOTIFY so a
+    /// revocation, or a new token, takes effect at once.
     void invalidate();
 
-    /// Remembered hashes (for tests and metrics).
+    /// Remembered hashes, positive and negative (for tests and metrics).
     std::size_t size() const;
+    /// Lookups sent to PostgreSQL so far (not counting background refreshes).
+    std::uint64_t lookups() const { return lookups_.load(); }
 
   private:
     using Clock = std::chrono::steady_clock;
     struct Entry {
-        std::optional<Principal> principal;
+        Principal principal;
         Clock::time_point fresh_until;
         bool refreshing = false;       // queued for the background refresh
         Clock::time_point retry_at{};  // a failed refresh is not retried before this
     };
 
+    /// The cached answer for `hash`. Caller holds mutex_.
+    std::optional<Cached> cached_locked(const std::string& hash, std::string_view secret);
+    /// The lookup of one flight: asks PostgreSQL, remembers, answers every waiter.
+    void run_lookup(const std::string& hash, const std::string& secret, std::uint64_t generation);
     /// Stores an answer fetched under `generation` (not if invalidate() ran since).
     /// Caller holds mutex_.
     void remember(const std::string& hash, const std::optional<Principal>& principal,
@@ -154,10 +193,14 @@ class Authenticator {
     TokenStore& store_;
     std::chrono::milliseconds ttl_;
     std::chrono::milliseconds refresh_window_;
+    std::chrono::milliseconds negative_ttl_;
     mutable std::mutex mutex_;  // guards everything below but store_mutex_
     std::mutex store_mutex_;    // TokenStore holds one connection
-    std::unordered_map<std::string, Entry> entries_;
+    LruCache<std::string, Entry> positive_{kMaxEntries};
+    LruCache<std::string, Clock::time_point> negative_{kMaxNegativeEntries};  // fresh until
+    std::unordered_map<std::string, std::vector<Done>> flights_;              // hash -> waiters
     std::uint64_t generation_ = 0;  // bumped by invalidate(); stale lookups are not stored
+    std::atomic<std::uint64_t> lookups_{0};
     std::deque<std::pair<std::string, std::string>> refresh_queue_;  // hash, secret
     std::condition_variable refresh_cv_;
     bool stopping_ = false;

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "mq/config/api_settings.hpp"
+
 namespace mq {
 
 /// Process configuration. Precedence: flags > environment > YAML file > defaults
@@ -48,6 +50,8 @@ struct Config {
     /// RETENTION_TRIM on|off: the maintenance service trims streams (retention and what every
     /// subscription finished, docs/retention.md). Off only to measure or debug: memory grows.
     bool retention_trim = true;
+    /// mq-api's admission control and HTTPS (mq/config/api_settings.hpp).
+    ApiSettings api;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the
