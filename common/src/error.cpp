@@ -34,6 +34,10 @@ std::string_view code_name(ErrorCode code) {
             return "MQ_BACKEND_UNAVAILABLE";
         case ErrorCode::kPublishFailed:
             return "MQ_PUBLISH_FAILED";
+        case ErrorCode::kHandlerForbidden:
+            return "MQ_HANDLER_FORBIDDEN";
+        case ErrorCode::kWebhookDestinationForbidden:
+            return "MQ_WEBHOOK_DESTINATION_FORBIDDEN";
     }
     return "MQ_INTERNAL_ERROR";
 }
@@ -45,6 +49,7 @@ int http_status(ErrorCode code) {
         case ErrorCode::kUnauthorized:
             return 401;
         case ErrorCode::kForbidden:
+        case ErrorCode::kHandlerForbidden:
             return 403;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:
@@ -55,6 +60,7 @@ int http_status(ErrorCode code) {
         case ErrorCode::kPayloadTooLarge:
             return 413;
         case ErrorCode::kSchemaValidation:
+        case ErrorCode::kWebhookDestinationForbidden:
             return 422;
         case ErrorCode::kQueueFull:
         case ErrorCode::kQuotaExceeded:
@@ -73,6 +79,7 @@ int exit_status(ErrorCode code) {
         case ErrorCode::kValidation:
         case ErrorCode::kSchemaValidation:
         case ErrorCode::kPayloadTooLarge:
+        case ErrorCode::kWebhookDestinationForbidden:
             return 2;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:

@@ -24,6 +24,10 @@ enum class ErrorCode {
     kForbidden,
     kBackendUnavailable,
     kPublishFailed,
+    /// A handler an API token may not set: exec, log to a file (docs/security.md).
+    kHandlerForbidden,
+    /// A webhook URL that reaches a non-public address (docs/security.md, SSRF).
+    kWebhookDestinationForbidden,
 };
 
 /// "MQ_QUEUE_NOT_FOUND" etc.: the code as the API and `-o json` spell it.
