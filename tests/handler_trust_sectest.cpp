@@ -418,3 +418,37 @@ TEST_CASE("handlers_are_built_only_for_the_origin_that_may_set_them", "[security
     CHECK(parsed.origin == mq::kOriginApi);
     CHECK(parsed.created_by.empty());
 }
+
+TEST_CASE("the_worker_file_allows_operator_handlers_and_webhook_ranges_explicitly",
+          "[security][trust][ssrf]") {
+    const std::string path = mqtest::temp_file(
+        "allow_operator_handlers: true\n"
+        "webhook_allowed_cidrs: [\"10.1.0.0/16\", \"127.0.0.1\"]\n"
+        "subscriptions:\n"
+        "  - queue: jobs\n"
+        "    name: nightly\n"
+        "    handler: {type: exec, command: \"true\"}\n");
+    auto wc = mq::load_worker_config(path, {});
+    CHECK(wc.base.allow_operator_handlers);
+    REQUIRE(wc.base.webhook_allowed_cidrs.size() == 2);
+    CHECK(wc.base.webhook_allowed_cidrs[1].to_string() == "127.0.0.1/32");
+    // The file's own subscriptions are the operator's.
+    REQUIRE(wc.subscriptions.size() == 1);
+    CHECK(wc.subscriptions[0].origin == mq::kOriginOperator);
+    CHECK(wc.subscriptions[0].created_by == "worker");
+    // The environment wins over the file.
+    auto off = mq::load_worker_config(path, {{"MQ_ALLOW_OPERATOR_HANDLERS", "false"}});
+    CHECK_FALSE(off.base.allow_operator_handlers);
+    // Off unless said.
+    auto plain = mq::load_worker_config(mqtest::temp_file("subscriptions: []\n"), {});
+    CHECK_FALSE(plain.base.allow_operator_handlers);
+    CHECK(plain.base.webhook_allowed_cidrs.empty());
+    // A bad range stops the worker naming the file and line.
+    try {
+        mq::load_worker_config(mqtest::temp_file("webhook_allowed_cidrs: [\"10.0.0.0/40\"]\n"), {});
+        FAIL("accepted");
+    } catch (const mq::ValidationError& e) {
+        CHECK(std::string(e.what()).find("WEBHOOK_ALLOWED_CIDRS") != std::string::npos);
+        CHECK(std::string(e.what()).find(":1") != std::string::npos);
+    }
+}
