@@ -13,11 +13,14 @@ using mq::ErrorCode;
 namespace {
 
 const std::vector<ErrorCode> kEveryCode = {
-    ErrorCode::kInternal,           ErrorCode::kValidation,    ErrorCode::kSchemaValidation,
-    ErrorCode::kPayloadTooLarge,    ErrorCode::kQueueNotFound, ErrorCode::kSubscriptionNotFound,
-    ErrorCode::kNotFound,           ErrorCode::kConflict,      ErrorCode::kQueueFull,
-    ErrorCode::kQuotaExceeded,      ErrorCode::kUnauthorized,  ErrorCode::kForbidden,
+    ErrorCode::kInternal,           ErrorCode::kValidation,
+    ErrorCode::kSchemaValidation,   ErrorCode::kPayloadTooLarge,
+    ErrorCode::kQueueNotFound,      ErrorCode::kSubscriptionNotFound,
+    ErrorCode::kNotFound,           ErrorCode::kConflict,
+    ErrorCode::kQueueFull,          ErrorCode::kQuotaExceeded,
+    ErrorCode::kUnauthorized,       ErrorCode::kForbidden,
     ErrorCode::kBackendUnavailable, ErrorCode::kPublishFailed,
+    ErrorCode::kHandlerForbidden,   ErrorCode::kWebhookDestinationForbidden,
 };
 
 }  // namespace
@@ -32,6 +35,11 @@ TEST_CASE("every_error_code_has_its_documented_wire_name", "[error]") {
     CHECK(mq::code_name(ErrorCode::kNotFound) == "MQ_NOT_FOUND");
     CHECK(mq::code_name(ErrorCode::kConflict) == "MQ_CONFLICT");
     CHECK(mq::code_name(ErrorCode::kQueueFull) == "MQ_QUEUE_FULL");
+    CHECK(mq::code_name(ErrorCode::kHandlerForbidden) == "MQ_HANDLER_FORBIDDEN");
+    CHECK(mq::http_status(ErrorCode::kHandlerForbidden) == 403);
+    CHECK(mq::code_name(ErrorCode::kWebhookDestinationForbidden) ==
+          "MQ_WEBHOOK_DESTINATION_FORBIDDEN");
+    CHECK(mq::http_status(ErrorCode::kWebhookDestinationForbidden) == 422);
     CHECK(mq::code_name(ErrorCode::kQuotaExceeded) == "MQ_QUOTA_EXCEEDED");
     CHECK(mq::code_name(ErrorCode::kUnauthorized) == "MQ_UNAUTHORIZED");
     CHECK(mq::code_name(ErrorCode::kForbidden) == "MQ_FORBIDDEN");

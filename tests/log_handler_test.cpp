@@ -113,6 +113,7 @@ TEST_CASE("log handler settings: only path, not empty", "[log]") {
     mq::Subscription sub;
     sub.type = "log";
     sub.handler = {{"path", "/dev/null"}};
+    sub.origin = mq::kOriginOperator;  // an API-set log-to-file handler is never built
     CHECK(mq::make_handler(sub)->in_process());
     // The check mqctl and mq-api run before storing a subscription refuses the same.
     CHECK_NOTHROW(mq::validate_handler_for_type(sub));

@@ -368,6 +368,7 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
     own.type = "log";
     own.start_from = "earliest";
     own.handler = {{"path", lines}};
+    own.origin = mq::kOriginOperator;  // log to a file: run only when an operator's
     mq::SubscriptionCatalog(f.ts.db()).create(own);
     f.ts.exec(
         "INSERT INTO message_subscriptions (tenant_id, topic_id, name, consumer_group, type, "
@@ -377,7 +378,8 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
         ":audit', 'log', '{\"path\": \"" + lines + "\"}')");
     auto ids = f.publish(5);
 
-    WorkerProcess w(f.config("  []\n"), {"--from-db", "--tenant", f.ts.tenant()});
+    WorkerProcess w(f.config("  []\n"),
+                    {"--from-db", "--tenant", f.ts.tenant(), "--allow-operator-handlers"});
     INFO(w.log());
     auto logged = [&] { return logged_ids(lines, [](const nlohmann::json&) { return true; }); };
     REQUIRE(f.eventually([&] { return logged() == ids; }, 20s));

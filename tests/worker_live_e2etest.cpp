@@ -36,12 +36,18 @@ class LiveWorker {
         log_ = mqtest::temp_file("");
         std::vector<std::string> args{MQ_WORKER_PATH, "--metrics-port", "0", "--consumer-name",
                                       "live-1"};
-        if (from_db) args.insert(args.end(), {"--from-db", "--tenant", tenant});
+        // These tests create exec subscriptions with mqctl: an operator's, run only with
+        // the flag (docs/security.md).
+        if (from_db)
+            args.insert(args.end(), {"--from-db", "--tenant", tenant, "--allow-operator-handlers"});
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<std::string> env{"PATH=/usr/bin:/bin",
                                      "REDIS_URL=" + mqtest::services().redis_url,
                                      "DATABASE_URL=" + mqtest::services().database_url,
-                                     "REDIS_KEY_PREFIX=" + prefix, "MQ_TENANT=" + tenant};
+                                     "REDIS_KEY_PREFIX=" + prefix, "MQ_TENANT=" + tenant,
+                                     // Webhooks made through the API reach the test's
+                                     // loopback sinks only when allowed.
+                                     "WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8"};
         std::vector<char*> argv, envp;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);

@@ -2,6 +2,9 @@
 // POST .../{id}/pause and .../{id}/resume. A subscription is addressed by its id; one
 // of another tenant answers 404 like a missing one. "queue_tenant" in a create body names
 // another tenant's queue, visible only when it is public (docs/auth.md).
+// Trust boundary (docs/security.md): a token never sets a handler that runs code or writes
+// files on a worker (403 MQ_HANDLER_FORBIDDEN), and a webhook it sets must reach a public
+// address (422 MQ_WEBHOOK_DESTINATION_FORBIDDEN) unless WEBHOOK_ALLOWED_CIDRS allows it.
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +18,12 @@
 namespace mqapi {
 
 namespace {
+
+// The writer a token is: every handler set through the API is marked as such.
+void mark_api_writer(mq::Subscription& s, const Request& req) {
+    s.origin = mq::kOriginApi;
+    s.created_by = "token:" + req.principal->token_id;
+}
 
 std::shared_ptr<const mq::Subscription> find_subscription(App& app, const Request& req) {
     const auto& id = req.param("id");
@@ -52,6 +61,7 @@ void add_subscription_routes(Router& router, App& app) {
         auto s = mq::subscription_from_json(body);
         s.tenant = req.tenant();
         s.managed_by.clear();
+        mark_api_writer(s, req);
         if (s.queue_tenant == s.tenant) s.queue_tenant.clear();
         if (!s.queue_tenant.empty()) mq::validate_name("queue_tenant", s.queue_tenant);
         // Another tenant's queue that is missing, being deleted or not public answers
@@ -60,6 +70,8 @@ void add_subscription_routes(Router& router, App& app) {
         if (!q) throw mq::queue_not_found(req.tenant(), s.queue);
         mq::authorize_consume(*req.principal, *q);
         mq::validate(s);
+        mq::authorize_api_handler(s, nullptr,
+                                  mq::DestinationPolicy(app.config().webhook_allowed_cidrs));
         mq::validate_handler_for_type(s);
         auto db = app.pg().acquire();
         auto redis = app.redis().acquire();
@@ -109,7 +121,10 @@ void add_subscription_routes(Router& router, App& app) {
                         std::string("\"") + f + "\" cannot be changed; create a new subscription",
                         {{"field", f}});
             auto s = mq::subscription_from_json(body, *current);
+            mark_api_writer(s, req);
             mq::validate(s);
+            mq::authorize_api_handler(s, current.get(),
+                                      mq::DestinationPolicy(app.config().webhook_allowed_cidrs));
             mq::validate_handler_for_type(s);
             auto db = app.pg().acquire();
             auto updated = mq::SubscriptionCatalog(*db).update(s);

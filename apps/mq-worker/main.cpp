@@ -14,6 +14,7 @@
 #include "mq/config/logging.hpp"
 #include "mq/consume/subscription_reconciler.hpp"
 #include "mq/crypto/keyring.hpp"
+#include "mq/deliver/destination_policy.hpp"
 #include "mq/error.hpp"
 #include "mq/maintenance/tasks.hpp"
 #include "mq/worker/supervisor.hpp"
@@ -30,6 +31,7 @@ struct Options {
     bool check = false;
     int reconcile_interval_ms = 0;
     bool adopt = false;
+    bool allow_operator_handlers = false;
 };
 
 std::string default_consumer_name() {
@@ -118,6 +120,15 @@ int run(const Options& o) {
     so.fixed = wc.subscriptions;
     so.from_db = o.from_db;
     so.tenants = o.tenants;
+    so.allow_operator_handlers = o.allow_operator_handlers || wc.base.allow_operator_handlers;
+    so.webhook_policy =
+        std::make_shared<const mq::DestinationPolicy>(wc.base.webhook_allowed_cidrs);
+    if (o.from_db)
+        spdlog::info(
+            so.allow_operator_handlers
+                ? "--from-db: exec and log-to-file subscriptions an operator created will run"
+                : "--from-db: exec and log-to-file subscriptions are not run (start with "
+                  "--allow-operator-handlers to run those an operator created)");
     so.restart_timeout = wc.shutdown_timeout;
     if (o.reconcile_interval_ms > 0)
         so.full_reconcile_interval = std::chrono::milliseconds(o.reconcile_interval_ms);
@@ -133,7 +144,8 @@ int run(const Options& o) {
     std::unique_ptr<mqworker::MetricsServer> metrics;
     if (wc.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
-            wc.metrics_port, [&supervisor] { return supervisor.runners(); });
+            wc.metrics_port, [&supervisor] { return supervisor.runners(); },
+            [&supervisor] { return supervisor.skipped(); });
     auto running = supervisor.runners().size();
     if (running == 0)
         spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
@@ -171,6 +183,10 @@ int main(int argc, char** argv) {
     app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
     app.add_option("--metrics-port", o.metrics_port, "Port for /metrics and /healthz (0: off)");
     app.add_flag("--check", o.check, "Validate the configuration and exit");
+    app.add_flag("--allow-operator-handlers", o.allow_operator_handlers,
+                 "With --from-db: also run exec and log-to-file subscriptions an operator "
+                 "created (mqctl, apply); never those set through the API (docs/security.md). "
+                 "Also MQ_ALLOW_OPERATOR_HANDLERS or allow_operator_handlers in the file");
     app.add_flag(
         "--adopt", o.adopt,
         "Take over subscriptions of the config file that exist but belong to someone else");

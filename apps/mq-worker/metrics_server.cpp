@@ -148,8 +148,21 @@ std::string render_metrics(const std::vector<std::shared_ptr<mq::SubscriptionRun
     return out.str();
 }
 
+std::string render_skipped(const std::vector<mq::SkippedSubscription>& skipped) {
+    std::ostringstream out;
+    out << "# HELP mq_worker_subscriptions_skipped Subscriptions of the database not run here, "
+           "by reason (docs/security.md).\n# TYPE mq_worker_subscriptions_skipped gauge\n";
+    for (const char* reason : {"api_origin", "operator_handlers_not_allowed", "invalid_handler"})
+        out << "mq_worker_subscriptions_skipped{reason=\"" << reason << "\"} "
+            << std::count_if(skipped.begin(), skipped.end(),
+                             [&](const auto& s) { return s.reason == reason; })
+            << '\n';
+    return out.str();
+}
+
 struct MetricsServer::Impl {
     Runners runners;
+    Skipped skipped;
     asio::io_context ioc{1};
     tcp::acceptor acceptor{ioc};
     std::thread thread;
@@ -157,7 +170,7 @@ struct MetricsServer::Impl {
     std::unique_ptr<mq::redis::Connection>
         redis;  // for queue figures; used by the server thread only
 
-    explicit Impl(Runners r) : runners(std::move(r)) {}
+    Impl(Runners r, Skipped s) : runners(std::move(r)), skipped(std::move(s)) {}
 
     // Connected on first use and kept (it reconnects itself after a failure); short timeouts
     // so a scrape does not hang on a Redis outage.
@@ -197,6 +210,7 @@ struct MetricsServer::Impl {
                     res->set(http::field::content_type, "text/plain; version=0.0.4");
                     auto now = runners();
                     res->body() = render_metrics(now, queue_figures_connection(now));
+                    if (skipped) res->body() += render_skipped(skipped());
                 } else if (req->method() == http::verb::get && req->target() == "/healthz") {
                     bool ok = true;
                     for (const auto& r : runners()) ok = ok && r->healthy();
@@ -217,8 +231,8 @@ struct MetricsServer::Impl {
     }
 };
 
-MetricsServer::MetricsServer(int port, Runners runners)
-    : impl_(std::make_unique<Impl>(std::move(runners))) {
+MetricsServer::MetricsServer(int port, Runners runners, Skipped skipped)
+    : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped))) {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

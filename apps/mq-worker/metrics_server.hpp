@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mq/worker/runner.hpp"
+#include "mq/worker/supervisor.hpp"
 
 namespace mqworker {
 
@@ -18,7 +19,10 @@ class MetricsServer {
   public:
     /// `runners` is called per request: the set changes while the worker runs.
     using Runners = std::function<std::vector<std::shared_ptr<mq::SubscriptionRunner>>()>;
-    MetricsServer(int port, Runners runners);
+    /// `skipped` (optional): the database's subscriptions not run, for
+    /// mq_worker_subscriptions_skipped.
+    using Skipped = std::function<std::vector<mq::SkippedSubscription>()>;
+    MetricsServer(int port, Runners runners, Skipped skipped = {});
     ~MetricsServer();
 
   private:
@@ -31,5 +35,9 @@ class MetricsServer {
 /// while Redis is down, with mq_worker_queue_figures_up 0).
 std::string render_metrics(const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
                            mq::redis::Connection* redis = nullptr);
+/// mq_worker_subscriptions_skipped{reason}: how many subscriptions of the database this
+/// worker does not run, by reason (api_origin, operator_handlers_not_allowed,
+/// invalid_handler); every reason is listed, 0 included.
+std::string render_skipped(const std::vector<mq::SkippedSubscription>& skipped);
 
 }  // namespace mqworker

@@ -46,6 +46,7 @@ struct SubOptions {
     std::optional<double> rate_limit;
     bool no_rate_limit = false;
     std::optional<std::string> description;
+    bool confirm_handler = false;
     bool yes = false;
 };
 
@@ -176,6 +177,7 @@ std::vector<std::pair<std::string, std::string>> settings_fields(const mq::Subsc
         {"rate limit", s.rate_limit_per_s ? number_text(*s.rate_limit_per_s) + "/s" : "unlimited"},
         {"description", s.description},
         {"managed by", s.managed_by.empty() ? "-" : s.managed_by},
+        {"handler set by", s.origin + (s.created_by.empty() ? "" : " (" + s.created_by + ")")},
         {"created", s.created_at},
         {"updated", s.updated_at}};
 }
@@ -195,6 +197,8 @@ void run_sub_create(const SubOptions& o, Context& ctx) {
     s.queue = o.queue;
     s.name = o.name;
     s.visibility_timeout = ctx.config().consumer_timeout;  // CONSUMER_TIMEOUT
+    s.origin = mq::kOriginOperator;  // mqctl has database access: an operator's tool
+    s.created_by = "mqctl";
     apply_flags(o, s);
     validate_names(o);
     mq::validate(s);  // before connecting: a bad flag is a usage error, not a backend one
@@ -313,15 +317,18 @@ void run_sub_update(const SubOptions& o, Context& ctx) {
     validate_names(o);
     mq::SubscriptionCatalog subs(ctx.db());
     mq::Subscription s = subs.get(ctx.tenant(), o.queue, o.name);
-    if (!apply_flags(o, s))
+    if (!apply_flags(o, s) && !o.confirm_handler)
         throw mq::ValidationError(
             "nothing to update: give a setting such as --url, --max-attempts, "
             "--visibility-timeout, "
             "--filter or --description");
+    // Recorded as the operator's when the handler changes, or when confirmed as it is.
+    s.origin = mq::kOriginOperator;
+    s.created_by = "mqctl";
     mq::validate(s);
     validate_handler_for_type(s);
     ctx.redis();  // Redis down: change nothing rather than leave workers uninformed
-    mq::Subscription updated = subs.update(s);
+    mq::Subscription updated = subs.update(s, o.confirm_handler);
     tell_workers(ctx, "changed", updated, "updated subscription " + updated.name);
     if (!ctx.json())
         std::cout << "updated subscription " << updated.name << " on queue " << updated.queue
@@ -424,6 +431,10 @@ void setup_sub(CLI::App& app, Context& ctx) {
                      "Dead-letter messages after the last attempt");
     update->add_flag("--no-filter", update_opts->no_filter, "Deliver every message");
     update->add_flag("--no-rate-limit", update_opts->no_rate_limit, "Remove the rate limit");
+    update->add_flag("--confirm-handler", update_opts->confirm_handler,
+                     "Record the handler as set by an operator, as it is: lets workers with "
+                     "--allow-operator-handlers run an exec or log-to-file subscription made "
+                     "through the API or before migration 008 (read it first: mqctl sub show)");
     update->callback([update_opts, &ctx] { run_sub_update(*update_opts, ctx); });
 
     auto delete_opts = std::make_shared<SubOptions>();

@@ -36,6 +36,10 @@ std::string_view code_name(ErrorCode code) {
             return "MQ_PUBLISH_FAILED";
         case ErrorCode::kSchemaInvalid:
             return "MQ_SCHEMA_INVALID";
+        case ErrorCode::kHandlerForbidden:
+            return "MQ_HANDLER_FORBIDDEN";
+        case ErrorCode::kWebhookDestinationForbidden:
+            return "MQ_WEBHOOK_DESTINATION_FORBIDDEN";
     }
     return "MQ_INTERNAL_ERROR";
 }
@@ -47,6 +51,7 @@ int http_status(ErrorCode code) {
         case ErrorCode::kUnauthorized:
             return 401;
         case ErrorCode::kForbidden:
+        case ErrorCode::kHandlerForbidden:
             return 403;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:
@@ -58,6 +63,7 @@ int http_status(ErrorCode code) {
             return 413;
         case ErrorCode::kSchemaValidation:
         case ErrorCode::kSchemaInvalid:
+        case ErrorCode::kWebhookDestinationForbidden:
             return 422;
         case ErrorCode::kQueueFull:
         case ErrorCode::kQuotaExceeded:
@@ -77,6 +83,7 @@ int exit_status(ErrorCode code) {
         case ErrorCode::kSchemaValidation:
         case ErrorCode::kSchemaInvalid:
         case ErrorCode::kPayloadTooLarge:
+        case ErrorCode::kWebhookDestinationForbidden:
             return 2;
         case ErrorCode::kQueueNotFound:
         case ErrorCode::kSubscriptionNotFound:

@@ -100,6 +100,9 @@ ApiProcess::ApiProcess(ApiOptions options) {
     env["LOG_LEVEL"] = "info";
     env["METRICS_TOKEN"] = kMetricsToken;  // scrapes: api.scrape() or this bearer
     env["METRICS_REFRESH_S"] = "0";        // figures measured per scrape: tests read them fresh
+    // Tests deliver webhooks to sinks on 127.0.0.1, which the SSRF rules refuse unless an
+    // operator allows the range (docs/security.md); options.env may override it ("" = none).
+    env["WEBHOOK_ALLOWED_CIDRS"] = "127.0.0.0/8";
     for (const auto& [k, v] : options.env) env[k] = v;
     std::vector<std::string> env_strings;
     for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);

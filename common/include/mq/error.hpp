@@ -25,6 +25,10 @@ enum class ErrorCode {
     kBackendUnavailable,
     kPublishFailed,
     kSchemaInvalid,  ///< a queue schema refused when stored (422, exit 2)
+    /// A handler an API token may not set: exec, log to a file (docs/security.md).
+    kHandlerForbidden,
+    /// A webhook URL that reaches a non-public address (docs/security.md, SSRF).
+    kWebhookDestinationForbidden,
 };
 
 /// "MQ_QUEUE_NOT_FOUND" etc.: the code as the API and `-o json` spell it.

@@ -38,7 +38,9 @@ constexpr const char* kNames[] = {"PORT",
                                   "DEAD_LETTER_MAX_AGE",
                                   "DEAD_LETTER_RETENTION",
                                   "MAINTENANCE",
-                                  "RETENTION_TRIM"};
+                                  "RETENTION_TRIM",
+                                  "WEBHOOK_ALLOWED_CIDRS",
+                                  "MQ_ALLOW_OPERATOR_HANDLERS"};
 
 std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
                     std::int64_t min, std::int64_t max) {
@@ -129,6 +131,10 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
         c.maintenance = to_bool(name, value, source);
     else if (name == "RETENTION_TRIM")
         c.retention_trim = to_bool(name, value, source);
+    else if (name == "WEBHOOK_ALLOWED_CIDRS")
+        c.webhook_allowed_cidrs = parse_cidr_list(value, name + " (" + source + ")");
+    else if (name == "MQ_ALLOW_OPERATOR_HANDLERS")
+        c.allow_operator_handlers = to_bool(name, value, source);
     else if (!apply_api_setting(c.api, name, value, source))
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }

@@ -4,6 +4,7 @@
 
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
+#include "mq/deliver/log.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -49,6 +50,17 @@ std::chrono::milliseconds duration_field(const nlohmann::json& v, const std::str
 }
 }  // namespace
 
+bool is_operator_only(const Subscription& s) {
+    if (s.type == "exec") return true;
+    if (s.type != "log") return false;
+    try {
+        const std::string path = log_config_from_json(s.handler).path;
+        return path != "-" && path != "stdout" && path != "stderr";
+    } catch (const Error&) {
+        return true;  // unreadable settings: assume the worst
+    }
+}
+
 const std::string& queue_owner(const Subscription& s) {
     return s.queue_tenant.empty() ? s.tenant : s.queue_tenant;
 }
@@ -83,6 +95,9 @@ void validate(const Subscription& s) {
     if (!s.handler.is_object()) invalid("handler", "must be an object");
     if (s.description.size() > 1024) invalid("description", "is longer than 1024 bytes");
     if (s.status != "active" && s.status != "paused") invalid("status", "must be active or paused");
+    if (s.origin != kOriginOperator && s.origin != kOriginApi)
+        invalid("origin", "must be operator or api");
+    if (s.created_by.size() > 200) invalid("created_by", "is longer than 200 bytes");
     validate_filter(s.filter);
     // mq-worker learns of a queue turning private only when it restarts, so delivery to
     // another tenant stays with mq-api, which checks the queue on every pull.
@@ -114,6 +129,8 @@ nlohmann::json to_json(const Subscription& s) {
             {"description", s.description},
             {"status", s.status},
             {"managed_by", s.managed_by.empty() ? nlohmann::json() : nlohmann::json(s.managed_by)},
+            {"origin", s.origin},
+            {"created_by", s.created_by},
             {"created_at", s.created_at},
             {"updated_at", s.updated_at}};
 }
@@ -176,7 +193,7 @@ Subscription subscription_from_json(const nlohmann::json& j, Subscription s) {
         else if (k == "status")
             s.status = str(v, k);
         else if (k == "id" || k == "tenant" || k == "created_at" || k == "updated_at" ||
-                 k == "managed_by")
+                 k == "managed_by" || k == "origin" || k == "created_by")
             continue;
         else
             invalid(k, "is not a subscription setting");

@@ -9,14 +9,15 @@ namespace mq {
 
 namespace {
 
-#define MQ_SUB_COLUMNS                                                                        \
-    "s.id::text, s.tenant_id, t.name, s.name, s.type, s.handler_config::text, s.start_from, " \
-    "s.max_attempts, s.initial_backoff_ms, s.max_backoff_ms, s.backoff_multiplier, "          \
-    "s.backoff_jitter, s.visibility_timeout_ms, s.dead_letter_enabled, "                      \
-    "COALESCE(s.filter::text, 'null'), s.concurrency, s.batch_size, s.rate_limit_per_s, "     \
-    "s.description, s.status, COALESCE(s.managed_by, ''), "                                   \
-    "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "         \
-    "to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), t.tenant_id"
+#define MQ_SUB_COLUMNS                                                                             \
+    "s.id::text, s.tenant_id, t.name, s.name, s.type, s.handler_config::text, s.start_from, "      \
+    "s.max_attempts, s.initial_backoff_ms, s.max_backoff_ms, s.backoff_multiplier, "               \
+    "s.backoff_jitter, s.visibility_timeout_ms, s.dead_letter_enabled, "                           \
+    "COALESCE(s.filter::text, 'null'), s.concurrency, s.batch_size, s.rate_limit_per_s, "          \
+    "s.description, s.status, COALESCE(s.managed_by, ''), "                                        \
+    "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "              \
+    "to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), t.tenant_id, " \
+    "s.origin, s.created_by"
 #define MQ_SUB_FROM " FROM message_subscriptions s JOIN message_topics t ON t.id = s.topic_id "
 
 const pg::Statement kInsert{
@@ -29,14 +30,21 @@ const pg::Statement kInsert{
     "handler_config, start_from, max_attempts, initial_backoff_ms, max_backoff_ms, "
     "backoff_multiplier, "
     "backoff_jitter, visibility_timeout_ms, dead_letter_enabled, filter, concurrency, batch_size, "
-    "rate_limit_per_s, description, status, managed_by) "
+    "rate_limit_per_s, description, status, managed_by, origin, created_by) "
     "SELECT $1, q.id, $3, $22, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, "
-    "NULLIF($14, 'null')::jsonb, $15, $16, $17, $18, $19, NULLIF($20, '') FROM q "
+    "NULLIF($14, 'null')::jsonb, $15, $16, $17, $18, $19, NULLIF($20, ''), $23, $24 FROM q "
     "ON CONFLICT (topic_id, tenant_id, name) DO NOTHING RETURNING *) "
     "SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM s)"};
 const pg::Statement kUpdate{
     "mq_sub_update",
-    "UPDATE message_subscriptions s SET type = $4, handler_config = $5::jsonb, start_from = $6, "
+    // origin and created_by follow the writer only when type or handler change (or $24 says
+    // the writer vouches for them): they always describe who set what would run.
+    "UPDATE message_subscriptions s SET "
+    "origin = CASE WHEN $24 OR s.type IS DISTINCT FROM $4 OR s.handler_config IS DISTINCT FROM "
+    "$5::jsonb THEN $22 ELSE s.origin END, "
+    "created_by = CASE WHEN $24 OR s.type IS DISTINCT FROM $4 OR s.handler_config IS DISTINCT "
+    "FROM $5::jsonb THEN $23 ELSE s.created_by END, "
+    "type = $4, handler_config = $5::jsonb, start_from = $6, "
     "max_attempts = $7, initial_backoff_ms = $8, max_backoff_ms = $9, backoff_multiplier = $10, "
     "backoff_jitter = $11, visibility_timeout_ms = $12, dead_letter_enabled = $13, "
     "filter = NULLIF($14, 'null')::jsonb, concurrency = $15, batch_size = $16, rate_limit_per_s = "
@@ -99,6 +107,8 @@ Subscription from_row(const pqxx::row& r) {
     s.created_at = r[21].as<std::string>();
     s.updated_at = r[22].as<std::string>();
     s.queue_tenant = r[23].as<std::string>();
+    s.origin = r[24].as<std::string>();
+    s.created_by = r[25].as<std::string>();
     return s;
 }
 
@@ -145,7 +155,7 @@ Subscription SubscriptionCatalog::create(const Subscription& s) {
     auto row = db_.transact([&](pqxx::work& tx) {
         return with_settings(s, [&](auto&&... a) {
             return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a..., queue_owner(s),
-                            consumer_group(s))[0];
+                            consumer_group(s), s.origin, s.created_by)[0];
         });
     });
     // Another tenant's private queue is reported exactly like a missing one.
@@ -161,11 +171,12 @@ Subscription SubscriptionCatalog::create(const Subscription& s) {
     return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
-Subscription SubscriptionCatalog::update(const Subscription& s) {
+Subscription SubscriptionCatalog::update(const Subscription& s, bool vouch_for_handler) {
     validate(s);
     bool found = db_.transact([&](pqxx::work& tx) {
         return !with_settings(s, [&](auto&&... a) {
-                    return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name, a..., queue_owner(s));
+                    return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name, a..., queue_owner(s),
+                                    s.origin, s.created_by, vouch_for_handler);
                 }).empty();
     });
     if (!found) throw subscription_not_found(s.tenant, s.queue, s.name);

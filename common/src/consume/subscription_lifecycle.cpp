@@ -17,6 +17,29 @@ void validate_handler_for_type(const Subscription& s) {
     if (s.type == "log") log_config_from_json(s.handler);
 }
 
+void authorize_api_handler(const Subscription& want, const Subscription* current,
+                           const DestinationPolicy& policy) {
+    auto refuse = [](const Subscription& s, const std::string& what) {
+        throw Error(ErrorCode::kHandlerForbidden,
+                    what + " subscription '" + s.name + "' " +
+                        (s.type == "exec" ? "runs a command" : "writes to a file") +
+                        " on worker hosts: only an operator can set such a handler (a worker's "
+                        "YAML file, mqctl sub create/update or mqctl apply), never an API token",
+                    {{"field", s.type == "exec" ? "type" : "handler"},
+                     {"type", s.type},
+                     {"subscription", s.name}});
+    };
+    if (current && is_operator_only(*current)) refuse(*current, "The");
+    if (is_operator_only(want)) refuse(want, current ? "The changed" : "The new");
+    const bool handler_new =
+        !current || current->type != want.type || current->handler != want.handler;
+    if (want.type == "webhook" && handler_new) {
+        const auto& url = want.handler.is_object() ? want.handler.value("url", nlohmann::json())
+                                                   : nlohmann::json();
+        if (url.is_string()) policy.check_url(url.get<std::string>());
+    }
+}
+
 CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis,
                                         const KeyLayout& keys, const Queue& queue,
                                         const Subscription& s) {

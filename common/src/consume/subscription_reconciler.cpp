@@ -64,7 +64,8 @@ int ReconcilePlan::changes() const {
 
 json declared_settings(const Subscription& s) {
     json j = to_json(s);
-    for (const char* k : {"id", "tenant", "created_at", "updated_at", "status", "managed_by"})
+    for (const char* k : {"id", "tenant", "created_at", "updated_at", "status", "managed_by",
+                          "origin", "created_by"})
         j.erase(k);
     return j;
 }
@@ -110,6 +111,8 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
         if (it == stored.end()) {
             Subscription want = e.sub;
             want.managed_by = d.owner;
+            want.origin = kOriginOperator;  // the declaration is an operator's file
+            want.created_by = d.owner;
             out.steps.push_back({ReconcileAction::kCreate, want, e.where, {}});
             continue;
         }
@@ -119,8 +122,14 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
         want.status = have.status;  // operators pause at run time; a declaration leaves it
         want.created_at = have.created_at;
         want.managed_by = d.owner;
+        want.origin = kOriginOperator;
+        want.created_by = d.owner;
         ReconcileStep step{ReconcileAction::kUnchanged, want, e.where, {}};
         diff_into("", declared_settings(have), declared_settings(want), step.changes);
+        // A handler set through the API (or before origins were recorded) that the file
+        // declares as it is becomes the operator's: what runs is what the file says.
+        if (have.origin != kOriginOperator)
+            step.changes.push_back({"origin", have.origin, kOriginOperator});
         if (have.managed_by != d.owner) {
             if (!d.adopt)
                 conflicts.push_back((e.where.empty() ? "" : e.where + ": ") + e.sub.queue + "/" +
@@ -155,7 +164,7 @@ void SubscriptionReconciler::apply(const ReconcilePlan& plan, redis::Connection&
                                .subscription;
             tell_workers(redis, keys, "changed", created, "created subscription " + id);
         } else if (s.action == ReconcileAction::kUpdate) {
-            auto updated = subs.update(s.sub);
+            auto updated = subs.update(s.sub, /*vouch_for_handler=*/true);
             tell_workers(redis, keys, "changed", updated, "updated subscription " + id);
         } else if (s.action == ReconcileAction::kDelete) {
             delete_subscription(db_, redis, keys, s.sub);

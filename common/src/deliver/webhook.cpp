@@ -1,9 +1,12 @@
 #include "mq/deliver/webhook.hpp"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <vector>
@@ -386,6 +389,41 @@ int abort_when_abandoned(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_of
     return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
 }
 
+// What the open-socket callback checks, and what it refused.
+struct ConnectGuard {
+    const DestinationPolicy* policy = nullptr;
+    std::string refused;  ///< "<address> is loopback" for the last refused attempt
+};
+
+// CURLOPT_OPENSOCKETFUNCTION: the one place every connection of a policed webhook starts,
+// whatever name resolution said before. A refused address gets no socket (the attempt
+// fails with CURLE_COULDNT_CONNECT); libcurl tries the name's other addresses, if any.
+curl_socket_t open_checked_socket(void* clientp, curlsocktype purpose, curl_sockaddr* a) {
+    auto* guard = static_cast<ConnectGuard*>(clientp);
+    if (purpose != CURLSOCKTYPE_IPCXN) {
+        guard->refused = "not an IP connection";
+        return CURL_SOCKET_BAD;
+    }
+    IpAddress ip;
+    if (a->family == AF_INET && a->addrlen >= sizeof(sockaddr_in)) {
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(&a->addr);
+        std::memcpy(ip.bytes.data(), &sin->sin_addr, 4);
+    } else if (a->family == AF_INET6 && a->addrlen >= sizeof(sockaddr_in6)) {
+        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&a->addr);
+        ip.v6 = true;
+        std::memcpy(ip.bytes.data(), &sin6->sin6_addr, 16);
+    } else {
+        guard->refused = "address family " + std::to_string(a->family) + " is not IP";
+        return CURL_SOCKET_BAD;
+    }
+    std::string why = guard->policy->refusal(ip);
+    if (!why.empty()) {
+        guard->refused = why;
+        return CURL_SOCKET_BAD;
+    }
+    return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 }  // namespace
 
 DeliveryResult WebhookHandler::deliver(const Delivery& d) {
@@ -438,6 +476,30 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
         static_cast<long>(std::min(config_.connect_timeout, config_.timeout).count());
     curl_easy_setopt(h, CURLOPT_URL, config_.url.c_str());
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect could lead anywhere
+    ConnectGuard guard;
+    HeaderList pinned;
+    if (config_.destination_policy) {
+        guard.policy = config_.destination_policy.get();
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &guard);
+        // A policy with its own resolver (a test seam) decides what the name is now:
+        // libcurl connects to those addresses, each still checked above.
+        if (guard.policy->has_custom_resolver()) {
+            if (auto t = url_target(config_.url); t && !parse_ip(t->host)) {
+                std::string line = t->host + ":" + std::to_string(t->port) + ":";
+                bool first = true;
+                for (const auto& ip : guard.policy->resolve(t->host)) {
+                    line +=
+                        (first ? "" : ",") + (ip.v6 ? "[" + ip.to_string() + "]" : ip.to_string());
+                    first = false;
+                }
+                if (!first) append_line(pinned, line);
+                curl_easy_setopt(h, CURLOPT_RESOLVE, pinned.get());
+            }
+        }
+    }
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, m.payload.data());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(m.payload.size()));
@@ -460,6 +522,11 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);  // the buffer dies with this frame
     if (rc != CURLE_OK) {
         std::string detail = error_buffer[0] ? std::string(error_buffer) : curl_easy_strerror(rc);
+        if (!guard.refused.empty())
+            return finish(DeliveryOutcome::kRetry,
+                          "webhook destination refused: " + guard.refused +
+                              " (webhooks created through the API reach public addresses only; "
+                              "see WEBHOOK_ALLOWED_CIDRS)");
         if (rc == CURLE_ABORTED_BY_CALLBACK)
             return finish(DeliveryOutcome::kRetry,
                           "abandoned: the worker stopped while the request ran");

@@ -52,7 +52,9 @@ std::string subscription_key(const Subscription& s) {
 
 WorkerSupervisor::WorkerSupervisor(SupervisorOptions options) : options_(std::move(options)) {
     if (!options_.make_handler)
-        options_.make_handler = [](const Subscription& s) { return mq::make_handler(s); };
+        options_.make_handler = [policy = options_.webhook_policy](const Subscription& s) {
+            return mq::make_handler(s, policy);
+        };
 }
 
 WorkerSupervisor::~WorkerSupervisor() { stop(std::chrono::steady_clock::now() + 5s); }
@@ -86,6 +88,11 @@ bool WorkerSupervisor::stop(std::chrono::steady_clock::time_point deadline) {
     bool clean = true;
     for (auto& [key, r] : all) clean = r.runner->stop(deadline) && clean;
     return clean;
+}
+
+std::vector<SkippedSubscription> WorkerSupervisor::skipped() const {
+    std::lock_guard lock(mu_);
+    return skipped_now_;
 }
 
 std::vector<std::shared_ptr<SubscriptionRunner>> WorkerSupervisor::runners() const {
@@ -128,6 +135,7 @@ bool WorkerSupervisor::reconcile() {
         std::string fingerprint;
     };
     std::map<std::string, Wanted> want;
+    std::vector<SkippedSubscription> skipped_now;
     try {
         if (!db_) db_ = std::make_unique<pg::Database>(options_.database_url);
         SubscriptionCatalog subs(*db_);
@@ -168,6 +176,31 @@ bool WorkerSupervisor::reconcile() {
                 continue;
             }
             Wanted w{s, *qit->second, fingerprint(s, *qit->second)};
+            // The trust boundary: rows of the database that would run code or write files
+            // here run only when an operator set them and this worker allows it. The file's
+            // own subscriptions are the operator's and always run.
+            if (!fixed_keys.count(key) && is_operator_only(s)) {
+                const bool by_operator = s.origin == kOriginOperator;
+                if (!by_operator || !options_.allow_operator_handlers) {
+                    const char* reason =
+                        by_operator ? "operator_handlers_not_allowed" : "api_origin";
+                    skipped_now.push_back({s.tenant, s.queue, s.name, reason});
+                    if (skipped_.insert(key + '\n' + w.fingerprint + '\n' + reason).second) {
+                        if (by_operator)
+                            spdlog::warn(
+                                "{}: skipped: its {} handler runs on this host and the worker "
+                                "was not started with --allow-operator-handlers",
+                                describe(s), s.type);
+                        else
+                            spdlog::warn(
+                                "{}: skipped: its {} handler was set through the API ({}), not "
+                                "by an operator; it never runs (docs/security.md; an operator "
+                                "may confirm it: mqctl sub update {} {} --confirm-handler)",
+                                describe(s), s.type, s.created_by, s.queue, s.name);
+                    }
+                    continue;
+                }
+            }
             want.emplace(key, std::move(w));
         }
     } catch (const std::exception& e) {
@@ -224,6 +257,7 @@ bool WorkerSupervisor::reconcile() {
             if (skipped_.insert(key + '\n' + w.fingerprint).second)
                 spdlog::error("{}: skipped: its handler configuration is invalid: {}",
                               describe(w.sub), e.what());
+            skipped_now.push_back({w.sub.tenant, w.sub.queue, w.sub.name, "invalid_handler"});
             continue;
         }
         auto runner = std::make_shared<SubscriptionRunner>(ro, std::make_shared<RunnerMetrics>());
@@ -236,6 +270,10 @@ bool WorkerSupervisor::reconcile() {
         }
         std::lock_guard lock(mu_);
         running_[key] = Running{std::move(runner), w.fingerprint};
+    }
+    {
+        std::lock_guard lock(mu_);
+        skipped_now_ = std::move(skipped_now);
     }
     ++reconciles_;
     return true;

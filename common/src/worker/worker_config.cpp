@@ -68,12 +68,33 @@ WorkerConfig load_worker_config(const std::string& path,
     setting("log_level", "LOG_LEVEL");
     setting("maintenance", "MAINTENANCE");
     setting("retention_trim", "RETENTION_TRIM");
-    for (const char* name :
-         {"REDIS_URL", "REDIS_TLS_CA_FILE", "REDIS_TLS_CA_DIR", "REDIS_TLS_CERT_FILE",
-          "REDIS_TLS_KEY_FILE", "REDIS_TLS_SERVER_NAME", "DATABASE_URL", "REDIS_KEY_PREFIX",
-          "MQ_TENANT", "LOG_FORMAT", "LOG_LEVEL", "MAINTENANCE", "RETENTION_TRIM",
-          "DEAD_LETTER_MAX_LENGTH", "DEAD_LETTER_MAX_AGE", "DEAD_LETTER_RETENTION",
-          "MAX_MESSAGE_SIZE", "MQ_KEYRING_FILE"})
+    setting("allow_operator_handlers", "MQ_ALLOW_OPERATOR_HANDLERS");
+    if (j.contains("webhook_allowed_cidrs")) {
+        // A list in YAML, a comma-separated string in the environment.
+        std::string list;
+        for (const auto& c : j["webhook_allowed_cidrs"]) list += c.get<std::string>() + ",";
+        apply_setting(wc.base, "WEBHOOK_ALLOWED_CIDRS", list, doc.where("/webhook_allowed_cidrs"));
+    }
+    for (const char* name : {"REDIS_URL",
+                             "REDIS_TLS_CA_FILE",
+                             "REDIS_TLS_CA_DIR",
+                             "REDIS_TLS_CERT_FILE",
+                             "REDIS_TLS_KEY_FILE",
+                             "REDIS_TLS_SERVER_NAME",
+                             "DATABASE_URL",
+                             "REDIS_KEY_PREFIX",
+                             "MQ_TENANT",
+                             "LOG_FORMAT",
+                             "LOG_LEVEL",
+                             "MAINTENANCE",
+                             "RETENTION_TRIM",
+                             "DEAD_LETTER_MAX_LENGTH",
+                             "DEAD_LETTER_MAX_AGE",
+                             "DEAD_LETTER_RETENTION",
+                             "MAX_MESSAGE_SIZE",
+                             "MQ_KEYRING_FILE",
+                             "WEBHOOK_ALLOWED_CIDRS",
+                             "MQ_ALLOW_OPERATOR_HANDLERS"})
         if (auto it = env.find(name); it != env.end())
             apply_setting(wc.base, name, it->second, "environment");
     if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
@@ -89,6 +110,8 @@ WorkerConfig load_worker_config(const std::string& path,
             Subscription sub = subscription_from_yaml_entry(s);
             sub.tenant = wc.base.tenant;
             sub.managed_by = "worker";
+            sub.origin = kOriginOperator;  // the worker file is the operator's
+            sub.created_by = "worker";
             validate(sub);
             make_handler(sub);  // the handler's own checks (URL, command...) now, not at run time
             wc.subscriptions.push_back(std::move(sub));
@@ -105,9 +128,22 @@ WorkerConfig load_worker_config(const std::string& path,
     return wc;
 }
 
-std::shared_ptr<Handler> make_handler(const Subscription& sub) {
-    if (sub.type == "webhook")
-        return std::make_shared<WebhookHandler>(webhook_config_from_json(sub.handler));
+std::shared_ptr<Handler> make_handler(const Subscription& sub,
+                                      std::shared_ptr<const DestinationPolicy> policy) {
+    const bool operators = sub.origin == kOriginOperator;
+    if (is_operator_only(sub) && !operators)
+        throw Error(ErrorCode::kHandlerForbidden,
+                    "subscription '" + sub.name + "' (" + sub.type +
+                        ") was not set by an operator (" + sub.created_by +
+                        "); such handlers run only when an operator created or confirmed them",
+                    {{"field", "type"}});
+    if (sub.type == "webhook") {
+        WebhookConfig c = webhook_config_from_json(sub.handler);
+        if (!operators)
+            c.destination_policy =
+                policy ? std::move(policy) : std::make_shared<const DestinationPolicy>();
+        return std::make_shared<WebhookHandler>(std::move(c));
+    }
     if (sub.type == "exec")
         return std::make_shared<ExecHandler>(exec_config_from_json(sub.handler));
     if (sub.type == "log") return std::make_shared<LogHandler>(log_config_from_json(sub.handler));

@@ -5,8 +5,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mq/config/api_settings.hpp"
+#include "mq/core/ip_address.hpp"
 
 namespace mq {
 
@@ -52,6 +54,14 @@ struct Config {
     bool retention_trim = true;
     /// mq-api's admission control and HTTPS (mq/config/api_settings.hpp).
     ApiSettings api;
+    /// WEBHOOK_ALLOWED_CIDRS: ranges a webhook created through the API may reach although
+    /// they are not public ("10.1.0.0/16,127.0.0.0/8"; docs/security.md, "Webhook
+    /// destinations (SSRF)"). Read by mq-api (creation check) and mq-worker (connect check).
+    std::vector<Cidr> webhook_allowed_cidrs;
+    /// MQ_ALLOW_OPERATOR_HANDLERS: `mq-worker --from-db` runs exec and log-to-file
+    /// subscriptions an operator created (docs/security.md, "Handler trust boundary").
+    /// Also the flag --allow-operator-handlers. Others ignore it.
+    bool allow_operator_handlers = false;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the

@@ -44,9 +44,25 @@ struct Subscription {
     std::string description;
     std::string status = "active";  ///< active | paused
     std::string managed_by;         ///< the `mqctl apply` scope owning it, or empty
+    /// Who set the current type and handler: kOriginOperator or kOriginApi. On create and
+    /// update the writer's origin (SubscriptionCatalog keeps the stored one when an update
+    /// leaves type and handler alone); never read from JSON, so no client can claim it.
+    std::string origin = "api";
+    /// The writer behind `origin`: "mqctl", "apply:<scope>", "worker", "token:<id>".
+    std::string created_by;
     std::string created_at;
     std::string updated_at;
 };
+
+/// Values of Subscription::origin (docs/security.md, "Handler trust boundary").
+inline constexpr const char* kOriginOperator = "operator";
+inline constexpr const char* kOriginApi = "api";
+
+/// Does the handler run code or write files on a worker host (exec; log to a file path,
+/// or a log handler whose settings cannot be read)? Such handlers are operator-only: an
+/// API token may not set them, and `mq-worker --from-db` runs them only when an operator
+/// set them and the worker allows operator handlers.
+bool is_operator_only(const Subscription& s);
 
 /// The tenant whose queue (and stream keys) the subscription reads.
 const std::string& queue_owner(const Subscription& s);

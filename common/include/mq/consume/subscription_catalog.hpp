@@ -23,8 +23,11 @@ class SubscriptionCatalog {
     /// has a subscription of that name in the subscriber's tenant. The consumer_group
     /// column records consumer_group(s).
     Subscription create(const Subscription& s);
-    /// Replaces every setting of an existing subscription with those of `s`.
-    Subscription update(const Subscription& s);
+    /// Replaces every setting of an existing subscription with those of `s`. `s.origin` and
+    /// `s.created_by` name the writer: stored when type or handler change, or when
+    /// `vouch_for_handler` (an operator confirming the handler as it is); otherwise the
+    /// stored ones stay.
+    Subscription update(const Subscription& s, bool vouch_for_handler = false);
     /// The tenant's subscriptions, also those on other tenants' queues; `queue` (when not
     /// empty) names one of the tenant's own queues.
     std::vector<Subscription> list(const std::string& tenant, const std::string& queue = {});

@@ -5,6 +5,7 @@
 
 #include "mq/consume/subscription.hpp"
 #include "mq/core/keys.hpp"
+#include "mq/deliver/destination_policy.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/queue/queue.hpp"
 #include "mq/redis/client.hpp"
@@ -18,6 +19,15 @@ namespace mq {
 /// parsers say what is wrong (ValidationError with the field), so nothing is stored that
 /// every worker would refuse later. Pull subscriptions have no handler settings.
 void validate_handler_for_type(const Subscription& s);
+
+/// The handler trust boundary for a write through the API (docs/security.md): `want` is
+/// the subscription as it would be stored, `current` the stored one for an update (null
+/// for a create). Throws Error(kHandlerForbidden) when `want` or `current` has an
+/// operator-only handler (is_operator_only: exec, log to a file): a token may pause,
+/// resume or delete such a subscription, nothing else. When `want` is a webhook whose type
+/// or handler is new, checks its URL with `policy` (Error(kWebhookDestinationForbidden)).
+void authorize_api_handler(const Subscription& want, const Subscription* current,
+                           const DestinationPolicy& policy);
 
 struct CreatedSubscription {
     Subscription subscription;  ///< as stored (id, timestamps)

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "mq/deliver/destination_policy.hpp"
 #include "mq/deliver/handler.hpp"
 
 namespace mq {
@@ -30,6 +31,10 @@ struct WebhookConfig {
     std::string signing_secret;
     /// Non-2xx statuses that dead-letter at once; every other failure is retried.
     std::set<int> dead_letter_statuses = default_dead_letter_statuses();
+    /// Checks the address of every connection libcurl opens (CURLOPT_OPENSOCKETFUNCTION):
+    /// set for URLs that came through the API, null for an operator's (trusted). Not read
+    /// from JSON.
+    std::shared_ptr<const DestinationPolicy> destination_policy;
 };
 
 /// Reads a handler object: {"url": "https://..", "headers": {"Authorization": ".."},
@@ -58,8 +63,11 @@ void validate(const WebhookConfig& config);
 /// Outcome: 2xx acks; a status in dead_letter_statuses dead-letters; any other status,
 /// a timeout or a connection/TLS failure retries. A Retry-After answer (seconds or an
 /// HTTP-date, capped at 24 h) on a retried status becomes DeliveryResult::retry_after.
-/// Redirects are not followed (a 3xx retries, naming the Location). Errors name the
-/// status and up to 200 bytes of the response body, never the URL (it may hold tokens).
+/// Redirects are not followed (a 3xx retries, naming the Location); only http and https
+/// are spoken. With a destination_policy, a connection to a refused address is never
+/// opened: the attempt fails and retries, naming the address and why (DNS rebinding gains
+/// nothing). Errors name the status and up to 200 bytes of the response body, never the
+/// URL (it may hold tokens).
 ///
 /// Thread-safe: each call checks a curl easy handle out of a pool the handler owns, so a
 /// thread delivering one message after another reuses one connection.

@@ -15,6 +15,7 @@
 #include "mq/consume/subscription.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/crypto/keyring.hpp"
+#include "mq/deliver/destination_policy.hpp"
 #include "mq/deliver/handler.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/redis/client.hpp"
@@ -36,6 +37,13 @@ struct SupervisorOptions {
     /// when empty). Subscriptions on another tenant's queue are pull-only and never run.
     bool from_db = false;
     std::vector<std::string> tenants;
+    /// With from_db: also run exec and log-to-file subscriptions (is_operator_only) whose
+    /// handler an operator set. Those set through the API never run; neither do an
+    /// operator's when this is false (docs/security.md, "Handler trust boundary").
+    bool allow_operator_handlers = false;
+    /// Checks every connection of a webhook set through the API; null: public addresses
+    /// only (no allowed ranges). Used by the default make_handler.
+    std::shared_ptr<const DestinationPolicy> webhook_policy;
     /// The safety net under the control channel: a full reconcile from PostgreSQL this
     /// often (and after every control-channel reconnect). While PostgreSQL is down, retried
     /// every `retry_interval`; running subscriptions keep delivering meanwhile.
@@ -49,6 +57,17 @@ struct SupervisorOptions {
     /// Runner settings used for every runner (tests shorten them).
     std::chrono::milliseconds fetch_block{500};
     std::chrono::milliseconds reclaim_interval{100};
+};
+
+/// A subscription of the database this worker does not run, and why: "api_origin" (an
+/// operator-only handler set through the API), "operator_handlers_not_allowed" (an
+/// operator's exec/log-to-file handler, worker without --allow-operator-handlers),
+/// "invalid_handler".
+struct SkippedSubscription {
+    std::string tenant;
+    std::string queue;
+    std::string name;
+    std::string reason;
 };
 
 /// Runs a worker's subscriptions and keeps them in step with PostgreSQL without a
@@ -80,6 +99,8 @@ class WorkerSupervisor {
     bool reconcile();
     /// How many full reconciles have completed (for tests and logs).
     std::uint64_t reconciles() const { return reconciles_; }
+    /// What the last reconcile found and did not run (for /metrics and tests).
+    std::vector<SkippedSubscription> skipped() const;
     /// True while the control channel is subscribed.
     bool listening() const { return listening_; }
 
@@ -98,8 +119,9 @@ class WorkerSupervisor {
     SupervisorOptions options_;
     mutable std::mutex mu_;  ///< guards running_
     std::map<std::string, Running> running_;
-    std::mutex reconcile_mu_;        ///< one reconcile at a time
-    std::set<std::string> skipped_;  ///< key + fingerprint already logged as skipped
+    std::mutex reconcile_mu_;                       ///< one reconcile at a time
+    std::set<std::string> skipped_;                 ///< key + fingerprint already logged as skipped
+    std::vector<SkippedSubscription> skipped_now_;  ///< guarded by mu_
     bool pg_down_logged_ = false;
     std::string last_error_;            ///< why the last reconcile could not read PostgreSQL
     std::unique_ptr<pg::Database> db_;  ///< used under reconcile_mu_; reconnects when reset

@@ -8,6 +8,7 @@
 
 #include "mq/config/config.hpp"
 #include "mq/consume/subscription.hpp"
+#include "mq/deliver/destination_policy.hpp"
 #include "mq/deliver/handler.hpp"
 
 namespace mq {
@@ -18,6 +19,7 @@ struct WorkerConfig {
     std::string consumer_name;  ///< empty: <hostname>-<pid>
     int metrics_port = 9464;    ///< 0: no metrics endpoint
     std::chrono::milliseconds shutdown_timeout{30000};
+
     std::vector<Subscription> subscriptions;  ///< type and handler settings filled in
     std::vector<std::string> where;           ///< file:line of each subscription
 };
@@ -34,7 +36,12 @@ WorkerConfig load_worker_config(const std::string& path,
 /// the handler's own checks are the caller's. Throws ValidationError with the field.
 Subscription subscription_from_yaml_entry(const nlohmann::json& entry);
 
-/// Builds the handler a subscription's type and handler settings describe.
-std::shared_ptr<Handler> make_handler(const Subscription& sub);
+/// Builds the handler a subscription's type and handler settings describe. The trust
+/// boundary (docs/security.md) holds here too: an operator-only handler (exec, log to a
+/// file) whose origin is not the operator's throws Error(kHandlerForbidden), and a webhook
+/// whose origin is not the operator's checks every connection with `policy` (a policy
+/// without allowed ranges when null).
+std::shared_ptr<Handler> make_handler(const Subscription& sub,
+                                      std::shared_ptr<const DestinationPolicy> policy = nullptr);
 
 }  // namespace mq
