@@ -1,5 +1,7 @@
 #include "http.hpp"
 
+#include "mq/core/json.hpp"
+
 namespace mqapi {
 
 std::string_view Request::header(std::string_view name) const {
@@ -33,34 +35,7 @@ Response error_response(int status, std::string_view code, const std::string& me
 }
 
 nlohmann::json parse_json_body(std::string_view body, int max_depth) {
-    int depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (char c : body) {
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        if (c == '"')
-            in_string = true;
-        else if (c == '{' || c == '[') {
-            if (++depth > max_depth)
-                throw mq::ValidationError("JSON nested deeper than " + std::to_string(max_depth) +
-                                          " levels");
-        } else if (c == '}' || c == ']') {
-            --depth;
-        }
-    }
-    try {
-        return nlohmann::json::parse(body);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw mq::ValidationError(std::string("malformed JSON: ") + e.what());
-    }
+    return mq::parse_json(body, "request body", {static_cast<std::size_t>(max_depth), 0});
 }
 
 nlohmann::json parse_object_body(std::string_view body) {
