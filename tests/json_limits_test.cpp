@@ -94,7 +94,7 @@ TEST_CASE("read_input_file bounds what it reads and names the file", "[files][se
     }();
     CHECK(dir_e.find("is a directory") != std::string::npos);
     CHECK_THROWS_WITH(mq::read_input_file((dir / "missing").string(), "--file"),
-                      Catch::Contains("--file") && Catch::Contains("cannot open"));
+                      Catch::Contains("cannot read --file") && Catch::Contains("No such file"));
     CHECK_THROWS_AS(mq::read_input_file("", "--file"), mq::ValidationError);
     // /dev/zero never ends: refused after max_bytes + at most one buffer.
     CHECK_THROWS_WITH(mq::read_input_file("/dev/zero", "--file", 1 << 20),
@@ -103,4 +103,16 @@ TEST_CASE("read_input_file bounds what it reads and names the file", "[files][se
     CHECK_THROWS_WITH(mq::read_input_file(file.string(), "--file", 3),
                       Catch::Contains("over the limit of 3"));
     std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("is_valid_utf8 accepts well-formed text and refuses every malformed form", "[json]") {
+    CHECK(mq::is_valid_utf8(""));
+    CHECK(mq::is_valid_utf8("plain ascii"));
+    CHECK(mq::is_valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    CHECK(mq::is_valid_utf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
+    for (const char* bad : {"\xff", "\xc3", "\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                            "\xf4\x90\x80\x80", "\xf0\x9f\x98", "a\xc3(b"}) {
+        INFO(mq::printable(bad));
+        CHECK_FALSE(mq::is_valid_utf8(bad));
+    }
 }

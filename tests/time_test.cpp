@@ -45,9 +45,29 @@ TEST_CASE("parse_duration_reads_a_bare_number_as_milliseconds", "[time]") {
     CHECK(mq::parse_duration("0ms") == milliseconds(0));
 }
 
-TEST_CASE("parse_duration_accepts_the_largest_value_that_fits", "[time]") {
-    CHECK(mq::parse_duration("9223372036854775807") == milliseconds(9223372036854775807LL));
-    CHECK(mq::parse_duration("106751991167d") == milliseconds(106751991167LL * 86'400'000));
+TEST_CASE("parse_duration_accepts_up_to_100_years", "[time]") {
+    CHECK(mq::parse_duration("36500d") == mq::kMaxDuration);
+    CHECK(mq::parse_duration("3153600000000") == mq::kMaxDuration);
+    CHECK(mq::parse_duration("876000h") == mq::kMaxDuration);
+}
+
+// Issue 11: `mqctl publish --delay 9223372036854775807ms` was accepted (exit 0).
+TEST_CASE("parse_duration_refuses_more_than_100_years_naming_the_flag", "[time][security]") {
+    CHECK_THROWS_WITH(mq::parse_duration("9223372036854775807ms", "--delay"),
+                      Catch::Contains("--delay") && Catch::Contains("longer than 100 years"));
+    CHECK_THROWS_AS(mq::parse_duration("36501d"), mq::ValidationError);
+    CHECK_THROWS_AS(mq::parse_duration("3153600000001"), mq::ValidationError);
+}
+
+// Issue 11: `--at 0000-01-01T00:00:00Z` was accepted; Unix ms are never negative in mq.
+TEST_CASE("parse_rfc3339_refuses_times_before_1970", "[time][security]") {
+    CHECK_THROWS_WITH(mq::parse_rfc3339("0000-01-01T00:00:00Z", "--at"),
+                      Catch::Contains("--at") && Catch::Contains("before 1970"));
+    CHECK_THROWS_AS(mq::parse_rfc3339("1969-12-31T23:59:59Z"), mq::ValidationError);
+    CHECK_THROWS_AS(mq::parse_rfc3339("1970-01-01T00:00:00+00:01"), mq::ValidationError);
+    CHECK(mq::parse_rfc3339("1970-01-01T00:00:00Z") == 0);
+    CHECK(mq::parse_rfc3339("9999-12-31T23:59:59.999Z") == 253402300799999);
+    CHECK_THROWS_AS(mq::parse_rfc3339("", "--at"), mq::ValidationError);
 }
 
 TEST_CASE("parse_duration_refuses_malformed_text", "[time]") {

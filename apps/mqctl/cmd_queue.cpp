@@ -5,6 +5,8 @@
 #include "commands.hpp"
 #include "confirm.hpp"
 #include "mq/consume/queue_update.hpp"
+#include "mq/core/input_file.hpp"
+#include "mq/core/json.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
@@ -27,18 +29,14 @@ std::string principals_text(const std::vector<std::string>& list) {
     return out;
 }
 
-// A schema file is JSON; a syntax error names the file and byte offset.
+// A schema file is JSON, read with a bound (1 MiB: a schema is stored in PostgreSQL and
+// compiled per queue) and parsed with the depth limit; an error names the file and field.
 nlohmann::json read_schema_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw mq::ValidationError("cannot read schema file '" + path + "'", {{"field", "schema"}});
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    std::string text = mq::read_input_file(path, "schema file", 1024 * 1024);
     try {
-        return nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::parse_error& e) {
-        throw mq::ValidationError("schema file '" + path + "' is not JSON: " + e.what(),
-                                  {{"field", "schema"}});
+        return mq::parse_json(text, "schema file '" + mq::printable(path) + "'");
+    } catch (const mq::Error& e) {
+        throw mq::ValidationError(e.what(), {{"field", "schema"}});
     }
 }
 

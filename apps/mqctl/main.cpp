@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "flags.hpp"
 #include "mq/error.hpp"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     mqctl::setup_apply(app, ctx);
     mqctl::setup_token(app, ctx);
     mqctl::setup_schedule(app, ctx);
+    mqcli::harden_options(app);  // after every option exists: empty values, numbers
 
     try {
         app.parse(argc, argv);

@@ -26,4 +26,8 @@ struct JsonLimits {
 nlohmann::json parse_json(std::string_view text, std::string_view what = "JSON",
                           const JsonLimits& limits = {});
 
+/// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+/// U+10FFFF): the test for text that will be stored as PostgreSQL text or JSON.
+bool is_valid_utf8(std::string_view text);
+
 }  // namespace mq
