@@ -1,5 +1,5 @@
 // Durations ("90s", "5m") and RFC 3339 times as flags, envelopes and YAML give them. What
-// parses must be in range and survive a round trip through the formatter.
+// parses must be in range (durations) and survive a round trip through the formatter.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -17,7 +17,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     try {
         std::int64_t ms = mq::parse_rfc3339(text, "--at");
-        if (ms < 0) __builtin_trap();
         std::string back = mq::format_rfc3339(ms);
         if (mq::parse_rfc3339(back, "--at") != ms) __builtin_trap();
     } catch (const mq::Error&) {

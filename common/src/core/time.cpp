@@ -139,11 +139,6 @@ std::int64_t parse_rfc3339(std::string_view s, std::string_view what) {
     if (pos != s.size()) return fail();
     std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
     std::int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-    if (secs < 0) {
-        throw ValidationError(
-            "invalid " + std::string(what) + " '" + printable(s) + "': before 1970-01-01T00:00:00Z",
-            {{"field", what}, {"value", printable(s)}});
-    }
     return secs * 1000 + frac_ms;
 }
 

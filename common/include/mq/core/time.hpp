@@ -23,8 +23,8 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
 std::string format_duration(std::chrono::milliseconds d);
 
 /// RFC 3339 timestamp ("2026-11-21T10:00:00Z", "...T10:00:00.250+01:00") to Unix ms.
-/// Throws ValidationError naming `what` when malformed or before 1970-01-01T00:00:00Z
-/// (Unix ms are never negative in mq).
+/// Throws ValidationError naming `what` when malformed. Times before 1970 are negative;
+/// callers that store a time (a delivery time) refuse them.
 std::int64_t parse_rfc3339(std::string_view text, std::string_view what = "time");
 
 /// Unix ms to RFC 3339 in UTC with milliseconds.
