@@ -34,6 +34,7 @@ void walk(const mq::redis::Reply& r, int depth) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::unique_ptr<redisReader, ReaderDeleter> reader(redisReaderCreate());
+    mq::redis::cap_reply_arrays(reader.get());  // as every reader of mq
     // Fed in two pieces: replies split across reads are the normal case on a socket.
     std::size_t half = size / 2;
     const char* bytes = reinterpret_cast<const char*>(data);

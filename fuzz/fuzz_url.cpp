@@ -15,7 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         mq::redis::Endpoint e = mq::redis::parse_url(text);
         std::string d = e.describe();
-        if (!e.password.empty() && e.password.size() > 3 && d.find(e.password) != d.npos)
+        // (Unless the host itself happens to contain the same text.)
+        if (e.password.size() > 3 && d.find(e.password) != d.npos &&
+            e.host.find(e.password) == std::string::npos)
             __builtin_trap();  // a password must never reach a message
         if (e.port < 1 || e.port > 65535 || e.db < 0) __builtin_trap();
     } catch (const mq::Error&) {

@@ -203,6 +203,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         state = State::kConnecting;
         connect_started = Clock::now();
         reader.reset(redisReaderCreate());
+        cap_reply_arrays(reader.get());
         // Setup commands go first; calls made while connecting queue up behind them.
         if (!endpoint.password.empty()) {
             if (endpoint.username.empty())

@@ -166,6 +166,33 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
+namespace {
+
+// hiredis' own reply functions, with createArray refusing huge announced lengths; copied
+// once from the first reader (the defaults are not exported).
+redisReplyObjectFunctions g_capped_functions;
+void* (*g_create_array)(const redisReadTask*, int) = nullptr;
+
+void* capped_create_array(const redisReadTask* task, int elements) {
+    if (elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
+    return g_create_array(task, elements);
+}
+
+}  // namespace
+
+void cap_reply_arrays(void* reader) {
+    auto* r = static_cast<redisReader*>(reader);
+    if (!r || !r->fn || r->fn == &g_capped_functions) return;
+    static const bool once = [r] {
+        g_capped_functions = *r->fn;
+        g_create_array = r->fn->createArray;
+        g_capped_functions.createArray = capped_create_array;
+        return true;
+    }();
+    (void)once;
+    if (r->fn->createArray == g_create_array) r->fn = &g_capped_functions;
+}
+
 Reply reply_from_hiredis(const void* hiredis_reply) {
     return convert(static_cast<const redisReply*>(hiredis_reply));
 }
@@ -248,6 +275,7 @@ void Connection::connect() {
     ctx_.reset(redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
                                        to_timeval(options_.connect_timeout)));
     if (!ctx_ || ctx_->err) fail_io("connecting");
+    cap_reply_arrays(ctx_->reader);
     if (options_.command_timeout.count() > 0 &&
         redisSetTimeout(ctx_.get(), to_timeval(options_.command_timeout)) != REDIS_OK)
         fail_io("connecting");
