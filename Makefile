@@ -7,6 +7,7 @@
 #   make asan          the same under AddressSanitizer + UBSan, in $(ASAN_DIR)
 #   make run / stop    local dev stack (redis, PostgreSQL, mq-api) via scripts/dev-stack
 #   make bench         build, then bench/run-all
+#   make fuzz          libFuzzer targets (clang) in $(FUZZ_DIR), each run FUZZ_SECONDS (fuzz/)
 #   make format        clang-format -i;  make format-check: fail on unformatted code
 #   make install       build, then install into $(PREFIX) (default /usr/local; DESTDIR works)
 #   make deb           build, then the Debian package (CPack) in $(BUILD_DIR)/mq_*.deb
@@ -19,6 +20,11 @@ CMAKE_ARGS ?=
 CTEST_ARGS ?=
 CLANG_FORMAT ?= clang-format
 PREFIX     ?= /usr/local
+FUZZ_DIR   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# Every target by default; e.g. FUZZ_TARGETS="fuzz_time fuzz_url" for a few.
+FUZZ_TARGETS ?= fuzz_envelope fuzz_batch_file fuzz_receipt fuzz_url fuzz_time \
+	fuzz_http_request fuzz_resp fuzz_json fuzz_yaml fuzz_schema
 
 # Every Debian 12 package the project needs to build, test, run and bench. The last line is
 # packaging: man pages (help2man), `make deb` (file, dpkg-dev) and the packaging tests
@@ -32,11 +38,11 @@ DEB_PACKAGES := \
 	wrk curl procps iproute2 python3 clang-format \
 	help2man file dpkg-dev systemd zsh docker-compose
 
-FORMAT_DIRS := $(wildcard common apps tests)
+FORMAT_DIRS := $(wildcard common apps tests fuzz)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
 	-o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: build deps test asan asan-build run stop bench format format-check clean help install deb
+.PHONY: build deps test asan asan-build run stop bench fuzz fuzz-build format format-check clean help install deb
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQ_WERROR=ON $(CMAKE_ARGS)
@@ -98,6 +104,25 @@ stop:
 bench: build
 	MQ_BUILD_DIR=$(BUILD_DIR) bench/run-all
 
+# A separate clang build (never the gcc one): libraries instrumented for libFuzzer, ASan and
+# UBSan. Each target starts from its committed corpus (fuzz/corpus/<target>, read-only)
+# and writes new inputs to $(FUZZ_DIR)/corpus/<target>; a crash stops `make fuzz` with
+# the reproducer in $(FUZZ_DIR)/crashes/. See docs/fuzzing.md.
+fuzz-build:
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCMAKE_CXX_COMPILER=clang++ -DMQ_FUZZ=ON -DMQ_BUILD_TESTS=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/crashes
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    echo "== $$t: $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_DIR)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -max_len=65536 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crashes/$$t- \
+	        $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t; \
+	done
+
 format:
 	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || { echo "$(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
 	@if [ -n "$(strip $(FORMAT_FILES))" ]; then $(CLANG_FORMAT) -i $(FORMAT_FILES); fi
@@ -107,7 +132,7 @@ format-check:
 	@if [ -n "$(strip $(FORMAT_FILES))" ]; then $(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES); fi
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'

@@ -21,3 +21,13 @@ TEST_CASE("malformed entry references say where valid ids are listed", "[entry_r
                           Catch::Contains("mqctl dlq list"));
     CHECK_THROWS_AS(mq::parse_entry_ref("0:\xff", "x"), mq::ValidationError);
 }
+
+// Issue 11: `mqctl ack q --sub s 0:99999999999999999999-1` reached Redis, whose "Invalid
+// stream ID" error made it exit 1 instead of 2.
+TEST_CASE("entry references whose stream id does not fit 64 bits are refused", "[entry_ref]") {
+    CHECK(mq::parse_entry_ref("0:18446744073709551615-18446744073709551615", "x").stream_id ==
+          "18446744073709551615-18446744073709551615");
+    CHECK_THROWS_AS(mq::parse_entry_ref("0:18446744073709551616-0", "x"), mq::ValidationError);
+    CHECK_THROWS_AS(mq::parse_entry_ref("0:1-99999999999999999999", "x"), mq::ValidationError);
+    CHECK_THROWS_AS(mq::parse_entry_ref("99999999999:1-1", "x"), mq::ValidationError);
+}

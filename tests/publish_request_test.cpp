@@ -297,3 +297,21 @@ TEST_CASE("publish_parsed_full_envelope_passes_validation", "[publish]") {
                               "idempotency_key": "i", "delay": "90s"})");
     CHECK_NOTHROW(mq::validate(r, {}));
 }
+
+// Issue 11: `--delay 9223372036854775807ms` and `--at 0000-01-01T00:00:00Z` were accepted;
+// a delay_ms or deliver_at beyond them in an envelope is refused naming the field.
+TEST_CASE("publish_delay_and_delivery_time_out_of_range_are_refused", "[publish][security]") {
+    mq::PublishLimits limits;
+    auto big = parse(R"({"payload": "x", "delay_ms": 9223372036854775807})");
+    CHECK(error_of([&] { mq::validate(big, limits); }) ==
+          std::pair{mq::ErrorCode::kValidation, std::string("delay")});
+    auto past = parse(R"({"payload": "x", "deliver_at": "0000-01-01T00:00:00Z"})");
+    CHECK(error_of([&] { mq::validate(past, limits); }) ==
+          std::pair{mq::ErrorCode::kValidation, std::string("deliver_at")});
+    auto far = parse(R"({"payload": "x", "deliver_at": "9999-01-01T00:00:00Z"})");
+    CHECK(error_of([&] { mq::validate(far, limits); }).second == "deliver_at");
+    auto ok = parse(R"({"payload": "x", "delay": "36500d"})");
+    CHECK_NOTHROW(mq::validate(ok, limits));
+    auto epoch = parse(R"({"payload": "x", "deliver_at": "1970-01-01T00:00:00Z"})");
+    CHECK_NOTHROW(mq::validate(epoch, limits));
+}

@@ -45,9 +45,18 @@ TEST_CASE("parse_duration_reads_a_bare_number_as_milliseconds", "[time]") {
     CHECK(mq::parse_duration("0ms") == milliseconds(0));
 }
 
-TEST_CASE("parse_duration_accepts_the_largest_value_that_fits", "[time]") {
-    CHECK(mq::parse_duration("9223372036854775807") == milliseconds(9223372036854775807LL));
-    CHECK(mq::parse_duration("106751991167d") == milliseconds(106751991167LL * 86'400'000));
+TEST_CASE("parse_duration_accepts_up_to_100_years", "[time]") {
+    CHECK(mq::parse_duration("36500d") == mq::kMaxDuration);
+    CHECK(mq::parse_duration("3153600000000") == mq::kMaxDuration);
+    CHECK(mq::parse_duration("876000h") == mq::kMaxDuration);
+}
+
+// Issue 11: `mqctl publish --delay 9223372036854775807ms` was accepted (exit 0).
+TEST_CASE("parse_duration_refuses_more_than_100_years_naming_the_flag", "[time][security]") {
+    CHECK_THROWS_WITH(mq::parse_duration("9223372036854775807ms", "--delay"),
+                      Catch::Contains("--delay") && Catch::Contains("longer than 100 years"));
+    CHECK_THROWS_AS(mq::parse_duration("36501d"), mq::ValidationError);
+    CHECK_THROWS_AS(mq::parse_duration("3153600000001"), mq::ValidationError);
 }
 
 TEST_CASE("parse_duration_refuses_malformed_text", "[time]") {

@@ -1,5 +1,7 @@
 #include "http.hpp"
 
+#include "mq/core/json.hpp"
+
 namespace mqapi {
 
 std::string_view Request::header(std::string_view name) const {
@@ -37,49 +39,7 @@ Response error_response(int status, std::string_view code, const std::string& me
 }
 
 nlohmann::json parse_json_body(std::string_view body, int max_depth) {
-    int depth = 0;
-    bool in_string = false;
-    bool escaped = false;
-    for (char c : body) {
-        if (in_string) {
-            if (escaped)
-                escaped = false;
-            else if (c == '\\')
-                escaped = true;
-            else if (c == '"')
-                in_string = false;
-            continue;
-        }
-        if (c == '"')
-            in_string = true;
-        else if (c == '{' || c == '[') {
-            if (++depth > max_depth)
-                throw mq::ValidationError("JSON nested deeper than " + std::to_string(max_depth) +
-                                          " levels");
-        } else if (c == '}' || c == ']') {
-            --depth;
-        }
-    }
-    // The last object key seen, to name the field of a number out of range: nlohmann throws
-    // out_of_range (not parse_error) for 1e400, which must be a 400 like any bad input.
-    std::string last_key;
-    auto track = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        if (event == nlohmann::json::parse_event_t::key && parsed.is_string())
-            last_key = parsed.get<std::string>();
-        return true;
-    };
-    try {
-        return nlohmann::json::parse(body, track);
-    } catch (const nlohmann::json::parse_error& e) {
-        throw mq::ValidationError(std::string("malformed JSON: ") + e.what());
-    } catch (const nlohmann::json::exception&) {
-        nlohmann::json details = nlohmann::json::object();
-        if (!last_key.empty()) details["field"] = last_key;
-        throw mq::ValidationError(
-            "a number in the request body is out of range" +
-                (last_key.empty() ? std::string() : " (field \"" + mq::printable(last_key) + "\")"),
-            std::move(details));
-    }
+    return mq::parse_json(body, "request body", {static_cast<std::size_t>(max_depth), 0});
 }
 
 nlohmann::json parse_object_body(std::string_view body) {

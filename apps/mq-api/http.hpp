@@ -53,8 +53,8 @@ Response error_response(int status, std::string_view code, const std::string& me
 /// Completes a request: call exactly once, from any thread.
 using Reply = std::function<void(Response)>;
 
-/// Parses a JSON body with nlohmann after refusing nesting deeper than `max_depth` (deep
-/// nesting would otherwise recurse without bound). Throws ValidationError.
+/// Parses a JSON body with mq::parse_json (nesting deeper than `max_depth`, numbers out of
+/// range and invalid UTF-8 refused, naming the field). Throws ValidationError.
 nlohmann::json parse_json_body(std::string_view body, int max_depth = 64);
 /// An object body; empty body reads as {}.
 nlohmann::json parse_object_body(std::string_view body);

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "flags.hpp"
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
 #include "mq/consume/subscription_reconciler.hpp"
@@ -175,7 +176,8 @@ int main(int argc, char** argv) {
     CLI::App app{"mq-worker: deliver messages of subscriptions to webhook and exec handlers"};
     app.set_version_flag("--version", "mq-worker 0.1.0");
     Options o;
-    app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)");
+    app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)")
+        ->check(mqcli::regular_file(16 * 1024 * 1024));
     app.add_flag("--from-db", o.from_db,
                  "Also run every webhook/exec subscription found in the database");
     app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")
@@ -194,6 +196,7 @@ int main(int argc, char** argv) {
            "--reconcile-interval-ms", o.reconcile_interval_ms,
            "Full reconcile from PostgreSQL this often (default 15000; events apply at once)")
         ->check(CLI::Range(100, 3600000));
+    mqcli::harden_options(app);  // decimal numbers, no empty or non-UTF-8 values
     try {
         app.parse(argc, argv);
         if (o.config.empty() && !o.from_db) throw CLI::RequiredError("--config or --from-db");

@@ -20,6 +20,7 @@
 #include "mq/consume/subscription.hpp"
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/consume/subscription_reconciler.hpp"
+#include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
@@ -103,7 +104,8 @@ std::string scope_of(const mq::YamlDocument& doc, const std::string& path) {
 
 // Reads, schema-checks and converts the file; every error names file:line and the field.
 DesiredState load_desired(const ApplyOptions& o, Context& ctx) {
-    mq::YamlDocument doc = mq::load_yaml(o.file);
+    // A bounded read first: -f /dev/zero or a directory is refused, not read into memory.
+    mq::YamlDocument doc = mq::parse_yaml(mq::read_input_file(o.file, "file"), o.file);
     if (doc.json.is_null()) doc.json = json::object();
     static const json schema = json::parse(mq::embedded_schema("subscriptions.schema.json"));
     mq::validate_schema(doc, schema);

@@ -43,8 +43,14 @@ void check_dead_letter_id(const std::string& text) { mq::parse_entry_ref(text, "
 // "1h", "2d" (that long ago) or an RFC 3339 time, to Unix ms.
 std::int64_t parse_time_or_age(const std::string& text, const std::string& flag) {
     try {
-        if (text.size() >= 10 && text[4] == '-') return mq::parse_rfc3339(text, flag);
-        return mq::now_ms() - mq::parse_duration(text, flag).count();
+        if (text.size() >= 10 && text[4] == '-') {
+            // Stream ids start at 1970: an earlier time is a typo, not "everything".
+            std::int64_t ms = mq::parse_rfc3339(text, flag);
+            if (ms < 0) throw mq::ValidationError("before 1970");
+            return ms;
+        }
+        // An age longer than the epoch means everything: clamp, never a negative id.
+        return std::max<std::int64_t>(0, mq::now_ms() - mq::parse_duration(text, flag).count());
     } catch (const mq::ValidationError&) {
         throw mq::ValidationError(
             "invalid " + flag + " '" + mq::printable(text) +

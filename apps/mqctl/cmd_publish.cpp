@@ -1,12 +1,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 
 #include "commands.hpp"
+#include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/publish/batch_file.hpp"
@@ -32,12 +32,6 @@ struct PublishOptions {
 };
 
 namespace {
-
-std::string read_all(std::istream& in) {
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 mq::PublishRequest request_from_flags(const PublishOptions& o) {
     mq::PublishRequest r;
@@ -66,20 +60,21 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     int sources = (o.payload ? 1 : 0) + (o.file.empty() ? 0 : 1);
     if (sources > 1)
         throw mq::ValidationError("give the payload as an argument or --file, not both");
+    // Reads are bounded by the message size limit: `-f /dev/zero` or an endless pipe is
+    // refused (exit 2) instead of filling memory.
+    const auto max = static_cast<std::size_t>(limits.max_message_size);
     if (o.payload) {
         r.payload = *o.payload;
-    } else if (!o.file.empty() && o.file != "-") {
-        std::ifstream in(o.file, std::ios::binary);
-        if (!in) throw mq::ValidationError("cannot read payload file '" + o.file + "'");
-        r.payload = read_all(in);
+    } else if (!o.file.empty()) {
+        r.payload = mq::read_input_file(o.file, "payload file", max);
     } else {
-        if (o.file.empty() && isatty(STDIN_FILENO))
+        if (isatty(STDIN_FILENO))
             throw mq::ValidationError(
                 "no payload: give it as an argument, with --file FILE, or on standard input");
-        r.payload = read_all(std::cin);
+        r.payload = mq::read_input_file("-", "standard input", max);
         // From cron, stdin is /dev/null: an implicit read that finds nothing is a mistake,
         // not an empty message. `-f -` asks for stdin explicitly and may be empty.
-        if (r.payload.empty() && o.file.empty())
+        if (r.payload.empty())
             throw mq::ValidationError(
                 "no payload: standard input was empty; give the payload as an argument, with "
                 "--file FILE, or '-f -' to publish an empty message from standard input");

@@ -6,6 +6,8 @@
 #include "confirm.hpp"
 #include "mq/config/yaml_loader.hpp"
 #include "mq/consume/queue_update.hpp"
+#include "mq/core/input_file.hpp"
+#include "mq/core/json.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/queue/catalog.hpp"
@@ -30,15 +32,12 @@ std::string principals_text(const std::vector<std::string>& list) {
 }
 
 // A schema file is JSON; a syntax error names the file and byte offset. Read with a bound
-// and checked (depth, $ref cycles, patterns) before anything recursive touches it.
+// (no more than a stored schema may hold, several times over for whitespace) and checked
+// (depth, $ref cycles, patterns) before anything recursive touches it.
 nlohmann::json read_schema_file(const std::string& path) {
-    std::string text;
-    try {
-        text = mq::read_bounded_file(path, 4 * mq::PayloadSchemaLimits::kMaxBytes, "schema file");
-    } catch (const mq::ValidationError& e) {
-        throw mq::ValidationError(e.what(), {{"field", "schema"}});
-    }
-    return mq::parse_payload_schema(text, "schema file '" + path + "'");
+    std::string text =
+        mq::read_input_file(path, "schema file", 4 * mq::PayloadSchemaLimits::kMaxBytes);
+    return mq::parse_payload_schema(text, "schema file '" + mq::printable(path) + "'");
 }
 
 void print_queue(const mq::Queue& q, Context& ctx) {

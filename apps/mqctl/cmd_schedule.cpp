@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "confirm.hpp"
+#include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/schedule/cron.hpp"
@@ -53,18 +54,8 @@ std::optional<std::string> payload_of(const ScheduleOptions& o) {
                                   {{"field", "payload"}});
     if (o.payload) return o.payload;
     if (o.payload_file.empty()) return std::nullopt;
-    std::ostringstream ss;
-    if (o.payload_file == "-") {
-        ss << std::cin.rdbuf();
-    } else {
-        std::ifstream in(o.payload_file, std::ios::binary);
-        if (!in)
-            throw mq::ValidationError(
-                "cannot read payload file '" + mq::printable(o.payload_file) + "'",
-                {{"field", "payload"}});
-        ss << in.rdbuf();
-    }
-    return ss.str();
+    // Bounded: /dev/zero or an endless pipe is refused, not read into memory.
+    return mq::read_input_file(o.payload_file, "payload file");
 }
 
 mq::PublishLimits limits_of(Context& ctx) {

@@ -10,6 +10,7 @@
 #include "mq/consume/control.hpp"
 #include "mq/consume/subscription.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/core/json.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/deliver/exec.hpp"
@@ -53,11 +54,7 @@ struct SubOptions {
 namespace {
 
 nlohmann::json parse_json_flag(const std::string& flag, const std::string& text) {
-    auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded())
-        throw mq::ValidationError(flag + " is not valid JSON: '" + mq::printable(text) + "'",
-                                  {{"field", flag}});
-    return j;
+    return mq::parse_json(text, flag);  // bounded depth; errors name the flag
 }
 
 // --type/--url/--command/--handler. --url implies a webhook and --command an exec

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "flags.hpp"
 #include "mq/error.hpp"
 
 int main(int argc, char** argv) {
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.fallthrough();
     auto& o = ctx.options;
-    app.add_option("--config", o.config_file, "YAML config file (also MQ_CONFIG)");
+    app.add_option("--config", o.config_file, "YAML config file (also MQ_CONFIG)")
+        ->check(mqcli::regular_file(16 * 1024 * 1024));
     app.add_option("-t,--tenant", o.tenant, "Tenant to act for (MQ_TENANT, default 'default')");
     app.add_option("-o,--output", o.output, "Output format")
         ->check(CLI::IsMember({"table", "json"}));
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
     mqctl::setup_apply(app, ctx);
     mqctl::setup_token(app, ctx);
     mqctl::setup_schedule(app, ctx);
+    mqcli::harden_options(app);  // after every option exists: empty values, numbers
 
     try {
         app.parse(argc, argv);

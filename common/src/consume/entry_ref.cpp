@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 
 #include "mq/error.hpp"
 
@@ -26,8 +27,14 @@ EntryRef parse_entry_ref(std::string_view text, std::string_view listed_by) {
     if (ec != std::errc() || ptr != text.data() + colon || r.partition < 0) throw bad();
     std::string_view sid = text.substr(colon + 1);
     auto dash = sid.find('-');
-    if (!all_digits(sid.substr(0, dash)) ||
-        (dash != std::string_view::npos && !all_digits(sid.substr(dash + 1))))
+    // Each half of a stream id is a 64-bit unsigned number; more digits are not an id
+    // Redis would take (it answers "Invalid stream ID", which is not a usage error).
+    auto u64 = [&](std::string_view s) {
+        std::uint64_t v = 0;
+        auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), v);
+        return all_digits(s) && err == std::errc() && end == s.data() + s.size();
+    };
+    if (!u64(sid.substr(0, dash)) || (dash != std::string_view::npos && !u64(sid.substr(dash + 1))))
         throw bad();
     r.stream_id = std::string(sid);
     if (dash == std::string_view::npos) r.stream_id += "-0";

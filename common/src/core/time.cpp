@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
-#include <limits>
 
 #include "mq/error.hpp"
 
@@ -21,7 +20,9 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
                                   "': use a number with a unit, e.g. 500ms, 90s, 5m, 1h, 7d",
                               {{"field", what}, {"value", printable(text)}});
     };
-    if (text.empty()) return fail();
+    // from_chars would take a leading '-' (refused below anyway) and nothing else odd;
+    // "+5s", " 5s", "0x10" all fail here.
+    if (text.empty() || text[0] < '0' || text[0] > '9') return fail();
     std::int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || value < 0) return fail();
@@ -39,7 +40,11 @@ std::chrono::milliseconds parse_duration(std::string_view text, std::string_view
         scale = 86'400'000;
     else
         return fail();
-    if (value > std::numeric_limits<std::int64_t>::max() / scale) return fail();
+    if (value > kMaxDuration.count() / scale) {
+        throw ValidationError(
+            "invalid " + std::string(what) + " '" + printable(text) + "': longer than 100 years",
+            {{"field", what}, {"value", printable(text)}});
+    }
     return std::chrono::milliseconds(value * scale);
 }
 

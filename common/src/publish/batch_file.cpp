@@ -7,7 +7,6 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <unordered_set>
 
 #include "mq/publish/envelope.hpp"
 
@@ -16,6 +15,32 @@ namespace mq {
 namespace {
 
 constexpr std::size_t kMaxReportedErrors = 100;
+
+// A line may hold a payload of max_message_size escaped as JSON (\u0000 is 6 bytes per
+// byte) plus its envelope fields; anything longer is not a batch line (e.g. /dev/zero).
+std::size_t max_line_bytes(const PublishLimits& limits) {
+    return limits.max_message_size * 6 + 64 * 1024;
+}
+
+// std::getline with a bound: a line over `max` bytes refuses the whole input, since what
+// follows it cannot be found without reading the rest of an endless line.
+bool read_line(std::istream& in, std::string& line, std::size_t max, std::size_t number) {
+    line.clear();
+    std::streambuf* buf = in.rdbuf();
+    for (;;) {
+        int c = buf->sbumpc();
+        if (c == std::char_traits<char>::eof()) {
+            in.setstate(std::ios::eofbit);
+            return !line.empty();
+        }
+        if (c == '\n') return true;
+        if (line.size() >= max)
+            throw ValidationError("line " + std::to_string(number) + " is longer than " +
+                                      std::to_string(max) + " bytes; nothing was published",
+                                  {{"line", number}, {"field", "batch"}});
+        line.push_back(static_cast<char>(c));
+    }
+}
 
 bool blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
@@ -41,13 +66,37 @@ struct TempFile {
 
 }  // namespace
 
+std::set<std::size_t> check_json_lines(std::istream& in, const PublishLimits& limits,
+                                       const BatchOptions& options, BatchReport& report,
+                                       std::ostream* spool) {
+    EnvelopeParser parser;
+    std::set<std::size_t> bad_lines;
+    std::string line;
+    std::size_t number = 0;
+    const std::size_t max = max_line_bytes(limits);
+    while (read_line(in, line, max, number + 1)) {
+        ++number;
+        if (spool) *spool << line << '\n';
+        if (blank(line)) continue;
+        ++report.lines;
+        try {
+            parse_line(parser, line, limits, options);
+        } catch (const Error& e) {
+            bad_lines.insert(number);
+            if (report.invalid.size() < kMaxReportedErrors)
+                report.invalid.push_back({number, e.what()});
+        }
+    }
+    return bad_lines;
+}
+
 BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const std::string& path,
                                const PublishLimits& limits, const BatchOptions& options) {
     BatchReport report;
     EnvelopeParser parser;
     TempFile spool;
     std::string source = path;
-    std::unordered_set<std::size_t> bad_lines;
+    std::set<std::size_t> bad_lines;
 
     // Pass 1: validate every line (and spool standard input).
     {
@@ -55,8 +104,14 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
         std::ofstream out;
         std::istream* in = &std::cin;
         if (path != "-") {
+            std::error_code ec;
+            if (std::filesystem::is_directory(path, ec))
+                throw ValidationError("batch file '" + printable(path) + "' is a directory",
+                                      {{"field", "batch"}});
             file.open(path, std::ios::binary);
-            if (!file) throw ValidationError("cannot read batch file '" + path + "'");
+            if (!file)
+                throw ValidationError("cannot read batch file '" + printable(path) + "'",
+                                      {{"field", "batch"}});
             in = &file;
         } else {
             char tmpl[] = "/tmp/mqctl-batch-XXXXXX";
@@ -67,21 +122,7 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
             source = tmpl;
             out.open(spool.path, std::ios::binary | std::ios::trunc);
         }
-        std::string line;
-        std::size_t number = 0;
-        while (std::getline(*in, line)) {
-            ++number;
-            if (out.is_open()) out << line << '\n';
-            if (blank(line)) continue;
-            ++report.lines;
-            try {
-                parse_line(parser, line, limits, options);
-            } catch (const Error& e) {
-                bad_lines.insert(number);
-                if (report.invalid.size() < kMaxReportedErrors)
-                    report.invalid.push_back({number, e.what()});
-            }
-        }
+        bad_lines = check_json_lines(*in, limits, options, report, out.is_open() ? &out : nullptr);
         if (out.is_open()) {
             out.close();
             if (!out) throw Error(ErrorCode::kInternal, "cannot spool standard input to " + source);
@@ -148,7 +189,8 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
     };
     std::string line;
     std::size_t number = 0;
-    while (std::getline(in, line)) {
+    const std::size_t max = max_line_bytes(limits);
+    while (read_line(in, line, max, number + 1)) {
         ++number;
         if (blank(line) || bad_lines.count(number)) continue;
         chunk.push_back(parse_line(parser, line, limits, options));

@@ -134,6 +134,12 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
             throw ValidationError("header names must not be empty", {{"field", "headers"}});
     if (r.delay && r.delay->count() < 0)
         throw ValidationError("delay must not be negative", {{"field", "delay"}});
+    if (r.delay && *r.delay > kMaxDuration)
+        throw ValidationError("delay must not be longer than 100 years", {{"field", "delay"}});
+    if (r.deliver_at_ms &&
+        (*r.deliver_at_ms < 0 || *r.deliver_at_ms > now_ms() + kMaxDuration.count()))
+        throw ValidationError("deliver_at must be between 1970 and 100 years from now",
+                              {{"field", "deliver_at"}});
     if (r.delay && r.deliver_at_ms)
         throw ValidationError("give either a delay or a delivery time, not both",
                               {{"field", "deliver_at"}});

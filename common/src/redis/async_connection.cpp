@@ -223,6 +223,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         transport =
             std::make_shared<Transport>(*ioc, endpoint.tls ? endpoint.tls_context : nullptr);
         reader.reset(redisReaderCreate());
+        cap_reply_arrays(reader.get());
         // Setup commands go first; calls made while connecting queue up behind them.
         if (!endpoint.password.empty()) {
             if (endpoint.username.empty())

@@ -188,6 +188,33 @@ struct ReplyDeleter {
 
 }  // namespace
 
+namespace {
+
+// hiredis' own reply functions, with createArray refusing huge announced lengths; copied
+// once from the first reader (the defaults are not exported).
+redisReplyObjectFunctions g_capped_functions;
+void* (*g_create_array)(const redisReadTask*, int) = nullptr;
+
+void* capped_create_array(const redisReadTask* task, int elements) {
+    if (elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
+    return g_create_array(task, elements);
+}
+
+}  // namespace
+
+void cap_reply_arrays(void* reader) {
+    auto* r = static_cast<redisReader*>(reader);
+    if (!r || !r->fn || r->fn == &g_capped_functions) return;
+    static const bool once = [r] {
+        g_capped_functions = *r->fn;
+        g_create_array = r->fn->createArray;
+        g_capped_functions.createArray = capped_create_array;
+        return true;
+    }();
+    (void)once;
+    if (r->fn->createArray == g_create_array) r->fn = &g_capped_functions;
+}
+
 Reply reply_from_hiredis(const void* hiredis_reply) {
     return convert(static_cast<const redisReply*>(hiredis_reply));
 }
@@ -282,6 +309,7 @@ void Connection::connect() {
     stash_.clear();
     out_.clear();
     reader_.reset(redisReaderCreate());
+    cap_reply_arrays(reader_.get());
     socket_ = std::make_unique<SyncSocket>();
     if (!socket_->connect(endpoint_, endpoint_.tls ? endpoint_.tls_context.get() : nullptr,
                           options_.connect_timeout))

@@ -2,6 +2,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <istream>
+#include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +48,14 @@ struct BatchReport {
     std::string first_rejection;          ///< why the first one was refused
     std::vector<BatchLineError> invalid;  ///< at most 100, in line order
 };
+
+/// The first pass of publish_json_lines, without Redis: parses and validates every line of
+/// `in` (copying each line to `spool` when given), counting non-blank lines in
+/// `report.lines` and recording bad ones in `report.invalid`. Returns the numbers of the
+/// bad lines (all of them; `report.invalid` keeps the first 100).
+std::set<std::size_t> check_json_lines(std::istream& in, const PublishLimits& limits,
+                                       const BatchOptions& options, BatchReport& report,
+                                       std::ostream* spool = nullptr);
 
 /// Publishes a JSON-lines file (`-` is standard input) in two passes: the first parses and
 /// validates every line, so a malformed line refuses the whole batch before anything is

@@ -111,6 +111,15 @@ struct Reply {
 /// never shows it to a client (docs/security.md, "What answers reveal").
 Error reply_error(const Reply& reply, std::string_view command);
 
+/// Largest array a reply may announce. hiredis 0.14 allocates the element table from the
+/// announced length before any element arrives, so "*2000000000" from a hostile or
+/// broken server would cost 16 GB; mq never reads arrays near this size.
+inline constexpr int kMaxReplyElements = 1 << 22;
+
+/// Makes the hiredis reader `reader` (a `redisReader*`) refuse, as out of memory, any array
+/// longer than kMaxReplyElements. Every reader mq creates goes through it.
+void cap_reply_arrays(void* reader);
+
 /// Converts a hiredis reply (a `redisReply*`) into a Reply.
 Reply reply_from_hiredis(const void* hiredis_reply);
 
