@@ -16,7 +16,7 @@
 
 #include "api_process.hpp"
 #include "harness.hpp"
-#include "tls_files.hpp"
+#include "test_ca.hpp"
 
 using namespace mqtest;
 using namespace std::chrono_literals;
@@ -65,11 +65,11 @@ int wait_exit(ApiProcess& api, std::chrono::milliseconds timeout) {
 }  // namespace
 
 TEST_CASE("mq_api_serves_https_verified_against_the_test_ca", "[https]") {
-    TlsFiles tls;
+    const TestCa& tls = TestCa::shared();
     ApiSession s(ApiOptions{
-        {}, {}, {}, {{"TLS_CERT_FILE", tls.server_cert}, {"TLS_KEY_FILE", tls.server_key}}});
+        {}, {}, {}, {{"TLS_CERT_FILE", tls.server_cert()}, {"TLS_KEY_FILE", tls.server_key()}}});
     const std::string auth = "Authorization: Bearer " + s.token;
-    auto created = curl({"--cacert", tls.ca_cert, "-H", auth, "-H",
+    auto created = curl({"--cacert", tls.ca_file(), "-H", auth, "-H",
                          "Content-Type: application/json", "-d", R"({"name":"secure"})"},
                         s.api.port(), "/api/v1/mq/queues");
     INFO(created.body);
@@ -77,8 +77,8 @@ TEST_CASE("mq_api_serves_https_verified_against_the_test_ca", "[https]") {
     CHECK(created.status == 201);
     for (int i = 0; i < 3; ++i) {
         auto published =
-            curl({"--cacert", tls.ca_cert, "-H", auth, "-H", "Content-Type: application/json", "-d",
-                  R"({"queue":"secure","payload":{"n":)" + std::to_string(i) + "}}"},
+            curl({"--cacert", tls.ca_file(), "-H", auth, "-H", "Content-Type: application/json",
+                  "-d", R"({"queue":"secure","payload":{"n":)" + std::to_string(i) + "}}"},
                  s.api.port(), "/api/v1/mq/publish");
         INFO(published.body);
         CHECK(published.exit_code == 0);
@@ -90,12 +90,12 @@ TEST_CASE("mq_api_serves_https_verified_against_the_test_ca", "[https]") {
     auto unverified = curl({}, s.api.port(), "/api/v1/mq/health");
     CHECK(unverified.exit_code == 60);
     // TLS 1.1 and older are refused by the server.
-    auto old = curl({"--cacert", tls.ca_cert, "--tlsv1", "--tls-max", "1.1"}, s.api.port(),
+    auto old = curl({"--cacert", tls.ca_file(), "--tlsv1", "--tls-max", "1.1"}, s.api.port(),
                     "/api/v1/mq/health");
     CHECK(old.exit_code != 0);
     CHECK(old.status == 0);
     // TLS 1.3 works.
-    auto modern = curl({"--cacert", tls.ca_cert, "--tlsv1.3"}, s.api.port(), "/api/v1/mq/health");
+    auto modern = curl({"--cacert", tls.ca_file(), "--tlsv1.3"}, s.api.port(), "/api/v1/mq/health");
     CHECK(modern.exit_code == 0);
     CHECK(modern.status != 0);
 
@@ -105,17 +105,17 @@ TEST_CASE("mq_api_serves_https_verified_against_the_test_ca", "[https]") {
     CHECK(plain.status == 400);
     CHECK(plain.error_code() == "MQ_HTTPS_REQUIRED");
     // And the server goes on serving HTTPS.
-    auto after = curl({"--cacert", tls.ca_cert, "-H", auth}, s.api.port(), "/api/v1/mq/queues");
+    auto after = curl({"--cacert", tls.ca_file(), "-H", auth}, s.api.port(), "/api/v1/mq/queues");
     CHECK(after.status == 200);
 }
 
 TEST_CASE("a_client_that_never_finishes_the_tls_handshake_is_closed", "[https]") {
-    TlsFiles tls;
+    const TestCa& tls = TestCa::shared();
     ApiSession s(ApiOptions{{},
                             {},
                             {},
-                            {{"TLS_CERT_FILE", tls.server_cert},
-                             {"TLS_KEY_FILE", tls.server_key},
+                            {{"TLS_CERT_FILE", tls.server_cert()},
+                             {"TLS_KEY_FILE", tls.server_key()},
                              {"TLS_HANDSHAKE_TIMEOUT_MS", "700"}}});
     auto connect = [&] {
         int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -145,25 +145,27 @@ TEST_CASE("a_client_that_never_finishes_the_tls_handshake_is_closed", "[https]")
     CHECK(std::chrono::steady_clock::now() - t0 < 2500ms);
     ::close(silent);
     ::close(partial);
-    auto ok = curl({"--cacert", tls.ca_cert}, s.api.port(), "/api/v1/mq/health");
+    auto ok = curl({"--cacert", tls.ca_file()}, s.api.port(), "/api/v1/mq/health");
     CHECK(ok.exit_code == 0);
 }
 
 TEST_CASE("a_bad_certificate_or_key_is_a_configuration_error_at_startup", "[https]") {
-    TlsFiles tls;
+    const TestCa& tls = TestCa::shared();
     struct Case {
         std::map<std::string, std::string> env;
         std::string says;
     };
     std::vector<Case> cases = {
-        {{{"TLS_CERT_FILE", tls.server_cert}, {"TLS_KEY_FILE", tls.other_key}}, "TLS_KEY_FILE"},
-        {{{"TLS_CERT_FILE", tls.dir + "/missing.pem"}, {"TLS_KEY_FILE", tls.server_key}},
+        {{{"TLS_CERT_FILE", tls.server_cert()}, {"TLS_KEY_FILE", tls.other_client_key()}},
+         "TLS_KEY_FILE"},
+        {{{"TLS_CERT_FILE", tls.dir() + "/missing.pem"}, {"TLS_KEY_FILE", tls.server_key()}},
          "cannot read"},
-        {{{"TLS_CERT_FILE", tls.server_key}, {"TLS_KEY_FILE", tls.server_key}}, "TLS_CERT_FILE"},
-        {{{"TLS_CERT_FILE", tls.server_cert}}, "needs both TLS_CERT_FILE and TLS_KEY_FILE"},
-        {{{"TLS_CERT_FILE", tls.server_cert},
-          {"TLS_KEY_FILE", tls.server_key},
-          {"TLS_CA_FILE", tls.dir + "/nope.pem"}},
+        {{{"TLS_CERT_FILE", tls.server_key()}, {"TLS_KEY_FILE", tls.server_key()}},
+         "TLS_CERT_FILE"},
+        {{{"TLS_CERT_FILE", tls.server_cert()}}, "needs both TLS_CERT_FILE and TLS_KEY_FILE"},
+        {{{"TLS_CERT_FILE", tls.server_cert()},
+          {"TLS_KEY_FILE", tls.server_key()},
+          {"TLS_CA_FILE", tls.dir() + "/nope.pem"}},
          "TLS_CA_FILE"},
     };
     for (auto& c : cases) {

@@ -11,10 +11,14 @@ namespace {
 
 const nlohmann::json kSchema = nlohmann::json::parse(R"({"type":"object","required":["id"]})");
 
+// The field a refusal names: a ValidationError (400) or a refused schema (422,
+// MQ_SCHEMA_INVALID), both of which carry details.field.
 std::string field_of(const std::function<void()>& f) {
     try {
         f();
-    } catch (const mq::ValidationError& e) {
+    } catch (const mq::Error& e) {
+        if (e.code() != mq::ErrorCode::kValidation && e.code() != mq::ErrorCode::kSchemaInvalid)
+            return "<code " + std::string(mq::code_name(e.code())) + ">";
         return e.details().value("field", std::string("<no field>"));
     }
     return "<no error>";

@@ -63,15 +63,27 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     // Reads are bounded by the message size limit: `-f /dev/zero` or an endless pipe is
     // refused (exit 2) instead of filling memory.
     const auto max = static_cast<std::size_t>(limits.max_message_size);
+    // A payload over the limit is MQ_PAYLOAD_TOO_LARGE however it arrives (argument or file).
+    auto read_payload = [&](const std::string& path, const char* what) {
+        try {
+            return mq::read_input_file(path, what, max);
+        } catch (const mq::ValidationError& e) {
+            if (!e.details().contains("limit")) throw;
+            throw mq::Error(mq::ErrorCode::kPayloadTooLarge,
+                            std::string("the ") + what + " is over the limit of " +
+                                std::to_string(max) + " bytes (MAX_MESSAGE_SIZE)",
+                            {{"limit", max}});
+        }
+    };
     if (o.payload) {
         r.payload = *o.payload;
     } else if (!o.file.empty()) {
-        r.payload = mq::read_input_file(o.file, "payload file", max);
+        r.payload = read_payload(o.file, "payload file");
     } else {
         if (isatty(STDIN_FILENO))
             throw mq::ValidationError(
                 "no payload: give it as an argument, with --file FILE, or on standard input");
-        r.payload = mq::read_input_file("-", "standard input", max);
+        r.payload = read_payload("-", "standard input");
         // From cron, stdin is /dev/null: an implicit read that finds nothing is a mistake,
         // not an empty message. `-f -` asks for stdin explicitly and may be empty.
         if (r.payload.empty())

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "mq/config/yaml_loader.hpp"
+#include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
 #include "mq/error.hpp"
 
@@ -143,7 +144,7 @@ Config load_config(const std::string& yaml_file, const std::map<std::string, std
     Config c;
     if (!yaml_file.empty()) {
         YAML::Node root = load_yaml_text(
-            read_bounded_file(yaml_file, YamlLimits{}.max_bytes, "config file"), yaml_file);
+            read_input_file(yaml_file, "config file", YamlLimits{}.max_bytes), yaml_file);
         if (root && !root.IsNull()) {
             if (!root.IsMap())
                 throw ValidationError(yaml_file + ": expected a mapping of settings");

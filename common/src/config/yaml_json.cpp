@@ -10,6 +10,7 @@
 #include <valijson/validator.hpp>
 
 #include "mq/config/yaml_loader.hpp"
+#include "mq/core/input_file.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -113,7 +114,7 @@ YamlDocument parse_yaml(const std::string& text, const std::string& name) {
 }
 
 YamlDocument load_yaml(const std::string& path) {
-    return parse_yaml(read_bounded_file(path, YamlLimits{}.max_bytes), path);
+    return parse_yaml(read_input_file(path, "YAML file", YamlLimits{}.max_bytes), path);
 }
 
 void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json) {

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <vector>
 
+#include "mq/core/input_file.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -134,25 +135,8 @@ YAML::Node load_yaml_text(std::string_view text, const std::string& name,
     }
 }
 
-std::string read_bounded_file(const std::string& path, std::size_t max_bytes,
-                              const std::string& what) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ValidationError("cannot read " + what + " " + path);
-    std::string text;
-    char buf[64 * 1024];
-    while (in) {
-        in.read(buf, sizeof buf);
-        text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > max_bytes)
-            throw ValidationError(what + " " + path + " is larger than " +
-                                  std::to_string(max_bytes) + " bytes");
-    }
-    if (in.bad()) throw ValidationError("cannot read " + what + " " + path);
-    return text;
-}
-
 YAML::Node load_yaml_file(const std::string& path, const YamlLimits& limits) {
-    return load_yaml_text(read_bounded_file(path, limits.max_bytes), path, limits);
+    return load_yaml_text(read_input_file(path, "YAML file", limits.max_bytes), path, limits);
 }
 
 }  // namespace mq

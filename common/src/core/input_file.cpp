@@ -26,9 +26,11 @@ struct Fd {
 
 std::string read_input_file(const std::string& path, std::string_view what, std::size_t max_bytes) {
     const std::string field(what);
-    auto fail = [&](const std::string& why) -> std::string {
+    auto fail = [&](const std::string& why, bool too_large = false) -> std::string {
         std::string where = path == "-" ? "" : " '" + printable(path) + "'";
-        throw ValidationError("cannot read " + field + where + ": " + why, {{"field", field}});
+        nlohmann::json details{{"field", field}};
+        if (too_large) details["limit"] = max_bytes;  // callers may answer "too large"
+        throw ValidationError("cannot read " + field + where + ": " + why, std::move(details));
     };
     if (path.empty()) return fail("no file name given");
     // O_NONBLOCK: opening a FIFO without a writer must not hang; cleared below for reads.
@@ -44,7 +46,8 @@ std::string read_input_file(const std::string& path, std::string_view what, std:
     }
     if (S_ISREG(st.st_mode) && static_cast<std::uintmax_t>(st.st_size) > max_bytes)
         return fail("it is " + std::to_string(st.st_size) + " bytes, over the limit of " +
-                    std::to_string(max_bytes));
+                        std::to_string(max_bytes),
+                    true);
 
     std::string out;
     char buf[65536];
@@ -56,7 +59,7 @@ std::string read_input_file(const std::string& path, std::string_view what, std:
         }
         if (n == 0) break;
         if (out.size() + static_cast<std::size_t>(n) > max_bytes)
-            return fail("it is over the limit of " + std::to_string(max_bytes) + " bytes");
+            return fail("it is over the limit of " + std::to_string(max_bytes) + " bytes", true);
         out.append(buf, static_cast<std::size_t>(n));
     }
     return out;

@@ -29,8 +29,4 @@ YAML::Node load_yaml_text(std::string_view text, const std::string& name,
 /// cannot be opened.
 YAML::Node load_yaml_file(const std::string& path, const YamlLimits& limits = {});
 
-/// Reads a whole file of at most `max_bytes`; ValidationError when it is larger or unreadable.
-std::string read_bounded_file(const std::string& path, std::size_t max_bytes,
-                              const std::string& what = "file");
-
 }  // namespace mq
