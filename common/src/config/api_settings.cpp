@@ -1,27 +1,15 @@
 #include "mq/config/api_settings.hpp"
 
-#include <charconv>
-
+#include "mq/config/setting_values.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
 
 namespace {
 
-std::int64_t integer(const std::string& name, const std::string& value, const std::string& source,
-                     std::int64_t min, std::int64_t max) {
-    std::int64_t v = 0;
-    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-    if (ec != std::errc() || p != value.data() + value.size() || v < min || v > max)
-        throw ValidationError(name + "=" + value + " (" + source + ") must be an integer from " +
-                                  std::to_string(min) + " to " + std::to_string(max),
-                              {{"field", name}});
-    return v;
-}
-
 std::chrono::milliseconds millis(const std::string& name, const std::string& value,
                                  const std::string& source) {
-    return std::chrono::milliseconds(integer(name, value, source, 1, 24LL * 3600 * 1000));
+    return std::chrono::milliseconds(setting_int(name, value, source, 1, 24LL * 3600 * 1000));
 }
 
 }  // namespace
@@ -40,9 +28,9 @@ const std::vector<std::string_view>& api_setting_names() {
 bool apply_api_setting(ApiSettings& s, const std::string& name, const std::string& value,
                        const std::string& source) {
     if (name == "MAX_CONNECTIONS")
-        s.max_connections = integer(name, value, source, 0, 10000000);
+        s.max_connections = setting_int(name, value, source, 0, 10000000);
     else if (name == "BLOCKING_QUEUE_LIMIT")
-        s.blocking_queue_limit = integer(name, value, source, 1, 10000000);
+        s.blocking_queue_limit = setting_int(name, value, source, 1, 10000000);
     else if (name == "HEADER_TIMEOUT_MS")
         s.header_timeout = millis(name, value, source);
     else if (name == "BODY_TIMEOUT_MS")
@@ -50,7 +38,7 @@ bool apply_api_setting(ApiSettings& s, const std::string& name, const std::strin
     else if (name == "IDLE_TIMEOUT_MS")
         s.idle_timeout = millis(name, value, source);
     else if (name == "AUTH_FAILURE_LIMIT")
-        s.auth_failure_limit = integer(name, value, source, 0, 1000000);
+        s.auth_failure_limit = setting_int(name, value, source, 0, 1000000);
     else if (name == "AUTH_FAILURE_WINDOW_MS")
         s.auth_failure_window = millis(name, value, source);
     else if (name == "TLS_CERT_FILE")

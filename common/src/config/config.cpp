@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "mq/config/setting_values.hpp"
 #include "mq/config/yaml_loader.hpp"
 #include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
@@ -43,8 +44,10 @@ constexpr const char* kNames[] = {"PORT",
                                   "WEBHOOK_ALLOWED_CIDRS",
                                   "MQ_ALLOW_OPERATOR_HANDLERS"};
 
-std::int64_t to_int(const std::string& name, const std::string& value, const std::string& source,
-                    std::int64_t min, std::int64_t max) {
+}  // namespace
+
+std::int64_t setting_int(const std::string& name, const std::string& value,
+                         const std::string& source, std::int64_t min, std::int64_t max) {
     std::int64_t v = 0;
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
     if (ec != std::errc() || p != value.data() + value.size() || v < min || v > max)
@@ -54,7 +57,7 @@ std::int64_t to_int(const std::string& name, const std::string& value, const std
     return v;
 }
 
-bool to_bool(const std::string& name, const std::string& value, const std::string& source) {
+bool setting_bool(const std::string& name, const std::string& value, const std::string& source) {
     std::string v = value;
     std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
     if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
@@ -63,13 +66,11 @@ bool to_bool(const std::string& name, const std::string& value, const std::strin
                           {{"field", name}});
 }
 
-}  // namespace
-
 void apply_setting(Config& c, const std::string& name, const std::string& value,
                    const std::string& source) {
     constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 1000;
     if (name == "PORT")
-        c.port = static_cast<int>(to_int(name, value, source, 0, 65535));
+        c.port = static_cast<int>(setting_int(name, value, source, 0, 65535));
     else if (name == "DATABASE_URL")
         c.database_url = value;
     else if (name == "REDIS_URL")
@@ -90,18 +91,18 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
                                   ") must not contain '{' or '}': they would break hash tags");
         c.key_prefix = value;
     } else if (name == "MAX_MESSAGE_SIZE")
-        c.max_message_size = to_int(name, value, source, 1, 512LL * 1024 * 1024);
+        c.max_message_size = setting_int(name, value, source, 1, 512LL * 1024 * 1024);
     else if (name == "DEFAULT_TTL")
-        c.default_ttl = std::chrono::seconds(to_int(name, value, source, 1, kMax));
+        c.default_ttl = std::chrono::seconds(setting_int(name, value, source, 1, kMax));
     else if (name == "MAX_QUEUE_LENGTH") {
         if (value.empty() || value == "0")
             c.max_queue_length.reset();
         else
-            c.max_queue_length = to_int(name, value, source, 1, kMax);
+            c.max_queue_length = setting_int(name, value, source, 1, kMax);
     } else if (name == "CONSUMER_TIMEOUT")
-        c.consumer_timeout = std::chrono::milliseconds(to_int(name, value, source, 1, kMax));
+        c.consumer_timeout = std::chrono::milliseconds(setting_int(name, value, source, 1, kMax));
     else if (name == "METRICS_ENABLED")
-        c.metrics_enabled = to_bool(name, value, source);
+        c.metrics_enabled = setting_bool(name, value, source);
     else if (name == "INTERNAL_SERVICE_TOKEN")
         c.internal_service_token = value;
     else if (name == "LOG_FORMAT") {
@@ -123,19 +124,19 @@ void apply_setting(Config& c, const std::string& name, const std::string& value,
     } else if (name == "MQ_KEYRING_FILE")
         c.keyring_file = value;
     else if (name == "DEAD_LETTER_MAX_LENGTH")
-        c.dead_letter_max_length = to_int(name, value, source, 0, kMax);
+        c.dead_letter_max_length = setting_int(name, value, source, 0, kMax);
     else if (name == "DEAD_LETTER_MAX_AGE")
-        c.dead_letter_max_age = std::chrono::seconds(to_int(name, value, source, 0, kMax));
+        c.dead_letter_max_age = std::chrono::seconds(setting_int(name, value, source, 0, kMax));
     else if (name == "DEAD_LETTER_RETENTION")
-        c.dead_letter_retention = std::chrono::seconds(to_int(name, value, source, 1, kMax));
+        c.dead_letter_retention = std::chrono::seconds(setting_int(name, value, source, 1, kMax));
     else if (name == "MAINTENANCE")
-        c.maintenance = to_bool(name, value, source);
+        c.maintenance = setting_bool(name, value, source);
     else if (name == "RETENTION_TRIM")
-        c.retention_trim = to_bool(name, value, source);
+        c.retention_trim = setting_bool(name, value, source);
     else if (name == "WEBHOOK_ALLOWED_CIDRS")
         c.webhook_allowed_cidrs = parse_cidr_list(value, name + " (" + source + ")");
     else if (name == "MQ_ALLOW_OPERATOR_HANDLERS")
-        c.allow_operator_handlers = to_bool(name, value, source);
+        c.allow_operator_handlers = setting_bool(name, value, source);
     else if (!apply_api_setting(c.api, name, value, source))
         throw ValidationError("unknown setting '" + name + "' (" + source + ")");
 }
