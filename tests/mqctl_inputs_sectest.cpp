@@ -112,7 +112,8 @@ class Shell : public mqtest::MqctlShell {
         return s;
     }
 
-    void check(const Case& c, const std::string& binary = MQCTL_PATH) {
+    // Runs one case; CHECKs each property and returns whether the case behaved.
+    bool check(const Case& c, const std::string& binary = MQCTL_PATH) {
         std::vector<std::string> argv;
         if (binary == MQCTL_PATH) argv = {"--tenant", tenant(), "--key-prefix", redis().prefix()};
         argv.insert(argv.end(), c.args.begin(), c.args.end());
@@ -132,7 +133,9 @@ class Shell : public mqtest::MqctlShell {
             CHECK(!r.err.empty());
             CHECK(r.err.size() < 8192);
         }
-        CHECK(snapshot() == before);
+        const bool unchanged = snapshot() == before;
+        CHECK(unchanged);
+        return r.status == c.exit && unchanged;
     }
 };
 
@@ -344,7 +347,7 @@ TEST_CASE("mqctl refuses hostile arguments with the right exit code and writes n
         {{"scheduler", "run", "--once", "--interval", ""}, 2},
         {{"scheduler", "run", "--once", "--interval", "0x10"}, 2},
     };
-    for (const auto& c : cases) sh.check(c);
+    for (const auto& c : cases) CHECK(sh.check(c));
     std::filesystem::remove_all(dir);
 }
 
@@ -393,6 +396,6 @@ TEST_CASE("mq-worker refuses hostile flags before starting", "[security][worker]
         {{"--check"}, 2},
         {{"--bogus"}, 2},
     };
-    for (const auto& c : cases) sh.check(c, MQ_WORKER_PATH);
+    for (const auto& c : cases) CHECK(sh.check(c, MQ_WORKER_PATH));
     std::filesystem::remove_all(dir);
 }

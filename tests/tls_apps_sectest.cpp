@@ -39,20 +39,9 @@ class Worker {
     Worker(std::vector<std::string> args, const std::map<std::string, std::string>& env) {
         log_ = mqtest::temp_file("");
         args.insert(args.begin(), MQ_WORKER_PATH);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
         std::vector<std::string> env_s{"PATH=/usr/bin:/bin"};
         for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& e : env_s) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        REQUIRE(posix_spawn(&pid_, MQ_WORKER_PATH, &fa, nullptr, argv.data(), envp.data()) == 0);
-        posix_spawn_file_actions_destroy(&fa);
+        pid_ = mqtest::spawn_logged(args, env_s, log_);
     }
     ~Worker() {
         if (pid_ > 0) {

@@ -50,21 +50,11 @@ class WorkerProcess {
         if (std::find(extra.begin(), extra.end(), "--metrics-port") == extra.end())
             args.insert(args.end(), {"--metrics-port", "0"});
         args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        std::vector<std::string> env_s{"PATH=/usr/bin:/bin",
-                                       "REDIS_URL=" + mqtest::services().redis_url,
-                                       "DATABASE_URL=" + mqtest::services().database_url};
-        std::vector<char*> envp;
-        for (auto& e : env_s) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        REQUIRE(posix_spawn(&pid_, MQ_WORKER_PATH, &fa, nullptr, argv.data(), envp.data()) == 0);
-        posix_spawn_file_actions_destroy(&fa);
+        pid_ =
+            mqtest::spawn_logged(args,
+                                 {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
+                                  "DATABASE_URL=" + mqtest::services().database_url},
+                                 log_);
     }
     ~WorkerProcess() {
         if (pid_ > 0) {

@@ -48,17 +48,7 @@ class LiveWorker {
                                      // Webhooks made through the API reach the test's
                                      // loopback sinks only when allowed.
                                      "WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8"};
-        std::vector<char*> argv, envp;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        for (auto& e : env) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        REQUIRE(posix_spawn(&pid_, MQ_WORKER_PATH, &fa, nullptr, argv.data(), envp.data()) == 0);
-        posix_spawn_file_actions_destroy(&fa);
+        pid_ = mqtest::spawn_logged(args, env, log_);
     }
     ~LiveWorker() {
         if (pid_ > 0) {
