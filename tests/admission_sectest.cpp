@@ -349,8 +349,12 @@ TEST_CASE("a_full_blocking_pool_queue_answers_503_with_retry_after", "[admission
 
 TEST_CASE("failed_authentications_beyond_the_limit_answer_429_without_a_lookup", "[admission]") {
     PrivateDatabase pg;
-    ApiProcess api(ApiOptions{
-        {}, pg.url, {}, {{"AUTH_FAILURE_LIMIT", "5"}, {"AUTH_FAILURE_WINDOW_MS", "60000"}}});
+    ApiProcess api(ApiOptions{{},
+                              pg.url,
+                              {},
+                              {{"AUTH_FAILURE_LIMIT", "5"},
+                               {"AUTH_FAILURE_WINDOW_MS", "60000"},
+                               {"AUTH_FAILURE_DELAY_MS", "0"}}});
     std::mt19937_64 rng(std::random_device{}());
     Conn known(api.port());
     REQUIRE(known.request("GET", kQueues, pg.token).first == 200);  // remembered from now on
@@ -379,6 +383,46 @@ TEST_CASE("failed_authentications_beyond_the_limit_answer_429_without_a_lookup",
     Conn other(api.port(), "127.0.0.2");
     CHECK(other.request("GET", kQueues, random_token(rng)).first == 401);
     CHECK(other.request("GET", kQueues, pg.token).first == 200);
+    api.terminate();
+}
+
+TEST_CASE("a_client_over_the_failed_auth_limit_waits_for_its_429_and_others_do_not",
+          "[admission]") {
+    PrivateDatabase pg;
+    ApiProcess api(ApiOptions{{},
+                              pg.url,
+                              {},
+                              {{"AUTH_FAILURE_LIMIT", "2"},
+                               {"AUTH_FAILURE_WINDOW_MS", "60000"},
+                               {"AUTH_FAILURE_DELAY_MS", "400"}}});
+    std::mt19937_64 rng(std::random_device{}());
+    Conn guesser(api.port());
+    for (int i = 0; i < 2; ++i)
+        CHECK(guesser.request("GET", kQueues, random_token(rng)).first == 401);
+    // Over the limit: each refusal is held back, so a keep-alive loop gets few answers.
+    std::atomic<int> refused{0};
+    std::atomic<bool> stop{false};
+    auto started = std::chrono::steady_clock::now();
+    std::thread flood([&] {
+        while (!stop)
+            if (guesser.request("GET", kQueues, random_token(rng)).first == 429) ++refused;
+    });
+    // Meanwhile a well-behaved client from another address is answered at once.
+    Conn other(api.port(), "127.0.0.2");
+    for (int i = 0; i < 20; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        CHECK(other.request("GET", kQueues, pg.token).first == 200);
+        CHECK(std::chrono::steady_clock::now() - t0 < 300ms);
+        std::this_thread::sleep_for(50ms);
+    }
+    stop = true;
+    flood.join();
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    INFO("429 answers in " << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                           << " ms: " << refused.load());
+    CHECK(refused >= 1);
+    // One answer per 400 ms at most (plus the one in flight when the loop stopped).
+    CHECK(refused <= elapsed / 400ms + 1);
     api.terminate();
 }
 

@@ -360,9 +360,15 @@ TEST_CASE("a_legacy_api_exec_row_never_runs_until_an_operator_confirms_it",
                 "jobs/legacy: skipped: its exec handler was set through the API (legacy)");
         },
         10s));
-    auto metrics = mqtest::http_request(port, "GET", "/metrics");
-    CHECK(metrics.body.find("mq_worker_subscriptions_skipped{reason=\"api_origin\"} 1") !=
-          std::string::npos);
+    // The counter is set after the log line is written: wait for it too.
+    CHECK(eventually(
+        [&] {
+            auto metrics = mqtest::http_request(port, "GET", "/metrics");
+            return metrics.status == 200 &&
+                   metrics.body.find("mq_worker_subscriptions_skipped{reason=\"api_origin\"} 1") !=
+                       std::string::npos;
+        },
+        10s));
     std::this_thread::sleep_for(1s);
     CHECK_FALSE(fs::exists(out));
 

@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
         server_options.handshake_timeout = api.tls_handshake_timeout;
         server_options.auth_failure_limit = static_cast<std::size_t>(api.auth_failure_limit);
         server_options.auth_failure_window = api.auth_failure_window;
+        server_options.auth_failure_delay = api.auth_failure_delay;
         // Before any backend is touched: a bad certificate is a configuration error (exit 2).
         server_options.tls = mqapi::make_tls_context(api);
 

@@ -435,11 +435,22 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         if (auto wait = server_.auth_failures.blocked(client_)) {
             overload_warnings.warn("client {} is over its failed-authentication limit", client_);
             int seconds = retry_after_seconds(*wait);
-            return respond(
+            Response refusal =
                 error_response(429, "MQ_TOO_MANY_AUTH_FAILURES",
                                "too many failed authentications from this address; retry in " +
                                    std::to_string(seconds) + " s",
-                               seconds));
+                               seconds);
+            const auto delay = server_.options.auth_failure_delay;
+            if (delay.count() <= 0) return respond(std::move(refusal));
+            // Tarpit: the answer waits, so a keep-alive flood gets one 429 per connection
+            // per delay instead of taking every core (bench/abuse). The connection count
+            // stays bounded by MAX_CONNECTIONS.
+            auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);
+            timer->async_wait([self = this->shared_from_this(), timer,
+                               refusal = std::move(refusal)](beast::error_code) mutable {
+                self->respond(std::move(refusal));
+            });
+            return;
         }
         if (cached) return authenticated(std::nullopt);
         auto self = this->shared_from_this();

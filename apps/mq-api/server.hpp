@@ -46,6 +46,8 @@ struct ServerOptions {
     /// in which that many are forgiven.
     std::size_t auth_failure_limit = 20;
     std::chrono::milliseconds auth_failure_window{60000};
+    /// How late a client over that limit gets its 429 (a tarpit; 0: at once).
+    std::chrono::milliseconds auth_failure_delay{1000};
     /// Set: every connection speaks TLS (see make_tls_context in tls.hpp).
     std::shared_ptr<boost::asio::ssl::context> tls;
     bool access_log = true;

@@ -70,7 +70,7 @@ json_get() { # field <json -> value (top level)
 }
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s = socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'
 }
 
 wait_file() { # file seconds -> dies unless the file appears in time

@@ -104,28 +104,43 @@ ApiProcess::ApiProcess(ApiOptions options) {
     // operator allows the range (docs/security.md); options.env may override it ("" = none).
     env["WEBHOOK_ALLOWED_CIDRS"] = "127.0.0.0/8";
     for (const auto& [k, v] : options.env) env[k] = v;
-    std::vector<std::string> env_strings;
-    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-
     std::string path = MQ_API_PATH;
     std::vector<char*> argv = {path.data(), nullptr};
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_APPEND, 0);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    REQUIRE(rc == 0);
-    if (!options.wait_ready) return;
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < until) {
-        if (!running()) FAIL("mq-api exited early (status " << exit_status_ << "):\n" << log());
-        auto r = http_request(port_, "GET", "/api/v1/mq/health", "", {}, std::chrono::seconds(5));
-        if (r.status != 0) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    // A port free when it was picked can be taken by an outgoing connection before mq-api
+    // binds it: pick another and start again (a few times).
+    for (int attempt = 0;; ++attempt) {
+        env["PORT"] = std::to_string(port_);
+        std::vector<std::string> env_strings;
+        for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+        std::vector<char*> envp;
+        for (auto& s : env_strings) envp.push_back(s.data());
+        envp.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_APPEND, 0);
+        posix_spawn_file_actions_adddup2(&actions, 1, 2);
+        int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        REQUIRE(rc == 0);
+        if (!options.wait_ready) return;
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        bool port_taken = false;
+        while (std::chrono::steady_clock::now() < until) {
+            if (!running()) {
+                port_taken =
+                    attempt < 4 && log().find("Address already in use") != std::string::npos;
+                if (port_taken) break;
+                FAIL("mq-api exited early (status " << exit_status_ << "):\n" << log());
+            }
+            auto r =
+                http_request(port_, "GET", "/api/v1/mq/health", "", {}, std::chrono::seconds(5));
+            if (r.status != 0) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        }
+        if (!port_taken) break;
+        pid_ = -1;
+        port_ = dead_port();
+        std::ofstream(log_path_, std::ios::trunc);  // the next attempt's log only
     }
     FAIL("mq-api did not answer within 20 s:\n" << log());
 }

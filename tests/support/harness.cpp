@@ -92,10 +92,12 @@ std::string unique_name(const std::string& stem) {
 
 int dead_port() {
     // Bind to an ephemeral port, note it, close it: nothing listens there afterwards.
+    // The wildcard address, as mq-api binds it: a port picked on 127.0.0.1 alone may still
+    // be held by a connection (or its TIME_WAIT) from 127.0.0.2, which tests also use.
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
     addr.sin_port = 0;
     bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     socklen_t len = sizeof addr;

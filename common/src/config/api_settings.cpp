@@ -21,7 +21,8 @@ const std::vector<std::string_view>& api_setting_names() {
         "IDLE_TIMEOUT_MS",        "AUTH_FAILURE_LIMIT",
         "AUTH_FAILURE_WINDOW_MS", "TLS_CERT_FILE",
         "TLS_KEY_FILE",           "TLS_CA_FILE",
-        "TLS_MIN_VERSION",        "TLS_HANDSHAKE_TIMEOUT_MS"};
+        "TLS_MIN_VERSION",        "TLS_HANDSHAKE_TIMEOUT_MS",
+        "AUTH_FAILURE_DELAY_MS"};
     return names;
 }
 
@@ -41,6 +42,9 @@ bool apply_api_setting(ApiSettings& s, const std::string& name, const std::strin
         s.auth_failure_limit = setting_int(name, value, source, 0, 1000000);
     else if (name == "AUTH_FAILURE_WINDOW_MS")
         s.auth_failure_window = millis(name, value, source);
+    else if (name == "AUTH_FAILURE_DELAY_MS")
+        s.auth_failure_delay =
+            std::chrono::milliseconds(setting_int(name, value, source, 0, 60000));
     else if (name == "TLS_CERT_FILE")
         s.tls_cert_file = value;
     else if (name == "TLS_KEY_FILE")

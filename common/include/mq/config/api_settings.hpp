@@ -30,6 +30,10 @@ struct ApiSettings {
     /// that many are forgiven again.
     std::int64_t auth_failure_limit = 20;
     std::chrono::milliseconds auth_failure_window{60000};
+    /// AUTH_FAILURE_DELAY_MS: a client over the limit gets its 429 this late (a tarpit: a
+    /// keep-alive flood of guessed tokens then costs one answer per connection per delay,
+    /// not one per round trip). 0 answers at once.
+    std::chrono::milliseconds auth_failure_delay{1000};
     /// TLS_CERT_FILE, TLS_KEY_FILE (PEM): both set, mq-api serves HTTPS only. TLS_CA_FILE:
     /// CAs whose client certificates are verified when a client presents one (a client
     /// certificate is never required). TLS_MIN_VERSION: 1.2 (default) or 1.3.
