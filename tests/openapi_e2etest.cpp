@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "mq/core/version.hpp"
 
 namespace {
 
@@ -447,4 +448,16 @@ TEST_CASE("mq-api --print-routes and openapi.json list the same routes", "[opena
     const auto diff = route_differences(server, document_routes(load_document()));
     INFO("server routes vs document:\n" << joined(diff));
     CHECK(diff.empty());
+}
+
+TEST_CASE("every binary and the document carry the one version from CMake", "[openapi][version]") {
+    const std::string version = mq::kVersion;
+    REQUIRE(std::count(version.begin(), version.end(), '.') == 2);
+    CHECK(load_document()["info"]["version"] == version);
+    for (const std::string bin : {MQ_API_PATH, MQCTL_PATH, MQ_WORKER_PATH}) {
+        const auto run = run_command(bin + " --version");
+        INFO(bin << " --version exited " << run.status << ": " << run.out << run.err);
+        CHECK(run.status == 0);
+        CHECK(run.out.find(" " + version) != std::string::npos);
+    }
 }

@@ -11,6 +11,7 @@
 
 #include "app.hpp"
 #include "mq/config/logging.hpp"
+#include "mq/core/version.hpp"
 #include "tls.hpp"
 
 namespace {
@@ -47,7 +48,7 @@ void tune_malloc() {
 int main(int argc, char** argv) {
     tune_malloc();
     CLI::App cli{"mq-api: the mq REST API (port 3010)"};
-    cli.set_version_flag("--version", "mq-api 0.2.0");
+    cli.set_version_flag("--version", std::string("mq-api ") + mq::kVersion);
     std::string config_file = env("MQ_CONFIG");
     std::optional<int> port;
     std::string address = "0.0.0.0";

@@ -10,6 +10,7 @@
 #include "mq/config/schemas.hpp"
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
+#include "mq/core/version.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/inspector.hpp"
 #include "routes.hpp"
@@ -633,7 +634,7 @@ void add_monitor_routes(Router& router, App& app) {
         auto uptime =
             std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
         return json_response(200,
-                             {{"version", "0.2.0"},
+                             {{"version", mq::kVersion},
                               {"uptime_s", uptime},
                               {"started_at", mq::format_rfc3339(app.started_unix_ms())},
                               {"redis", redis_info},

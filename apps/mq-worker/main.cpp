@@ -14,6 +14,7 @@
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
 #include "mq/consume/subscription_reconciler.hpp"
+#include "mq/core/version.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/deliver/destination_policy.hpp"
 #include "mq/error.hpp"
@@ -174,7 +175,7 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
     CLI::App app{"mq-worker: deliver messages of subscriptions to webhook and exec handlers"};
-    app.set_version_flag("--version", "mq-worker 0.1.0");
+    app.set_version_flag("--version", std::string("mq-worker ") + mq::kVersion);
     Options o;
     app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)")
         ->check(mqcli::regular_file(16 * 1024 * 1024));

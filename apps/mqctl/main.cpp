@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "flags.hpp"
+#include "mq/core/version.hpp"
 #include "mq/error.hpp"
 
 int main(int argc, char** argv) {
@@ -16,7 +17,7 @@ int main(int argc, char** argv) {
 
     mqctl::Context ctx;
     CLI::App app{"mqctl: administer mq queues, publish messages and run maintenance"};
-    app.set_version_flag("--version", "mqctl 0.1.0");
+    app.set_version_flag("--version", std::string("mqctl ") + mq::kVersion);
     app.require_subcommand(1);
     app.fallthrough();
     auto& o = ctx.options;
