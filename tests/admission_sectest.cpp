@@ -426,6 +426,29 @@ TEST_CASE("a_client_over_the_failed_auth_limit_waits_for_its_429_and_others_do_n
     api.terminate();
 }
 
+TEST_CASE("guessed_service_tokens_count_against_the_failed_auth_limit", "[admission]") {
+    const std::string secret = "service-secret-0123456789abcdef";
+    ApiProcess api(ApiOptions{{},
+                              {},
+                              {},
+                              {{"INTERNAL_SERVICE_TOKEN", secret},
+                               {"AUTH_FAILURE_LIMIT", "3"},
+                               {"AUTH_FAILURE_WINDOW_MS", "60000"},
+                               {"AUTH_FAILURE_DELAY_MS", "0"}}});
+    const std::string target = "/internal/mq/health-detailed";
+    auto with = [&](const std::string& token) {
+        return api.call("GET", target, "", "", {{"X-Service-Token", token}});
+    };
+    for (int i = 0; i < 3; ++i) CHECK(with("guess-" + std::to_string(i)).status == 401);
+    auto refused = with("guess-3");
+    CHECK(refused.status == 429);
+    CHECK(refused.body.find("MQ_TOO_MANY_AUTH_FAILURES") != std::string::npos);
+    CHECK(api.call("GET", target).status == 429);  // no token at all: a failure too
+    // The right token is checked before the limit: the platform's service keeps working.
+    CHECK(with(secret).status == 200);
+    api.terminate();
+}
+
 TEST_CASE("a_flood_of_unknown_tokens_is_answered_from_the_negative_cache", "[admission]") {
     PrivateDatabase pg;
     ApiProcess api(

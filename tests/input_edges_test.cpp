@@ -65,6 +65,36 @@ TEST_CASE("a percent sign not followed by two hex digits is kept in a Redis pass
     CHECK(mq::redis::parse_url("redis://:a%2Fb@h").password == "a/b");
 }
 
+TEST_CASE(
+    "a Redis host with control bytes or delimiters is refused, and the error hides the "
+    "password",
+    "[redis]") {
+    for (std::string url :
+         {std::string("redis://ho\x01st:6379"), std::string("redis://ho st"),
+          std::string("redis://host\r\nFLUSHALL:6379"), std::string("redis://h\x7fst"),
+          std::string("redis://[::1\n]:6379"), std::string("redis://:pw@h\"x:1")}) {
+        INFO(url);
+        try {
+            mq::redis::parse_url(url);
+            FAIL("accepted");
+        } catch (const mq::ValidationError& e) {
+            std::string what = e.what();
+            CHECK(what.find("host") != std::string::npos);
+            for (char c : what) CHECK((c >= 0x20 && c < 0x7f));
+        }
+    }
+    try {
+        mq::redis::parse_url("redis://user:s3cret@h:99999");
+        FAIL("accepted");
+    } catch (const mq::ValidationError& e) {
+        CHECK(std::string(e.what()).find("s3cret") == std::string::npos);
+        CHECK(std::string(e.what()).find("redis://***@h:99999") != std::string::npos);
+    }
+    CHECK(mq::redis::parse_url("redis://[::1]:6380").host == "::1");
+    CHECK(mq::redis::parse_url("redis://redis-0.mq.svc.cluster.local").host ==
+          "redis-0.mq.svc.cluster.local");
+}
+
 TEST_CASE("YAML config: an empty value means unset, a complex key is an error with file:line",
           "[config]") {
     char path[] = "/tmp/mqcfg-XXXXXX";

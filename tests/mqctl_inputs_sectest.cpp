@@ -33,12 +33,14 @@ std::string slurp(const std::string& path) {
 
 // Runs `binary args...` with stdin from /dev/null (never a terminal) and the fixture's
 // services, killing it after `deadline`: no shell, so any byte can be an argument.
+// `env` replaces the fixture's services when given.
 mqtest::Run run_bounded(const std::string& binary, const std::vector<std::string>& args,
-                        std::chrono::milliseconds deadline = 20s) {
+                        std::chrono::milliseconds deadline = 20s,
+                        std::vector<std::string> env = {}) {
     std::string out = mqtest::temp_file(""), err = mqtest::temp_file("");
-    std::vector<std::string> env = {"PATH=/usr/bin:/bin",
-                                    "REDIS_URL=" + mqtest::services().redis_url,
-                                    "DATABASE_URL=" + mqtest::services().database_url};
+    if (env.empty())
+        env = {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
+               "DATABASE_URL=" + mqtest::services().database_url};
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -397,5 +399,28 @@ TEST_CASE("mq-worker refuses hostile flags before starting", "[security][worker]
         {{"--bogus"}, 2},
     };
     for (const auto& c : cases) CHECK(sh.check(c, MQ_WORKER_PATH));
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE(
+    "mqctl publish --batch refuses an unreadable file with exit 2 while the backends are down",
+    "[security][mqctl]") {
+    auto dir = std::filesystem::temp_directory_path() / mqtest::unique_name("batch-down");
+    std::filesystem::create_directories(dir);
+    const std::vector<std::string> down = {
+        "PATH=/usr/bin:/bin", "REDIS_URL=redis://127.0.0.1:" + std::to_string(mqtest::dead_port()),
+        "DATABASE_URL=postgresql://mq@127.0.0.1:" + std::to_string(mqtest::dead_port()) +
+            "/mq?connect_timeout=2"};
+    for (const std::string& file : {(dir / "missing.jsonl").string(), dir.string()}) {
+        auto r = run_bounded(MQCTL_PATH, {"publish", "q", "--batch", file}, 20s, down);
+        INFO(file << ": exit " << r.status << "\n" << r.err);
+        CHECK(r.status == 2);
+        CHECK(r.err.find("batch file") != std::string::npos);
+    }
+    // A readable file gets as far as the backends: unavailable, exit 5.
+    const std::string good = mqtest::temp_file("{\"payload\": 1}\n");
+    auto r = run_bounded(MQCTL_PATH, {"publish", "q", "--batch", good}, 20s, down);
+    INFO(r.err);
+    CHECK(r.status == 5);
     std::filesystem::remove_all(dir);
 }

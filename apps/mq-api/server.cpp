@@ -413,11 +413,36 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                 return respond(error_response(
                     mq::Error(mq::ErrorCode::kUnauthorized,
                               "internal routes are disabled (INTERNAL_SERVICE_TOKEN is not set)")));
-            if (token.empty() || !same_secret(token, server_.service_token))
+            // A guessed service token counts against the same failed-authentication limit
+            // (the right one is cheap to check and always works).
+            if (token.empty() || !same_secret(token, server_.service_token)) {
+                if (auto wait = server_.auth_failures.blocked(client_))
+                    return refuse_over_limit(*wait);
+                server_.auth_failures.record_failure(client_);
                 return respond(error_response(
                     mq::Error(mq::ErrorCode::kUnauthorized, "missing or wrong X-Service-Token")));
+            }
         }
         run_route();
+    }
+
+    // A client over its failed-authentication limit: 429 without a lookup, held back for
+    // AUTH_FAILURE_DELAY_MS (a tarpit, so a keep-alive flood gets one 429 per connection
+    // per delay instead of taking every core: bench/abuse). The connection count stays
+    // bounded by MAX_CONNECTIONS.
+    void refuse_over_limit(std::chrono::milliseconds wait) {
+        overload_warnings.warn("client {} is over its failed-authentication limit", client_);
+        int seconds = retry_after_seconds(wait);
+        Response refusal =
+            error_response(429, "MQ_TOO_MANY_AUTH_FAILURES",
+                           "too many failed authentications from this address; retry in " +
+                               std::to_string(seconds) + " s",
+                           seconds);
+        const auto delay = server_.options.auth_failure_delay;
+        if (delay.count() <= 0) return respond(std::move(refusal));
+        auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);
+        timer->async_wait([self = this->shared_from_this(), timer, refusal = std::move(refusal)](
+                              beast::error_code) mutable { self->respond(std::move(refusal)); });
     }
 
     // A cached answer is used on this thread; a token that needs PostgreSQL is looked up
@@ -432,26 +457,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                                          "missing bearer token (Authorization: Bearer <token>)")));
         auto cached = server_.authenticator.cached(token);
         if (cached && cached->principal) return authenticated(std::move(cached->principal));
-        if (auto wait = server_.auth_failures.blocked(client_)) {
-            overload_warnings.warn("client {} is over its failed-authentication limit", client_);
-            int seconds = retry_after_seconds(*wait);
-            Response refusal =
-                error_response(429, "MQ_TOO_MANY_AUTH_FAILURES",
-                               "too many failed authentications from this address; retry in " +
-                                   std::to_string(seconds) + " s",
-                               seconds);
-            const auto delay = server_.options.auth_failure_delay;
-            if (delay.count() <= 0) return respond(std::move(refusal));
-            // Tarpit: the answer waits, so a keep-alive flood gets one 429 per connection
-            // per delay instead of taking every core (bench/abuse). The connection count
-            // stays bounded by MAX_CONNECTIONS.
-            auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);
-            timer->async_wait([self = this->shared_from_this(), timer,
-                               refusal = std::move(refusal)](beast::error_code) mutable {
-                self->respond(std::move(refusal));
-            });
-            return;
-        }
+        if (auto wait = server_.auth_failures.blocked(client_)) return refuse_over_limit(*wait);
         if (cached) return authenticated(std::nullopt);
         auto self = this->shared_from_this();
         auto& impl = server_;

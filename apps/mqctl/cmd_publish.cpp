@@ -120,6 +120,8 @@ void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& l
         throw mq::ValidationError(
             "--batch reads every message (with its key, headers, delay...) from JSON lines; "
             "do not combine it with a payload or per-message flags");
+    // A file that cannot be read is bad input (exit 2) even while a backend is down.
+    mq::check_batch_source(o.batch);
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);

@@ -90,6 +90,17 @@ std::set<std::size_t> check_json_lines(std::istream& in, const PublishLimits& li
     return bad_lines;
 }
 
+void check_batch_source(const std::string& path) {
+    if (path == "-") return;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw ValidationError("batch file '" + printable(path) + "' is a directory",
+                              {{"field", "batch"}});
+    if (std::ifstream probe(path, std::ios::binary); !probe)
+        throw ValidationError("cannot read batch file '" + printable(path) + "'",
+                              {{"field", "batch"}});
+}
+
 BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const std::string& path,
                                const PublishLimits& limits, const BatchOptions& options) {
     BatchReport report;
@@ -104,10 +115,7 @@ BatchReport publish_json_lines(Publisher& publisher, const Queue& queue, const s
         std::ofstream out;
         std::istream* in = &std::cin;
         if (path != "-") {
-            std::error_code ec;
-            if (std::filesystem::is_directory(path, ec))
-                throw ValidationError("batch file '" + printable(path) + "' is a directory",
-                                      {{"field", "batch"}});
+            check_batch_source(path);
             file.open(path, std::ios::binary);
             if (!file)
                 throw ValidationError("cannot read batch file '" + printable(path) + "'",

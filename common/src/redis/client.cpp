@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "mq/core/codec.hpp"
@@ -47,12 +48,43 @@ bool parse_int(std::string_view s, int& out) {
     return ec == std::errc() && p == s.data() + s.size();
 }
 
+// The URL as an error may show it: without its password, and with bytes a terminal or a
+// log line would misread shown as \xNN.
+std::string printable_url(std::string_view url) {
+    std::string shown(url);
+    if (auto at = shown.rfind('@'); at != std::string::npos) {
+        auto scheme = shown.find("://");
+        auto from = scheme == std::string::npos ? 0 : scheme + 3;
+        if (at > from) shown.replace(from, at - from, "***");
+    }
+    std::string out;
+    for (unsigned char c : shown) {
+        if (c < 0x20 || c >= 0x7f) {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+bool valid_host(std::string_view host) {
+    for (unsigned char c : host)
+        if (c <= 0x20 || c >= 0x7f ||
+            std::string_view("\"<>\\^`{|}%#?@/").find(static_cast<char>(c)) !=
+                std::string_view::npos)
+            return false;
+    return true;
+}
+
 }  // namespace
 
 Endpoint parse_url(std::string_view url) {
     auto fail = [&](const std::string& why) -> Endpoint {
         throw ValidationError(
-            "invalid REDIS_URL '" + std::string(url) + "': " + why +
+            "invalid REDIS_URL '" + printable_url(url) + "': " + why +
             " (expected redis://[[user]:password@]host[:port][/db], or rediss:// for TLS)");
     };
     Endpoint ep;
@@ -98,6 +130,8 @@ Endpoint parse_url(std::string_view url) {
     } else {
         ep.host = std::string(hostport);
     }
+    if (!valid_host(ep.host))
+        return fail("the host may not contain spaces, control bytes or URL delimiters");
     if (ep.host.empty()) ep.host = "127.0.0.1";
     if (!port.empty() && (!parse_int(port, ep.port) || ep.port <= 0 || ep.port > 65535))
         return fail("bad port");

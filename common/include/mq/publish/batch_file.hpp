@@ -57,6 +57,10 @@ std::set<std::size_t> check_json_lines(std::istream& in, const PublishLimits& li
                                        const BatchOptions& options, BatchReport& report,
                                        std::ostream* spool = nullptr);
 
+/// Throws ValidationError (field "batch") when `path` is a directory or cannot be read;
+/// `-` (standard input) always passes. Needs no backend, so callers check before connecting.
+void check_batch_source(const std::string& path);
+
 /// Publishes a JSON-lines file (`-` is standard input) in two passes: the first parses and
 /// validates every line, so a malformed line refuses the whole batch before anything is
 /// published (ValidationError naming the line) unless `skip_invalid`; the second
