@@ -8,6 +8,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <limits>
@@ -47,7 +48,8 @@ nlohmann::json parse_line(const std::string& line) {
     REQUIRE_FALSE(line.empty());
     CHECK(line.back() == '\n');
     CHECK(line.find('\n') == line.size() - 1);
-    for (unsigned char c : line.substr(0, line.size() - 1)) REQUIRE(c >= 0x20);
+    CHECK(std::none_of(line.begin(), line.end() - 1,
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
     return nlohmann::json::parse(line.substr(0, line.size() - 1));
 }
 
