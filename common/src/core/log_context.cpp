@@ -51,7 +51,12 @@ void LogField::set_number(const std::string& digits) {
 LogScope::LogScope(Show show, std::initializer_list<LogField> fields)
     : restore_(thread_context().size) {
     auto& c = thread_context();
-    for (const auto& f : fields) push(c, f, show);
+    try {
+        for (const auto& f : fields) push(c, f, show);
+    } catch (...) {
+        c.size = restore_;  // no destructor runs for a scope that did not begin
+        throw;
+    }
 }
 
 LogScope::~LogScope() { thread_context().size = restore_; }

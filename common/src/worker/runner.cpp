@@ -489,7 +489,7 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
                 if (result.retry_after) not_before = now_ms() + result.retry_after->count();
                 groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before);
                 metrics_->failed++;
-                spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name,
+                spdlog::debug("{}/{}: attempt {} of message {} failed: {}", q.name, sub.name,
                               f.delivery_count, f.message.id, result.error);
                 return Settled::kRecorded;
             }
