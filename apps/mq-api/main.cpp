@@ -165,10 +165,10 @@ int main(int argc, char** argv) {
         spdlog::info("mq-api stopped");
         return 0;
     } catch (const mq::Error& e) {
-        std::cerr << "mq-api: " << e.what() << '\n';
+        mq::log_fatal("mq-api", e.what());
         return mq::exit_status(e.code());
     } catch (const std::exception& e) {
-        std::cerr << "mq-api: " << e.what() << '\n';
+        mq::log_fatal("mq-api", e.what());
         return 1;
     }
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "mq/core/log_context.hpp"
 #include "mq/redis/client.hpp"
 
 namespace mqapi {
@@ -43,6 +44,8 @@ std::vector<std::string> split_path(std::string_view path) {
 
 mq::Error client_error(const mq::Error& error, std::string_view request_id) {
     if (!may_carry_backend_text(error.code())) return error;
+    // Also called off the request's threads (publish completions): names the request itself.
+    mq::LogScope scope(mq::LogScope::Show::kJsonOnly, {{"request_id", request_id}});
     spdlog::error("{} {}: {}", request_id, mq::code_name(error.code()),
                   mq::printable(error.what()));
     std::optional<int> retry = error.retry_after_s();

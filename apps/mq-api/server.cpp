@@ -18,6 +18,7 @@
 
 #include "mq/auth/auth_failures.hpp"
 #include "mq/core/codec.hpp"
+#include "mq/core/log_context.hpp"
 #include "mq/core/throttled_log.hpp"
 #include "mq/core/uuid.hpp"
 
@@ -48,6 +49,21 @@ bool sane_request_id(std::string_view id) {
             return false;
     return true;
 }
+
+// What a request's log lines are about: its request id, and its tenant once authenticated.
+// For the JSON format only: mq-api's text lines already start with the request id, and the
+// access line names the tenant. Set on every thread the request runs on (its I/O thread,
+// a blocking-pool thread).
+class RequestLogScope {
+  public:
+    explicit RequestLogScope(const Request& r)
+        : scope_(mq::LogScope::Show::kJsonOnly, {{"request_id", r.request_id}}) {
+        if (r.principal) scope_.add({"tenant", r.principal->tenant}, mq::LogScope::Show::kJsonOnly);
+    }
+
+  private:
+    mq::LogScope scope_;
+};
 
 std::string_view bearer_token(std::string_view authorization) {
     constexpr std::string_view kScheme = "Bearer ";
@@ -392,6 +408,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         parser_.reset();
         request_.raw = &request_msg_;
         keep_alive_ = request_msg_.keep_alive() && !server_.draining.load();
+        RequestLogScope log_scope(request_);
         dispatch();
     }
 
@@ -466,6 +483,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
             [self](std::optional<mq::Principal> principal, std::exception_ptr error) {
                 asio::post(self->stream_.get_executor(),
                            [self, principal = std::move(principal), error]() mutable {
+                               RequestLogScope log_scope(self->request_);
                                if (error) return self->respond_error(error, "authentication");
                                self->authenticated(std::move(principal));
                            });
@@ -521,6 +539,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         try {
             server_.post_blocking(
                 [self, &route, reply = std::move(reply)] {
+                    RequestLogScope log_scope(self->request_);
                     Response r;
                     try {
                         r = route.sync(self->request_);
@@ -540,6 +559,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
 
     void respond(Response r) {
+        RequestLogScope log_scope(request_);
         redact_answer(r, request_.request_id);  // no backend text leaves (router.hpp)
         auto res = std::make_shared<http::response<http::string_body>>();
         res->version(11);
@@ -602,12 +622,23 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         auto micros =
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_).count();
         if (match_.route) match_.route->stats->record(status_, static_cast<std::uint64_t>(micros));
-        if (server_.options.access_log)
+        if (server_.options.access_log) {
+            // The columns of the text line, as fields of the JSON line.
+            const std::string method(http::to_string(request_.method));
+            const double ms = static_cast<double>(micros) / 1000.0;
+            mq::LogScope fields(mq::LogScope::Show::kJsonOnly, {{"request_id", request_.request_id},
+                                                                {"method", method},
+                                                                {"path", request_.path},
+                                                                {"status", status_},
+                                                                {"duration_ms", ms}});
+            if (request_.principal)
+                fields.add({"tenant", request_.principal->tenant}, mq::LogScope::Show::kJsonOnly);
+            if (match_.route)
+                fields.add({"route", match_.route->pattern}, mq::LogScope::Show::kJsonOnly);
             spdlog::info("{} {} {} {} {} {:.3f}ms", request_.request_id,
-                         request_.principal ? request_.principal->tenant : "-",
-                         std::string(http::to_string(request_.method)),
-                         match_.route ? match_.route->pattern : request_.path, status_,
-                         static_cast<double>(micros) / 1000.0);
+                         request_.principal ? request_.principal->tenant : "-", method,
+                         match_.route ? match_.route->pattern : request_.path, status_, ms);
+        }
         server_.in_flight.fetch_sub(1);
     }
 

@@ -108,8 +108,8 @@ int run(const Options& o) {
                              step.action == mq::ReconcileAction::kCreate ? "create" : "update");
     }
     if (wc.subscriptions.empty() && !o.from_db) {
-        std::cerr << "mq-worker: nothing to run: list subscriptions in the config file or use "
-                     "--from-db\n";
+        mq::log_fatal("mq-worker",
+                      "nothing to run: list subscriptions in the config file or use --from-db");
         return 2;
     }
 
@@ -208,10 +208,10 @@ int main(int argc, char** argv) {
     try {
         return run(o);
     } catch (const mq::Error& e) {
-        std::cerr << "mq-worker: " << e.what() << '\n';
+        mq::log_fatal("mq-worker", e.what());
         return mq::exit_status(e.code());
     } catch (const std::exception& e) {
-        std::cerr << "mq-worker: unexpected error: " << e.what() << '\n';
+        mq::log_fatal("mq-worker", std::string("unexpected error: ") + e.what());
         return 1;
     }
 }

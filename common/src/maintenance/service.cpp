@@ -9,6 +9,7 @@
 #include <random>
 
 #include "mq/consume/dead_letter_archive.hpp"
+#include "mq/core/log_context.hpp"
 #include "mq/core/partitioner.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
@@ -191,10 +192,18 @@ void MaintenanceService::start() {
     if (started_) return;
     started_ = true;
     stopping_ = false;
-    threads_.emplace_back([this] { lease_loop(); });
-    threads_.emplace_back([this] { refresh_loop(); });
+    // Each thread's lines name what it does ("task": a task's name, "leases", "queue-list").
+    threads_.emplace_back([this] {
+        LogScope scope{{"task", "leases"}};
+        lease_loop();
+    });
+    threads_.emplace_back([this] {
+        LogScope scope{{"task", "queue-list"}};
+        refresh_loop();
+    });
     for (auto& t : tasks_)
         threads_.emplace_back([this, task = t.get()] {
+            LogScope scope{{"task", task->name}};
             if (task->kind == Task::Kind::kMover)
                 mover_loop(*task);
             else
@@ -558,6 +567,7 @@ void MaintenanceService::task_loop(Task& task) {
                     if (stopping_) break;
                     if (!holds(maintenance_shard(q.tenant, q.name)))
                         continue;  // lost: stop at once
+                    LogScope queue_scope{{"tenant", q.tenant}, {"queue", q.name}};
                     try {
                         if (task.kind == Task::Kind::kArchive) {
                             auto& database = ensure_db();
@@ -651,6 +661,7 @@ MaintenancePass MaintenanceService::run_once() {
                     break;
                 }
                 const std::string where = q->tenant + "/" + q->name;
+                LogScope queue_scope{{"tenant", q->tenant}, {"queue", q->name}};
                 guarded("delayed mover on " + where,
                         [&] { pass.moved += scheduler.move_due(*q).moved; });
                 guarded("dead-letter archive on " + where,

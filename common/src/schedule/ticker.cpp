@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "mq/core/log_context.hpp"
 #include "mq/core/time.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/publish/publish_use_case.hpp"
@@ -72,6 +73,7 @@ std::int64_t ScheduleTicker::run_due(Clock::time_point now) {
     pg_down_ = false;
     std::int64_t published = 0;
     for (const auto& s : due) {
+        LogScope scope{{"tenant", s.tenant}, {"schedule", s.name}};
         try {
             if (tick(s, now_ms)) ++published;
         } catch (const RedisDown& down) {

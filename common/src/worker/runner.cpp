@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "mq/core/log_context.hpp"
 #include "mq/core/time.hpp"
 #include "mq/publish/scheduler.hpp"
 #include "mq/redis/stream_commands.hpp"
@@ -9,6 +10,16 @@
 namespace mq {
 
 using namespace std::chrono_literals;
+
+namespace {
+
+// What every log line of a runner's threads is about.
+LogScope subscription_log_scope(const RunnerOptions& o) {
+    return LogScope{
+        {"tenant", o.queue.tenant}, {"queue", o.queue.name}, {"subscription", o.subscription.name}};
+}
+
+}  // namespace
 
 void RunnerMetrics::observe(std::chrono::microseconds d) {
     double s = static_cast<double>(d.count()) / 1e6;
@@ -87,16 +98,26 @@ void SubscriptionRunner::backend_error(const char* where, const std::exception& 
 }
 
 void SubscriptionRunner::start() {
+    auto log_scope = subscription_log_scope(options_);
     {
         redis::Connection conn(options_.endpoint);
         ConsumerGroups(conn, options_.keys).ensure(options_.queue, options_.subscription);
     }
     for (int p = 0; p < options_.queue.partition_count; ++p)
-        fetchers_.emplace_back([this, p] { inline_ ? inline_fetch_loop(p) : fetch_loop(p); });
+        fetchers_.emplace_back([this, p] {
+            auto thread_scope = subscription_log_scope(options_);
+            inline_ ? inline_fetch_loop(p) : fetch_loop(p);
+        });
     if (!inline_)
         for (int i = 0; i < options_.subscription.concurrency; ++i)
-            handlers_.emplace_back([this] { handle_loop(); });
-    maintenance_ = std::thread([this] { maintenance_loop(); });
+            handlers_.emplace_back([this] {
+                auto thread_scope = subscription_log_scope(options_);
+                handle_loop();
+            });
+    maintenance_ = std::thread([this] {
+        auto thread_scope = subscription_log_scope(options_);
+        maintenance_loop();
+    });
     spdlog::info("{}/{}: delivering with {} over {} partition(s) as consumer {}",
                  options_.queue.name, options_.subscription.name,
                  inline_ ? std::string("an in-process handler on the fetcher thread(s)")
@@ -113,6 +134,7 @@ void SubscriptionRunner::set_paused(bool paused) {
         std::lock_guard lock(mu_);
         was = paused_.exchange(paused);
     }
+    auto log_scope = subscription_log_scope(options_);
     if (was != paused)
         spdlog::info("{}/{}: {}", options_.queue.name, options_.subscription.name,
                      paused ? "paused" : "resumed");
@@ -303,9 +325,12 @@ void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetc
         } else {
             DeliveryResult result;
             result.error = failed;
-            for (std::size_t i : staged)
+            for (std::size_t i : staged) {
+                LogScope message_scope{{"message_id", batch[i].message.id},
+                                       {"attempt", batch[i].delivery_count}};
                 if (record(groups, batch[i], result) == Settled::kAck)
                     acks.push_back({batch[i].partition, batch[i].stream_id, false});
+            }
         }
     } catch (...) {
         // Staged work is completed or dropped, but not acked; with the connection failed,
@@ -420,6 +445,8 @@ std::string open_sealed(Message& m, const Keyring* keyring, const Queue& q) {
 SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& groups, Fetched& f) {
     const auto& q = options_.queue;
     const auto& sub = options_.subscription;
+    // Lines of the handler and of the outcome name the message.
+    LogScope message_scope{{"message_id", f.message.id}, {"attempt", f.delivery_count}};
     if (!filter_matches(sub.filter, f.message.headers_json)) return Settled::kFiltered;
     // The message moves into the delivery and back (no copy per message).
     Delivery d{std::move(f.message), q.tenant,    q.name,           sub.name,
@@ -462,7 +489,7 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
                 if (result.retry_after) not_before = now_ms() + result.retry_after->count();
                 groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before);
                 metrics_->failed++;
-                spdlog::debug("{}/{}: attempt {} of {} failed: {}", q.name, sub.name,
+                spdlog::debug("{}/{}: attempt {} of message {} failed: {}", q.name, sub.name,
                               f.delivery_count, f.message.id, result.error);
                 return Settled::kRecorded;
             }
@@ -549,6 +576,7 @@ void SubscriptionRunner::maintenance_loop() {
 
 bool SubscriptionRunner::stop(std::chrono::steady_clock::time_point deadline) {
     if (fetchers_.empty() && handlers_.empty() && !maintenance_.joinable()) return true;
+    auto log_scope = subscription_log_scope(options_);
     fetching_ = false;
     space_cv_.notify_all();
     for (auto& t : fetchers_) t.join();

@@ -4,6 +4,7 @@
 
 #include "mq/consume/control.hpp"
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/core/log_context.hpp"
 #include "mq/error.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/queue/catalog.hpp"
@@ -22,6 +23,11 @@ std::string key_of(const std::string& tenant, const std::string& queue_tenant,
 }
 
 std::string describe(const Subscription& s) { return s.tenant + "/" + s.queue + "/" + s.name; }
+
+// The subscription a log line is about, as fields.
+LogScope subscription_log_scope(const Subscription& s) {
+    return LogScope{{"tenant", s.tenant}, {"queue", s.queue}, {"subscription", s.name}};
+}
 
 // What a running runner was built from, minus what it follows without a restart (the
 // pause state) and what does not change delivery (description, owner, timestamps).
@@ -121,6 +127,7 @@ void WorkerSupervisor::stop_runner(const std::string& key, const char* why) {
         running_.erase(it);
     }
     const auto& s = runner->options().subscription;
+    auto log_scope = subscription_log_scope(s);
     spdlog::info("{}: {}; stopping its runner", describe(s), why);
     if (!runner->stop(std::chrono::steady_clock::now() + options_.restart_timeout))
         spdlog::warn("{}: deliveries still running after {} ms were abandoned; they stay pending",
@@ -156,6 +163,7 @@ bool WorkerSupervisor::reconcile() {
                     desired.push_back(std::move(s));
         std::map<std::string, std::optional<Queue>> queues;
         for (auto& s : desired) {
+            auto log_scope = subscription_log_scope(s);
             const std::string key = subscription_key(s);
             if (is_cross_tenant(s)) {
                 // Only mq-api delivers from another tenant's queue (it checks is_public on every
@@ -234,6 +242,7 @@ bool WorkerSupervisor::reconcile() {
     for (const auto& [key, why] : to_stop) stop_runner(key, why);
 
     for (auto& [key, w] : want) {
+        auto log_scope = subscription_log_scope(w.sub);
         {
             std::lock_guard lock(mu_);
             if (auto it = running_.find(key); it != running_.end()) {
