@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "api_process.hpp"
@@ -106,20 +107,31 @@ TEST_CASE("sighup_keeps_mq_api_serving_and_new_connections_get_a_replaced_certif
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("sighup_to_plain_http_mq_api_answers_on_and_a_request_in_flight_completes",
+TEST_CASE("sighup_keeps_plain_http_mq_api_answering_and_a_waiting_long_poll_completes",
           "[api][lifecycle]") {
     ApiSession s;
     REQUIRE(s.api.call_json("POST", "/api/v1/mq/queues", {{"name", "orders"}}, s.token).status ==
             201);
-    for (int i = 0; i < 3; ++i) {
-        REQUIRE(kill(s.api.pid(), SIGHUP) == 0);
-        auto published = s.api.call_json("POST", "/api/v1/mq/publish",
-                                         {{"queue", "orders"}, {"payload", {{"n", i}}}}, s.token);
-        INFO(published.body);
-        CHECK(published.status == 201);
-    }
-    REQUIRE(eventually([&] { return count_of(s.api.log(), "SIGHUP: reloaded") == 3; }, 5s));
-    INFO(s.api.log());
+    auto sub = s.api.call_json("POST", "/api/v1/mq/subscriptions",
+                               {{"queue", "orders"}, {"name", "reader"}}, s.token);
+    REQUIRE(sub.status == 201);
+    auto id = sub.json()["id"].get<std::string>();
+    // A long poll waits inside mq-api while the reload happens.
+    auto pull = std::async(std::launch::async, [&] {
+        return s.api.call_json("POST", "/api/v1/mq/subscriptions/" + id + "/pull",
+                               {{"wait_ms", 3000}}, s.token);
+    });
+    std::this_thread::sleep_for(300ms);
+    for (int i = 0; i < 3; ++i) REQUIRE(kill(s.api.pid(), SIGHUP) == 0);
+    REQUIRE(eventually([&] { return count_of(s.api.log(), "SIGHUP: reloaded") >= 1; }, 5s));
+    auto published = s.api.call_json("POST", "/api/v1/mq/publish",
+                                     {{"queue", "orders"}, {"payload", {{"n", 1}}}}, s.token);
+    INFO(published.body);
+    CHECK(published.status == 201);
+    auto pulled = pull.get();
+    INFO(pulled.body << "\n" << s.api.log());
+    CHECK(pulled.status == 200);
+    CHECK(pulled.json()["messages"].size() == 1);
     CHECK(s.api.log().find("SIGHUP: reloaded nothing (no change)") != std::string::npos);
     CHECK(s.api.running());
     CHECK(s.api.call("GET", "/livez").status == 200);

@@ -468,8 +468,8 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         return nlohmann::json::object();
     });
     std::size_t tenants = 0;
-    // Not critical: publishes and pulls run from the config cache while PostgreSQL is
-    // down, so the instance stays in service ("degraded", 200) like /readyz says.
+    // Not critical: publishes run from the config cache while PostgreSQL is down, so the
+    // instance stays in service ("degraded", 200) as /readyz says.
     run("postgres", false, [&] {
         auto db = app.pg().acquire();
         if (detailed)
