@@ -42,14 +42,16 @@ RUN apt-get update \
 USER 10001:10001
 WORKDIR /var/lib/mq
 ENV PORT=3010
-# 3010: mq-api; 9464: mq-worker's /metrics and /healthz.
+# 3010: mq-api; 9464: mq-worker's /metrics, /livez and /readyz.
 EXPOSE 3010 9464
-# mq-api's health route (Redis and PostgreSQL checks). Worker containers override it with
-# their /healthz (compose.yaml); a one-shot mqctl container never becomes healthy and needs
-# none (`--no-healthcheck` or `healthcheck: disable`).
+# mq-api's readiness probe: 200 while it can serve publishes (Redis answers; PostgreSQL down
+# only degrades, see /api/v1/mq/health), a cached PING so probes never load Redis. Worker
+# containers override it with their own /readyz (compose.yaml); a one-shot mqctl container
+# never becomes healthy and needs none (`--no-healthcheck` or `healthcheck: disable`).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${PORT}/api/v1/mq/health" >/dev/null || exit 1
+    CMD curl -fsS "http://127.0.0.1:${PORT}/readyz" >/dev/null || exit 1
 # SIGTERM reaches the mq process through tini: mq-api drains requests, mq-worker deliveries.
+# tini forwards SIGHUP as well (`docker kill -s HUP`): a reload, not a stop.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["mq-api"]

@@ -260,6 +260,8 @@ const std::set<std::string> kContractRoutes{
     "GET /api/v1/mq/status",
     "GET /api/v1/mq/openapi.json",
     "GET /metrics",
+    "GET /livez",  // issue 12, item 8: probes
+    "GET /readyz",
     "POST /internal/mq/user-events",
     "POST /internal/mq/user-notifications",
     "POST /internal/mq/audit-logs",
@@ -345,7 +347,8 @@ TEST_CASE(
             INFO(upper(method) << " " << path);
             if (path.rfind("/internal/mq/", 0) == 0) {
                 CHECK(security_is(op, service));
-            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json") {
+            } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" ||
+                       path == "/livez" || path == "/readyz") {
                 CHECK(security_is(op, none));
             } else if (path == "/metrics") {
                 CHECK(

@@ -49,6 +49,7 @@ App::App(mq::Config config, ApiOptions options)
       redis_pool_([this] { return std::make_unique<mq::redis::Connection>(redis_endpoint_); }),
       pg_pool_([this] { return std::make_unique<mq::pg::Database>(config_.database_url); }) {
     started_unix_ms_ = mq::now_ms();
+    webhook_cidrs_ = config_.webhook_allowed_cidrs;
     if (!config_.keyring_file.empty())
         keyring_ = std::make_shared<const mq::Keyring>(mq::Keyring::load(config_.keyring_file));
     receipt_key_ = options_.receipt_key;
@@ -122,6 +123,16 @@ void App::start() {
 void App::reload_rates() {
     auto db = pg_pool_.acquire();
     for (auto& [tenant, rate] : mq::load_tenant_rates(*db)) quota_->set_rate(tenant, rate);
+}
+
+std::vector<mq::Cidr> App::webhook_allowed_cidrs() const {
+    std::lock_guard lock(webhook_cidrs_mutex_);
+    return webhook_cidrs_;
+}
+
+void App::set_webhook_allowed_cidrs(std::vector<mq::Cidr> cidrs) {
+    std::lock_guard lock(webhook_cidrs_mutex_);
+    webhook_cidrs_ = std::move(cidrs);
 }
 
 std::shared_ptr<const mq::Queue> App::queue(const std::string& tenant, const std::string& name) {

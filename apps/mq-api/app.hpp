@@ -113,6 +113,11 @@ class App {
     /// Re-reads the per-tenant publish rates (tenants.publish_rate_limit).
     void reload_rates();
 
+    /// WEBHOOK_ALLOWED_CIDRS as it is now (a reload may replace it; config() keeps the
+    /// value read at start).
+    std::vector<mq::Cidr> webhook_allowed_cidrs() const;
+    void set_webhook_allowed_cidrs(std::vector<mq::Cidr> cidrs);
+
   private:
     mq::Config config_;
     ApiOptions options_;
@@ -132,6 +137,8 @@ class App {
     std::unique_ptr<mq::PublishUseCase> publishing_;
     std::string receipt_key_;
     Server* server_ = nullptr;
+    mutable std::mutex webhook_cidrs_mutex_;
+    std::vector<mq::Cidr> webhook_cidrs_;
     // Every config NOTIFY reloads the rates: with PostgreSQL failing, one line per interval.
     mq::ThrottledLog rate_reload_failures_;
     std::mutex counters_mutex_;

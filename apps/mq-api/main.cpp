@@ -1,6 +1,7 @@
 // mq-api: the REST API on port 3010. Reads flags and environment, wires common/ into the
 // routes, serves until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
-// flight finish, exits 0.
+// flight finish, exits 0. SIGHUP reloads what can change while serving (TLS certificate,
+// log level, webhook ranges) and logs what needs a restart.
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "app.hpp"
+#include "mq/config/changed_settings.hpp"
 #include "mq/config/logging.hpp"
 #include "mq/core/version.hpp"
 #include "tls.hpp"
@@ -43,6 +45,55 @@ void tune_malloc() {
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 
+// SIGHUP: reads the configuration again (file and environment, as at start) and applies
+// what can change while serving. mq-api logs to stderr (journald, docker): there is no
+// log file of its own to reopen. A configuration or certificate that does not load is
+// logged and the running one stays.
+void reload(const std::string& config_file, std::optional<int> port, mq::Config& running,
+            mqapi::App& app, mqapi::Server& server) {
+    mq::Config next;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    try {
+        next = mq::load_config(config_file, mq::process_environment());
+        if (port) next.port = *port;
+        // The files are read again even when their names did not change: a renewed
+        // certificate is usually written over the old one.
+        if (next.api.tls() && running.api.tls()) tls = mqapi::make_tls_context(next.api);
+    } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: reload failed, the running configuration stays: {}", e.what());
+        return;
+    }
+    std::vector<std::string> applied;
+    for (const auto& name : mq::changed_settings(running, next)) {
+        if (name == "LOG_LEVEL") {
+            spdlog::set_level(spdlog::level::from_str(next.log_level));
+            running.log_level = next.log_level;
+            applied.push_back("LOG_LEVEL=" + next.log_level);
+        } else if (name == "WEBHOOK_ALLOWED_CIDRS") {
+            app.set_webhook_allowed_cidrs(next.webhook_allowed_cidrs);
+            running.webhook_allowed_cidrs = next.webhook_allowed_cidrs;
+            applied.push_back("WEBHOOK_ALLOWED_CIDRS");
+        } else if (tls && (name == "TLS_CERT_FILE" || name == "TLS_KEY_FILE" ||
+                           name == "TLS_CA_FILE" || name == "TLS_MIN_VERSION")) {
+            continue;  // in the new TLS context below
+        } else {
+            spdlog::warn("SIGHUP: {} changed: needs a restart (the running value stays)", name);
+        }
+    }
+    if (tls) {
+        server.replace_tls(std::move(tls));
+        running.api.tls_cert_file = next.api.tls_cert_file;
+        running.api.tls_key_file = next.api.tls_key_file;
+        running.api.tls_ca_file = next.api.tls_ca_file;
+        running.api.tls_min_version = next.api.tls_min_version;
+        applied.push_back("TLS certificate " + next.api.tls_cert_file + " and key " +
+                          next.api.tls_key_file + " (new connections)");
+    }
+    std::string list;
+    for (const auto& a : applied) list += (list.empty() ? "" : ", ") + a;
+    spdlog::info("SIGHUP: reloaded {}", list.empty() ? "nothing (no change)" : list);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,12 +124,14 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     }
 
-    // SIGTERM/SIGINT are taken by sigwait below; every thread started later inherits the mask.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    // SIGTERM/SIGINT/SIGHUP are taken by sigwait below; every thread started later inherits
+    // the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     try {
@@ -157,7 +210,11 @@ int main(int argc, char** argv) {
             mq::pg::describe_url(config.database_url));
 
         int sig = 0;
-        sigwait(&stop_signals, &sig);
+        for (;;) {
+            sigwait(&signals, &sig);
+            if (sig != SIGHUP) break;
+            reload(config_file, port, config, app, server);
+        }
         spdlog::info("{}: draining (no new connections; requests in flight finish)",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");
         int cut = server.drain(std::chrono::seconds(35));

@@ -37,7 +37,8 @@ nlohmann::json to_json(const QueueTotals& t);
 
 /// The JSON metrics object over `tenants` (one tenant, or every tenant for admins).
 nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants);
-/// The health object and whether it is healthy (200) or not (503).
+/// The health object and whether the instance can serve (200: Redis answers, "degraded" when
+/// only something else such as PostgreSQL is down) or not (503).
 std::pair<bool, nlohmann::json> health_json(App& app, bool detailed);
 
 }  // namespace mqapi

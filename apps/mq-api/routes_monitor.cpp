@@ -1,5 +1,6 @@
 // Monitoring: GET /api/v1/mq/metrics, /metrics/topics, /metrics/consumers, /health,
-// /status, /openapi.json, and Prometheus text at GET /metrics.
+// /status, /openapi.json, Prometheus text at GET /metrics, and the probes GET /livez and
+// GET /readyz.
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "mq/core/version.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/inspector.hpp"
+#include "mq/redis/reachability.hpp"
 #include "routes.hpp"
 
 namespace mqapi {
@@ -466,7 +468,9 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         return nlohmann::json::object();
     });
     std::size_t tenants = 0;
-    run("postgres", true, [&] {
+    // Not critical: publishes run from the config cache while PostgreSQL is down, so the
+    // instance stays in service ("degraded", 200) as /readyz says.
+    run("postgres", false, [&] {
         auto db = app.pg().acquire();
         if (detailed)
             tenants = mq::Catalog(*db).list_tenants().size();
@@ -578,6 +582,24 @@ void add_monitor_routes(Router& router, App& app) {
                 }
             return json_response(200, {{"consumers", std::move(list)}});
         });
+    // Probes for orchestrators and load balancers, no token (docs/operations.md, "Signals
+    // and health"). /livez: the process answers HTTP (on the I/O thread, touching nothing).
+    // /readyz: it can serve publishes: Redis answers a PING (measured at most once a
+    // second however many probes come) and the server is not draining. PostgreSQL is not
+    // asked: without it the config cache still serves publishes.
+    router.add_async(http::verb::get, "/livez", Auth::kNone, [](Request&, Reply reply) {
+        reply(json_response(200, {{"status", "alive"}}));
+    });
+    auto redis_reachable = std::make_shared<mq::redis::Reachability>(app.redis_endpoint());
+    router.add(http::verb::get, "/readyz", Auth::kNone, [&app, redis_reachable](Request&) {
+        const char* reason = nullptr;
+        if (app.server() && app.server()->draining())
+            reason = "draining";
+        else if (!redis_reachable->reachable())
+            reason = "redis_unreachable";
+        if (reason) return json_response(503, {{"status", "not_ready"}, {"reason", reason}});
+        return json_response(200, {{"status", "ready"}});
+    });
     router.add(http::verb::get, "/api/v1/mq/health", Auth::kNone, [&app](Request&) {
         auto [ok, j] = health_json(app, false);
         return json_response(ok ? 200 : 503, j);

@@ -70,8 +70,7 @@ void add_subscription_routes(Router& router, App& app) {
         if (!q) throw mq::queue_not_found(req.tenant(), s.queue);
         mq::authorize_consume(*req.principal, *q);
         mq::validate(s);
-        mq::authorize_api_handler(s, nullptr,
-                                  mq::DestinationPolicy(app.config().webhook_allowed_cidrs));
+        mq::authorize_api_handler(s, nullptr, mq::DestinationPolicy(app.webhook_allowed_cidrs()));
         mq::validate_handler_for_type(s);
         auto db = app.pg().acquire();
         auto redis = app.redis().acquire();
@@ -124,7 +123,7 @@ void add_subscription_routes(Router& router, App& app) {
             mark_api_writer(s, req);
             mq::validate(s);
             mq::authorize_api_handler(s, current.get(),
-                                      mq::DestinationPolicy(app.config().webhook_allowed_cidrs));
+                                      mq::DestinationPolicy(app.webhook_allowed_cidrs()));
             mq::validate_handler_for_type(s);
             auto db = app.pg().acquire();
             auto updated = mq::SubscriptionCatalog(*db).update(s);

@@ -194,13 +194,19 @@ struct Server::Impl {
     std::atomic<int> in_flight{0};
     int bound_port = 0;
     bool stopped = false;
+    // The TLS context new connections get (options.tls until a reload replaces it). A
+    // connection's SSL holds a reference to its SSL_CTX, so one made from a replaced
+    // context keeps working after the context object is gone.
+    std::mutex tls_mutex;
+    std::shared_ptr<ssl::context> tls_now;
 
     Impl(const Router& r, ServerOptions o, mq::Authenticator& a, std::string t)
         : router(r),
           options(std::move(o)),
           authenticator(a),
           service_token(std::move(t)),
-          auth_failures(options.auth_failure_limit, options.auth_failure_window) {
+          auth_failures(options.auth_failure_limit, options.auth_failure_window),
+          tls_now(options.tls) {
         for (int i = 0; i < std::max(1, options.threads); ++i) {
             contexts.push_back(std::make_shared<Context>());
             keep_running.push_back(asio::make_work_guard(*contexts.back()));
@@ -696,11 +702,15 @@ void Server::Impl::on_accept(beast::error_code ec, Socket socket) {
         beast::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto client = client_key(socket);
-        if (options.tls)
-            std::make_shared<Session<TlsStream>>(*this, std::move(client), std::move(socket),
-                                                 *options.tls)
+        if (options.tls) {
+            std::shared_ptr<ssl::context> tls;
+            {
+                std::lock_guard lock(tls_mutex);
+                tls = tls_now;
+            }
+            std::make_shared<Session<TlsStream>>(*this, std::move(client), std::move(socket), *tls)
                 ->start();
-        else
+        } else
             std::make_shared<Session<PlainStream>>(*this, std::move(client), std::move(socket))
                 ->start();
     }
@@ -841,6 +851,14 @@ const std::vector<std::shared_ptr<asio::io_context>>& Server::contexts() const {
 }
 
 bool Server::draining() const { return impl_->draining.load(); }
+
+void Server::replace_tls(std::shared_ptr<boost::asio::ssl::context> tls) {
+    if (!impl_->options.tls || !tls)
+        throw mq::Error(mq::ErrorCode::kValidation,
+                        "switching between HTTP and HTTPS needs a restart");
+    std::lock_guard lock(impl_->tls_mutex);
+    impl_->tls_now = std::move(tls);
+}
 
 void Server::post_blocking(std::function<void()> fn) {
     impl_->post_blocking(std::move(fn), /*bounded=*/admitting);

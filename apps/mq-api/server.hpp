@@ -91,6 +91,10 @@ class Server {
     /// Runs `fn` on an I/O thread after `delay` (timers for long polls).
     void post_after(std::chrono::milliseconds delay, std::function<void()> fn);
     bool draining() const;
+    /// The TLS context of connections accepted from now on (a reloaded certificate);
+    /// connections already open keep theirs. Throws when the server speaks plain HTTP
+    /// (switching needs a restart).
+    void replace_tls(std::shared_ptr<boost::asio::ssl::context> tls);
 
     struct Impl;
 

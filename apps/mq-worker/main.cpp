@@ -1,8 +1,9 @@
 // mq-worker: runs the subscriptions of a YAML file (or every webhook/exec/log subscription
 // of some tenants in the database, following creates, updates, deletes and pauses live),
 // delivering messages to webhook, exec and log handlers. Parses flags and config, wires
-// common/ together (mq::WorkerSupervisor), serves /metrics and /healthz, and shuts down
-// gracefully on SIGTERM. Every delivery rule lives in common/.
+// common/ together (mq::WorkerSupervisor), serves /metrics, /healthz, /livez and /readyz,
+// re-reads its file on SIGHUP and shuts down gracefully on SIGTERM. Every delivery rule
+// lives in common/.
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -13,14 +14,15 @@
 #include "flags.hpp"
 #include "metrics_server.hpp"
 #include "mq/config/logging.hpp"
-#include "mq/consume/subscription_reconciler.hpp"
 #include "mq/core/version.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/deliver/destination_policy.hpp"
 #include "mq/error.hpp"
 #include "mq/maintenance/tasks.hpp"
+#include "mq/redis/reachability.hpp"
 #include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
+#include "mq/worker/worker_reload.hpp"
 
 namespace {
 
@@ -42,16 +44,9 @@ std::string default_consumer_name() {
     return std::string(host) + "-" + std::to_string(getpid());
 }
 
-int run(const Options& o) {
-    // Block the stop signals in every thread; main waits for them with sigwait.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-
-    auto env = mq::process_environment();
+// Loads the worker file (or only the environment with --from-db and no file) with the
+// command line's overrides; what start and every reload read.
+mq::WorkerConfig load(const Options& o, const std::map<std::string, std::string>& env) {
     mq::WorkerConfig wc;
     if (!o.config.empty()) {
         wc = mq::load_worker_config(o.config, env);
@@ -61,11 +56,77 @@ int run(const Options& o) {
     if (!o.consumer_name.empty()) wc.consumer_name = o.consumer_name;
     if (wc.consumer_name.empty()) wc.consumer_name = default_consumer_name();
     if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
-    // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
-    // (and --check) instead of failing every delivery later.
     // The worker YAML has no keyring setting (keys do not belong next to subscriptions):
     // MQ_KEYRING_FILE comes from the environment in both modes.
     if (auto it = env.find("MQ_KEYRING_FILE"); it != env.end()) wc.base.keyring_file = it->second;
+    return wc;
+}
+
+void log_declared(const mq::ReconcilePlan& plan) {
+    for (const auto& step : plan.steps)
+        if (step.action != mq::ReconcileAction::kUnchanged)
+            spdlog::info("{}/{}: {}d from the worker file", step.sub.queue, step.sub.name,
+                         step.action == mq::ReconcileAction::kCreate ? "create" : "update");
+}
+
+std::string joined(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+}
+
+// SIGHUP: re-reads the worker file and hands its subscriptions to the running supervisor.
+// Nothing changes unless the whole file is valid and every new or changed subscription
+// could be declared in PostgreSQL; otherwise the running configuration stays, and says so.
+void reload(const Options& o, mq::WorkerConfig& running, mq::redis::Connection& redis,
+            mq::WorkerSupervisor& supervisor) {
+    if (o.config.empty()) {
+        spdlog::info("SIGHUP: no worker file to re-read; reconciling from PostgreSQL");
+        supervisor.reconcile();
+        return;
+    }
+    mq::WorkerReload r;
+    try {
+        r = mq::plan_worker_reload(running, load(o, mq::process_environment()));
+        if (!r.added.empty() || !r.changed.empty()) {
+            mq::pg::Database db(running.base.database_url);
+            log_declared(mq::declare_worker_subscriptions(r.config, o.adopt, db, redis));
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: reload of {} failed, the running configuration stays: {}", o.config,
+                      e.what());
+        return;
+    }
+    for (const auto& name : r.needs_restart)
+        spdlog::warn("SIGHUP: {} changed in {}: needs a restart (the running value stays)", name,
+                     o.config);
+    if (r.log_level) {
+        spdlog::set_level(spdlog::level::from_str(*r.log_level));
+        spdlog::info("SIGHUP: log level is now {}", *r.log_level);
+    }
+    running = r.config;
+    supervisor.set_fixed(running.subscriptions);
+    spdlog::info(
+        "SIGHUP: reloaded {}: {} subscription(s) added{}, {} changed{}, {} removed{}, {} "
+        "unchanged",
+        o.config, r.added.size(), r.added.empty() ? "" : " (" + joined(r.added) + ")",
+        r.changed.size(), r.changed.empty() ? "" : " (" + joined(r.changed) + ")", r.removed.size(),
+        r.removed.empty() ? "" : " (" + joined(r.removed) + ")", r.unchanged);
+}
+
+int run(const Options& o) {
+    // Block the stop and reload signals in every thread; main waits for them with sigwait.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    mq::WorkerConfig wc = load(o, mq::process_environment());
+    // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
+    // (and --check) instead of failing every delivery later.
     std::shared_ptr<const mq::Keyring> keyring;
     if (!wc.base.keyring_file.empty())
         keyring = std::make_shared<const mq::Keyring>(mq::Keyring::load(wc.base.keyring_file));
@@ -79,7 +140,6 @@ int run(const Options& o) {
 
     mq::redis::Connection probe(endpoint);
     probe.check_server_policy();
-    mq::pg::Database db(wc.base.database_url);
     mq::KeyLayout keys(wc.base.key_prefix);
 
     // The file's subscriptions are declared in the database (so mqctl sees, pauses and
@@ -87,25 +147,8 @@ int run(const Options& o) {
     // by someone else is a conflict (exit 4) unless --adopt. Their pause state stays the
     // database's.
     if (!wc.subscriptions.empty()) {
-        mq::SubscriptionDeclaration decl;
-        decl.tenant = wc.base.tenant;
-        decl.owner = mq::kWorkerOwner;
-        decl.adopt = o.adopt;
-        for (std::size_t i = 0; i < wc.subscriptions.size(); ++i)
-            decl.entries.push_back({wc.subscriptions[i], i < wc.where.size() ? wc.where[i] : ""});
-        decl.conflict_hint = [](std::size_t n) {
-            return std::string("Rename ") + (n == 1 ? "it" : "them") +
-                   " in the worker file, or start with --adopt "
-                   "to take " +
-                   (n == 1 ? "it" : "them") + " over";
-        };
-        mq::SubscriptionReconciler reconciler(db);
-        auto plan = reconciler.plan(decl);
-        reconciler.apply(plan, probe, keys);
-        for (const auto& step : plan.steps)
-            if (step.action != mq::ReconcileAction::kUnchanged)
-                spdlog::info("{}/{}: {}d from the worker file", step.sub.queue, step.sub.name,
-                             step.action == mq::ReconcileAction::kCreate ? "create" : "update");
+        mq::pg::Database db(wc.base.database_url);
+        log_declared(mq::declare_worker_subscriptions(wc, o.adopt, db, probe));
     }
     if (wc.subscriptions.empty() && !o.from_db) {
         mq::log_fatal("mq-worker",
@@ -143,11 +186,19 @@ int run(const Options& o) {
         maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + wc.consumer_name);
         maintenance->start();
     }
+    // /readyz: Redis answers (PING, measured at most once a second) and every subscription
+    // to run has started.
+    mq::redis::Reachability redis_reachable(endpoint);
     std::unique_ptr<mqworker::MetricsServer> metrics;
     if (wc.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
             wc.metrics_port, [&supervisor] { return supervisor.runners(); },
-            [&supervisor] { return supervisor.skipped(); });
+            [&supervisor] { return supervisor.skipped(); },
+            [&supervisor, &redis_reachable]() -> std::optional<std::string> {
+                if (!redis_reachable.reachable()) return "redis_unreachable";
+                if (!supervisor.subscriptions_started()) return "subscriptions_not_started";
+                return std::nullopt;
+            });
     auto running = supervisor.runners().size();
     if (running == 0)
         spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
@@ -156,7 +207,11 @@ int run(const Options& o) {
         spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, running);
 
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    for (;;) {
+        sigwait(&signals, &sig);
+        if (sig != SIGHUP) break;
+        reload(o, wc, probe, supervisor);
+    }
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  wc.shutdown_timeout.count());
     auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
@@ -184,7 +239,8 @@ int main(int argc, char** argv) {
     app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")
         ->allow_extra_args(false);
     app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
-    app.add_option("--metrics-port", o.metrics_port, "Port for /metrics and /healthz (0: off)");
+    app.add_option("--metrics-port", o.metrics_port,
+                   "Port for /metrics, /healthz, /livez and /readyz (0: off)");
     app.add_flag("--check", o.check, "Validate the configuration and exit");
     app.add_flag("--allow-operator-handlers", o.allow_operator_handlers,
                  "With --from-db: also run exec and log-to-file subscriptions an operator "

@@ -163,6 +163,7 @@ std::string render_skipped(const std::vector<mq::SkippedSubscription>& skipped) 
 struct MetricsServer::Impl {
     Runners runners;
     Skipped skipped;
+    Readiness readiness;
     asio::io_context ioc{1};
     tcp::acceptor acceptor{ioc};
     std::thread thread;
@@ -170,7 +171,8 @@ struct MetricsServer::Impl {
     std::unique_ptr<mq::redis::Connection>
         redis;  // for queue figures; used by the server thread only
 
-    Impl(Runners r, Skipped s) : runners(std::move(r)), skipped(std::move(s)) {}
+    Impl(Runners r, Skipped s, Readiness ready)
+        : runners(std::move(r)), skipped(std::move(s)), readiness(std::move(ready)) {}
 
     // Connected on first use and kept (it reconnects itself after a failure); short timeouts
     // so a scrape does not hang on a Redis outage.
@@ -218,6 +220,14 @@ struct MetricsServer::Impl {
                     res->set(http::field::content_type, "application/json");
                     res->body() = ok ? R"({"status":"ok"})"
                                      : R"({"status":"degraded","reason":"Redis unreachable"})";
+                } else if (auto health = req->method() == http::verb::get
+                                             ? health_answer(std::string_view(req->target().data(),
+                                                                              req->target().size()),
+                                                             readiness)
+                                             : std::nullopt) {
+                    res->result(static_cast<http::status>(health->status));
+                    res->set(http::field::content_type, "application/json");
+                    res->body() = std::move(health->body);
                 } else {
                     res->result(http::status::not_found);
                     res->body() = "not found\n";
@@ -231,8 +241,8 @@ struct MetricsServer::Impl {
     }
 };
 
-MetricsServer::MetricsServer(int port, Runners runners, Skipped skipped)
-    : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped))) {
+MetricsServer::MetricsServer(int port, Runners runners, Skipped skipped, Readiness readiness)
+    : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped), std::move(readiness))) {
     tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

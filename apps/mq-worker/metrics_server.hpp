@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "health_routes.hpp"
 #include "mq/worker/runner.hpp"
 #include "mq/worker/supervisor.hpp"
 
@@ -22,7 +23,8 @@ class MetricsServer {
     /// `skipped` (optional): the database's subscriptions not run, for
     /// mq_worker_subscriptions_skipped.
     using Skipped = std::function<std::vector<mq::SkippedSubscription>()>;
-    MetricsServer(int port, Runners runners, Skipped skipped = {});
+    /// `readiness` (optional) answers GET /readyz (health_routes.hpp); GET /livez is served too.
+    MetricsServer(int port, Runners runners, Skipped skipped = {}, Readiness readiness = {});
     ~MetricsServer();
 
   private:

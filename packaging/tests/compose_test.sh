@@ -30,7 +30,8 @@ service redis | grep -A1 -x -- '    - --appendonly' | grep -qx -- '    - .yes.\{
     fail "redis --appendonly is not yes"
 service redis | grep -A1 -x -- '    - --maxmemory-policy' | grep -qx -- '    - noeviction' ||
     fail "redis --maxmemory-policy is not noeviction"
-service api | grep -q '/api/v1/mq/health' || fail "api healthcheck does not probe /api/v1/mq/health"
+service api | grep -q '3010/readyz' || fail "api healthcheck does not probe /readyz"
+service worker | grep -q '9464/readyz' || fail "worker healthcheck does not probe its /readyz"
 service migrate | grep -q 'mqctl db migrate' || fail "migrate does not run mqctl db migrate"
 for s in api worker; do
     block=$(service $s)

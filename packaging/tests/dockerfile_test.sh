@@ -1,8 +1,8 @@
 #!/bin/sh
 # ctest packaging_dockerfile: no engine runs here, so a lint of what the Dockerfile promises:
 # multi-stage on Debian 12, runtime stage without toolchain or -dev packages, a non-root USER,
-# a HEALTHCHECK on mq-api's health route, the API port, an entrypoint; and a .dockerignore
-# that keeps build trees out of the context. Every package the build stage installs is one
+# a HEALTHCHECK on mq-api's readiness probe (/readyz), the API port, an entrypoint; and a
+# .dockerignore that keeps build trees out of the context. Every package the build stage installs is one
 # `make deps` knows (DEB_PACKAGES), so the two lists cannot drift apart silently.
 # usage: dockerfile_test.sh SOURCE_DIR
 set -eu
@@ -22,8 +22,8 @@ echo "$runtime" | grep -q -- '-dev\b\|build-essential\|cmake' && fail "runtime s
 user=$(echo "$runtime" | sed -n 's/^USER[[:space:]]\{1,\}//p' | tail -1)
 [ -n "$user" ] || fail "runtime stage has no USER"
 case ${user%%:*} in root | 0) fail "runtime stage runs as root ($user)" ;; esac
-echo "$runtime" | grep -q '^HEALTHCHECK .*CMD .*/api/v1/mq/health' ||
-    fail "no HEALTHCHECK on /api/v1/mq/health"
+echo "$runtime" | grep -q '^HEALTHCHECK .*CMD .*/readyz' ||
+    fail "no HEALTHCHECK on /readyz"
 echo "$runtime" | grep -q '^EXPOSE .*3010' || fail "port 3010 not exposed"
 echo "$runtime" | grep -q '^ENTRYPOINT \[' || fail "no exec-form ENTRYPOINT"
 echo "$runtime" | grep -q '^CMD \["mq-api"\]' || fail "default command is not mq-api"
@@ -40,4 +40,4 @@ known=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$src/Makefile" | sed -n 's/^DEB_P
 for p in $build_pkgs; do
     case " $known " in *" $p "*) ;; *) fail "Dockerfile build stage installs $p, not in DEB_PACKAGES" ;; esac
 done
-echo "Dockerfile: $froms stages, USER $user, HEALTHCHECK on /api/v1/mq/health"
+echo "Dockerfile: $froms stages, USER $user, HEALTHCHECK on /readyz"

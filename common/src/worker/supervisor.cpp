@@ -109,6 +109,14 @@ std::vector<std::shared_ptr<SubscriptionRunner>> WorkerSupervisor::runners() con
     return out;
 }
 
+void WorkerSupervisor::set_fixed(std::vector<Subscription> fixed) {
+    {
+        std::lock_guard lock(fixed_mu_);
+        options_.fixed = std::move(fixed);
+    }
+    request_reconcile();
+}
+
 void WorkerSupervisor::request_reconcile() {
     {
         std::lock_guard lock(wake_mu_);
@@ -149,7 +157,12 @@ bool WorkerSupervisor::reconcile() {
         Catalog catalog(*db_);
         std::vector<Subscription> desired;
         std::set<std::string> fixed_keys;
-        for (auto s : options_.fixed) {
+        std::vector<Subscription> fixed;
+        {
+            std::lock_guard lock(fixed_mu_);
+            fixed = options_.fixed;
+        }
+        for (auto s : fixed) {
             auto row = subs.find(s.tenant, s.queue, s.name, queue_owner(s));
             if (!row)
                 continue;  // deleted in the database: the file registers it again at the next start
@@ -241,6 +254,7 @@ bool WorkerSupervisor::reconcile() {
     }
     for (const auto& [key, why] : to_stop) stop_runner(key, why);
 
+    std::size_t unstarted = 0;
     for (auto& [key, w] : want) {
         auto log_scope = subscription_log_scope(w.sub);
         {
@@ -275,6 +289,7 @@ bool WorkerSupervisor::reconcile() {
         } catch (const std::exception& e) {
             spdlog::warn("{}: cannot start ({}); retrying at the next reconcile", describe(w.sub),
                          e.what());
+            ++unstarted;
             continue;
         }
         std::lock_guard lock(mu_);
@@ -284,6 +299,7 @@ bool WorkerSupervisor::reconcile() {
         std::lock_guard lock(mu_);
         skipped_now_ = std::move(skipped_now);
     }
+    unstarted_ = unstarted;
     ++reconciles_;
     return true;
 }

@@ -103,6 +103,15 @@ class WorkerSupervisor {
     std::vector<SkippedSubscription> skipped() const;
     /// True while the control channel is subscribed.
     bool listening() const { return listening_; }
+    /// Replaces the worker file's subscriptions (already declared in PostgreSQL, as for
+    /// `fixed`) and asks for a reconcile: what is new starts, what is gone stops after its
+    /// running deliveries finish, what changed drains and starts again with its new
+    /// settings, the rest keeps running untouched. Returns at once (SIGHUP's reload).
+    void set_fixed(std::vector<Subscription> fixed);
+    /// True once a reconcile has completed and every subscription it wanted to run has a
+    /// running runner (none waiting for a retry after a failed start): half of a worker's
+    /// readiness, Redis being the other.
+    bool subscriptions_started() const { return reconciles_ > 0 && unstarted_ == 0; }
 
   private:
     struct Running {
@@ -117,6 +126,7 @@ class WorkerSupervisor {
     void stop_runner(const std::string& key, const char* why);
 
     SupervisorOptions options_;
+    std::mutex fixed_mu_;    ///< guards options_.fixed (set_fixed runs on another thread)
     mutable std::mutex mu_;  ///< guards running_
     std::map<std::string, Running> running_;
     std::mutex reconcile_mu_;                       ///< one reconcile at a time
@@ -134,6 +144,7 @@ class WorkerSupervisor {
     std::atomic<bool> stopping_{false};
     std::atomic<bool> listening_{false};
     std::atomic<std::uint64_t> reconciles_{0};
+    std::atomic<std::size_t> unstarted_{0};  ///< wanted by the last reconcile, not running
     std::thread control_;
     std::thread reconciler_;
 };
