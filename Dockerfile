@@ -18,6 +18,7 @@ RUN apt-get update \
         libhiredis-dev libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
         libyaml-cpp-dev libcli11-dev libboost-dev libboost-system-dev \
         libcurl4-openssl-dev libssl-dev libvalijson-dev libsimdjson-dev libcctz-dev \
+        prometheus-cpp-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -33,10 +33,10 @@ DEB_PACKAGES := \
 	build-essential cmake ninja-build pkg-config git ca-certificates \
 	libhiredis-dev libpqxx-dev libpq-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
 	libyaml-cpp-dev catch2 libcli11-dev libboost-dev libboost-system-dev \
-	libcurl4-openssl-dev libssl-dev libvalijson-dev libre2-dev libsimdjson-dev libcctz-dev tzdata \
+	libcurl4-openssl-dev libssl-dev libvalijson-dev libre2-dev libsimdjson-dev libcctz-dev tzdata prometheus-cpp-dev \
 	redis-server redis-tools postgresql postgresql-contrib \
 	wrk curl procps iproute2 python3 clang-format \
-	help2man file dpkg-dev systemd zsh docker-compose
+	help2man file dpkg-dev systemd zsh docker-compose prometheus
 
 FORMAT_DIRS := $(wildcard common apps tests fuzz)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \

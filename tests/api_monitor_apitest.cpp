@@ -267,11 +267,13 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
     auto prom = api.scrape().body;
     INFO(prom);
     const std::string q = "tenant=\"" + t.tenant() + "\",queue=\"jobs\"";
-    // The states are disjoint. Both subscriptions have 5 to finish; the slowest is the one
-    // that has delivered least ("slow": 5 waiting, none pending).
+    // The states are disjoint and sum to the backlog. Both subscriptions have 5 to finish;
+    // the slowest is the one that has delivered least ("slow": 5 waiting, none pending).
+    // Delayed entries are not backlog: mq_queue_delayed counts them.
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"stream\"}") == 5.0);
     CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"pending\"}") == 0.0);
-    CHECK(series_value(prom, "mq_queue_size{" + q + ",state=\"delayed\"}") == 1.0);
+    CHECK_FALSE(series_value(prom, "mq_queue_size{" + q + ",state=\"delayed\"}"));
+    CHECK(series_value(prom, "mq_queue_delayed{" + q + "}") == 1.0);
     CHECK(series_value(prom, "mq_queue_backlog{" + q + "}") == 5.0);
     CHECK(series_value(prom, "mq_queue_stream_entries{" + q + "}") == 5.0);
     CHECK(series_value(prom, "mq_subscription_backlog{" + q + ",subscription=\"fast\"}") == 5.0);

@@ -13,32 +13,17 @@
 
 namespace mqapi {
 
-void LatencyHistogram::record(double seconds) {
-    std::size_t i = 0;
-    while (i < std::size(kBuckets) && seconds > kBuckets[i]) ++i;
-    buckets[i].fetch_add(1, std::memory_order_relaxed);
-    count.fetch_add(1, std::memory_order_relaxed);
-    sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6),
-                     std::memory_order_relaxed);
-}
-
-double LatencyHistogram::quantile(double q) const {
-    std::uint64_t total = count.load();
-    if (total == 0) return 0;
-    auto want = static_cast<std::uint64_t>(q * static_cast<double>(total));
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < std::size(kBuckets); ++i) {
-        seen += buckets[i].load();
-        if (seen > want || seen == total) return kBuckets[i];
-    }
-    return kBuckets[std::size(kBuckets) - 1];
-}
+LatencyHistogram::LatencyHistogram(prometheus::Registry& registry)
+    : histogram_(prometheus::BuildHistogram()
+                     .Name("mq_message_latency_seconds")
+                     .Help("Publish to first pull delivery, in seconds.")
+                     .Register(registry)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{
+                                  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                  5, 10, 30, 60, 300})) {}
 
 std::int64_t resident_memory_bytes() {
-    std::ifstream statm("/proc/self/statm");
-    std::int64_t size = 0, resident = 0;
-    if (!(statm >> size >> resident)) return 0;
-    return resident * sysconf(_SC_PAGESIZE);
+    return mq::metrics::read_process_figures().rss_bytes.value_or(0);
 }
 
 App::App(mq::Config config, ApiOptions options)

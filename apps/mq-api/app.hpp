@@ -19,6 +19,7 @@
 #include "mq/core/throttled_log.hpp"
 #include "mq/crypto/keyring.hpp"
 #include "mq/maintenance/service.hpp"
+#include "mq/metrics/exposition.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/publish/publish_pipeline.hpp"
 #include "mq/publish/publish_use_case.hpp"
@@ -61,16 +62,17 @@ struct TenantCounters {
     std::atomic<std::uint64_t> errors{0};  ///< 5xx answers
 };
 
-/// Publish-to-pull latency, seconds: a fixed-bucket histogram.
-struct LatencyHistogram {
-    static constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                          0.5,   1,      2.5,   5,    10,    30,   60,  300};
-    std::atomic<std::uint64_t> buckets[std::size(kBuckets) + 1] = {};  // last: +Inf
-    std::atomic<std::uint64_t> count{0};
-    std::atomic<std::uint64_t> sum_us{0};
-    void record(double seconds);
+/// Publish-to-pull latency, seconds: mq_message_latency_seconds in the app's registry.
+class LatencyHistogram {
+  public:
+    explicit LatencyHistogram(prometheus::Registry& registry);
+    void record(double seconds) { histogram_.Observe(std::max(0.0, seconds)); }
+    prometheus::ClientMetric::Histogram read() const { return histogram_.Collect().histogram; }
     /// Estimated quantile (upper bucket bound), 0 when empty.
-    double quantile(double q) const;
+    double quantile(double q) const { return mq::metrics::quantile(read(), q); }
+
+  private:
+    prometheus::Histogram& histogram_;
 };
 
 class App {
@@ -107,6 +109,8 @@ class App {
     TenantCounters& counters(const std::string& tenant);
     std::vector<std::pair<std::string, TenantCounters*>> all_counters();
     LatencyHistogram& pull_latency() { return pull_latency_; }
+    /// What GET /metrics serves (collectors added by add_monitor_routes).
+    mq::metrics::Exposition& metrics() { return metrics_; }
     std::chrono::steady_clock::time_point started() const { return started_; }
     std::int64_t started_unix_ms() const { return started_unix_ms_; }
 
@@ -143,7 +147,8 @@ class App {
     mq::ThrottledLog rate_reload_failures_;
     std::mutex counters_mutex_;
     std::map<std::string, std::unique_ptr<TenantCounters>> counters_;
-    LatencyHistogram pull_latency_;
+    mq::metrics::Exposition metrics_;
+    LatencyHistogram pull_latency_{metrics_.registry()};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::int64_t started_unix_ms_ = 0;
     // Last, so it goes first; ~App also stops it explicitly before anything else.
@@ -170,7 +175,7 @@ void publish_to(App& app, const std::shared_ptr<const mq::Queue>& queue,
                 Reply reply, std::vector<std::optional<mq::Error>> refused = {},
                 bool charge_quota = true);
 
-/// Process resident memory in bytes (from /proc/self/statm), 0 when unknown.
+/// Process resident memory in bytes (mq::metrics::read_process_figures), 0 when unknown.
 std::int64_t resident_memory_bytes();
 
 }  // namespace mqapi

@@ -89,14 +89,7 @@ void redact_answer(Response& response, std::string_view request_id) {
 }
 
 void RouteStats::record(int status, std::uint64_t micros) {
-    count.fetch_add(1, std::memory_order_relaxed);
-    sum_us.fetch_add(micros, std::memory_order_relaxed);
-    double seconds = static_cast<double>(micros) / 1e6;
-    for (std::size_t i = 0; i < std::size(kBuckets); ++i)
-        if (seconds <= kBuckets[i]) {
-            buckets[i].fetch_add(1, std::memory_order_relaxed);
-            break;  // cumulative sums are made when rendering
-        }
+    duration.Observe(static_cast<double>(micros) / 1e6);
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) by_class[cls].fetch_add(1, std::memory_order_relaxed);
 }

@@ -27,13 +27,7 @@ double ms_since(Clock::time_point t) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-int thread_count() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
-    return 0;
-}
+std::int64_t thread_count() { return mq::metrics::read_process_figures().threads.value_or(0); }
 
 std::vector<std::string> tenants_in_scope(App& app, const Request& req) {
     auto scope = req.query.count("scope") ? req.query.at("scope") : "";
@@ -57,19 +51,6 @@ struct RateSample {
     Clock::time_point at;
     std::uint64_t published = 0, processed = 0, errors = 0;
 };
-
-std::string label(std::string_view v) {
-    std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"') out.push_back('\\');
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out.push_back(c);
-    }
-    return out;
-}
 
 // GET /metrics: the scrape token (METRICS_TOKEN) or an API token of role admin. Nobody
 // else: the families name every tenant and queue.
@@ -126,179 +107,114 @@ class ScrapeFigures {
     std::unique_ptr<mq::QueueFiguresCache> cache_;
 };
 
-std::string prometheus(App& app, const Router& router, ScrapeFigures& figures) {
-    std::ostringstream out;
-    auto family = [&](const char* name, const char* type, const char* help) {
-        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
-    };
-    family("mq_http_requests_total", "counter",
-           "HTTP requests answered, by route and status class.");
+// The families of mq-api's /metrics besides its registry's instruments, mq_build_info and
+// process_* (mq::metrics::Exposition adds those).
+std::vector<prometheus::MetricFamily> http_families(const Router& router) {
+    using prometheus::MetricType;
+    mq::metrics::FamilyBuilder requests("mq_http_requests_total",
+                                        "HTTP requests answered, by route and status class.",
+                                        MetricType::Counter);
+    mq::metrics::FamilyBuilder durations("mq_http_request_duration_seconds",
+                                         "Time from request header to response, by route.",
+                                         MetricType::Histogram);
+    static const char* classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
     for (const auto& r : router.routes()) {
-        static const char* classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
-        for (int c = 1; c <= 5; ++c) {
-            auto n = r->stats->by_class[c].load();
-            if (n == 0) continue;
-            out << "mq_http_requests_total{method=\"" << http::to_string(r->method) << "\",route=\""
-                << r->pattern << "\",status=\"" << classes[c] << "\"} " << n << '\n';
-        }
+        const std::string method(http::to_string(r->method));
+        for (int c = 1; c <= 5; ++c)
+            if (auto n = r->stats->by_class[c].load())
+                requests.add({{"method", method}, {"route", r->pattern}, {"status", classes[c]}},
+                             static_cast<double>(n));
+        auto h = r->stats->duration.Collect().histogram;
+        if (h.sample_count > 0) durations.add({{"method", method}, {"route", r->pattern}}, h);
     }
-    family("mq_http_request_duration_seconds", "histogram",
-           "Time from request header to response, by route.");
-    for (const auto& r : router.routes()) {
-        const auto& s = *r->stats;
-        if (s.count.load() == 0) continue;
-        std::string l = "method=\"" + std::string(http::to_string(r->method)) + "\",route=\"" +
-                        r->pattern + "\"";
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < std::size(RouteStats::kBuckets); ++i) {
-            cumulative += s.buckets[i].load();
-            out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\""
-                << RouteStats::kBuckets[i] << "\"} " << cumulative << '\n';
-        }
-        out << "mq_http_request_duration_seconds_bucket{" << l << ",le=\"+Inf\"} " << s.count.load()
-            << '\n';
-        out << "mq_http_request_duration_seconds_sum{" << l << "} "
-            << static_cast<double>(s.sum_us.load()) / 1e6 << '\n';
-        out << "mq_http_request_duration_seconds_count{" << l << "} " << s.count.load() << '\n';
-    }
-    family("mq_messages_total", "counter",
-           "Messages by tenant and outcome (published, duplicate, rejected, delivered, acked, "
-           "nacked).");
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(requests.take());
+    out.push_back(durations.take());
+    return out;
+}
+
+std::vector<prometheus::MetricFamily> app_families(App& app) {
+    using mq::metrics::FamilyBuilder;
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> out;
+    FamilyBuilder messages("mq_messages_total",
+                           "Messages by tenant and outcome (published, duplicate, rejected, "
+                           "delivered, acked, nacked).",
+                           MetricType::Counter);
     for (auto& [tenant, c] : app.all_counters()) {
         const std::pair<const char*, std::uint64_t> rows[] = {
             {"published", c->published.load()}, {"duplicate", c->duplicates.load()},
             {"rejected", c->rejected.load()},   {"delivered", c->delivered.load()},
             {"acked", c->acked.load()},         {"nacked", c->nacked.load()}};
         for (auto [outcome, n] : rows)
-            out << "mq_messages_total{tenant=\"" << label(tenant) << "\",outcome=\"" << outcome
-                << "\"} " << n << '\n';
+            messages.add({{"tenant", tenant}, {"outcome", outcome}}, static_cast<double>(n));
     }
-    family("mq_message_latency_seconds", "histogram", "Publish to first pull delivery.");
-    {
-        const auto& h = app.pull_latency();
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < std::size(LatencyHistogram::kBuckets); ++i) {
-            cumulative += h.buckets[i].load();
-            out << "mq_message_latency_seconds_bucket{le=\"" << LatencyHistogram::kBuckets[i]
-                << "\"} " << cumulative << '\n';
-        }
-        out << "mq_message_latency_seconds_bucket{le=\"+Inf\"} " << h.count.load() << '\n';
-        out << "mq_message_latency_seconds_sum " << static_cast<double>(h.sum_us.load()) / 1e6
-            << '\n';
-        out << "mq_message_latency_seconds_count " << h.count.load() << '\n';
-    }
-    // Queue figures from the background snapshot, never a walk of Redis per scrape. Redis
-    // down: the families stay empty and the others still tell what this process saw.
-    auto snapshot = figures.latest();
-    std::vector<QueueTotals> totals;
-    for (const auto& f : snapshot->figures) totals.push_back({f, 0});
-    family("mq_queue_figures_up", "gauge",
-           "1 when the last background measurement of the queue figures below succeeded.");
-    out << "mq_queue_figures_up " << (snapshot->up ? 1 : 0) << '\n';
-    family("mq_queue_figures_timestamp_seconds", "gauge",
-           "When the queue figures below were measured (METRICS_REFRESH_S apart at most).");
-    out << "mq_queue_figures_timestamp_seconds "
-        << static_cast<double>(snapshot->measured_ms) / 1000.0 << '\n';
-    auto queue_labels = [](const mq::QueueFigures& f) {
-        return "tenant=\"" + label(f.tenant) + "\",queue=\"" + label(f.name) + "\"";
-    };
-    family("mq_queue_size", "gauge",
-           "Entries of a queue by state; the states are disjoint, so their sum is what the queue "
-           "holds for its "
-           "slowest subscription: stream (not yet delivered), pending (delivered, not acked), "
-           "delayed, dead_letter.");
-    for (const auto& t : totals) {
-        const auto& f = t.figures;
-        std::string l = queue_labels(f);
-        out << "mq_queue_size{" << l << ",state=\"stream\"} " << f.ready << '\n';
-        out << "mq_queue_size{" << l << ",state=\"pending\"} " << f.in_flight << '\n';
-        out << "mq_queue_size{" << l << ",state=\"delayed\"} " << f.delayed << '\n';
-        out << "mq_queue_size{" << l << ",state=\"dead_letter\"} " << f.dead_letters << '\n';
-    }
-    family("mq_queue_backlog", "gauge",
-           "Entries the slowest subscription has not finished (lag + pending), per partition, "
-           "summed.");
-    for (const auto& t : totals)
-        out << "mq_queue_backlog{" << queue_labels(t.figures) << "} " << t.figures.backlog << '\n';
-    family("mq_queue_stream_entries", "gauge",
-           "Entries held in a queue's streams, finished ones included until trimmed.");
-    for (const auto& t : totals)
-        out << "mq_queue_stream_entries{" << queue_labels(t.figures) << "} " << t.figures.length
-            << '\n';
-    family("mq_queue_oldest_entry_age_seconds", "gauge",
-           "Age of the oldest entry in a queue's streams.");
-    for (const auto& t : totals)
-        if (auto a = t.figures.age_ms(t.figures.oldest_ms))
-            out << "mq_queue_oldest_entry_age_seconds{" << queue_labels(t.figures) << "} "
-                << static_cast<double>(*a) / 1000.0 << '\n';
-    auto each_subscription = [&](const char* name, const char* help, auto value) {
-        family(name, "gauge", help);
-        for (const auto& t : totals)
-            for (const auto& s : t.figures.subscriptions) {
-                std::optional<double> v = value(t.figures, s);
-                if (!v) continue;
-                out << name << '{' << queue_labels(t.figures) << ",subscription=\"" << label(s.name)
-                    << "\"} " << *v << '\n';
-            }
-    };
-    each_subscription(
-        "mq_subscription_backlog", "Entries a subscription has not finished: lag + pending.",
-        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-            return static_cast<double>(s.backlog);
-        });
-    each_subscription(
-        "mq_subscription_lag", "Entries not yet delivered to a subscription (absent when unknown).",
-        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-            if (!s.lag_known) return std::nullopt;
-            return static_cast<double>(s.lag);
-        });
-    each_subscription(
-        "mq_subscription_pending", "Entries delivered to a subscription and not acked.",
-        [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-            return static_cast<double>(s.pending);
-        });
-    each_subscription(
-        "mq_subscription_oldest_pending_age_seconds",
-        "Age (since publish) of the oldest entry a subscription holds pending.",
-        [](const mq::QueueFigures& f, const mq::SubscriptionFigures& s) -> std::optional<double> {
-            auto a = f.age_ms(s.oldest_pending_ms);
-            if (!a) return std::nullopt;
-            return static_cast<double>(*a) / 1000.0;
-        });
-    family("mq_subscription_expired_total", "counter",
-           "Entries retention removed before a subscription finished them (docs/retention.md).");
-    for (const auto& t : totals)
-        for (const auto& s : t.figures.subscriptions)
-            out << "mq_subscription_expired_total{" << queue_labels(t.figures) << ",subscription=\""
-                << label(s.name) << "\"} " << s.expired << '\n';
+    out.push_back(messages.take());
     if (const auto* m = app.maintenance()) {
         const mq::MaintenanceStats st = m->stats();
-        family("mq_maintenance_moved_total", "counter",
-               "Delayed entries this instance's maintenance service moved into streams.");
-        out << "mq_maintenance_moved_total " << st.moved << '\n';
-        family("mq_maintenance_archived_total", "counter",
-               "Dead letters this instance's maintenance service wrote to PostgreSQL.");
-        out << "mq_maintenance_archived_total " << st.archived << '\n';
-        family("mq_maintenance_task_errors_total", "counter", "Failed maintenance task calls.");
-        out << "mq_maintenance_task_errors_total " << st.task_errors << '\n';
-        family("mq_maintenance_leases_held", "gauge",
-               "Maintenance shards this instance works now (docs/maintenance.md).");
-        out << "mq_maintenance_leases_held " << st.leases_held << '\n';
-        family("mq_maintenance_task_last_run_timestamp_seconds", "gauge",
-               "When each maintenance task last finished a pass (0: never).");
+        auto one = [&](const char* name, const char* help, MetricType type, double v) {
+            out.push_back(FamilyBuilder(name, help, type).add({}, v).take());
+        };
+        one("mq_maintenance_moved_total",
+            "Delayed entries this instance's maintenance service moved into streams.",
+            MetricType::Counter, static_cast<double>(st.moved));
+        one("mq_maintenance_archived_total",
+            "Dead letters this instance's maintenance service wrote to PostgreSQL.",
+            MetricType::Counter, static_cast<double>(st.archived));
+        one("mq_maintenance_task_errors_total", "Failed maintenance task calls.",
+            MetricType::Counter, static_cast<double>(st.task_errors));
+        one("mq_maintenance_leases_held",
+            "Maintenance shards this instance works now (docs/maintenance.md).", MetricType::Gauge,
+            static_cast<double>(st.leases_held));
+        FamilyBuilder last("mq_maintenance_task_last_run_timestamp_seconds",
+                           "When each maintenance task last finished a pass (0: never).",
+                           MetricType::Gauge);
         for (const auto& task : st.tasks)
-            out << "mq_maintenance_task_last_run_timestamp_seconds{task=\"" << label(task.name)
-                << "\"} " << static_cast<double>(task.last_run_ms) / 1000.0 << '\n';
+            last.add({{"task", task.name}}, static_cast<double>(task.last_run_ms) / 1000.0);
+        out.push_back(last.take());
     }
-    family("mq_publish_round_trips_total", "counter",
-           "Redis round trips made by the publish pipeline.");
-    out << "mq_publish_round_trips_total " << app.pipeline().round_trips() << '\n';
-    family("mq_publish_jobs_total", "counter",
-           "Publish requests sent through the pipeline (jobs/round trips = coalescing).");
-    out << "mq_publish_jobs_total " << app.pipeline().jobs() << '\n';
-    family("process_resident_memory_bytes", "gauge", "Resident memory of mq-api.");
-    out << "process_resident_memory_bytes " << resident_memory_bytes() << '\n';
-    return out.str();
+    out.push_back(FamilyBuilder("mq_publish_round_trips_total",
+                                "Redis round trips made by the publish pipeline.",
+                                MetricType::Counter)
+                      .add({}, static_cast<double>(app.pipeline().round_trips()))
+                      .take());
+    out.push_back(FamilyBuilder("mq_publish_jobs_total",
+                                "Publish requests sent through the pipeline (jobs/round trips = "
+                                "coalescing).",
+                                MetricType::Counter)
+                      .add({}, static_cast<double>(app.pipeline().jobs()))
+                      .take());
+    return out;
+}
+
+// Queue figures from the background snapshot, never a walk of Redis per scrape. Redis down:
+// the queue families stay empty and the others still tell what this process saw.
+std::vector<prometheus::MetricFamily> queue_figure_families(App& app, ScrapeFigures& figures) {
+    using mq::metrics::FamilyBuilder;
+    using prometheus::MetricType;
+    auto snapshot = figures.latest();
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(FamilyBuilder("mq_queue_figures_up",
+                                "1 when the last background measurement of the queue figures "
+                                "succeeded.",
+                                MetricType::Gauge)
+                      .add({}, snapshot->up ? 1 : 0)
+                      .take());
+    out.push_back(FamilyBuilder("mq_queue_figures_timestamp_seconds",
+                                "When the queue figures were measured (METRICS_REFRESH_S apart at "
+                                "most).",
+                                MetricType::Gauge)
+                      .add({}, static_cast<double>(snapshot->measured_ms) / 1000.0)
+                      .take());
+    // Redis: the figures' last refresh; PostgreSQL: the config cache's LISTEN connection (it
+    // reconnects on its own, so a scrape costs no PostgreSQL round trip).
+    out.push_back(
+        mq::metrics::backend_up({{"redis", snapshot->up}, {"postgres", app.cache().listening()}}));
+    for (auto& f : mq::metrics::queue_families(snapshot->figures)) out.push_back(std::move(f));
+    for (auto& f :
+         mq::metrics::subscription_families(mq::metrics::every_subscription(snapshot->figures)))
+        out.push_back(std::move(f));
+    return out;
 }
 
 }  // namespace
@@ -399,10 +315,9 @@ nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
     auto rate = [&](std::uint64_t a, std::uint64_t b) {
         return static_cast<double>(a - std::min(a, b)) / dt;
     };
-    const auto& h = app.pull_latency();
-    double avg_ms = h.count.load() ? static_cast<double>(h.sum_us.load()) / 1000.0 /
-                                         static_cast<double>(h.count.load())
-                                   : 0;
+    const auto h = app.pull_latency().read();
+    double avg_ms =
+        h.sample_count ? h.sample_sum * 1000.0 / static_cast<double>(h.sample_count) : 0;
     nlohmann::json j = {
         {"tenant", tenants.size() == 1 ? nlohmann::json(tenants.front()) : nlohmann::json(nullptr)},
         {"tenants", tenants.size()},
@@ -426,7 +341,9 @@ nlohmann::json metrics_json(App& app, const std::vector<std::string>& tenants) {
           {"process_per_s", rate(processed, base.processed)},
           {"error_per_s", rate(errors, base.errors)}}},
         {"latency_ms",
-         {{"avg", avg_ms}, {"p95", h.quantile(0.95) * 1000}, {"p99", h.quantile(0.99) * 1000}}}};
+         {{"avg", avg_ms},
+          {"p95", mq::metrics::quantile(h, 0.95) * 1000},
+          {"p99", mq::metrics::quantile(h, 0.99) * 1000}}}};
     return j;
 }
 
@@ -676,14 +593,17 @@ void add_monitor_routes(Router& router, App& app) {
     });
     if (app.config().metrics_enabled) {
         auto figures = std::make_shared<ScrapeFigures>(app);
-        router.add(http::verb::get, "/metrics", Auth::kNone,
-                   [&app, &router, figures](Request& req) {
-                       authorize_scrape(app, req);
-                       Response r;
-                       r.content_type = "text/plain; version=0.0.4";
-                       r.body = prometheus(app, router, *figures);
-                       return r;
-                   });
+        app.metrics().add_collector([&router] { return http_families(router); });
+        app.metrics().add_collector([&app] { return app_families(app); });
+        app.metrics().add_collector(
+            [&app, figures] { return queue_figure_families(app, *figures); });
+        router.add(http::verb::get, "/metrics", Auth::kNone, [&app](Request& req) {
+            authorize_scrape(app, req);
+            Response r;
+            r.content_type = std::string(mq::metrics::kContentType);
+            r.body = app.metrics().text();
+            return r;
+        });
     }
 }
 

@@ -32,6 +32,7 @@ struct Options {
     std::vector<std::string> tenants;
     std::string consumer_name;
     int metrics_port = -1;
+    std::string metrics_address;
     bool check = false;
     int reconcile_interval_ms = 0;
     bool adopt = false;
@@ -52,10 +53,16 @@ mq::WorkerConfig load(const Options& o, const std::map<std::string, std::string>
         wc = mq::load_worker_config(o.config, env);
     } else {
         wc.base = mq::load_config("", env);
+        if (auto it = env.find("METRICS_ADDRESS"); it != env.end())
+            mq::set_metrics_address(wc, it->second, "METRICS_ADDRESS");
     }
     if (!o.consumer_name.empty()) wc.consumer_name = o.consumer_name;
     if (wc.consumer_name.empty()) wc.consumer_name = default_consumer_name();
     if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
+    if (!o.metrics_address.empty())
+        mq::set_metrics_address(wc, o.metrics_address, "--metrics-address");
+    // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
+    // (and --check) instead of failing every delivery later.
     // The worker YAML has no keyring setting (keys do not belong next to subscriptions):
     // MQ_KEYRING_FILE comes from the environment in both modes.
     if (auto it = env.find("MQ_KEYRING_FILE"); it != env.end()) wc.base.keyring_file = it->second;
@@ -192,7 +199,7 @@ int run(const Options& o) {
     std::unique_ptr<mqworker::MetricsServer> metrics;
     if (wc.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
-            wc.metrics_port, [&supervisor] { return supervisor.runners(); },
+            wc.metrics_address, wc.metrics_port, [&supervisor] { return supervisor.runners(); },
             [&supervisor] { return supervisor.skipped(); },
             [&supervisor, &redis_reachable]() -> std::optional<std::string> {
                 if (!redis_reachable.reachable()) return "redis_unreachable";
@@ -241,6 +248,9 @@ int main(int argc, char** argv) {
     app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
     app.add_option("--metrics-port", o.metrics_port,
                    "Port for /metrics, /healthz, /livez and /readyz (0: off)");
+    app.add_option("--metrics-address", o.metrics_address,
+                   "Address the metrics port binds (default 127.0.0.1; 0.0.0.0 or :: for every "
+                   "interface). Also METRICS_ADDRESS or metrics_address in the file");
     app.add_flag("--check", o.check, "Validate the configuration and exit");
     app.add_flag("--allow-operator-handlers", o.allow_operator_handlers,
                  "With --from-db: also run exec and log-to-file subscriptions an operator "

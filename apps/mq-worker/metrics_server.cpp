@@ -6,9 +6,9 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <sstream>
 
 #include "mq/consume/subscription.hpp"
+#include "mq/metrics/exposition.hpp"
 #include "mq/queue/inspector.hpp"
 
 namespace mqworker {
@@ -20,10 +20,21 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// Queue figures for the subscriptions the runners deliver, each queue inspected once.
-void render_queue_figures(std::ostringstream& out,
-                          const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
-                          mq::redis::Connection* redis) {
+using mq::metrics::FamilyBuilder;
+using mq::metrics::LabelList;
+using prometheus::MetricType;
+
+LabelList runner_labels(const mq::SubscriptionRunner& r) {
+    const auto& o = r.options();
+    return {
+        {"tenant", o.queue.tenant}, {"queue", o.queue.name}, {"subscription", o.subscription.name}};
+}
+
+// Queue figures for the subscriptions the runners deliver, each queue inspected once (one
+// pipelined round trip), plus whether Redis answered.
+std::vector<prometheus::MetricFamily> queue_figure_families(
+    const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
+    mq::redis::Connection* redis) {
     std::vector<const mq::Queue*> queues;
     for (const auto& r : runners) {
         const auto& q = r->options().queue;
@@ -40,124 +51,86 @@ void render_queue_figures(std::ostringstream& out,
     } catch (const mq::Error&) {
         up = false;
     }
-    auto family = [&](const char* name, const char* help) {
-        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n";
-    };
-    family("mq_worker_queue_figures_up",
-           "1 when the queue figures below could be read from Redis.");
-    out << "mq_worker_queue_figures_up " << (up ? 1 : 0) << '\n';
-    auto each = [&](const char* name, const char* help, auto value) {
-        family(name, help);
-        for (const auto& r : runners) {
-            const auto& o = r->options();
-            for (const auto& f : figures) {
-                if (f.tenant != o.queue.tenant || f.name != o.queue.name) continue;
-                const auto* s = f.subscription(mq::consumer_group(o.subscription));
-                if (!s) continue;
-                std::optional<double> v = value(f, *s);
-                if (v)
-                    out << name << "{tenant=\"" << o.queue.tenant << "\",queue=\"" << o.queue.name
-                        << "\",subscription=\"" << o.subscription.name << "\"} " << *v << '\n';
-            }
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(FamilyBuilder("mq_worker_queue_figures_up",
+                                "1 when the queue figures of the worker's subscriptions could be "
+                                "read from Redis.",
+                                MetricType::Gauge)
+                      .add({}, up ? 1 : 0)
+                      .take());
+    out.push_back(mq::metrics::backend_up({{"redis", up}}));
+    std::vector<mq::metrics::SubscriptionRow> rows;
+    for (const auto& r : runners) {
+        const auto& o = r->options();
+        for (const auto& f : figures) {
+            if (f.tenant != o.queue.tenant || f.name != o.queue.name) continue;
+            if (const auto* s = f.subscription(mq::consumer_group(o.subscription)))
+                rows.push_back({&f, s, o.subscription.name});
         }
-    };
-    each("mq_subscription_backlog", "Entries a subscription has not finished: lag + pending.",
-         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-             return static_cast<double>(s.backlog);
-         });
-    each("mq_subscription_lag",
-         "Entries not yet delivered to a subscription (absent when unknown).",
-         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-             if (!s.lag_known) return std::nullopt;
-             return static_cast<double>(s.lag);
-         });
-    each("mq_subscription_pending", "Entries delivered to a subscription and not acked.",
-         [](const mq::QueueFigures&, const mq::SubscriptionFigures& s) -> std::optional<double> {
-             return static_cast<double>(s.pending);
-         });
-    each("mq_subscription_oldest_pending_age_seconds",
-         "Age (since publish) of the oldest entry held pending.",
-         [](const mq::QueueFigures& f, const mq::SubscriptionFigures& s) -> std::optional<double> {
-             auto a = f.age_ms(s.oldest_pending_ms);
-             if (!a) return std::nullopt;
-             return static_cast<double>(*a) / 1000.0;
-         });
+    }
+    for (auto& f : mq::metrics::subscription_families(rows)) out.push_back(std::move(f));
+    return out;
 }
 
 }  // namespace
 
-std::string render_metrics(const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
-                           mq::redis::Connection* redis) {
-    std::ostringstream out;
-    auto family = [&](const char* name, const char* type, const char* help) {
-        out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
-    };
-    auto labels = [](const mq::SubscriptionRunner& r, const std::string& extra = {}) {
-        const auto& o = r.options();
-        return "{tenant=\"" + o.queue.tenant + "\",queue=\"" + o.queue.name + "\",subscription=\"" +
-               o.subscription.name + "\"" + extra + "}";
-    };
-    family("mq_worker_deliveries_total", "counter", "Delivery attempts by outcome.");
+std::vector<prometheus::MetricFamily> runner_families(
+    const std::vector<std::shared_ptr<mq::SubscriptionRunner>>& runners,
+    mq::redis::Connection* redis) {
+    FamilyBuilder deliveries("mq_worker_deliveries_total", "Delivery attempts by outcome.",
+                             MetricType::Counter);
+    FamilyBuilder reclaimed("mq_worker_reclaimed_total",
+                            "Entries taken back after a backoff or a visibility timeout.",
+                            MetricType::Counter);
+    FamilyBuilder moved("mq_worker_delayed_moved_total",
+                        "Delayed entries moved into the stream by this worker.",
+                        MetricType::Counter);
+    FamilyBuilder in_flight("mq_worker_in_flight", "Deliveries running now.", MetricType::Gauge);
+    FamilyBuilder paused("mq_worker_paused", "1 when the subscription is paused.",
+                         MetricType::Gauge);
+    FamilyBuilder errors("mq_worker_backend_errors_total", "Redis failures seen (each retried).",
+                         MetricType::Counter);
+    FamilyBuilder durations("mq_worker_handler_duration_seconds",
+                            "Time spent in the handler per delivery.", MetricType::Histogram);
     for (const auto& r : runners) {
         const auto& m = *r->metrics();
+        const auto labels = runner_labels(*r);
         const std::pair<const char*, std::uint64_t> outcomes[] = {
             {"acked", m.acked},
             {"failed", m.failed},
             {"dead_lettered", m.dead_lettered},
             {"dropped", m.dropped},
             {"filtered", m.filtered}};
-        for (auto [name, v] : outcomes)
-            out << "mq_worker_deliveries_total"
-                << labels(*r, ",outcome=\"" + std::string(name) + "\"") << ' ' << v << '\n';
+        for (auto [name, v] : outcomes) {
+            auto l = labels;
+            l.emplace_back("outcome", name);
+            deliveries.add(std::move(l), static_cast<double>(v));
+        }
+        reclaimed.add(labels, static_cast<double>(m.reclaimed));
+        moved.add(labels, static_cast<double>(m.moved_delayed));
+        in_flight.add(labels, static_cast<double>(m.in_flight));
+        paused.add(labels, r->paused() ? 1 : 0);
+        errors.add(labels, static_cast<double>(m.backend_errors));
+        durations.add(labels, m.duration.Collect().histogram);
     }
-    family("mq_worker_reclaimed_total", "counter",
-           "Entries taken back after a backoff or a visibility timeout.");
-    for (const auto& r : runners)
-        out << "mq_worker_reclaimed_total" << labels(*r) << ' ' << r->metrics()->reclaimed << '\n';
-    family("mq_worker_delayed_moved_total", "counter",
-           "Delayed entries moved into the stream by this worker.");
-    for (const auto& r : runners)
-        out << "mq_worker_delayed_moved_total" << labels(*r) << ' ' << r->metrics()->moved_delayed
-            << '\n';
-    family("mq_worker_in_flight", "gauge", "Deliveries running now.");
-    for (const auto& r : runners)
-        out << "mq_worker_in_flight" << labels(*r) << ' ' << r->metrics()->in_flight << '\n';
-    family("mq_worker_paused", "gauge", "1 when the subscription is paused.");
-    for (const auto& r : runners)
-        out << "mq_worker_paused" << labels(*r) << ' ' << (r->paused() ? 1 : 0) << '\n';
-    family("mq_worker_backend_errors_total", "counter", "Redis failures seen (each retried).");
-    for (const auto& r : runners)
-        out << "mq_worker_backend_errors_total" << labels(*r) << ' ' << r->metrics()->backend_errors
-            << '\n';
-    family("mq_worker_handler_duration_seconds", "histogram",
-           "Time spent in the handler per delivery.");
-    for (const auto& r : runners) {
-        const auto& m = *r->metrics();
-        for (std::size_t i = 0; i < std::size(mq::RunnerMetrics::kBuckets); ++i)
-            out << "mq_worker_handler_duration_seconds_bucket"
-                << labels(*r, ",le=\"" + std::to_string(mq::RunnerMetrics::kBuckets[i]) + "\"")
-                << ' ' << m.duration_buckets[i] << '\n';
-        out << "mq_worker_handler_duration_seconds_bucket" << labels(*r, ",le=\"+Inf\"") << ' '
-            << m.duration_count << '\n';
-        out << "mq_worker_handler_duration_seconds_sum" << labels(*r) << ' '
-            << static_cast<double>(m.duration_sum_us) / 1e6 << '\n';
-        out << "mq_worker_handler_duration_seconds_count" << labels(*r) << ' ' << m.duration_count
-            << '\n';
-    }
-    if (!runners.empty()) render_queue_figures(out, runners, redis);
-    return out.str();
+    std::vector<prometheus::MetricFamily> out;
+    for (auto* b : {&deliveries, &reclaimed, &moved, &in_flight, &paused, &errors, &durations})
+        out.push_back(b->take());
+    if (!runners.empty())
+        for (auto& f : queue_figure_families(runners, redis)) out.push_back(std::move(f));
+    return out;
 }
 
-std::string render_skipped(const std::vector<mq::SkippedSubscription>& skipped) {
-    std::ostringstream out;
-    out << "# HELP mq_worker_subscriptions_skipped Subscriptions of the database not run here, "
-           "by reason (docs/security.md).\n# TYPE mq_worker_subscriptions_skipped gauge\n";
+prometheus::MetricFamily skipped_family(const std::vector<mq::SkippedSubscription>& skipped) {
+    FamilyBuilder b("mq_worker_subscriptions_skipped",
+                    "Subscriptions of the database not run here, by reason (docs/security.md).",
+                    MetricType::Gauge);
     for (const char* reason : {"api_origin", "operator_handlers_not_allowed", "invalid_handler"})
-        out << "mq_worker_subscriptions_skipped{reason=\"" << reason << "\"} "
-            << std::count_if(skipped.begin(), skipped.end(),
-                             [&](const auto& s) { return s.reason == reason; })
-            << '\n';
-    return out.str();
+        b.add({{"reason", reason}},
+              static_cast<double>(std::count_if(skipped.begin(), skipped.end(), [&](const auto& s) {
+                  return s.reason == reason;
+              })));
+    return b.take();
 }
 
 struct MetricsServer::Impl {
@@ -171,8 +144,17 @@ struct MetricsServer::Impl {
     std::unique_ptr<mq::redis::Connection>
         redis;  // for queue figures; used by the server thread only
 
+    mq::metrics::Exposition exposition;
+
     Impl(Runners r, Skipped s, Readiness ready)
-        : runners(std::move(r)), skipped(std::move(s)), readiness(std::move(ready)) {}
+        : runners(std::move(r)), skipped(std::move(s)), readiness(std::move(ready)) {
+        exposition.add_collector([this] {
+            auto now = runners();
+            auto families = runner_families(now, queue_figures_connection(now));
+            if (skipped) families.push_back(skipped_family(skipped()));
+            return families;
+        });
+    }
 
     // Connected on first use and kept (it reconnects itself after a failure); short timeouts
     // so a scrape does not hang on a Redis outage.
@@ -209,10 +191,8 @@ struct MetricsServer::Impl {
                 res->keep_alive(false);
                 if (req->method() == http::verb::get && req->target() == "/metrics") {
                     res->result(http::status::ok);
-                    res->set(http::field::content_type, "text/plain; version=0.0.4");
-                    auto now = runners();
-                    res->body() = render_metrics(now, queue_figures_connection(now));
-                    if (skipped) res->body() += render_skipped(skipped());
+                    res->set(http::field::content_type, std::string(mq::metrics::kContentType));
+                    res->body() = exposition.text();
                 } else if (req->method() == http::verb::get && req->target() == "/healthz") {
                     bool ok = true;
                     for (const auto& r : runners()) ok = ok && r->healthy();
@@ -241,16 +221,18 @@ struct MetricsServer::Impl {
     }
 };
 
-MetricsServer::MetricsServer(int port, Runners runners, Skipped skipped, Readiness readiness)
+MetricsServer::MetricsServer(const std::string& address, int port, Runners runners, Skipped skipped,
+                             Readiness readiness)
     : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped), std::move(readiness))) {
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+    tcp::endpoint ep(asio::ip::make_address(address), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
     impl_->acceptor.bind(ep);
     impl_->acceptor.listen();
     impl_->accept();
     impl_->thread = std::thread([this] { impl_->ioc.run(); });
-    spdlog::info("metrics on http://127.0.0.1:{}/metrics", port);
+    spdlog::info("metrics on http://{}:{}/metrics",
+                 ep.address().is_v6() ? "[" + address + "]" : address, port);
 }
 
 MetricsServer::~MetricsServer() {

@@ -54,6 +54,8 @@ for f in mq.yaml worker.yaml subscriptions.yaml mq.env; do
 done
 [ -s "$prefix/share/doc/mq/README.md" ] || fail "README.md missing"
 [ -s "$prefix/share/doc/mq/deploy.md" ] || fail "docs/deploy.md missing"
+[ -s "$prefix/share/mq/prometheus/mq-rules.yml" ] || fail "prometheus/mq-rules.yml missing"
+[ -s "$prefix/share/mq/grafana/mq-dashboard.json" ] || fail "grafana/mq-dashboard.json missing"
 # The installed example worker file passes the installed worker's own check.
 MQ_KEYRING_FILE='' "$prefix/bin/mq-worker" --check --config "$prefix/share/doc/mq/examples/worker.yaml" \
     >/dev/null || fail "mq-worker --check rejects the installed examples/worker.yaml"

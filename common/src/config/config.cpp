@@ -185,6 +185,8 @@ std::map<std::string, std::string> process_environment() {
     for (auto name : api_setting_names())
         if (const char* v = std::getenv(std::string(name).c_str())) env[std::string(name)] = v;
     if (const char* v = std::getenv("MQ_CONFIG")) env["MQ_CONFIG"] = v;
+    // mq-worker's metrics listener (WorkerConfig::metrics_address), not a Config setting.
+    if (const char* v = std::getenv("METRICS_ADDRESS")) env["METRICS_ADDRESS"] = v;
     return env;
 }
 

@@ -22,11 +22,7 @@ LogScope subscription_log_scope(const RunnerOptions& o) {
 }  // namespace
 
 void RunnerMetrics::observe(std::chrono::microseconds d) {
-    double s = static_cast<double>(d.count()) / 1e6;
-    for (std::size_t i = 0; i < std::size(kBuckets); ++i)
-        if (s <= kBuckets[i]) duration_buckets[i]++;
-    duration_count++;
-    duration_sum_us += static_cast<std::uint64_t>(d.count());
+    duration.Observe(static_cast<double>(d.count()) / 1e6);
 }
 
 // A token bucket for rate_limit_per_s, shared by the handler threads of one runner.

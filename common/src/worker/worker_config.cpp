@@ -2,6 +2,7 @@
 
 #include "mq/config/schemas.hpp"
 #include "mq/config/yaml_json.hpp"
+#include "mq/core/ip_address.hpp"
 #include "mq/core/time.hpp"
 #include "mq/deliver/exec.hpp"
 #include "mq/deliver/log.hpp"
@@ -37,6 +38,16 @@ Subscription subscription_from_yaml_entry(const nlohmann::json& entry) {
         flat["handler"] = handler;
     }
     return subscription_from_json(flat);
+}
+
+void set_metrics_address(WorkerConfig& wc, std::string_view value, const std::string& where) {
+    if (!parse_ip(value))
+        throw ValidationError(where +
+                                  ": metrics address must be an IPv4 or IPv6 address such as "
+                                  "127.0.0.1, 0.0.0.0 or ::, not \"" +
+                                  printable(value) + "\"",
+                              {{"field", "metrics_address"}});
+    wc.metrics_address = std::string(value);
 }
 
 WorkerConfig load_worker_config(const std::string& path,
@@ -99,6 +110,11 @@ WorkerConfig load_worker_config(const std::string& path,
             apply_setting(wc.base, name, it->second, "environment");
     if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
     if (j.contains("metrics_port")) wc.metrics_port = j["metrics_port"];
+    if (j.contains("metrics_address"))
+        set_metrics_address(wc, j["metrics_address"].get<std::string>(),
+                            doc.where("/metrics_address"));
+    if (auto it = env.find("METRICS_ADDRESS"); it != env.end())
+        set_metrics_address(wc, it->second, "METRICS_ADDRESS");
     if (j.contains("shutdown_timeout"))
         wc.shutdown_timeout = duration(j["shutdown_timeout"], "shutdown_timeout");
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <prometheus/histogram.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,11 +31,9 @@ struct RunnerMetrics {
     std::atomic<std::uint64_t> moved_delayed{0};  ///< delayed entries moved into the stream
     std::atomic<std::int64_t> in_flight{0};
     std::atomic<std::uint64_t> backend_errors{0};
-    /// Handler duration histogram, cumulative per Prometheus bucket bounds (seconds).
-    static constexpr double kBuckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
-    std::atomic<std::uint64_t> duration_buckets[std::size(kBuckets)]{};
-    std::atomic<std::uint64_t> duration_count{0};
-    std::atomic<std::uint64_t> duration_sum_us{0};
+    /// Time spent in the handler per delivery, seconds (mq_worker_handler_duration_seconds).
+    prometheus::Histogram duration{
+        prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30}};
     void observe(std::chrono::microseconds d);
 };
 

@@ -18,6 +18,9 @@ struct WorkerConfig {
     Config base;                ///< redis_url, database_url, key prefix, tenant, logging
     std::string consumer_name;  ///< empty: <hostname>-<pid>
     int metrics_port = 9464;    ///< 0: no metrics endpoint
+    /// Address the metrics endpoint binds (metrics_address, METRICS_ADDRESS,
+    /// --metrics-address): loopback unless a scraper elsewhere must reach it.
+    std::string metrics_address = "127.0.0.1";
     std::chrono::milliseconds shutdown_timeout{30000};
 
     std::vector<Subscription> subscriptions;  ///< type and handler settings filled in
@@ -25,10 +28,14 @@ struct WorkerConfig {
 };
 
 /// Reads, schema-checks and converts a worker file; then applies the environment
-/// (REDIS_URL, DATABASE_URL, REDIS_KEY_PREFIX, MQ_TENANT, LOG_*), which wins over the
-/// file. Throws ValidationError naming file:line and the field.
+/// (REDIS_URL, DATABASE_URL, REDIS_KEY_PREFIX, MQ_TENANT, LOG_*, METRICS_ADDRESS), which
+/// wins over the file. Throws ValidationError naming file:line and the field.
 WorkerConfig load_worker_config(const std::string& path,
                                 const std::map<std::string, std::string>& env);
+
+/// Sets wc.metrics_address to `value`, an IPv4 or IPv6 address ("0.0.0.0", "::" for every
+/// interface). Throws ValidationError naming `where` (file:line, "METRICS_ADDRESS", a flag).
+void set_metrics_address(WorkerConfig& wc, std::string_view value, const std::string& where);
 
 /// One entry of a `subscriptions:` list in YAML (worker file or `mqctl apply` file) as a
 /// Subscription: `retry: {max_attempts, initial_backoff, max_backoff, multiplier, jitter}`
