@@ -125,7 +125,10 @@ mqtest::Run on_terminal(const std::vector<std::string>& args,
     }
     close(master);
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == 0) {
+    pid_t done = 0;
+    for (int i = 0; i < 100 && (done = waitpid(pid, &status, WNOHANG)) == 0; ++i)
+        usleep(50 * 1000);  // the terminal closes just before the process is reaped
+    if (done == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
         FAIL("mqctl on a terminal did not finish within 20 s; it showed: " << r.out);

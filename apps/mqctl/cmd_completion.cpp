@@ -69,8 +69,15 @@ void walk(const CLI::App* app, const std::string& path, std::vector<Level>& out)
     level.path = path;
     for (const CLI::App* sub : visible_subcommands(app))
         level.subcommands.emplace_back(sub->get_name(), sub->get_description());
-    for (const CLI::Option* opt : app->get_options())
-        if (!opt->get_positional()) add_option(level, opt);
+    for (const CLI::Option* opt : app->get_options()) {
+        if (!opt->get_positional()) {
+            add_option(level, opt);
+            continue;
+        }
+        // A positional with a fixed set of values (completion bash|zsh) completes like words.
+        for (const auto& choice : choices_of(opt))
+            level.subcommands.emplace_back(choice, opt->get_description());
+    }
     for (const CLI::Option* opt : global_options(app)) add_option(level, opt);
     // Hidden global aliases still take values where they are used.
     if (app->get_parent() != nullptr) {

@@ -178,8 +178,9 @@ void run_view(const ConfigOptions& o, Context& ctx) {
     nlohmann::json doc = {{"current-context", file.current}, {"contexts", contexts}};
     if (ctx.options.output == "json")
         print_json(doc);
-    else
-        std::cout << to_yaml(doc);  // the file's own format, as kubectl config view
+    else  // the file's own format and order, as kubectl config view
+        std::cout << to_yaml({{"current-context", file.current}})
+                  << to_yaml({{"contexts", contexts}});
 }
 
 }  // namespace

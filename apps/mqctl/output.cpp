@@ -54,7 +54,7 @@ void emit(YAML::Emitter& e, const nlohmann::json& j) {
             break;
         case nlohmann::json::value_t::null:
         case nlohmann::json::value_t::discarded:
-            e << "null";  // rather than "~": what a reader of JSON expects
+            e << YAML::Null;
             break;
         default:  // numbers: their JSON text is valid YAML
             e << j.dump();
@@ -95,6 +95,7 @@ void Table::print() const {
 std::string to_yaml(const nlohmann::json& j) {
     YAML::Emitter e;
     e.SetIndent(2);
+    e.SetNullFormat(YAML::LowerNull);  // "null" rather than "~": what a JSON reader expects
     emit(e, j);
     return std::string(e.c_str()) + "\n";
 }

@@ -111,7 +111,7 @@ ClientContextFile load_client_contexts(const std::string& path) {
                             known.emplace_back(k);
                             if (field == k) member = m;
                         }
-                        if (!member) unknown_key(doc, cp, field, known);
+                        if (!member) unknown_key(doc, fp, field, known);
                         if (v.is_null()) continue;
                         if (!v.is_string())
                             throw ValidationError(doc.where(fp) + ": " + fp + " must be a string",
