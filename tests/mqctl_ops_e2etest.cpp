@@ -431,9 +431,9 @@ TEST_CASE("mqctl_with_an_unknown_flag_or_missing_argument_is_a_usage_error", "[m
     REQUIRE_EXIT(flag, 2);
     CHECK_THAT(flag.err, Catch::Contains("--colour"));
     REQUIRE_EXIT(sh.run({"--bogus", "queue", "list"}), 2);
-    REQUIRE_EXIT(sh.run({"queue", "create"}), 2);  // no name
-    REQUIRE_EXIT(sh.run({"publish"}), 2);          // no queue
-    REQUIRE_EXIT(sh.run({"-o", "yaml", "queue", "list"}), 2);
+    REQUIRE_EXIT(sh.run({"queue", "create"}), 2);             // no name
+    REQUIRE_EXIT(sh.run({"publish"}), 2);                     // no queue
+    REQUIRE_EXIT(sh.run({"-o", "xml", "queue", "list"}), 2);  // yaml is a format since 0.2
     REQUIRE_EXIT(sh.run({"queue", "create", "q", "--partitions", "many"}), 2);
     auto tenant = mqtest::mqctl({"--tenant", "no such tenant", "queue", "list"});
     REQUIRE_EXIT(tenant, 2);

@@ -186,6 +186,9 @@ mq::ReconcilePlan make_plan(const DesiredState& d, const ApplyOptions& o, Contex
     decl.owner = d.owner;
     decl.prune = o.prune;
     decl.adopt = o.adopt;
+    // A dry run shows the whole plan, conflicts and missing queues marked on their steps
+    // (exit 0); a real run stops before changing anything (exit 4, or 3 for a queue).
+    decl.report_conflicts = o.dry_run;
     for (const auto& e : d.entries) decl.entries.push_back({e.sub, e.where});
     decl.conflict_hint = [scope = d.scope](std::size_t n) {
         return "Use --adopt to take " + std::string(n == 1 ? "it" : "them") + " over for scope '" +
@@ -196,6 +199,8 @@ mq::ReconcilePlan make_plan(const DesiredState& d, const ApplyOptions& o, Contex
 
 std::string plan_line(const Step& s) {
     const std::string id = s.sub.queue + "/" + s.sub.name;
+    if (!s.blocked.empty())
+        return "! conflict " + std::string(action_name(s.action)) + " " + id + ": " + s.blocked;
     switch (s.action) {
         case Action::kCreate:
             return "+ create " + id + " (" + s.sub.type + ")";
@@ -225,7 +230,54 @@ json plan_json(const Step& s) {
             {"queue", s.sub.queue},
             {"name", s.sub.name},
             {"where", s.where.empty() ? json() : json(s.where)},
-            {"changes", changes}};
+            {"changes", changes},
+            {"conflict", s.blocked.empty() ? json() : json(s.blocked)}};
+}
+
+// The plan as people read it, or as JSON/YAML for scripts; `applied` says whether it was
+// carried out.
+void print_plan(const ApplyOptions& o, const DesiredState& d, const mq::ReconcilePlan& reconcile,
+                bool applied, bool structured) {
+    const std::vector<Step>& plan = reconcile.steps;
+    std::map<Action, int> count;
+    for (const auto& s : plan) ++count[s.action];
+    const int changes = reconcile.changes();
+    const int blocked = reconcile.blocked();
+    if (structured) {
+        json steps = json::array();
+        for (const auto& s : plan) steps.push_back(plan_json(s));
+        print_json({{"file", o.file},
+                    {"tenant", d.tenant},
+                    {"scope", d.scope},
+                    {"dry_run", o.dry_run},
+                    {"applied", applied},
+                    {"conflicts", blocked},
+                    {"plan", steps},
+                    {"summary",
+                     {{"create", count[Action::kCreate]},
+                      {"update", count[Action::kUpdate]},
+                      {"delete", count[Action::kDelete]},
+                      {"unchanged", count[Action::kUnchanged]}}}});
+        return;
+    }
+    std::cout << "apply " << o.file << " (tenant " << d.tenant << ", scope " << d.scope << ")"
+              << (o.dry_run ? ", dry run" : "") << '\n';
+    for (const auto& s : plan) std::cout << plan_line(s) << '\n';
+    if (changes == 0) {
+        std::cout << "no changes (" << count[Action::kUnchanged] << " unchanged)\n";
+    } else if (o.dry_run) {
+        std::cout << "dry run, nothing applied: " << count[Action::kCreate] << " to create, "
+                  << count[Action::kUpdate] << " to update, " << count[Action::kDelete]
+                  << " to delete, " << count[Action::kUnchanged] << " unchanged";
+        if (blocked > 0)
+            std::cout << "; " << blocked
+                      << " conflict(s) marked '!' would stop a real apply (exit 4)";
+        std::cout << '\n';
+    } else {
+        std::cout << count[Action::kCreate] << " created, " << count[Action::kUpdate]
+                  << " updated, " << count[Action::kDelete] << " deleted, "
+                  << count[Action::kUnchanged] << " unchanged\n";
+    }
 }
 
 }  // namespace
@@ -233,10 +285,6 @@ json plan_json(const Step& s) {
 void run_apply(const ApplyOptions& o, Context& ctx) {
     const DesiredState d = load_desired(o, ctx);  // before connecting: a bad file is exit 2
     const mq::ReconcilePlan reconcile = make_plan(d, o, ctx);
-    const std::vector<Step>& plan = reconcile.steps;
-
-    std::map<Action, int> count;
-    for (const auto& s : plan) ++count[s.action];
     const int changes = reconcile.changes();
 
     if (changes > 0 && !o.dry_run) {
@@ -255,36 +303,7 @@ void run_apply(const ApplyOptions& o, Context& ctx) {
         }
     }
 
-    if (ctx.json()) {
-        json steps = json::array();
-        for (const auto& s : plan) steps.push_back(plan_json(s));
-        print_json({{"file", o.file},
-                    {"tenant", d.tenant},
-                    {"scope", d.scope},
-                    {"dry_run", o.dry_run},
-                    {"applied", changes > 0 && !o.dry_run},
-                    {"plan", steps},
-                    {"summary",
-                     {{"create", count[Action::kCreate]},
-                      {"update", count[Action::kUpdate]},
-                      {"delete", count[Action::kDelete]},
-                      {"unchanged", count[Action::kUnchanged]}}}});
-        return;
-    }
-    std::cout << "apply " << o.file << " (tenant " << d.tenant << ", scope " << d.scope << ")"
-              << (o.dry_run ? ", dry run" : "") << '\n';
-    for (const auto& s : plan) std::cout << plan_line(s) << '\n';
-    if (changes == 0) {
-        std::cout << "no changes (" << count[Action::kUnchanged] << " unchanged)\n";
-    } else if (o.dry_run) {
-        std::cout << "dry run, nothing applied: " << count[Action::kCreate] << " to create, "
-                  << count[Action::kUpdate] << " to update, " << count[Action::kDelete]
-                  << " to delete, " << count[Action::kUnchanged] << " unchanged\n";
-    } else {
-        std::cout << count[Action::kCreate] << " created, " << count[Action::kUpdate]
-                  << " updated, " << count[Action::kDelete] << " deleted, "
-                  << count[Action::kUnchanged] << " unchanged\n";
-    }
+    print_plan(o, d, reconcile, changes > 0 && !o.dry_run, ctx.json());
 }
 
 void setup_apply(CLI::App& app, Context& ctx) {

@@ -107,7 +107,7 @@ struct ConsumerLoad {
 }  // namespace
 
 void run_pending(const PendingOptions& o, Context& ctx) {
-    if (o.count < 1) throw mq::ValidationError("--count must be at least 1");
+    if (o.count < 1) throw mq::ValidationError("--limit must be at least 1");
     Target t = resolve(o, ctx);
     mq::ConsumerGroups groups(ctx.redis(), ctx.keys());
     PendingScan scan = scan_pending(groups, t, o.consumer);
@@ -177,7 +177,7 @@ void run_pending(const PendingOptions& o, Context& ctx) {
     }
     t2.print();
     if (shown < scan.entries.size())
-        std::cout << "(oldest " << shown << " of " << total << " shown; --count N shows more)\n";
+        std::cout << "(oldest " << shown << " of " << total << " shown; --limit N shows more)\n";
 }
 
 void run_claim(const PendingOptions& o, Context& ctx) {
@@ -298,17 +298,19 @@ void setup_pending(CLI::App& app, Context& ctx) {
     auto* pending =
         app.add_subcommand("pending", "Show a subscription's in-flight entries, oldest first");
     add_target(pending, *pending_opts);
-    pending->add_option("-c,--consumer", pending_opts->consumer,
-                        "Only entries this consumer holds");
-    pending->add_option("-n,--count", pending_opts->count,
+    pending->add_option("--consumer", pending_opts->consumer, "Only entries this consumer holds");
+    pending->add_option("-n,--limit", pending_opts->count,
                         "List at most this many entries (default 100)");
+    // Spellings before 0.2, kept for scripts: -c is --config in mq-worker and mq-api.
+    pending->add_option("-c", pending_opts->consumer)->group("");
+    pending->add_option("--count", pending_opts->count)->group("");
     pending->callback([pending_opts, &ctx] { run_pending(*pending_opts, ctx); });
 
     auto claim_opts = std::make_shared<PendingOptions>();
     auto* claim = app.add_subcommand("claim", "Move pending entries to another consumer");
     add_target(claim, *claim_opts);
-    claim->add_option("-c,--consumer", claim_opts->consumer, "Consumer that takes the entries over")
-        ->required();
+    claim->add_option("--consumer", claim_opts->consumer, "Consumer that takes the entries over");
+    claim->add_option("-c", claim_opts->consumer)->group("");  // before 0.2
     claim->add_option("ids", claim_opts->ids, "Entry ids (partition:stream-id) from mqctl pending")
         ->required();
     claim->callback([claim_opts, &ctx] { run_claim(*claim_opts, ctx); });

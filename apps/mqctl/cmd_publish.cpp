@@ -59,7 +59,7 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::PublishRequest r = request_from_flags(o);
     int sources = (o.payload ? 1 : 0) + (o.file.empty() ? 0 : 1);
     if (sources > 1)
-        throw mq::ValidationError("give the payload as an argument or --file, not both");
+        throw mq::ValidationError("give the payload as an argument or --filename, not both");
     // Reads are bounded by the message size limit: `-f /dev/zero` or an endless pipe is
     // refused (exit 2) instead of filling memory.
     const auto max = static_cast<std::size_t>(limits.max_message_size);
@@ -82,14 +82,14 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     } else {
         if (isatty(STDIN_FILENO))
             throw mq::ValidationError(
-                "no payload: give it as an argument, with --file FILE, or on standard input");
+                "no payload: give it as an argument, with --filename FILE, or on standard input");
         r.payload = read_payload("-", "standard input");
         // From cron, stdin is /dev/null: an implicit read that finds nothing is a mistake,
         // not an empty message. `-f -` asks for stdin explicitly and may be empty.
         if (r.payload.empty())
             throw mq::ValidationError(
                 "no payload: standard input was empty; give the payload as an argument, with "
-                "--file FILE, or '-f -' to publish an empty message from standard input");
+                "--filename FILE, or '-f -' to publish an empty message from standard input");
     }
     mq::validate(r, limits);  // before any connection: bad input is exit 2 even with Redis down
     mq::Catalog catalog(ctx.db());
@@ -199,8 +199,10 @@ void setup_publish(CLI::App& app, Context& ctx) {
     auto* cmd =
         app.add_subcommand("publish", "Publish a message (or a JSON-lines batch) to a queue");
     cmd->add_option("queue", o->queue, "Queue name")->required();
-    cmd->add_option("payload", o->payload, "Payload; omit to read --file or standard input");
-    cmd->add_option("-f,--file", o->file, "Read the payload from a file ('-' for standard input)");
+    cmd->add_option("payload", o->payload, "Payload; omit to read --filename or standard input");
+    cmd->add_option("-f,--filename", o->file,
+                    "Read the payload from a file ('-' for standard input)");
+    cmd->add_option("--file", o->file)->group("");  // before 0.2: kept for scripts
     cmd->add_option("-k,--key", o->key, "Message key: same key, same partition, kept in order");
     cmd->add_option("-H,--header", o->headers, "Header name=value (repeatable)")
         ->allow_extra_args(false);  // `-H a=b PAYLOAD`: the payload is not a second header

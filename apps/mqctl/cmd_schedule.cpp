@@ -47,11 +47,10 @@ std::map<std::string, std::string> parse_headers(const std::vector<std::string>&
     return out;
 }
 
-// --payload TEXT or --payload-file FILE ('-' for standard input); nullopt when neither.
+// --payload TEXT or --filename FILE ('-' for standard input); nullopt when neither.
 std::optional<std::string> payload_of(const ScheduleOptions& o) {
     if (o.payload && !o.payload_file.empty())
-        throw mq::ValidationError("give --payload or --payload-file, not both",
-                                  {{"field", "payload"}});
+        throw mq::ValidationError("give --payload or --filename, not both", {{"field", "payload"}});
     if (o.payload) return o.payload;
     if (o.payload_file.empty()) return std::nullopt;
     // Bounded: /dev/zero or an endless pipe is refused, not read into memory.
@@ -118,7 +117,7 @@ void run_schedule_create(const ScheduleOptions& o, Context& ctx) {
     if (!o.tz.empty()) spec.tz = o.tz;
     auto payload = payload_of(o);
     if (!payload)
-        throw mq::ValidationError("give the message with --payload TEXT or --payload-file FILE",
+        throw mq::ValidationError("give the message with --payload TEXT or --filename FILE",
                                   {{"field", "payload"}});
     spec.payload = *payload;
     spec.key = o.key.value_or("");
@@ -150,7 +149,7 @@ void run_schedule_update(const ScheduleOptions& o, Context& ctx) {
     if (!o.misfire.empty()) c.misfire = o.misfire;
     if (c.empty())
         throw mq::ValidationError(
-            "nothing to update: give --queue, --cron, --tz, --payload, --payload-file, --key, "
+            "nothing to update: give --queue, --cron, --tz, --payload, --filename, --key, "
             "--content-type, "
             "--header, --no-headers or --misfire");
     auto limits = limits_of(ctx);
@@ -217,8 +216,9 @@ void setup_schedule(CLI::App& app, Context& ctx) {
         c->add_option("--tz", o->tz,
                       "IANA time zone of the cron expression (default UTC), e.g. Europe/Berlin");
         c->add_option("--payload", o->payload, "The message payload");
-        c->add_option("--payload-file", o->payload_file,
+        c->add_option("-f,--filename", o->payload_file,
                       "Read the payload from FILE ('-' for standard input)");
+        c->add_option("--payload-file", o->payload_file)->group("");  // before 0.2
         c->add_option("-k,--key", o->key, "Message key (partition and order)");
         c->add_option("-H,--header", o->headers, "Header name=value (repeatable)")
             ->allow_extra_args(false);

@@ -15,8 +15,7 @@ void confirm(const std::string& question, bool yes) {
     std::cerr << question << " [y/N] " << std::flush;
     std::string answer;
     std::getline(std::cin, answer);
-    if (answer != "y" && answer != "Y" && answer != "yes")
-        throw mq::Error(mq::ErrorCode::kInternal, "aborted");
+    if (answer != "y" && answer != "Y" && answer != "yes") throw Aborted();
 }
 
 }  // namespace mqctl

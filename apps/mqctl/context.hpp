@@ -5,13 +5,15 @@
 #include <string>
 
 #include "mq/config/config.hpp"
+#include "mq/config/contexts.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/redis/client.hpp"
 
 namespace mqctl {
 
-/// Options every subcommand shares; flags win over environment and config file.
+/// Options every subcommand shares. Precedence: flags > environment > context (--context
+/// or the contexts file's current-context) > YAML config file (--config) > defaults.
 struct GlobalOptions {
     std::string config_file;
     std::string tenant;
@@ -19,6 +21,8 @@ struct GlobalOptions {
     std::string redis_url;
     std::string database_url;
     std::string key_prefix;
+    std::string context;   ///< --context NAME: this command only
+    std::string mqconfig;  ///< --mqconfig FILE: the contexts file (else MQCONFIG, XDG...)
 };
 
 /// What a subcommand runs against: the resolved configuration and connections opened on
@@ -33,10 +37,17 @@ class Context {
     mq::pg::Database& db();
     mq::KeyLayout keys() { return mq::KeyLayout(config().key_prefix); }
     const std::string& tenant() { return config().tenant; }
-    bool json() const { return options.output == "json"; }
+    /// Output for scripts (-o json or -o yaml): print_json() writes the chosen format.
+    bool json() const { return options.output == "json" || options.output == "yaml"; }
+
+    /// Where the contexts file is (--mqconfig, MQCONFIG, XDG_CONFIG_HOME, HOME).
+    std::string contexts_path() const;
+    /// The context this command uses (--context or current-context), if any.
+    const std::optional<std::pair<std::string, mq::ClientContext>>& active_context();
 
   private:
     std::optional<mq::Config> config_;
+    std::optional<std::optional<std::pair<std::string, mq::ClientContext>>> context_;
     std::unique_ptr<mq::redis::Connection> redis_;
     std::unique_ptr<mq::pg::Database> db_;
 };

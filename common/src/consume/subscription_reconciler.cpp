@@ -57,6 +57,11 @@ int ReconcilePlan::count(ReconcileAction a) const {
         std::count_if(steps.begin(), steps.end(), [a](const auto& s) { return s.action == a; }));
 }
 
+int ReconcilePlan::blocked() const {
+    return static_cast<int>(std::count_if(
+        steps.begin(), steps.end(), [](const ReconcileStep& s) { return !s.blocked.empty(); }));
+}
+
 int ReconcilePlan::changes() const {
     return count(ReconcileAction::kCreate) + count(ReconcileAction::kUpdate) +
            count(ReconcileAction::kDelete);
@@ -81,7 +86,7 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
         else if (std::find(missing.begin(), missing.end(), e.sub.queue) == missing.end())
             missing.push_back(e.sub.queue);
     }
-    if (!missing.empty()) {
+    if (!missing.empty() && !d.report_conflicts) {
         std::string names, where;
         for (const auto& q : missing) names += (names.empty() ? "'" : ", '") + q + "'";
         for (const auto& e : d.entries)
@@ -113,7 +118,11 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
             want.managed_by = d.owner;
             want.origin = kOriginOperator;  // the declaration is an operator's file
             want.created_by = d.owner;
-            out.steps.push_back({ReconcileAction::kCreate, want, e.where, {}});
+            ReconcileStep step{ReconcileAction::kCreate, want, e.where, {}, {}};
+            if (std::find(missing.begin(), missing.end(), e.sub.queue) != missing.end())
+                step.blocked = "queue '" + e.sub.queue + "' not found in tenant '" + d.tenant +
+                               "' (mqctl queue create " + e.sub.queue + ")";
+            out.steps.push_back(std::move(step));
             continue;
         }
         const Subscription& have = it->second;
@@ -124,14 +133,17 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
         want.managed_by = d.owner;
         want.origin = kOriginOperator;
         want.created_by = d.owner;
-        ReconcileStep step{ReconcileAction::kUnchanged, want, e.where, {}};
+        ReconcileStep step{ReconcileAction::kUnchanged, want, e.where, {}, {}};
         diff_into("", declared_settings(have), declared_settings(want), step.changes);
         // A handler set through the API (or before origins were recorded) that the file
         // declares as it is becomes the operator's: what runs is what the file says.
         if (have.origin != kOriginOperator)
             step.changes.push_back({"origin", have.origin, kOriginOperator});
         if (have.managed_by != d.owner) {
-            if (!d.adopt)
+            if (!d.adopt && d.report_conflicts)
+                step.blocked = "owned by " + owner_text(have.managed_by) +
+                               (d.conflict_hint ? "; " + d.conflict_hint(1) : std::string());
+            else if (!d.adopt)
                 conflicts.push_back((e.where.empty() ? "" : e.where + ": ") + e.sub.queue + "/" +
                                     e.sub.name + " is owned by " + owner_text(have.managed_by));
             step.changes.push_back(
@@ -150,12 +162,16 @@ ReconcilePlan SubscriptionReconciler::plan(const SubscriptionDeclaration& d) {
     if (d.prune)
         for (const auto& [key, s] : stored)
             if (s.managed_by == d.owner && !listed.count(key))
-                out.steps.push_back({ReconcileAction::kDelete, s, "", {}});
+                out.steps.push_back({ReconcileAction::kDelete, s, "", {}, {}});
     return out;
 }
 
 void SubscriptionReconciler::apply(const ReconcilePlan& plan, redis::Connection& redis,
                                    const KeyLayout& keys) {
+    // A dry run's plan may carry blocked steps; it is for showing, never for carrying out.
+    if (plan.blocked() > 0)
+        throw Error(ErrorCode::kConflict, "the plan has " + std::to_string(plan.blocked()) +
+                                              " blocked step(s); nothing was applied");
     SubscriptionCatalog subs(db_);
     for (const auto& s : plan.steps) {
         const std::string id = s.sub.queue + "/" + s.sub.name;

@@ -39,6 +39,9 @@ struct SubscriptionDeclaration {
     std::vector<DeclaredSubscription> entries;
     bool prune = false;  ///< delete the owner's rows that are not listed
     bool adopt = false;  ///< take over listed rows owned by someone else
+    /// A dry run's plan: missing queues and conflicts are marked on their steps
+    /// (ReconcileStep::blocked) instead of thrown, so the whole plan can be shown.
+    bool report_conflicts = false;
     /// Appended to the conflict error, given how many conflicts there are (e.g. "Use
     /// --adopt to take it over for scope 'x'"); none when unset.
     std::function<std::string(std::size_t conflicts)> conflict_hint;
@@ -58,6 +61,9 @@ struct ReconcileStep {
     Subscription sub;   ///< the desired state; for kDelete the stored one
     std::string where;  ///< empty for kDelete
     std::vector<SettingChange> changes;
+    /// Why the step cannot be carried out (owned by someone else, queue missing); empty
+    /// when it can. Only set with SubscriptionDeclaration::report_conflicts.
+    std::string blocked;
 };
 
 struct ReconcilePlan {
@@ -65,6 +71,7 @@ struct ReconcilePlan {
     std::map<std::string, Queue> queues;  ///< queue name -> queue, of the tenant
     int count(ReconcileAction a) const;
     int changes() const;  ///< creates + updates + deletes
+    int blocked() const;  ///< steps that cannot be carried out (report_conflicts only)
 };
 
 /// The settings a declaration manages: everything but identity, timestamps, status and owner.
