@@ -189,9 +189,11 @@ TEST_CASE("a script keeping Redis BUSY gives 503 with Retry-After in mq-api and 
                       {{"queue", "q"}, {"messages", {{{"payload", 1}}, {{"payload", 2}}}}}, token);
     INFO(batch.body);
     CHECK(batch.status != 500);
-    if (batch.status == 200)
-        for (const auto& item : batch.json()["results"])
+    if (batch.status == 200) {
+        const auto body = batch.json();  // iterated below: keep it alive
+        for (const auto& item : body["results"])
             CHECK(item["error"]["code"] == "MQ_BACKEND_UNAVAILABLE");
+    }
 
     // mqctl: exit 5, "backend unavailable".
     auto run = mqctl({"--tenant", t.tenant(), "publish", "q", "{}"},

@@ -8,4 +8,11 @@
 // PostgreSQL away (DROP DATABASE ... WITH (FORCE)) hit it; it is libpqxx's, not ours, and
 // bounded (one result per broken connection). Only leaks allocated under libpqxx match.
 extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx-6.4.so\n"; }
+
+#include <cstdlib>
+// The processes the tests start (mq-api, mq-worker, mqctl) read their UBSan suppressions
+// from the environment they inherit: tests/support/ubsan.supp says why.
+[[maybe_unused]] static const int kUbsanOptions =
+    ::setenv("UBSAN_OPTIONS",
+             "print_stacktrace=1:suppressions=" MQ_SOURCE_DIR "/tests/support/ubsan.supp", 0);
 #endif
