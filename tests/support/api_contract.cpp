@@ -80,6 +80,8 @@ json to_json_schema(const json& node) {
         if (out.contains("enum") && out["enum"].is_array() &&
             std::find(out["enum"].begin(), out["enum"].end(), nullptr) == out["enum"].end())
             out["enum"].push_back(nullptr);
+        // valijson checks `format` on null too: null is its own branch.
+        if (out.contains("format")) return json{{"anyOf", json::array({{{"type", "null"}}, out})}};
     }
     return out;
 }
