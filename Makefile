@@ -2,6 +2,8 @@
 # and scripts/; this file only wraps them.
 #
 #   make deps          install the Debian packages the project needs (once)
+#   make lint-deps     install the pinned OpenAPI linter (npm ci in tools/openapi-lint)
+#   make lint-openapi  lint schemas/openapi.json with it (also the ctest openapi_lint)
 #   make build         configure + build into $(BUILD_DIR)
 #   make test          build, then run every ctest test (CTEST_ARGS="-L unit" for a subset)
 #   make asan          the same under AddressSanitizer + UBSan, in $(ASAN_DIR)
@@ -42,7 +44,7 @@ FORMAT_DIRS := $(wildcard common apps tests fuzz)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
 	-o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: build deps test asan asan-build run stop bench fuzz fuzz-build format format-check clean help install deb
+.PHONY: build deps lint-deps lint-openapi test asan asan-build run stop bench fuzz fuzz-build format format-check clean help install deb
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQ_WERROR=ON $(CMAKE_ARGS)
@@ -77,7 +79,34 @@ deps:
 	    [ $$try -lt 3 ] || { echo "make deps: apt-get install failed"; exit 1; }; sleep 10; \
 	done
 
+# The OpenAPI linter the ctest openapi_lint runs: @redocly/cli pinned in
+# tools/openapi-lint/package-lock.json. Node and npm from Debian when there is no npm (Debian
+# 12's Node 18 runs the pinned 1.x CLI); `npm ci` only when the install is missing or older
+# than the lock file. docs/api.md, docs/decisions.md.
+LINT_DIR := tools/openapi-lint
+lint-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+	    echo "make lint-deps: installing nodejs npm"; \
+	    sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 update && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y \
+	        --no-install-recommends nodejs npm || exit 1; \
+	fi
+	@if [ -x $(LINT_DIR)/node_modules/.bin/redocly ] && \
+	    [ $(LINT_DIR)/node_modules/.package-lock.json -nt $(LINT_DIR)/package-lock.json ]; then \
+	    echo "make lint-deps: the OpenAPI linter is installed"; \
+	else \
+	    cd $(LINT_DIR) && for try in 1 2 3; do \
+	        npm ci --no-audit --no-fund --loglevel=error && exit 0; sleep 10; \
+	    done; echo "make lint-deps: npm ci failed"; exit 1; \
+	fi
+
+lint-openapi: lint-deps
+	$(LINT_DIR)/run-lint
+
 test: build
+	@$(MAKE) --no-print-directory lint-deps || \
+	    echo "make test: could not install the OpenAPI linter; the test openapi_lint will fail"
 	cd $(BUILD_DIR) && ctest --output-on-failure --no-tests=error -j$(JOBS) $(CTEST_ARGS)
 
 asan-build: deps

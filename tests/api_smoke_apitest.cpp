@@ -28,6 +28,11 @@ TEST_CASE("api_unknown_route_and_method_answer_in_the_error_format", "[api]") {
     CHECK(m.status == 405);
     CHECK(m.error_code() == "MQ_METHOD_NOT_ALLOWED");
     CHECK(m.json()["error"].contains("retryAfter"));
+    CHECK(m.headers["allow"] == "POST, GET");  // RFC 9110: the methods the path has
+    auto one = api.call("DELETE", "/api/v1/mq/subscriptions/some-id/ack");
+    CHECK(one.status == 405);
+    CHECK(one.headers["allow"] == "POST");
+    CHECK(one.json()["error"]["details"]["allow"] == "POST");
 }
 
 TEST_CASE("api_bearer_routes_refuse_missing_and_unknown_tokens", "[api]") {
@@ -42,11 +47,10 @@ TEST_CASE("api_bearer_routes_refuse_missing_and_unknown_tokens", "[api]") {
 
 TEST_CASE("api_request_id_is_echoed_when_sane", "[api]") {
     ApiProcess api;
-    auto r =
-        http_request(api.port(), "GET", "/api/v1/mq/health", "", {{"X-Request-Id", "abc-123"}});
+    auto r = api.call("GET", "/api/v1/mq/health", "", "", {{"X-Request-Id", "abc-123"}});
     CHECK(r.headers["x-request-id"] == "abc-123");
-    auto odd = http_request(api.port(), "GET", "/api/v1/mq/health", "",
-                            {{"X-Request-Id", "bad id with spaces"}});
+    auto odd =
+        api.call("GET", "/api/v1/mq/health", "", "", {{"X-Request-Id", "bad id with spaces"}});
     CHECK(odd.headers["x-request-id"] != "bad id with spaces");
     CHECK(odd.headers["x-request-id"].size() == 36);
 }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "mq/core/log_context.hpp"
 #include "mq/redis/client.hpp"
 
@@ -62,13 +64,12 @@ void redact_answer(Response& response, std::string_view request_id) {
     const auto& e = body["error"];
     if (!e.contains("code") || !e["code"].is_string()) return;
     const std::string code = e["code"].get<std::string>();
-    if (code != "MQ_INTERNAL_ERROR" && code != "MQ_PUBLISH_FAILED" &&
-        code != "MQ_BACKEND_UNAVAILABLE")
-        return;
     // Rebuilt as the Error it came from, then shown as client_error shows any Error.
-    mq::ErrorCode c = code == "MQ_INTERNAL_ERROR"   ? mq::ErrorCode::kInternal
-                      : code == "MQ_PUBLISH_FAILED" ? mq::ErrorCode::kPublishFailed
-                                                    : mq::ErrorCode::kBackendUnavailable;
+    std::optional<mq::ErrorCode> known;
+    for (const auto& row : mq::error_codes())
+        if (row.name == code) known = row.code;
+    if (!known || !may_carry_backend_text(*known)) return;
+    const mq::ErrorCode c = *known;
     std::optional<int> retry;
     if (e.contains("retryAfter") && e["retryAfter"].is_number_integer())
         retry = e["retryAfter"].get<int>();
@@ -233,8 +234,11 @@ Router::Match Router::match(http::verb method, std::string_view path) const {
         if (r->method == method) {
             m.route = r.get();
             m.params = std::move(params);
+            m.allowed.clear();
             return m;
         }
+        if (std::find(m.allowed.begin(), m.allowed.end(), r->method) == m.allowed.end())
+            m.allowed.push_back(r->method);
     }
     return m;
 }

@@ -74,6 +74,8 @@ class Router {
     struct Match {
         const Route* route = nullptr;
         bool path_known = false;  ///< some route has this path (with another method): 405
+        /// With no route: the methods the path has, for the 405's `Allow` header.
+        std::vector<http::verb> allowed;
         std::map<std::string, std::string> params;
     };
     Match match(http::verb method, std::string_view path) const;

@@ -111,7 +111,7 @@ int retry_after_seconds(std::chrono::milliseconds wait) {
 }
 
 Response overloaded_response(const std::string& message) {
-    return error_response(503, "MQ_OVERLOADED", message, 1);
+    return error_response(mq::Error(mq::ErrorCode::kOverloaded, message, {}, 1));
 }
 
 // Set while a route's async handler runs for a request being admitted: post_blocking
@@ -139,7 +139,7 @@ std::string closing_answer(std::string_view status, std::string_view content_typ
 const std::string& busy_answer() {
     static const std::string answer = closing_answer(
         "503 Service Unavailable", "application/json", "Retry-After: 1\r\n",
-        R"({"error":{"code":"MQ_OVERLOADED","message":"too many connections","details":{},"retryAfter":1}})");
+        mq::Error(mq::ErrorCode::kOverloaded, "too many connections", {}, 1).to_json().dump());
     return answer;
 }
 
@@ -147,7 +147,9 @@ const std::string& busy_answer() {
 const std::string& https_only_answer() {
     static const std::string answer = closing_answer(
         "400 Bad Request", "application/json", "",
-        R"({"error":{"code":"MQ_HTTPS_REQUIRED","message":"this port speaks HTTPS, not plain HTTP","details":{},"retryAfter":null}})");
+        mq::Error(mq::ErrorCode::kHttpsRequired, "this port speaks HTTPS, not plain HTTP")
+            .to_json()
+            .dump());
     return answer;
 }
 
@@ -421,11 +423,22 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     void dispatch() {
         if (!match_.route) {
             if (match_.path_known) {
-                return respond(error_response(405, "MQ_METHOD_NOT_ALLOWED",
-                                              std::string(http::to_string(request_.method)) +
-                                                  " is not allowed on " + request_.path));
+                // RFC 9110 15.5.6: a 405 lists the methods the target has.
+                std::string allow;
+                for (auto m : match_.allowed) {
+                    if (!allow.empty()) allow += ", ";
+                    allow += std::string(http::to_string(m));
+                }
+                Response refusal = error_response(mq::Error(
+                    mq::ErrorCode::kMethodNotAllowed,
+                    std::string(http::to_string(request_.method)) + " is not allowed on " +
+                        request_.path + " (allowed: " + allow + ")",
+                    {{"allow", allow}}));
+                refusal.headers.emplace_back("Allow", allow);
+                return respond(std::move(refusal));
             }
-            return respond(error_response(404, "MQ_NOT_FOUND", "no route " + request_.path));
+            return respond(
+                error_response(mq::Error(mq::ErrorCode::kNotFound, "no route " + request_.path)));
         }
         const Route& route = *match_.route;
         request_.params = std::move(match_.params);
@@ -456,11 +469,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     void refuse_over_limit(std::chrono::milliseconds wait) {
         overload_warnings.warn("client {} is over its failed-authentication limit", client_);
         int seconds = retry_after_seconds(wait);
-        Response refusal =
-            error_response(429, "MQ_TOO_MANY_AUTH_FAILURES",
-                           "too many failed authentications from this address; retry in " +
-                               std::to_string(seconds) + " s",
-                           seconds);
+        Response refusal = error_response(
+            mq::Error(mq::ErrorCode::kTooManyAuthFailures,
+                      "too many failed authentications from this address; retry in " +
+                          std::to_string(seconds) + " s",
+                      {}, seconds));
         const auto delay = server_.options.auth_failure_delay;
         if (delay.count() <= 0) return respond(std::move(refusal));
         auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);

@@ -4,99 +4,57 @@
 
 namespace mq {
 
-std::string_view code_name(ErrorCode code) {
-    switch (code) {
-        case ErrorCode::kInternal:
-            return "MQ_INTERNAL_ERROR";
-        case ErrorCode::kValidation:
-            return "MQ_VALIDATION_ERROR";
-        case ErrorCode::kSchemaValidation:
-            return "MQ_SCHEMA_VALIDATION_ERROR";
-        case ErrorCode::kPayloadTooLarge:
-            return "MQ_PAYLOAD_TOO_LARGE";
-        case ErrorCode::kQueueNotFound:
-            return "MQ_QUEUE_NOT_FOUND";
-        case ErrorCode::kSubscriptionNotFound:
-            return "MQ_SUBSCRIPTION_NOT_FOUND";
-        case ErrorCode::kNotFound:
-            return "MQ_NOT_FOUND";
-        case ErrorCode::kConflict:
-            return "MQ_CONFLICT";
-        case ErrorCode::kQueueFull:
-            return "MQ_QUEUE_FULL";
-        case ErrorCode::kQuotaExceeded:
-            return "MQ_QUOTA_EXCEEDED";
-        case ErrorCode::kUnauthorized:
-            return "MQ_UNAUTHORIZED";
-        case ErrorCode::kForbidden:
-            return "MQ_FORBIDDEN";
-        case ErrorCode::kBackendUnavailable:
-            return "MQ_BACKEND_UNAVAILABLE";
-        case ErrorCode::kPublishFailed:
-            return "MQ_PUBLISH_FAILED";
-        case ErrorCode::kSchemaInvalid:
-            return "MQ_SCHEMA_INVALID";
-        case ErrorCode::kHandlerForbidden:
-            return "MQ_HANDLER_FORBIDDEN";
-        case ErrorCode::kWebhookDestinationForbidden:
-            return "MQ_WEBHOOK_DESTINATION_FORBIDDEN";
-    }
-    return "MQ_INTERNAL_ERROR";
+namespace {
+
+// The one table of error codes (error.hpp). Exit statuses: 1 failure, 2 usage/invalid input,
+// 3 not found, 4 conflict, 5 backend down (DESIGN.md).
+constexpr ErrorCodeInfo kErrorCodes[] = {
+    {ErrorCode::kInternal, "MQ_INTERNAL_ERROR", 500, 1},
+    {ErrorCode::kValidation, "MQ_VALIDATION_ERROR", 400, 2},
+    {ErrorCode::kSchemaValidation, "MQ_SCHEMA_VALIDATION_ERROR", 422, 2},
+    {ErrorCode::kPayloadTooLarge, "MQ_PAYLOAD_TOO_LARGE", 413, 2},
+    {ErrorCode::kQueueNotFound, "MQ_QUEUE_NOT_FOUND", 404, 3},
+    {ErrorCode::kSubscriptionNotFound, "MQ_SUBSCRIPTION_NOT_FOUND", 404, 3},
+    {ErrorCode::kNotFound, "MQ_NOT_FOUND", 404, 3},
+    {ErrorCode::kConflict, "MQ_CONFLICT", 409, 4},
+    {ErrorCode::kQueueFull, "MQ_QUEUE_FULL", 429, 1},
+    {ErrorCode::kQuotaExceeded, "MQ_QUOTA_EXCEEDED", 429, 1},
+    {ErrorCode::kUnauthorized, "MQ_UNAUTHORIZED", 401, 1},
+    {ErrorCode::kForbidden, "MQ_FORBIDDEN", 403, 1},
+    {ErrorCode::kBackendUnavailable, "MQ_BACKEND_UNAVAILABLE", 503, 5},
+    {ErrorCode::kPublishFailed, "MQ_PUBLISH_FAILED", 500, 1},
+    {ErrorCode::kSchemaInvalid, "MQ_SCHEMA_INVALID", 422, 2},
+    {ErrorCode::kHandlerForbidden, "MQ_HANDLER_FORBIDDEN", 403, 1},
+    {ErrorCode::kWebhookDestinationForbidden, "MQ_WEBHOOK_DESTINATION_FORBIDDEN", 422, 2},
+    {ErrorCode::kMethodNotAllowed, "MQ_METHOD_NOT_ALLOWED", 405, 2},
+    {ErrorCode::kOverloaded, "MQ_OVERLOADED", 503, 5},
+    {ErrorCode::kTooManyAuthFailures, "MQ_TOO_MANY_AUTH_FAILURES", 429, 1},
+    {ErrorCode::kHttpsRequired, "MQ_HTTPS_REQUIRED", 400, 2},
+};
+
+constexpr bool in_enum_order() {
+    for (std::size_t i = 0; i < std::size(kErrorCodes); ++i)
+        if (static_cast<std::size_t>(kErrorCodes[i].code) != i) return false;
+    return true;
+}
+static_assert(in_enum_order(), "kErrorCodes lists every ErrorCode once, in enum order");
+static_assert(static_cast<std::size_t>(ErrorCode::kHttpsRequired) + 1 == std::size(kErrorCodes),
+              "a new ErrorCode needs a row in kErrorCodes");
+
+const ErrorCodeInfo& info(ErrorCode code) {
+    auto i = static_cast<std::size_t>(code);
+    return i < std::size(kErrorCodes) ? kErrorCodes[i] : kErrorCodes[0];
 }
 
-int http_status(ErrorCode code) {
-    switch (code) {
-        case ErrorCode::kValidation:
-            return 400;
-        case ErrorCode::kUnauthorized:
-            return 401;
-        case ErrorCode::kForbidden:
-        case ErrorCode::kHandlerForbidden:
-            return 403;
-        case ErrorCode::kQueueNotFound:
-        case ErrorCode::kSubscriptionNotFound:
-        case ErrorCode::kNotFound:
-            return 404;
-        case ErrorCode::kConflict:
-            return 409;
-        case ErrorCode::kPayloadTooLarge:
-            return 413;
-        case ErrorCode::kSchemaValidation:
-        case ErrorCode::kSchemaInvalid:
-        case ErrorCode::kWebhookDestinationForbidden:
-            return 422;
-        case ErrorCode::kQueueFull:
-        case ErrorCode::kQuotaExceeded:
-            return 429;
-        case ErrorCode::kBackendUnavailable:
-            return 503;
-        case ErrorCode::kPublishFailed:
-        case ErrorCode::kInternal:
-            return 500;
-    }
-    return 500;
-}
+}  // namespace
 
-int exit_status(ErrorCode code) {
-    switch (code) {
-        case ErrorCode::kValidation:
-        case ErrorCode::kSchemaValidation:
-        case ErrorCode::kSchemaInvalid:
-        case ErrorCode::kPayloadTooLarge:
-        case ErrorCode::kWebhookDestinationForbidden:
-            return 2;
-        case ErrorCode::kQueueNotFound:
-        case ErrorCode::kSubscriptionNotFound:
-        case ErrorCode::kNotFound:
-            return 3;
-        case ErrorCode::kConflict:
-            return 4;
-        case ErrorCode::kBackendUnavailable:
-            return 5;
-        default:
-            return 1;
-    }
-}
+std::span<const ErrorCodeInfo> error_codes() { return kErrorCodes; }
+
+std::string_view code_name(ErrorCode code) { return info(code).name; }
+
+int http_status(ErrorCode code) { return info(code).http_status; }
+
+int exit_status(ErrorCode code) { return info(code).exit_status; }
 
 std::string printable(std::string_view text) {
     std::string out;

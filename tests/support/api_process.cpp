@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "api_contract.hpp"
 #include "harness.hpp"
 #include "mq/pg/migrations.hpp"
 
@@ -193,7 +194,9 @@ HttpResult ApiProcess::call(const std::string& method, const std::string& target
                             const std::string& body, const std::string& token,
                             std::map<std::string, std::string> headers) const {
     if (!token.empty()) headers["Authorization"] = "Bearer " + token;
-    return http_request(port_, method, target, body, headers);
+    auto result = http_request(port_, method, target, body, headers);
+    check_contract(method, target, result);
+    return result;
 }
 
 HttpResult ApiProcess::call_json(const std::string& method, const std::string& target,

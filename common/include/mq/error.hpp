@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,7 +30,28 @@ enum class ErrorCode {
     kHandlerForbidden,
     /// A webhook URL that reaches a non-public address (docs/security.md, SSRF).
     kWebhookDestinationForbidden,
+    /// The path exists with other methods (405, `Allow` lists them).
+    kMethodNotAllowed,
+    /// mq-api refuses work at its connection or queue limit (503, retry after 1 s).
+    kOverloaded,
+    /// A client over its failed-authentication limit (429 with retryAfter).
+    kTooManyAuthFailures,
+    /// Plain HTTP sent to the TLS port (400).
+    kHttpsRequired,
 };
+
+/// One row of the error-code table: the code as the API spells it, the HTTP status it is
+/// answered with and the mqctl exit status. schemas/openapi.json (the ErrorBody code enum) and
+/// docs/api.md ("Errors") are checked against this table by tests/error_codes_test.cpp.
+struct ErrorCodeInfo {
+    ErrorCode code;
+    std::string_view name;
+    int http_status;
+    int exit_status;
+};
+
+/// Every error code, in enum order.
+std::span<const ErrorCodeInfo> error_codes();
 
 /// "MQ_QUEUE_NOT_FOUND" etc.: the code as the API and `-o json` spell it.
 std::string_view code_name(ErrorCode code);
