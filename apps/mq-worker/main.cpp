@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "flags.hpp"
@@ -21,19 +22,16 @@
 #include "mq/maintenance/tasks.hpp"
 #include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
+#include "settings_flags.hpp"
 
 namespace {
 
 struct Options {
-    std::string config;
+    mqcli::ConfigOptions config;  ///< -c/--config, setting flags, --print-config
     bool from_db = false;
     std::vector<std::string> tenants;
-    std::string consumer_name;
-    int metrics_port = -1;
     bool check = false;
-    int reconcile_interval_ms = 0;
     bool adopt = false;
-    bool allow_operator_handlers = false;
 };
 
 std::string default_consumer_name() {
@@ -51,21 +49,19 @@ int run(const Options& o) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    auto env = mq::process_environment();
-    mq::WorkerConfig wc;
-    if (!o.config.empty()) {
-        wc = mq::load_worker_config(o.config, env);
-    } else {
-        wc.base = mq::load_config("", env);
+    // default < worker file < environment < flags (docs/config.md).
+    mq::WorkerConfig wc =
+        mq::load_worker_config(o.config.file, mq::process_environment(), {o.config.flags});
+    if (o.config.print) {
+        std::cout << mq::render_effective_config({wc.base, wc.origins}, mq::kMqWorker,
+                                                 o.config.output == "json");
+        return 0;
     }
-    if (!o.consumer_name.empty()) wc.consumer_name = o.consumer_name;
-    if (wc.consumer_name.empty()) wc.consumer_name = default_consumer_name();
-    if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
+    const mq::WorkerSettings& ws = wc.base.worker;
+    const std::string consumer_name =
+        ws.consumer_name.empty() ? default_consumer_name() : ws.consumer_name;
     // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
     // (and --check) instead of failing every delivery later.
-    // The worker YAML has no keyring setting (keys do not belong next to subscriptions):
-    // MQ_KEYRING_FILE comes from the environment in both modes.
-    if (auto it = env.find("MQ_KEYRING_FILE"); it != env.end()) wc.base.keyring_file = it->second;
     std::shared_ptr<const mq::Keyring> keyring;
     if (!wc.base.keyring_file.empty())
         keyring = std::make_shared<const mq::Keyring>(mq::Keyring::load(wc.base.keyring_file));
@@ -117,12 +113,12 @@ int run(const Options& o) {
     so.endpoint = endpoint;
     so.keys = keys;
     so.database_url = wc.base.database_url;
-    so.consumer = wc.consumer_name;
+    so.consumer = consumer_name;
     so.keyring = keyring;
     so.fixed = wc.subscriptions;
     so.from_db = o.from_db;
     so.tenants = o.tenants;
-    so.allow_operator_handlers = o.allow_operator_handlers || wc.base.allow_operator_handlers;
+    so.allow_operator_handlers = wc.base.allow_operator_handlers;
     so.webhook_policy =
         std::make_shared<const mq::DestinationPolicy>(wc.base.webhook_allowed_cidrs);
     if (o.from_db)
@@ -131,35 +127,34 @@ int run(const Options& o) {
                 ? "--from-db: exec and log-to-file subscriptions an operator created will run"
                 : "--from-db: exec and log-to-file subscriptions are not run (start with "
                   "--allow-operator-handlers to run those an operator created)");
-    so.restart_timeout = wc.shutdown_timeout;
-    if (o.reconcile_interval_ms > 0)
-        so.full_reconcile_interval = std::chrono::milliseconds(o.reconcile_interval_ms);
+    so.restart_timeout = ws.shutdown_timeout;
+    so.full_reconcile_interval = ws.reconcile_interval;
     mq::WorkerSupervisor supervisor(so);
     supervisor.start();
     // Delayed mover, trimmer, dead-letter archive, cron ticks... for every queue, shared with
     // other instances through leases (docs/maintenance.md).
     std::unique_ptr<mq::MaintenanceService> maintenance;
     if (wc.base.maintenance) {
-        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + wc.consumer_name);
+        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + consumer_name);
         maintenance->start();
     }
     std::unique_ptr<mqworker::MetricsServer> metrics;
-    if (wc.metrics_port > 0)
+    if (ws.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
-            wc.metrics_port, [&supervisor] { return supervisor.runners(); },
+            ws.metrics_address, ws.metrics_port, [&supervisor] { return supervisor.runners(); },
             [&supervisor] { return supervisor.skipped(); });
     auto running = supervisor.runners().size();
     if (running == 0)
         spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
-                     wc.consumer_name);
+                     consumer_name);
     else
-        spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, running);
+        spdlog::info("mq-worker {} running {} subscription(s)", consumer_name, running);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                 wc.shutdown_timeout.count());
-    auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
+                 ws.shutdown_timeout.count());
+    auto deadline = std::chrono::steady_clock::now() + ws.shutdown_timeout;
     if (maintenance) maintenance->stop();
     bool clean = supervisor.stop(deadline);
     metrics.reset();
@@ -177,33 +172,32 @@ int main(int argc, char** argv) {
     CLI::App app{"mq-worker: deliver messages of subscriptions to webhook and exec handlers"};
     app.set_version_flag("--version", std::string("mq-worker ") + mq::kVersion);
     Options o;
-    app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)")
+    app.add_option("-c,--config", o.config.file,
+                   "Worker YAML file: subscriptions and settings (schemas/worker.schema.json, "
+                   "docs/config.md; default MQ_CONFIG)")
         ->check(mqcli::regular_file(16 * 1024 * 1024));
     app.add_flag("--from-db", o.from_db,
                  "Also run every webhook/exec subscription found in the database");
     app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")
         ->allow_extra_args(false);
-    app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
-    app.add_option("--metrics-port", o.metrics_port, "Port for /metrics and /healthz (0: off)");
+    mqcli::add_setting_flags(app, mq::kMqWorker, o.config);
     app.add_flag("--check", o.check, "Validate the configuration and exit");
-    app.add_flag("--allow-operator-handlers", o.allow_operator_handlers,
-                 "With --from-db: also run exec and log-to-file subscriptions an operator "
-                 "created (mqctl, apply); never those set through the API (docs/security.md). "
-                 "Also MQ_ALLOW_OPERATOR_HANDLERS or allow_operator_handlers in the file");
     app.add_flag(
         "--adopt", o.adopt,
         "Take over subscriptions of the config file that exist but belong to someone else");
-    app.add_option(
-           "--reconcile-interval-ms", o.reconcile_interval_ms,
-           "Full reconcile from PostgreSQL this often (default 15000; events apply at once)")
-        ->check(CLI::Range(100, 3600000));
     mqcli::harden_options(app);  // decimal numbers, no empty or non-UTF-8 values
     try {
         app.parse(argc, argv);
-        if (o.config.empty() && !o.from_db) throw CLI::RequiredError("--config or --from-db");
+        if (o.config.file.empty())
+            if (const char* file = std::getenv("MQ_CONFIG"); file && *file) o.config.file = file;
+        if (o.config.print_doc) {
+            std::cout << mq::settings_reference_markdown();
+            return 0;
+        }
+        if (o.config.file.empty() && !o.from_db && !o.config.print)
+            throw CLI::RequiredError("--config or --from-db");
     } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : 2;
+        return mqcli::exit_for_parse_error(app, e);
     }
     try {
         return run(o);

@@ -231,16 +231,18 @@ struct MetricsServer::Impl {
     }
 };
 
-MetricsServer::MetricsServer(int port, Runners runners, Skipped skipped)
+MetricsServer::MetricsServer(const std::string& address, int port, Runners runners, Skipped skipped)
     : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped))) {
-    tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port));
+    tcp::endpoint ep(asio::ip::make_address(address), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));
     impl_->acceptor.bind(ep);
     impl_->acceptor.listen();
     impl_->accept();
     impl_->thread = std::thread([this] { impl_->ioc.run(); });
-    spdlog::info("metrics on http://127.0.0.1:{}/metrics", port);
+    spdlog::info("metrics on http://{}/metrics", ep.address().is_v6()
+                                                     ? "[" + address + "]:" + std::to_string(port)
+                                                     : address + ":" + std::to_string(port));
 }
 
 MetricsServer::~MetricsServer() {

@@ -11,9 +11,10 @@
 
 namespace mqworker {
 
-/// GET /metrics (Prometheus text) and GET /healthz on 127.0.0.1:<port>, served from one
-/// thread with Boost.Beast. Stops in its destructor. No token: it binds loopback only, and
-/// it names the tenant, queue and subscription of every runner (every tenant's, for
+/// GET /metrics (Prometheus text) and GET /healthz on <address>:<port> (METRICS_ADDRESS,
+/// loopback by default), served from one thread with Boost.Beast. Stops in its destructor.
+/// No token: keep it on loopback or a private network, as it names the tenant, queue and
+/// subscription of every runner (every tenant's, for
 /// `--from-db` without `--tenant`); docs/security.md, "Metrics and health".
 class MetricsServer {
   public:
@@ -22,7 +23,7 @@ class MetricsServer {
     /// `skipped` (optional): the database's subscriptions not run, for
     /// mq_worker_subscriptions_skipped.
     using Skipped = std::function<std::vector<mq::SkippedSubscription>()>;
-    MetricsServer(int port, Runners runners, Skipped skipped = {});
+    MetricsServer(const std::string& address, int port, Runners runners, Skipped skipped = {});
     ~MetricsServer();
 
   private:

@@ -3,8 +3,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mq/config/config.hpp"
+#include "mq/config/settings.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/redis/client.hpp"
@@ -19,6 +21,7 @@ struct GlobalOptions {
     std::string redis_url;
     std::string database_url;
     std::string key_prefix;
+    bool print_config = false;  ///< --print-config
 };
 
 /// What a subcommand runs against: the resolved configuration and connections opened on
@@ -26,9 +29,16 @@ struct GlobalOptions {
 class Context {
   public:
     GlobalOptions options;
+    /// Further sources of settings, merged by their SettingSource between the file and the
+    /// environment (a context picked with --context is SettingSource::kContext). Set before
+    /// the first config().
+    std::vector<mq::SettingLayer> layers;
 
-    /// Resolves the configuration once (after flags are parsed).
-    const mq::Config& config();
+    /// Resolves the configuration once (after flags are parsed): default < file (--config,
+    /// MQ_CONFIG) < layers < environment < flags (docs/config.md).
+    const mq::Config& config() { return loaded().config; }
+    /// The same with where each setting came from (--print-config).
+    const mq::LoadedConfig& loaded();
     mq::redis::Connection& redis();
     mq::pg::Database& db();
     mq::KeyLayout keys() { return mq::KeyLayout(config().key_prefix); }
@@ -36,7 +46,7 @@ class Context {
     bool json() const { return options.output == "json"; }
 
   private:
-    std::optional<mq::Config> config_;
+    std::optional<mq::LoadedConfig> config_;
     std::unique_ptr<mq::redis::Connection> redis_;
     std::unique_ptr<mq::pg::Database> db_;
 };
