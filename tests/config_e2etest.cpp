@@ -71,7 +71,7 @@ TEST_CASE("mq_api_print_config_shows_each_value_with_its_source_flag_over_env_ov
                   {"RECEIPT_SECRET", "receipt-key"}});
     INFO(r.out << r.err);
     REQUIRE(r.status == 0);
-    CHECK_THAT(row(r.out, "API_THREADS"), Contains(" 6 ") && Contains("flag (flag --threads)"));
+    CHECK_THAT(row(r.out, "API_THREADS"), Contains(" 6 ") && Contains("flag --threads"));
     CHECK_THAT(row(r.out, "PORT"), Contains("4100") && Contains("env"));
     CHECK_THAT(row(r.out, "ACCESS_LOG"), Contains("off") && Contains("file (" + file + ":3)"));
     CHECK_THAT(row(r.out, "MAX_CONNECTIONS"), Contains("default"));

@@ -190,7 +190,7 @@ void append_shared_specs(std::vector<SettingSpec>& specs) {
 void append_worker_specs(std::vector<SettingSpec>& specs) {
     auto add = [&](SettingSpec s) -> SettingSpec& { return specs.emplace_back(std::move(s)); };
     add(setting("CONSUMER_NAME", "name", "", kMqWorker,
-                "Consumer name in the groups (empty: <host>-<pid>).",
+                "Consumer name in the groups (empty: the host name and process id).",
                 [](Config& c, const std::string& v, const std::string& src) {
                     static const std::regex kName("[A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
                     if (!v.empty() && !std::regex_match(v, kName))
@@ -254,8 +254,9 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 std::string source_text(const SettingOrigin& o) {
     std::string s(to_string(o.source));
-    if (!o.where.empty() && o.source != SettingSource::kEnvironment) s += " (" + o.where + ")";
-    return s;
+    if (o.where.empty() || o.source == SettingSource::kEnvironment) return s;
+    if (o.where.rfind(s + " ", 0) == 0) return o.where;  // "flag --port"
+    return s + " (" + o.where + ")";
 }
 
 }  // namespace
