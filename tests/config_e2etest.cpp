@@ -176,7 +176,8 @@ TEST_CASE("mqctl_print_config_needs_no_subcommand_and_masks_passwords", "[config
 TEST_CASE("mq_worker_metrics_listen_on_metrics_address", "[config][e2e][worker]") {
     const int port = mqtest::dead_port();
     const std::string log = mqtest::temp_file("");
-    const std::string tenant = "cfg-metrics-" + std::to_string(getpid());
+    mqtest::TenantScope scope;  // a migrated database and a tenant of its own
+    const std::string tenant = scope.tenant();
     int pid = mqtest::spawn_logged(
         {MQ_WORKER_PATH, "--from-db", "--tenant", tenant, "--metrics-port", std::to_string(port)},
         {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
