@@ -11,6 +11,7 @@
 #   make bench         build, then bench/run-all
 #   make fuzz          libFuzzer targets (clang) in $(FUZZ_DIR), each run FUZZ_SECONDS (fuzz/)
 #   make format        clang-format -i;  make format-check: fail on unformatted code
+#   make config-doc    regenerate docs/config.md from the settings registry (a test compares)
 #   make install       build, then install into $(PREFIX) (default /usr/local; DESTDIR works)
 #   make deb           build, then the Debian package (CPack) in $(BUILD_DIR)/mq_*.deb
 #   make clean         remove the build directories (dev-stack data in .mq/ stays)
@@ -44,7 +45,7 @@ FORMAT_DIRS := $(wildcard common apps tests fuzz)
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.cc' \
 	-o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: build deps lint-deps lint-openapi test asan asan-build run stop bench fuzz fuzz-build format format-check clean help install deb
+.PHONY: build deps lint-deps lint-openapi test asan asan-build run stop bench fuzz fuzz-build format format-check clean help install deb config-doc
 
 build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMQ_WERROR=ON $(CMAKE_ARGS)
@@ -159,6 +160,10 @@ format:
 format-check:
 	@command -v $(CLANG_FORMAT) >/dev/null 2>&1 || { echo "$(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
 	@if [ -n "$(strip $(FORMAT_FILES))" ]; then $(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES); fi
+
+config-doc:
+	cmake --build $(BUILD_DIR) --target mq-api -j $(JOBS)
+	$(BUILD_DIR)/apps/mq-api/mq-api --print-config-doc > docs/config.md
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

@@ -1,4 +1,5 @@
-// mq-api: the REST API on port 3010. Reads flags and environment, wires common/ into the
+// mq-api: the REST API on port 3010. Reads its settings (mq::ConfigLoader: file,
+// environment, flags), wires common/ into the
 // routes, serves until SIGTERM/SIGINT, then drains: stops accepting, lets requests in
 // flight finish, exits 0. SIGHUP reloads what can change while serving (TLS certificate,
 // log level, webhook ranges) and logs what needs a restart.
@@ -13,27 +14,12 @@
 #include "app.hpp"
 #include "mq/config/changed_settings.hpp"
 #include "mq/config/logging.hpp"
+#include "mq/config/settings.hpp"
 #include "mq/core/version.hpp"
+#include "settings_flags.hpp"
 #include "tls.hpp"
 
 namespace {
-
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
-
-std::int64_t env_int(const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
-    auto v = env(name);
-    if (v.empty()) return fallback;
-    char* end = nullptr;
-    long long n = std::strtoll(v.c_str(), &end, 10);
-    if (*end != '\0' || n < lo || n > hi)
-        throw mq::ValidationError(std::string(name) + " must be an integer from " +
-                                  std::to_string(lo) + " to " + std::to_string(hi) + ", got '" + v +
-                                  "'");
-    return n;
-}
 
 // glibc gives every thread that allocates a large body its own arena (up to 8 per core)
 // and, after the first large free, raises its mmap threshold so later large bodies stay
@@ -100,19 +86,12 @@ int main(int argc, char** argv) {
     tune_malloc();
     CLI::App cli{"mq-api: the mq REST API (port 3010)"};
     cli.set_version_flag("--version", std::string("mq-api ") + mq::kVersion);
-    std::string config_file = env("MQ_CONFIG");
-    std::optional<int> port;
-    std::string address = "0.0.0.0";
-    std::optional<int> threads;
+    mqcli::ConfigOptions config_options;
     bool print_routes = false;
     bool check = false;
-    cli.add_option("-c,--config", config_file,
-                   "YAML file with settings (keys are the environment names in lower case)");
-    cli.add_option("-p,--port", port, "Listen port (PORT, default 3010; 0 picks a free one)")
-        ->check(CLI::Range(0, 65535));
-    cli.add_option("--address", address, "Listen address")->capture_default_str();
-    cli.add_option("--threads", threads, "I/O threads (API_THREADS, default 2)")
-        ->check(CLI::Range(1, 64));
+    cli.add_option("-c,--config", config_options.file,
+                   "YAML file with settings, keys as in docs/config.md (default MQ_CONFIG)");
+    mqcli::add_setting_flags(cli, mq::kMqApi, config_options);
     cli.add_flag("--print-routes", print_routes, "Print every route as 'METHOD /path' and exit");
     cli.add_flag(
         "--check", check,
@@ -120,8 +99,11 @@ int main(int argc, char** argv) {
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        int rc = cli.exit(e);
-        return rc == 0 ? 0 : 2;
+        return mqcli::exit_for_parse_error(cli, e);
+    }
+    if (config_options.print_doc) {
+        std::cout << mq::settings_reference_markdown();
+        return 0;
     }
 
     // SIGTERM/SIGINT/SIGHUP are taken by sigwait below; every thread started later inherits
@@ -135,34 +117,37 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
 
     try {
-        mq::Config config = mq::load_config(config_file, mq::process_environment());
-        if (port) config.port = *port;
-        mqapi::ApiOptions options;
-        options.batch_body_limit =
-            static_cast<std::size_t>(env_int("MAX_BATCH_BODY_SIZE", 16 * 1048576, 1024, 1LL << 31));
-        if (auto rate = env_int("TENANT_PUBLISH_RATE", 0, 0, 100000000); rate > 0)
-            options.default_publish_rate = static_cast<double>(rate);
-        options.receipt_key = env("RECEIPT_SECRET");
-        options.metrics_token = env("METRICS_TOKEN");
-        options.metrics_refresh = std::chrono::seconds(env_int("METRICS_REFRESH_S", 5, 0, 3600));
-        for (auto& [kind, queue] : options.internal_queues) {
-            std::string var = "INTERNAL_QUEUE_" + kind;
-            for (auto& ch : var)
-                ch = ch == '-' ? '_'
-                               : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-            if (auto v = env(var.c_str()); !v.empty()) queue = v;
+        auto env = mq::process_environment();
+        if (config_options.file.empty() && env.count("MQ_CONFIG"))
+            config_options.file = env["MQ_CONFIG"];
+        mq::ConfigLoader loader(mq::kMqApi);
+        if (!config_options.file.empty()) loader.add(mq::settings_file_layer(config_options.file));
+        loader.add(mq::environment_layer(env, mq::kMqApi));
+        loader.add(config_options.flags);
+        mq::LoadedConfig loaded = loader.load();
+        if (config_options.print) {
+            std::cout << mq::render_effective_config(loaded, mq::kMqApi,
+                                                     config_options.output == "json");
+            return 0;
         }
+        const mq::Config& config = loaded.config;
+        const mq::ApiSettings& api = config.api;
+        mqapi::ApiOptions options;
+        options.batch_body_limit = static_cast<std::size_t>(api.max_batch_body_size);
+        if (api.tenant_publish_rate > 0)
+            options.default_publish_rate = static_cast<double>(api.tenant_publish_rate);
+        options.receipt_key = api.receipt_secret;
+        options.metrics_token = api.metrics_token;
+        options.metrics_refresh = api.metrics_refresh;
+        options.internal_queues = api.internal_queues;
 
         mqapi::ServerOptions server_options;
-        server_options.address = address;
+        server_options.address = api.listen_address;
         server_options.port = config.port;
-        server_options.threads =
-            threads ? *threads : static_cast<int>(env_int("API_THREADS", 2, 1, 64));
-        server_options.blocking_threads =
-            static_cast<int>(env_int("API_BLOCKING_THREADS", 8, 1, 256));
+        server_options.threads = api.threads;
+        server_options.blocking_threads = api.blocking_threads;
         server_options.body_limit = static_cast<std::size_t>(config.max_message_size);
-        server_options.access_log = env("ACCESS_LOG") != "false";
-        const mq::ApiSettings& api = config.api;
+        server_options.access_log = api.access_log;
         server_options.max_connections = static_cast<std::size_t>(api.max_connections);
         server_options.blocking_queue_limit = static_cast<std::size_t>(api.blocking_queue_limit);
         server_options.header_timeout = api.header_timeout;
@@ -205,8 +190,8 @@ int main(int argc, char** argv) {
         spdlog::info(
             "mq-api listening on {}:{} ({}, {} I/O threads, up to {} connections, redis {}, "
             "postgres {})",
-            address, server.port(), server_options.tls ? "HTTPS" : "HTTP", server_options.threads,
-            server.max_connections(), app.redis_endpoint().describe(),
+            api.listen_address, server.port(), server_options.tls ? "HTTPS" : "HTTP",
+            server_options.threads, server.max_connections(), app.redis_endpoint().describe(),
             mq::pg::describe_url(config.database_url));
 
         int sig = 0;

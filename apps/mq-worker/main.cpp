@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "flags.hpp"
@@ -23,20 +24,16 @@
 #include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
 #include "mq/worker/worker_reload.hpp"
+#include "settings_flags.hpp"
 
 namespace {
 
 struct Options {
-    std::string config;
+    mqcli::ConfigOptions config;  ///< -c/--config, setting flags, --print-config
     bool from_db = false;
     std::vector<std::string> tenants;
-    std::string consumer_name;
-    int metrics_port = -1;
-    std::string metrics_address;
     bool check = false;
-    int reconcile_interval_ms = 0;
     bool adopt = false;
-    bool allow_operator_handlers = false;
 };
 
 std::string default_consumer_name() {
@@ -47,26 +44,9 @@ std::string default_consumer_name() {
 
 // Loads the worker file (or only the environment with --from-db and no file) with the
 // command line's overrides; what start and every reload read.
+// default < worker file < environment < flags (docs/config.md).
 mq::WorkerConfig load(const Options& o, const std::map<std::string, std::string>& env) {
-    mq::WorkerConfig wc;
-    if (!o.config.empty()) {
-        wc = mq::load_worker_config(o.config, env);
-    } else {
-        wc.base = mq::load_config("", env);
-        if (auto it = env.find("METRICS_ADDRESS"); it != env.end())
-            mq::set_metrics_address(wc, it->second, "METRICS_ADDRESS");
-    }
-    if (!o.consumer_name.empty()) wc.consumer_name = o.consumer_name;
-    if (wc.consumer_name.empty()) wc.consumer_name = default_consumer_name();
-    if (o.metrics_port >= 0) wc.metrics_port = o.metrics_port;
-    if (!o.metrics_address.empty())
-        mq::set_metrics_address(wc, o.metrics_address, "--metrics-address");
-    // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
-    // (and --check) instead of failing every delivery later.
-    // The worker YAML has no keyring setting (keys do not belong next to subscriptions):
-    // MQ_KEYRING_FILE comes from the environment in both modes.
-    if (auto it = env.find("MQ_KEYRING_FILE"); it != env.end()) wc.base.keyring_file = it->second;
-    return wc;
+    return mq::load_worker_config(o.config.file, env, {o.config.flags});
 }
 
 void log_declared(const mq::ReconcilePlan& plan) {
@@ -87,7 +67,7 @@ std::string joined(const std::vector<std::string>& names) {
 // could be declared in PostgreSQL; otherwise the running configuration stays, and says so.
 void reload(const Options& o, mq::WorkerConfig& running, mq::redis::Connection& redis,
             mq::WorkerSupervisor& supervisor) {
-    if (o.config.empty()) {
+    if (o.config.file.empty()) {
         spdlog::info("SIGHUP: no worker file to re-read; reconciling from PostgreSQL");
         supervisor.reconcile();
         return;
@@ -100,13 +80,13 @@ void reload(const Options& o, mq::WorkerConfig& running, mq::redis::Connection& 
             log_declared(mq::declare_worker_subscriptions(r.config, o.adopt, db, redis));
         }
     } catch (const std::exception& e) {
-        spdlog::error("SIGHUP: reload of {} failed, the running configuration stays: {}", o.config,
+        spdlog::error("SIGHUP: reload of {} failed, the running configuration stays: {}", o.config.file,
                       e.what());
         return;
     }
     for (const auto& name : r.needs_restart)
         spdlog::warn("SIGHUP: {} changed in {}: needs a restart (the running value stays)", name,
-                     o.config);
+                     o.config.file);
     if (r.log_level) {
         spdlog::set_level(spdlog::level::from_str(*r.log_level));
         spdlog::info("SIGHUP: log level is now {}", *r.log_level);
@@ -116,7 +96,7 @@ void reload(const Options& o, mq::WorkerConfig& running, mq::redis::Connection& 
     spdlog::info(
         "SIGHUP: reloaded {}: {} subscription(s) added{}, {} changed{}, {} removed{}, {} "
         "unchanged",
-        o.config, r.added.size(), r.added.empty() ? "" : " (" + joined(r.added) + ")",
+        o.config.file, r.added.size(), r.added.empty() ? "" : " (" + joined(r.added) + ")",
         r.changed.size(), r.changed.empty() ? "" : " (" + joined(r.changed) + ")", r.removed.size(),
         r.removed.empty() ? "" : " (" + joined(r.removed) + ")", r.unchanged);
 }
@@ -132,6 +112,14 @@ int run(const Options& o) {
     signal(SIGPIPE, SIG_IGN);
 
     mq::WorkerConfig wc = load(o, mq::process_environment());
+    if (o.config.print) {
+        std::cout << mq::render_effective_config({wc.base, wc.origins}, mq::kMqWorker,
+                                                 o.config.output == "json");
+        return 0;
+    }
+    const mq::WorkerSettings& ws = wc.base.worker;
+    const std::string consumer_name =
+        ws.consumer_name.empty() ? default_consumer_name() : ws.consumer_name;
     // Encrypted queues' entries are opened before delivery; a bad keyring stops startup
     // (and --check) instead of failing every delivery later.
     std::shared_ptr<const mq::Keyring> keyring;
@@ -167,12 +155,12 @@ int run(const Options& o) {
     so.endpoint = endpoint;
     so.keys = keys;
     so.database_url = wc.base.database_url;
-    so.consumer = wc.consumer_name;
+    so.consumer = consumer_name;
     so.keyring = keyring;
     so.fixed = wc.subscriptions;
     so.from_db = o.from_db;
     so.tenants = o.tenants;
-    so.allow_operator_handlers = o.allow_operator_handlers || wc.base.allow_operator_handlers;
+    so.allow_operator_handlers = wc.base.allow_operator_handlers;
     so.webhook_policy =
         std::make_shared<const mq::DestinationPolicy>(wc.base.webhook_allowed_cidrs);
     if (o.from_db)
@@ -181,25 +169,24 @@ int run(const Options& o) {
                 ? "--from-db: exec and log-to-file subscriptions an operator created will run"
                 : "--from-db: exec and log-to-file subscriptions are not run (start with "
                   "--allow-operator-handlers to run those an operator created)");
-    so.restart_timeout = wc.shutdown_timeout;
-    if (o.reconcile_interval_ms > 0)
-        so.full_reconcile_interval = std::chrono::milliseconds(o.reconcile_interval_ms);
+    so.restart_timeout = ws.shutdown_timeout;
+    so.full_reconcile_interval = ws.reconcile_interval;
     mq::WorkerSupervisor supervisor(so);
     supervisor.start();
     // Delayed mover, trimmer, dead-letter archive, cron ticks... for every queue, shared with
     // other instances through leases (docs/maintenance.md).
     std::unique_ptr<mq::MaintenanceService> maintenance;
     if (wc.base.maintenance) {
-        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + wc.consumer_name);
+        maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + consumer_name);
         maintenance->start();
     }
     // /readyz: Redis answers (PING, measured at most once a second) and every subscription
     // to run has started.
     mq::redis::Reachability redis_reachable(endpoint);
     std::unique_ptr<mqworker::MetricsServer> metrics;
-    if (wc.metrics_port > 0)
+    if (ws.metrics_port > 0)
         metrics = std::make_unique<mqworker::MetricsServer>(
-            wc.metrics_address, wc.metrics_port, [&supervisor] { return supervisor.runners(); },
+            ws.metrics_address, ws.metrics_port, [&supervisor] { return supervisor.runners(); },
             [&supervisor] { return supervisor.skipped(); },
             [&supervisor, &redis_reachable]() -> std::optional<std::string> {
                 if (!redis_reachable.reachable()) return "redis_unreachable";
@@ -209,9 +196,9 @@ int run(const Options& o) {
     auto running = supervisor.runners().size();
     if (running == 0)
         spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
-                     wc.consumer_name);
+                     consumer_name);
     else
-        spdlog::info("mq-worker {} running {} subscription(s)", wc.consumer_name, running);
+        spdlog::info("mq-worker {} running {} subscription(s)", consumer_name, running);
 
     int sig = 0;
     for (;;) {
@@ -220,8 +207,8 @@ int run(const Options& o) {
         reload(o, wc, probe, supervisor);
     }
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                 wc.shutdown_timeout.count());
-    auto deadline = std::chrono::steady_clock::now() + wc.shutdown_timeout;
+                 ws.shutdown_timeout.count());
+    auto deadline = std::chrono::steady_clock::now() + ws.shutdown_timeout;
     if (maintenance) maintenance->stop();
     bool clean = supervisor.stop(deadline);
     metrics.reset();
@@ -239,37 +226,32 @@ int main(int argc, char** argv) {
     CLI::App app{"mq-worker: deliver messages of subscriptions to webhook and exec handlers"};
     app.set_version_flag("--version", std::string("mq-worker ") + mq::kVersion);
     Options o;
-    app.add_option("-c,--config", o.config, "Worker YAML file (schemas/worker.schema.json)")
+    app.add_option("-c,--config", o.config.file,
+                   "Worker YAML file: subscriptions and settings (schemas/worker.schema.json, "
+                   "docs/config.md; default MQ_CONFIG)")
         ->check(mqcli::regular_file(16 * 1024 * 1024));
     app.add_flag("--from-db", o.from_db,
                  "Also run every webhook/exec subscription found in the database");
     app.add_option("--tenant", o.tenants, "With --from-db: only these tenants (repeatable)")
         ->allow_extra_args(false);
-    app.add_option("--consumer-name", o.consumer_name, "Consumer name (default <host>-<pid>)");
-    app.add_option("--metrics-port", o.metrics_port,
-                   "Port for /metrics, /healthz, /livez and /readyz (0: off)");
-    app.add_option("--metrics-address", o.metrics_address,
-                   "Address the metrics port binds (default 127.0.0.1; 0.0.0.0 or :: for every "
-                   "interface). Also METRICS_ADDRESS or metrics_address in the file");
+    mqcli::add_setting_flags(app, mq::kMqWorker, o.config);
     app.add_flag("--check", o.check, "Validate the configuration and exit");
-    app.add_flag("--allow-operator-handlers", o.allow_operator_handlers,
-                 "With --from-db: also run exec and log-to-file subscriptions an operator "
-                 "created (mqctl, apply); never those set through the API (docs/security.md). "
-                 "Also MQ_ALLOW_OPERATOR_HANDLERS or allow_operator_handlers in the file");
     app.add_flag(
         "--adopt", o.adopt,
         "Take over subscriptions of the config file that exist but belong to someone else");
-    app.add_option(
-           "--reconcile-interval-ms", o.reconcile_interval_ms,
-           "Full reconcile from PostgreSQL this often (default 15000; events apply at once)")
-        ->check(CLI::Range(100, 3600000));
     mqcli::harden_options(app);  // decimal numbers, no empty or non-UTF-8 values
     try {
         app.parse(argc, argv);
-        if (o.config.empty() && !o.from_db) throw CLI::RequiredError("--config or --from-db");
+        if (o.config.file.empty())
+            if (const char* file = std::getenv("MQ_CONFIG"); file && *file) o.config.file = file;
+        if (o.config.print_doc) {
+            std::cout << mq::settings_reference_markdown();
+            return 0;
+        }
+        if (o.config.file.empty() && !o.from_db && !o.config.print)
+            throw CLI::RequiredError("--config or --from-db");
     } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : 2;
+        return mqcli::exit_for_parse_error(app, e);
     }
     try {
         return run(o);

@@ -27,35 +27,42 @@ const std::optional<std::pair<std::string, mq::ClientContext>>& Context::active_
     return *context_;
 }
 
-const mq::Config& Context::config() {
+const mq::LoadedConfig& Context::loaded() {
     if (!config_) {
+        // default < file (--config, MQ_CONFIG) < further layers (e.g. a context) <
+        // environment < flags; ConfigLoader orders the layers by their source.
         auto env = mq::process_environment();
         std::string file = options.config_file;
         if (file.empty() && env.count("MQ_CONFIG")) file = env["MQ_CONFIG"];
-        mq::Config c = mq::load_config(file, env);
-        // The context sits between the YAML file and the environment: what the environment
-        // sets was applied above and wins; the rest comes from the context.
+        mq::ConfigLoader loader(mq::kMqctl);
+        if (!file.empty()) loader.add(mq::settings_file_layer(file));
+        for (const auto& layer : layers) loader.add(layer);
+        // The context sits between the YAML file and the environment (docs/mqctl.md).
         if (const auto& active = active_context()) {
             const auto& [name, context] = *active;
+            mq::SettingLayer from_context{mq::SettingSource::kContext, {}};
             for (const auto& [setting, value] : mq::context_settings(context)) {
-                if (env.count(setting)) {
-                    // An explicit --context that the environment overrides is surprising
-                    // (prod named, dev used): say so. The current context stays quiet.
-                    if (!options.context.empty())
-                        std::cerr << "mqctl: warning: " << setting
-                                  << " from the environment overrides context '" << name
-                                  << "' (unset it to use the context's)\n";
-                    continue;
-                }
-                mq::apply_setting(c, setting, value, "context '" + name + "'");
+                // An explicit --context that the environment overrides is surprising (prod
+                // named, dev used): say so. The current context stays quiet.
+                if (env.count(setting) && !options.context.empty())
+                    std::cerr << "mqctl: warning: " << setting
+                              << " from the environment overrides context '" << name
+                              << "' (unset it to use the context's)\n";
+                from_context.entries.push_back({setting, value, "context '" + name + "'"});
             }
+            loader.add(std::move(from_context));
         }
-        if (!options.tenant.empty()) mq::apply_setting(c, "MQ_TENANT", options.tenant, "--tenant");
-        if (!options.redis_url.empty()) c.redis_url = options.redis_url;
-        if (!options.database_url.empty()) c.database_url = options.database_url;
-        if (!options.key_prefix.empty())
-            mq::apply_setting(c, "REDIS_KEY_PREFIX", options.key_prefix, "--key-prefix");
-        config_ = std::move(c);
+        loader.add(mq::environment_layer(env, mq::kMqctl));
+        mq::SettingLayer flags{mq::SettingSource::kFlag, {}};
+        auto flag = [&](const char* name, const std::string& value, const char* where) {
+            if (!value.empty()) flags.entries.push_back({name, value, where});
+        };
+        flag("MQ_TENANT", options.tenant, "flag --tenant");
+        flag("REDIS_URL", options.redis_url, "flag --redis-url");
+        flag("DATABASE_URL", options.database_url, "flag --database-url");
+        flag("REDIS_KEY_PREFIX", options.key_prefix, "flag --key-prefix");
+        loader.add(std::move(flags));
+        config_ = loader.load();
     }
     return *config_;
 }

@@ -3,9 +3,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "mq/config/config.hpp"
 #include "mq/config/contexts.hpp"
+#include "mq/config/settings.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/pg/database.hpp"
 #include "mq/redis/client.hpp"
@@ -23,6 +25,7 @@ struct GlobalOptions {
     std::string key_prefix;
     std::string context;   ///< --context NAME: this command only
     std::string mqconfig;  ///< --mqconfig FILE: the contexts file (else MQCONFIG, XDG...)
+    bool print_config = false;  ///< --print-config
 };
 
 /// What a subcommand runs against: the resolved configuration and connections opened on
@@ -30,9 +33,16 @@ struct GlobalOptions {
 class Context {
   public:
     GlobalOptions options;
+    /// Further sources of settings, merged by their SettingSource between the file and the
+    /// environment (a context picked with --context is SettingSource::kContext). Set before
+    /// the first config().
+    std::vector<mq::SettingLayer> layers;
 
-    /// Resolves the configuration once (after flags are parsed).
-    const mq::Config& config();
+    /// Resolves the configuration once (after flags are parsed): default < file (--config,
+    /// MQ_CONFIG) < layers < environment < flags (docs/config.md).
+    const mq::Config& config() { return loaded().config; }
+    /// The same with where each setting came from (--print-config).
+    const mq::LoadedConfig& loaded();
     mq::redis::Connection& redis();
     mq::pg::Database& db();
     mq::KeyLayout keys() { return mq::KeyLayout(config().key_prefix); }
@@ -46,8 +56,8 @@ class Context {
     const std::optional<std::pair<std::string, mq::ClientContext>>& active_context();
 
   private:
-    std::optional<mq::Config> config_;
     std::optional<std::optional<std::pair<std::string, mq::ClientContext>>> context_;
+    std::optional<mq::LoadedConfig> config_;
     std::unique_ptr<mq::redis::Connection> redis_;
     std::unique_ptr<mq::pg::Database> db_;
 };

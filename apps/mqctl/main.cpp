@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
     // global options too.
     app.formatter(std::make_shared<mqctl::GlobalOptionsFormatter>());
     app.set_version_flag("--version", std::string("mqctl ") + mq::kVersion);
-    app.require_subcommand(1);
+    // One subcommand, unless --print-config (checked after parsing).
+    app.require_subcommand(0, 1);
     app.fallthrough();
     auto& o = ctx.options;
     mqctl::bind_output_format(&o.output);
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
     app.add_option("--database-url", o.database_url, "PostgreSQL URL (DATABASE_URL)");
     app.add_option("--key-prefix", o.key_prefix,
                    "Redis key prefix (REDIS_KEY_PREFIX, default mq:)");
+    app.add_flag("--print-config", o.print_config,
+                 "Print every effective setting with its source (default, file, env, flag), "
+                 "secrets masked, and exit (docs/config.md)");
 
     mqctl::setup_db(app, ctx);
     mqctl::setup_tenant(app, ctx);
@@ -80,6 +84,11 @@ int main(int argc, char** argv) {
     }
     try {
         app.parse(argc, argv);
+        if (o.print_config) {
+            std::cout << mq::render_effective_config(ctx.loaded(), mq::kMqctl, ctx.json());
+            return 0;
+        }
+        if (app.get_subcommands().empty()) throw CLI::RequiredError::Subcommand(1);
         return 0;
     } catch (const CLI::ParseError& e) {
         int rc = app.exit(e);

@@ -11,15 +11,6 @@
 
 namespace mq {
 
-namespace {
-
-std::chrono::milliseconds duration(const nlohmann::json& v, const std::string& field) {
-    if (v.is_number_integer()) return std::chrono::milliseconds(v.get<std::int64_t>());
-    return parse_duration(v.get<std::string>(), field);
-}
-
-}  // namespace
-
 Subscription subscription_from_yaml_entry(const nlohmann::json& entry) {
     if (!entry.is_object()) throw ValidationError("a subscription must be a mapping");
     nlohmann::json flat = entry;
@@ -40,84 +31,58 @@ Subscription subscription_from_yaml_entry(const nlohmann::json& entry) {
     return subscription_from_json(flat);
 }
 
-void set_metrics_address(WorkerConfig& wc, std::string_view value, const std::string& where) {
-    if (!parse_ip(value))
-        throw ValidationError(where +
-                                  ": metrics address must be an IPv4 or IPv6 address such as "
-                                  "127.0.0.1, 0.0.0.0 or ::, not \"" +
-                                  printable(value) + "\"",
-                              {{"field", "metrics_address"}});
-    wc.metrics_address = std::string(value);
+namespace {
+
+// The worker file's keys other than `subscriptions`, as a settings layer.
+SettingLayer worker_file_settings(const YamlDocument& doc) {
+    SettingLayer layer;
+    layer.source = SettingSource::kFile;
+    for (const auto& [key, value] : doc.json.items()) {
+        if (key == "subscriptions") continue;
+        const std::string where = doc.where("/" + key);
+        const SettingSpec* spec = find_setting_by_key(key);
+        if (!spec) throw_unknown_setting(key, where);
+        if (value.is_object())
+            throw ValidationError(where + ": '" + key + "' must be a scalar value",
+                                  {{"field", key}});
+        std::string text;
+        if (value.is_string())
+            text = value.get<std::string>();
+        else if (value.is_array())  // webhook_allowed_cidrs: [a, b]
+            for (const auto& item : value)
+                text += (text.empty() ? "" : ",") +
+                        (item.is_string() ? item.get<std::string>() : item.dump());
+        else if (!value.is_null())
+            text = value.dump();
+        layer.entries.push_back({spec->name, text, where});
+    }
+    return layer;
 }
 
+}  // namespace
+
 WorkerConfig load_worker_config(const std::string& path,
-                                const std::map<std::string, std::string>& env) {
-    YamlDocument doc = load_yaml(path);
-    if (doc.json.is_null()) doc.json = nlohmann::json::object();
+                                const std::map<std::string, std::string>& env,
+                                std::vector<SettingLayer> layers) {
+    YamlDocument doc;
+    doc.json = nlohmann::json::object();
+    if (!path.empty()) {
+        doc = load_yaml(path);
+        if (doc.json.is_null()) doc.json = nlohmann::json::object();
+    }
+    ConfigLoader loader(kMqWorker);
+    if (doc.json.is_object()) loader.add(worker_file_settings(doc));  // unknown keys first
     static const nlohmann::json schema =
         nlohmann::json::parse(embedded_schema("worker.schema.json"));
     validate_schema(doc, schema);
+    loader.add(environment_layer(env, kMqWorker));
+    for (auto& layer : layers) loader.add(std::move(layer));
+    LoadedConfig loaded = loader.load();
 
     WorkerConfig wc;
+    wc.base = std::move(loaded.config);
+    wc.origins = std::move(loaded.origins);
     const auto& j = doc.json;
-    auto setting = [&](const char* key, const char* env_name) {
-        if (j.contains(key))
-            apply_setting(wc.base, env_name,
-                          j[key].is_string() ? j[key].get<std::string>() : j[key].dump(),
-                          doc.where(std::string("/") + key));
-    };
-    setting("redis_url", "REDIS_URL");
-    setting("redis_tls_ca_file", "REDIS_TLS_CA_FILE");
-    setting("redis_tls_ca_dir", "REDIS_TLS_CA_DIR");
-    setting("redis_tls_cert_file", "REDIS_TLS_CERT_FILE");
-    setting("redis_tls_key_file", "REDIS_TLS_KEY_FILE");
-    setting("redis_tls_server_name", "REDIS_TLS_SERVER_NAME");
-    setting("database_url", "DATABASE_URL");
-    setting("redis_key_prefix", "REDIS_KEY_PREFIX");
-    setting("tenant", "MQ_TENANT");
-    setting("log_format", "LOG_FORMAT");
-    setting("log_level", "LOG_LEVEL");
-    setting("maintenance", "MAINTENANCE");
-    setting("retention_trim", "RETENTION_TRIM");
-    setting("allow_operator_handlers", "MQ_ALLOW_OPERATOR_HANDLERS");
-    if (j.contains("webhook_allowed_cidrs")) {
-        // A list in YAML, a comma-separated string in the environment.
-        std::string list;
-        for (const auto& c : j["webhook_allowed_cidrs"]) list += c.get<std::string>() + ",";
-        apply_setting(wc.base, "WEBHOOK_ALLOWED_CIDRS", list, doc.where("/webhook_allowed_cidrs"));
-    }
-    for (const char* name : {"REDIS_URL",
-                             "REDIS_TLS_CA_FILE",
-                             "REDIS_TLS_CA_DIR",
-                             "REDIS_TLS_CERT_FILE",
-                             "REDIS_TLS_KEY_FILE",
-                             "REDIS_TLS_SERVER_NAME",
-                             "DATABASE_URL",
-                             "REDIS_KEY_PREFIX",
-                             "MQ_TENANT",
-                             "LOG_FORMAT",
-                             "LOG_LEVEL",
-                             "MAINTENANCE",
-                             "RETENTION_TRIM",
-                             "DEAD_LETTER_MAX_LENGTH",
-                             "DEAD_LETTER_MAX_AGE",
-                             "DEAD_LETTER_RETENTION",
-                             "MAX_MESSAGE_SIZE",
-                             "MQ_KEYRING_FILE",
-                             "WEBHOOK_ALLOWED_CIDRS",
-                             "MQ_ALLOW_OPERATOR_HANDLERS"})
-        if (auto it = env.find(name); it != env.end())
-            apply_setting(wc.base, name, it->second, "environment");
-    if (j.contains("consumer_name")) wc.consumer_name = j["consumer_name"];
-    if (j.contains("metrics_port")) wc.metrics_port = j["metrics_port"];
-    if (j.contains("metrics_address"))
-        set_metrics_address(wc, j["metrics_address"].get<std::string>(),
-                            doc.where("/metrics_address"));
-    if (auto it = env.find("METRICS_ADDRESS"); it != env.end())
-        set_metrics_address(wc, it->second, "METRICS_ADDRESS");
-    if (j.contains("shutdown_timeout"))
-        wc.shutdown_timeout = duration(j["shutdown_timeout"], "shutdown_timeout");
-
     if (!j.contains("subscriptions")) return wc;
     for (std::size_t i = 0; i < j["subscriptions"].size(); ++i) {
         const auto& s = j["subscriptions"][i];

@@ -1,12 +1,13 @@
 #pragma once
 
-// mq-api's admission control and HTTPS settings (docs/security.md, "Admission control"
-// and "HTTPS"). Part of mq::Config, read from the same YAML file and environment.
+// mq-api's settings: listener, threads, admission control and HTTPS (docs/security.md,
+// "Admission control" and "HTTPS"), receipts, quotas. Part of mq::Config, read through the
+// one registry (mq/config/settings.hpp; docs/config.md).
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace mq {
@@ -45,15 +46,32 @@ struct ApiSettings {
     /// within this is closed.
     std::chrono::milliseconds tls_handshake_timeout{10000};
 
+    /// LISTEN_ADDRESS (--address): the address mq-api listens on (PORT is the port).
+    std::string listen_address = "0.0.0.0";
+    /// API_THREADS (--threads): I/O threads; API_BLOCKING_THREADS: the PostgreSQL pool.
+    int threads = 2;
+    int blocking_threads = 8;
+    bool access_log = true;  ///< ACCESS_LOG: one line per request
+    /// RECEIPT_SECRET: key signing pull receipts; empty: random per start.
+    std::string receipt_secret;
+    /// TENANT_PUBLISH_RATE: default per-tenant publish quota, msg/s per process; 0: none.
+    std::int64_t tenant_publish_rate = 0;
+    std::int64_t max_batch_body_size = 16 * 1048576;  ///< MAX_BATCH_BODY_SIZE, bytes
+    /// METRICS_TOKEN: a scraper's bearer token for /metrics; empty: admin tokens only.
+    std::string metrics_token;
+    std::chrono::seconds metrics_refresh{5};  ///< METRICS_REFRESH_S (0: every scrape)
+    /// INTERNAL_QUEUE_<KIND>: the queue each internal-service route publishes to, by kind.
+    std::map<std::string, std::string> internal_queues = {
+        {"user-events", "user-events"},
+        {"user-notifications", "user-notifications"},
+        {"audit-logs", "audit-logs"},
+        {"notifications", "notifications"}};
+
     bool tls() const { return !tls_cert_file.empty() || !tls_key_file.empty(); }
 };
 
-/// The environment names of ApiSettings.
-const std::vector<std::string_view>& api_setting_names();
-
-/// Applies `name` when it is an ApiSettings name (returns false otherwise). Throws
-/// ValidationError naming the variable and `source` on a bad value.
-bool apply_api_setting(ApiSettings& settings, const std::string& name, const std::string& value,
-                       const std::string& source);
+/// Adds mq-api's settings (the ones above) to the registry (mq/config/settings.hpp).
+struct SettingSpec;
+void append_api_setting_specs(std::vector<SettingSpec>& specs);
 
 }  // namespace mq

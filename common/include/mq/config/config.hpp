@@ -12,8 +12,22 @@
 
 namespace mq {
 
+/// mq-worker's own settings (its YAML file, environment or flags; docs/config.md).
+struct WorkerSettings {
+    std::string consumer_name;  ///< CONSUMER_NAME (--consumer-name); empty: <host>-<pid>
+    int metrics_port = 9464;    ///< METRICS_PORT (--metrics-port); 0: no /metrics, /healthz
+    /// METRICS_ADDRESS (--metrics-address): where /metrics and /healthz listen. Loopback by
+    /// default: they carry every subscription's names and figures, without a token.
+    std::string metrics_address = "127.0.0.1";
+    std::chrono::milliseconds shutdown_timeout{30000};  ///< SHUTDOWN_TIMEOUT
+    /// RECONCILE_INTERVAL_MS (--reconcile-interval-ms): with --from-db, a full reconcile from
+    /// PostgreSQL this often (events apply at once).
+    std::chrono::milliseconds reconcile_interval{15000};
+};
+
 /// Process configuration. Precedence: flags > environment > YAML file > defaults
-/// (DESIGN.md §8). Environment names are the platform's.
+/// (DESIGN.md §8). Environment names are the platform's. Every field is one setting of the
+/// registry (mq/config/settings.hpp), which holds its default, checks and documentation.
 struct Config {
     int port = 3010;                                                       ///< PORT
     std::string database_url = "postgresql://postgres@127.0.0.1:5432/mq";  ///< DATABASE_URL
@@ -62,18 +76,21 @@ struct Config {
     /// subscriptions an operator created (docs/security.md, "Handler trust boundary").
     /// Also the flag --allow-operator-handlers. Others ignore it.
     bool allow_operator_handlers = false;
+    /// mq-worker's listener, consumer name and timeouts.
+    WorkerSettings worker;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the
-/// environment names in lower case, e.g. `redis_url:`), then the given environment.
+/// environment names in lower case, e.g. `redis_url:`), then the given environment, for
+/// every setting of every program (mq::ConfigLoader does it for one program, with flags).
 /// Throws ValidationError naming the variable or file:line on a bad value.
 Config load_config(const std::string& yaml_file, const std::map<std::string, std::string>& env);
 
-/// The process environment as a map (only the names Config reads, plus MQ_CONFIG).
+/// The process environment as a map (only the names of settings, plus MQ_CONFIG).
 std::map<std::string, std::string> process_environment();
 
 /// Applies one setting by its environment name; `source` names where it came from in
-/// error messages. Unknown names throw ValidationError.
+/// error messages. Unknown names throw ValidationError ("did you mean ...").
 void apply_setting(Config& config, const std::string& name, const std::string& value,
                    const std::string& source);
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mq/config/config.hpp"
+#include "mq/config/settings.hpp"
 #include "mq/consume/subscription.hpp"
 #include "mq/deliver/destination_policy.hpp"
 #include "mq/deliver/handler.hpp"
@@ -15,23 +16,22 @@ namespace mq {
 
 /// What `mq-worker --config FILE` runs. Validated against schemas/worker.schema.json.
 struct WorkerConfig {
-    Config base;                ///< redis_url, database_url, key prefix, tenant, logging
-    std::string consumer_name;  ///< empty: <hostname>-<pid>
-    int metrics_port = 9464;    ///< 0: no metrics endpoint
-    /// Address the metrics endpoint binds (metrics_address, METRICS_ADDRESS,
-    /// --metrics-address): loopback unless a scraper elsewhere must reach it.
-    std::string metrics_address = "127.0.0.1";
-    std::chrono::milliseconds shutdown_timeout{30000};
+    Config base;  ///< every setting; mq-worker's own in base.worker
+    /// Where each setting mq-worker reads came from (for --print-config).
+    std::map<std::string, SettingOrigin> origins;
 
     std::vector<Subscription> subscriptions;  ///< type and handler settings filled in
     std::vector<std::string> where;           ///< file:line of each subscription
 };
 
-/// Reads, schema-checks and converts a worker file; then applies the environment
-/// (REDIS_URL, DATABASE_URL, REDIS_KEY_PREFIX, MQ_TENANT, LOG_*, METRICS_ADDRESS), which
-/// wins over the file. Throws ValidationError naming file:line and the field.
+/// Reads, schema-checks and converts a worker file (none when `path` is empty). Its keys
+/// besides `subscriptions` are settings (mq/config/settings.hpp; an unknown one is refused
+/// naming the closest), merged by ConfigLoader with the environment and `layers` (flags):
+/// default < file < environment < flag. Throws ValidationError naming file:line and the
+/// field.
 WorkerConfig load_worker_config(const std::string& path,
-                                const std::map<std::string, std::string>& env);
+                                const std::map<std::string, std::string>& env,
+                                std::vector<SettingLayer> layers = {});
 
 /// Sets wc.metrics_address to `value`, an IPv4 or IPv6 address ("0.0.0.0", "::" for every
 /// interface). Throws ValidationError naming `where` (file:line, "METRICS_ADDRESS", a flag).
