@@ -11,6 +11,7 @@
 
 #include "harness.hpp"
 #include "mq/config/settings.hpp"
+#include "mq/core/suggest.hpp"
 #include "mq/error.hpp"
 #include "mq/worker/worker_config.hpp"
 
@@ -138,8 +139,8 @@ TEST_CASE("settings_closest_match_is_a_typo_distance_at_most", "[config][setting
     CHECK(mq::closest_match("redis_ulr", {"redis_url", "port"}) == "redis_url");
     CHECK(mq::closest_match("--metrics-prot", {"--metrics-port", "--check"}) == "--metrics-port");
     CHECK(mq::closest_match("PORT", {"port"}) == "port");  // case does not count
-    CHECK(mq::closest_match("tls", {"port"}).empty());
-    CHECK(mq::closest_match("", {"port"}).empty());
+    CHECK_FALSE(mq::closest_match("tls", {"port"}));
+    CHECK_FALSE(mq::closest_match("", {"port"}));
 }
 
 TEST_CASE("settings_bad_value_names_the_setting_and_its_source", "[config][settings]") {

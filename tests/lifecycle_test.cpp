@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "mq/config/changed_settings.hpp"
+#include "mq/config/settings.hpp"
 #include "mq/worker/worker_reload.hpp"
 
 namespace {
@@ -62,16 +63,26 @@ TEST_CASE("changed_settings_names_each_setting_that_differs", "[config][lifecycl
         INFO(name);
         CHECK(mq::changed_settings(base, changed) == std::vector<std::string>{name});
     }
-    // Every API setting is compared too.
-    for (auto name : mq::api_setting_names()) {
-        mq::Config changed = base;
-        std::string n(name);
-        std::string value = n == "TLS_MIN_VERSION"                              ? "1.3"
-                            : n.size() > 5 && n.substr(n.size() - 5) == "_FILE" ? "/x"
-                                                                                : "7";
-        mq::apply_setting(changed, n, value, "test");
-        INFO(n);
-        CHECK(mq::changed_settings(base, changed) == std::vector<std::string>{n});
+    // Every setting of the registry is compared: a new one cannot be missed on reload.
+    for (const auto& spec : mq::setting_specs()) {
+        bool tried = false;
+        for (const char* value :
+             {"7", "/x", "1.3", "on", "off", "json", "debug", "127.0.0.2", "x-1", "5s", "100000"}) {
+            mq::Config changed = base;
+            try {
+                spec.apply(changed, value, "test");
+            } catch (const std::exception&) {
+                continue;
+            }
+            auto diff = mq::changed_settings(base, changed);
+            if (diff.empty()) continue;  // the value was the default
+            INFO(spec.name << "=" << value);
+            CHECK(diff == std::vector<std::string>{spec.name});
+            tried = true;
+            break;
+        }
+        INFO(spec.name << ": no value changed it, or changed_settings does not compare it");
+        CHECK(tried);
     }
 }
 
@@ -79,14 +90,14 @@ TEST_CASE("worker_reload_plan_sorts_subscriptions_and_keeps_restart_only_setting
           "[worker][lifecycle]") {
     mq::WorkerConfig running;
     running.base.tenant = "acme";
-    running.consumer_name = "w1";
+    running.base.worker.consumer_name = "w1";
     running.subscriptions = {sub("steady"), sub("tuned"), sub("gone")};
 
     mq::WorkerConfig next = running;
     next.base.tenant = "other";  // needs a restart: the subscriptions stay acme's
     next.base.redis_url = "redis://elsewhere:6379/0";
     next.base.log_level = "debug";
-    next.metrics_port = 9999;
+    next.base.worker.metrics_port = 9999;
     next.subscriptions = {sub("steady"), sub("tuned", 4), sub("fresh")};
     for (auto& s : next.subscriptions) s.tenant = "other";
 
@@ -96,11 +107,11 @@ TEST_CASE("worker_reload_plan_sorts_subscriptions_and_keeps_restart_only_setting
     CHECK(r.removed == std::vector<std::string>{"jobs/gone"});
     CHECK(r.unchanged == 1);
     CHECK(r.log_level == std::optional<std::string>("debug"));
-    CHECK(r.needs_restart == std::vector<std::string>{"REDIS_URL", "MQ_TENANT", "metrics_port"});
+    CHECK(r.needs_restart == std::vector<std::string>{"REDIS_URL", "MQ_TENANT", "METRICS_PORT"});
     // The running values of what needs a restart stay in the new configuration.
     CHECK(r.config.base.redis_url == running.base.redis_url);
     CHECK(r.config.base.tenant == "acme");
-    CHECK(r.config.metrics_port == running.metrics_port);
+    CHECK(r.config.base.worker.metrics_port == running.base.worker.metrics_port);
     CHECK(r.config.base.log_level == "debug");
     REQUIRE(r.config.subscriptions.size() == 3);
     for (const auto& s : r.config.subscriptions) CHECK(s.tenant == "acme");

@@ -410,7 +410,10 @@ TEST_CASE("the openapi checks name what is wrong with a broken document or route
     SECTION("no 4xx, or an error response with its own schema") {
         json doc = good;
         auto& responses = doc["paths"][queue_path]["delete"]["responses"];
-        for (const auto& code : {"400", "401", "403", "404", "409"}) responses.erase(code);
+        std::vector<std::string> client_errors;
+        for (const auto& [code, response] : responses.items())
+            if (code.front() == '4') client_errors.push_back(code);
+        for (const auto& code : client_errors) responses.erase(code);
         json& get_responses = doc["paths"][queue_path]["get"]["responses"];
         get_responses["404"] = json::parse(
             R"({"description": "gone", "content": {"application/json": {"schema": {"type": "object"}}}})");

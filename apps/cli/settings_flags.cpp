@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "mq/core/suggest.hpp"
+
 namespace mqcli {
 
 void add_setting_flags(CLI::App& app, mq::Binary binary, ConfigOptions& options) {
@@ -48,8 +50,8 @@ int exit_for_parse_error(CLI::App& app, const CLI::ParseError& error) {
         for (const auto& extra : app.remaining()) {
             if (extra.rfind("--", 0) != 0) continue;
             std::string word = extra.substr(0, extra.find('='));
-            if (auto best = mq::closest_match(word, known); !best.empty()) {
-                std::cerr << "unknown option '" << word << "' (did you mean '" << best << "'?)\n";
+            if (auto best = mq::closest_match(word, known)) {
+                std::cerr << "unknown option '" << word << "' (did you mean '" << *best << "'?)\n";
                 break;
             }
         }

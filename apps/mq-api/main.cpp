@@ -35,13 +35,25 @@ void tune_malloc() {
 // what can change while serving. mq-api logs to stderr (journald, docker): there is no
 // log file of its own to reopen. A configuration or certificate that does not load is
 // logged and the running one stays.
-void reload(const std::string& config_file, std::optional<int> port, mq::Config& running,
-            mqapi::App& app, mqapi::Server& server) {
+// default < file (--config, MQ_CONFIG) < environment < flags (docs/config.md): what start
+// and every reload read.
+mq::LoadedConfig load(mqcli::ConfigOptions& config_options) {
+    auto env = mq::process_environment();
+    if (config_options.file.empty() && env.count("MQ_CONFIG"))
+        config_options.file = env["MQ_CONFIG"];
+    mq::ConfigLoader loader(mq::kMqApi);
+    if (!config_options.file.empty()) loader.add(mq::settings_file_layer(config_options.file));
+    loader.add(mq::environment_layer(env, mq::kMqApi));
+    loader.add(config_options.flags);
+    return loader.load();
+}
+
+void reload(mqcli::ConfigOptions& config_options, mq::Config& running, mqapi::App& app,
+            mqapi::Server& server) {
     mq::Config next;
     std::shared_ptr<boost::asio::ssl::context> tls;
     try {
-        next = mq::load_config(config_file, mq::process_environment());
-        if (port) next.port = *port;
+        next = load(config_options).config;
         // The files are read again even when their names did not change: a renewed
         // certificate is usually written over the old one.
         if (next.api.tls() && running.api.tls()) tls = mqapi::make_tls_context(next.api);
@@ -117,20 +129,13 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
 
     try {
-        auto env = mq::process_environment();
-        if (config_options.file.empty() && env.count("MQ_CONFIG"))
-            config_options.file = env["MQ_CONFIG"];
-        mq::ConfigLoader loader(mq::kMqApi);
-        if (!config_options.file.empty()) loader.add(mq::settings_file_layer(config_options.file));
-        loader.add(mq::environment_layer(env, mq::kMqApi));
-        loader.add(config_options.flags);
-        mq::LoadedConfig loaded = loader.load();
+        mq::LoadedConfig loaded = load(config_options);
         if (config_options.print) {
             std::cout << mq::render_effective_config(loaded, mq::kMqApi,
                                                      config_options.output == "json");
             return 0;
         }
-        const mq::Config& config = loaded.config;
+        mq::Config config = loaded.config;  // SIGHUP changes what can change while serving
         const mq::ApiSettings& api = config.api;
         mqapi::ApiOptions options;
         options.batch_body_limit = static_cast<std::size_t>(api.max_batch_body_size);
@@ -198,7 +203,7 @@ int main(int argc, char** argv) {
         for (;;) {
             sigwait(&signals, &sig);
             if (sig != SIGHUP) break;
-            reload(config_file, port, config, app, server);
+            reload(config_options, config, app, server);
         }
         spdlog::info("{}: draining (no new connections; requests in flight finish)",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -38,7 +38,7 @@ using TlsStream = beast::ssl_stream<PlainStream>;
 using Socket = PlainStream::socket_type;
 
 Overloaded::Overloaded(const std::string& what)
-    : mq::Error(mq::ErrorCode::kBackendUnavailable, what, {}, 1) {}
+    : mq::Error(mq::ErrorCode::kBackendUnavailable, what, nlohmann::json::object(), 1) {}
 
 namespace {
 
@@ -111,7 +111,8 @@ int retry_after_seconds(std::chrono::milliseconds wait) {
 }
 
 Response overloaded_response(const std::string& message) {
-    return error_response(mq::Error(mq::ErrorCode::kOverloaded, message, {}, 1));
+    return error_response(
+        mq::Error(mq::ErrorCode::kOverloaded, message, nlohmann::json::object(), 1));
 }
 
 // Set while a route's async handler runs for a request being admitted: post_blocking
@@ -139,7 +140,9 @@ std::string closing_answer(std::string_view status, std::string_view content_typ
 const std::string& busy_answer() {
     static const std::string answer = closing_answer(
         "503 Service Unavailable", "application/json", "Retry-After: 1\r\n",
-        mq::Error(mq::ErrorCode::kOverloaded, "too many connections", {}, 1).to_json().dump());
+        mq::Error(mq::ErrorCode::kOverloaded, "too many connections", nlohmann::json::object(), 1)
+            .to_json()
+            .dump());
     return answer;
 }
 
@@ -473,7 +476,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
             mq::Error(mq::ErrorCode::kTooManyAuthFailures,
                       "too many failed authentications from this address; retry in " +
                           std::to_string(seconds) + " s",
-                      {}, seconds));
+                      nlohmann::json::object(), seconds));
         const auto delay = server_.options.auth_failure_delay;
         if (delay.count() <= 0) return respond(std::move(refusal));
         auto timer = std::make_shared<asio::steady_timer>(stream_.get_executor(), delay);

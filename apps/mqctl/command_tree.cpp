@@ -92,7 +92,10 @@ std::optional<std::string> unknown_command(const CLI::App& root, int argc,
             continue;
         }
         // A word where a subcommand must come: a typo. Anywhere else it is an argument.
-        if (subs.empty() || cur->get_require_subcommand_min() == 0) return std::nullopt;
+        // mqctl itself takes no arguments (its subcommand is optional only for
+        // --print-config): a word there is always a command.
+        if (subs.empty() || (cur != &root && cur->get_require_subcommand_min() == 0))
+            return std::nullopt;
         std::vector<std::string> names;
         for (const CLI::App* sub : subs) names.push_back(sub->get_name());
         std::string text =

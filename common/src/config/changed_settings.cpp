@@ -1,5 +1,7 @@
 #include "mq/config/changed_settings.hpp"
 
+#include <cctype>
+
 namespace mq {
 
 namespace {
@@ -59,6 +61,30 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
     check("WEBHOOK_ALLOWED_CIDRS",
           cidrs(a.webhook_allowed_cidrs) != cidrs(b.webhook_allowed_cidrs));
     check("MQ_ALLOW_OPERATOR_HANDLERS", a.allow_operator_handlers != b.allow_operator_handlers);
+    check("LISTEN_ADDRESS", x.listen_address != y.listen_address);
+    check("API_THREADS", x.threads != y.threads);
+    check("API_BLOCKING_THREADS", x.blocking_threads != y.blocking_threads);
+    check("ACCESS_LOG", x.access_log != y.access_log);
+    check("RECEIPT_SECRET", x.receipt_secret != y.receipt_secret);
+    check("TENANT_PUBLISH_RATE", x.tenant_publish_rate != y.tenant_publish_rate);
+    check("MAX_BATCH_BODY_SIZE", x.max_batch_body_size != y.max_batch_body_size);
+    check("METRICS_TOKEN", x.metrics_token != y.metrics_token);
+    check("METRICS_REFRESH_S", x.metrics_refresh != y.metrics_refresh);
+    for (const auto& [kind, queue] : y.internal_queues) {
+        auto it = x.internal_queues.find(kind);
+        if (it == x.internal_queues.end() || it->second != queue) {
+            std::string name = "INTERNAL_QUEUE_" + kind;
+            for (auto& ch : name) ch = ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+            out.push_back(name);
+        }
+    }
+    const WorkerSettings& v = a.worker;
+    const WorkerSettings& w = b.worker;
+    check("CONSUMER_NAME", v.consumer_name != w.consumer_name);
+    check("METRICS_PORT", v.metrics_port != w.metrics_port);
+    check("METRICS_ADDRESS", v.metrics_address != w.metrics_address);
+    check("SHUTDOWN_TIMEOUT", v.shutdown_timeout != w.shutdown_timeout);
+    check("RECONCILE_INTERVAL_MS", v.reconcile_interval != w.reconcile_interval);
     return out;
 }
 

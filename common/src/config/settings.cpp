@@ -12,6 +12,7 @@
 #include "mq/core/input_file.hpp"
 #include "mq/core/json.hpp"
 #include "mq/core/names.hpp"
+#include "mq/core/suggest.hpp"
 #include "mq/core/time.hpp"
 #include "mq/error.hpp"
 
@@ -237,21 +238,6 @@ void append_worker_specs(std::vector<SettingSpec>& specs) {
         .flag = "--reconcile-interval-ms";
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
 std::string source_text(const SettingOrigin& o) {
     std::string s(to_string(o.source));
     if (o.where.empty() || o.source == SettingSource::kEnvironment) return s;
@@ -307,20 +293,6 @@ const SettingSpec* find_setting_by_key(std::string_view key) {
     return nullptr;
 }
 
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
-    const std::string w = lower(word);
-    std::string best;
-    std::size_t best_distance = std::max<std::size_t>(1, w.size() / 3) + 1;
-    for (const auto& c : candidates) {
-        std::size_t d = edit_distance(w, lower(c));
-        if (d < best_distance) {
-            best_distance = d;
-            best = c;
-        }
-    }
-    return best;
-}
-
 void throw_unknown_setting(const std::string& key, const std::string& where) {
     // A lower-case key is a YAML key: suggest YAML keys; otherwise environment names.
     const bool yaml =
@@ -332,8 +304,8 @@ void throw_unknown_setting(const std::string& key, const std::string& where) {
             for (const auto& a : s.yaml_aliases) candidates.push_back(a);
     }
     std::string message = where + ": unknown setting '" + printable(key) + "'";
-    if (auto best = closest_match(key, candidates); !best.empty())
-        message += " (did you mean '" + best + "'?)";
+    if (auto best = closest_match(key, candidates))
+        message += " (did you mean '" + *best + "'?)";
     else
         message += " (docs/config.md lists every setting)";
     throw ValidationError(message, {{"field", printable(key)}});

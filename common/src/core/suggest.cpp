@@ -1,6 +1,7 @@
 #include "mq/core/suggest.hpp"
 
 #include <algorithm>
+#include <cctype>
 
 namespace mq {
 
@@ -22,20 +23,32 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     return prev[b.size()];
 }
 
-std::optional<std::string> closest_match(std::string_view word,
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::string> closest_match(std::string_view typed,
                                          const std::vector<std::string>& candidates) {
-    if (word.empty()) return std::nullopt;
+    if (typed.empty()) return std::nullopt;
+    const std::string word = lower(typed);  // case does not count: "PORT" is "port"
     const std::size_t limit = std::max<std::size_t>(1, (word.size() + 1) / 3);
     std::optional<std::string> best;
     std::size_t best_distance = limit + 1;
-    for (const auto& c : candidates) {
+    for (const auto& candidate : candidates) {
+        const std::string c = lower(candidate);
         std::size_t d = edit_distance(word, c);
         // "sub" for "subscription", "maint" for "maintenance": a typed prefix counts as close.
         if (word.size() >= 3 && c.size() > word.size() && c.compare(0, word.size(), word) == 0)
             d = std::min(d, limit);
         if (d < best_distance) {
             best_distance = d;
-            best = c;
+            best = candidate;
         }
     }
     return best;

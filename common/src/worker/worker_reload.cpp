@@ -35,11 +35,6 @@ WorkerReload plan_worker_reload(const WorkerConfig& running, const WorkerConfig&
         else
             r.needs_restart.push_back(std::move(name));
     }
-    if (running.consumer_name != next.consumer_name) r.needs_restart.push_back("consumer_name");
-    if (running.metrics_port != next.metrics_port) r.needs_restart.push_back("metrics_port");
-    if (running.shutdown_timeout != next.shutdown_timeout)
-        r.needs_restart.push_back("shutdown_timeout");
-
     // Everything but the subscriptions and the log level stays as it runs.
     r.config = running;
     r.config.base.log_level = next.base.log_level;

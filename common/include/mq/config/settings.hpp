@@ -65,10 +65,6 @@ const SettingSpec* find_setting(std::string_view name);
 /// The setting whose YAML key (or alias) is `key` (exact), or nullptr.
 const SettingSpec* find_setting_by_key(std::string_view key);
 
-/// Of `candidates`, the one closest to `word` by edit distance (case-insensitive), when it is
-/// close enough to be a typo (at most a third of the word's letters, and at least 1); else "".
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
-
 /// ValidationError "<where>: unknown setting 'key' (did you mean 'closest'?)".
 [[noreturn]] void throw_unknown_setting(const std::string& key, const std::string& where);
 

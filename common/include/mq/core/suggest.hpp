@@ -13,7 +13,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 
 /// The candidate closest to `word` for a "did you mean" hint: within a distance of 1 for
 /// short words and about a third of the length for longer ones, or a candidate that
-/// `word` is a prefix of (at least 3 characters). None when nothing is close.
+/// `word` is a prefix of (at least 3 characters); case does not count. None when nothing is
+/// close.
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates);
 
