@@ -80,8 +80,8 @@ void reload(const Options& o, mq::WorkerConfig& running, mq::redis::Connection& 
             log_declared(mq::declare_worker_subscriptions(r.config, o.adopt, db, redis));
         }
     } catch (const std::exception& e) {
-        spdlog::error("SIGHUP: reload of {} failed, the running configuration stays: {}", o.config.file,
-                      e.what());
+        spdlog::error("SIGHUP: reload of {} failed, the running configuration stays: {}",
+                      o.config.file, e.what());
         return;
     }
     for (const auto& name : r.needs_restart)

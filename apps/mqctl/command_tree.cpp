@@ -80,7 +80,9 @@ std::optional<std::string> unknown_command(const CLI::App& root, int argc,
             if (word.find('=') != std::string::npos) continue;        // --output=json
             const bool attached = word[1] != '-' && word.size() > 2;  // -n5
             const CLI::Option* opt = find_option(cur, attached ? word.substr(0, 2) : word);
-            if (opt != nullptr && opt->get_type_size_max() > 0 && !attached) ++i;  // its value
+            if (opt != nullptr && opt->get_expected_max() > 0 && opt->get_type_size_max() > 0 &&
+                !attached)
+                ++i;  // its value
             continue;
         }
         const auto subs = visible_subcommands(cur);

@@ -23,8 +23,8 @@ struct GlobalOptions {
     std::string redis_url;
     std::string database_url;
     std::string key_prefix;
-    std::string context;   ///< --context NAME: this command only
-    std::string mqconfig;  ///< --mqconfig FILE: the contexts file (else MQCONFIG, XDG...)
+    std::string context;        ///< --context NAME: this command only
+    std::string mqconfig;       ///< --mqconfig FILE: the contexts file (else MQCONFIG, XDG...)
     bool print_config = false;  ///< --print-config
 };
 
