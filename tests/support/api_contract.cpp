@@ -13,6 +13,7 @@
 #include <valijson/validator.hpp>
 #include <vector>
 
+#include "mq/core/json.hpp"
 #include "mq/error.hpp"
 
 namespace mqtest {
@@ -32,20 +33,6 @@ std::string lower(std::string s) {
 std::string upper(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return s;
-}
-
-/// One JSON pointer token ("/" and "~" escaped, RFC 6901).
-std::string pointer_token(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-        if (c == '~')
-            out += "~0";
-        else if (c == '/')
-            out += "~1";
-        else
-            out += c;
-    }
-    return out;
 }
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -160,7 +147,7 @@ void undocumented_fields(const json& doc, const json& value, const json& schema,
         }
         if (!named && !extra) return;  // a free-form object
         for (const auto& [k, v] : value.items()) {
-            const std::string here = at + "/" + pointer_token(k);
+            const std::string here = at + "/" + mq::json_pointer_token(k);
             if (auto it = properties.find(k); it != properties.end())
                 undocumented_fields(doc, v, *it->second, here, out, depth + 1);
             else if (extra && extra->is_object())
@@ -250,7 +237,8 @@ std::string ApiContract::check_response(const std::string& where,
     const json body = json::parse(response.body, nullptr, false);
     if (body.is_discarded()) return where + ": the body is not JSON";
     if (content.at(key).contains("schema")) {
-        const std::string schema_pointer = pointer + "/content/" + pointer_token(key) + "/schema";
+        const std::string schema_pointer =
+            pointer + "/content/" + mq::json_pointer_token(key) + "/schema";
         valijson::Validator validator;
         valijson::ValidationResults results;
         valijson::adapters::NlohmannJsonAdapter target(body);
@@ -327,7 +315,7 @@ std::string ApiContract::violation(const std::string& method, const std::string&
         return check_response(where + " (undocumented path)", "/components/responses/Error",
                               response);
     }
-    const std::string item_pointer = "/paths/" + pointer_token(item_path);
+    const std::string item_pointer = "/paths/" + mq::json_pointer_token(item_path);
     const std::string m = lower(method);
     if (!item->contains(m)) {
         std::set<std::string> documented_methods;
@@ -359,7 +347,8 @@ std::string ApiContract::violation(const std::string& method, const std::string&
                "): the status is not documented (documented: " + joined(documented) + ")";
     }
     return check_response(where + " (operation " + upper(m) + " " + item_path + ")",
-                          item_pointer + "/" + m + "/responses/" + pointer_token(key), response);
+                          item_pointer + "/" + m + "/responses/" + mq::json_pointer_token(key),
+                          response);
 }
 
 void check_contract(const std::string& method, const std::string& target,

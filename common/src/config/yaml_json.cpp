@@ -11,6 +11,7 @@
 
 #include "mq/config/yaml_loader.hpp"
 #include "mq/core/input_file.hpp"
+#include "mq/core/json.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -18,19 +19,6 @@ namespace mq {
 namespace {
 
 constexpr std::size_t kMaxYamlString = 8192;
-
-std::string escape_pointer(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-        if (c == '~')
-            out += "~0";
-        else if (c == '/')
-            out += "~1";
-        else
-            out += c;
-    }
-    return out;
-}
 
 nlohmann::json scalar(const YAML::Node& n) {
     const std::string& s = n.Scalar();
@@ -72,9 +60,10 @@ nlohmann::json convert(const YAML::Node& n, const std::string& pointer, YamlDocu
                     throw ValidationError(doc.file + ":" +
                                           std::to_string(kv.first.Mark().line + 1) +
                                           ": duplicate key '" + key + "'");
-                obj[key] = convert(kv.second, pointer + "/" + escape_pointer(key), doc);
+                obj[key] = convert(kv.second, pointer + "/" + mq::json_pointer_token(key), doc);
                 if (kv.second.Mark().line < 0)
-                    doc.lines[pointer + "/" + escape_pointer(key)] = kv.first.Mark().line + 1;
+                    doc.lines[pointer + "/" + mq::json_pointer_token(key)] =
+                        kv.first.Mark().line + 1;
             }
             return obj;
         }
@@ -131,7 +120,7 @@ void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json)
                                   {{"field", pointer.empty() ? "/" : pointer}});
         if (v->is_object())
             for (const auto& [k, child] : v->items())
-                stack.emplace_back(&child, pointer + "/" + escape_pointer(k));
+                stack.emplace_back(&child, pointer + "/" + mq::json_pointer_token(k));
         if (v->is_array())
             for (std::size_t i = 0; i < v->size(); ++i)
                 stack.emplace_back(&(*v)[i], pointer + "/" + std::to_string(i));
@@ -162,7 +151,7 @@ void validate_schema(const YamlDocument& doc, const nlohmann::json& schema_json)
                 part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
             if (inner.size() >= 2 && inner.front() == '"')
                 inner = inner.substr(1, inner.size() - 2);
-            pointer += "/" + escape_pointer(inner);
+            pointer += "/" + mq::json_pointer_token(inner);
         }
         found.push_back({pointer, err.description});
     }

@@ -167,4 +167,17 @@ nlohmann::json parse_json(std::string_view text, std::string_view what, const Js
     return builder.result();
 }
 
+std::string json_pointer_token(std::string_view key) {
+    std::string out;
+    for (char c : key) {
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
+    }
+    return out;
+}
+
 }  // namespace mq

@@ -30,6 +30,7 @@
 #include <valijson/validator.hpp>
 #include <vector>
 
+#include "mq/core/json.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -48,19 +49,6 @@ namespace {
 
 constexpr std::size_t kMaxErrors = 20;
 
-std::string escape_pointer(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-        if (c == '~')
-            out += "~0";
-        else if (c == '/')
-            out += "~1";
-        else
-            out += c;
-    }
-    return out;
-}
-
 // valijson's context is {"<root>", "[name]", "[0]", ...}; a JSON pointer reads better.
 std::string pointer_of(const std::vector<std::string>& context) {
     std::string pointer;
@@ -69,7 +57,7 @@ std::string pointer_of(const std::vector<std::string>& context) {
         std::string inner =
             part.size() >= 2 && part.front() == '[' ? part.substr(1, part.size() - 2) : part;
         if (inner.size() >= 2 && inner.front() == '"') inner = inner.substr(1, inner.size() - 2);
-        pointer += "/" + escape_pointer(inner);
+        pointer += "/" + mq::json_pointer_token(inner);
     }
     return pointer.empty() ? "/" : pointer;
 }
@@ -491,7 +479,7 @@ class Vetting {
         if (!v.is_object()) throw SchemaInvalid(at, std::string(keyword) + " must be an object");
         out = json::object();
         for (const auto& [name, child] : v.items()) {
-            std::string seg = "/" + escape_pointer(name);
+            std::string seg = "/" + mq::json_pointer_token(name);
             walk(child, at + seg, new_at + seg, out[name]);
             if (in_place) in_place->push_back(at + seg);
         }
@@ -527,8 +515,8 @@ class Vetting {
         json all_of = json::array({json{{"x-mq-budget", 0}}});
         const json* pattern_properties = nullptr;
         for (const auto& [key, child] : v.items()) {
-            const std::string k_at = at + "/" + escape_pointer(key);
-            const std::string k_new = new_at + "/" + escape_pointer(key);
+            const std::string k_at = at + "/" + mq::json_pointer_token(key);
+            const std::string k_new = new_at + "/" + mq::json_pointer_token(key);
             if (key.rfind("x-mq-", 0) == 0)
                 throw SchemaInvalid(k_at, "keywords starting with x-mq- are reserved");
             if (key == "additionalProperties" && v.contains("patternProperties")) {
@@ -571,7 +559,7 @@ class Vetting {
                 if (!child.is_object()) throw SchemaInvalid(k_at, "dependencies must be an object");
                 out[key] = json::object();
                 for (const auto& [name, dep] : child.items()) {
-                    std::string seg = "/" + escape_pointer(name);
+                    std::string seg = "/" + mq::json_pointer_token(name);
                     if (dep.is_array()) {
                         out[key][name] = dep;
                     } else {
@@ -614,7 +602,7 @@ class Vetting {
             for (const auto& [name, _] : p->items()) spec.named.push_back(name);
         json kept = json::object();
         for (const auto& [pattern, child] : pp.items()) {
-            std::string seg = "/" + escape_pointer(pattern);
+            std::string seg = "/" + mq::json_pointer_token(pattern);
             walk(child, pp_at + seg, new_at + "/x-mq-subschemas/p" + seg, kept[pattern]);
             spec.patterns.emplace_back(compile_regex(pattern, pp_at + seg),
                                        new_at + "/x-mq-subschemas/p" + seg);
@@ -670,7 +658,7 @@ class Vetting {
                     plain += decoded[i];
                 }
             }
-            canonical += "/" + escape_pointer(plain);
+            canonical += "/" + mq::json_pointer_token(plain);
             pos = end + 1;
         }
         return canonical;

@@ -30,4 +30,7 @@ nlohmann::json parse_json(std::string_view text, std::string_view what = "JSON",
 /// U+10FFFF): the test for text that will be stored as PostgreSQL text or JSON.
 bool is_valid_utf8(std::string_view text);
 
+/// `key` as one JSON Pointer token (RFC 6901: "~" as "~0", "/" as "~1").
+std::string json_pointer_token(std::string_view key);
+
 }  // namespace mq
