@@ -14,30 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-void create_queue(const ApiProcess& api, const std::string& token, const std::string& name) {
-    auto r = api.call_json("POST", "/api/v1/mq/queues", {{"name", name}}, token);
-    INFO(r.body);
-    REQUIRE(r.status == 201);
-}
-
-void publish(const ApiProcess& api, const std::string& token, const std::string& queue, int n) {
-    for (int i = 0; i < n; ++i) {
-        auto r = api.call_json("POST", "/api/v1/mq/publish",
-                               {{"queue", queue}, {"payload", {{"i", i}}}}, token);
-        INFO(r.body);
-        REQUIRE(r.status == 201);
-    }
-}
-
-std::string subscribe(const ApiProcess& api, const std::string& token, const std::string& queue,
-                      const std::string& name) {
-    auto r = api.call_json("POST", "/api/v1/mq/subscriptions",
-                           {{"queue", queue}, {"name", name}, {"start_from", "earliest"}}, token);
-    INFO(r.body);
-    REQUIRE(r.status == 201);
-    return r.json()["id"].get<std::string>();
-}
-
 // The value of one Prometheus series written exactly as `series` (name{labels}).
 std::optional<double> series_value(const std::string& text, const std::string& series) {
     std::istringstream lines(text);
@@ -60,10 +36,10 @@ TEST_CASE("api_metrics_count_only_the_callers_tenant_and_scope_all_is_for_admins
     ApiProcess api;
     auto token_a = create_token(a.tenant(), "tenant-admin", "ops-a");
     auto token_b = create_token(b.tenant(), "tenant-admin", "ops-b");
-    create_queue(api, token_a, "orders");
-    create_queue(api, token_b, "orders");
-    publish(api, token_a, "orders", 3);
-    publish(api, token_b, "orders", 1);
+    api_create_queue(api, token_a, "orders");
+    api_create_queue(api, token_b, "orders");
+    api_publish_n(api, token_a, "orders", 3);
+    api_publish_n(api, token_b, "orders", 1);
 
     auto ma = api.call("GET", "/api/v1/mq/metrics", "", token_a);
     REQUIRE(ma.status == 200);
@@ -97,10 +73,10 @@ TEST_CASE("api_metrics_topics_and_consumers_show_backlog_and_pending_pulls", "[a
     TenantScope t;
     ApiProcess api;
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
-    create_queue(api, token, "busy");
-    create_queue(api, token, "idle");
-    auto sub_id = subscribe(api, token, "busy", "reader");
-    publish(api, token, "busy", 2);
+    api_create_queue(api, token, "busy");
+    api_create_queue(api, token, "idle");
+    auto sub_id = api_subscribe(api, token, "busy", "reader");
+    api_publish_n(api, token, "busy", 2);
 
     auto topics = api.call("GET", "/api/v1/mq/metrics/topics", "", token);
     REQUIRE(topics.status == 200);
@@ -168,8 +144,8 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     TenantScope t;
     ApiProcess api;
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
-    create_queue(api, token, "jobs");
-    auto sub_id = subscribe(api, token, "jobs", "w");
+    api_create_queue(api, token, "jobs");
+    auto sub_id = api_subscribe(api, token, "jobs", "w");
 
     auto before = api.scrape();
     REQUIRE(before.status == 200);
@@ -190,7 +166,7 @@ TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[
     auto latency_before = series_value(before.body, "mq_message_latency_seconds_count");
     REQUIRE(latency_before.has_value());
 
-    publish(api, token, "jobs", 2);
+    api_publish_n(api, token, "jobs", 2);
     auto pulled = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub_id + "/pull",
                                 {{"max_messages", 2}}, token);
     REQUIRE(pulled.status == 200);
@@ -212,10 +188,10 @@ TEST_CASE("api_queue_figures_agree_across_json_metrics_status_and_prometheus", "
     TenantScope t;
     ApiProcess api;
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
-    create_queue(api, token, "jobs");
-    auto fast = subscribe(api, token, "jobs", "fast");
-    auto slow = subscribe(api, token, "jobs", "slow");
-    publish(api, token, "jobs", 5);
+    api_create_queue(api, token, "jobs");
+    auto fast = api_subscribe(api, token, "jobs", "fast");
+    auto slow = api_subscribe(api, token, "jobs", "slow");
+    api_publish_n(api, token, "jobs", 5);
     auto delayed =
         api.call_json("POST", "/api/v1/mq/publish/delayed",
                       {{"queue", "jobs"}, {"payload", "later"}, {"delay_ms", 3600000}}, token);

@@ -19,30 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-void create_queue(const ApiProcess& api, const std::string& token, const std::string& name) {
-    auto r = api.call_json("POST", "/api/v1/mq/queues", {{"name", name}}, token);
-    INFO(r.body);
-    REQUIRE(r.status == 201);
-}
-
-void publish(const ApiProcess& api, const std::string& token, const std::string& queue, int n) {
-    for (int i = 0; i < n; ++i) {
-        auto r = api.call_json("POST", "/api/v1/mq/publish",
-                               {{"queue", queue}, {"payload", {{"i", i}}}}, token);
-        INFO(r.body);
-        REQUIRE(r.status == 201);
-    }
-}
-
-std::string subscribe(const ApiProcess& api, const std::string& token, const std::string& queue,
-                      const std::string& name) {
-    auto r = api.call_json("POST", "/api/v1/mq/subscriptions",
-                           {{"queue", queue}, {"name", name}, {"start_from", "earliest"}}, token);
-    INFO(r.body);
-    REQUIRE(r.status == 201);
-    return r.json()["id"].get<std::string>();
-}
-
 // Pulls `n` messages of a subscription; returns their receipts.
 json pull(const ApiProcess& api, const std::string& token, const std::string& sub, int n) {
     auto r = api.call_json("POST", "/api/v1/mq/subscriptions/" + sub + "/pull",
@@ -75,10 +51,10 @@ TEST_CASE("api_metrics_pass_promtool_and_report_lag_pending_and_oldest_unacked_a
     TenantScope t;
     ApiProcess api;
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
-    create_queue(api, token, "jobs");
-    auto reader = subscribe(api, token, "jobs", "reader");
-    subscribe(api, token, "jobs", "idle");
-    publish(api, token, "jobs", 6);
+    api_create_queue(api, token, "jobs");
+    auto reader = api_subscribe(api, token, "jobs", "reader");
+    api_subscribe(api, token, "jobs", "idle");
+    api_publish_n(api, token, "jobs", 6);
     // "reader" takes 3 and acks 1: 2 unacked, 3 undelivered. "idle" takes nothing.
     auto receipts = pull(api, token, reader, 3);
     auto acked = api.call_json("POST", "/api/v1/mq/subscriptions/" + reader + "/ack",
@@ -120,9 +96,9 @@ TEST_CASE("api_mq_queue_size_sums_to_the_backlog_and_counts_no_entry_twice", "[a
     TenantScope t;
     ApiProcess api;
     auto token = create_token(t.tenant(), "tenant-admin", "ops");
-    create_queue(api, token, "solo");
-    auto reader = subscribe(api, token, "solo", "reader");
-    publish(api, token, "solo", 6);
+    api_create_queue(api, token, "solo");
+    auto reader = api_subscribe(api, token, "solo", "reader");
+    api_publish_n(api, token, "solo", 6);
     auto receipts = pull(api, token, reader, 3);
     auto acked = api.call_json("POST", "/api/v1/mq/subscriptions/" + reader + "/ack",
                                {{"receipts", json::array({receipts[0]})}}, token);
@@ -191,9 +167,9 @@ TEST_CASE("api_metrics_with_redis_down_still_pass_promtool_and_say_redis_is_down
     ApiOptions options;
     options.redis_url = redis.url();
     ApiProcess api(options);
-    create_queue(api, token, "orders");
-    subscribe(api, token, "orders", "reader");
-    publish(api, token, "orders", 2);
+    api_create_queue(api, token, "orders");
+    api_subscribe(api, token, "orders", "reader");
+    api_publish_n(api, token, "orders", 2);
     auto before = scrape_checked(api);
     CHECK(sample(before, "mq_backend_up", {{"backend", "redis"}}) == 1.0);
     CHECK(sample(before, "mq_subscription_lag",

@@ -214,4 +214,29 @@ std::string create_token(const std::string& tenant, const std::string& role,
     return nlohmann::json::parse(r.out)["token"].get<std::string>();
 }
 
+void api_create_queue(const ApiProcess& api, const std::string& token, const std::string& name) {
+    auto r = api.call_json("POST", "/api/v1/mq/queues", {{"name", name}}, token);
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+}
+
+void api_publish_n(const ApiProcess& api, const std::string& token, const std::string& queue,
+                   int n) {
+    for (int i = 0; i < n; ++i) {
+        auto r = api.call_json("POST", "/api/v1/mq/publish",
+                               {{"queue", queue}, {"payload", {{"i", i}}}}, token);
+        INFO(r.body);
+        REQUIRE(r.status == 201);
+    }
+}
+
+std::string api_subscribe(const ApiProcess& api, const std::string& token, const std::string& queue,
+                          const std::string& name) {
+    auto r = api.call_json("POST", "/api/v1/mq/subscriptions",
+                           {{"queue", queue}, {"name", name}, {"start_from", "earliest"}}, token);
+    INFO(r.body);
+    REQUIRE(r.status == 201);
+    return r.json()["id"].get<std::string>();
+}
+
 }  // namespace mqtest

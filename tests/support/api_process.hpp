@@ -91,4 +91,12 @@ struct ApiSession {
     std::string token = create_token(tenant.tenant(), "tenant-admin", "ops");
 };
 
+/// Through the API with `token`, each REQUIRE'd to answer 201: a queue named `name`; `n`
+/// messages {"i": 0..n-1} to `queue`; a subscription from the earliest entry (its id).
+void api_create_queue(const ApiProcess& api, const std::string& token, const std::string& name);
+void api_publish_n(const ApiProcess& api, const std::string& token, const std::string& queue,
+                   int n);
+std::string api_subscribe(const ApiProcess& api, const std::string& token, const std::string& queue,
+                          const std::string& name);
+
 }  // namespace mqtest
