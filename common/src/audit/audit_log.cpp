@@ -79,6 +79,18 @@ std::string checked_filter(const std::string& value, const char* field) {
     return value;
 }
 
+// jsonb refuses the escape \u0000: a NUL in a text (a binary schedule payload) becomes
+// U+FFFD, as invalid UTF-8 does when the row is dumped.
+void replace_nul(nlohmann::json& value) {
+    if (value.is_string()) {
+        auto& text = value.get_ref<std::string&>();
+        for (std::size_t at = text.find('\0'); at != std::string::npos; at = text.find('\0', at))
+            text.replace(at, 1, "\xEF\xBF\xBD");
+    } else if (value.is_array() || value.is_object()) {
+        for (auto& v : value) replace_nul(v);
+    }
+}
+
 }  // namespace
 
 std::string os_user() {
@@ -147,6 +159,7 @@ void record(pg::Database& db, pqxx::transaction_base& tx, const Change& change) 
     const Actor actor = current_actor();
     nlohmann::json diff = {{"before", mask_secrets(change.before)},
                            {"after", mask_secrets(change.after)}};
+    replace_nul(diff);
     db.exec(tx, kInsert, actor.principal.substr(0, 200), actor.token_id, change.tenant,
             actor.source, change.action, change.target_kind, change.target.substr(0, 300),
             diff.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), actor.request_id);
