@@ -3,9 +3,13 @@
 // filters and pages it, malformed filters exit 2 naming the flag, and with PostgreSQL down
 // an admin command exits 5 having changed nothing (docs/audit.md).
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "harness.hpp"
+#include "mq/consume/consumer.hpp"
+#include "mq/consume/dead_letters.hpp"
+#include "mq/consume/subscription_catalog.hpp"
 #include "mqctl_shell.hpp"
 
 namespace {
@@ -23,6 +27,22 @@ class Shell : public mqtest::MqctlShell {
         std::vector<std::string> args{"audit", "list", "--limit", "500"};
         args.insert(args.end(), filters.begin(), filters.end());
         return json_of(args);
+    }
+    /// Dead-letters every message `sub` of `queue` can read, as a worker does after the
+    /// last attempt.
+    int dead_letter_all(const std::string& queue, const std::string& sub) {
+        mq::Queue q = this->queue(queue);
+        mq::Subscription s = mq::SubscriptionCatalog(tenant_.db()).get(tenant(), queue, sub);
+        mq::ConsumerGroups groups(redis_.redis(), redis_.keys());
+        int n = 0;
+        for (const auto& f : groups.read_new(q, s, "w1", 0, 100, std::chrono::milliseconds(0))) {
+            REQUIRE(groups.dead_letter(q, sub, 0, f.stream_id, "max_attempts", "HTTP 503", 5));
+            ++n;
+        }
+        return n;
+    }
+    std::int64_t dead_letter_count(const std::string& queue) {
+        return mq::DeadLetterStore(redis_.redis(), redis_.keys()).count(this->queue(queue));
     }
     json rows_of(const std::string& action) { return audit({"--action", action})["records"]; }
 };
@@ -169,4 +189,34 @@ TEST_CASE("postgres_down_fails_admin_commands_with_exit_5_and_changes_nothing", 
     CHECK(sh.rows_of("queue.purge").empty());
     CHECK(sh.rows_of("queue.create").size() == 1);
     CHECK_FALSE(sh.db().catalog().find_queue(sh.tenant(), "other"));
+}
+
+TEST_CASE("dlq_replay_leaves_one_row_with_the_handles_and_a_dry_run_none", "[mqctl][audit]") {
+    Shell sh;
+    sh.ok_as_alice({"queue", "create", "orders"});
+    sh.ok_as_alice({"sub", "create", "orders", "billing", "--type", "pull", "--from", "earliest"});
+    sh.ok_as_alice({"publish", "orders", "{\"n\":1}"});
+    sh.ok_as_alice({"publish", "orders", "{\"n\":2}"});
+    REQUIRE(sh.dead_letter_all("orders", "billing") == 2);
+
+    sh.ok_as_alice({"dlq", "replay", "orders", "--all", "--dry-run", "--yes"});
+    CHECK(sh.rows_of("dead_letter.replay").empty());
+    CHECK(sh.dead_letter_count("orders") == 2);
+
+    // PostgreSQL gone: the replay is refused and every dead letter stays
+    const std::string down =
+        "postgresql://127.0.0.1:" + std::to_string(mqtest::dead_port()) + "/mq?connect_timeout=2";
+    REQUIRE_EXIT(sh.run({"dlq", "replay", "orders", "--all", "--yes"}, {{"DATABASE_URL", down}}),
+                 5);
+    CHECK(sh.dead_letter_count("orders") == 2);
+
+    sh.ok_as_alice({"dlq", "replay", "orders", "--all", "--yes"});
+    CHECK(sh.dead_letter_count("orders") == 0);
+    auto rows = sh.rows_of("dead_letter.replay");
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["principal"] == "alice");
+    CHECK(rows[0]["target"] == json{{"kind", "queue"}, {"name", "orders"}});
+    CHECK(rows[0]["change"]["after"]["replayed"] == 2);
+    CHECK(rows[0]["change"]["after"]["to"] == "orders");
+    CHECK(rows[0]["change"]["after"]["dead_letters"].size() == 2);
 }
