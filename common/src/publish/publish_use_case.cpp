@@ -82,6 +82,9 @@ PublishRequest PublishUseCase::republish_request(const Queue& from, const Messag
     r.key = message.key;
     r.content_type = message.content_type;
     r.trace_id = message.trace_id;
+    r.trace_parent_id = message.trace_parent_id;
+    r.trace_flags = message.trace_flags;
+    r.trace_state = message.trace_state;
     if (!message.headers_json.empty()) {
         auto h = nlohmann::json::parse(message.headers_json, nullptr, false);
         if (h.is_object())
