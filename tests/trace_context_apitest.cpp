@@ -159,7 +159,7 @@ TEST_CASE("api_hostile_tracestate_is_dropped_and_the_traceparent_kept", "[api][t
         "a=1,a=2",                         // duplicate key
         "Bad=1",                           // uppercase key
         "a=1,=2",                          // empty key
-        "a={\"json\":true}",               // '=' and fine characters, but '=' twice
+        "a=b=c",                           // '=' in a value
         "a=\xc3\xa9",                      // not ASCII
     };
     for (const auto& h : hostile) {
