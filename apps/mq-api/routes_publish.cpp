@@ -29,11 +29,6 @@ std::optional<std::int64_t> deliver_at_of(const mq::PublishRequest& r) {
     return std::nullopt;
 }
 
-// The answer for one stored message, appended to `out` as JSON text:
-// {"deliver_at","delayed","duplicate","id","messageId","partition","publishedAt","queue"};
-// messageId (= id) and publishedAt are the seeds' names (docs/seed-compat.md). Written by hand
-// because this is the hot path: an nlohmann object per message was a third of the
-// allocations of a single publish and a third of the CPU of a 100-message batch.
 // The messages of one batch share their publish time: its text is formatted once.
 struct PublishedAtText {
     std::int64_t ms = -1;
@@ -47,6 +42,11 @@ struct PublishedAtText {
     }
 };
 
+// The answer for one stored message, appended to `out` as JSON text:
+// {"deliver_at","delayed","duplicate","id","messageId","partition","publishedAt","queue"};
+// messageId (= id) and publishedAt are the seeds' names (docs/seed-compat.md). Written by hand
+// because this is the hot path: an nlohmann object per message was a third of the
+// allocations of a single publish and a third of the CPU of a 100-message batch.
 void append_result(std::string& out, const mq::Queue& q, std::optional<std::int64_t> at,
                    const mq::PublishOutcome& o, PublishedAtText& published_at) {
     out += "{\"deliver_at\":";
