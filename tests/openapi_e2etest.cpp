@@ -263,6 +263,9 @@ const std::set<std::string> kContractRoutes{
     "GET /metrics",
     "GET /livez",  // issue 12, item 8: probes
     "GET /readyz",
+    "GET /health",  // issue 13, item 5: the seeds' probes
+    "GET /health/ping",
+    "GET /health/status",
     "POST /internal/mq/user-events",
     "POST /internal/mq/user-notifications",
     "POST /internal/mq/audit-logs",
@@ -349,7 +352,8 @@ TEST_CASE(
             if (path.rfind("/internal/mq/", 0) == 0) {
                 CHECK(security_is(op, service));
             } else if (path == "/api/v1/mq/health" || path == "/api/v1/mq/openapi.json" ||
-                       path == "/livez" || path == "/readyz") {
+                       path == "/livez" || path == "/readyz" || path == "/health" ||
+                       path.rfind("/health/", 0) == 0) {
                 CHECK(security_is(op, none));
             } else if (path == "/metrics") {
                 CHECK(

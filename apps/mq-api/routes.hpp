@@ -13,6 +13,11 @@ namespace mqapi {
 std::int64_t int_field(const nlohmann::json& body, const char* field, std::int64_t fallback,
                        std::int64_t lo, std::int64_t hi);
 
+/// `body` without its "tenantId"/"tenant_id" (the seeds' clients send one), after
+/// mq::check_claimed_tenant: a string naming the caller's tenant passes, anything else is
+/// 403 (400 when not a string).
+nlohmann::json without_claimed_tenant(nlohmann::json body, const mq::Principal& principal);
+
 /// Refuses fields of `body` not in `allowed`.
 void only_fields(const nlohmann::json& body, std::initializer_list<const char*> allowed);
 

@@ -19,6 +19,19 @@ std::int64_t int_field(const nlohmann::json& body, const char* field, std::int64
     return v;
 }
 
+nlohmann::json without_claimed_tenant(nlohmann::json body, const mq::Principal& principal) {
+    for (const char* field : {"tenantId", "tenant_id"}) {
+        auto it = body.find(field);
+        if (it == body.end()) continue;
+        if (!it->is_string())
+            throw mq::ValidationError(std::string("\"") + field + "\" must be a string",
+                                      {{"field", field}});
+        mq::check_claimed_tenant(principal, it->get_ref<const std::string&>());
+        body.erase(it);
+    }
+    return body;
+}
+
 void only_fields(const nlohmann::json& body, std::initializer_list<const char*> allowed) {
     for (auto it = body.begin(); it != body.end(); ++it)
         if (std::none_of(allowed.begin(), allowed.end(),

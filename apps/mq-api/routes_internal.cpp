@@ -16,10 +16,17 @@ mq::EnvelopeParser& parser() {
     return p;
 }
 
-std::string required_tenant(const std::map<std::string, std::string>& fields) {
+// The body's "tenant", or the seeds' "tenantId" (a service token acts for any tenant, so
+// here it names the target tenant rather than being checked against the caller's).
+std::string required_tenant(const std::map<std::string, std::string>& fields,
+                            const std::string& tenant_id) {
     auto it = fields.find("tenant");
-    if (it == fields.end() || it->second.empty())
+    if (it == fields.end() || it->second.empty()) {
+        if (!tenant_id.empty()) return tenant_id;
         throw mq::ValidationError("missing \"tenant\"", {{"field", "tenant"}});
+    }
+    if (!tenant_id.empty() && tenant_id != it->second)
+        throw mq::ValidationError("\"tenant\" and \"tenantId\" differ", {{"field", "tenantId"}});
     return it->second;
 }
 
@@ -66,7 +73,9 @@ void add_internal_routes(Router& router, App& app) {
             http::verb::post, path, Auth::kService,
             [&app, kind = std::string(kind)](Request& req, Reply reply) {
                 auto body = parser().parse_body(req.body(), {"tenant"}, false);
-                auto tenant = required_tenant(body.extras);
+                auto tenant = required_tenant(body.extras, body.messages.front().claimed_tenant);
+                mq::apply_trace_context(body.messages.front(), req.header("traceparent"),
+                                        req.header("tracestate"));
                 if (auto h = req.header("Idempotency-Key");
                     !h.empty() && body.messages.front().idempotency_key.empty())
                     body.messages.front().idempotency_key = std::string(h);

@@ -1,6 +1,6 @@
 // Monitoring: GET /api/v1/mq/metrics, /metrics/topics, /metrics/consumers, /health,
 // /status, /openapi.json, Prometheus text at GET /metrics, and the probes GET /livez and
-// GET /readyz.
+// GET /readyz, and the seeds' probes GET /health, /health/ping, /health/status.
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -436,6 +436,37 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
     return {healthy, j};
 }
 
+namespace {
+
+// The seeds' health answer (docs/seed-compat.md): {status: healthy|unhealthy, timestamp,
+// service, version, uptime (s), degraded, checks: {name: {status, latency}}}. Built from
+// health_json, so the rule is the one of /api/v1/mq/health: Redis down is unhealthy (503);
+// PostgreSQL (or another non-critical check) down alone keeps the instance healthy (200)
+// with that check "unhealthy" and degraded true. Only status and latency of each check are
+// shown: no counts, no tenant data, no error text (the route needs no token).
+Response seed_health(App& app, std::initializer_list<const char*> shown) {
+    auto [ok, full] = health_json(app, false);
+    nlohmann::json checks = nlohmann::json::object();
+    for (const char* name : shown) {
+        if (!full["checks"].contains(name)) continue;
+        const auto& c = full["checks"][name];
+        checks[name] = {{"status", c.value("status", "") == "ok" ? "healthy" : "unhealthy"},
+                        {"latency", c.value("latency_ms", 0.0)}};
+    }
+    nlohmann::json j = {
+        {"status", ok ? "healthy" : "unhealthy"},
+        {"timestamp", mq::format_rfc3339(mq::now_ms())},
+        {"service", "mq"},
+        {"version", mq::kVersion},
+        {"uptime",
+         std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count()},
+        {"degraded", ok && full.value("status", "") == "degraded"},
+        {"checks", std::move(checks)}};
+    return json_response(ok ? 200 : 503, j);
+}
+
+}  // namespace
+
 void add_monitor_routes(Router& router, App& app) {
     router.add(http::verb::get, "/api/v1/mq/metrics", Auth::kBearer, [&app](Request& req) {
         return json_response(200, metrics_json(app, tenants_in_scope(app, req)));
@@ -516,6 +547,22 @@ void add_monitor_routes(Router& router, App& app) {
             reason = "redis_unreachable";
         if (reason) return json_response(503, {{"status", "not_ready"}, {"reason", reason}});
         return json_response(200, {{"status", "ready"}});
+    });
+    // The seeds' probes at the root, no token, like /livez. /health/ping touches nothing.
+    router.add(http::verb::get, "/health", Auth::kNone, [&app](Request&) {
+        return seed_health(app, {"redis", "postgres"});
+    });
+    router.add(http::verb::get, "/health/status", Auth::kNone, [&app](Request&) {
+        return seed_health(app, {"redis", "redis_stream", "postgres", "config_cache", "memory"});
+    });
+    router.add_async(http::verb::get, "/health/ping", Auth::kNone, [&app](Request&, Reply reply) {
+        reply(json_response(200, {{"status", "healthy"},
+                                  {"timestamp", mq::format_rfc3339(mq::now_ms())},
+                                  {"service", "mq"},
+                                  {"version", mq::kVersion},
+                                  {"uptime", std::chrono::duration_cast<std::chrono::seconds>(
+                                                 Clock::now() - app.started())
+                                                 .count()}}));
     });
     router.add(http::verb::get, "/api/v1/mq/health", Auth::kNone, [&app](Request&) {
         auto [ok, j] = health_json(app, false);

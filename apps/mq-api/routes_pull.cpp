@@ -7,6 +7,7 @@
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 #include "mq/queue/catalog.hpp"
 #include "routes.hpp"
 
@@ -50,6 +51,14 @@ nlohmann::json message_json(App& app, const mq::Queue& q, const mq::PulledMessag
                         {"published_at", mq::format_rfc3339(m.published_ms)},
                         {"delivery_count", pm.fetched.delivery_count},
                         {"lease_expires_at", mq::format_rfc3339(pm.lease_expires_ms)}};
+    // Trace context: the stored trace id, and the traceparent of this delivery (a new span
+    // id per pull, as for a webhook attempt); null when the message came without a trace.
+    auto trace = mq::trace::handoff(m);
+    j["trace_id"] = m.trace_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.trace_id);
+    j["traceparent"] =
+        trace.traceparent.empty() ? nlohmann::json(nullptr) : nlohmann::json(trace.traceparent);
+    j["tracestate"] =
+        trace.tracestate.empty() ? nlohmann::json(nullptr) : nlohmann::json(trace.tracestate);
     j["headers"] = nlohmann::json::object();
     if (!m.headers_json.empty()) {
         auto h = nlohmann::json::parse(m.headers_json, nullptr, false);

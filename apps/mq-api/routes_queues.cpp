@@ -30,7 +30,8 @@ nlohmann::json queue_with_stats(App& app, const mq::Queue& q) {
 void add_queue_routes(Router& router, App& app) {
     router.add(http::verb::post, "/api/v1/mq/queues", Auth::kBearer, [&app](Request& req) {
         mq::authorize(*req.principal, mq::Action::kManageQueues);
-        auto spec = mq::queue_spec_from_json(parse_object_body(req.body()));
+        auto spec = mq::queue_spec_from_json(
+            without_claimed_tenant(parse_object_body(req.body()), *req.principal));
         auto db = app.pg().acquire();
         auto q = mq::Catalog(*db).create_queue(req.tenant(), spec, app.config());
         app.cache().reload_tenant(req.tenant());
@@ -49,7 +50,8 @@ void add_queue_routes(Router& router, App& app) {
     });
     router.add(http::verb::put, "/api/v1/mq/queues/{name}", Auth::kBearer, [&app](Request& req) {
         mq::authorize(*req.principal, mq::Action::kManageQueues);
-        auto changes = mq::queue_changes_from_json(parse_object_body(req.body()));
+        auto changes = mq::queue_changes_from_json(
+            without_claimed_tenant(parse_object_body(req.body()), *req.principal));
         auto db = app.pg().acquire();
         std::optional<decltype(app.redis().acquire())> redis;  // only when partitions grow
         auto connection = [&]() -> mq::redis::Connection& {

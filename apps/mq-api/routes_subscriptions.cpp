@@ -53,7 +53,7 @@ Response set_status(App& app, Request& req, const std::string& status) {
 void add_subscription_routes(Router& router, App& app) {
     router.add(http::verb::post, "/api/v1/mq/subscriptions", Auth::kBearer, [&app](Request& req) {
         mq::authorize(*req.principal, mq::Action::kManageSubscriptions);
-        auto body = parse_object_body(req.body());
+        auto body = without_claimed_tenant(parse_object_body(req.body()), *req.principal);
         for (const char* f : {"queue", "name"})
             if (!body.contains(f))
                 throw mq::ValidationError(std::string("missing \"") + f + "\" field",
@@ -111,7 +111,7 @@ void add_subscription_routes(Router& router, App& app) {
         http::verb::put, "/api/v1/mq/subscriptions/{id}", Auth::kBearer, [&app](Request& req) {
             mq::authorize(*req.principal, mq::Action::kManageSubscriptions);
             auto current = find_subscription(app, req);
-            auto body = parse_object_body(req.body());
+            auto body = without_claimed_tenant(parse_object_body(req.body()), *req.principal);
             if (body.empty())
                 throw mq::ValidationError("nothing to change: the body names no setting");
             for (const char* f : {"queue", "queue_tenant", "name", "start_from"})

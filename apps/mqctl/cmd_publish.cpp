@@ -9,7 +9,9 @@
 #include "mq/core/input_file.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 #include "mq/publish/batch_file.hpp"
+#include "mq/publish/envelope.hpp"
 #include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/catalog.hpp"
@@ -28,6 +30,8 @@ struct PublishOptions {
     std::string delay;
     std::string at;
     std::string batch;
+    std::string traceparent;
+    std::string tracestate;
     bool skip_invalid = false;
 };
 
@@ -46,6 +50,24 @@ mq::PublishRequest request_from_flags(const PublishOptions& o) {
     }
     if (!o.delay.empty()) r.delay = mq::parse_duration(o.delay, "--delay");
     if (!o.at.empty()) r.deliver_at_ms = mq::parse_rfc3339(o.at, "--at");
+    // An operator's typo is refused here (exit 2); mq-api ignores a malformed header instead,
+    // as W3C Trace Context asks of a service.
+    if (!o.tracestate.empty() && o.traceparent.empty())
+        throw mq::ValidationError("--tracestate needs --traceparent");
+    if (!o.traceparent.empty()) {
+        if (!mq::trace::parse_traceparent(o.traceparent))
+            throw mq::ValidationError(
+                "--traceparent '" + mq::printable(o.traceparent) +
+                    "' is not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex "
+                    "flags>, lowercase, ids not all zero)",
+                {{"field", "traceparent"}});
+        if (!o.tracestate.empty() && !mq::trace::parse_tracestate(o.tracestate))
+            throw mq::ValidationError(
+                "--tracestate is not a W3C tracestate (key=value,... with "
+                "at most 32 members and 512 characters)",
+                {{"field", "tracestate"}});
+        mq::apply_trace_context(r, o.traceparent, o.tracestate);
+    }
     return r;
 }
 
@@ -116,7 +138,8 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
 
 void run_batch(const PublishOptions& o, Context& ctx, const mq::PublishLimits& limits) {
     if (o.payload || !o.file.empty() || !o.key.empty() || !o.headers.empty() ||
-        !o.idempotency_key.empty() || !o.delay.empty() || !o.at.empty())
+        !o.idempotency_key.empty() || !o.delay.empty() || !o.at.empty() || !o.traceparent.empty() ||
+        !o.tracestate.empty())
         throw mq::ValidationError(
             "--batch reads every message (with its key, headers, delay...) from JSON lines; "
             "do not combine it with a payload or per-message flags");
@@ -211,6 +234,9 @@ void setup_publish(CLI::App& app, Context& ctx) {
     cmd->add_option("--content-type", o->content_type, "Content type of the payload");
     cmd->add_option("--delay", o->delay, "Deliver after this long: 500ms, 90s, 5m, 1h");
     cmd->add_option("--at", o->at, "Deliver at this RFC 3339 time, e.g. 2026-12-01T09:00:00Z");
+    cmd->add_option("--traceparent", o->traceparent,
+                    "W3C traceparent to store with the message: 00-<trace id>-<parent id>-<flags>");
+    cmd->add_option("--tracestate", o->tracestate, "W3C tracestate to go with --traceparent");
     cmd->add_option("--batch", o->batch,
                     "Publish JSON lines from FILE ('-' for standard input): "
                     "{\"payload\":...,\"key\":...,\"headers\":{},\"idempotency_key\":...,"

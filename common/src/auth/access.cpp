@@ -71,6 +71,11 @@ void authorize(const Principal& principal, Action action) {
                      {"action", std::string(action_name(action))}});
 }
 
+void check_claimed_tenant(const Principal& principal, std::string_view claimed) {
+    if (claimed.empty() || claimed == principal.tenant) return;
+    throw Error(ErrorCode::kForbidden, "tenantId must name the tenant of the token");
+}
+
 void authorize_publish(const Principal& principal, const Queue& queue) {
     authorize(principal, Action::kPublish);
     if (queue.tenant != principal.tenant) throw queue_not_found(principal.tenant, queue.name);

@@ -18,6 +18,9 @@ void encode_fields(const Message& m, std::vector<std::string>& out) {
     if (!m.content_type.empty()) put(wire::kContentType, m.content_type);
     put(wire::kPublished, std::to_string(m.published_ms));
     if (!m.trace_id.empty()) put(wire::kTrace, m.trace_id);
+    if (!m.trace_parent_id.empty()) put(wire::kTraceParent, m.trace_parent_id);
+    if (!m.trace_flags.empty()) put(wire::kTraceFlags, m.trace_flags);
+    if (!m.trace_state.empty()) put(wire::kTraceState, m.trace_state);
     if (!m.encryption_key_id.empty()) put(wire::kEncryptionKey, m.encryption_key_id);
 }
 
@@ -41,6 +44,12 @@ Message decode_fields(const FieldList& fields) {
             std::from_chars(v.data(), v.data() + v.size(), m.published_ms);
         } else if (f == wire::kTrace) {
             m.trace_id = v;
+        } else if (f == wire::kTraceParent) {
+            m.trace_parent_id = v;
+        } else if (f == wire::kTraceFlags) {
+            m.trace_flags = v;
+        } else if (f == wire::kTraceState) {
+            m.trace_state = v;
         } else if (f == wire::kEncryptionKey) {
             m.encryption_key_id = v;
         }

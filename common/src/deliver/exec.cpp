@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 #include "mq/error.hpp"
 
 extern char** environ;
@@ -231,6 +232,14 @@ std::vector<std::string> child_environment(const ExecConfig& config, const Deliv
     env["MQ_PUBLISHED_MS"] = std::to_string(m.published_ms);
     env["MQ_TRACE_ID"] = m.trace_id;
     env["MQ_HEADERS"] = m.headers_json.empty() ? "{}" : m.headers_json;
+    // W3C trace context (OpenTelemetry's environment carrier): the message's trace with a
+    // new span id for this attempt, never one inherited from the worker's environment.
+    env.erase("TRACEPARENT");
+    env.erase("TRACESTATE");
+    if (auto trace = trace::handoff(m); !trace.traceparent.empty()) {
+        env["TRACEPARENT"] = trace.traceparent;
+        if (!trace.tracestate.empty()) env["TRACESTATE"] = trace.tracestate;
+    }
     std::vector<std::string> out;
     out.reserve(env.size());
     for (auto& [name, value] : env) {

@@ -9,6 +9,7 @@
 
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -110,6 +111,14 @@ void LogHandler::append_line(std::string& out, const Delivery& d, std::int64_t d
     if (!m.trace_id.empty()) {
         out += ",\"trace_id\":";
         codec::append_json_string(out, m.trace_id);
+        if (auto trace = trace::handoff(m); !trace.traceparent.empty()) {
+            out += ",\"traceparent\":";
+            codec::append_json_string(out, trace.traceparent);
+            if (!trace.tracestate.empty()) {
+                out += ",\"tracestate\":";
+                codec::append_json_string(out, trace.tracestate);
+            }
+        }
     }
     if (!m.headers_json.empty()) {
         out += ",\"headers\":";

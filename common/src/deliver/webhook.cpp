@@ -13,6 +13,7 @@
 
 #include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 #include "mq/error.hpp"
 
 namespace mq {
@@ -447,9 +448,20 @@ DeliveryResult WebhookHandler::deliver(const Delivery& d) {
         for (const auto& [name, value] : config_.headers)
             if (lower(name) == "content-type") content_type = value;
     }
-    for (const auto& [name, value] : config_.headers)
-        if (lower(name) != "content-type") append(headers, name, value);
+    // W3C trace context: the message's trace with a new span id for this attempt; it
+    // replaces a configured traceparent/tracestate so the receiver sees one of each.
+    const trace::Handoff trace = trace::handoff(m);
+    for (const auto& [name, value] : config_.headers) {
+        std::string n = lower(name);
+        if (n == "content-type") continue;
+        if (!trace.traceparent.empty() && (n == "traceparent" || n == "tracestate")) continue;
+        append(headers, name, value);
+    }
     append(headers, "Content-Type", content_type);
+    if (!trace.traceparent.empty()) {
+        append(headers, "traceparent", trace.traceparent);
+        if (!trace.tracestate.empty()) append(headers, "tracestate", header_safe(trace.tracestate));
+    }
     append_line(headers, "Expect:");  // removes curl's 100-continue round trip for large bodies
     append(headers, "webhook-id", header_safe(m.id));
     append(headers, "webhook-timestamp", std::to_string(timestamp));

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mq/core/time.hpp"
+#include "mq/core/trace_context.hpp"
 
 namespace mq {
 
@@ -121,6 +122,8 @@ PublishRequest read_envelope(od::object& obj, const std::vector<std::string_view
             has_content_type = true;
         } else if (field == "trace_id" || field == "traceId") {
             r.trace_id = string_field(v, field);
+        } else if (field == "tenantId" || field == "tenant_id") {
+            r.claimed_tenant = string_field(v, field);
         } else if (field == "headers") {
             od::object h;
             if (type != od::json_type::object || v.get_object().get(h))
@@ -270,6 +273,19 @@ PublishBody EnvelopeParser::parse_body(std::string_view json,
         throw ValidationError("\"messages\" must hold at least one message",
                               {{"field", "messages"}});
     return body;
+}
+
+void apply_trace_context(PublishRequest& r, std::string_view traceparent,
+                         std::string_view tracestate) {
+    if (traceparent.empty()) return;
+    auto parent = trace::parse_traceparent(traceparent);
+    if (!parent) return;  // malformed: ignored, never an error (W3C §3.2.2.7 / §3.3.2)
+    r.trace_id = std::move(parent->trace_id);
+    r.trace_parent_id = std::move(parent->parent_id);
+    r.trace_flags = std::move(parent->flags);
+    r.trace_state.clear();
+    if (!tracestate.empty())
+        if (auto state = trace::parse_tracestate(tracestate)) r.trace_state = std::move(*state);
 }
 
 }  // namespace mq

@@ -69,7 +69,13 @@ AdmittedBatch PublishUseCase::admit_all(const Queue& queue, std::vector<PublishR
 
 void PublishUseCase::attach(const Queue& queue, BatchOptions& options) const {
     // Both run per line; the queue must outlive the batch (it does: publish_json_lines takes it).
-    options.check = [this, &queue](const PublishRequest& r) { check(queue, r); };
+    options.check = [this, &queue](const PublishRequest& r) {
+        // A line may carry the seeds' "tenantId": it must name the queue's tenant.
+        if (!r.claimed_tenant.empty() && r.claimed_tenant != queue.tenant)
+            throw ValidationError("tenantId is not the tenant of queue '" + queue.name + "'",
+                                  {{"field", "tenantId"}});
+        check(queue, r);
+    };
     options.seal = [this, &queue](PublishRequest& r) { seal(queue, r); };
 }
 
@@ -82,6 +88,9 @@ PublishRequest PublishUseCase::republish_request(const Queue& from, const Messag
     r.key = message.key;
     r.content_type = message.content_type;
     r.trace_id = message.trace_id;
+    r.trace_parent_id = message.trace_parent_id;
+    r.trace_flags = message.trace_flags;
+    r.trace_state = message.trace_state;
     if (!message.headers_json.empty()) {
         auto h = nlohmann::json::parse(message.headers_json, nullptr, false);
         if (h.is_object())

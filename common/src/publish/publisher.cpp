@@ -237,8 +237,12 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             msg.content_type = r.content_type;
             msg.published_ms = now;
             msg.trace_id = r.trace_id;
+            msg.trace_parent_id = r.trace_parent_id;
+            msg.trace_flags = r.trace_flags;
+            msg.trace_state = r.trace_state;
             msg.encryption_key_id = r.encryption_key_id;
             outcomes[i].message_id = msg.id;
+            outcomes[i].published_ms = now;
             fields.clear();
             const bool delayed_msg = (r.delay && r.delay->count() > 0) || r.deliver_at_ms;
             if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg) {

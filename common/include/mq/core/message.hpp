@@ -17,6 +17,9 @@ struct Message {
     std::string content_type;  ///< wire "ct" (omitted when empty)
     std::int64_t published_ms = 0;  ///< wire "t", Unix ms at publish
     std::string trace_id;           ///< wire "tr" (omitted when empty)
+    std::string trace_parent_id;    ///< W3C parent (publisher's span) id, wire "sp"
+    std::string trace_flags;        ///< W3C trace flags, "00" or "01", wire "tf"
+    std::string trace_state;        ///< W3C tracestate, cleaned, wire "tst"
     std::string encryption_key_id;  ///< wire "ek", set when payload is AES-256-GCM sealed
 };
 
@@ -28,6 +31,9 @@ inline constexpr const char* kPayload = "p";
 inline constexpr const char* kContentType = "ct";
 inline constexpr const char* kPublished = "t";
 inline constexpr const char* kTrace = "tr";
+inline constexpr const char* kTraceParent = "sp";
+inline constexpr const char* kTraceFlags = "tf";
+inline constexpr const char* kTraceState = "tst";
 inline constexpr const char* kEncryptionKey = "ek";
 }  // namespace wire
 

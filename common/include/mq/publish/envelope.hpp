@@ -27,7 +27,7 @@ struct PublishBody {
 ///
 /// Envelope: {"payload": <string | any JSON>, "key", "headers": {name: string},
 /// "idempotency_key", "content_type", "trace_id", "delay": "90s" | "delay_ms": N,
-/// "deliver_at": RFC 3339}; camelCase spellings are accepted too. Unknown fields are
+/// "deliver_at": RFC 3339, "tenantId"}; camelCase spellings are accepted too. Unknown fields are
 /// refused so a typo never silently drops an option.
 class EnvelopeParser {
   public:
@@ -50,5 +50,12 @@ class EnvelopeParser {
     struct State;
     std::unique_ptr<State> state_;
 };
+
+/// Applies a W3C `traceparent` (and `tracestate`) header to a request: a valid traceparent
+/// replaces the body's trace_id and sets the parent id, flags and (when valid) tracestate;
+/// a malformed traceparent changes nothing and a malformed tracestate is dropped
+/// (docs/wire-format.md, "Trace context"). Never throws.
+void apply_trace_context(PublishRequest& r, std::string_view traceparent,
+                         std::string_view tracestate);
 
 }  // namespace mq

@@ -25,6 +25,12 @@ struct PublishRequest {
     std::string idempotency_key;
     std::string content_type;
     std::string trace_id;
+    std::string trace_parent_id;  ///< W3C traceparent's parent id (only with a W3C trace_id)
+    std::string trace_flags;      ///< W3C trace flags, "00" or "01"
+    std::string trace_state;      ///< W3C tracestate, already cleaned (trace::parse_tracestate)
+    /// The body's "tenantId" (or "tenant_id"): the tenant the caller says it publishes for.
+    /// Checked against the caller's tenant (mq::check_claimed_tenant) and never stored.
+    std::string claimed_tenant;
     std::optional<std::chrono::milliseconds> delay;  ///< deliver this long after publish
     std::optional<std::int64_t> deliver_at_ms;       ///< deliver at this Unix ms
     /// Set by seal_request() (mq/publish/sealing.hpp) when `payload` is AES-256-GCM sealed;
@@ -59,6 +65,9 @@ struct PublishOutcome {
     std::string message_id;  ///< the new id, or the first message's id for a duplicate
     int partition = 0;
     std::string stream_id;  ///< Redis entry id; empty when delayed or not stored
+    /// Unix ms this publish was stamped with (for a duplicate: this request's time, not the
+    /// first message's).
+    std::int64_t published_ms = 0;
     bool delayed = false;
     std::optional<Error> error;
 };
