@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "mq/publish/publisher.hpp"
 #include "mq/worker/runner.hpp"
 
 using namespace std::chrono_literals;
@@ -24,6 +25,7 @@ class FlakyHandler : public mq::Handler {
             r.outcome = failure;
             r.error = "flaky " + std::to_string(d.attempt);
         } else {
+            r.outcome = mq::DeliveryOutcome::kAck;
             ++acked;
         }
         return r;
