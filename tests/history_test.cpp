@@ -3,6 +3,7 @@
 
 #include "mq/core/history_event.hpp"
 #include "mq/core/keys.hpp"
+#include "mq/error.hpp"
 #include "mq/queue/queue.hpp"
 
 TEST_CASE("a history event survives its wire fields, unset fields left out", "[history]") {
