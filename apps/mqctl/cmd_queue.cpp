@@ -54,7 +54,7 @@ void print_queue(const mq::Queue& q, Context& ctx) {
                   {"dedup window", mq::format_duration(q.dedup_window)},
                   {"encryption", q.encryption},
                   {"public", q.is_public ? "yes" : "no"},
-                  {"record messages", q.record_messages ? "yes" : "no"},
+                  {"recording", q.record_messages ? "yes" : "no"},
                   {"producers", principals_text(q.allowed_producers)},
                   {"consumers", principals_text(q.allowed_consumers)},
                   {"schema", q.schema.is_null() ? "none" : q.schema.dump()},
