@@ -41,6 +41,7 @@ json a_queue() {
             {"schema", nullptr},
             {"encryption", "none"},
             {"is_public", false},
+            {"record_messages", false},
             {"allowed_producers", json::array()},
             {"allowed_consumers", json::array()},
             {"status", "active"},

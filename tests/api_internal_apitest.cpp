@@ -103,6 +103,7 @@ TEST_CASE("api_internal_user_events_creates_its_queue_on_first_use", "[api]") {
     CHECK_FALSE(first.json()["id"].get<std::string>().empty());
     auto queue = api.call("GET", "/api/v1/mq/queues/user-events", "", token);
     CHECK(queue.status == 200);
+    CHECK(queue.json()["record_messages"] == true);  // internal queues record by default
     CHECK(queue_messages(api, token, "user-events") == 1);
 
     auto second = internal_post(api, "user-events",

@@ -41,6 +41,7 @@ std::shared_ptr<const mq::Queue> well_known_queue(App& app, const std::string& t
         mq::QueueSpec spec;
         spec.name = name;
         spec.description = "well-known queue of the internal " + name + " route";
+        spec.record_messages = true;  // internal traffic is recorded by default
         try {
             catalog.create_queue(tenant, spec, app.config());
         } catch (const mq::Error& e) {

@@ -125,6 +125,8 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     }
     auto queue = app.queue(req.tenant(), name);
     mq::authorize_publish(*req.principal, *queue);
+    if (queue->record_messages)
+        for (auto& m : body.messages) m.producer = req.principal->name;
     publish_to(app, queue, std::move(body.messages), body.batch, req.request_id, std::move(reply),
                std::move(body.errors));
 }

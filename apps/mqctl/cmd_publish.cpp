@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -117,6 +118,10 @@ void run_single(const PublishOptions& o, Context& ctx, const mq::PublishLimits& 
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.queue);
     use_case_for(q, ctx, limits).admit(q, r);
+    if (const char* user = std::getenv("USER"); user && *user)
+        r.producer = std::string("mqctl:") + user;
+    else
+        r.producer = "mqctl";
     mq::Publisher publisher(ctx.redis(), ctx.keys(), limits);
     auto out = publisher.publish(q, r);
     bool dup = out.status == mq::PublishStatus::kDuplicate;

@@ -54,6 +54,7 @@ void print_queue(const mq::Queue& q, Context& ctx) {
                   {"dedup window", mq::format_duration(q.dedup_window)},
                   {"encryption", q.encryption},
                   {"public", q.is_public ? "yes" : "no"},
+                  {"recording", q.record_messages ? "yes" : "no"},
                   {"producers", principals_text(q.allowed_producers)},
                   {"consumers", principals_text(q.allowed_consumers)},
                   {"schema", q.schema.is_null() ? "none" : q.schema.dump()},
@@ -82,6 +83,7 @@ struct QueueOptions {
     bool any_producer = false;
     bool any_consumer = false;
     std::optional<bool> is_public;
+    std::optional<bool> record_messages;
 };
 
 void run_queue_create(const QueueOptions& o, Context& ctx) {
@@ -98,6 +100,7 @@ void run_queue_create(const QueueOptions& o, Context& ctx) {
     if (!o.allow_producers.empty()) spec.allowed_producers = o.allow_producers;
     if (!o.allow_consumers.empty()) spec.allowed_consumers = o.allow_consumers;
     spec.is_public = o.is_public;
+    spec.record_messages = o.record_messages;
     mq::validate(spec);  // before connecting: a bad flag is a usage error, not a backend one
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.create_queue(ctx.tenant(), spec, ctx.config());
@@ -153,12 +156,13 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
     if (!o.allow_consumers.empty()) c.allowed_consumers = o.allow_consumers;
     if (o.any_consumer) c.allowed_consumers = std::vector<std::string>{};
     c.is_public = o.is_public;
+    c.record_messages = o.record_messages;
     if (c.empty())
         throw mq::ValidationError(
             "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
             "--dedup-window, --description, --schema-file, --no-schema, --encryption, "
-            "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public or "
-            "--no-public");
+            "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public, "
+            "--no-public or --record-messages[=true|false]");
     mq::validate_name("queue name", o.name);
     mq::validate(c);
     auto updated = mq::update_queue(
@@ -239,6 +243,11 @@ void setup_queue(CLI::App& app, Context& ctx) {
         cmd->add_flag_function(
             "--public,!--no-public", [&o](std::int64_t n) { o.is_public = n > 0; },
             "Whether other tenants may see the queue");
+        cmd->add_flag_function(
+            "--record-messages,!--no-record-messages",
+            [&o](std::int64_t n) { o.record_messages = n > 0; },
+            "Record every message's life in the message history (--record-messages=false "
+            "turns it off; docs/history.md)");
     };
 
     auto create_opts = std::make_shared<QueueOptions>();

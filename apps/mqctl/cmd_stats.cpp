@@ -64,6 +64,7 @@ void run_stats(const StatsOptions& o, Context& ctx) {
                     {"length", f.length},
                     {"delayed", f.delayed},
                     {"dead_letters", f.dead_letters},
+                    {"history_buffered", f.history_buffered},
                     {"backlog", f.backlog},
                     {"pending", f.pending},
                     {"lag", f.lag},
@@ -86,6 +87,9 @@ void run_stats(const StatsOptions& o, Context& ctx) {
     t.add({"total", std::to_string(f.length), std::to_string(f.delayed),
            std::to_string(f.dead_letters), age_text(f.oldest_ms)});
     t.print();
+    if (q.record_messages || f.history_buffered > 0)
+        std::cout << "history buffered " << f.history_buffered
+                  << " event(s) in Redis, not yet written to PostgreSQL\n";
     if (f.subscriptions.empty()) return;
     std::cout << '\n';
     Table st({"SUBSCRIPTION", "PENDING", "LAG", "EXPIRED", "PARTITIONS"});

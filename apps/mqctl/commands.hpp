@@ -17,7 +17,8 @@ void setup_maintenance(CLI::App& app, Context& ctx);
 void setup_sub(CLI::App& app, Context& ctx);
 void setup_pending(CLI::App& app, Context& ctx);  // pending, claim, ack, consumers
 void setup_dlq(CLI::App& app, Context& ctx);
-void setup_apply(CLI::App& app, Context& ctx);  // apply -f FILE.yaml
+void setup_message(CLI::App& app, Context& ctx);  // message history: show, list
+void setup_apply(CLI::App& app, Context& ctx);    // apply -f FILE.yaml
 void setup_token(CLI::App& app, Context& ctx);
 void setup_schedule(CLI::App& app, Context& ctx);  // cron schedules
 void setup_audit(CLI::App& app, Context& ctx);     // audit list

@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     mqctl::setup_sub(app, ctx);
     mqctl::setup_pending(app, ctx);
     mqctl::setup_dlq(app, ctx);
+    mqctl::setup_message(app, ctx);
     mqctl::setup_apply(app, ctx);
     mqctl::setup_token(app, ctx);
     mqctl::setup_schedule(app, ctx);

@@ -41,6 +41,8 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
     check("DEAD_LETTER_MAX_LENGTH", a.dead_letter_max_length != b.dead_letter_max_length);
     check("DEAD_LETTER_MAX_AGE", a.dead_letter_max_age != b.dead_letter_max_age);
     check("DEAD_LETTER_RETENTION", a.dead_letter_retention != b.dead_letter_retention);
+    check("HISTORY_RETENTION", a.history_retention != b.history_retention);
+    check("HISTORY_BATCH", a.history_batch != b.history_batch);
     check("MAINTENANCE", a.maintenance != b.maintenance);
     check("RETENTION_TRIM", a.retention_trim != b.retention_trim);
     const ApiSettings& x = a.api;

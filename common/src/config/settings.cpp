@@ -160,6 +160,17 @@ void append_shared_specs(std::vector<SettingSpec>& specs) {
                 integer_setting("DEAD_LETTER_RETENTION", 1, kMax, [](Config& c, std::int64_t v) {
                     c.dead_letter_retention = std::chrono::seconds(v);
                 })));
+    add(setting("HISTORY_RETENTION", "seconds", "604800", all,
+                "How long the message history (queues with record_messages) keeps events in "
+                "PostgreSQL (docs/history.md).",
+                integer_setting("HISTORY_RETENTION", 1, kMax, [](Config& c, std::int64_t v) {
+                    c.history_retention = std::chrono::seconds(v);
+                })));
+    add(setting("HISTORY_BATCH", "integer 1-100000", "1000", all,
+                "History events the writer moves from a partition's Redis buffer to PostgreSQL "
+                "per transaction.",
+                integer_setting("HISTORY_BATCH", 1, 100000,
+                                [](Config& c, std::int64_t v) { c.history_batch = v; })));
     add(setting("MAINTENANCE", "on|off", "on", kMqApi | kMqWorker,
                 "Run the maintenance service (delayed mover, trimmer, archiver, schedules; "
                 "docs/maintenance.md).",

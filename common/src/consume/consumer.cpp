@@ -12,18 +12,23 @@ std::string retry_after_key(const KeyLayout& keys, const Queue& q, int p) {
     return keys.retry_after(q.tenant, q.name, p);
 }
 
-// KEYS: stream, retry-after hash. ARGV: group, id, retry consumer, not-before ms (0 none).
-// XCLAIM s g mq-retry 0 id JUSTID (idle restarts, delivery count unchanged); HSET ra.
+// KEYS: stream, retry-after hash[, history stream].
+// ARGV: group, id, retry consumer, not-before ms (0 none)[, history event fields...].
+// XCLAIM s g mq-retry 0 id JUSTID (idle restarts, delivery count unchanged); HSET ra; when
+// the entry moved and an event is given, XADD h * <event> (docs/history.md).
 const redis::Script kRetryLater(R"lua(
 local moved = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
 if #moved > 0 and tonumber(ARGV[4]) > 0 then
   redis.call('HSET', KEYS[2], ARGV[1] .. ' ' .. ARGV[2], ARGV[4])
 end
+if #moved > 0 and #ARGV > 4 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, 5)) end
 return #moved
 )lua");
 
-// KEYS: stream, dead-letter stream, retry-after hash.
-// ARGV: group, id, reason, error, attempts, subscription.
+// KEYS: stream, dead-letter stream, retry-after hash[, history stream].
+// ARGV: group, id, reason, error, attempts, subscription[, history event fields...].
+// A given event is appended (XADD h * <event> m <message id>) when the entry is
+// dead-lettered, so the history says so exactly once too.
 // XACK s g id; HDEL ra; only when that XACK removed the entry from the pending list:
 // XRANGE s id id -> XADD dlq * <fields> + dead-letter fields. Checking the XACK first means
 // two reclaimers (or a reclaimer and a handler) racing for one entry dead-letter it once.
@@ -45,6 +50,13 @@ table.insert(fields, 'dls'); table.insert(fields, ARGV[6])
 table.insert(fields, 'dlo'); table.insert(fields, ARGV[2])
 table.insert(fields, 'dlt'); table.insert(fields, tostring(now))
 redis.call('XADD', KEYS[2], '*', unpack(fields))
+if #ARGV > 6 then
+  local ev = {unpack(ARGV, 7)}
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then ev[#ev + 1] = 'm'; ev[#ev + 1] = fields[i + 1] end
+  end
+  redis.call('XADD', KEYS[4], '*', unpack(ev))
+end
 return 1
 )lua");
 
@@ -186,20 +198,36 @@ std::vector<Fetched> ConsumerGroups::read_new(const Queue& q, const Subscription
 }
 
 std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription, int partition,
-                                 const std::vector<std::string>& ids) {
+                                 const std::vector<std::string>& ids,
+                                 const std::vector<HistoryEvent>& events) {
     if (ids.empty()) return 0;
     std::vector<std::string> argv{"XACK", keys_.stream(q.tenant, q.name, partition), subscription};
     argv.insert(argv.end(), ids.begin(), ids.end());
-    return redis_.command(argv).as_integer();
+    if (events.empty() || !q.record_messages) return redis_.command(argv).as_integer();
+    // XACK and the attempts' events in one round trip (same slot).
+    redis::Pipeline pipe;
+    pipe.add(std::move(argv));
+    const std::string h = keys_.history(q.tenant, q.name, partition);
+    for (const auto& e : events) pipe.add(history_xadd(h, e));
+    auto replies = redis_.execute(pipe);
+    for (const auto& r : replies)
+        if (r.is_error()) throw redis::reply_error(r, "ack");
+    return replies.front().as_integer();
 }
 
 void ConsumerGroups::retry_later(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id,
-                                 std::optional<std::int64_t> not_before_ms) {
-    redis_.eval(
-        kRetryLater,
-        {keys_.stream(q.tenant, q.name, partition), retry_after_key(keys_, q, partition)},
-        {subscription, stream_id, kRetryConsumer, std::to_string(not_before_ms.value_or(0))});
+                                 std::optional<std::int64_t> not_before_ms,
+                                 const HistoryEvent* event) {
+    std::vector<std::string> keys{keys_.stream(q.tenant, q.name, partition),
+                                  retry_after_key(keys_, q, partition)};
+    std::vector<std::string> args{subscription, stream_id, kRetryConsumer,
+                                  std::to_string(not_before_ms.value_or(0))};
+    if (event && q.record_messages) {
+        keys.push_back(keys_.history(q.tenant, q.name, partition));
+        encode_history_fields(*event, args);
+    }
+    redis_.eval(kRetryLater, keys, args);
 }
 
 void ConsumerGroups::release(const Queue& q, const std::string& subscription, int partition,
@@ -212,13 +240,29 @@ void ConsumerGroups::release(const Queue& q, const std::string& subscription, in
 
 bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription, int partition,
                                  const std::string& stream_id, const std::string& reason,
-                                 const std::string& error, int attempts) {
-    auto r = redis_.eval(
-        kDeadLetter,
-        {keys_.stream(q.tenant, q.name, partition), keys_.dead_letters(q.tenant, q.name, partition),
-         retry_after_key(keys_, q, partition)},
-        {subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
-         subscription});
+                                 const std::string& error, int attempts,
+                                 const HistoryEvent* event) {
+    std::vector<std::string> keys{keys_.stream(q.tenant, q.name, partition),
+                                  keys_.dead_letters(q.tenant, q.name, partition),
+                                  retry_after_key(keys_, q, partition)};
+    std::vector<std::string> args{
+        subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
+        subscription};
+    if (q.record_messages) {
+        // The script adds the message id (m) from the entry it dead-letters.
+        HistoryEvent e = event ? *event : HistoryEvent{};
+        e.kind = history::kDeadLettered;
+        e.message_id.clear();
+        e.subscription = subscription;
+        e.outcome = history::kDeadLettered;
+        if (e.attempt == 0) e.attempt = attempts;
+        if (e.error.empty()) e.error = error;
+        e.detail = reason;
+        e.stream_id = stream_id;
+        keys.push_back(keys_.history(q.tenant, q.name, partition));
+        encode_history_fields(e, args);
+    }
+    auto r = redis_.eval(kDeadLetter, keys, args);
     return r.as_integer() == 1;
 }
 
@@ -300,7 +344,10 @@ Reclaimed ConsumerGroups::reclaim(const Queue& q, const Subscription& sub,
                           " held it past the visibility timeout on the last attempt";
             if (sub.dead_letter) {
                 // Another reclaimer may have settled it since XPENDING: count only ours.
-                if (dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count))
+                HistoryEvent e;
+                e.consumer = p.consumer;
+                if (dead_letter(q, group, partition, p.stream_id, reason, error, p.delivery_count,
+                                &e))
                     ++out.dead_lettered;
             } else {
                 ack(q, group, partition, {p.stream_id});

@@ -8,6 +8,7 @@
 
 #include "mq/audit/audit_log.hpp"
 #include "mq/consume/entry_ref.hpp"
+#include "mq/core/history_event.hpp"
 #include "mq/core/time.hpp"
 
 namespace mq {
@@ -219,8 +220,25 @@ PublishOutcome DeadLetterStore::replay(const Queue& from, const DeadLetter& d, c
     PublishRequest r = use_case.republish_request(from, d.message, target);  // throws: it stays
     r.idempotency_key = "mq-replay:" + from.tenant + "/" + from.name + ":" + d.handle();
     PublishOutcome out = publisher.publish(target, r);  // throws: the dead letter stays
-    // XDEL dlq id: only now, so a failed publish never loses the dead letter.
-    redis_.command({"XDEL", keys_.dead_letters(from.tenant, from.name, d.partition), d.dlq_id});
+    // XDEL dlq id: only now, so a failed publish never loses the dead letter. A recorded
+    // queue notes the replay in the same round trip (same partition, same slot).
+    std::vector<std::string> xdel{"XDEL", keys_.dead_letters(from.tenant, from.name, d.partition),
+                                  d.dlq_id};
+    if (!from.record_messages) {
+        redis_.command(xdel);
+        return out;
+    }
+    HistoryEvent e;
+    e.kind = history::kReplayed;
+    e.message_id = d.message.id;
+    e.subscription = d.subscription;
+    e.detail = "to " + target.tenant + "/" + target.name + " as " + out.message_id +
+               (out.status == PublishStatus::kDuplicate ? " (already replayed)" : "");
+    redis::Pipeline pipe;
+    pipe.add(std::move(xdel));
+    pipe.add(history_xadd(keys_.history(from.tenant, from.name, d.partition), e));
+    for (const auto& reply : redis_.execute(pipe))
+        if (reply.is_error()) throw redis::reply_error(reply, "replay");
     return out;
 }
 

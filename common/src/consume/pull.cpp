@@ -62,6 +62,8 @@ bool is_stream_id(std::string_view id) {
 //   nack:   XCLAIM s g mq-retry 0 id IDLE <a day> JUSTID (backoff already served, so only
 //           the not-before note gates the redelivery); HSET or HDEL ra
 //   extend: XCLAIM s g consumer 0 id JUSTID (idle back to zero), unless waiting for retry.
+// With a history stream (KEYS[3], the queue records messages) ack and nack also append the
+// attempt: XADD h * e attempt m <message id> s g a <count> o acked|failed c pull.
 // Returns 1 when done, 0 when the receipt is stale (or the group is gone).
 const redis::Script kSettle(R"lua(
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[2], ARGV[3], ARGV[3], 1)
@@ -80,6 +82,19 @@ elseif ARGV[1] == 'nack' then
 else
   if p[1][2] == 'mq-retry' then return 0 end
   redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[5], 0, ARGV[3], 'JUSTID')
+  return 1
+end
+if KEYS[3] then
+  local found = redis.call('XRANGE', KEYS[1], ARGV[3], ARGV[3])
+  local mid = ''
+  if #found > 0 then
+    local f = found[1][2]
+    for i = 1, #f, 2 do if f[i] == 'id' then mid = f[i + 1] end end
+  end
+  if mid ~= '' then
+    redis.call('XADD', KEYS[3], '*', 'e', 'attempt', 'm', mid, 's', ARGV[2], 'c', p[1][2],
+      'a', ARGV[4], 'o', ARGV[1] == 'ack' and 'acked' or 'failed', 'sid', ARGV[3])
+  end
 end
 return 1
 )lua");
@@ -186,8 +201,10 @@ void PullConsumer::check(const Queue& q, const Subscription& sub, const Receipt&
 }
 
 std::vector<std::string> PullConsumer::settle_keys(const Queue& q, int partition) const {
-    return {keys_.stream(q.tenant, q.name, partition),
-            keys_.retry_after(q.tenant, q.name, partition)};
+    std::vector<std::string> keys{keys_.stream(q.tenant, q.name, partition),
+                                  keys_.retry_after(q.tenant, q.name, partition)};
+    if (q.record_messages) keys.push_back(keys_.history(q.tenant, q.name, partition));
+    return keys;
 }
 
 AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Receipt& r,

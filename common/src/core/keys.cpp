@@ -29,6 +29,9 @@ std::string KeyLayout::dead_letters(std::string_view t, std::string_view q, int 
 std::string KeyLayout::retry_after(std::string_view t, std::string_view q, int p) const {
     return partition_base(t, q, p) + ":ra";
 }
+std::string KeyLayout::history(std::string_view t, std::string_view q, int p) const {
+    return partition_base(t, q, p) + ":h";
+}
 std::string KeyLayout::expired(std::string_view t, std::string_view q, int p) const {
     return partition_base(t, q, p) + ":x";
 }

@@ -4,6 +4,8 @@
 
 #include "mq/consume/dead_letter_archive.hpp"
 #include "mq/crypto/keyring.hpp"
+#include "mq/history/history.hpp"
+#include "mq/queue/catalog.hpp"
 #include "mq/queue/trimmer.hpp"
 #include "mq/schedule/ticker.hpp"
 
@@ -14,6 +16,8 @@ namespace {
 // A trim call looks at a bounded batch per partition; a queue far behind gets a few more
 // calls in the same pass, and the rest at the next one.
 constexpr int kTrimCallsPerPass = 20;
+// History batches per queue and pass of the writer (HISTORY_BATCH events each, per partition).
+constexpr int kHistoryCallsPerPass = 10;
 
 }  // namespace
 
@@ -48,6 +52,29 @@ std::unique_ptr<MaintenanceService> make_maintenance_service(const Config& confi
             if (auto n = purge_archived_dead_letters(db, retention); n > 0)
                 spdlog::info("dead-letter archive: removed {} row(s) past DEAD_LETTER_RETENTION",
                              n);
+        });
+
+    // Message history (docs/history.md): the buffers of every queue drained to PostgreSQL
+    // about every second by the one instance holding the global lease, a bounded number of
+    // batches per pass; PostgreSQL down: the pass fails, the buffers keep growing, the next
+    // pass catches up.
+    service->add_global_task(
+        "history-writer", std::chrono::seconds(1),
+        [keys, batch = config.history_batch](redis::Connection& r, pg::Database& db) {
+            HistoryWriterOptions options;
+            options.batch = batch;
+            HistoryWriter writer(r, db, keys, options);
+            for (const Queue& q : Catalog(db).all_queues())
+                for (int i = 0; i < kHistoryCallsPerPass && writer.drain(q).more; ++i) {
+                }
+        });
+    // ... and kept for HISTORY_RETENTION.
+    service->add_global_task(
+        "history-retention", std::chrono::minutes(1),
+        [retention = std::chrono::duration_cast<std::chrono::milliseconds>(
+             config.history_retention)](redis::Connection&, pg::Database& db) {
+            if (auto n = HistoryStore(db).purge(retention); n > 0)
+                spdlog::info("message history: removed {} event(s) past HISTORY_RETENTION", n);
         });
 
     // Cron schedules (docs/schedules.md): due ticks published once, about every second.

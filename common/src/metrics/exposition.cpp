@@ -188,6 +188,10 @@ std::vector<prometheus::MetricFamily> queue_families(const std::vector<QueueFigu
                           MetricType::Gauge);
     FamilyBuilder dead("mq_queue_dead_letters", "Entries in the dead-letter streams of a queue.",
                        MetricType::Gauge);
+    FamilyBuilder history("mq_history_buffered",
+                          "Message history events waiting in Redis for the history writer "
+                          "(grows while PostgreSQL is down; docs/history.md).",
+                          MetricType::Gauge);
     FamilyBuilder entries("mq_queue_stream_entries",
                           "Entries held in a queue's streams, finished ones included until "
                           "trimmed.",
@@ -206,11 +210,13 @@ std::vector<prometheus::MetricFamily> queue_families(const std::vector<QueueFigu
         backlog.add(q, static_cast<double>(f.backlog));
         delayed.add(q, static_cast<double>(f.delayed));
         dead.add(q, static_cast<double>(f.dead_letters));
+        history.add(q, static_cast<double>(f.history_buffered));
         entries.add(q, static_cast<double>(f.length));
         if (auto a = f.age_ms(f.oldest_ms)) oldest.add(q, seconds(*a));
     }
     std::vector<prometheus::MetricFamily> out;
-    for (auto* b : {&size, &backlog, &delayed, &dead, &entries, &oldest}) out.push_back(b->take());
+    for (auto* b : {&size, &backlog, &delayed, &dead, &history, &entries, &oldest})
+        out.push_back(b->take());
     return out;
 }
 

@@ -12,10 +12,14 @@ namespace mq {
 namespace {
 
 // Publishes a chunk of messages to one partition.
-// KEYS: stream, delayed zset, then the idempotency keys of the messages that have one.
-// ARGV: per-partition max length (0 = none), dedup window ms, message count, then per
-//   message: due ('0' now, '+N' N ms from now, 'N' absolute ms), has idempotency key
-//   ('0'/'1'), message id, field count, fields...
+// KEYS: stream, delayed zset, history stream, then the idempotency keys of the messages
+//   that have one.
+// ARGV: per-partition max length (0 = none), dedup window ms, message count, record
+//   ('1': the queue records history), then per message: due ('0' now, '+N' N ms from now,
+//   'N' absolute ms), has idempotency key ('0'/'1'), message id, producer, field count,
+//   fields...
+// A recorded message also gets XADD h * e published m <id> ... (docs/history.md) in the
+// same call, so the event exists exactly when the message does.
 // Per message: GET idem key -> duplicate; backlog >= max -> full; else XADD (or ZADD
 // of the msgpack'd fields, scored by due time) and SET idem key PX window. Everything
 // for one message happens in one script, so no reader sees half of it.
@@ -50,16 +54,18 @@ if maxlen > 0 then
   end
   backlog = backlog + slowest
 end
+local record = ARGV[4] == '1'
 local now = nil
 local out = {}
-local a = 4
-local k = 3
+local a = 5
+local k = 4
 for i = 1, n do
   local due = ARGV[a]
   local has_idem = ARGV[a + 1]
   local id = ARGV[a + 2]
-  local m = tonumber(ARGV[a + 3])
-  local first = a + 4
+  local producer = ARGV[a + 3]
+  local m = tonumber(ARGV[a + 4])
+  local first = a + 5
   a = first + m
   local ikey = nil
   if has_idem == '1' then
@@ -94,6 +100,21 @@ for i = 1, n do
       res = redis.call('XADD', KEYS[1], '*', unpack(ARGV, first, a - 1))
     end
     if ikey then redis.call('SET', ikey, id, 'PX', window) end
+    if record then
+      local ev = {'e', 'published', 'm', id}
+      if producer ~= '' then ev[#ev + 1] = 'pr'; ev[#ev + 1] = producer end
+      for f = first, a - 2, 2 do
+        local name, value = ARGV[f], ARGV[f + 1]
+        if name == 'p' then
+          ev[#ev + 1] = 'sz'; ev[#ev + 1] = tostring(#value)
+        elseif name == 'k' or name == 'h' or name == 'tr' then
+          ev[#ev + 1] = name; ev[#ev + 1] = value
+        end
+      end
+      if res ~= '' then ev[#ev + 1] = 'sid'; ev[#ev + 1] = res end
+      if when > 0 then ev[#ev + 1] = 'x'; ev[#ev + 1] = 'delayed until ' .. when end
+      redis.call('XADD', KEYS[3], '*', unpack(ev))
+    end
     if backlog >= 0 then backlog = backlog + 1 end
     out[i] = {'ok', res}
   end
@@ -204,6 +225,10 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
     const std::int64_t max_len = queue.max_length_per_partition().value_or(0);
     const std::string max_len_arg = std::to_string(max_len);
     const std::string window_arg = std::to_string(queue.dedup_window.count());
+    // A recorded queue always goes through the script: the published event is appended in
+    // the same call as the entry (no extra round trip, one slot).
+    const bool record = queue.record_messages;
+    const std::string record_arg = record ? "1" : "0";
     const std::int64_t now = now_ms();
 
     auto& pipeline = batch.pipeline;
@@ -213,6 +238,7 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
         const auto& members = by_partition[static_cast<std::size_t>(p)];
         const std::string stream = keys_.stream(queue.tenant, queue.name, p);
         const std::string delayed = keys_.delayed(queue.tenant, queue.name, p);
+        const std::string history = keys_.history(queue.tenant, queue.name, p);
         // A message with no idempotency key and no delay, on a queue without a length
         // limit, needs no check: a plain XADD is atomic on its own and skips the Lua
         // overhead. Everything else goes through the publish script in chunks.
@@ -225,8 +251,8 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             batch.plain.push_back(false);
             scripted = {};
         };
-        keys.assign({stream, delayed});
-        args.assign({max_len_arg, window_arg, "0"});
+        keys.assign({stream, delayed, history});
+        args.assign({max_len_arg, window_arg, "0", record_arg});
         for (std::size_t i : members) {
             const PublishRequest& r = requests[i];
             Message msg;
@@ -245,7 +271,7 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             outcomes[i].published_ms = now;
             fields.clear();
             const bool delayed_msg = (r.delay && r.delay->count() > 0) || r.deliver_at_ms;
-            if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg) {
+            if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg && !record) {
                 // XADD stream * field value ...
                 fields.push_back("XADD");
                 fields.push_back(stream);
@@ -270,14 +296,15 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
                 args.emplace_back("0");
             }
             args.push_back(msg.id);
+            args.push_back(record ? r.producer : std::string());
             encode_fields(msg, fields);
             args.push_back(std::to_string(fields.size()));
             for (auto& f : fields) args.push_back(std::move(f));
             scripted.push_back(i);
             if (scripted.size() >= kChunk) {
                 flush_script();
-                keys.assign({stream, delayed});
-                args.assign({max_len_arg, window_arg, "0"});
+                keys.assign({stream, delayed, history});
+                args.assign({max_len_arg, window_arg, "0", record_arg});
             }
         }
         flush_script();

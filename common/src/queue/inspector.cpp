@@ -11,7 +11,8 @@ namespace mq {
 
 namespace {
 
-// KEYS: stream, delayed set, dead-letter stream. ARGV[1]: "1" to list consumers.
+// KEYS: stream, delayed set, dead-letter stream, expired counts, history buffer.
+// ARGV[1]: "1" to list consumers. The last figure is XLEN of the history buffer.
 // XLEN s; ZCARD d; XLEN dlq; XRANGE s - + COUNT 1; ZRANGE d 0 0 WITHSCORES; XINFO GROUPS s;
 // per group XPENDING s g (summary) and, when asked, XINFO CONSUMERS s g. Read-only; one
 // script per partition so every figure of a partition comes from the same instant.
@@ -20,7 +21,7 @@ local s = KEYS[1]
 local out = {redis.call('XLEN', s), redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]),
              redis.call('XRANGE', s, '-', '+', 'COUNT', 1),
              redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES'), {}, {}, {},
-             redis.call('HGETALL', KEYS[4])}
+             redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[5])}
 if redis.call('EXISTS', s) == 1 then
   local groups = redis.call('XINFO', 'GROUPS', s)
   out[6] = groups
@@ -61,13 +62,14 @@ std::optional<std::int64_t> earliest(std::optional<std::int64_t> a, std::optiona
 
 PartitionFigures partition_from_reply(int partition, const redis::Reply& r, bool with_consumers) {
     if (r.is_error()) throw redis::reply_error(r, "queue inspection");
-    if (!r.is_array() || r.elements.size() != 9) bad_reply("not an array of 9 figures");
+    if (!r.is_array() || r.elements.size() != 10) bad_reply("not an array of 10 figures");
     const auto& e = r.elements;
     PartitionFigures p;
     p.partition = partition;
     p.length = e[0].as_integer();
     p.delayed = e[1].as_integer();
     p.dead_letters = e[2].as_integer();
+    p.history_buffered = e[9].as_integer();
     if (!e[3].is_array()) bad_reply("the first entry is not an array");
     if (!e[3].elements.empty()) {
         const auto& first = e[3].elements[0];
@@ -116,6 +118,7 @@ void add_up(QueueFigures& q) {
         q.length += p.length;
         q.delayed += p.delayed;
         q.dead_letters += p.dead_letters;
+        q.history_buffered += p.history_buffered;
         q.oldest_ms = earliest(q.oldest_ms, p.oldest_ms);
         q.next_due_ms = earliest(q.next_due_ms, p.next_due_ms);
         const GroupFigures* slowest = nullptr;
@@ -187,7 +190,8 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
             p.add_script(
                 kInspectScript,
                 {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
-                 keys_.dead_letters(q->tenant, q->name, i), keys_.expired(q->tenant, q->name, i)},
+                 keys_.dead_letters(q->tenant, q->name, i), keys_.expired(q->tenant, q->name, i),
+                 keys_.history(q->tenant, q->name, i)},
                 {options.consumers ? "1" : "0"});
     std::vector<redis::Reply> replies;
     if (!p.empty()) replies = redis_.execute(p);

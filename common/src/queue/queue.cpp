@@ -25,6 +25,7 @@ nlohmann::json to_json(const Queue& q) {
             {"dedup_window_ms", q.dedup_window.count()},
             {"encryption", q.encryption},
             {"is_public", q.is_public},
+            {"record_messages", q.record_messages},
             {"allowed_producers", q.allowed_producers},
             {"allowed_consumers", q.allowed_consumers},
             {"schema", q.schema},
@@ -193,7 +194,7 @@ ValidationError unknown_field(const std::string& key) {
         "unknown field '" + printable(key) +
             "'; expected name, description, partitions, retention_ms, max_length, "
             "dedup_window_ms, schema, encryption, allowed_producers, "
-            "allowed_consumers, is_public",
+            "allowed_consumers, is_public, record_messages",
         {{"field", printable(key)}});
 }
 
@@ -216,6 +217,8 @@ bool read_common(Target& t, const std::string& key, const nlohmann::json& v) {
         t.allowed_consumers = get_principals(v, key);
     else if (key == "is_public")
         t.is_public = get_bool(v, key);
+    else if (key == "record_messages")
+        t.record_messages = get_bool(v, key);
     else
         return false;
     return true;

@@ -7,8 +7,10 @@ namespace mq {
 namespace {
 
 // One partition, atomically (one slot: every key shares the partition's hash tag).
-// KEYS: stream, retry-after hash, expired-count hash, dead-letter stream.
-// ARGV: retention ms, batch, dead-letter max length (0 none), dead-letter max age ms (0 none).
+// KEYS: stream, retry-after hash, expired-count hash, dead-letter stream, history stream.
+// ARGV: retention ms, batch, dead-letter max length (0 none), dead-letter max age ms (0 none),
+//   record ('1': the queue records history: each trimmed entry older than the cutoff gets
+//   XADD h * e expired m <id> sid <entry id> x <groups that had not finished it>).
 // Stream: for every group (XINFO GROUPS) its finished point is its oldest pending id
 // (XPENDING - + 1) or the id after last-delivered-id. The trim bound is the minimum of those
 // (no groups: nothing is finished), raised to the retention cutoff. XRANGE - (bound COUNT
@@ -72,6 +74,7 @@ local retention = tonumber(ARGV[1])
 local batch = tonumber(ARGV[2])
 local dlq_max = tonumber(ARGV[3])
 local dlq_age = tonumber(ARGV[4])
+local record = ARGV[5] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local trimmed, more, dlq_trimmed = 0, 0, 0
@@ -107,6 +110,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
         more = 1
       end
       local has_notes = redis.call('HLEN', KEYS[2]) > 0
+      local lost = {}
+      local function lose(id, group)
+        if lost[id] then lost[id] = lost[id] .. ' ' .. group else lost[id] = group end
+      end
       for _, g in ipairs(groups) do
         -- Listed entries below the cutoff the group never got: expired undelivered.
         local newest = nil
@@ -115,6 +122,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
           if cmp(id, cutoff) < 0 and cmp(id, g.last) > 0 then
             g.expired = g.expired + 1
             newest = id
+            if record then lose(id, g.name) end
           end
         end
         if newest then redis.call('XGROUP', 'SETID', KEYS[1], g.name, newest) end
@@ -126,6 +134,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
           for i, row in ipairs(p) do
             ids[i] = row[1]
             notes[i] = g.name .. ' ' .. row[1]
+            if record then lose(row[1], g.name) end
           end
           g.expired = g.expired + redis.call('XACK', KEYS[1], g.name, unpack(ids))
           if has_notes then redis.call('HDEL', KEYS[2], unpack(notes)) end
@@ -140,6 +149,19 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
           redis.call('HINCRBY', KEYS[3], g.name, g.expired)
           out_groups[#out_groups + 1] = g.name
           out_groups[#out_groups + 1] = g.expired
+        end
+      end
+      if record then
+        for _, e in ipairs(entries) do
+          if cmp(e[1], cutoff) < 0 then
+            local mid = ''
+            for i = 1, #e[2], 2 do if e[2][i] == 'id' then mid = e[2][i + 1] end end
+            if mid ~= '' then
+              local ev = {'e', 'expired', 'm', mid, 'sid', e[1]}
+              if lost[e[1]] then ev[#ev + 1] = 'x'; ev[#ev + 1] = 'unfinished by ' .. lost[e[1]] end
+              redis.call('XADD', KEYS[5], '*', unpack(ev))
+            end
+          end
         end
       end
       trimmed = trim(KEYS[1], to)
@@ -209,13 +231,14 @@ TrimPass Trimmer::trim(const Queue& q) {
     const std::vector<std::string> args{
         std::to_string(std::max<std::int64_t>(1, q.retention.count())),
         std::to_string(options_.batch), std::to_string(options_.dead_letter_max_length),
-        std::to_string(options_.dead_letter_max_age.count())};
+        std::to_string(options_.dead_letter_max_age.count()), q.record_messages ? "1" : "0"};
     redis::Pipeline pipe;
     for (int p = 0; p < q.partition_count; ++p)
         pipe.add_script(
             kTrimScript,
             {keys_.stream(q.tenant, q.name, p), keys_.retry_after(q.tenant, q.name, p),
-             keys_.expired(q.tenant, q.name, p), keys_.dead_letters(q.tenant, q.name, p)},
+             keys_.expired(q.tenant, q.name, p), keys_.dead_letters(q.tenant, q.name, p),
+             keys_.history(q.tenant, q.name, p)},
             args);
     auto replies = redis_.execute(pipe);
     TrimPass pass;

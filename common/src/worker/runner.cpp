@@ -251,6 +251,9 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         argv.insert(argv.end(), std::make_move_iterator(list.begin()),
                     std::make_move_iterator(list.end()));
         pipeline.add(std::move(argv));
+        // The attempts' history events ride in the same round trip (docs/history.md).
+        const std::string h = options_.keys.history(q.tenant, q.name, p);
+        for (const auto& e : ack_events(acks, p)) pipeline.add(history_xadd(h, e));
     }
     pipeline.add(redis::xreadgroup_command(consumer_group(sub), options_.consumer,
                                            options_.keys.stream(q.tenant, q.name, partition),
@@ -312,12 +315,14 @@ void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetc
             if (s == Settled::kAck)
                 staged.push_back(done);
             else if (s == Settled::kFiltered)
-                acks.push_back({f.partition, f.stream_id, true});
+                acks.push_back(
+                    {f.partition, f.stream_id, true, f.message.id, f.delivery_count, -1});
         }
         std::string failed = options_.handler->end_batch();
         if (failed.empty()) {
             for (std::size_t i : staged)
-                acks.push_back({batch[i].partition, batch[i].stream_id, false});
+                acks.push_back({batch[i].partition, batch[i].stream_id, false, batch[i].message.id,
+                                batch[i].delivery_count, batch[i].duration_ms});
         } else {
             DeliveryResult result;
             result.error = failed;
@@ -325,7 +330,9 @@ void SubscriptionRunner::deliver_inline(ConsumerGroups& groups, std::vector<Fetc
                 LogScope message_scope{{"message_id", batch[i].message.id},
                                        {"attempt", batch[i].delivery_count}};
                 if (record(groups, batch[i], result) == Settled::kAck)
-                    acks.push_back({batch[i].partition, batch[i].stream_id, false});
+                    acks.push_back({batch[i].partition, batch[i].stream_id, false,
+                                    batch[i].message.id, batch[i].delivery_count,
+                                    batch[i].duration_ms});
             }
         }
     } catch (...) {
@@ -349,7 +356,8 @@ void SubscriptionRunner::send_acks(ConsumerGroups& groups, const std::vector<Pen
         if (a.filtered) ++filtered;
     }
     for (const auto& [p, list] : ids)
-        groups.ack(options_.queue, consumer_group(options_.subscription), p, list);
+        groups.ack(options_.queue, consumer_group(options_.subscription), p, list,
+                   ack_events(acks, p));
     metrics_->filtered += filtered;
     metrics_->acked += acks.size() - filtered;
 }
@@ -357,7 +365,8 @@ void SubscriptionRunner::send_acks(ConsumerGroups& groups, const std::vector<Pen
 void SubscriptionRunner::ack_soon(ConsumerGroups& groups, const Fetched& f, Settled settled) {
     {
         std::lock_guard lock(ack_mu_);
-        acks_.push_back({f.partition, f.stream_id, settled == Settled::kFiltered});
+        acks_.push_back({f.partition, f.stream_id, settled == Settled::kFiltered, f.message.id,
+                         f.delivery_count, f.duration_ms});
         if (acking_) return;  // the thread sending acks now takes this one too
         acking_ = true;
     }
@@ -464,8 +473,9 @@ SubscriptionRunner::Settled SubscriptionRunner::deliver_one(ConsumerGroups& grou
         }
     f.message = std::move(d.message);
     metrics_->in_flight--;
-    metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - t0));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    f.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
+    metrics_->observe(std::chrono::duration_cast<std::chrono::microseconds>(took));
     // Given up at the shutdown deadline: not an attempt that failed. The entry stays
     // pending under this consumer and is redelivered after the visibility timeout.
     if (abandoned_ && result.outcome != DeliveryOutcome::kAck) return Settled::kRecorded;
@@ -483,7 +493,9 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
             if (f.delivery_count < sub.retry.max_attempts) {
                 std::optional<std::int64_t> not_before;
                 if (result.retry_after) not_before = now_ms() + result.retry_after->count();
-                groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before);
+                const HistoryEvent e = attempt_event(f, "failed", result.error);
+                groups.retry_later(q, consumer_group(sub), f.partition, f.stream_id, not_before,
+                                   &e);
                 metrics_->failed++;
                 spdlog::debug("{}/{}: attempt {} of message {} failed: {}", q.name, sub.name,
                               f.delivery_count, f.message.id, result.error);
@@ -496,17 +508,54 @@ SubscriptionRunner::Settled SubscriptionRunner::record(ConsumerGroups& groups, c
     const std::string reason =
         result.outcome == DeliveryOutcome::kDead ? "handler_rejected" : "max_attempts";
     if (sub.dead_letter) {
+        const HistoryEvent e = attempt_event(f, history::kDeadLettered, result.error);
         groups.dead_letter(q, consumer_group(sub), f.partition, f.stream_id, reason, result.error,
-                           f.delivery_count);
+                           f.delivery_count, &e);
         metrics_->dead_lettered++;
     } else {
-        groups.ack(q, consumer_group(sub), f.partition, {f.stream_id});
+        std::vector<HistoryEvent> events;
+        if (q.record_messages) events.push_back(attempt_event(f, "dropped", result.error));
+        groups.ack(q, consumer_group(sub), f.partition, {f.stream_id}, events);
         metrics_->dropped++;
     }
     spdlog::warn("{}/{}: message {} {} after {} attempt(s): {}", q.name, sub.name, f.message.id,
                  sub.dead_letter ? "dead-lettered" : "dropped (dead letters are off)",
                  f.delivery_count, result.error);
     return Settled::kRecorded;
+}
+
+HistoryEvent SubscriptionRunner::attempt_event(const Fetched& f, const std::string& outcome,
+                                               const std::string& error) const {
+    HistoryEvent e;
+    e.kind = history::kAttempt;
+    e.message_id = f.message.id;
+    e.subscription = consumer_group(options_.subscription);
+    e.consumer = options_.consumer;
+    e.attempt = f.delivery_count;
+    e.outcome = outcome;
+    e.duration_ms = f.duration_ms;
+    e.error = error;
+    e.stream_id = f.stream_id;
+    return e;
+}
+
+std::vector<HistoryEvent> SubscriptionRunner::ack_events(const std::vector<PendingAck>& acks,
+                                                         int partition) const {
+    std::vector<HistoryEvent> out;
+    if (!options_.queue.record_messages) return out;
+    for (const auto& a : acks) {
+        if (a.partition != partition || a.message_id.empty()) continue;
+        HistoryEvent& e = out.emplace_back();
+        e.kind = history::kAttempt;
+        e.message_id = a.message_id;
+        e.subscription = consumer_group(options_.subscription);
+        e.consumer = options_.consumer;
+        e.attempt = a.attempt;
+        e.outcome = a.filtered ? "filtered" : "acked";
+        e.duration_ms = a.duration_ms;
+        e.stream_id = a.stream_id;
+    }
+    return out;
 }
 
 void SubscriptionRunner::maintenance_loop() {

@@ -60,6 +60,11 @@ struct Config {
     std::int64_t dead_letter_max_length = 10000;
     std::chrono::seconds dead_letter_max_age{604800};
     std::chrono::seconds dead_letter_retention{2592000};
+    /// HISTORY_RETENTION (seconds): message history rows older than this are deleted by the
+    /// maintenance service in batches (docs/history.md).
+    std::chrono::seconds history_retention{604800};
+    /// HISTORY_BATCH: events the history writer moves per partition and pass.
+    std::int64_t history_batch = 1000;
     /// MAINTENANCE on|off: mq-api and mq-worker run the maintenance service (delayed
     /// mover, dead-letter archiver...; docs/maintenance.md). mqctl ignores it.
     bool maintenance = true;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mq/consume/subscription.hpp"
+#include "mq/core/history_event.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/core/message.hpp"
 #include "mq/queue/queue.hpp"
@@ -24,7 +25,8 @@ struct Fetched {
     int partition = 0;
     std::string stream_id;
     Message message;
-    int delivery_count = 1;  ///< this delivery's number: 1 the first time
+    int delivery_count = 1;         ///< this delivery's number: 1 the first time
+    std::int64_t duration_ms = -1;  ///< how long the handler took (-1: not delivered yet)
 };
 
 /// One pending entry as XPENDING reports it.
@@ -72,14 +74,20 @@ class ConsumerGroups {
                                   const std::string& consumer, int partition, int count,
                                   std::chrono::milliseconds block);
 
-    /// XACK; returns how many were still pending.
+    /// XACK; returns how many were still pending. On a queue with record_messages the
+    /// `events` (the attempts that ended in these acks) go to the history in the same
+    /// round trip.
     std::int64_t ack(const Queue& queue, const std::string& subscription, int partition,
-                     const std::vector<std::string>& stream_ids);
+                     const std::vector<std::string>& stream_ids,
+                     const std::vector<HistoryEvent>& events = {});
 
     /// A failed delivery: hand the entry to kRetryConsumer (idle restarts at zero), and
     /// remember `not_before` (Unix ms, e.g. from Retry-After) when given.
+    /// `event` (the failed attempt) is appended to the history in the same script on a
+    /// queue with record_messages.
     void retry_later(const Queue& queue, const std::string& subscription, int partition,
-                     const std::string& stream_id, std::optional<std::int64_t> not_before_ms);
+                     const std::string& stream_id, std::optional<std::int64_t> not_before_ms,
+                     const HistoryEvent* event = nullptr);
 
     /// Hands an entry that was fetched but never delivered (a worker shutting down) to
     /// kRetryConsumer as immediately due, undoing the delivery count XREADGROUP added.
@@ -90,9 +98,11 @@ class ConsumerGroups {
     /// with why it died to the partition's dead-letter stream, in one Lua call: racing
     /// callers dead-letter an entry once. Returns false when nothing was dead-lettered (the
     /// entry was no longer pending, or its stream entry was gone and it was only acked).
+    /// On a queue with record_messages a dead_lettered event (consumer and duration from
+    /// `event` when given) is appended in the same script.
     bool dead_letter(const Queue& queue, const std::string& subscription, int partition,
                      const std::string& stream_id, const std::string& reason,
-                     const std::string& error, int attempts);
+                     const std::string& error, int attempts, const HistoryEvent* event = nullptr);
 
     /// Resets the idle time of entries `consumer` holds (XCLAIM ... JUSTID), so the
     /// visibility timeout starts again for a long-running handler.

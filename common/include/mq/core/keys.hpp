@@ -24,6 +24,9 @@ class KeyLayout {
     /// `{t:q:p}:x` — hash "<group>" -> entries that expired (retention) before that
     /// subscription finished them.
     std::string expired(std::string_view tenant, std::string_view queue, int partition) const;
+    /// `{t:q:p}:h` — the partition's message-history buffer (docs/history.md): events
+    /// appended by the scripts that change an entry, drained to PostgreSQL by the writer.
+    std::string history(std::string_view tenant, std::string_view queue, int partition) const;
     std::string idempotency(std::string_view tenant, std::string_view queue, int partition,
                             std::string_view idempotency_key) const;
     /// SCAN pattern matching every idempotency key of one partition.

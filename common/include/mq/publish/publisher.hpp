@@ -37,6 +37,9 @@ struct PublishRequest {
     /// written as the entry's "ek" field. A queue whose encryption is not "none" refuses
     /// requests without it, so plaintext never lands in its stream.
     std::string encryption_key_id;
+    /// The principal publishing (token principal, or mqctl's OS user): recorded in the
+    /// message history of a queue with record_messages, never written to the entry.
+    std::string producer;
 };
 
 /// Limits a request must respect.

@@ -51,6 +51,7 @@ struct PartitionFigures {
     std::int64_t length = 0;                ///< entries in the stream (finished ones until trimmed)
     std::int64_t delayed = 0;               ///< entries waiting in the delayed set
     std::int64_t dead_letters = 0;          ///< entries in the dead-letter stream
+    std::int64_t history_buffered = 0;      ///< history events not yet written to PostgreSQL
     std::optional<std::int64_t> oldest_ms;  ///< Unix ms of the oldest stream entry
     std::optional<std::int64_t> next_due_ms;  ///< earliest delayed entry
     std::vector<GroupFigures> groups;
@@ -80,13 +81,14 @@ struct QueueFigures {
     std::int64_t length = 0;
     std::int64_t delayed = 0;
     std::int64_t dead_letters = 0;
-    std::int64_t pending = 0;    ///< summed over subscriptions
-    std::int64_t lag = 0;        ///< summed over subscriptions (known lags)
-    std::int64_t backlog = 0;    ///< slowest subscription per partition, summed (see above)
-    std::int64_t ready = 0;      ///< the part of `backlog` not yet delivered
-    std::int64_t in_flight = 0;  ///< the part of `backlog` delivered and not acked
-    std::int64_t groups = 0;     ///< consumer groups over all partitions
-    std::int64_t consumers = 0;  ///< consumers over all groups and partitions
+    std::int64_t history_buffered = 0;  ///< history events waiting in Redis (docs/history.md)
+    std::int64_t pending = 0;           ///< summed over subscriptions
+    std::int64_t lag = 0;               ///< summed over subscriptions (known lags)
+    std::int64_t backlog = 0;           ///< slowest subscription per partition, summed (see above)
+    std::int64_t ready = 0;             ///< the part of `backlog` not yet delivered
+    std::int64_t in_flight = 0;         ///< the part of `backlog` delivered and not acked
+    std::int64_t groups = 0;            ///< consumer groups over all partitions
+    std::int64_t consumers = 0;         ///< consumers over all groups and partitions
     std::optional<std::int64_t> oldest_ms;
     std::optional<std::int64_t> oldest_pending_ms;
     std::optional<std::int64_t> next_due_ms;

@@ -24,6 +24,8 @@ struct Queue {
     std::chrono::milliseconds dedup_window{std::chrono::hours(24)};
     std::string encryption = "none";  ///< "none" or "aes-256-gcm" (payloads sealed at rest)
     bool is_public = false;
+    /// Message history (docs/history.md): every message's life is recorded in PostgreSQL.
+    bool record_messages = false;
     std::vector<std::string> allowed_producers;  ///< principals; empty: any producer of the tenant
     std::vector<std::string> allowed_consumers;  ///< principals; empty: any consumer of the tenant
     nlohmann::json schema;  ///< JSON Schema (draft 7) payloads must match; null: none
@@ -51,6 +53,7 @@ struct QueueSpec {
     std::optional<std::vector<std::string>> allowed_producers;
     std::optional<std::vector<std::string>> allowed_consumers;
     std::optional<bool> is_public;
+    std::optional<bool> record_messages;  ///< unset: false
 };
 
 /// A partial update: only the set fields change.
@@ -65,9 +68,11 @@ struct QueueChanges {
     std::optional<std::vector<std::string>> allowed_producers;  ///< set to empty: anyone
     std::optional<std::vector<std::string>> allowed_consumers;
     std::optional<bool> is_public;
+    std::optional<bool> record_messages;
     bool empty() const {
         return !description && !partition_count && !retention && !max_length && !dedup_window &&
-               !schema && !encryption && !allowed_producers && !allowed_consumers && !is_public;
+               !schema && !encryption && !allowed_producers && !allowed_consumers && !is_public &&
+               !record_messages;
     }
 };
 
@@ -86,8 +91,8 @@ bool is_known_encryption(const std::string& name);
 
 /// The body of POST /api/v1/mq/queues: {name, description, partitions, retention_ms,
 /// max_length (null: unlimited), dedup_window_ms, schema (null: none), encryption,
-/// allowed_producers, allowed_consumers, is_public}. Unknown fields and wrong types throw
-/// ValidationError with {"field": ...}; values are checked with validate().
+/// allowed_producers, allowed_consumers, is_public, record_messages}. Unknown fields and wrong
+/// types throw ValidationError with {"field": ...}; values are checked with validate().
 QueueSpec queue_spec_from_json(const nlohmann::json& body);
 /// The body of PUT /api/v1/mq/queues/{name}: the same fields but name, all optional;
 /// max_length null means unlimited, schema null removes the schema. An empty change

@@ -102,7 +102,15 @@ class SubscriptionRunner {
         int partition;
         std::string stream_id;
         bool filtered;
+        std::string message_id;  ///< for the history (queue with record_messages)
+        int attempt = 0;
+        std::int64_t duration_ms = -1;
     };
+    /// The history event of a delivery attempt of `f` by this runner's consumer.
+    HistoryEvent attempt_event(const Fetched& f, const std::string& outcome,
+                               const std::string& error) const;
+    /// The events of `acks` (empty when the queue does not record messages).
+    std::vector<HistoryEvent> ack_events(const std::vector<PendingAck>& acks, int partition) const;
 
     void fetch_loop(int partition);
     void handle_loop();
