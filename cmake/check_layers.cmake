@@ -18,6 +18,7 @@ set(allowed_auth "core;config;redis;pg;queue")
 set(allowed_schedule "core;config;redis;pg;queue;crypto;publish;auth")
 set(allowed_worker "core;config;redis;pg;queue;crypto;publish;deliver;consume;auth;metrics")
 set(allowed_maintenance "core;config;redis;pg;queue;crypto;publish;deliver;consume;schedule;auth")
+set(allowed_outbox "core;config;redis;pg;queue;crypto;publish;auth;metrics")
 set(allowed_api "core;config;redis;pg;queue;crypto;publish;deliver;consume;auth;schedule;maintenance;metrics")
 
 if(NOT COMMON_DIR)
