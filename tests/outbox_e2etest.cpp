@@ -35,6 +35,7 @@ class Process {
         pid_ = mqtest::spawn_logged(std::move(argv), std::move(e), log_);
     }
     ~Process() { kill9(); }
+    void term() { kill(pid_, SIGTERM); }
     Process(const Process&) = delete;
     Process& operator=(const Process&) = delete;
     void kill9() {
@@ -125,7 +126,7 @@ TEST_CASE_METHOD(Shell, "outbox_relay_in_mq_worker_survives_kill_and_exports_met
     auto config = mqtest::temp_file(
         "outbox_sources:\n  - " + tenant() + "=" + service.url() +
         "\noutbox_batch_size: 25\nmaintenance: off\nmetrics_port: " + std::to_string(port) +
-        "\nredis_key_prefix: " + redis_.prefix() + "\n");
+        "\nredis_key_prefix: '" + redis_.prefix() + "'\n");
     service.enqueue_n("orders", 2000);
     {
         Process worker({MQ_WORKER_PATH, "--config", config}, {});
@@ -216,6 +217,10 @@ TEST_CASE("outbox_relay_keeps_running_while_postgresql_is_down_and_recovers",
     bool delivered = eventually([&] { return count() == 2; }, 30s);
     INFO(relay.log());
     REQUIRE(delivered);
+    // SIGTERM stops it cleanly (and flushes its log).
+    relay.term();
+    CHECK(relay.wait(10s) == 0);
+    CHECK_THAT(relay.log(), Catch::Contains("retrying with backoff"));
     CHECK_THAT(relay.log(), Catch::Contains("relaying again"));
 }
 

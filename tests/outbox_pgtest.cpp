@@ -73,7 +73,7 @@ TEST_CASE_METHOD(Shell, "outbox: mq.enqueue refuses what SQL can check and store
                Catch::Contains("not both"));
     CHECK_THAT(sql_error("SELECT mq.enqueue('orders', 'x', tenant => 'a:b')"),
                Catch::Contains("tenant"));
-    CHECK_THAT(sql_error("SELECT mq.enqueue('orders', repeat('k', 1025), 'x')"),
+    CHECK_THAT(sql_error("SELECT mq.enqueue('orders', 'x', repeat('k', 1025))"),
                Catch::Contains("key"));
     CHECK_THAT(sql_error("SELECT mq.enqueue('orders', repeat('x', 1048577))"),
                Catch::Contains("54000") && Catch::Contains("limit"));
