@@ -184,18 +184,27 @@ TEST_CASE_METHOD(Shell,
     service.exec("SELECT mq.enqueue('typed', '{\"n\": \"not a number\"}')");  // schema
     service.exec("SELECT mq.enqueue('typed', '{\"n\": 3}')");
     service.exec("SELECT mq.enqueue('orders', 'ok-2')");
+    // Another tenant's queue is not found (its name is looked up in this source's tenant).
+    mqtest::TenantScope other;
+    mq::QueueSpec theirs;
+    theirs.name = "theirs-only";
+    other.catalog().create_queue(other.tenant(), theirs, mq::Config{});
+    service.exec("SELECT mq.enqueue('theirs-only', 'sneaky')");
     auto o = relay_options();
     o.limits.max_message_size = 1000;
     mq::OutboxRelay relay(o);
     auto pass = relay.drain();
     CHECK(pass.relayed == 3);
-    CHECK(pass.failed == 5);
+    CHECK(pass.failed == 6);
+    CHECK(redis_.redis()
+              .command({"EXISTS", redis_.keys().stream(other.tenant(), "theirs-only", 0)})
+              .as_integer() == 0);
     CHECK(payloads("orders") == std::vector<std::string>{"ok-1", "ok-2"});
     CHECK(payloads("typed") == std::vector<std::string>{"{\"n\": 3}"});
 
     mq::OutboxStore store(service.db());
     auto failed = store.list(true, 0, 100);
-    REQUIRE(failed.size() == 5);
+    REQUIRE(failed.size() == 6);
     auto error_of = [&](const std::string& q, std::int64_t bytes = -1) {
         for (const auto& r : failed)
             if (r.queue == q && (bytes < 0 || r.payload_bytes == bytes)) return r.last_error;
@@ -206,11 +215,12 @@ TEST_CASE_METHOD(Shell,
     CHECK_THAT(error_of("orders", 5), Catch::Contains("header 'a'"));
     CHECK_THAT(error_of("orders", 5000), Catch::Contains("MQ_PAYLOAD_TOO_LARGE"));
     CHECK_THAT(error_of("typed"), Catch::Contains("MQ_SCHEMA_VALIDATION"));
+    CHECK_THAT(error_of("theirs-only"), Catch::Contains("MQ_QUEUE_NOT_FOUND"));
     for (const auto& r : failed) CHECK(!r.failed_at.empty());
     // Failed rows are skipped, not retried on every pass.
     CHECK(relay.drain().claimed == 0);
     auto counts = store.counts();
-    CHECK(counts.failed == 5);
+    CHECK(counts.failed == 6);
     CHECK(counts.pending == 0);
 
     // The operator creates the missing queue and retries that row: it goes through.
@@ -222,10 +232,10 @@ TEST_CASE_METHOD(Shell,
     CHECK(store.retry({lost_id}) == 0);  // no longer failed
     CHECK(relay.drain().relayed == 1);
     CHECK(payloads("nosuchqueue") == std::vector<std::string>{"lost"});
-    // Retrying everything makes the other four pending; they fail again, one by one.
-    CHECK(store.retry({}) == 4);
-    CHECK(relay.drain().failed == 4);
-    CHECK(store.discard({}) == 4);
+    // Retrying everything makes the other five pending; they fail again.
+    CHECK(store.retry({}) == 5);
+    CHECK(relay.drain().failed == 5);
+    CHECK(store.discard({}) == 5);
     CHECK(service.rows() == 0);
 }
 
