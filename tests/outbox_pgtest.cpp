@@ -320,6 +320,17 @@ TEST_CASE_METHOD(Shell, "outbox: a database without the outbox is a clear not-fo
     }
 }
 
+TEST_CASE_METHOD(Shell, "outbox: an unknown tenant leaves every row alone", "[outbox]") {
+    create_queue({"orders"});
+    service.enqueue_n("orders", 3);
+    auto o = relay_options();
+    o.source.tenant = "no-such-tenant";
+    mq::OutboxRelay relay(o);
+    CHECK_THROWS_AS(relay.drain(), mq::Error);
+    CHECK(service.rows() == 3);
+    CHECK(service.failed_rows() == 0);
+}
+
 TEST_CASE_METHOD(Shell, "outbox: LISTEN wakes a running relay long before its poll interval",
                  "[outbox]") {
     create_queue({"orders"});

@@ -272,6 +272,8 @@ OutboxPass OutboxRelay::relay_batch() {
     Backends& b = *backends_;
     if (b.instance.empty()) {
         OutboxStore(b.source).require_installed();
+        // A mistyped tenant would otherwise mark every row failed (queue not found).
+        Catalog(b.mq).require_tenant(options_.source.tenant);
         b.instance = b.source.transact(
             [&](pqxx::work& tx) { return b.source.exec(tx, kInstance)[0][0].as<std::string>(); });
     }
