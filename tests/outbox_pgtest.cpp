@@ -3,7 +3,9 @@
 // alone and can be retried, QUEUE_FULL rows that wait, two relays on one source, and a
 // backend that is down at relay time. Each test has its own service database.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "mq/outbox/outbox.hpp"
@@ -181,6 +183,9 @@ TEST_CASE_METHOD(Shell,
         "INSERT INTO mq.outbox (queue, payload, headers) VALUES ('orders', 'bad-h', "
         "'{\"a\": {\"b\": 1}}')");
     service.exec("SELECT mq.enqueue('orders', repeat('x', 5000))");  // over the relay's limit
+    service.exec(  // headers too large to read (direct INSERT: mq.enqueue allows 64 only)
+        "INSERT INTO mq.outbox (queue, payload, headers) VALUES ('orders', 'big-headers', "
+        "jsonb_build_object('a', repeat('x', 300000)))");
     service.exec("SELECT mq.enqueue('typed', '{\"n\": \"not a number\"}')");  // schema
     service.exec("SELECT mq.enqueue('typed', '{\"n\": 3}')");
     service.exec("SELECT mq.enqueue('orders', 'ok-2')");
@@ -195,7 +200,7 @@ TEST_CASE_METHOD(Shell,
     mq::OutboxRelay relay(o);
     auto pass = relay.drain();
     CHECK(pass.relayed == 3);
-    CHECK(pass.failed == 6);
+    CHECK(pass.failed == 7);
     CHECK(redis_.redis()
               .command({"EXISTS", redis_.keys().stream(other.tenant(), "theirs-only", 0)})
               .as_integer() == 0);
@@ -204,7 +209,7 @@ TEST_CASE_METHOD(Shell,
 
     mq::OutboxStore store(service.db());
     auto failed = store.list(true, 0, 100);
-    REQUIRE(failed.size() == 6);
+    REQUIRE(failed.size() == 7);
     auto error_of = [&](const std::string& q, std::int64_t bytes = -1) {
         for (const auto& r : failed)
             if (r.queue == q && (bytes < 0 || r.payload_bytes == bytes)) return r.last_error;
@@ -216,11 +221,12 @@ TEST_CASE_METHOD(Shell,
     CHECK_THAT(error_of("orders", 5000), Catch::Contains("MQ_PAYLOAD_TOO_LARGE"));
     CHECK_THAT(error_of("typed"), Catch::Contains("MQ_SCHEMA_VALIDATION"));
     CHECK_THAT(error_of("theirs-only"), Catch::Contains("MQ_QUEUE_NOT_FOUND"));
+    CHECK_THAT(error_of("orders", 11), Catch::Contains("headers are"));
     for (const auto& r : failed) CHECK(!r.failed_at.empty());
     // Failed rows are skipped, not retried on every pass.
     CHECK(relay.drain().claimed == 0);
     auto counts = store.counts();
-    CHECK(counts.failed == 6);
+    CHECK(counts.failed == 7);
     CHECK(counts.pending == 0);
 
     // The operator creates the missing queue and retries that row: it goes through.
@@ -232,10 +238,10 @@ TEST_CASE_METHOD(Shell,
     CHECK(store.retry({lost_id}) == 0);  // no longer failed
     CHECK(relay.drain().relayed == 1);
     CHECK(payloads("nosuchqueue") == std::vector<std::string>{"lost"});
-    // Retrying everything makes the other five pending; they fail again.
-    CHECK(store.retry({}) == 5);
-    CHECK(relay.drain().failed == 5);
-    CHECK(store.discard({}) == 5);
+    // Retrying everything makes the other six pending; they fail again.
+    CHECK(store.retry({}) == 6);
+    CHECK(relay.drain().failed == 6);
+    CHECK(store.discard({}) == 6);
     CHECK(service.rows() == 0);
 }
 
@@ -345,4 +351,35 @@ TEST_CASE_METHOD(Shell, "outbox: LISTEN wakes a running relay long before its po
     REQUIRE(eventually([&] { return xlen("orders", 0) == 1; }, 5s));
     CHECK(std::chrono::steady_clock::now() - start < 3s);
     relay.stop();
+}
+
+TEST_CASE_METHOD(Shell, "outbox: the SQL example of docs/outbox.md runs and publishes",
+                 "[outbox][docs]") {
+    std::ifstream in(std::string(MQ_SOURCE_DIR) + "/docs/outbox.md");
+    std::stringstream doc;
+    doc << in.rdbuf();
+    const std::string text = doc.str();
+    auto start = text.find("### SQL\n\n```sql\n");
+    REQUIRE(start != std::string::npos);
+    start = text.find('\n', text.find("```sql", start)) + 1;
+    auto end = text.find("```", start);
+    REQUIRE(end != std::string::npos);
+    std::string example = text.substr(start, end - start);
+    create_queue({"orders"});
+    create_queue({"reminders"});
+    service.exec("CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric)");
+    {
+        pqxx::connection c(service.url());
+        pqxx::nontransaction tx(c);
+        tx.exec(example);  // BEGIN ... COMMIT, as a psql session would run it
+    }
+    CHECK(service.scalar("SELECT count(*) FROM orders") == 1);
+    mq::OutboxRelay relay(relay_options());
+    CHECK(relay.drain().relayed == 2);
+    auto msgs = messages("orders");
+    REQUIRE(msgs.size() == 1);
+    CHECK(nlohmann::json::parse(msgs[0].payload) ==
+          nlohmann::json{{"event", "created"}, {"id", 42}});
+    CHECK(msgs[0].key == "c-7");
+    CHECK(zcard("reminders", 0) == 1);
 }

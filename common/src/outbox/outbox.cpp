@@ -24,13 +24,21 @@ constexpr std::size_t kMaxErrorText = 2000;
 // How long one wait for a notification lasts: bounds how long stop() takes.
 constexpr std::chrono::milliseconds kAwaitSlice{100};
 
+// Headers text longer than this is refused unread (64 headers of a few KiB at most).
+constexpr std::int64_t kMaxHeadersText = 262144;
+
 // SELECT ... FOR UPDATE SKIP LOCKED: due pending rows in id order; a row another relay
-// holds is skipped, so two relays never publish one row at the same time.
+// holds is skipped, so two relays never publish one row at the same time. A payload over
+// $2 bytes or oversized headers are not read (a hostile INSERT must not cost the relay a
+// batch of huge rows in memory); their sizes are, so the row fails with the reason.
 const pg::Statement kClaim{
     "mq_outbox_claim",
-    "SELECT id, coalesce(tenant, ''), queue, payload, coalesce(key, ''), headers::text, "
+    "SELECT id, coalesce(tenant, ''), queue, "
+    "CASE WHEN octet_length(payload) <= $2 THEN payload ELSE '' END, coalesce(key, ''), "
+    "CASE WHEN octet_length(headers::text) <= $3 THEN headers::text ELSE '{}' END, "
     "coalesce(content_type, ''), coalesce(trace_id, ''), "
-    "coalesce((extract(epoch FROM deliver_at) * 1000)::bigint, 0) "
+    "coalesce((extract(epoch FROM deliver_at) * 1000)::bigint, 0), octet_length(payload), "
+    "octet_length(headers::text) "
     "FROM mq.outbox WHERE failed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= "
     "now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"};
 const pg::Statement kDelete{"mq_outbox_delete",
@@ -102,6 +110,8 @@ struct Claimed {
     std::string content_type;
     std::string trace_id;
     std::int64_t deliver_at_ms = 0;
+    std::int64_t payload_bytes = 0;
+    std::int64_t headers_bytes = 0;
 };
 
 // headers::text of a row: a JSON object of strings (the table only checks "object").
@@ -282,7 +292,8 @@ OutboxPass OutboxRelay::relay_batch() {
     OutboxPass pass = b.source.transact([&](pqxx::work& tx) {
         OutboxPass p;
         std::vector<Claimed> rows;
-        for (const auto& r : b.source.exec(tx, kClaim, options_.batch_size)) {
+        for (const auto& r : b.source.exec(tx, kClaim, options_.batch_size,
+                                           options_.limits.max_message_size, kMaxHeadersText)) {
             Claimed c;
             c.id = r[0].as<std::int64_t>();
             c.tenant = r[1].as<std::string>();
@@ -293,6 +304,8 @@ OutboxPass OutboxRelay::relay_batch() {
             c.content_type = r[6].as<std::string>();
             c.trace_id = r[7].as<std::string>();
             c.deliver_at_ms = r[8].as<std::int64_t>();
+            c.payload_bytes = r[9].as<std::int64_t>();
+            c.headers_bytes = r[10].as<std::int64_t>();
             rows.push_back(std::move(c));
         }
         p.claimed = static_cast<std::int64_t>(rows.size());
@@ -305,6 +318,23 @@ OutboxPass OutboxRelay::relay_batch() {
         std::vector<std::string> order;
         std::map<std::string, std::vector<const Claimed*>> by_queue;
         for (const auto& c : rows) {
+            if (c.payload_bytes > options_.limits.max_message_size) {
+                failed.emplace_back(
+                    c.id, error_text(Error(ErrorCode::kPayloadTooLarge,
+                                           "payload is " + std::to_string(c.payload_bytes) +
+                                               " bytes, over the limit of " +
+                                               std::to_string(options_.limits.max_message_size) +
+                                               " bytes (MAX_MESSAGE_SIZE)")));
+                continue;
+            }
+            if (c.headers_bytes > kMaxHeadersText) {
+                failed.emplace_back(
+                    c.id,
+                    error_text(ValidationError("headers are " + std::to_string(c.headers_bytes) +
+                                               " bytes of JSON, over the limit of " +
+                                               std::to_string(kMaxHeadersText))));
+                continue;
+            }
             if (!c.tenant.empty() && c.tenant != tenant) {
                 failed.emplace_back(c.id, std::string(code_name(ErrorCode::kForbidden)) +
                                               ": the row names tenant '" + c.tenant +
@@ -527,6 +557,7 @@ std::vector<std::unique_ptr<OutboxRelay>> make_outbox_relays(const Config& confi
 
 std::vector<prometheus::MetricFamily> outbox_families(
     const std::vector<std::unique_ptr<OutboxRelay>>& relays) {
+    if (relays.empty()) return {};  // no relay configured: no families at all
     using prometheus::MetricType;
     metrics::FamilyBuilder relayed("mq_outbox_relayed_total",
                                    "Outbox rows published and deleted by this process",
