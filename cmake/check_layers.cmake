@@ -20,6 +20,7 @@ set(allowed_history "core;config;redis;pg;queue")
 set(allowed_schedule "core;config;redis;pg;queue;crypto;publish;auth;audit")
 set(allowed_worker "core;config;redis;pg;queue;crypto;publish;deliver;consume;auth;metrics;audit")
 set(allowed_maintenance "core;config;redis;pg;queue;crypto;publish;deliver;consume;schedule;auth;audit;history")
+set(allowed_outbox "core;config;redis;pg;queue;crypto;publish;auth;metrics")
 set(allowed_api "core;config;redis;pg;queue;crypto;publish;deliver;consume;auth;schedule;maintenance;metrics;audit;history")
 
 if(NOT COMMON_DIR)

@@ -66,8 +66,8 @@ TEST_CASE("changed_settings_names_each_setting_that_differs", "[config][lifecycl
     // Every setting of the registry is compared: a new one cannot be missed on reload.
     for (const auto& spec : mq::setting_specs()) {
         bool tried = false;
-        for (const char* value :
-             {"7", "/x", "1.3", "on", "off", "json", "debug", "127.0.0.2", "x-1", "5s", "100000"}) {
+        for (const char* value : {"7", "/x", "1.3", "on", "off", "json", "debug", "127.0.0.2",
+                                  "x-1", "5s", "100000", "acme=postgresql://db/orders"}) {
             mq::Config changed = base;
             try {
                 spec.apply(changed, value, "test");

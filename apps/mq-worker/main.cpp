@@ -21,6 +21,7 @@
 #include "mq/deliver/destination_policy.hpp"
 #include "mq/error.hpp"
 #include "mq/maintenance/tasks.hpp"
+#include "mq/outbox/outbox.hpp"
 #include "mq/redis/reachability.hpp"
 #include "mq/worker/supervisor.hpp"
 #include "mq/worker/worker_config.hpp"
@@ -146,9 +147,10 @@ int run(const Options& o) {
         mq::pg::Database db(wc.base.database_url);
         log_declared(mq::declare_worker_subscriptions(wc, o.adopt, db, probe));
     }
-    if (wc.subscriptions.empty() && !o.from_db) {
+    if (wc.subscriptions.empty() && !o.from_db && wc.base.outbox.sources.empty()) {
         mq::log_fatal("mq-worker",
-                      "nothing to run: list subscriptions in the config file or use --from-db");
+                      "nothing to run: list subscriptions in the config file, use --from-db or "
+                      "set outbox_sources");
         return 2;
     }
 
@@ -181,6 +183,11 @@ int run(const Options& o) {
         maintenance = mq::make_maintenance_service(wc.base, "mq-worker@" + consumer_name);
         maintenance->start();
     }
+    // The transactional outbox relay, one per configured source (docs/outbox.md); several
+    // workers may relay one source: rows are claimed with SKIP LOCKED.
+    std::vector<std::unique_ptr<mq::OutboxRelay>> outbox = mq::make_outbox_relays(wc.base);
+    for (auto& relay : outbox) relay->start();
+    if (!outbox.empty()) spdlog::info("outbox relay: {} source(s)", outbox.size());
     // /readyz: Redis answers (PING, measured at most once a second) and every subscription
     // to run has started.
     mq::redis::Reachability redis_reachable(endpoint);
@@ -193,7 +200,8 @@ int run(const Options& o) {
                 if (!redis_reachable.reachable()) return "redis_unreachable";
                 if (!supervisor.subscriptions_started()) return "subscriptions_not_started";
                 return std::nullopt;
-            });
+            },
+            [&outbox] { return mq::outbox_families(outbox); });
     auto running = supervisor.runners().size();
     if (running == 0)
         spdlog::info("mq-worker {}: no subscription to run yet; waiting for some to be created",
@@ -210,6 +218,7 @@ int run(const Options& o) {
     spdlog::info("{}: stopping (deadline {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                  ws.shutdown_timeout.count());
     auto deadline = std::chrono::steady_clock::now() + ws.shutdown_timeout;
+    for (auto& relay : outbox) relay->stop();
     if (maintenance) maintenance->stop();
     bool clean = supervisor.stop(deadline);
     metrics.reset();

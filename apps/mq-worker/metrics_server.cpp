@@ -146,8 +146,9 @@ struct MetricsServer::Impl {
 
     mq::metrics::Exposition exposition;
 
-    Impl(Runners r, Skipped s, Readiness ready)
+    Impl(Runners r, Skipped s, Readiness ready, Extra more)
         : runners(std::move(r)), skipped(std::move(s)), readiness(std::move(ready)) {
+        if (more) exposition.add_collector(std::move(more));
         exposition.add_collector([this] {
             auto now = runners();
             auto families = runner_families(now, queue_figures_connection(now));
@@ -222,8 +223,9 @@ struct MetricsServer::Impl {
 };
 
 MetricsServer::MetricsServer(const std::string& address, int port, Runners runners, Skipped skipped,
-                             Readiness readiness)
-    : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped), std::move(readiness))) {
+                             Readiness readiness, Extra extra)
+    : impl_(std::make_unique<Impl>(std::move(runners), std::move(skipped), std::move(readiness),
+                                   std::move(extra))) {
     tcp::endpoint ep(asio::ip::make_address(address), static_cast<unsigned short>(port));
     impl_->acceptor.open(ep.protocol());
     impl_->acceptor.set_option(asio::socket_base::reuse_address(true));

@@ -26,9 +26,11 @@ class MetricsServer {
     /// `skipped` (optional): the database's subscriptions not run, for
     /// mq_worker_subscriptions_skipped.
     using Skipped = std::function<std::vector<mq::SkippedSubscription>()>;
+    /// More families asked at every scrape (the outbox relay's); must be thread-safe.
+    using Extra = std::function<std::vector<prometheus::MetricFamily>()>;
     /// `readiness` (optional) answers GET /readyz (health_routes.hpp); GET /livez is served too.
     MetricsServer(const std::string& address, int port, Runners runners, Skipped skipped = {},
-                  Readiness readiness = {});
+                  Readiness readiness = {}, Extra extra = {});
     ~MetricsServer();
 
   private:

@@ -14,6 +14,7 @@ void setup_publish(CLI::App& app, Context& ctx);
 void setup_stats(CLI::App& app, Context& ctx);
 void setup_scheduler(CLI::App& app, Context& ctx);  // deprecated: maintenance run
 void setup_maintenance(CLI::App& app, Context& ctx);
+void setup_outbox(CLI::App& app, Context& ctx);  // transactional outbox
 void setup_sub(CLI::App& app, Context& ctx);
 void setup_pending(CLI::App& app, Context& ctx);  // pending, claim, ack, consumers
 void setup_dlq(CLI::App& app, Context& ctx);

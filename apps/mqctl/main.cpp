@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     mqctl::setup_stats(app, ctx);
     mqctl::setup_scheduler(app, ctx);
     mqctl::setup_maintenance(app, ctx);
+    mqctl::setup_outbox(app, ctx);
     mqctl::setup_sub(app, ctx);
     mqctl::setup_pending(app, ctx);
     mqctl::setup_dlq(app, ctx);

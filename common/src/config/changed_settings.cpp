@@ -1,5 +1,6 @@
 #include "mq/config/changed_settings.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace mq {
@@ -87,6 +88,14 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
     check("METRICS_ADDRESS", v.metrics_address != w.metrics_address);
     check("SHUTDOWN_TIMEOUT", v.shutdown_timeout != w.shutdown_timeout);
     check("RECONCILE_INTERVAL_MS", v.reconcile_interval != w.reconcile_interval);
+    auto same_sources = [](const std::vector<OutboxSource>& p, const std::vector<OutboxSource>& q) {
+        return std::equal(p.begin(), p.end(), q.begin(), q.end(), [](const auto& s, const auto& t) {
+            return s.tenant == t.tenant && s.database_url == t.database_url;
+        });
+    };
+    check("OUTBOX_SOURCES", !same_sources(a.outbox.sources, b.outbox.sources));
+    check("OUTBOX_POLL_INTERVAL", a.outbox.poll_interval != b.outbox.poll_interval);
+    check("OUTBOX_BATCH_SIZE", a.outbox.batch_size != b.outbox.batch_size);
     return out;
 }
 

@@ -41,6 +41,52 @@ SettingSpec setting(std::string name, std::string type, std::string default_valu
     return s;
 }
 
+// "tenant=URL" entries separated by commas or white space (a YAML list arrives joined by
+// commas). The URL keeps everything after the first '='.
+std::vector<OutboxSource> parse_outbox_sources(const std::string& text, const std::string& field) {
+    std::vector<OutboxSource> out;
+    std::string item;
+    std::istringstream in(text);
+    auto take = [&](std::string entry) {
+        if (entry.empty()) return;
+        auto eq = entry.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size())
+            // Not the entry itself: it may hold a password.
+            throw ValidationError(field + ": entry " + std::to_string(out.size() + 1) +
+                                      " must look like tenant=postgresql://user@host/db",
+                                  {{"field", "OUTBOX_SOURCES"}});
+        OutboxSource src{entry.substr(0, eq), entry.substr(eq + 1)};
+        if (!is_valid_name(src.tenant))
+            throw ValidationError(field + ": '" + printable(src.tenant) +
+                                      "' is not a tenant name (1-64 of [A-Za-z0-9._-])",
+                                  {{"field", "OUTBOX_SOURCES"}});
+        if (src.database_url.rfind("postgresql://", 0) != 0 &&
+            src.database_url.rfind("postgres://", 0) != 0)
+            throw ValidationError(
+                field + ": the database of tenant '" + src.tenant + "' must be a postgresql:// URL",
+                {{"field", "OUTBOX_SOURCES"}});
+        for (const auto& o : out)
+            if (o.tenant == src.tenant && o.database_url == src.database_url)
+                throw ValidationError(
+                    field + ": tenant '" + src.tenant + "' is listed twice with the same database",
+                    {{"field", "OUTBOX_SOURCES"}});
+        if (out.size() >= 64)
+            throw ValidationError(field + ": at most 64 outbox sources",
+                                  {{"field", "OUTBOX_SOURCES"}});
+        out.push_back(std::move(src));
+    };
+    for (char ch : text) {
+        if (ch == ',' || std::isspace(static_cast<unsigned char>(ch))) {
+            take(std::move(item));
+            item.clear();
+        } else {
+            item += ch;
+        }
+    }
+    take(std::move(item));
+    return out;
+}
+
 // Settings every program or several share: backends, retention, logging, maintenance.
 void append_shared_specs(std::vector<SettingSpec>& specs) {
     auto add = [&](SettingSpec s) -> SettingSpec& { return specs.emplace_back(std::move(s)); };
@@ -247,6 +293,36 @@ void append_worker_specs(std::vector<SettingSpec>& specs) {
                                     c.worker.reconcile_interval = std::chrono::milliseconds(v);
                                 })))
         .flag = "--reconcile-interval-ms";
+    add(setting("OUTBOX_SOURCES", "list of tenant=URL", "", kMqWorker,
+                "Transactional outbox relay (docs/outbox.md): databases whose `mq.outbox` this "
+                "worker drains, each with the tenant its rows publish as, e.g. "
+                "`acme=postgresql://relay@db/orders` (a list in YAML). Empty: no relay.",
+                [](Config& c, const std::string& v, const std::string& src) {
+                    c.outbox.sources = parse_outbox_sources(v, "OUTBOX_SOURCES (" + src + ")");
+                }))
+        .secrecy = Secrecy::kSecret;
+    add(setting("OUTBOX_POLL_INTERVAL", "duration", "1s", kMqWorker | kMqctl,
+                "The outbox relay looks for rows this often even without a notification "
+                "(LISTEN mq_outbox wakes it at once); `200ms`, `5s`.",
+                [](Config& c, const std::string& v, const std::string& src) {
+                    std::chrono::milliseconds d{0};
+                    try {
+                        d = parse_duration(v, "OUTBOX_POLL_INTERVAL");
+                    } catch (const ValidationError& e) {
+                        throw ValidationError(e.what() + std::string(" (") + src + ")",
+                                              {{"field", "OUTBOX_POLL_INTERVAL"}});
+                    }
+                    if (d < std::chrono::milliseconds(10) || d > std::chrono::hours(1))
+                        throw ValidationError(
+                            "OUTBOX_POLL_INTERVAL (" + src + ") must be between 10ms and 1h",
+                            {{"field", "OUTBOX_POLL_INTERVAL"}});
+                    c.outbox.poll_interval = d;
+                }));
+    add(setting("OUTBOX_BATCH_SIZE", "integer 1-10000", "100", kMqWorker | kMqctl,
+                "Outbox rows the relay claims and publishes per transaction.",
+                integer_setting("OUTBOX_BATCH_SIZE", 1, 10000, [](Config& c, std::int64_t v) {
+                    c.outbox.batch_size = static_cast<int>(v);
+                })));
 }
 
 std::string source_text(const SettingOrigin& o) {

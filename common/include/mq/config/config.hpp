@@ -25,6 +25,20 @@ struct WorkerSettings {
     std::chrono::milliseconds reconcile_interval{15000};
 };
 
+/// One database whose outbox (mq.outbox, docs/outbox.md) a relay drains, and the tenant
+/// every row of it publishes as: whoever may call mq.enqueue there publishes as that tenant.
+struct OutboxSource {
+    std::string tenant;
+    std::string database_url;
+};
+
+/// The outbox relay (docs/outbox.md): off while `sources` is empty.
+struct OutboxSettings {
+    std::vector<OutboxSource> sources;              ///< OUTBOX_SOURCES (mq-worker)
+    std::chrono::milliseconds poll_interval{1000};  ///< OUTBOX_POLL_INTERVAL: safety net
+    int batch_size = 100;                           ///< OUTBOX_BATCH_SIZE: rows per claim
+};
+
 /// Process configuration. Precedence: flags > environment > YAML file > defaults
 /// (DESIGN.md §8). Environment names are the platform's. Every field is one setting of the
 /// registry (mq/config/settings.hpp), which holds its default, checks and documentation.
@@ -83,6 +97,8 @@ struct Config {
     bool allow_operator_handlers = false;
     /// mq-worker's listener, consumer name and timeouts.
     WorkerSettings worker;
+    /// The transactional outbox relay of mq-worker and `mqctl outbox relay`.
+    OutboxSettings outbox;
 };
 
 /// Builds a Config from defaults, then `yaml_file` (when non-empty; keys are the
