@@ -13,6 +13,7 @@
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/lifecycle.hpp"
 #include "mq/queue/payload_schema.hpp"
+#include "mq/queue/placement.hpp"
 #include "mq/queue/streams.hpp"
 #include "output.hpp"
 
@@ -124,7 +125,26 @@ void run_queue_list(Context& ctx) {
 void run_queue_show(const QueueOptions& o, Context& ctx) {
     mq::validate_name("queue name", o.name);
     mq::Catalog catalog(ctx.db());
-    print_queue(catalog.get_queue(ctx.tenant(), o.name), ctx);
+    const mq::Queue q = catalog.get_queue(ctx.tenant(), o.name);
+    // On a Redis Cluster: which master holds each partition (docs/cluster.md). A single
+    // Redis is not asked, so `queue show` keeps working without it.
+    if (!mq::redis::endpoint_from_config(ctx.config()).cluster()) return print_queue(q, ctx);
+    auto placement = mq::partition_placement(ctx.redis(), ctx.keys(), q);
+    if (ctx.json()) {
+        nlohmann::json out = mq::to_json(q);
+        out["placement"] = nlohmann::json::array();
+        for (const auto& p : placement)
+            out["placement"].push_back(
+                {{"partition", p.partition}, {"slot", p.slot}, {"node", p.node}});
+        print_json(out);
+        return;
+    }
+    print_queue(q, ctx);
+    Table t({"PARTITION", "SLOT", "NODE"});
+    for (const auto& p : placement)
+        t.add({std::to_string(p.partition), std::to_string(p.slot), p.node});
+    std::cout << '\n';
+    t.print();
 }
 
 void run_queue_update(const QueueOptions& o, Context& ctx) {

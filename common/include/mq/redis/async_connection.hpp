@@ -22,6 +22,11 @@ namespace mq::redis {
 /// commit): under load many callers share a round trip; when idle a command goes out at
 /// the end of the current handler. Replies come back in order.
 ///
+/// On a Redis Cluster (Endpoint::cluster()) there is one such connection per node: a
+/// pipeline is split by its keys' slots, each node's part joins that node's next write (one
+/// round trip per node per turn), MOVED/ASK are followed and the slot map is read again
+/// (asynchronously) after a redirection, a failure, and every 30 s.
+///
 /// Failure is never retried: when the connection breaks or Redis does not answer within
 /// the command timeout, every call in flight gets BackendUnavailable (the commands may or
 /// may not have run) and the next call connects afresh. Scripts are loaded on first use
@@ -50,9 +55,11 @@ class AsyncConnection {
     boost::asio::io_context& context() const;
 
     struct Impl;
+    struct Cluster;
 
   private:
-    std::shared_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;        // one server; null on a cluster
+    std::shared_ptr<Cluster> cluster_;  // a Redis Cluster: one Impl per node
 };
 
 }  // namespace mq::redis
