@@ -24,14 +24,14 @@ Connection& ClusterRouter::node(const NodeAddress& address) {
 // is read again before the next command (the node may have failed over), and pipelines in
 // flight on it learn their replies are gone.
 void ClusterRouter::drop(const NodeAddress& address) {
+    stale_ = true;  // also when the connection failed while being made
+    if (pinned_ && *pinned_ == address) pinned_.reset();
     auto it = nodes_.find(address);
     if (it == nodes_.end()) return;
     for (auto& plan : in_flight_)
         for (auto& part : plan.parts)
             if (part.connection == it->second.get()) part.connection = nullptr;
     nodes_.erase(it);
-    stale_ = true;
-    if (pinned_ && *pinned_ == address) pinned_.reset();
 }
 
 // CLUSTER SHARDS (CLUSTER SLOTS before Redis 7) from the masters known, then the seeds.
