@@ -156,3 +156,32 @@ TEST_CASE("cluster_connections_survive_the_kill_of_a_partitions_master",
                       << " calls failed, back after " << took.count() << " ms");
     CHECK(took < 30s);
 }
+
+TEST_CASE("a_cluster_node_that_may_evict_is_refused_by_name", "[redis][cluster_failover]") {
+    PrivateCluster cluster;
+    Endpoint ep = parse_url(cluster.url());
+    Connection redis(ep);
+    REQUIRE_NOTHROW(redis.check_server_policy());
+    // A replica too: it becomes the master on failover.
+    auto masters = redis.masters();
+    REQUIRE(masters.size() == 3);
+    auto roles = redis.node(masters[0]).command({"ROLE"});
+    REQUIRE(roles.elements.size() >= 3);
+    REQUIRE_FALSE(roles.elements[2].elements.empty());
+    const auto& replica = roles.elements[2].elements[0];  // [ip, port, offset]
+    const std::string port = replica.elements.at(1).str;
+    Endpoint one;
+    one.host = "127.0.0.1";
+    one.port = std::stoi(port);
+    Connection(one).command({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"});
+    try {
+        redis.check_server_policy();
+        FAIL("an evicting replica was accepted");
+    } catch (const mq::Error& e) {
+        CHECK(e.code() == mq::ErrorCode::kBackendUnavailable);
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("127.0.0.1:" + port) &&
+                                 Catch::Matchers::Contains("allkeys-lru"));
+    }
+    Connection(one).command({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+    CHECK_NOTHROW(redis.check_server_policy());
+}
