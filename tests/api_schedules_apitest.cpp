@@ -234,13 +234,7 @@ TEST_CASE("api_schedule_routes_answer_503_while_postgres_is_down_and_recover", "
     const std::map<std::string, std::string> env{{"REDIS_URL", svc.redis_url()},
                                                  {"DATABASE_URL", svc.database_url()}};
     auto tenant = unique_name("schedpg");
-    REQUIRE(mqctl({"db", "migrate"}, env).status == 0);
-    REQUIRE(mqctl({"tenant", "create", tenant}, env).status == 0);
-    auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin",
-                       "--principal", "ops", "-o", "json"},
-                      env);
-    REQUIRE(made.status == 0);
-    auto token = json::parse(made.out)["token"].get<std::string>();
+    auto token = migrated_tenant_admin_token(env, tenant);
     ApiOptions options;
     options.redis_url = svc.redis_url();
     options.database_url = svc.database_url();

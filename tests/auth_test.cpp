@@ -62,6 +62,8 @@ TEST_CASE("role_matrix_allows_exactly_the_documented_actions", "[auth]") {
         {Action::kMonitor, true, true, true, true},
         {Action::kMonitorAll, true, false, false, false},
         {Action::kManageDeadLetters, true, true, false, false},
+        {Action::kReadAudit, true, true, false, false},
+        {Action::kReadAuditAll, true, false, false, false},
     };
     for (const auto& row : expected) {
         INFO("action " << mq::action_name(row.action));
@@ -86,6 +88,8 @@ TEST_CASE("role_matrix_allows_exactly_the_documented_actions", "[auth]") {
     CHECK(mq::action_name(Action::kConsume) == "consume");
     CHECK(mq::action_name(Action::kMonitorAll) == "monitor-all");
     CHECK(mq::action_name(Action::kManageDeadLetters) == "manage-dead-letters");
+    CHECK(mq::action_name(Action::kReadAudit) == "read-audit");
+    CHECK(mq::action_name(Action::kReadAuditAll) == "read-audit-all");
 }
 
 TEST_CASE("another_tenants_queue_is_answered_exactly_like_a_missing_one", "[auth]") {

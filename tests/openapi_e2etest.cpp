@@ -237,6 +237,7 @@ const std::set<std::string> kContractRoutes{
     "GET /api/v1/mq/queues/{name}/dead-letters/{id}",
     "POST /api/v1/mq/queues/{name}/dead-letters/replay",
     "POST /api/v1/mq/queues/{name}/dead-letters/purge",
+    "GET /api/v1/mq/audit",
     "POST /api/v1/mq/publish",
     "POST /api/v1/mq/publish/batch",
     "POST /api/v1/mq/publish/delayed",

@@ -164,6 +164,7 @@ void add_monitor_routes(Router& router, App& app);
 void add_internal_routes(Router& router, App& app);
 void add_schedule_routes(Router& router, App& app);
 void add_dead_letter_routes(Router& router, App& app);
+void add_audit_routes(Router& router, App& app);
 
 /// Shared by the publish and internal routes: admits `requests` to `queue` through the
 /// publish use case (quota, limits, schema, encryption), then the pipeline; `reply` gets the single

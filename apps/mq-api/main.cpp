@@ -179,6 +179,7 @@ int main(int argc, char** argv) {
         mqapi::add_internal_routes(router, app);
         mqapi::add_schedule_routes(router, app);
         mqapi::add_dead_letter_routes(router, app);
+        mqapi::add_audit_routes(router, app);
         if (print_routes) {
             for (const auto& r : router.routes())
                 std::cout << mqapi::http::to_string(r->method) << ' ' << r->pattern << '\n';

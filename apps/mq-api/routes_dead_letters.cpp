@@ -161,8 +161,9 @@ Response replay(App& app, Request& req) {
         todo = store.select(*q, filter, limit);
     }
     mq::Publisher publisher(*redis, app.keys(), app.publishing().limits());
-    auto report =
-        store.replay_all(*q, todo, missing, *target, publisher, app.publishing(), options);
+    auto db = app.pg().acquire();
+    auto report = mq::replay_dead_letters(*db, store, *q, todo, missing, *target, publisher,
+                                          app.publishing(), options);
     nlohmann::json results = nlohmann::json::array();
     for (const auto& r : report.results) results.push_back(mq::to_json(r));
     app.counters(q->tenant).published += report.replayed;
@@ -218,7 +219,9 @@ void add_dead_letter_routes(Router& router, App& app) {
         auto before = time_param(string_field(body, "before"), "before");
         auto q = app.queue(req.tenant(), req.param("name"));
         auto redis = app.redis().acquire();
-        auto removed = mq::DeadLetterStore(*redis, app.keys()).purge(*q, before);
+        auto db = app.pg().acquire();
+        mq::DeadLetterStore store(*redis, app.keys());
+        auto removed = mq::purge_dead_letters(*db, store, *q, before);
         return json_response(200, {{"queue", q->name},
                                    {"removed", removed},
                                    {"before", before ? nlohmann::json(mq::format_rfc3339(*before))

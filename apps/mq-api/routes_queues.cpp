@@ -90,7 +90,9 @@ void add_queue_routes(Router& router, App& app) {
                    mq::authorize(*req.principal, mq::Action::kManageQueues);
                    auto q = app.queue(req.tenant(), req.param("name"));
                    auto redis = app.redis().acquire();
-                   auto purged = mq::QueueStreams(*redis, app.keys()).purge(*q);
+                   auto db = app.pg().acquire();
+                   mq::QueueStreams streams(*redis, app.keys());
+                   auto purged = mq::purge_queue(*db, streams, *q);
                    return json_response(200, {{"purged", purged.entries + purged.delayed},
                                               {"entries", purged.entries},
                                               {"delayed", purged.delayed}});

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/auth/auth_failures.hpp"
 #include "mq/core/codec.hpp"
 #include "mq/core/log_context.hpp"
@@ -64,6 +65,13 @@ class RequestLogScope {
   private:
     mq::LogScope scope_;
 };
+
+// Who the audit log names for an admin action of this request (docs/audit.md): the
+// token's principal and id, or "service" for X-Service-Token routes.
+mq::audit::Actor request_actor(const Request& r, const Route& route) {
+    if (r.principal) return {r.principal->name, r.principal->token_id, "api", r.request_id};
+    return {route.auth == Auth::kService ? "service" : "anonymous", "", "api", r.request_id};
+}
 
 std::string_view bearer_token(std::string_view authorization) {
     constexpr std::string_view kScheme = "Bearer ";
@@ -562,6 +570,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
             server_.post_blocking(
                 [self, &route, reply = std::move(reply)] {
                     RequestLogScope log_scope(self->request_);
+                    mq::audit::ActingAs acting(request_actor(self->request_, route));
                     Response r;
                     try {
                         r = route.sync(self->request_);

@@ -14,6 +14,7 @@
 
 #include "flags.hpp"
 #include "metrics_server.hpp"
+#include "mq/audit/audit_log.hpp"
 #include "mq/config/logging.hpp"
 #include "mq/core/version.hpp"
 #include "mq/crypto/keyring.hpp"
@@ -223,6 +224,9 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // What this worker changes on its own (the subscriptions its YAML file declares) is
+    // recorded in the audit log as the worker's (docs/audit.md).
+    mq::audit::set_process_actor({"worker", "", "worker", ""});
     CLI::App app{"mq-worker: deliver messages of subscriptions to webhook and exec handlers"};
     app.set_version_flag("--version", std::string("mq-worker ") + mq::kVersion);
     Options o;

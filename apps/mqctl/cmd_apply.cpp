@@ -15,6 +15,7 @@
 #include <set>
 
 #include "commands.hpp"
+#include "mq/audit/audit_log.hpp"
 #include "mq/config/schemas.hpp"
 #include "mq/config/yaml_json.hpp"
 #include "mq/consume/subscription.hpp"
@@ -283,6 +284,8 @@ void print_plan(const ApplyOptions& o, const DesiredState& d, const mq::Reconcil
 }  // namespace
 
 void run_apply(const ApplyOptions& o, Context& ctx) {
+    // Changes made by a declaration file are recorded as "apply" (docs/audit.md).
+    mq::audit::ActingAs acting({mq::audit::os_user(), "", "apply", ""});
     const DesiredState d = load_desired(o, ctx);  // before connecting: a bad file is exit 2
     const mq::ReconcilePlan reconcile = make_plan(d, o, ctx);
     const int changes = reconcile.changes();

@@ -216,7 +216,8 @@ void run_dlq_replay(const DlqOptions& o, Context& ctx) {
             }
             std::cout << std::flush;
         };
-    auto report = store.replay_all(q, todo, not_found, target, publisher, use_case, options);
+    auto report = mq::replay_dead_letters(ctx.db(), store, q, todo, not_found, target, publisher,
+                                          use_case, options);
 
     const std::size_t asked = todo.size() + not_found.size();
     if (ctx.json()) {
@@ -276,7 +277,8 @@ void run_dlq_purge(const DlqOptions& o, Context& ctx) {
                          mq::format_rfc3339(*before) + "?"
                    : "Remove every dead letter of queue '" + q.name + "'?",
             o.yes);
-    auto removed = mq::DeadLetterStore(ctx.redis(), ctx.keys()).purge(q, before);
+    mq::DeadLetterStore store(ctx.redis(), ctx.keys());
+    auto removed = mq::purge_dead_letters(ctx.db(), store, q, before);
     if (ctx.json())
         print_json(
             {{"queue", q.name},

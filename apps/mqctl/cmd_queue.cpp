@@ -224,7 +224,7 @@ void run_queue_purge(const QueueOptions& o, Context& ctx) {
     mq::Queue q = catalog.get_queue(ctx.tenant(), o.name);
     confirm("Purge every message of queue '" + o.name + "'?", o.yes);
     mq::QueueStreams streams(ctx.redis(), ctx.keys());
-    auto purged = streams.purge(q);
+    auto purged = mq::purge_queue(ctx.db(), streams, q);
     if (ctx.json())
         print_json({{"queue", o.name},
                     {"entries_removed", purged.entries},

@@ -20,6 +20,7 @@ void setup_dlq(CLI::App& app, Context& ctx);
 void setup_apply(CLI::App& app, Context& ctx);  // apply -f FILE.yaml
 void setup_token(CLI::App& app, Context& ctx);
 void setup_schedule(CLI::App& app, Context& ctx);  // cron schedules
+void setup_audit(CLI::App& app, Context& ctx);     // audit list
 void setup_config(CLI::App& app, Context& ctx);    // contexts file
 void setup_version(CLI::App& app, Context& ctx);
 void setup_completion(CLI::App& app, Context& ctx);  // after every other command

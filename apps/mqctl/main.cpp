@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "confirm.hpp"
 #include "flags.hpp"
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/version.hpp"
 #include "mq/error.hpp"
 #include "output.hpp"
@@ -30,6 +31,10 @@ void print_error(const mqctl::Context& ctx, const nlohmann::json& error, const s
 int main(int argc, char** argv) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("mqctl"));
     spdlog::set_level(spdlog::level::warn);
+
+    // Every admin action this run takes is recorded in the audit log as the OS user's
+    // (docs/audit.md); `mqctl apply` says "apply" instead.
+    mq::audit::set_process_actor({mq::audit::os_user(), "", "mqctl", ""});
 
     mqctl::Context ctx;
     CLI::App app{"mqctl: administer mq queues, publish messages and run maintenance", "mqctl"};
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
     mqctl::setup_apply(app, ctx);
     mqctl::setup_token(app, ctx);
     mqctl::setup_schedule(app, ctx);
+    mqctl::setup_audit(app, ctx);
     mqctl::setup_config(app, ctx);
     mqctl::setup_version(app, ctx);
     mqctl::setup_completion(app, ctx);

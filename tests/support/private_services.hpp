@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -127,6 +128,20 @@ bool eventually(Pred pred, std::chrono::milliseconds limit) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return pred();
+}
+
+/// Migrates the database `env` names, creates `tenant` and answers a tenant-admin token for
+/// it (principal "ops"): the set-up of the API outage tests on private backends.
+inline std::string migrated_tenant_admin_token(const std::map<std::string, std::string>& env,
+                                               const std::string& tenant) {
+    REQUIRE(mqctl({"db", "migrate"}, env).status == 0);
+    REQUIRE(mqctl({"tenant", "create", tenant}, env).status == 0);
+    auto made = mqctl({"--tenant", tenant, "token", "create", "--role", "tenant-admin",
+                       "--principal", "ops", "-o", "json"},
+                      env);
+    INFO(made.out << made.err);
+    REQUIRE(made.status == 0);
+    return nlohmann::json::parse(made.out)["token"].get<std::string>();
 }
 
 }  // namespace mqtest

@@ -10,7 +10,7 @@ namespace mq {
 namespace {
 
 constexpr std::size_t kRoles = 4;
-constexpr std::size_t kActions = 9;
+constexpr std::size_t kActions = 11;
 
 /// The role matrix, written once. Columns: admin, tenant-admin, producer, consumer.
 /// Every role acts only inside its own tenant; kMonitorAll is the one global action.
@@ -31,6 +31,8 @@ constexpr std::array<MatrixRow, kActions> kMatrix{{
     {Action::kMonitor, "monitor", {true, true, true, true}},
     {Action::kMonitorAll, "monitor-all", {true, false, false, false}},
     {Action::kManageDeadLetters, "manage-dead-letters", {true, true, false, false}},
+    {Action::kReadAudit, "read-audit", {true, true, false, false}},
+    {Action::kReadAuditAll, "read-audit-all", {true, false, false, false}},
 }};
 // clang-format on
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/names.hpp"
 
 namespace mq {
@@ -13,7 +14,9 @@ const pg::Statement kTenantRates{"mq_quota_tenant_rates",
                                  "SELECT id, publish_rate_limit FROM tenants ORDER BY id"};
 const pg::Statement kSetTenantRate{
     "mq_quota_set_tenant_rate",
-    "UPDATE tenants SET publish_rate_limit = $2, updated_at = now() WHERE id = $1"};
+    "UPDATE tenants t SET publish_rate_limit = $2, updated_at = now() FROM (SELECT id, "
+    "publish_rate_limit FROM tenants WHERE id = $1 FOR UPDATE) old WHERE t.id = old.id "
+    "RETURNING old.publish_rate_limit"};
 
 double burst_of(double rate) { return std::max(rate, 1.0); }
 
@@ -105,7 +108,19 @@ void set_tenant_publish_rate(pg::Database& db, const std::string& tenant,
             "publish rate must be a whole number of messages per second above 0, or 'none'",
             {{"field", "publish_rate_limit"}});
     bool updated = db.transact([&](pqxx::work& tx) {
-        return db.exec(tx, kSetTenantRate, tenant, rate_per_s).affected_rows() == 1;
+        auto rows = db.exec(tx, kSetTenantRate, tenant, rate_per_s);
+        if (rows.empty()) return false;
+        nlohmann::json before =
+            rows[0][0].is_null() ? nlohmann::json() : nlohmann::json(rows[0][0].as<int>());
+        nlohmann::json after = rate_per_s ? nlohmann::json(*rate_per_s) : nlohmann::json();
+        audit::record(db, tx,
+                      {tenant,
+                       "tenant.update",
+                       "tenant",
+                       tenant,
+                       {{"publish_rate_limit", before}},
+                       {{"publish_rate_limit", after}}});
+        return true;
     });
     if (!updated)
         throw Error(

@@ -7,6 +7,7 @@
 
 #include <array>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/codec.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/throttled_log.hpp"
@@ -185,7 +186,10 @@ CreatedToken TokenStore::create(const std::string& tenant, Role role, const std:
         auto rows =
             db_.exec(tx, kInsertToken, tenant, hash_hex, out.secret.substr(0, kTokenPrefixLength),
                      std::string(role_name(role)), principal, description, ttl_s);
-        return info_from_row(rows[0]);
+        TokenInfo info = info_from_row(rows[0]);
+        // The secret never reaches the audit log: the row shows what `token list` shows.
+        audit::record(db_, tx, {tenant, "token.create", "token", info.id, nullptr, to_json(info)});
+        return info;
     });
     return out;
 }
@@ -224,8 +228,13 @@ TokenInfo TokenStore::revoke(const std::string& tenant, const std::string& id_or
                 "prefix '" + shown + "' matches several tokens; give the token id",
                 {{"token", shown}});
         std::string id = found[0][0].as<std::string>();
+        TokenInfo before = info_from_row(db_.exec(tx, kGetToken, id)[0]);
         db_.exec(tx, kRevokeToken, id);
-        return info_from_row(db_.exec(tx, kGetToken, id)[0]);
+        TokenInfo after = info_from_row(db_.exec(tx, kGetToken, id)[0]);
+        audit::record(
+            db_, tx,
+            audit::updated(tenant, "token.revoke", "token", id, to_json(before), to_json(after)));
+        return after;
     });
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 #include <tuple>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/consume/entry_ref.hpp"
 #include "mq/core/time.hpp"
 
@@ -367,6 +368,43 @@ std::int64_t DeadLetterStore::purge(const Queue& q, std::optional<std::int64_t> 
         }
     }
     return removed;
+}
+
+ReplayReport replay_dead_letters(pg::Database& db, DeadLetterStore& store, const Queue& from,
+                                 const std::vector<DeadLetter>& todo,
+                                 const std::vector<std::string>& missing, const Queue& target,
+                                 Publisher& publisher, const PublishUseCase& use_case,
+                                 const ReplayOptions& options) {
+    auto run = [&] {
+        return store.replay_all(from, todo, missing, target, publisher, use_case, options);
+    };
+    if (options.dry_run) return run();
+    return audit::run_recorded(
+        db, {from.tenant, "dead_letter.replay", "queue", from.name, nullptr, nullptr}, run,
+        [&](const ReplayReport& r) {
+            nlohmann::json replayed = nlohmann::json::array();
+            for (const auto& res : r.results)
+                if (res.status == ReplayStatus::kReplayed) replayed.push_back(res.id);
+            return nlohmann::json{
+                {"to",
+                 target.tenant == from.tenant ? target.name : target.tenant + "/" + target.name},
+                {"replayed", r.replayed},
+                {"failed", r.failed},
+                {"not_found", r.not_found},
+                {"dead_letters", std::move(replayed)}};
+        });
+}
+
+std::int64_t purge_dead_letters(pg::Database& db, DeadLetterStore& store, const Queue& queue,
+                                std::optional<std::int64_t> before_ms) {
+    return audit::run_recorded(
+        db, {queue.tenant, "dead_letter.purge", "queue", queue.name, nullptr, nullptr},
+        [&] { return store.purge(queue, before_ms); },
+        [&](std::int64_t removed) {
+            return nlohmann::json{
+                {"removed", removed},
+                {"before", before_ms ? nlohmann::json(format_rfc3339(*before_ms)) : nullptr}};
+        });
 }
 
 }  // namespace mq

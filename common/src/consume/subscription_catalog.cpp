@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/names.hpp"
 #include "mq/queue/catalog.hpp"
 
@@ -150,37 +151,54 @@ bool is_uuid_text(const std::string& text) {
     return true;
 }
 
-Subscription SubscriptionCatalog::create(const Subscription& s) {
+std::string audit_target(const Subscription& s) { return s.queue + "/" + s.name; }
+
+Subscription SubscriptionCatalog::create(
+    const Subscription& s, const std::function<void(const Subscription&)>& before_commit) {
     validate(s);
-    auto row = db_.transact([&](pqxx::work& tx) {
-        return with_settings(s, [&](auto&&... a) {
+    return db_.transact([&](pqxx::work& tx) {
+        auto row = with_settings(s, [&](auto&&... a) {
             return db_.exec(tx, kInsert, s.tenant, s.queue, s.name, a..., queue_owner(s),
                             consumer_group(s), s.origin, s.created_by)[0];
         });
+        // Another tenant's private queue is reported exactly like a missing one.
+        if (row[0].as<int>() == 0 && is_cross_tenant(s)) throw queue_not_found(s.tenant, s.queue);
+        if (row[0].as<int>() == 0)
+            throw Error(ErrorCode::kQueueNotFound,
+                        "queue '" + s.queue + "' not found in tenant '" + s.tenant + "'",
+                        {{"queue", s.queue}});
+        if (row[1].as<int>() == 0)
+            throw Error(ErrorCode::kConflict,
+                        "queue '" + s.queue + "' already has a subscription named '" + s.name + "'",
+                        {{"queue", s.queue}, {"subscription", s.name}});
+        Subscription created =
+            from_row(db_.exec(tx, kGet, s.tenant, s.queue, s.name, queue_owner(s))[0]);
+        if (before_commit) before_commit(created);
+        audit::record(db_, tx,
+                      {created.tenant, "subscription.create", "subscription", audit_target(created),
+                       nullptr, to_json(created)});
+        return created;
     });
-    // Another tenant's private queue is reported exactly like a missing one.
-    if (row[0].as<int>() == 0 && is_cross_tenant(s)) throw queue_not_found(s.tenant, s.queue);
-    if (row[0].as<int>() == 0)
-        throw Error(ErrorCode::kQueueNotFound,
-                    "queue '" + s.queue + "' not found in tenant '" + s.tenant + "'",
-                    {{"queue", s.queue}});
-    if (row[1].as<int>() == 0)
-        throw Error(ErrorCode::kConflict,
-                    "queue '" + s.queue + "' already has a subscription named '" + s.name + "'",
-                    {{"queue", s.queue}, {"subscription", s.name}});
-    return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
 Subscription SubscriptionCatalog::update(const Subscription& s, bool vouch_for_handler) {
     validate(s);
-    bool found = db_.transact([&](pqxx::work& tx) {
-        return !with_settings(s, [&](auto&&... a) {
-                    return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name, a..., queue_owner(s),
-                                    s.origin, s.created_by, vouch_for_handler);
-                }).empty();
+    return db_.transact([&](pqxx::work& tx) {
+        auto old = db_.exec(tx, kGet, s.tenant, s.queue, s.name, queue_owner(s));
+        bool found = !old.empty() && !with_settings(s, [&](auto&&... a) {
+                                          return db_.exec(tx, kUpdate, s.tenant, s.queue, s.name,
+                                                          a..., queue_owner(s), s.origin,
+                                                          s.created_by, vouch_for_handler);
+                                      }).empty();
+        if (!found) throw subscription_not_found(s.tenant, s.queue, s.name);
+        Subscription before = from_row(old[0]);
+        Subscription after =
+            from_row(db_.exec(tx, kGet, s.tenant, s.queue, s.name, queue_owner(s))[0]);
+        audit::record(db_, tx,
+                      audit::updated(after.tenant, "subscription.update", "subscription",
+                                     audit_target(after), to_json(before), to_json(after)));
+        return after;
     });
-    if (!found) throw subscription_not_found(s.tenant, s.queue, s.name);
-    return get(s.tenant, s.queue, s.name, queue_owner(s));
 }
 
 std::vector<Subscription> SubscriptionCatalog::list(const std::string& tenant,
@@ -255,8 +273,13 @@ Subscription SubscriptionCatalog::get_by_id(const std::string& tenant, const std
 Subscription SubscriptionCatalog::remove(const std::string& tenant, const std::string& queue,
                                          const std::string& name, const std::string& queue_tenant) {
     Subscription s = get(tenant, queue, name, queue_tenant);
-    db_.transact(
-        [&](pqxx::work& tx) { db_.exec(tx, kDelete, tenant, queue, name, queue_owner(s)); });
+    db_.transact([&](pqxx::work& tx) {
+        if (db_.exec(tx, kDelete, tenant, queue, name, queue_owner(s)).affected_rows() == 0)
+            throw subscription_not_found(tenant, queue, name);
+        audit::record(db_, tx,
+                      {s.tenant, "subscription.delete", "subscription", audit_target(s), to_json(s),
+                       nullptr});
+    });
     return s;
 }
 
@@ -266,11 +289,20 @@ Subscription SubscriptionCatalog::set_status(const std::string& tenant, const st
     if (status != "active" && status != "paused")
         throw ValidationError("status must be active or paused", {{"field", "status"}});
     const std::string& owner = queue_tenant.empty() ? tenant : queue_tenant;
-    bool found = db_.transact([&](pqxx::work& tx) {
-        return !db_.exec(tx, kStatus, tenant, queue, name, status, owner).empty();
+    return db_.transact([&](pqxx::work& tx) {
+        auto old = db_.exec(tx, kGet, tenant, queue, name, owner);
+        if (old.empty() || db_.exec(tx, kStatus, tenant, queue, name, status, owner).empty())
+            throw subscription_not_found(tenant, queue, name);
+        Subscription after = from_row(db_.exec(tx, kGet, tenant, queue, name, owner)[0]);
+        audit::record(db_, tx,
+                      {after.tenant,
+                       status == "paused" ? "subscription.pause" : "subscription.resume",
+                       "subscription",
+                       audit_target(after),
+                       {{"status", from_row(old[0]).status}},
+                       {{"status", after.status}}});
+        return after;
     });
-    if (!found) throw subscription_not_found(tenant, queue, name);
-    return get(tenant, queue, name, owner);
 }
 
 }  // namespace mq

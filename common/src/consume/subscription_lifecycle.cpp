@@ -46,24 +46,23 @@ CreatedSubscription create_subscription(pg::Database& db, redis::Connection& red
     SubscriptionCatalog subs(db);
     ConsumerGroups groups(redis, keys);  // Redis down: nothing stored yet
 
-    CreatedSubscription out{subs.create(s), 0};
-    const Subscription& created = out.subscription;
+    // The groups are created inside the row's transaction: if Redis fails the row (and its
+    // audit row) roll back, so nothing half-exists. A row without its groups would look
+    // healthy but never deliver.
+    CreatedSubscription out;
+    bool creating_groups = false;
     try {
-        out.new_groups = groups.ensure(queue, created);
-    } catch (const std::exception& e) {
-        // Nothing may half-exist: a row without its groups looks healthy but never delivers.
-        try {
-            groups.destroy(queue, consumer_group(created));
-        } catch (const std::exception&) {
-            // Redis is the failing side; groups it did create are harmless without a row.
-        }
-        try {
-            subs.remove(created.tenant, created.queue, created.name, queue_owner(created));
-        } catch (const Error& undo) {
-            throw Error(undo.code(), std::string("cannot create the consumer groups (") + e.what() +
-                                         ") and cannot remove the new subscription row either (" +
-                                         undo.what() + "); remove it with: mqctl sub delete " +
-                                         created.queue + " " + created.name + " --yes");
+        out.subscription = subs.create(s, [&](const Subscription& created) {
+            creating_groups = true;
+            out.new_groups = groups.ensure(queue, created);
+        });
+    } catch (const std::exception&) {
+        if (creating_groups) {
+            try {
+                groups.destroy(queue, consumer_group(s));
+            } catch (const std::exception&) {
+                // Redis is the failing side; groups it did create are harmless without a row.
+            }
         }
         throw;
     }

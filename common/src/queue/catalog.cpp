@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/names.hpp"
 
 namespace mq {
@@ -116,7 +117,15 @@ bool Catalog::create_tenant(const std::string& id, const std::string& display_na
                             bool if_not_exists) {
     validate_name("tenant", id);
     bool created = db_.transact([&](pqxx::work& tx) {
-        return db_.exec(tx, kInsertTenant, id, display_name).affected_rows() == 1;
+        if (db_.exec(tx, kInsertTenant, id, display_name).affected_rows() != 1) return false;
+        audit::record(db_, tx,
+                      {id,
+                       "tenant.create",
+                       "tenant",
+                       id,
+                       nullptr,
+                       {{"id", id}, {"display_name", display_name}}});
+        return true;
     });
     if (!created && !if_not_exists)
         throw Error(ErrorCode::kConflict, "tenant '" + id + "' already exists", {{"tenant", id}});
@@ -158,18 +167,20 @@ Queue Catalog::create_queue(const std::string& tenant, const QueueSpec& spec,
         nlohmann::json(spec.allowed_producers.value_or(std::vector<std::string>{})).dump();
     const std::string consumers =
         nlohmann::json(spec.allowed_consumers.value_or(std::vector<std::string>{})).dump();
-    auto rows = db_.transact([&](pqxx::work& tx) {
-        return db_.exec(tx, kInsertQueue, tenant, spec.name, spec.description, partitions,
-                        static_cast<std::int64_t>(retention.count()), max_length,
-                        static_cast<std::int64_t>(dedup.count()), schema_param(spec.schema),
-                        spec.encryption.value_or("none"), producers, consumers,
-                        spec.is_public.value_or(false));
+    return db_.transact([&](pqxx::work& tx) {
+        auto rows = db_.exec(tx, kInsertQueue, tenant, spec.name, spec.description, partitions,
+                             static_cast<std::int64_t>(retention.count()), max_length,
+                             static_cast<std::int64_t>(dedup.count()), schema_param(spec.schema),
+                             spec.encryption.value_or("none"), producers, consumers,
+                             spec.is_public.value_or(false));
+        if (rows.empty())
+            throw Error(ErrorCode::kConflict,
+                        "queue '" + spec.name + "' already exists in tenant '" + tenant + "'",
+                        {{"queue", spec.name}});
+        Queue q = queue_from_row(rows[0]);
+        audit::record(db_, tx, {tenant, "queue.create", "queue", q.name, nullptr, to_json(q)});
+        return q;
     });
-    if (rows.empty())
-        throw Error(ErrorCode::kConflict,
-                    "queue '" + spec.name + "' already exists in tenant '" + tenant + "'",
-                    {{"queue", spec.name}});
-    return queue_from_row(rows[0]);
 }
 
 std::vector<Queue> Catalog::list_queues(const std::string& tenant) {
@@ -257,6 +268,9 @@ Queue Catalog::update_queue(
                      nlohmann::json(q.allowed_consumers).dump(), q.is_public);
         Queue after = queue_from_row(updated[0]);
         if (before_commit) before_commit(before, after);
+        audit::record(
+            db_, tx,
+            audit::updated(tenant, "queue.update", "queue", name, to_json(before), to_json(after)));
         return after;
     });
 }
@@ -271,8 +285,12 @@ void Catalog::mark_deleting(const Queue& queue) {
     db_.transact([&](pqxx::work& tx) { db_.exec(tx, kMarkDeleting, queue.id); });
 }
 
-void Catalog::delete_queue_row(const Queue& queue) {
-    db_.transact([&](pqxx::work& tx) { db_.exec(tx, kDeleteQueue, queue.id); });
+void Catalog::delete_queue_row(const Queue& queue, const nlohmann::json& outcome) {
+    db_.transact([&](pqxx::work& tx) {
+        db_.exec(tx, kDeleteQueue, queue.id);
+        audit::record(db_, tx,
+                      {queue.tenant, "queue.delete", "queue", queue.name, to_json(queue), outcome});
+    });
 }
 
 }  // namespace mq

@@ -1,5 +1,7 @@
 #include "mq/queue/lifecycle.hpp"
 
+#include "mq/audit/audit_log.hpp"
+
 namespace mq {
 
 DeletedQueue delete_queue(Catalog& catalog, QueueStreams& streams, const std::string& tenant,
@@ -16,8 +18,19 @@ DeletedQueue delete_queue(Catalog& catalog, QueueStreams& streams, const std::st
                     {{"queue", name}, {"subscriptions", out.subscriptions}});
     catalog.mark_deleting(*q);
     out.keys_removed = streams.drop(*q);
-    catalog.delete_queue_row(*q);
+    catalog.delete_queue_row(
+        *q, {{"deleted", true}, {"subscriptions_deleted", out.subscriptions}, {"force", force}});
     return out;
+}
+
+QueueStreams::Purged purge_queue(pg::Database& db, QueueStreams& streams, const Queue& queue) {
+    return audit::run_recorded(
+        db, {queue.tenant, "queue.purge", "queue", queue.name, nullptr, nullptr},
+        [&] { return streams.purge(queue); },
+        [](const QueueStreams::Purged& p) {
+            return nlohmann::json{
+                {"purged", p.entries + p.delayed}, {"entries", p.entries}, {"delayed", p.delayed}};
+        });
 }
 
 }  // namespace mq

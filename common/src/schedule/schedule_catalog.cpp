@@ -1,5 +1,6 @@
 #include "mq/schedule/schedule_catalog.hpp"
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/core/names.hpp"
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/payload_schema.hpp"
@@ -42,7 +43,8 @@ const pg::Statement kUpdate{
     "message_key = $8, content_type = $9, status = $10, misfire = $11, next_tick_at = " MQ_MS_TO_TS("$12") ", "
     "updated_at = now() WHERE tenant_id = $1 AND name = $2 RETURNING " MQ_SCHEDULE_COLUMNS};
 const pg::Statement kDelete{"mq_schedule_delete",
-                            "DELETE FROM message_schedules WHERE tenant_id = $1 AND name = $2"};
+                            "DELETE FROM message_schedules WHERE tenant_id = $1 AND name = $2 "
+                            "RETURNING " MQ_SCHEDULE_COLUMNS};
 const pg::Statement kDue{"mq_schedule_due",
                          "SELECT " MQ_SCHEDULE_COLUMNS
                          " FROM message_schedules WHERE status = 'active' AND "
@@ -98,17 +100,21 @@ Error schedule_not_found(const std::string& tenant, const std::string& name) {
 Schedule ScheduleCatalog::create(const std::string& tenant, const ScheduleSpec& spec,
                                  std::int64_t now_ms) {
     auto next = first_tick(spec.cron, spec.tz, now_ms);
-    auto rows = db_.transact([&](pqxx::work& tx) {
-        return db_.exec(tx, kInsert, tenant, spec.name, spec.queue, spec.cron, spec.tz,
-                        pqxx::binarystring(spec.payload), nlohmann::json(spec.headers).dump(),
-                        spec.key, spec.content_type, std::string(spec.paused ? "paused" : "active"),
-                        spec.misfire, next);
+    return db_.transact([&](pqxx::work& tx) {
+        auto rows = db_.exec(tx, kInsert, tenant, spec.name, spec.queue, spec.cron, spec.tz,
+                             pqxx::binarystring(spec.payload), nlohmann::json(spec.headers).dump(),
+                             spec.key, spec.content_type,
+                             std::string(spec.paused ? "paused" : "active"), spec.misfire, next);
+        if (rows.empty())
+            throw Error(ErrorCode::kConflict,
+                        "schedule '" + spec.name + "' already exists in tenant '" + tenant + "'",
+                        {{"schedule", spec.name}});
+        Schedule created = from_row(rows[0]);
+        audit::record(
+            db_, tx,
+            {tenant, "schedule.create", "schedule", created.name, nullptr, to_json(created)});
+        return created;
     });
-    if (rows.empty())
-        throw Error(ErrorCode::kConflict,
-                    "schedule '" + spec.name + "' already exists in tenant '" + tenant + "'",
-                    {{"schedule", spec.name}});
-    return from_row(rows[0]);
 }
 
 std::vector<Schedule> ScheduleCatalog::list(const std::string& tenant) {
@@ -138,17 +144,22 @@ namespace {
 
 template <class Change>
 Schedule write_locked(pg::Database& db, const std::string& tenant, const std::string& name,
-                      Change&& change) {
+                      const std::string& action, Change&& change) {
     if (!is_valid_name(name)) throw schedule_not_found(tenant, name);
     return db.transact([&](pqxx::work& tx) {
         auto rows = db.exec(tx, kLock, tenant, name);
         if (rows.empty()) throw schedule_not_found(tenant, name);
         Schedule s = from_row(rows[0]);
+        const Schedule before = s;
         change(s);
         auto out = db.exec(tx, kUpdate, tenant, name, s.queue, s.cron, s.tz,
                            pqxx::binarystring(s.payload), nlohmann::json(s.headers).dump(), s.key,
                            s.content_type, s.status, s.misfire, s.next_tick_ms);
-        return from_row(out[0]);
+        Schedule after = from_row(out[0]);
+        audit::record(
+            db, tx,
+            audit::updated(tenant, action, "schedule", name, to_json(before), to_json(after)));
+        return after;
     });
 }
 
@@ -156,7 +167,7 @@ Schedule write_locked(pg::Database& db, const std::string& tenant, const std::st
 
 Schedule ScheduleCatalog::update(const std::string& tenant, const std::string& name,
                                  const ScheduleChanges& c, std::int64_t now_ms) {
-    return write_locked(db_, tenant, name, [&](Schedule& s) {
+    return write_locked(db_, tenant, name, "schedule.update", [&](Schedule& s) {
         bool timing = (c.cron && *c.cron != s.cron) || (c.tz && *c.tz != s.tz);
         if (c.queue) s.queue = *c.queue;
         if (c.cron) s.cron = *c.cron;
@@ -173,19 +184,24 @@ Schedule ScheduleCatalog::update(const std::string& tenant, const std::string& n
 
 Schedule ScheduleCatalog::set_paused(const std::string& tenant, const std::string& name,
                                      bool paused, std::int64_t now_ms) {
-    return write_locked(db_, tenant, name, [&](Schedule& s) {
-        const std::string want = paused ? "paused" : "active";
-        if (s.status == want) return;
-        s.status = want;
-        if (!paused) s.next_tick_ms = first_tick(s.cron, s.tz, now_ms);
-    });
+    return write_locked(db_, tenant, name, paused ? "schedule.pause" : "schedule.resume",
+                        [&](Schedule& s) {
+                            const std::string want = paused ? "paused" : "active";
+                            if (s.status == want) return;
+                            s.status = want;
+                            if (!paused) s.next_tick_ms = first_tick(s.cron, s.tz, now_ms);
+                        });
 }
 
 void ScheduleCatalog::remove(const std::string& tenant, const std::string& name) {
     if (!is_valid_name(name)) throw schedule_not_found(tenant, name);
-    bool gone = db_.transact(
-        [&](pqxx::work& tx) { return db_.exec(tx, kDelete, tenant, name).affected_rows() == 1; });
-    if (!gone) throw schedule_not_found(tenant, name);
+    db_.transact([&](pqxx::work& tx) {
+        auto rows = db_.exec(tx, kDelete, tenant, name);
+        if (rows.empty()) throw schedule_not_found(tenant, name);
+        audit::record(
+            db_, tx,
+            {tenant, "schedule.delete", "schedule", name, to_json(from_row(rows[0])), nullptr});
+    });
 }
 
 std::vector<Schedule> ScheduleCatalog::due(std::int64_t now_ms, std::size_t limit,

@@ -18,6 +18,8 @@ enum class Action {
     kMonitor,            ///< metrics and status of the caller's own tenant
     kMonitorAll,         ///< global metrics/status across tenants
     kManageDeadLetters,  ///< list, show, replay and purge a queue's dead letters
+    kReadAudit,          ///< the audit log of the caller's own tenant
+    kReadAuditAll,       ///< the audit log of every tenant (?scope=all)
 };
 
 /// "read-queues", "manage-queues", ...: for messages and docs.

@@ -9,6 +9,7 @@
 
 #include "mq/core/keys.hpp"
 #include "mq/core/message.hpp"
+#include "mq/pg/database.hpp"
 #include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/queue/queue.hpp"
@@ -146,5 +147,20 @@ class DeadLetterStore {
     redis::Connection& redis_;
     KeyLayout keys_;
 };
+
+/// DeadLetterStore::replay_all as an admin action: refused (BackendUnavailable, nothing
+/// replayed) while PostgreSQL cannot record it, then recorded once as "dead_letter.replay"
+/// with the counts and the handles replayed (docs/audit.md). A dry run changes nothing and
+/// is not recorded.
+ReplayReport replay_dead_letters(pg::Database& db, DeadLetterStore& store, const Queue& from,
+                                 const std::vector<DeadLetter>& todo,
+                                 const std::vector<std::string>& missing, const Queue& target,
+                                 Publisher& publisher, const PublishUseCase& use_case,
+                                 const ReplayOptions& options);
+
+/// DeadLetterStore::purge as an admin action, recorded as "dead_letter.purge" (the same
+/// rule as replay_dead_letters).
+std::int64_t purge_dead_letters(pg::Database& db, DeadLetterStore& store, const Queue& queue,
+                                std::optional<std::int64_t> before_ms = std::nullopt);
 
 }  // namespace mq

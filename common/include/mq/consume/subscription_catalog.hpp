@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,7 +23,10 @@ class SubscriptionCatalog {
     /// tenant, or is another tenant's and not is_public; Conflict when the queue already
     /// has a subscription of that name in the subscriber's tenant. The consumer_group
     /// column records consumer_group(s).
-    Subscription create(const Subscription& s);
+    /// `before_commit` (when set) runs with the new row, inside the transaction: if it
+    /// throws, nothing is stored. Records "subscription.create" in the audit log.
+    Subscription create(const Subscription& s,
+                        const std::function<void(const Subscription&)>& before_commit = {});
     /// Replaces every setting of an existing subscription with those of `s`. `s.origin` and
     /// `s.created_by` name the writer: stored when type or handler change, or when
     /// `vouch_for_handler` (an operator confirming the handler as it is); otherwise the

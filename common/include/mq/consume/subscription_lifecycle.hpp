@@ -34,9 +34,9 @@ struct CreatedSubscription {
     int new_groups = 0;         ///< consumer groups created (others existed already)
 };
 
-/// Inserts the row, then creates the consumer group on every partition of `queue` (the
-/// queue of queue_owner(s), already authorized by the caller); if
-/// the groups cannot be created the row is removed again, so nothing half-exists.
+/// Inserts the row and, before it commits, creates the consumer group on every partition
+/// of `queue` (the queue of queue_owner(s), already authorized by the caller); if the
+/// groups cannot be created the row and its audit row roll back, so nothing half-exists.
 /// Does not tell the workers (see tell_workers).
 CreatedSubscription create_subscription(pg::Database& db, redis::Connection& redis,
                                         const KeyLayout& keys, const Queue& queue,

@@ -65,7 +65,9 @@ class Catalog {
     int subscription_count(const Queue& queue);
     /// Marks the queue 'deleting' so publishers refuse it while its data is removed.
     void mark_deleting(const Queue& queue);
-    void delete_queue_row(const Queue& queue);
+    /// Deletes the row and records "queue.delete" (audit log) in the same transaction, with
+    /// `outcome` (what else went: subscriptions, keys) as its "after".
+    void delete_queue_row(const Queue& queue, const nlohmann::json& outcome = nullptr);
 
   private:
     pg::Database& db_;

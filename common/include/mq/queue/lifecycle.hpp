@@ -21,4 +21,9 @@ struct DeletedQueue {
 DeletedQueue delete_queue(Catalog& catalog, QueueStreams& streams, const std::string& tenant,
                           const std::string& name, bool force);
 
+/// Removes every message of `queue` (streams, delayed entries), keeping the queue. An
+/// action in Redis only: refused while PostgreSQL cannot record it in the audit log
+/// (BackendUnavailable, nothing removed); recorded as "queue.purge" once done.
+QueueStreams::Purged purge_queue(pg::Database& db, QueueStreams& streams, const Queue& queue);
+
 }  // namespace mq

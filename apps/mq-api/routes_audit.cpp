@@ -1,0 +1,32 @@
+// GET /api/v1/mq/audit: the audit log of admin actions (docs/audit.md), newest first, one
+// page at a time (?cursor=). A tenant-admin reads its own tenant's rows only, whatever the
+// filters say; an admin token reads every tenant's with ?scope=all, as for the metrics.
+// There is no route that changes the log.
+
+#include "mq/audit/audit_log.hpp"
+#include "mq/core/time.hpp"
+#include "routes.hpp"
+
+namespace mqapi {
+
+void add_audit_routes(Router& router, App& app) {
+    router.add(http::verb::get, "/api/v1/mq/audit", Auth::kBearer, [&app](Request& req) {
+        auto scope = req.query.count("scope") ? req.query.at("scope") : "";
+        if (!scope.empty() && scope != "tenant" && scope != "all")
+            throw mq::ValidationError("scope must be \"tenant\" or \"all\"", {{"field", "scope"}});
+        mq::authorize(*req.principal,
+                      scope == "all" ? mq::Action::kReadAuditAll : mq::Action::kReadAudit);
+        auto query = mq::audit::parse_query(req.query, mq::now_ms());
+        if (scope != "all") query.tenant = req.tenant();
+        auto db = app.pg().acquire();
+        auto page = mq::audit::list(*db, query);
+        nlohmann::json records = nlohmann::json::array();
+        for (const auto& r : page.records) records.push_back(mq::audit::to_json(r));
+        return json_response(
+            200, {{"records", std::move(records)},
+                  {"next_cursor", page.next_cursor.empty() ? nlohmann::json()
+                                                           : nlohmann::json(page.next_cursor)}});
+    });
+}
+
+}  // namespace mqapi
