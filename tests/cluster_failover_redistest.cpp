@@ -15,49 +15,12 @@
 #include "harness.hpp"
 #include "mq/redis/async_connection.hpp"
 #include "mq/redis/cluster.hpp"
-#include "private_services.hpp"
+#include "private_cluster.hpp"
 
 using namespace mq::redis;
 using namespace std::chrono_literals;
 
-namespace {
-
-/// A cluster of 3 masters + 3 replicas (and a PostgreSQL) of this test alone.
-class PrivateCluster {
-  public:
-    PrivateCluster() : dir_(mqtest::make_private_dir()) {
-        REQUIRE(mqtest::run_shell("MQ_SERVICES_FAST=1 " + script() + " start " + dir_ +
-                                  " --cluster >/dev/null 2>&1") == 0);
-        std::ifstream in(dir_ + "/env");
-        std::string line;
-        while (std::getline(in, line)) {
-            auto eq = line.find('=');
-            if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
-        }
-        REQUIRE(env_.count("REDIS_URL"));
-    }
-    ~PrivateCluster() {
-        mqtest::run_shell(script() + " stop " + dir_ + " >/dev/null 2>&1");
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
-    }
-    std::string url() const { return env_.at("REDIS_URL"); }
-    /// SIGKILL to the node on `port` (its pid file from mq-services).
-    void kill_node(int port) {
-        std::ifstream in(dir_ + "/cluster/" + std::to_string(port) + "/redis.pid");
-        pid_t pid = 0;
-        in >> pid;
-        REQUIRE(pid > 0);
-        REQUIRE(::kill(pid, SIGKILL) == 0);
-    }
-
-  private:
-    static std::string script() { return std::string(MQ_SOURCE_DIR) + "/scripts/mq-services"; }
-    std::string dir_;
-    std::map<std::string, std::string> env_;
-};
-
-}  // namespace
+using mqtest::PrivateCluster;
 
 TEST_CASE("cluster_connections_survive_the_kill_of_a_partitions_master",
           "[redis][cluster_failover]") {

@@ -55,6 +55,7 @@ void print_queue(const mq::Queue& q, Context& ctx) {
                   {"dedup window", mq::format_duration(q.dedup_window)},
                   {"encryption", q.encryption},
                   {"public", q.is_public ? "yes" : "no"},
+                  {"durability", q.durability},
                   {"producers", principals_text(q.allowed_producers)},
                   {"consumers", principals_text(q.allowed_consumers)},
                   {"schema", q.schema.is_null() ? "none" : q.schema.dump()},
@@ -83,6 +84,7 @@ struct QueueOptions {
     bool any_producer = false;
     bool any_consumer = false;
     std::optional<bool> is_public;
+    std::string durability;
 };
 
 void run_queue_create(const QueueOptions& o, Context& ctx) {
@@ -99,6 +101,7 @@ void run_queue_create(const QueueOptions& o, Context& ctx) {
     if (!o.allow_producers.empty()) spec.allowed_producers = o.allow_producers;
     if (!o.allow_consumers.empty()) spec.allowed_consumers = o.allow_consumers;
     spec.is_public = o.is_public;
+    if (!o.durability.empty()) spec.durability = o.durability;
     mq::validate(spec);  // before connecting: a bad flag is a usage error, not a backend one
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.create_queue(ctx.tenant(), spec, ctx.config());
@@ -173,12 +176,13 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
     if (!o.allow_consumers.empty()) c.allowed_consumers = o.allow_consumers;
     if (o.any_consumer) c.allowed_consumers = std::vector<std::string>{};
     c.is_public = o.is_public;
+    if (!o.durability.empty()) c.durability = o.durability;
     if (c.empty())
         throw mq::ValidationError(
             "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
             "--dedup-window, --description, --schema-file, --no-schema, --encryption, "
-            "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public or "
-            "--no-public");
+            "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public, "
+            "--no-public or --durability");
     mq::validate_name("queue name", o.name);
     mq::validate(c);
     auto updated = mq::update_queue(
@@ -259,6 +263,10 @@ void setup_queue(CLI::App& app, Context& ctx) {
         cmd->add_flag_function(
             "--public,!--no-public", [&o](std::int64_t n) { o.is_public = n > 0; },
             "Whether other tenants may see the queue");
+        cmd->add_option("--durability", o.durability,
+                        "Acknowledge a publish once the master stored it (leader) or once a "
+                        "replica confirmed it too (replica)")
+            ->check(CLI::IsMember({"leader", "replica"}));
     };
 
     auto create_opts = std::make_shared<QueueOptions>();

@@ -77,6 +77,12 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         Clock::time_point sent;
     };
     enum class State { kClosed, kConnecting, kOpen };
+    // The replicated calls of one write: their replies are held until the WAIT that
+    // closes the write answers.
+    struct WaitBatch {
+        std::chrono::milliseconds timeout{0};
+        std::vector<std::pair<Callback, std::vector<Reply>>> held;
+    };
 
     // Declared first so it is destroyed last: the socket and the timer need it.
     std::shared_ptr<asio::io_context> ioc;
@@ -95,6 +101,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     Clock::time_point connect_started;
     std::deque<Call> calls;
     std::unordered_set<std::string> loaded_scripts;
+    std::shared_ptr<WaitBatch> wait_batch;  // replicated calls in `out`; null: none
     std::unique_ptr<redisReader, ReaderDeleter> reader;
     std::vector<char> read_buf = std::vector<char>(64 * 1024);
     std::atomic<std::uint64_t> writes{0};  // read by other threads for metrics
@@ -116,7 +123,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             };
     }
 
-    void execute(const Pipeline& pipeline, Callback done, bool retry_noscript) {
+    void execute(const Pipeline& pipeline, Callback done, bool retry_noscript,
+                 std::chrono::milliseconds replica_wait = std::chrono::milliseconds(0)) {
         if (pipeline.empty()) {
             done({}, nullptr);
             return;
@@ -127,11 +135,21 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                 load_script(*s);
         for (const auto& argv : pipeline.commands()) append_command(out, argv);
         if (retry_noscript) {
-            done = [weak = weak_from_this(), &pipeline, done = std::move(done)](
+            done = [weak = weak_from_this(), &pipeline, replica_wait, done = std::move(done)](
                        std::vector<Reply> replies, std::exception_ptr error) mutable {
                 auto self = weak.lock();
                 if (error || !self) return done(std::move(replies), std::move(error));
-                self->rerun_noscript(pipeline, std::move(replies), std::move(done));
+                self->rerun_noscript(pipeline, std::move(replies), replica_wait, std::move(done));
+            };
+        }
+        if (replica_wait.count() > 0) {
+            // Held until the WAIT appended to this write (flush()) answers.
+            if (!wait_batch) wait_batch = std::make_shared<WaitBatch>();
+            wait_batch->timeout = std::max(wait_batch->timeout, replica_wait);
+            done = [batch = wait_batch, done = std::move(done)](std::vector<Reply> replies,
+                                                                std::exception_ptr error) mutable {
+                if (error) return done({}, std::move(error));
+                batch->held.emplace_back(std::move(done), std::move(replies));
             };
         }
         push_call(pipeline.size(), std::move(done));
@@ -140,7 +158,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
 
     // Runs the commands that got NOSCRIPT once more (their scripts are loaded first),
     // then calls done with every reply.
-    void rerun_noscript(const Pipeline& pipeline, std::vector<Reply> replies, Callback done) {
+    void rerun_noscript(const Pipeline& pipeline, std::vector<Reply> replies,
+                        std::chrono::milliseconds replica_wait, Callback done) {
         auto again = std::make_shared<Pipeline>();
         std::vector<std::size_t> index;
         for (std::size_t i = 0; i < replies.size(); ++i) {
@@ -162,7 +181,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                     replies[index[k]] = std::move(second[k]);
                 done(std::move(replies), nullptr);
             },
-            false);
+            false, replica_wait);
     }
 
     void load_script(const Script& script) {
@@ -197,8 +216,38 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         }));
     }
 
+    // WAIT numreplicas timeout: closes a write that carries replicated calls; they get their
+    // replies when at least one replica acknowledged everything written before it.
+    void append_wait() {
+        auto batch = std::move(wait_batch);
+        wait_batch.reset();
+        append_command(out, {"WAIT", "1", std::to_string(batch->timeout.count())});
+        push_call(1, [weak = weak_from_this(), batch](std::vector<Reply> r, std::exception_ptr e) {
+            auto self = weak.lock();
+            if (!e && self) {
+                std::string why;
+                if (r.empty() || r.front().type != Reply::Type::kInteger)
+                    why = r.empty() ? "no reply" : "WAIT answered " + r.front().str;
+                else if (r.front().integer < 1)
+                    why = "WAIT answered 0 replicas";
+                if (!why.empty())
+                    e = std::make_exception_ptr(BackendUnavailable(
+                        "no replica of " + self->where() + " confirmed the write within " +
+                        std::to_string(batch->timeout.count()) + " ms (" + why +
+                        "); it may or may not be kept: retry, or check the replicas"));
+            }
+            for (auto& [done, replies] : batch->held) {
+                if (e)
+                    done({}, e);
+                else
+                    done(std::move(replies), nullptr);
+            }
+        });
+    }
+
     void flush() {
         if (writing || out.empty() || state != State::kOpen) return;
+        if (wait_batch) append_wait();
         writing = true;
         writing_buf.swap(out);
         out.clear();
@@ -406,6 +455,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         out.clear();
         writing_buf.clear();
         loaded_scripts.clear();
+        wait_batch.reset();
         reader.reset();
     }
 
@@ -430,6 +480,7 @@ struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
         std::size_t pending = 0;
         std::exception_ptr error;
         Callback done;
+        std::chrono::milliseconds replica_wait{0};  // zero: not replicated
     };
     struct Part {
         NodeAddress address;
@@ -542,20 +593,23 @@ struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
             true);
     }
 
-    void execute(const Pipeline& pipeline, Callback done) {
+    void execute(const Pipeline& pipeline, Callback done,
+                 std::chrono::milliseconds replica_wait = std::chrono::milliseconds(0)) {
         if (pipeline.empty()) return done({}, nullptr);
-        with_map([weak = weak_from_this(), &pipeline,
+        with_map([weak = weak_from_this(), &pipeline, replica_wait,
                   done = std::move(done)](std::exception_ptr e) mutable {
             auto self = weak.lock();
             if (!self) return;
             if (e) return done({}, std::move(e));
-            self->dispatch(pipeline, std::move(done));
+            self->dispatch(pipeline, std::move(done), replica_wait);
         });
     }
 
-    void dispatch(const Pipeline& pipeline, Callback done) {
+    // Each node's part joins that node's next write (and, replicated, its WAIT).
+    void dispatch(const Pipeline& pipeline, Callback done, std::chrono::milliseconds replica_wait) {
         auto g = std::make_shared<Gather>();
         g->pipeline = &pipeline;
+        g->replica_wait = replica_wait;
         g->replies.resize(pipeline.size());
         g->done = std::move(done);
         std::vector<std::shared_ptr<Part>> parts;
@@ -610,7 +664,7 @@ struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
                         }
                         self->finish_one(g);
                     },
-                    true);
+                    true, replica_wait);
         }
         finish_one(g);
     }
@@ -658,7 +712,7 @@ struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
                 g->replies[i] = std::move(r.back());
                 self->follow(g, i, to, hop + 1);
             },
-            true);
+            true, g->replica_wait);
     }
 };
 
@@ -682,6 +736,14 @@ AsyncConnection::~AsyncConnection() {
 void AsyncConnection::execute(const Pipeline& pipeline, Callback done) {
     if (cluster_) return cluster_->execute(pipeline, std::move(done));
     impl_->execute(pipeline, std::move(done), true);
+}
+
+void AsyncConnection::execute_replicated(const Pipeline& pipeline,
+                                         std::chrono::milliseconds replica_wait, Callback done) {
+    if (replica_wait.count() <= 0)
+        throw Error(ErrorCode::kInternal, "execute_replicated needs a positive replica wait");
+    if (cluster_) return cluster_->execute(pipeline, std::move(done), replica_wait);
+    impl_->execute(pipeline, std::move(done), true, replica_wait);
 }
 
 std::uint64_t AsyncConnection::writes() const {

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -431,6 +432,25 @@ Connection& Connection::node(const NodeAddress& address) {
 NodeAddress Connection::node_of(std::string_view key) {
     if (cluster_) return cluster_->node_of(key);
     return NodeAddress{endpoint_.host, endpoint_.port};
+}
+
+void Connection::wait_for_replica(const Pipeline& written, std::chrono::milliseconds timeout) {
+    std::vector<NodeAddress> nodes;
+    for (const auto& argv : written.commands()) {
+        NodeAddress n = node_of(routing_key(argv).value_or(""));
+        if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(n);
+    }
+    for (const auto& n : nodes) {
+        // WAIT numreplicas timeout: counts the replicas that acknowledged every write made
+        // on this connection so far.
+        Reply r = node(n).command_raw({"WAIT", "1", std::to_string(timeout.count())});
+        if (r.type != Reply::Type::kInteger || r.integer < 1)
+            throw BackendUnavailable(
+                "no replica of Redis at " + n.describe() + " confirmed the write within " +
+                std::to_string(timeout.count()) + " ms (" +
+                (r.is_error() ? r.str : "WAIT answered " + std::to_string(r.integer)) +
+                "); it may or may not be kept: retry, or check the replicas");
+    }
 }
 
 void Connection::append(const std::vector<std::string>& argv) {

@@ -5,6 +5,7 @@
 // publish themselves instead of handing work to other threads.
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -49,6 +50,13 @@ class AsyncConnection {
     /// Sends `pipeline` (which must stay alive until `done` runs) and calls `done` on this
     /// connection's thread with its replies. An empty pipeline completes at once.
     void execute(const Pipeline& pipeline, Callback done);
+    /// As execute(), but `done` gets the replies only once `WAIT 1 <replica_wait ms>` on
+    /// every node written confirmed that a replica has them. One WAIT per node per write
+    /// (group commit: the calls of one turn share it). When it answers 0 (no replica
+    /// confirmed in time) or fails, `done` gets BackendUnavailable: the commands ran on the
+    /// master, but are not known to be replicated.
+    void execute_replicated(const Pipeline& pipeline, std::chrono::milliseconds replica_wait,
+                            Callback done);
 
     /// Writes made so far (each carries every command queued since the previous one).
     std::uint64_t writes() const;

@@ -235,6 +235,10 @@ class Connection {
     Connection& node(const NodeAddress& address);
     /// The node that holds `key`: its slot's master on a cluster, this server otherwise.
     NodeAddress node_of(std::string_view key);
+    /// WAIT 1 <timeout> on every node `written` (a pipeline this connection ran) went to:
+    /// returns once a replica of each acknowledged it; throws BackendUnavailable naming the
+    /// node when one did not within `timeout` (the writes stand on the master).
+    void wait_for_replica(const Pipeline& written, std::chrono::milliseconds timeout);
 
   private:
     struct ReaderDeleter {
