@@ -47,13 +47,14 @@ class PrivateCluster {
         return {{"REDIS_URL", url()}, {"DATABASE_URL", database_url()}};
     }
 
-    /// SIGKILL to the node on `port` (its pid file from mq-services).
-    void kill_node(int port) {
+    /// SIGKILL (or `sig`: SIGSTOP, SIGCONT) to the node on `port` (its pid file from
+    /// mq-services).
+    void kill_node(int port, int sig = SIGKILL) {
         std::ifstream in(dir_ + "/cluster/" + std::to_string(port) + "/redis.pid");
         pid_t pid = 0;
         in >> pid;
         REQUIRE(pid > 0);
-        REQUIRE(::kill(pid, SIGKILL) == 0);
+        REQUIRE(::kill(pid, sig) == 0);
     }
     /// Starts a killed node again with its state (`mq-services restart-node`): it rejoins
     /// as a replica of the master that replaced it.
