@@ -41,6 +41,7 @@ json a_queue() {
             {"schema", nullptr},
             {"encryption", "none"},
             {"is_public", false},
+            {"durability", "leader"},
             {"allowed_producers", json::array()},
             {"allowed_consumers", json::array()},
             {"status", "active"},

@@ -225,7 +225,8 @@ TEST_CASE("queue_to_json_shows_every_field_with_durations_in_ms", "[queue]") {
     CHECK(j["created_at"] == "2026-11-21T10:00:00.000Z");
     CHECK(j["updated_at"] == "2026-11-21T11:00:00.000Z");
     CHECK(j["schema"].is_null());  // no schema set
-    CHECK(j.size() == 16);
+    CHECK(j["durability"] == "leader");
+    CHECK(j.size() == 17);
 }
 
 TEST_CASE("queue_to_json_shows_unlimited_max_length_as_null", "[queue]") {
