@@ -149,4 +149,8 @@ TEST_CASE("a_replicated_write_on_a_dead_server_fails_at_once", "[redis][durabili
     CHECK(r.failed == 2);
     CHECK_THAT(r.error, Catch::Matchers::Contains("cannot reach"));
     CHECK(Clock::now() - start < 5s);
+    // A wait of zero is a caller's mistake, refused before anything is sent.
+    mq::redis::Pipeline p;
+    p.add({"XADD", "s", "*", "v", "x"});
+    CHECK_THROWS_AS(async.execute_replicated(p, 0ms, [](auto, auto) {}), mq::Error);
 }
