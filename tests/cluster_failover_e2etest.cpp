@@ -295,7 +295,7 @@ std::vector<int> slots_of(mq::redis::Connection& redis, int port) {
 
 }  // namespace
 
-TEST_CASE("cluster_failover_with_durability_leader_reports_lost_acked_publishes",
+TEST_CASE("cluster_failover_with_durability_leader_loses_what_was_acked_while_the_replica_lagged",
           "[cluster][failover][e2e]") {
     Outcome o = failover_under_load("leader");
     WARN("durability leader: " << o.acked << " publishes acknowledged (" << o.acked_while_behind
