@@ -42,6 +42,7 @@ json a_queue() {
             {"encryption", "none"},
             {"is_public", false},
             {"record_messages", false},
+            {"durability", "leader"},
             {"allowed_producers", json::array()},
             {"allowed_consumers", json::array()},
             {"status", "active"},

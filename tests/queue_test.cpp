@@ -226,7 +226,8 @@ TEST_CASE("queue_to_json_shows_every_field_with_durations_in_ms", "[queue]") {
     CHECK(j["updated_at"] == "2026-11-21T11:00:00.000Z");
     CHECK(j["schema"].is_null());  // no schema set
     CHECK(j["record_messages"] == false);
-    CHECK(j.size() == 17);
+    CHECK(j["durability"] == "leader");
+    CHECK(j.size() == 18);
 }
 
 TEST_CASE("queue_to_json_shows_unlimited_max_length_as_null", "[queue]") {

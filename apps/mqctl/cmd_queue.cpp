@@ -13,6 +13,7 @@
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/lifecycle.hpp"
 #include "mq/queue/payload_schema.hpp"
+#include "mq/queue/placement.hpp"
 #include "mq/queue/streams.hpp"
 #include "output.hpp"
 
@@ -55,6 +56,7 @@ void print_queue(const mq::Queue& q, Context& ctx) {
                   {"encryption", q.encryption},
                   {"public", q.is_public ? "yes" : "no"},
                   {"recording", q.record_messages ? "yes" : "no"},
+                  {"durability", q.durability},
                   {"producers", principals_text(q.allowed_producers)},
                   {"consumers", principals_text(q.allowed_consumers)},
                   {"schema", q.schema.is_null() ? "none" : q.schema.dump()},
@@ -84,6 +86,7 @@ struct QueueOptions {
     bool any_consumer = false;
     std::optional<bool> is_public;
     std::optional<bool> record_messages;
+    std::string durability;
 };
 
 void run_queue_create(const QueueOptions& o, Context& ctx) {
@@ -101,6 +104,7 @@ void run_queue_create(const QueueOptions& o, Context& ctx) {
     if (!o.allow_consumers.empty()) spec.allowed_consumers = o.allow_consumers;
     spec.is_public = o.is_public;
     spec.record_messages = o.record_messages;
+    if (!o.durability.empty()) spec.durability = o.durability;
     mq::validate(spec);  // before connecting: a bad flag is a usage error, not a backend one
     mq::Catalog catalog(ctx.db());
     mq::Queue q = catalog.create_queue(ctx.tenant(), spec, ctx.config());
@@ -127,7 +131,26 @@ void run_queue_list(Context& ctx) {
 void run_queue_show(const QueueOptions& o, Context& ctx) {
     mq::validate_name("queue name", o.name);
     mq::Catalog catalog(ctx.db());
-    print_queue(catalog.get_queue(ctx.tenant(), o.name), ctx);
+    const mq::Queue q = catalog.get_queue(ctx.tenant(), o.name);
+    // On a Redis Cluster: which master holds each partition (docs/cluster.md). A single
+    // Redis is not asked, so `queue show` keeps working without it.
+    if (!mq::redis::endpoint_from_config(ctx.config()).cluster()) return print_queue(q, ctx);
+    auto placement = mq::partition_placement(ctx.redis(), ctx.keys(), q);
+    if (ctx.json()) {
+        nlohmann::json out = mq::to_json(q);
+        out["placement"] = nlohmann::json::array();
+        for (const auto& p : placement)
+            out["placement"].push_back(
+                {{"partition", p.partition}, {"slot", p.slot}, {"node", p.node}});
+        print_json(out);
+        return;
+    }
+    print_queue(q, ctx);
+    Table t({"PARTITION", "SLOT", "NODE"});
+    for (const auto& p : placement)
+        t.add({std::to_string(p.partition), std::to_string(p.slot), p.node});
+    std::cout << '\n';
+    t.print();
 }
 
 void run_queue_update(const QueueOptions& o, Context& ctx) {
@@ -157,12 +180,13 @@ void run_queue_update(const QueueOptions& o, Context& ctx) {
     if (o.any_consumer) c.allowed_consumers = std::vector<std::string>{};
     c.is_public = o.is_public;
     c.record_messages = o.record_messages;
+    if (!o.durability.empty()) c.durability = o.durability;
     if (c.empty())
         throw mq::ValidationError(
             "nothing to update: give --partitions, --retention, --max-length, --no-max-length, "
             "--dedup-window, --description, --schema-file, --no-schema, --encryption, "
             "--allow-producer, --any-producer, --allow-consumer, --any-consumer, --public, "
-            "--no-public or --record-messages[=true|false]");
+            "--no-public, --record-messages[=true|false] or --durability");
     mq::validate_name("queue name", o.name);
     mq::validate(c);
     auto updated = mq::update_queue(
@@ -248,6 +272,10 @@ void setup_queue(CLI::App& app, Context& ctx) {
             [&o](std::int64_t n) { o.record_messages = n > 0; },
             "Record every message's life in the message history (--record-messages=false "
             "turns it off; docs/history.md)");
+        cmd->add_option("--durability", o.durability,
+                        "Acknowledge a publish once the master stored it (leader) or once a "
+                        "replica confirmed it too (replica)")
+            ->check(CLI::IsMember({"leader", "replica"}));
     };
 
     auto create_opts = std::make_shared<QueueOptions>();

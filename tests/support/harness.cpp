@@ -115,12 +115,16 @@ std::unique_ptr<mq::redis::Connection> RedisScope::connect() const {
 
 std::vector<std::string> RedisScope::all_keys() {
     std::vector<std::string> keys;
-    std::string cursor = "0";
-    do {
-        auto r = redis_->command({"SCAN", cursor, "MATCH", prefix_ + "*", "COUNT", "1000"});
-        cursor = r.elements.at(0).str;
-        for (const auto& k : r.elements.at(1).elements) keys.push_back(k.str);
-    } while (cursor != "0");
+    // Every master of a cluster holds some of them (one server: masters() is itself).
+    for (const auto& node : redis_->masters()) {
+        auto& conn = redis_->node(node);
+        std::string cursor = "0";
+        do {
+            auto r = conn.command({"SCAN", cursor, "MATCH", prefix_ + "*", "COUNT", "1000"});
+            cursor = r.elements.at(0).str;
+            for (const auto& k : r.elements.at(1).elements) keys.push_back(k.str);
+        } while (cursor != "0");
+    }
     return keys;
 }
 

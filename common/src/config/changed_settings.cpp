@@ -23,6 +23,7 @@ std::vector<std::string> changed_settings(const Config& a, const Config& b) {
     check("PORT", a.port != b.port);
     check("DATABASE_URL", a.database_url != b.database_url);
     check("REDIS_URL", a.redis_url != b.redis_url);
+    check("REDIS_CLUSTER_NODES", a.redis_cluster_nodes != b.redis_cluster_nodes);
     check("REDIS_TLS_CA_FILE", a.redis_tls_ca_file != b.redis_tls_ca_file);
     check("REDIS_TLS_CA_DIR", a.redis_tls_ca_dir != b.redis_tls_ca_dir);
     check("REDIS_TLS_CERT_FILE", a.redis_tls_cert_file != b.redis_tls_cert_file);

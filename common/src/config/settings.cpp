@@ -93,11 +93,16 @@ void append_shared_specs(std::vector<SettingSpec>& specs) {
     const unsigned all = kEveryBinary;
     auto& redis =
         add(setting("REDIS_URL", "URL", "redis://127.0.0.1:6379/0", all,
-                    "`redis://[[user]:password@]host[:port][/db]`; `rediss://` for TLS.",
+                    "`redis://[[user]:password@]host[:port][/db]`; `rediss://` for TLS; "
+                    "`redis+cluster://host:port,...` for a Redis Cluster.",
                     text_setting([](Config& c, const std::string& v) { c.redis_url = v; })));
     redis.flag = "--redis-url";
     redis.flag_binaries = kMqctl;
     redis.secrecy = Secrecy::kUrlPassword;
+    add(setting("REDIS_CLUSTER_NODES", "host:port,...", "", all,
+                "Seed nodes of a Redis Cluster (docs/cluster.md); credentials and TLS come from "
+                "REDIS_URL. Empty: REDIS_URL names one server or a `redis+cluster://` URL.",
+                text_setting([](Config& c, const std::string& v) { c.redis_cluster_nodes = v; })));
     add(setting("REDIS_TLS_CA_FILE", "path", "", all,
                 "CA file for a rediss:// URL (none set: the system's CAs).",
                 text_setting([](Config& c, const std::string& v) { c.redis_tls_ca_file = v; })));

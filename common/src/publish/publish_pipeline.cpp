@@ -46,17 +46,22 @@ void PublishPipeline::run(Loop& loop, std::shared_ptr<const Queue> queue,
     job->done = std::move(done);
     job->prepared = loop.publisher->prepare(*job->queue, requests);
     const redis::Pipeline& pipeline = job->prepared.pipeline;
-    loop.redis->execute(pipeline,
-                        [job](std::vector<redis::Reply> replies, std::exception_ptr error) {
-                            if (error) return job->done({}, std::move(error));
-                            std::vector<PublishOutcome> outcomes;
-                            try {
-                                outcomes = Publisher::complete(*job->queue, job->prepared, replies);
-                            } catch (...) {
-                                return job->done({}, std::current_exception());
-                            }
-                            job->done(std::move(outcomes), nullptr);
-                        });
+    auto finished = [job](std::vector<redis::Reply> replies, std::exception_ptr error) {
+        if (error) return job->done({}, std::move(error));
+        std::vector<PublishOutcome> outcomes;
+        try {
+            outcomes = Publisher::complete(*job->queue, job->prepared, replies);
+        } catch (...) {
+            return job->done({}, std::current_exception());
+        }
+        job->done(std::move(outcomes), nullptr);
+    };
+    // durability "replica": the turn's write to each node ends with WAIT 1, and nothing is
+    // acknowledged before a replica confirmed it.
+    if (job->queue->durability == "replica")
+        loop.redis->execute_replicated(pipeline, kReplicaWaitTimeout, std::move(finished));
+    else
+        loop.redis->execute(pipeline, std::move(finished));
 }
 
 std::uint64_t PublishPipeline::jobs() const { return jobs_.load(std::memory_order_relaxed); }

@@ -315,7 +315,11 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
 std::vector<PublishOutcome> Publisher::finish(const Queue& queue, Prepared& batch) {
     if (batch.pipeline.empty()) return std::move(batch.outcomes);
     if (!redis_) throw Error(ErrorCode::kInternal, "Publisher::finish without a connection");
-    return complete(queue, batch, redis_->receive(batch.pipeline));
+    auto replies = redis_->receive(batch.pipeline);
+    // durability "replica": nothing is acknowledged before a replica of each node has it.
+    if (queue.durability == "replica")
+        redis_->wait_for_replica(batch.pipeline, kReplicaWaitTimeout);
+    return complete(queue, batch, replies);
 }
 
 std::vector<PublishOutcome> Publisher::complete(const Queue& queue, Prepared& batch,

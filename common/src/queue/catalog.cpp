@@ -15,7 +15,7 @@ namespace {
     "array_to_json(allowed_consumers)::text, status, "                                    \
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "       \
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "       \
-    "schema_definition::text, record_messages"
+    "schema_definition::text, record_messages, durability"
 
 // Principal lists travel as JSON text: libpqxx 6 has no array parameters.
 #define MQ_TEXT_ARRAY(param) "ARRAY(SELECT jsonb_array_elements_text(" param "::jsonb))"
@@ -32,8 +32,8 @@ const pg::Statement kInsertQueue{
     "mq_insert_queue",
     "INSERT INTO message_topics (tenant_id, name, description, partition_count, retention_ms, "
     "max_length, dedup_window_ms, schema_definition, encryption, allowed_producers, "
-    "allowed_consumers, is_public, record_messages) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-    "$8::jsonb, $9, " MQ_TEXT_ARRAY("$10") ", " MQ_TEXT_ARRAY("$11") ", $12, $13) "
+    "allowed_consumers, is_public, record_messages, durability) VALUES ($1, $2, $3, $4, $5, $6, "
+    "$7, $8::jsonb, $9, " MQ_TEXT_ARRAY("$10") ", " MQ_TEXT_ARRAY("$11") ", $12, $13, $14) "
     "ON CONFLICT (tenant_id, name) DO NOTHING RETURNING " MQ_QUEUE_COLUMNS};
 const pg::Statement kListQueues{
     "mq_list_queues",
@@ -55,7 +55,7 @@ const pg::Statement kUpdateQueue{
     "UPDATE message_topics SET description = $3, partition_count = $4, retention_ms = $5, "
     "max_length = $6, dedup_window_ms = $7, schema_definition = $8::jsonb, encryption = $9, "
     "allowed_producers = " MQ_TEXT_ARRAY("$10") ", allowed_consumers = " MQ_TEXT_ARRAY("$11") ", "
-    "is_public = $12, record_messages = $13, updated_at = now() "
+    "is_public = $12, record_messages = $13, durability = $14, updated_at = now() "
     "WHERE tenant_id = $1 AND name = $2 AND status = 'active' RETURNING " MQ_QUEUE_COLUMNS};
 const pg::Statement kGetQueueAnyStatus{"mq_get_queue_any_status",
                                        "SELECT " MQ_QUEUE_COLUMNS
@@ -102,6 +102,7 @@ Queue queue_from_row(const pqxx::row& r) {
     q.updated_at = r[14].as<std::string>();
     if (!r[15].is_null()) q.schema = nlohmann::json::parse(r[15].as<std::string>());
     q.record_messages = r[16].as<bool>();
+    q.durability = r[17].as<std::string>();
     return q;
 }
 
@@ -173,7 +174,8 @@ Queue Catalog::create_queue(const std::string& tenant, const QueueSpec& spec,
                              static_cast<std::int64_t>(retention.count()), max_length,
                              static_cast<std::int64_t>(dedup.count()), schema_param(spec.schema),
                              spec.encryption.value_or("none"), producers, consumers,
-                             spec.is_public.value_or(false), spec.record_messages.value_or(false));
+                             spec.is_public.value_or(false), spec.record_messages.value_or(false),
+                             spec.durability.value_or("leader"));
         if (rows.empty())
             throw Error(ErrorCode::kConflict,
                         "queue '" + spec.name + "' already exists in tenant '" + tenant + "'",
@@ -262,12 +264,14 @@ Queue Catalog::update_queue(
         if (changes.allowed_consumers) q.allowed_consumers = *changes.allowed_consumers;
         if (changes.is_public) q.is_public = *changes.is_public;
         if (changes.record_messages) q.record_messages = *changes.record_messages;
+        if (changes.durability) q.durability = *changes.durability;
         auto updated =
             db_.exec(tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
                      static_cast<std::int64_t>(q.retention.count()), q.max_length,
                      static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema),
                      q.encryption, nlohmann::json(q.allowed_producers).dump(),
-                     nlohmann::json(q.allowed_consumers).dump(), q.is_public, q.record_messages);
+                     nlohmann::json(q.allowed_consumers).dump(), q.is_public, q.record_messages,
+                     q.durability);
         Queue after = queue_from_row(updated[0]);
         if (before_commit) before_commit(before, after);
         audit::record(

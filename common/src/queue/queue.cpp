@@ -29,6 +29,7 @@ nlohmann::json to_json(const Queue& q) {
             {"allowed_producers", q.allowed_producers},
             {"allowed_consumers", q.allowed_consumers},
             {"schema", q.schema},
+            {"durability", q.durability},
             {"status", q.status},
             {"created_at", q.created_at},
             {"updated_at", q.updated_at}};
@@ -62,6 +63,11 @@ void check_encryption(const std::string& e) {
     if (!is_known_encryption(e))
         throw ValidationError("encryption must be none or aes-256-gcm, got '" + printable(e) + "'",
                               {{"field", "encryption"}});
+}
+void check_durability(const std::string& d) {
+    if (!is_known_durability(d))
+        throw ValidationError("durability must be leader or replica, got '" + printable(d) + "'",
+                              {{"field", "durability"}});
 }
 
 constexpr std::size_t kMaxPrincipals = 100;
@@ -100,6 +106,8 @@ bool is_known_encryption(const std::string& name) {
     return name == "none" || name == "aes-256-gcm";
 }
 
+bool is_known_durability(const std::string& name) { return name == "leader" || name == "replica"; }
+
 void validate(const QueueSpec& spec) {
     validate_name("queue name", spec.name);
     check_description(spec.description);
@@ -111,6 +119,7 @@ void validate(const QueueSpec& spec) {
         throw ValidationError("give a max length or unlimited, not both",
                               {{"field", "max_length"}});
     if (spec.encryption) check_encryption(*spec.encryption);
+    if (spec.durability) check_durability(*spec.durability);
     if (spec.allowed_producers) check_principals(*spec.allowed_producers, "allowed_producers");
     if (spec.allowed_consumers) check_principals(*spec.allowed_consumers, "allowed_consumers");
     check_schema(spec.schema);
@@ -123,6 +132,7 @@ void validate(const QueueChanges& c) {
     if (c.dedup_window) check_positive(*c.dedup_window, "dedup_window");
     if (c.max_length && *c.max_length) check_max_length(**c.max_length);
     if (c.encryption) check_encryption(*c.encryption);
+    if (c.durability) check_durability(*c.durability);
     if (c.allowed_producers) check_principals(*c.allowed_producers, "allowed_producers");
     if (c.allowed_consumers) check_principals(*c.allowed_consumers, "allowed_consumers");
     if (c.schema) check_schema(*c.schema);
@@ -194,7 +204,7 @@ ValidationError unknown_field(const std::string& key) {
         "unknown field '" + printable(key) +
             "'; expected name, description, partitions, retention_ms, max_length, "
             "dedup_window_ms, schema, encryption, allowed_producers, "
-            "allowed_consumers, is_public, record_messages",
+            "allowed_consumers, is_public, record_messages, durability",
         {{"field", printable(key)}});
 }
 
@@ -219,6 +229,8 @@ bool read_common(Target& t, const std::string& key, const nlohmann::json& v) {
         t.is_public = get_bool(v, key);
     else if (key == "record_messages")
         t.record_messages = get_bool(v, key);
+    else if (key == "durability")
+        t.durability = get_string(v, key);
     else
         return false;
     return true;

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -13,9 +14,11 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <string>
 #include <unordered_set>
 
+#include "mq/redis/cluster.hpp"
 #include "mq/redis/tls.hpp"
 #include "resp.hpp"
 
@@ -74,6 +77,12 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         Clock::time_point sent;
     };
     enum class State { kClosed, kConnecting, kOpen };
+    // The replicated calls of one write: their replies are held until the WAIT that
+    // closes the write answers.
+    struct WaitBatch {
+        std::chrono::milliseconds timeout{0};
+        std::vector<std::pair<Callback, std::vector<Reply>>> held;
+    };
 
     // Declared first so it is destroyed last: the socket and the timer need it.
     std::shared_ptr<asio::io_context> ioc;
@@ -92,6 +101,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     Clock::time_point connect_started;
     std::deque<Call> calls;
     std::unordered_set<std::string> loaded_scripts;
+    std::shared_ptr<WaitBatch> wait_batch;  // replicated calls in `out`; null: none
     std::unique_ptr<redisReader, ReaderDeleter> reader;
     std::vector<char> read_buf = std::vector<char>(64 * 1024);
     std::atomic<std::uint64_t> writes{0};  // read by other threads for metrics
@@ -113,7 +123,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
             };
     }
 
-    void execute(const Pipeline& pipeline, Callback done, bool retry_noscript) {
+    void execute(const Pipeline& pipeline, Callback done, bool retry_noscript,
+                 std::chrono::milliseconds replica_wait = std::chrono::milliseconds(0)) {
         if (pipeline.empty()) {
             done({}, nullptr);
             return;
@@ -124,11 +135,21 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                 load_script(*s);
         for (const auto& argv : pipeline.commands()) append_command(out, argv);
         if (retry_noscript) {
-            done = [weak = weak_from_this(), &pipeline, done = std::move(done)](
+            done = [weak = weak_from_this(), &pipeline, replica_wait, done = std::move(done)](
                        std::vector<Reply> replies, std::exception_ptr error) mutable {
                 auto self = weak.lock();
                 if (error || !self) return done(std::move(replies), std::move(error));
-                self->rerun_noscript(pipeline, std::move(replies), std::move(done));
+                self->rerun_noscript(pipeline, std::move(replies), replica_wait, std::move(done));
+            };
+        }
+        if (replica_wait.count() > 0) {
+            // Held until the WAIT appended to this write (flush()) answers.
+            if (!wait_batch) wait_batch = std::make_shared<WaitBatch>();
+            wait_batch->timeout = std::max(wait_batch->timeout, replica_wait);
+            done = [batch = wait_batch, done = std::move(done)](std::vector<Reply> replies,
+                                                                std::exception_ptr error) mutable {
+                if (error) return done({}, std::move(error));
+                batch->held.emplace_back(std::move(done), std::move(replies));
             };
         }
         push_call(pipeline.size(), std::move(done));
@@ -137,7 +158,8 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
 
     // Runs the commands that got NOSCRIPT once more (their scripts are loaded first),
     // then calls done with every reply.
-    void rerun_noscript(const Pipeline& pipeline, std::vector<Reply> replies, Callback done) {
+    void rerun_noscript(const Pipeline& pipeline, std::vector<Reply> replies,
+                        std::chrono::milliseconds replica_wait, Callback done) {
         auto again = std::make_shared<Pipeline>();
         std::vector<std::size_t> index;
         for (std::size_t i = 0; i < replies.size(); ++i) {
@@ -159,7 +181,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
                     replies[index[k]] = std::move(second[k]);
                 done(std::move(replies), nullptr);
             },
-            false);
+            false, replica_wait);
     }
 
     void load_script(const Script& script) {
@@ -194,8 +216,38 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         }));
     }
 
+    // WAIT numreplicas timeout: closes a write that carries replicated calls; they get their
+    // replies when at least one replica acknowledged everything written before it.
+    void append_wait() {
+        auto batch = std::move(wait_batch);
+        wait_batch.reset();
+        append_command(out, {"WAIT", "1", std::to_string(batch->timeout.count())});
+        push_call(1, [weak = weak_from_this(), batch](std::vector<Reply> r, std::exception_ptr e) {
+            auto self = weak.lock();
+            if (!e && self) {
+                std::string why;
+                if (r.empty() || r.front().type != Reply::Type::kInteger)
+                    why = r.empty() ? "no reply" : "WAIT answered " + r.front().str;
+                else if (r.front().integer < 1)
+                    why = "WAIT answered 0 replicas";
+                if (!why.empty())
+                    e = std::make_exception_ptr(BackendUnavailable(
+                        "no replica of " + self->where() + " confirmed the write within " +
+                        std::to_string(batch->timeout.count()) + " ms (" + why +
+                        "); it may or may not be kept: retry, or check the replicas"));
+            }
+            for (auto& [done, replies] : batch->held) {
+                if (e)
+                    done({}, e);
+                else
+                    done(std::move(replies), nullptr);
+            }
+        });
+    }
+
     void flush() {
         if (writing || out.empty() || state != State::kOpen) return;
+        if (wait_batch) append_wait();
         writing = true;
         writing_buf.swap(out);
         out.clear();
@@ -403,6 +455,7 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
         out.clear();
         writing_buf.clear();
         loaded_scripts.clear();
+        wait_batch.reset();
         reader.reset();
     }
 
@@ -415,23 +468,291 @@ struct AsyncConnection::Impl : std::enable_shared_from_this<Impl> {
     }
 };
 
+// A Redis Cluster: one Impl per node, the slot map, routing and redirections. Runs on the
+// io_context's thread like the Impls. A node's Impl is kept after it failed: it fails its
+// own calls and connects afresh on the next one, so nothing here waits for a dead node
+// beyond one command timeout.
+struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
+    // One execute(): the replies of every node's part, then of every redirection.
+    struct Gather {
+        const Pipeline* pipeline = nullptr;
+        std::vector<Reply> replies;
+        std::size_t pending = 0;
+        std::exception_ptr error;
+        Callback done;
+        std::chrono::milliseconds replica_wait{0};  // zero: not replicated
+    };
+    struct Part {
+        NodeAddress address;
+        Pipeline pipeline;
+        std::vector<std::size_t> index;
+    };
+
+    std::shared_ptr<asio::io_context> ioc;
+    Endpoint cluster;
+    ConnectOptions options;
+    SlotMap map;
+    bool have_map = false;
+    bool stale = false;
+    bool refreshing = false;
+    Clock::time_point refreshed{};
+    std::map<NodeAddress, std::shared_ptr<Impl>> nodes;
+    std::vector<std::function<void(std::exception_ptr)>> waiting;  // for the first map
+
+    Cluster(std::shared_ptr<asio::io_context> c, Endpoint e, ConnectOptions o)
+        : ioc(std::move(c)), cluster(std::move(e)), options(o) {
+        load_tls(cluster);
+    }
+
+    std::shared_ptr<Impl> node(const NodeAddress& address) {
+        auto& n = nodes[address];
+        if (!n) n = std::make_shared<Impl>(ioc, node_endpoint(cluster, address), options);
+        return n;
+    }
+
+    std::uint64_t writes() const {
+        std::uint64_t n = 0;
+        for (const auto& [address, impl] : nodes) n += impl->writes.load(std::memory_order_relaxed);
+        return n;
+    }
+
+    void close() {
+        for (auto& [address, impl] : nodes) {
+            impl->close();
+            impl->calls.clear();
+        }
+        waiting.clear();
+    }
+
+    // The map is read when there is none (calls wait for it), and in the background when
+    // a redirection or failure made it stale or it is older than kSlotMapRefreshInterval.
+    void with_map(std::function<void(std::exception_ptr)> then) {
+        if (have_map) {
+            if ((stale || Clock::now() - refreshed > kSlotMapRefreshInterval) && !refreshing)
+                refresh();
+            return then(nullptr);
+        }
+        waiting.push_back(std::move(then));
+        if (!refreshing) refresh();
+    }
+
+    void refresh() {
+        refreshing = true;
+        auto candidates = std::make_shared<std::vector<NodeAddress>>(map.masters());
+        for (const auto& seed : cluster.cluster_nodes)
+            if (std::find(candidates->begin(), candidates->end(), seed) == candidates->end())
+                candidates->push_back(seed);
+        try_refresh(std::move(candidates), 0, "no node answered");
+    }
+
+    // CLUSTER SHARDS and CLUSTER SLOTS in one round trip (the second for Redis before 7).
+    void try_refresh(std::shared_ptr<std::vector<NodeAddress>> candidates, std::size_t i,
+                     std::string last_error) {
+        if (i >= candidates->size()) {
+            refreshing = false;
+            auto error = std::make_exception_ptr(
+                BackendUnavailable("cannot read the slot map of Redis " + cluster.describe() +
+                                   ": " + last_error + "; check REDIS_CLUSTER_NODES"));
+            auto w = std::move(waiting);
+            waiting.clear();
+            for (auto& f : w) f(error);
+            return;
+        }
+        auto ask = std::make_shared<Pipeline>();
+        ask->add({"CLUSTER", "SHARDS"});
+        ask->add({"CLUSTER", "SLOTS"});
+        const NodeAddress address = (*candidates)[i];
+        node(address)->execute(
+            *ask,
+            [weak = weak_from_this(), ask, candidates, i, address](std::vector<Reply> r,
+                                                                   std::exception_ptr e) {
+                auto self = weak.lock();
+                if (!self) return;
+                std::string why;
+                try {
+                    if (e) std::rethrow_exception(e);
+                    SlotMap fresh = !r.at(0).is_error()   ? SlotMap::from_shards(r.at(0))
+                                    : !r.at(1).is_error() ? SlotMap::from_slots(r.at(1))
+                                                          : throw reply_error(r.at(1), "CLUSTER");
+                    if (fresh.unassigned_slots() == kClusterSlots)
+                        throw BackendUnavailable(address.describe() + " serves no slot");
+                    self->map = std::move(fresh);
+                    self->have_map = true;
+                    self->stale = false;
+                    self->refreshing = false;
+                    self->refreshed = Clock::now();
+                    auto w = std::move(self->waiting);
+                    self->waiting.clear();
+                    for (auto& f : w) f(nullptr);
+                    return;
+                } catch (const std::exception& ex) {
+                    why = ex.what();
+                }
+                self->try_refresh(candidates, i + 1, why);
+            },
+            true);
+    }
+
+    void execute(const Pipeline& pipeline, Callback done,
+                 std::chrono::milliseconds replica_wait = std::chrono::milliseconds(0)) {
+        if (pipeline.empty()) return done({}, nullptr);
+        with_map([weak = weak_from_this(), &pipeline, replica_wait,
+                  done = std::move(done)](std::exception_ptr e) mutable {
+            auto self = weak.lock();
+            if (!self) return;
+            if (e) return done({}, std::move(e));
+            self->dispatch(pipeline, std::move(done), replica_wait);
+        });
+    }
+
+    // Each node's part joins that node's next write (and, replicated, its WAIT).
+    void dispatch(const Pipeline& pipeline, Callback done, std::chrono::milliseconds replica_wait) {
+        auto g = std::make_shared<Gather>();
+        g->pipeline = &pipeline;
+        g->replica_wait = replica_wait;
+        g->replies.resize(pipeline.size());
+        g->done = std::move(done);
+        std::vector<std::shared_ptr<Part>> parts;
+        for (std::size_t i = 0; i < pipeline.size(); ++i) {
+            NodeAddress address;
+            if (auto key = routing_key(pipeline.commands()[i])) {
+                const NodeAddress* master = map.master(key_slot(*key));
+                if (!master) {
+                    stale = true;
+                    g->replies[i] =
+                        try_again_reply("no node serves slot " + std::to_string(key_slot(*key)));
+                    continue;
+                }
+                address = *master;
+            } else {
+                auto masters = map.masters();
+                if (masters.empty()) {
+                    g->replies[i] = try_again_reply("the cluster has no master");
+                    continue;
+                }
+                address = masters.front();
+            }
+            auto it = std::find_if(parts.begin(), parts.end(),
+                                   [&](const auto& p) { return p->address == address; });
+            if (it == parts.end()) {
+                parts.push_back(std::make_shared<Part>());
+                parts.back()->address = address;
+                it = std::prev(parts.end());
+            }
+            (*it)->pipeline.add(pipeline.commands()[i], pipeline.script(i));
+            (*it)->index.push_back(i);
+        }
+        g->pending = parts.size() + 1;  // +1: this function, so no part finishes it early
+        for (auto& part : parts) {
+            node(part->address)
+                ->execute(
+                    part->pipeline,
+                    [weak = weak_from_this(), g, part](std::vector<Reply> r, std::exception_ptr e) {
+                        auto self = weak.lock();
+                        if (!self) return;
+                        if (e) {
+                            if (!g->error) g->error = e;
+                            self->stale = true;  // the node may have failed over
+                        } else {
+                            for (std::size_t k = 0; k < r.size(); ++k)
+                                g->replies[part->index[k]] = std::move(r[k]);
+                            for (std::size_t k = 0; k < r.size(); ++k)
+                                if (parse_redirect(g->replies[part->index[k]])) {
+                                    ++g->pending;
+                                    self->follow(g, part->index[k], part->address, 0);
+                                }
+                        }
+                        self->finish_one(g);
+                    },
+                    true, replica_wait);
+        }
+        finish_one(g);
+    }
+
+    void finish_one(const std::shared_ptr<Gather>& g) {
+        if (--g->pending > 0) return;
+        auto done = std::move(g->done);
+        if (g->error) return done({}, g->error);
+        done(std::move(g->replies), nullptr);
+    }
+
+    // MOVED: the slot moved (remembered; the map is read again). ASK: this one command goes
+    // to the importing node after ASKING. The refused command did not run: resending is safe.
+    void follow(std::shared_ptr<Gather> g, std::size_t i, NodeAddress from, int hop) {
+        auto redirect = parse_redirect(g->replies[i]);
+        if (!redirect) return finish_one(g);
+        if (hop >= kMaxRedirects) {
+            stale = true;
+            g->replies[i] =
+                try_again_reply("slot redirected more than " + std::to_string(kMaxRedirects) +
+                                " times in one call (cluster being resharded?)");
+            return finish_one(g);
+        }
+        if (redirect->node.host.empty()) redirect->node.host = from.host;
+        auto again = std::make_shared<Pipeline>();
+        if (redirect->kind == Redirect::Kind::kAsk) {
+            again->add({"ASKING"});
+        } else {
+            map.assign(redirect->slot, redirect->node);
+            stale = true;
+        }
+        again->add(g->pipeline->commands()[i], g->pipeline->script(i));
+        const NodeAddress to = redirect->node;
+        node(to)->execute(
+            *again,
+            [weak = weak_from_this(), g, i, to, hop, again](std::vector<Reply> r,
+                                                            std::exception_ptr e) {
+                auto self = weak.lock();
+                if (!self) return;
+                if (e) {
+                    if (!g->error) g->error = e;
+                    self->stale = true;
+                    return self->finish_one(g);
+                }
+                g->replies[i] = std::move(r.back());
+                self->follow(g, i, to, hop + 1);
+            },
+            true, g->replica_wait);
+    }
+};
+
 AsyncConnection::AsyncConnection(std::shared_ptr<asio::io_context> ioc, Endpoint endpoint,
-                                 ConnectOptions options)
-    : impl_(std::make_shared<Impl>(std::move(ioc), std::move(endpoint), options)) {}
+                                 ConnectOptions options) {
+    if (endpoint.cluster())
+        cluster_ = std::make_shared<Cluster>(std::move(ioc), std::move(endpoint), options);
+    else
+        impl_ = std::make_shared<Impl>(std::move(ioc), std::move(endpoint), options);
+}
 
 AsyncConnection::~AsyncConnection() {
+    if (cluster_) {
+        cluster_->close();
+        return;
+    }
     impl_->close();
     impl_->calls.clear();
 }
 
 void AsyncConnection::execute(const Pipeline& pipeline, Callback done) {
+    if (cluster_) return cluster_->execute(pipeline, std::move(done));
     impl_->execute(pipeline, std::move(done), true);
 }
 
+void AsyncConnection::execute_replicated(const Pipeline& pipeline,
+                                         std::chrono::milliseconds replica_wait, Callback done) {
+    if (replica_wait.count() <= 0)
+        throw Error(ErrorCode::kInternal, "execute_replicated needs a positive replica wait");
+    if (cluster_) return cluster_->execute(pipeline, std::move(done), replica_wait);
+    impl_->execute(pipeline, std::move(done), true, replica_wait);
+}
+
 std::uint64_t AsyncConnection::writes() const {
+    if (cluster_) return cluster_->writes();
     return impl_->writes.load(std::memory_order_relaxed);
 }
 
-asio::io_context& AsyncConnection::context() const { return *impl_->ioc; }
+asio::io_context& AsyncConnection::context() const {
+    return cluster_ ? *cluster_->ioc : *impl_->ioc;
+}
 
 }  // namespace mq::redis

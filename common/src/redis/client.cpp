@@ -2,13 +2,16 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
 
+#include "cluster_router.hpp"
 #include "mq/core/codec.hpp"
+#include "mq/redis/cluster.hpp"
 #include "mq/redis/tls.hpp"
 #include "resp.hpp"
 #include "sync_socket.hpp"
@@ -18,6 +21,11 @@ namespace mq::redis {
 // ---- Endpoint --------------------------------------------------------------------------
 
 std::string Endpoint::describe() const {
+    if (cluster()) {
+        std::string seeds;
+        for (const auto& n : cluster_nodes) seeds += (seeds.empty() ? "" : ",") + n.describe();
+        return "cluster " + seeds;
+    }
     if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
     return host + ":" + std::to_string(port);
 }
@@ -85,17 +93,28 @@ Endpoint parse_url(std::string_view url) {
     auto fail = [&](const std::string& why) -> Endpoint {
         throw ValidationError(
             "invalid REDIS_URL '" + printable_url(url) + "': " + why +
-            " (expected redis://[[user]:password@]host[:port][/db], or rediss:// for TLS)");
+            " (expected redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or "
+            "redis+cluster://[[user]:password@]host:port,host:port for a Redis Cluster)");
     };
     Endpoint ep;
     std::string_view rest;
+    bool cluster = false;
     if (url.substr(0, 8) == "redis://") {
         rest = url.substr(8);
     } else if (url.substr(0, 9) == "rediss://") {
         rest = url.substr(9);
         ep.tls = true;
+    } else if (url.substr(0, 16) == "redis+cluster://") {
+        rest = url.substr(16);
+        cluster = true;
+    } else if (url.substr(0, 17) == "rediss+cluster://") {
+        rest = url.substr(17);
+        ep.tls = true;
+        cluster = true;
     } else {
-        return fail("must start with redis:// (or rediss:// for TLS)");
+        return fail(
+            "must start with redis:// (or rediss:// for TLS, redis+cluster:// for a "
+            "Redis Cluster)");
     }
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
         std::string_view auth = rest.substr(0, at);
@@ -113,6 +132,18 @@ Endpoint parse_url(std::string_view url) {
         std::string_view db = rest.substr(slash + 1);
         if (auto q = db.find('?'); q != std::string_view::npos) db = db.substr(0, q);
         if (!db.empty() && (!parse_int(db, ep.db) || ep.db < 0)) return fail("bad database number");
+    }
+    if (cluster) {
+        // Seeds: host:port,host:port; a cluster has only database 0.
+        if (ep.db != 0) return fail("a Redis Cluster has only database 0");
+        try {
+            ep.cluster_nodes = parse_node_list(hostport, "REDIS_URL");
+        } catch (const ValidationError& e) {
+            return fail(e.what());
+        }
+        ep.host = ep.cluster_nodes.front().host;
+        ep.port = ep.cluster_nodes.front().port;
+        return ep;
     }
     std::string_view port;
     if (!hostport.empty() && hostport.front() == '[') {
@@ -294,6 +325,10 @@ void Connection::ReaderDeleter::operator()(redisReader* r) const { redisReaderFr
 Connection::Connection(Endpoint endpoint, ConnectOptions options)
     : endpoint_(std::move(endpoint)), options_(options) {
     load_tls(endpoint_);
+    if (endpoint_.cluster()) {
+        cluster_ = std::make_unique<ClusterRouter>(endpoint_, options_);
+        return;
+    }
     connect();
 }
 
@@ -381,6 +416,41 @@ void Connection::ensure_connected() {
 
 void Connection::set_command_timeout(std::chrono::milliseconds timeout) {
     options_.command_timeout = timeout;
+    if (cluster_) cluster_->set_command_timeout(timeout);
+}
+
+std::vector<NodeAddress> Connection::masters() {
+    if (cluster_) return cluster_->masters();
+    return {NodeAddress{endpoint_.host, endpoint_.port}};
+}
+
+Connection& Connection::node(const NodeAddress& address) {
+    if (cluster_) return cluster_->node(address);
+    return *this;
+}
+
+NodeAddress Connection::node_of(std::string_view key) {
+    if (cluster_) return cluster_->node_of(key);
+    return NodeAddress{endpoint_.host, endpoint_.port};
+}
+
+void Connection::wait_for_replica(const Pipeline& written, std::chrono::milliseconds timeout) {
+    std::vector<NodeAddress> nodes;
+    for (const auto& argv : written.commands()) {
+        NodeAddress n = node_of(routing_key(argv).value_or(""));
+        if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(n);
+    }
+    for (const auto& n : nodes) {
+        // WAIT numreplicas timeout: counts the replicas that acknowledged every write made
+        // on this connection so far.
+        Reply r = node(n).command_raw({"WAIT", "1", std::to_string(timeout.count())});
+        if (r.type != Reply::Type::kInteger || r.integer < 1)
+            throw BackendUnavailable(
+                "no replica of Redis at " + n.describe() + " confirmed the write within " +
+                std::to_string(timeout.count()) + " ms (" +
+                (r.is_error() ? r.str : "WAIT answered " + std::to_string(r.integer)) +
+                "); it may or may not be kept: retry, or check the replicas");
+    }
 }
 
 void Connection::append(const std::vector<std::string>& argv) {
@@ -423,6 +493,7 @@ void Connection::drain() {
 }
 
 Reply Connection::command_raw(const std::vector<std::string>& argv) {
+    if (cluster_) return cluster_->command(argv);
     ensure_connected();
     drain();  // a pipeline in flight keeps its replies for its receive()
     append(argv);
@@ -436,13 +507,17 @@ Reply Connection::command(const std::vector<std::string>& argv) {
 }
 
 void Connection::write(const std::vector<std::string>& argv) {
+    if (cluster_) return cluster_->write(argv);
     ensure_connected();
     drain();
     append(argv);
     flush("sending a command");
 }
 
-Reply Connection::read() { return next_reply("waiting for a message"); }
+Reply Connection::read() {
+    if (cluster_) return cluster_->read();
+    return next_reply("waiting for a message");
+}
 
 void Connection::load_script(const Script& script) {
     Reply r = command_raw({"SCRIPT", "LOAD", script.source()});
@@ -465,6 +540,7 @@ std::vector<Reply> Connection::execute(const Pipeline& pipeline) {
 }
 
 void Connection::send(const Pipeline& pipeline) {
+    if (cluster_) return cluster_->send(pipeline);
     ensure_connected();
     for (const Script* s : pipeline.scripts_)
         if (s && !loaded_scripts_.count(s->sha())) load_script(*s);
@@ -474,6 +550,7 @@ void Connection::send(const Pipeline& pipeline) {
 }
 
 std::vector<Reply> Connection::receive(const Pipeline& pipeline) {
+    if (cluster_) return cluster_->receive(pipeline);
     std::vector<Reply> replies;
     replies.reserve(pipeline.commands_.size());
     for (std::size_t i = 0; i < pipeline.commands_.size(); ++i)
@@ -491,6 +568,7 @@ std::vector<Reply> Connection::receive(const Pipeline& pipeline) {
 }
 
 void Connection::check_server_policy() {
+    if (cluster_) return cluster_->check_server_policy();
     Reply info = command({"INFO", "memory"});
     const std::string& text = info.as_string();
     constexpr std::string_view kField = "maxmemory_policy:";

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "mq/config/config.hpp"
+#include "mq/redis/cluster.hpp"
 
 namespace mq::redis {
 
@@ -147,6 +148,14 @@ void load_tls(Endpoint& endpoint) {
 
 Endpoint endpoint_from_config(const Config& config) {
     Endpoint ep = parse_url(config.redis_url);
+    if (!config.redis_cluster_nodes.empty()) {
+        if (ep.db != 0)
+            throw ValidationError("REDIS_CLUSTER_NODES is set but REDIS_URL names database " +
+                                      std::to_string(ep.db) +
+                                      "; a Redis Cluster has only database 0",
+                                  {{"field", "REDIS_URL"}});
+        ep.cluster_nodes = parse_node_list(config.redis_cluster_nodes, "REDIS_CLUSTER_NODES");
+    }
     ep.tls_options.ca_file = config.redis_tls_ca_file;
     ep.tls_options.ca_dir = config.redis_tls_ca_dir;
     ep.tls_options.cert_file = config.redis_tls_cert_file;

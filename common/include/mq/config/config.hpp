@@ -46,6 +46,9 @@ struct Config {
     int port = 3010;                                                       ///< PORT
     std::string database_url = "postgresql://postgres@127.0.0.1:5432/mq";  ///< DATABASE_URL
     std::string redis_url = "redis://127.0.0.1:6379/0";                    ///< REDIS_URL
+    /// REDIS_CLUSTER_NODES: seeds of a Redis Cluster (host:port,...); empty: REDIS_URL is
+    /// one server (or itself a redis+cluster:// URL). docs/cluster.md.
+    std::string redis_cluster_nodes;
     /// TLS to Redis (a rediss:// REDIS_URL; docs/security.md): CA file and directory (the
     /// system's CAs when both are empty), client certificate and key for servers that ask
     /// for one, and the name the server's certificate must carry (default: the URL host).

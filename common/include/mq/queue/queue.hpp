@@ -29,6 +29,9 @@ struct Queue {
     std::vector<std::string> allowed_producers;  ///< principals; empty: any producer of the tenant
     std::vector<std::string> allowed_consumers;  ///< principals; empty: any consumer of the tenant
     nlohmann::json schema;  ///< JSON Schema (draft 7) payloads must match; null: none
+    /// "leader": a publish is acknowledged once the master stored it; "replica": only
+    /// after WAIT 1 confirmed a replica has it too (docs/cluster.md).
+    std::string durability = "leader";
     std::string status = "active";
     std::string created_at;  ///< RFC 3339
     std::string updated_at;
@@ -54,6 +57,7 @@ struct QueueSpec {
     std::optional<std::vector<std::string>> allowed_consumers;
     std::optional<bool> is_public;
     std::optional<bool> record_messages;  ///< unset: false
+    std::optional<std::string> durability;  ///< unset: "leader"
 };
 
 /// A partial update: only the set fields change.
@@ -69,10 +73,11 @@ struct QueueChanges {
     std::optional<std::vector<std::string>> allowed_consumers;
     std::optional<bool> is_public;
     std::optional<bool> record_messages;
+    std::optional<std::string> durability;
     bool empty() const {
         return !description && !partition_count && !retention && !max_length && !dedup_window &&
                !schema && !encryption && !allowed_producers && !allowed_consumers && !is_public &&
-               !record_messages;
+               !record_messages && !durability;
     }
 };
 
@@ -88,11 +93,17 @@ void validate(const QueueChanges& changes);
 
 /// Encryption names a queue accepts: "none", "aes-256-gcm".
 bool is_known_encryption(const std::string& name);
+/// Durability names a queue accepts: "leader", "replica".
+bool is_known_durability(const std::string& name);
+
+/// How long a publish to a queue with durability "replica" waits for a replica to confirm
+/// (WAIT 1 <ms> per node written) before it fails as try-again (503, exit 5).
+constexpr std::chrono::milliseconds kReplicaWaitTimeout{1000};
 
 /// The body of POST /api/v1/mq/queues: {name, description, partitions, retention_ms,
 /// max_length (null: unlimited), dedup_window_ms, schema (null: none), encryption,
-/// allowed_producers, allowed_consumers, is_public, record_messages}. Unknown fields and wrong
-/// types throw ValidationError with {"field": ...}; values are checked with validate().
+/// allowed_producers, allowed_consumers, is_public, record_messages, durability}. Unknown fields
+/// and wrong types throw ValidationError with {"field": ...}; values are checked with validate().
 QueueSpec queue_spec_from_json(const nlohmann::json& body);
 /// The body of PUT /api/v1/mq/queues/{name}: the same fields but name, all optional;
 /// max_length null means unlimited, schema null removes the schema. An empty change

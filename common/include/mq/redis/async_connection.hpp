@@ -5,6 +5,7 @@
 // publish themselves instead of handing work to other threads.
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -21,6 +22,11 @@ namespace mq::redis {
 /// Commands given to execute() in one turn of the event loop leave in one write (group
 /// commit): under load many callers share a round trip; when idle a command goes out at
 /// the end of the current handler. Replies come back in order.
+///
+/// On a Redis Cluster (Endpoint::cluster()) there is one such connection per node: a
+/// pipeline is split by its keys' slots, each node's part joins that node's next write (one
+/// round trip per node per turn), MOVED/ASK are followed and the slot map is read again
+/// (asynchronously) after a redirection, a failure, and every 30 s.
 ///
 /// Failure is never retried: when the connection breaks or Redis does not answer within
 /// the command timeout, every call in flight gets BackendUnavailable (the commands may or
@@ -44,15 +50,24 @@ class AsyncConnection {
     /// Sends `pipeline` (which must stay alive until `done` runs) and calls `done` on this
     /// connection's thread with its replies. An empty pipeline completes at once.
     void execute(const Pipeline& pipeline, Callback done);
+    /// As execute(), but `done` gets the replies only once `WAIT 1 <replica_wait ms>` on
+    /// every node written confirmed that a replica has them. One WAIT per node per write
+    /// (group commit: the calls of one turn share it). When it answers 0 (no replica
+    /// confirmed in time) or fails, `done` gets BackendUnavailable: the commands ran on the
+    /// master, but are not known to be replicated.
+    void execute_replicated(const Pipeline& pipeline, std::chrono::milliseconds replica_wait,
+                            Callback done);
 
     /// Writes made so far (each carries every command queued since the previous one).
     std::uint64_t writes() const;
     boost::asio::io_context& context() const;
 
     struct Impl;
+    struct Cluster;
 
   private:
-    std::shared_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;        // one server; null on a cluster
+    std::shared_ptr<Cluster> cluster_;  // a Redis Cluster: one Impl per node
 };
 
 }  // namespace mq::redis

@@ -21,6 +21,7 @@ namespace mq::redis {
 
 class TlsContext;
 class SyncSocket;
+class ClusterRouter;
 
 /// How a `rediss://` connection checks the server and proves who it is (REDIS_TLS_*
 /// settings, docs/security.md). Paths are PEM files; empty means "not set".
@@ -37,6 +38,17 @@ struct TlsOptions {
     }
 };
 
+/// A cluster node by address.
+struct NodeAddress {
+    std::string host;
+    int port = 0;
+    std::string describe() const;  ///< host:port ([host]:port for IPv6)
+    bool operator==(const NodeAddress& o) const { return host == o.host && port == o.port; }
+    bool operator<(const NodeAddress& o) const {
+        return host < o.host || (host == o.host && port < o.port);
+    }
+};
+
 /// Where a Redis server is: parsed from `redis[s]://[[user]:password@]host[:port][/db]`.
 struct Endpoint {
     std::string host = "127.0.0.1";
@@ -49,6 +61,12 @@ struct Endpoint {
     /// The loaded OpenSSL context (CA, client certificate), shared by every connection to
     /// this endpoint. load_tls() fills it; a connection loads it itself when it is null.
     std::shared_ptr<const TlsContext> tls_context;
+    /// Seed nodes of a Redis Cluster (REDIS_CLUSTER_NODES or a redis+cluster:// URL); empty
+    /// for a single server. With seeds, host and port are unused: connections route each
+    /// command to the master of its key's slot (mq/redis/cluster.hpp, docs/cluster.md).
+    std::vector<NodeAddress> cluster_nodes;
+
+    bool cluster() const { return !cluster_nodes.empty(); }
 
     /// "host:port" for messages; never includes the password.
     std::string describe() const;
@@ -165,6 +183,9 @@ class Pipeline {
 };
 
 /// One synchronous connection (our socket or TLS transport, hiredis's reply reader).
+/// On a Redis Cluster (Endpoint::cluster()) it is one connection per node behind the same
+/// calls: each command goes to the master of its key's slot, a pipeline is split per node
+/// (one round trip per node), MOVED/ASK are followed (docs/cluster.md).
 /// Move-only. A broken connection reconnects on the
 /// next call; a call that fails on I/O throws BackendUnavailable and is not retried,
 /// because the command may or may not have run.
@@ -205,6 +226,20 @@ class Connection {
     void set_command_timeout(std::chrono::milliseconds timeout);
     const Endpoint& endpoint() const { return endpoint_; }
 
+    /// True when this connection routes over the nodes of a Redis Cluster.
+    bool is_cluster() const { return cluster_ != nullptr; }
+    /// The nodes that hold data: every master of a cluster (the slot map read afresh), or
+    /// this server. For what must touch every node (SCAN, INFO): run it on node(each).
+    std::vector<NodeAddress> masters();
+    /// A connection to one of masters(); this connection itself for a single server.
+    Connection& node(const NodeAddress& address);
+    /// The node that holds `key`: its slot's master on a cluster, this server otherwise.
+    NodeAddress node_of(std::string_view key);
+    /// WAIT 1 <timeout> on every node `written` (a pipeline this connection ran) went to:
+    /// returns once a replica of each acknowledged it; throws BackendUnavailable naming the
+    /// node when one did not within `timeout` (the writes stand on the master).
+    void wait_for_replica(const Pipeline& written, std::chrono::milliseconds timeout);
+
   private:
     struct ReaderDeleter {
         void operator()(redisReader* r) const;
@@ -227,8 +262,9 @@ class Connection {
     std::unique_ptr<redisReader, ReaderDeleter> reader_;
     std::string out_;  // commands appended but not written yet
     std::unordered_set<std::string> loaded_scripts_;
-    std::size_t outstanding_ = 0;  // commands sent whose replies are not read yet
-    std::deque<Reply> stash_;      // replies read early, in order, for a later receive()
+    std::size_t outstanding_ = 0;             // commands sent whose replies are not read yet
+    std::deque<Reply> stash_;                 // replies read early, in order, for a later receive()
+    std::unique_ptr<ClusterRouter> cluster_;  // set: a cluster, no socket of its own
 };
 
 }  // namespace mq::redis
