@@ -353,6 +353,24 @@ TEST_CASE_METHOD(Shell, "outbox: LISTEN wakes a running relay long before its po
     relay.stop();
 }
 
+TEST_CASE_METHOD(Shell, "outbox: a relay whose LISTEN connection was killed listens again",
+                 "[outbox]") {
+    create_queue({"orders"});
+    auto o = relay_options();
+    o.poll_interval = std::chrono::hours(1);  // only a notification can wake it in time
+    mq::OutboxRelay relay(o);
+    relay.start();
+    REQUIRE(eventually([&] { return relay.stats().up; }, 10s));
+    CHECK(service.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                         "WHERE query LIKE 'LISTEN%mq_outbox%' AND pid <> pg_backend_pid()") == 1);
+    // The relay notices the dead connection, LISTENs again and drains (which finds the row
+    // should it have been committed before the new LISTEN).
+    service.exec("SELECT mq.enqueue('orders', 'after the kill')");
+    CHECK(eventually([&] { return xlen("orders", 0) == 1; }, 5s));
+    CHECK(service.rows() == 0);
+    relay.stop();
+}
+
 TEST_CASE_METHOD(Shell, "outbox: the SQL example of docs/outbox.md runs and publishes",
                  "[outbox][docs]") {
     std::ifstream in(std::string(MQ_SOURCE_DIR) + "/docs/outbox.md");

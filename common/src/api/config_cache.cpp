@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "mq/consume/subscription_catalog.hpp"
+#include "mq/pg/listener.hpp"
 #include "mq/queue/catalog.hpp"
 
 namespace mq {
@@ -19,7 +20,7 @@ namespace {
 
 constexpr const char* kChannel = "mq_config";
 // How long one wait for notifications lasts: bounds how long stopping takes.
-constexpr long kAwaitMicros = 200000;
+constexpr std::chrono::microseconds kAwait{200000};
 
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -28,38 +29,14 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-/// The LISTEN connection and its receiver; the receiver is destroyed first (its
-/// destructor UNLISTENs on the connection).
+/// LISTEN mq_config; a notification only records what to reload (handle_payload).
 struct ConfigCache::Listener {
-    struct Receiver : pqxx::notification_receiver {
-        Receiver(pqxx::connection_base& c, ConfigCache& cache)
-            : pqxx::notification_receiver(c, kChannel), cache_(cache) {}
-        void operator()(const std::string& payload, int) override {
-            cache_.handle_payload(payload);
-        }
-        ConfigCache& cache_;
-    };
-
-    Listener(const std::string& url, ConfigCache& cache) {
-        try {
-            conn = std::make_unique<pqxx::connection>(url);
-            receiver = std::make_unique<Receiver>(*conn, cache);  // issues LISTEN mq_config
-        } catch (const std::exception& e) {
-            receiver.reset();
-            conn.reset();
-            std::string detail = e.what();
-            if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
-            throw BackendUnavailable("cannot LISTEN on PostgreSQL at " + pg::describe_url(url) +
-                                     " (" + detail + "); is it running? set DATABASE_URL");
-        }
-    }
-    ~Listener() {
-        receiver.reset();
-        conn.reset();
-    }
-
-    std::unique_ptr<pqxx::connection> conn;
-    std::unique_ptr<Receiver> receiver;
+    Listener(const std::string& url, ConfigCache& cache)
+        : pg(
+              url, kChannel,
+              [&cache](const std::string& payload) { cache.handle_payload(payload); },
+              "is it running? set DATABASE_URL") {}
+    pg::Listener pg;
 };
 
 ConfigCache::ConfigCache(pg::Database& db, std::string database_url)
@@ -322,9 +299,7 @@ void ConfigCache::run_listener(Listener& listener, bool after_reconnect) {
             }
         }
 
-        listener.conn->await_notification(0, kAwaitMicros);
-        // libpqxx 6 returns 0 rather than throwing once the connection is marked bad.
-        if (!listener.conn->is_open()) throw pqxx::broken_connection("LISTEN connection closed");
+        listener.pg.wait(kAwait);  // throws when the connection dropped
 
         std::vector<std::string> tenants;
         tenants.swap(pending_tenants_);

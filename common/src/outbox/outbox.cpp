@@ -9,6 +9,7 @@
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 #include "mq/metrics/exposition.hpp"
+#include "mq/pg/listener.hpp"
 #include "mq/pg/migrations.hpp"
 #include "mq/publish/publish_use_case.hpp"
 #include "mq/queue/catalog.hpp"
@@ -229,37 +230,12 @@ struct OutboxRelay::Backends {
     std::string instance;  // mq.outbox_settings.id of the source, read once
 };
 
-/// LISTEN mq_outbox on a connection of its own; the receiver only records a wake-up.
+/// LISTEN mq_outbox; a notification only records a wake-up.
 struct OutboxRelay::Listener {
-    struct Receiver : pqxx::notification_receiver {
-        Receiver(pqxx::connection_base& c, bool& flag)
-            : pqxx::notification_receiver(c, kOutboxChannel), flag_(flag) {}
-        void operator()(const std::string&, int) override { flag_ = true; }
-        bool& flag_;
-    };
-    explicit Listener(const std::string& url) {
-        try {
-            conn = std::make_unique<pqxx::connection>(url);
-            receiver = std::make_unique<Receiver>(*conn, notified);
-        } catch (const std::exception& e) {
-            receiver.reset();
-            conn.reset();
-            std::string detail = e.what();
-            if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
-            throw BackendUnavailable("cannot LISTEN on PostgreSQL at " + pg::describe_url(url) +
-                                     " (" + detail + ")");
-        }
-    }
-    ~Listener() {
-        try {
-            receiver.reset();  // UNLISTEN while the connection is alive
-        } catch (...) {
-        }
-        conn.reset();
-    }
+    explicit Listener(const std::string& url)
+        : pg(url, kOutboxChannel, [this](const std::string&) { notified = true; }) {}
     bool notified = false;
-    std::unique_ptr<pqxx::connection> conn;
-    std::unique_ptr<Receiver> receiver;
+    pg::Listener pg;
 };
 
 // Backends connect on first use: a relay starts (and mq-worker with it) while a database
@@ -486,9 +462,7 @@ bool OutboxRelay::wait(std::chrono::milliseconds d, Listener* listener) {
         if (left <= std::chrono::milliseconds(0)) return true;
         auto slice = std::min(left, kAwaitSlice);
         if (listener) {
-            listener->conn->await_notification(
-                0, static_cast<long>(
-                       std::chrono::duration_cast<std::chrono::microseconds>(slice).count()));
+            listener->pg.wait(slice);  // throws when the connection dropped
             if (listener->notified) {
                 listener->notified = false;
                 return true;
