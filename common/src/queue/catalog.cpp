@@ -265,13 +265,12 @@ Queue Catalog::update_queue(
         if (changes.is_public) q.is_public = *changes.is_public;
         if (changes.record_messages) q.record_messages = *changes.record_messages;
         if (changes.durability) q.durability = *changes.durability;
-        auto updated =
-            db_.exec(tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
-                     static_cast<std::int64_t>(q.retention.count()), q.max_length,
-                     static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema),
-                     q.encryption, nlohmann::json(q.allowed_producers).dump(),
-                     nlohmann::json(q.allowed_consumers).dump(), q.is_public, q.record_messages,
-                     q.durability);
+        auto updated = db_.exec(
+            tx, kUpdateQueue, tenant, name, q.description, q.partition_count,
+            static_cast<std::int64_t>(q.retention.count()), q.max_length,
+            static_cast<std::int64_t>(q.dedup_window.count()), schema_param(q.schema), q.encryption,
+            nlohmann::json(q.allowed_producers).dump(), nlohmann::json(q.allowed_consumers).dump(),
+            q.is_public, q.record_messages, q.durability);
         Queue after = queue_from_row(updated[0]);
         if (before_commit) before_commit(before, after);
         audit::record(

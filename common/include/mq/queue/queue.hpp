@@ -56,7 +56,7 @@ struct QueueSpec {
     std::optional<std::vector<std::string>> allowed_producers;
     std::optional<std::vector<std::string>> allowed_consumers;
     std::optional<bool> is_public;
-    std::optional<bool> record_messages;  ///< unset: false
+    std::optional<bool> record_messages;    ///< unset: false
     std::optional<std::string> durability;  ///< unset: "leader"
 };
 
