@@ -1,6 +1,7 @@
 // The message history: events appended in Redis by the scripts that change an entry,
 // drained to PostgreSQL by the HistoryWriter, read back as timelines and pages.
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
@@ -11,6 +12,8 @@
 #include "mq/pg/migrations.hpp"
 #include "mq/publish/publish_use_case.hpp"
 #include "mq/publish/publisher.hpp"
+#include "mq/publish/scheduler.hpp"
+#include "mq/queue/inspector.hpp"
 #include "mq/queue/trimmer.hpp"
 #include "private_services.hpp"
 
@@ -49,7 +52,12 @@ struct History {
         r.producer = "checkout";
         return pub.publish(q, r).message_id;
     }
+    // What the writer has yet to read, as `mqctl stats` shows it: buffer entries plus the
+    // stream entries after the history cursor.
     std::int64_t buffered() {
+        return mq::QueueInspector(rs.redis(), rs.keys()).inspect(q).history_buffered;
+    }
+    std::int64_t buffer_entries() {
         std::int64_t n = 0;
         for (int p = 0; p < q.partition_count; ++p)
             n += rs.redis().command({"XLEN", rs.keys().history(q.tenant, q.name, p)}).as_integer();
@@ -210,6 +218,7 @@ TEST_CASE("entries trimmed by retention are recorded as expired, naming who had 
     History h(true, 1, 50ms);
     const std::string id = h.publish("old");
     std::this_thread::sleep_for(120ms);
+    h.drain();  // recorded as published: only now may the trimmer remove it
     mq::Trimmer trimmer(h.rs.redis(), h.rs.keys(), mq::TrimOptions{});
     auto pass = trimmer.trim(h.q);
     CHECK(pass.trimmed == 1);
@@ -425,10 +434,15 @@ TEST_CASE("postgres stopped while publishing and delivering: nothing blocks, the
     }
     CHECK(std::chrono::steady_clock::now() - t0 < 2s);  // never waited for PostgreSQL
     CHECK_THROWS_AS(writer.drain(q), mq::Error);
-    std::int64_t buffered = 0;
+    // Buffered: the 40 attempts in one buffer entry per acked batch, and the 40 published
+    // events as the stream entries themselves, which the trimmer must keep although every
+    // subscription finished them.
+    std::int64_t entries = 0;
     for (int p = 0; p < 2; ++p)
-        buffered += redis.command({"XLEN", keys.history("acme", "orders", p)}).as_integer();
-    CHECK(buffered == 80);
+        entries += redis.command({"XLEN", keys.history("acme", "orders", p)}).as_integer();
+    CHECK(entries == 2);
+    CHECK(mq::Trimmer(redis, keys, mq::TrimOptions{}).trim(q).trimmed == 0);
+    CHECK(mq::QueueInspector(redis, keys).inspect(q).history_buffered == 42);
 
     ps.start_postgres();
     REQUIRE(mqtest::eventually(
@@ -451,4 +465,120 @@ TEST_CASE("postgres stopped while publishing and delivering: nothing blocks, the
     CHECK(counts[2].as<int>() == 40);
     for (int p = 0; p < 2; ++p)
         CHECK(redis.command({"XLEN", keys.history("acme", "orders", p)}).as_integer() == 0);
+    CHECK(mq::QueueInspector(redis, keys).inspect(q).history_buffered == 0);
+    // Recorded now: the acked entries may go.
+    CHECK(mq::Trimmer(redis, keys, mq::TrimOptions{}).trim(q).trimmed == 40);
+}
+
+TEST_CASE("a recording queue's entry is its published event: plain XADD, producer on the entry",
+          "[history]") {
+    History h;
+    const std::string id = h.publish("a", "order-1");
+    // The entry itself carries the producer; the buffer holds nothing for a publish.
+    auto entry =
+        h.rs.redis().command({"XRANGE", h.rs.keys().stream(h.q.tenant, h.q.name, 0), "-", "+"});
+    REQUIRE(entry.elements.size() == 1);
+    const std::string sid = entry.elements[0].elements[0].str;
+    std::map<std::string, std::string> fields;
+    const auto& kv = entry.elements[0].elements[1].elements;
+    for (std::size_t i = 0; i + 1 < kv.size(); i += 2) fields[kv[i].str] = kv[i + 1].str;
+    CHECK(fields["pr"] == "checkout");
+    CHECK(h.buffer_entries() == 0);
+    CHECK(h.buffered() == 1);
+    CHECK(h.drain().written == 1);
+    CHECK(h.buffered() == 0);
+    auto t = mq::HistoryStore(h.ts.db()).timeline(h.ts.tenant(), id);
+    REQUIRE(t.events.size() == 1);
+    CHECK(t.events[0].event == "published");
+    CHECK(t.events[0].detail.producer == "checkout");
+    CHECK(t.events[0].detail.key == "order-1");
+    CHECK(t.events[0].detail.stream_id == sid);
+    CHECK(t.events[0].detail.size == 1);
+    CHECK(t.events[0].detail.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(h.drain().written == 0);  // the cursor moved past it
+}
+
+TEST_CASE("a delayed message is recorded once: when delayed, not again when it is due",
+          "[history][delayed]") {
+    History h;
+    mq::PublishRequest r;
+    r.payload = "later";
+    r.delay = 50ms;
+    r.producer = "checkout";
+    const std::string id = h.pub.publish(h.q, r).message_id;
+    CHECK(h.buffer_entries() == 1);  // the published event, written by the publish script
+    std::this_thread::sleep_for(80ms);
+    mq::Scheduler(h.rs.redis(), h.rs.keys()).move_due(h.q, 100);
+    CHECK(
+        h.rs.redis().command({"XLEN", h.rs.keys().stream(h.q.tenant, h.q.name, 0)}).as_integer() ==
+        1);
+    h.drain();
+    auto t = mq::HistoryStore(h.ts.db()).timeline(h.ts.tenant(), id);
+    REQUIRE(t.events.size() == 1);
+    CHECK(t.events[0].event == "published");
+    CHECK(t.events[0].detail.detail.rfind("delayed until ", 0) == 0);
+    CHECK(h.buffered() == 0);
+}
+
+TEST_CASE("entries published before recording was turned on are not recorded", "[history]") {
+    History h(false);
+    h.publish("before");
+    mq::QueueChanges c;
+    c.record_messages = true;
+    h.q = h.ts.catalog().update_queue(h.ts.tenant(), "orders", c);
+    const std::string after = h.publish("after");
+    CHECK(h.drain().written == 1);
+    auto list = mq::HistoryStore(h.ts.db()).list(h.ts.tenant(), "orders", {});
+    REQUIRE(list.items.size() == 1);
+    CHECK(list.items[0].message_id == after);
+}
+
+TEST_CASE("a batch of attempts is one buffer entry and every attempt becomes a row",
+          "[history][runner]") {
+    History h;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; ++i) ids.push_back(h.publish("m" + std::to_string(i)));
+    auto got = h.groups.read_new(h.q, h.sub, "w1", 0, 10, 0ms);
+    REQUIRE(got.size() == 5);
+    std::vector<std::string> sids;
+    std::vector<mq::HistoryEvent> events;
+    for (const auto& f : got) {
+        sids.push_back(f.stream_id);
+        events.push_back(h.attempt(f, "acked"));
+    }
+    h.groups.ack(h.q, h.sub.name, 0, sids, events);
+    CHECK(h.buffer_entries() == 1);
+    CHECK(h.drain().written == 10);
+    for (const auto& id : ids)
+        CHECK(h.kinds(id) == std::vector<std::string>{"published", "attempt:acked"});
+    // Read again after a crash before the XDEL: the sub-events keep their ids, nothing twice.
+    h.groups.ack(h.q, h.sub.name, 0, sids, events);
+    mq::HistoryWriterOptions crash;
+    crash.before_delete = [] { throw std::runtime_error("killed"); };
+    CHECK_THROWS(h.drain(crash));
+    h.drain();
+    CHECK(h.rows() == 15);
+    CHECK(h.buffered() == 0);
+}
+
+TEST_CASE("the trimmer keeps a recording queue's entries the writer has not read",
+          "[history][retention]") {
+    History h(true, 1, 20ms);
+    const std::string first = h.publish("first");
+    std::this_thread::sleep_for(60ms);
+    mq::Trimmer trimmer(h.rs.redis(), h.rs.keys(), mq::TrimOptions{});
+    CHECK(trimmer.trim(h.q).trimmed == 0);  // no cursor yet: nothing is recorded
+    h.drain();
+    const std::string second = h.publish("second");
+    std::this_thread::sleep_for(60ms);
+    CHECK(trimmer.trim(h.q).trimmed == 1);  // only the first: the second is unread
+    h.drain();
+    CHECK(trimmer.trim(h.q).trimmed == 1);
+    CHECK(h.kinds(second).front() == "published");
+    h.drain();  // the expired events of the two
+    // A cursor ahead of the stream (written by hand) makes the writer read nothing, not fail.
+    h.rs.redis().command(
+        {"HSET", h.rs.keys().history_cursor(h.q.tenant, h.q.name, 0), "id", "9999999999999-0"});
+    h.publish("third");
+    CHECK(h.drain().written == 0);  // the cursor claims everything was read
 }

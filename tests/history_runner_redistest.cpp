@@ -81,7 +81,7 @@ struct Recorded {
             const auto& kv = e.elements.at(1).elements;
             for (std::size_t i = 0; i + 1 < kv.size(); i += 2)
                 fields.emplace_back(kv[i].str, kv[i + 1].str);
-            out.push_back(mq::decode_history_fields(fields));
+            for (auto& ev : mq::decode_history_entry(fields)) out.push_back(std::move(ev));
         }
         return out;
     }
@@ -103,20 +103,22 @@ TEST_CASE("a worker records a failed attempt, then the acked retry, with consume
             const std::string id = f.publish();
             auto r = f.runner();
             r->start();
-            REQUIRE(f.eventually([&] { return f.events().size() >= 3; }));
+            // The buffer holds the attempts; the published event is the stream entry itself.
+            REQUIRE(f.eventually([&] { return f.events().size() >= 2; }));
             r->stop(std::chrono::steady_clock::now() + 5s);
             auto ev = f.events();
-            REQUIRE(ev.size() == 3);
-            CHECK(ev[0].kind == "published");
-            CHECK(ev[1].kind == "attempt");
-            CHECK(ev[1].outcome == "failed");
-            CHECK(ev[1].attempt == 1);
-            CHECK(ev[1].error == "flaky 1");
+            REQUIRE(ev.size() == 2);
+            CHECK(ev[0].kind == "attempt");
+            CHECK(ev[0].outcome == "failed");
+            CHECK(ev[0].attempt == 1);
+            CHECK(ev[0].error == "flaky 1");
+            CHECK(ev[0].consumer == "w1");
+            CHECK(ev[0].subscription == "billing");
+            CHECK(ev[0].duration_ms >= 0);
+            CHECK(ev[1].outcome == "acked");
+            CHECK(ev[1].attempt == 2);
             CHECK(ev[1].consumer == "w1");
             CHECK(ev[1].subscription == "billing");
-            CHECK(ev[1].duration_ms >= 0);
-            CHECK(ev[2].outcome == "acked");
-            CHECK(ev[2].attempt == 2);
             for (const auto& e : ev) CHECK(e.message_id == id);
         }
     }
@@ -131,12 +133,12 @@ TEST_CASE("a worker that exhausts max_attempts records the dead letter once", "[
     REQUIRE(f.eventually([&] { return f.metrics->dead_lettered == 1; }));
     r->stop(std::chrono::steady_clock::now() + 5s);
     auto ev = f.events();
-    REQUIRE(ev.size() == 4);  // published, failed 1, failed 2, dead_lettered at attempt 3
-    CHECK(ev[3].kind == "dead_lettered");
-    CHECK(ev[3].attempt == 3);
-    CHECK(ev[3].detail == "max_attempts");
-    CHECK(ev[3].message_id == id);
-    CHECK(ev[3].error == "flaky 3");
+    REQUIRE(ev.size() == 3);  // failed 1, failed 2, dead_lettered at attempt 3
+    CHECK(ev[2].kind == "dead_lettered");
+    CHECK(ev[2].attempt == 3);
+    CHECK(ev[2].detail == "max_attempts");
+    CHECK(ev[2].message_id == id);
+    CHECK(ev[2].error == "flaky 3");
 }
 
 TEST_CASE("a worker on a queue that does not record leaves the history buffer empty",

@@ -36,9 +36,43 @@ TEST_CASE("a history event survives its wire fields, unset fields left out", "[h
     CHECK(argv.at(2) == "*");
 }
 
+TEST_CASE("one buffer entry may hold several events, each starting at its e field", "[history]") {
+    std::vector<mq::HistoryEvent> events(3);
+    for (int i = 0; i < 3; ++i) {
+        events[i].kind = mq::history::kAttempt;
+        events[i].subscription = i < 2 ? "billing" : "audit";
+        events[i].consumer = "w1";
+        events[i].message_id = "0190a5c4-3333-7abc-8def-01234567890" + std::to_string(i);
+        events[i].attempt = i + 1;
+        events[i].outcome = "acked";
+    }
+    auto argv = mq::history_xadd("h", events);
+    // XADD h * + (e m s c a o) + (e m a o): the second shares s and c + (e m s c a o)
+    REQUIRE(argv.size() == 3 + 12 + 8 + 12);
+    mq::FieldList fields;
+    for (std::size_t i = 3; i + 1 < argv.size(); i += 2) fields.emplace_back(argv[i], argv[i + 1]);
+    auto back = mq::decode_history_entry(fields);
+    REQUIRE(back.size() == 3);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(back[i].message_id == events[i].message_id);
+        CHECK(back[i].attempt == i + 1);
+        CHECK(back[i].subscription == events[i].subscription);
+        CHECK(back[i].consumer == "w1");
+    }
+    // A single event reads as one; fields before any "e" form an event without a kind (the
+    // writer refuses it); an empty entry is one empty event, not none.
+    CHECK(mq::decode_history_entry({{"e", "published"}, {"m", "x"}}).size() == 1);
+    auto stray = mq::decode_history_entry({{"m", "x"}, {"e", "attempt"}, {"m", "y"}});
+    REQUIRE(stray.size() == 2);
+    CHECK(stray[0].kind.empty());
+    CHECK(stray[1].message_id == "y");
+    CHECK(mq::decode_history_entry({}).size() == 1);
+}
+
 TEST_CASE("the history buffer shares the partition's hash tag", "[history][keys]") {
     mq::KeyLayout keys("mq:");
     CHECK(keys.history("acme", "orders", 3) == "mq:{acme:orders:3}:h");
+    CHECK(keys.history_cursor("acme", "orders", 3) == "mq:{acme:orders:3}:hc");
     CHECK(keys.history("acme", "orders", 3).substr(0, 19) ==
           keys.stream("acme", "orders", 3).substr(0, 19));
 }

@@ -208,7 +208,7 @@ std::int64_t ConsumerGroups::ack(const Queue& q, const std::string& subscription
     redis::Pipeline pipe;
     pipe.add(std::move(argv));
     const std::string h = keys_.history(q.tenant, q.name, partition);
-    for (const auto& e : events) pipe.add(history_xadd(h, e));
+    pipe.add(history_xadd(h, events));
     auto replies = redis_.execute(pipe);
     for (const auto& r : replies)
         if (r.is_error()) throw redis::reply_error(r, "ack");

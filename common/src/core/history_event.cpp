@@ -76,6 +76,47 @@ HistoryEvent decode_history_fields(const FieldList& fields) {
     return e;
 }
 
+std::vector<HistoryEvent> decode_history_entry(const FieldList& fields) {
+    std::vector<HistoryEvent> out;
+    FieldList one;
+    auto finish = [&] {
+        HistoryEvent e = decode_history_fields(one);
+        // Subscription and consumer carry over from the event before (history_xadd).
+        if (!out.empty()) {
+            if (e.subscription.empty()) e.subscription = out.back().subscription;
+            if (e.consumer.empty()) e.consumer = out.back().consumer;
+        }
+        out.push_back(std::move(e));
+        one.clear();
+    };
+    for (const auto& fv : fields) {
+        if (fv.first == "e" && !one.empty()) finish();
+        one.push_back(fv);
+    }
+    if (!one.empty() || out.empty()) finish();
+    return out;
+}
+
+std::vector<std::string> history_xadd(const std::string& history_key,
+                                      const std::vector<HistoryEvent>& events) {
+    std::vector<std::string> argv{"XADD", history_key, "*"};
+    const HistoryEvent* before = nullptr;
+    for (const auto& e : events) {
+        // A batch's events share subscription and consumer: written once, not per event.
+        if (before && !e.subscription.empty() && e.subscription == before->subscription &&
+            e.consumer == before->consumer) {
+            HistoryEvent short_form = e;
+            short_form.subscription.clear();
+            short_form.consumer.clear();
+            encode_history_fields(short_form, argv);
+        } else {
+            encode_history_fields(e, argv);
+        }
+        before = &e;
+    }
+    return argv;
+}
+
 std::vector<std::string> history_xadd(const std::string& history_key, const HistoryEvent& e) {
     std::vector<std::string> argv{"XADD", history_key, "*"};
     encode_history_fields(e, argv);

@@ -32,6 +32,9 @@ std::string KeyLayout::retry_after(std::string_view t, std::string_view q, int p
 std::string KeyLayout::history(std::string_view t, std::string_view q, int p) const {
     return partition_base(t, q, p) + ":h";
 }
+std::string KeyLayout::history_cursor(std::string_view t, std::string_view q, int p) const {
+    return partition_base(t, q, p) + ":hc";
+}
 std::string KeyLayout::expired(std::string_view t, std::string_view q, int p) const {
     return partition_base(t, q, p) + ":x";
 }

@@ -18,8 +18,10 @@ namespace {
 //   ('1': the queue records history), then per message: due ('0' now, '+N' N ms from now,
 //   'N' absolute ms), has idempotency key ('0'/'1'), message id, producer, field count,
 //   fields...
-// A recorded message also gets XADD h * e published m <id> ... (docs/history.md) in the
-// same call, so the event exists exactly when the message does.
+// On a recording queue every entry carries the producer field (wire "pr"): the history
+// writer records it as published when it reads the stream (docs/history.md). A delayed one
+// instead gets XADD h * e published m <id> ... here, in the same call as its ZADD, and its
+// packed fields gain "dl" <due ms>, so the writer skips it once it reaches the stream.
 // Per message: GET idem key -> duplicate; backlog >= max -> full; else XADD (or ZADD
 // of the msgpack'd fields, scored by due time) and SET idem key PX window. Everything
 // for one message happens in one script, so no reader sees half of it.
@@ -94,13 +96,18 @@ for i = 1, n do
     end
     local res
     if when > 0 then
-      redis.call('ZADD', KEYS[2], when, cmsgpack.pack({unpack(ARGV, first, a - 1)}))
+      local packed = {unpack(ARGV, first, a - 1)}
+      if record then
+        packed[#packed + 1] = 'dl'
+        packed[#packed + 1] = tostring(when)
+      end
+      redis.call('ZADD', KEYS[2], when, cmsgpack.pack(packed))
       res = ''
     else
       res = redis.call('XADD', KEYS[1], '*', unpack(ARGV, first, a - 1))
     end
     if ikey then redis.call('SET', ikey, id, 'PX', window) end
-    if record then
+    if record and when > 0 then
       local ev = {'e', 'published', 'm', id}
       if producer ~= '' then ev[#ev + 1] = 'pr'; ev[#ev + 1] = producer end
       for f = first, a - 2, 2 do
@@ -111,8 +118,7 @@ for i = 1, n do
           ev[#ev + 1] = name; ev[#ev + 1] = value
         end
       end
-      if res ~= '' then ev[#ev + 1] = 'sid'; ev[#ev + 1] = res end
-      if when > 0 then ev[#ev + 1] = 'x'; ev[#ev + 1] = 'delayed until ' .. when end
+      ev[#ev + 1] = 'x'; ev[#ev + 1] = 'delayed until ' .. when
       redis.call('XADD', KEYS[3], '*', unpack(ev))
     end
     if backlog >= 0 then backlog = backlog + 1 end
@@ -225,8 +231,8 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
     const std::int64_t max_len = queue.max_length_per_partition().value_or(0);
     const std::string max_len_arg = std::to_string(max_len);
     const std::string window_arg = std::to_string(queue.dedup_window.count());
-    // A recorded queue always goes through the script: the published event is appended in
-    // the same call as the entry (no extra round trip, one slot).
+    // On a recording queue the entry itself is the published event (its "pr" field marks
+    // it for the history writer), so the plain XADD path stays open to it.
     const bool record = queue.record_messages;
     const std::string record_arg = record ? "1" : "0";
     const std::int64_t now = now_ms();
@@ -271,12 +277,16 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             outcomes[i].published_ms = now;
             fields.clear();
             const bool delayed_msg = (r.delay && r.delay->count() > 0) || r.deliver_at_ms;
-            if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg && !record) {
+            if (max_len == 0 && r.idempotency_key.empty() && !delayed_msg) {
                 // XADD stream * field value ...
                 fields.push_back("XADD");
                 fields.push_back(stream);
                 fields.push_back("*");
                 encode_fields(msg, fields);
+                if (record) {
+                    fields.emplace_back(wire::kProducer);
+                    fields.push_back(r.producer);
+                }
                 pipeline.add(std::move(fields));
                 fields = {};
                 call_members.push_back({i});
@@ -298,6 +308,10 @@ Publisher::Prepared Publisher::prepare(const Queue& queue,
             args.push_back(msg.id);
             args.push_back(record ? r.producer : std::string());
             encode_fields(msg, fields);
+            if (record) {
+                fields.emplace_back(wire::kProducer);
+                fields.push_back(r.producer);
+            }
             args.push_back(std::to_string(fields.size()));
             for (auto& f : fields) args.push_back(std::move(f));
             scripted.push_back(i);

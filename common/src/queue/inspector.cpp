@@ -11,8 +11,10 @@ namespace mq {
 
 namespace {
 
-// KEYS: stream, delayed set, dead-letter stream, expired counts, history buffer.
-// ARGV[1]: "1" to list consumers. The last figure is XLEN of the history buffer.
+// KEYS: stream, delayed set, dead-letter stream, expired counts, history buffer, history
+// cursor. ARGV[1]: "1" to list consumers; ARGV[2]: "1" when the queue records messages.
+// The last figure is what the history writer has yet to read: buffer entries, plus on a
+// recording queue the stream entries after its cursor.
 // XLEN s; ZCARD d; XLEN dlq; XRANGE s - + COUNT 1; ZRANGE d 0 0 WITHSCORES; XINFO GROUPS s;
 // per group XPENDING s g (summary) and, when asked, XINFO CONSUMERS s g. Read-only; one
 // script per partition so every figure of a partition comes from the same instant.
@@ -22,6 +24,19 @@ local out = {redis.call('XLEN', s), redis.call('ZCARD', KEYS[2]), redis.call('XL
              redis.call('XRANGE', s, '-', '+', 'COUNT', 1),
              redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES'), {}, {}, {},
              redis.call('HGETALL', KEYS[4]), redis.call('XLEN', KEYS[5])}
+if ARGV[2] == '1' and redis.call('EXISTS', s) == 1 then
+  -- A recording queue: stream entries the history writer has not read yet are buffered
+  -- published events (entries added to the stream since its cursor).
+  local unread = out[1]
+  local n = tonumber(redis.call('HGET', KEYS[6], 'n') or '')
+  if n then
+    local info = redis.call('XINFO', 'STREAM', s)
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then unread = math.min(out[1], math.max(0, info[i + 1] - n)) end
+    end
+  end
+  out[10] = out[10] + unread
+end
 if redis.call('EXISTS', s) == 1 then
   local groups = redis.call('XINFO', 'GROUPS', s)
   out[6] = groups
@@ -191,8 +206,9 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
                 kInspectScript,
                 {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
                  keys_.dead_letters(q->tenant, q->name, i), keys_.expired(q->tenant, q->name, i),
-                 keys_.history(q->tenant, q->name, i)},
-                {options.consumers ? "1" : "0"});
+                 keys_.history(q->tenant, q->name, i),
+                 keys_.history_cursor(q->tenant, q->name, i)},
+                {options.consumers ? "1" : "0", q->record_messages ? "1" : "0"});
     std::vector<redis::Reply> replies;
     if (!p.empty()) replies = redis_.execute(p);
     const std::int64_t now = now_ms();

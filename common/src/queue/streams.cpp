@@ -94,7 +94,8 @@ std::int64_t QueueStreams::drop(const Queue& queue) {
                                  keys_.dead_letters(queue.tenant, queue.name, i),
                                  keys_.retry_after(queue.tenant, queue.name, i),
                                  keys_.expired(queue.tenant, queue.name, i),
-                                 keys_.history(queue.tenant, queue.name, i)})
+                                 keys_.history(queue.tenant, queue.name, i),
+                                 keys_.history_cursor(queue.tenant, queue.name, i)})
                        .as_integer();
         // Idempotency keys: SCAN for this partition's pattern, UNLINK what it finds.
         std::string cursor = "0";

@@ -7,14 +7,17 @@ namespace mq {
 namespace {
 
 // One partition, atomically (one slot: every key shares the partition's hash tag).
-// KEYS: stream, retry-after hash, expired-count hash, dead-letter stream, history stream.
+// KEYS: stream, retry-after hash, expired-count hash, dead-letter stream, history stream,
+//   history cursor.
 // ARGV: retention ms, batch, dead-letter max length (0 none), dead-letter max age ms (0 none),
 //   record ('1': the queue records history: each trimmed entry older than the cutoff gets
 //   XADD h * e expired m <id> sid <entry id> x <groups that had not finished it>).
 // Stream: for every group (XINFO GROUPS) its finished point is its oldest pending id
 // (XPENDING - + 1) or the id after last-delivered-id. The trim bound is the minimum of those
-// (no groups: nothing is finished), raised to the retention cutoff. XRANGE - (bound COUNT
-// batch lists what goes; per group, listed entries below the cutoff that are after its
+// (no groups: nothing is finished), raised to the retention cutoff. On a recording queue
+// it is then capped just after the history cursor: an entry the history writer has not
+// read yet is not recorded as published, and stays (no cursor yet: nothing goes). XRANGE - (bound
+// COUNT batch lists what goes; per group, listed entries below the cutoff that are after its
 // last-delivered-id, and its pending entries below the trim point (XACKed here), count as
 // expired (HINCRBY x group n) and undelivered ones move its cursor (XGROUP SETID), so lag
 // stays true. HDEL the :ra notes of removed ids, then XTRIM MINID (exact).
@@ -100,6 +103,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if #groups > 0 then
     if consumed == nil then bound = nil
     elseif cmp(consumed, cutoff) > 0 then bound = consumed end
+  end
+  if record then
+    local read = redis.call('HGET', KEYS[6], 'id')
+    local cap = '0-0'
+    if read then cap = after(read) end
+    if cap and (bound == nil or cmp(cap, bound) < 0) then bound = cap end
   end
   if bound ~= '0-0' then
     local entries = redis.call('XRANGE', KEYS[1], '-', bound and ('(' .. bound) or '+', 'COUNT', batch)
@@ -238,7 +247,7 @@ TrimPass Trimmer::trim(const Queue& q) {
             kTrimScript,
             {keys_.stream(q.tenant, q.name, p), keys_.retry_after(q.tenant, q.name, p),
              keys_.expired(q.tenant, q.name, p), keys_.dead_letters(q.tenant, q.name, p),
-             keys_.history(q.tenant, q.name, p)},
+             keys_.history(q.tenant, q.name, p), keys_.history_cursor(q.tenant, q.name, p)},
             args);
     auto replies = redis_.execute(pipe);
     TrimPass pass;

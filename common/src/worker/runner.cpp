@@ -251,9 +251,11 @@ std::vector<Fetched> SubscriptionRunner::ack_and_read(redis::Connection& conn, i
         argv.insert(argv.end(), std::make_move_iterator(list.begin()),
                     std::make_move_iterator(list.end()));
         pipeline.add(std::move(argv));
-        // The attempts' history events ride in the same round trip (docs/history.md).
-        const std::string h = options_.keys.history(q.tenant, q.name, p);
-        for (const auto& e : ack_events(acks, p)) pipeline.add(history_xadd(h, e));
+        // The attempts' history events ride in the same round trip, one buffer entry for
+        // the partition's whole batch (docs/history.md).
+        auto events = ack_events(acks, p);
+        if (!events.empty())
+            pipeline.add(history_xadd(options_.keys.history(q.tenant, q.name, p), events));
     }
     pipeline.add(redis::xreadgroup_command(consumer_group(sub), options_.consumer,
                                            options_.keys.stream(q.tenant, q.name, partition),
@@ -552,8 +554,7 @@ std::vector<HistoryEvent> SubscriptionRunner::ack_events(const std::vector<Pendi
         e.consumer = options_.consumer;
         e.attempt = a.attempt;
         e.outcome = a.filtered ? "filtered" : "acked";
-        e.duration_ms = a.duration_ms;
-        e.stream_id = a.stream_id;
+        e.duration_ms = a.duration_ms;  // no stream id: the published event has it
     }
     return out;
 }

@@ -46,8 +46,19 @@ void encode_history_fields(const HistoryEvent& e, std::vector<std::string>& out)
 /// The event of a buffer entry; unknown fields are ignored, bad numbers read as unset.
 HistoryEvent decode_history_fields(const FieldList& fields);
 
+/// The events of one buffer entry. An entry may hold several events one after another
+/// (the worker writes one entry per acknowledged batch): each starts at its "e" field, and
+/// one without "s" or "c" has the subscription and consumer of the event before it.
+/// Fields before the first "e" form an event without a kind, which the writer refuses.
+std::vector<HistoryEvent> decode_history_entry(const FieldList& fields);
+
 /// `XADD <history key> * <fields>` for one event (MAXLEN is not used: the buffer never
 /// drops an event; docs/history.md says how large it may grow).
 std::vector<std::string> history_xadd(const std::string& history_key, const HistoryEvent& e);
+/// One XADD holding every event of `events` (one entry instead of one per event: a
+/// batch's attempts cost one command), subscription and consumer written only where they
+/// change. `events` must not be empty.
+std::vector<std::string> history_xadd(const std::string& history_key,
+                                      const std::vector<HistoryEvent>& events);
 
 }  // namespace mq

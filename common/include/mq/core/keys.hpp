@@ -27,6 +27,11 @@ class KeyLayout {
     /// `{t:q:p}:h` — the partition's message-history buffer (docs/history.md): events
     /// appended by the scripts that change an entry, drained to PostgreSQL by the writer.
     std::string history(std::string_view tenant, std::string_view queue, int partition) const;
+    /// `{t:q:p}:hc` — the id of the partition's last stream entry the history writer has
+    /// read: entries of a recording queue after it are not yet recorded as published, and
+    /// the trimmer keeps them (docs/history.md).
+    std::string history_cursor(std::string_view tenant, std::string_view queue,
+                               int partition) const;
     std::string idempotency(std::string_view tenant, std::string_view queue, int partition,
                             std::string_view idempotency_key) const;
     /// SCAN pattern matching every idempotency key of one partition.

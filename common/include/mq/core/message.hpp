@@ -35,6 +35,13 @@ inline constexpr const char* kTraceParent = "sp";
 inline constexpr const char* kTraceFlags = "tf";
 inline constexpr const char* kTraceState = "tst";
 inline constexpr const char* kEncryptionKey = "ek";
+/// Present (its value the producer principal, possibly empty) only on entries of a queue
+/// that records messages: the history writer records such an entry as published when it
+/// reads it (docs/history.md). Not part of Message: consumers are not told who published.
+inline constexpr const char* kProducer = "pr";
+/// On an entry that waited in the delayed set of a recording queue: its due time (Unix ms).
+/// Its published event was recorded when it was delayed, so the writer skips it.
+inline constexpr const char* kDelayedUntil = "dl";
 }  // namespace wire
 
 using FieldList = std::vector<std::pair<std::string, std::string>>;

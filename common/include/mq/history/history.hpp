@@ -31,12 +31,15 @@ struct HistoryDrain {
     bool more = false;           ///< some partition had a full batch: call again
 };
 
-/// Moves a queue's history events from its partitions' Redis buffers (KeyLayout::history)
-/// to PostgreSQL message_events: XRANGE h - + COUNT batch; one INSERT ... ON CONFLICT DO
-/// NOTHING per partition in one transaction; then XDEL of exactly those ids. The unique
-/// key (tenant, queue, partition, buffer id) makes a re-run after a crash between commit
-/// and XDEL insert nothing twice. PostgreSQL down: throws BackendUnavailable and the
-/// buffers keep what they hold (publishing never waits for this).
+/// Moves a queue's history events to PostgreSQL message_events. Per partition: the events
+/// of its Redis buffer (KeyLayout::history, XRANGE h - + COUNT batch) and, on a recording
+/// queue, its stream entries after the history cursor (KeyLayout::history_cursor), each
+/// of which is a published event; one INSERT ... ON CONFLICT DO NOTHING per partition in
+/// one transaction; then XDEL of exactly those buffer ids and the cursor moved past the
+/// entries read. The unique key (tenant, queue, partition, buffer id or "s:<stream id>")
+/// makes a re-run after a crash between commit and XDEL insert nothing twice. PostgreSQL
+/// down: throws BackendUnavailable; the buffers keep what they hold and the trimmer keeps
+/// the unread stream entries (publishing never waits for this).
 class HistoryWriter {
   public:
     HistoryWriter(redis::Connection& redis, pg::Database& db, KeyLayout keys,
