@@ -12,7 +12,6 @@
 // `redis-cli --cluster reshard` under the same load: nothing is lost.
 // Private cluster per test case (about 30 s each); waits are bounded.
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +26,7 @@
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
 #include "harness.hpp"
 #include "mq/core/keys.hpp"
 #include "mq/redis/client.hpp"
@@ -38,30 +38,13 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// mq-worker with a config file; SIGKILLed at the end of the scope.
-class WorkerProcess {
-  public:
-    WorkerProcess(const std::string& config, std::vector<std::string> env) {
-        log_ = mqtest::temp_file("");
-        env.push_back("PATH=/usr/bin:/bin");
-        pid_ = mqtest::spawn_logged({MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"},
-                                    env, log_);
+// mq-worker with a config file and exactly `env` (and PATH); SIGKILLed at the end of the
+// scope.
+struct WorkerProcess : mqtest::ChildProcess {
+    WorkerProcess(const std::string& config, mqtest::Env env) {
+        env["PATH"] = "/usr/bin:/bin";
+        start(MQ_WORKER_PATH, {"--config", config, "--metrics-port", "0"}, env);
     }
-    ~WorkerProcess() {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
-    WorkerProcess(const WorkerProcess&) = delete;
-    WorkerProcess& operator=(const WorkerProcess&) = delete;
-    bool running() const { return waitpid(pid_, nullptr, WNOHANG) == 0; }
-    std::string log() const {
-        std::ifstream in(log_);
-        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
 
 std::set<std::string> lines_of(const std::string& path) {
@@ -110,8 +93,8 @@ class LoadedCluster {
                                  "      command: [\"/bin/sh\", \"-c\", \"echo $MQ_MESSAGE_ID >> "
                               << delivered_path() << "\"]\n      timeout: 10s\n";
         worker_ = std::make_unique<WorkerProcess>(
-            config, std::vector<std::string>{"REDIS_URL=" + cluster_.url(),
-                                             "DATABASE_URL=" + cluster_.database_url()});
+            config,
+            mqtest::Env{{"REDIS_URL", cluster_.url()}, {"DATABASE_URL", cluster_.database_url()}});
     }
     ~LoadedCluster() {
         stop_publishers();
@@ -274,7 +257,7 @@ Outcome failover_under_load(const std::string& durability) {
     REQUIRE(recovered);  // 200 acknowledged publishes in a row, nothing restarted
     CHECK(lc.acked_count() >= acked_before + 200);
     CHECK(lc.api().running());
-    CHECK(lc.worker().running());
+    CHECK(lc.worker().alive());
     Outcome o = lc.count();
     o.acked_while_behind = acked_while_behind;
     o.promoted = std::chrono::duration_cast<std::chrono::milliseconds>(promoted_at - killed_at);
@@ -382,7 +365,7 @@ TEST_CASE("cluster_reshard_of_a_busy_partition_to_a_new_node_loses_nothing",
     REQUIRE(flowing);
     CHECK(lc.acked_count() >= acked_before + 200);
     CHECK(lc.api().running());
-    CHECK(lc.worker().running());
+    CHECK(lc.worker().alive());
     Outcome o = lc.count();
     WARN("reshard of " << to_move << " slot(s) to a new node under load took " << took.count()
                        << " ms: " << o.acked << " publishes acknowledged, " << o.lost << " lost, "

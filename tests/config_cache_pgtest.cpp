@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/api/config_cache.hpp"
 #include "mq/consume/subscription_catalog.hpp"
@@ -28,13 +29,8 @@ mq::Subscription sub(const std::string& tenant, const std::string& queue, const 
 
 // True as soon as `cond` holds, false when it still does not after `limit`.
 template <class Cond>
-bool within(std::chrono::milliseconds limit, Cond&& cond) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        if (cond()) return true;
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(10ms);
-    }
+bool within(std::chrono::milliseconds limit, Cond cond) {
+    return mqtest::eventually(cond, limit, 10ms);
 }
 
 // A cache with a database connection of its own, started.

@@ -5,19 +5,15 @@
 // runs only when the worker is started with the flag (or MQ_ALLOW_OPERATOR_HANDLERS), and a
 // row set through the API before origins were recorded never runs until an operator
 // confirms it.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/subscription.hpp"
 #include "mq/error.hpp"
@@ -26,69 +22,26 @@
 #include "mqctl_shell.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 namespace fs = std::filesystem;
 
 namespace {
 
 constexpr const char* kSubs = "/api/v1/mq/subscriptions";
 
-// `mq-worker --from-db --tenant T` plus `extra`; killed at scope end.
-class Worker {
-  public:
+// `mq-worker --from-db --tenant T` plus `extra` and `extra_env`; killed at scope end.
+struct Worker : mqtest::ChildProcess {
     Worker(const std::string& tenant, const std::string& prefix,
-           const std::vector<std::string>& extra, const std::vector<std::string>& extra_env = {}) {
-        log_ = mqtest::temp_file("");
-        std::vector<std::string> args{
-            MQ_WORKER_PATH, "--from-db", "--tenant", tenant, "--reconcile-interval-ms", "300"};
+           const std::vector<std::string>& extra, const mqtest::Env& extra_env = {}) {
+        std::vector<std::string> args{"--from-db", "--tenant", tenant, "--reconcile-interval-ms",
+                                      "300"};
         args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<std::string> env{"PATH=/usr/bin:/bin",
-                                     "REDIS_URL=" + mqtest::services().redis_url,
-                                     "DATABASE_URL=" + mqtest::services().database_url,
-                                     "REDIS_KEY_PREFIX=" + prefix, "MQ_TENANT=" + tenant};
-        env.insert(env.end(), extra_env.begin(), extra_env.end());
-        pid_ = mqtest::spawn_logged(args, env, log_);
-    }
-    ~Worker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
+        auto env = mqtest::service_env({{"REDIS_KEY_PREFIX", prefix}, {"MQ_TENANT", tenant}});
+        for (const auto& [k, v] : extra_env) env[k] = v;
+        start(MQ_WORKER_PATH, args, env);
     }
     bool logged(const std::string& text) const { return log().find(text) != std::string::npos; }
-    bool alive() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-    int terminate() {
-        kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 1500; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
 
 std::size_t lines_in(const std::string& path) {
     std::ifstream in(path);
@@ -274,7 +227,7 @@ TEST_CASE("no_api_token_can_make_a_worker_run_a_command_or_write_a_file",
     publish(s.api.key_prefix(), queue, 3);
     {
         Worker w(tenant, s.api.key_prefix(), {"--allow-operator-handlers", "--metrics-port", "0"},
-                 {"WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8"});
+                 {{"WEBHOOK_ALLOWED_CIDRS", "127.0.0.0/8"}});
         INFO(w.log());
         // The operator's command runs: the worker did read and run the database.
         REQUIRE(eventually([&] { return lines_in(operator_out) >= 3; }, 15s));
@@ -328,7 +281,7 @@ TEST_CASE("an_operators_exec_subscription_runs_from_the_database_only_when_the_w
     // The same through the environment.
     publish(sh.redis().prefix(), sh.queue("jobs"), 2);
     {
-        Worker w(sh.tenant(), sh.redis().prefix(), {}, {"MQ_ALLOW_OPERATOR_HANDLERS=true"});
+        Worker w(sh.tenant(), sh.redis().prefix(), {}, {{"MQ_ALLOW_OPERATOR_HANDLERS", "true"}});
         INFO(w.log());
         REQUIRE(eventually([&] { return lines_in(out) == 5; }, 15s));
         CHECK(w.terminate() == 0);

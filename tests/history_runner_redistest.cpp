@@ -4,6 +4,7 @@
 #include <mutex>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mq/worker/runner.hpp"
@@ -86,9 +87,7 @@ struct Recorded {
         return out;
     }
     bool eventually(const std::function<bool()>& pred) {
-        auto end = std::chrono::steady_clock::now() + 10s;
-        while (std::chrono::steady_clock::now() < end && !pred()) std::this_thread::sleep_for(10ms);
-        return pred();
+        return mqtest::eventually(pred, 10s, 10ms);
     }
 };
 

@@ -3,8 +3,6 @@
 // webhook answers held; request lines carry request_id (and the access-log columns), the
 // worker's failure lines tenant, queue, subscription and message_id.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -12,9 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "http_sink.hpp"
 #include "mq/consume/dead_letters.hpp"
@@ -24,19 +23,10 @@
 
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
+using mqtest::eventually;
 using nlohmann::json;
 
 namespace {
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
 
 // Every line of `log` as JSON; a line that does not parse, or lacks one of the four fixed
 // fields, fails the test (naming the line).
@@ -55,13 +45,6 @@ std::vector<json> parse_log(const std::string& log, const std::string& service) 
         out.push_back(std::move(j));
     }
     return out;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 // Access-log lines (they carry "status") whose field `key` is `value`.
@@ -187,12 +170,9 @@ TEST_CASE("mq_worker_json_log_lines_parse_and_name_the_message_a_failing_webhook
                           << "    retry: {max_attempts: 2, initial_backoff: 100ms}\n"
                           << "    handler:\n      type: webhook\n      url: " << sink.url("/hook")
                           << "\n      timeout: 2s\n";
-    std::string log_path = mqtest::temp_file("");
-    pid_t pid = mqtest::spawn_logged(
-        {MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"},
-        {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
-         "DATABASE_URL=" + mqtest::services().database_url, "LOG_FORMAT=json", "LOG_LEVEL=debug"},
-        log_path);
+    mqtest::ChildProcess worker(
+        MQ_WORKER_PATH, {"--config", config, "--metrics-port", "0"},
+        mqtest::service_env({{"LOG_FORMAT", "json"}, {"LOG_LEVEL", "debug"}}));
 
     mq::Publisher pub(rs.redis(), rs.keys());
     std::set<std::string> ids;
@@ -203,19 +183,16 @@ TEST_CASE("mq_worker_json_log_lines_parse_and_name_the_message_a_failing_webhook
     }
     mq::DeadLetterStore dlq(rs.redis(), rs.keys());
     bool dead = eventually([&] { return dlq.count(q) == 2; }, 20s);
-    kill(pid, SIGTERM);
-    int status = 0;
-    bool exited = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 15s);
-    if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
-    auto log = read_file(log_path);
+    worker.signal(SIGTERM);
+    auto status = worker.wait_exit(15s);
+    bool exited = status.has_value();
+    if (!exited) worker.kill_now();
+    auto log = worker.log();
     std::filesystem::remove_all(dir);
     INFO(log);
     REQUIRE(dead);
     CHECK(exited);
-    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(status == 0);
 
     auto lines = parse_log(log, "mq-worker");
     std::set<std::string> dead_lettered, failed_attempts;

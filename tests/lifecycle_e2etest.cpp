@@ -6,8 +6,6 @@
 // stays; settings that cannot change are logged as needing a restart. /livez and /readyz
 // on the metrics port: ready while Redis answers, whatever PostgreSQL does.
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -15,10 +13,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
 #include "harness.hpp"
 #include "mq/publish/publisher.hpp"
 #include "private_services.hpp"
@@ -29,72 +27,27 @@ using nlohmann::json;
 
 namespace {
 
-// `mq-worker --config FILE --metrics-port P`; SIGKILLed if still running at the end.
-class Worker {
+// `mq-worker --config FILE --metrics-port P` on the fixture's services (or those `env`
+// names), started once /livez answers; SIGKILLed if still running at the end.
+class Worker : public mqtest::ChildProcess {
   public:
-    Worker(const std::string& config, std::vector<std::string> env = {})
-        : port_(mqtest::dead_port()), log_(mqtest::temp_file("")) {
-        env.insert(env.end(), {"PATH=/usr/bin:/bin"});
-        if (std::none_of(env.begin(), env.end(),
-                         [](const std::string& e) { return e.rfind("REDIS_URL=", 0) == 0; }))
-            env.insert(env.end(), {"REDIS_URL=" + mqtest::services().redis_url,
-                                   "DATABASE_URL=" + mqtest::services().database_url});
-        pid_ = mqtest::spawn_logged({MQ_WORKER_PATH, "--config", config, "--metrics-port",
-                                     std::to_string(port_), "--consumer-name", "reloading"},
-                                    env, log_);
+    explicit Worker(const std::string& config, const mqtest::Env& env = {})
+        : port_(mqtest::dead_port()) {
+        start(MQ_WORKER_PATH,
+              {"--config", config, "--metrics-port", std::to_string(port_), "--consumer-name",
+               "reloading"},
+              mqtest::service_env(env));
         REQUIRE(eventually([&] { return get("/livez").status == 200 || !alive(); }, 20s));
         INFO(log());
         REQUIRE(alive());
     }
-    ~Worker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    void signal(int sig) { REQUIRE(kill(pid_, sig) == 0); }
-    bool alive() {
-        if (pid_ <= 0) return false;
-        int status = 0;
-        if (waitpid(pid_, &status, WNOHANG) == pid_) {
-            pid_ = -1;
-            return false;
-        }
-        return true;
-    }
-    int terminate() {
-        signal(SIGTERM);
-        auto end = std::chrono::steady_clock::now() + 20s;
-        while (std::chrono::steady_clock::now() < end) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
+    void signal(int sig) { REQUIRE(ChildProcess::signal(sig)); }
     mqtest::HttpResult get(const std::string& target) {
         return mqtest::http_request(port_, "GET", target, "", {}, 5s);
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-    std::size_t count_in_log(const std::string& text) const {
-        std::string l = log();
-        std::size_t n = 0;
-        for (auto at = l.find(text); at != std::string::npos; at = l.find(text, at + 1)) ++n;
-        return n;
     }
 
   private:
     int port_;
-    std::string log_;
-    pid_t pid_ = -1;
 };
 
 std::vector<std::string> lines_of(const std::string& path) {
@@ -291,7 +244,7 @@ TEST_CASE("worker_readyz_follows_redis_not_postgres_and_livez_stays_200",
     std::ofstream(path) << "tenant: " << tenant
                         << "\nsubscriptions:\n  - queue: jobs\n    name: probe\n    handler: "
                            "{type: exec, command: [\"/bin/true\"]}\n";
-    Worker w(path, {"REDIS_URL=" + svc.redis_url(), "DATABASE_URL=" + svc.database_url()});
+    Worker w(path, env);
     auto ready = w.get("/readyz");
     CHECK(ready.status == 200);
     CHECK(ready.json() == json{{"status", "ready"}});

@@ -2,92 +2,33 @@
 // processes: one pass for cron that honours running instances, a holder killed with
 // SIGKILL whose shards move to the other process, dead letters of a queue no worker runs,
 // MAINTENANCE=off, usage errors and backends that are down.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "child_process.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/maintenance/service.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mqctl_shell.hpp"
 #include "private_services.hpp"
 
-extern char** environ;
 using namespace std::chrono_literals;
 using mqtest::eventually;
 using nlohmann::json;
 
 namespace {
 
-// A long-running process (mqctl maintenance run, mq-worker) with its output in a file;
-// killed in the destructor if still running.
-class Process {
-  public:
-    Process(const std::string& path, std::vector<std::string> args,
-            const std::map<std::string, std::string>& env = {}) {
-        log_ = mqtest::temp_file("");
-        args.insert(args.begin(), path);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        std::map<std::string, std::string> vars{{"PATH", "/usr/bin:/bin"},
-                                                {"REDIS_URL", mqtest::services().redis_url},
-                                                {"DATABASE_URL", mqtest::services().database_url}};
-        for (const auto& [k, v] : env) vars[k] = v;
-        std::vector<std::string> env_s;
-        for (const auto& [k, v] : vars) env_s.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& e : env_s) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_APPEND, 0);
-        REQUIRE(posix_spawn(&pid_, path.c_str(), &fa, nullptr, argv.data(), envp.data()) == 0);
-        posix_spawn_file_actions_destroy(&fa);
-    }
-    ~Process() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    Process(const Process&) = delete;
-    Process& operator=(const Process&) = delete;
-    pid_t pid() const { return pid_; }
-    void signal(int sig) { kill(pid_, sig); }
-    /// Exit status (128+signal when killed), or -1 when still running after `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        do {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        } while (std::chrono::steady_clock::now() < end);
-        return -1;
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
+// A long-running process (mqctl maintenance run, mq-worker) on the fixture's services plus
+// `env`, with its output in a file; killed in the destructor if still running.
+struct Process : mqtest::ChildProcess {
+    Process(const std::string& path, const std::vector<std::string>& args,
+            const mqtest::Env& env = {})
+        : ChildProcess(path, args, mqtest::service_env(env)) {}
 };
 
 class Shell : public mqtest::MqctlShell {
@@ -209,7 +150,7 @@ TEST_CASE("maintenance_run_once_next_to_a_running_instance_skips_its_shards_and_
 
     // SIGTERM: it stops at once and hands its leases back.
     running.signal(SIGTERM);
-    CHECK(running.wait(5s) == 0);
+    CHECK(running.wait_exit(5s) == 0);
     CHECK(sh.lease_holder(shard).empty());
 }
 
@@ -229,7 +170,7 @@ TEST_CASE(
     auto& alive = victim == a->pid() ? b : a;
 
     dead->signal(SIGKILL);
-    CHECK(dead->wait(5s) == 128 + SIGKILL);
+    CHECK(dead->wait_exit(5s) == 128 + SIGKILL);
     const auto t0 = std::chrono::steady_clock::now();
     sh.publish_delayed(q, 10, 1ms);
     REQUIRE(eventually([&] { return sh.total_xlen(q) == 10; }, 15s));
@@ -268,7 +209,7 @@ TEST_CASE("mq_worker_archives_dead_letters_of_a_queue_it_does_not_run", "[mainte
         CHECK(sh.archived("other") == 0);
         CHECK(off.log().find("maintenance: started") == std::string::npos);
         off.signal(SIGTERM);
-        CHECK(off.wait(10s) == 0);
+        CHECK(off.wait_exit(10s) == 0);
     }
     {
         // Environment MAINTENANCE=off wins over the file.
@@ -277,14 +218,14 @@ TEST_CASE("mq_worker_archives_dead_letters_of_a_queue_it_does_not_run", "[mainte
                     {{"MAINTENANCE", "off"}});
         std::this_thread::sleep_for(3s);
         CHECK(sh.archived("other") == 0);
-        CHECK(off.wait(0ms) == -1);  // running, just not archiving
+        CHECK(off.wait_exit(0ms) == std::nullopt);  // running, just not archiving
         CHECK(off.log().find("maintenance: started") == std::string::npos);
     }
     Process worker(MQ_WORKER_PATH, {"--config", config(""), "--metrics-port", "0"});
     INFO(worker.log());
     CHECK(eventually([&] { return sh.archived("other") == 6; }, 15s));
     worker.signal(SIGTERM);
-    CHECK(worker.wait(10s) == 0);
+    CHECK(worker.wait_exit(10s) == 0);
     std::filesystem::remove_all(dir);
 }
 

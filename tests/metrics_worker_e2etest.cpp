@@ -2,18 +2,16 @@
 // gauges of the subscriptions it runs agree with Redis, build info and process figures are
 // there, a Redis outage shows as mq_backend_up 0, and the listen address comes from
 // metrics_address / METRICS_ADDRESS / --metrics-address (flag > environment > file).
-#include <signal.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
 #include "harness.hpp"
 #include "mq/core/version.hpp"
 #include "mq/publish/publisher.hpp"
@@ -25,44 +23,13 @@ using mqtest::sample;
 
 namespace {
 
-// One mq-worker process with exactly `env`; killed in the destructor if still running.
-class Worker {
-  public:
-    Worker(std::vector<std::string> args, std::vector<std::string> env) {
-        log_ = mqtest::temp_file("");
-        args.insert(args.begin(), MQ_WORKER_PATH);
-        env.push_back("PATH=/usr/bin:/bin");
-        pid_ = mqtest::spawn_logged(args, env, log_);
+// One mq-worker process with exactly `env` (and PATH); killed in the destructor if still
+// running.
+struct Worker : mqtest::ChildProcess {
+    Worker(const std::vector<std::string>& args, mqtest::Env env) {
+        env["PATH"] = "/usr/bin:/bin";
+        start(MQ_WORKER_PATH, args, env);
     }
-    ~Worker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    // Exit status, or -1 when it has not exited within `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
 
 // A queue of one partition and a worker file whose one subscription ("slowpoke") holds each
@@ -104,19 +71,10 @@ struct Fixture {
     std::map<std::string, std::string> labels() const {
         return {{"tenant", ts.tenant()}, {"queue", "jobs"}, {"subscription", "slowpoke"}};
     }
-    template <class Pred>
-    static bool eventually(Pred pred, std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            if (pred()) return true;
-            std::this_thread::sleep_for(50ms);
-        }
-        return pred();
-    }
 };
 
-std::vector<std::string> backend_env(const std::string& redis_url) {
-    return {"REDIS_URL=" + redis_url, "DATABASE_URL=" + mqtest::services().database_url};
+mqtest::Env backend_env(const std::string& redis_url) {
+    return {{"REDIS_URL", redis_url}, {"DATABASE_URL", mqtest::services().database_url}};
 }
 
 // GET http://address:port/metrics with curl (the harness's client speaks to 127.0.0.1 only);
@@ -159,7 +117,7 @@ TEST_CASE("worker_metrics_pass_promtool_and_agree_with_redis_on_lag_pending_and_
     Worker w({"--config", f.config(), "--metrics-port", std::to_string(port)},
              backend_env(mqtest::services().redis_url));
     std::string body;
-    bool seen = Fixture::eventually(
+    bool seen = mqtest::eventually(
         [&] {
             auto r = mqtest::http_request(port, "GET", "/metrics");
             body = r.body;
@@ -214,14 +172,14 @@ TEST_CASE("worker_metrics_with_redis_down_pass_promtool_and_say_redis_is_down",
     Worker w({"--config", f.config(), "--metrics-port", std::to_string(port)},
              backend_env(redis.url()));
     std::string body;
-    REQUIRE(Fixture::eventually(
+    REQUIRE(mqtest::eventually(
         [&] {
             body = mqtest::http_request(port, "GET", "/metrics").body;
             return sample(body, "mq_backend_up", {{"backend", "redis"}}) == 1.0;
         },
         20s));
     redis.stop();
-    bool down = Fixture::eventually(
+    bool down = mqtest::eventually(
         [&] {
             body = mqtest::http_request(port, "GET", "/metrics").body;
             return sample(body, "mq_backend_up", {{"backend", "redis"}}) == 0.0;
@@ -243,7 +201,7 @@ TEST_CASE("worker_metrics_address_comes_from_the_file_the_environment_or_the_fla
     Fixture f;
     auto env = backend_env(mqtest::services().redis_url);
     auto serves = [](const std::string& address, int port) {
-        return Fixture::eventually(
+        return mqtest::eventually(
             [&] { return curl_metrics(address, port).find("mq_build_info{") != std::string::npos; },
             15s);
     };
@@ -266,7 +224,7 @@ TEST_CASE("worker_metrics_address_comes_from_the_file_the_environment_or_the_fla
     SECTION("METRICS_ADDRESS wins over the file, --metrics-address over both") {
         const int port = mqtest::dead_port();
         auto with_env = env;
-        with_env.push_back("METRICS_ADDRESS=127.0.0.2");
+        with_env["METRICS_ADDRESS"] = "127.0.0.2";
         {
             Worker w({"--config", f.config("metrics_address: 127.0.0.3\n"), "--metrics-port",
                       std::to_string(port)},
@@ -290,16 +248,16 @@ TEST_CASE("worker_refuses_a_metrics_address_that_is_not_an_ip_address", "[worker
     auto env = backend_env(mqtest::services().redis_url);
     SECTION("from the environment") {
         auto bad = env;
-        bad.push_back("METRICS_ADDRESS=localhost:9464");
+        bad["METRICS_ADDRESS"] = "localhost:9464";
         Worker w({"--config", f.config(), "--check"}, bad);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find("METRICS_ADDRESS") != std::string::npos);
         CHECK(w.log().find("must be an IP address") != std::string::npos);
     }
     SECTION("from the file, named with its line") {
         Worker w({"--config", f.config("metrics_address: \"999.0.0.1\"\n"), "--check"}, env);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find(".yaml:4") != std::string::npos);
         CHECK(w.log().find("999.0.0.1") != std::string::npos);
@@ -307,7 +265,7 @@ TEST_CASE("worker_refuses_a_metrics_address_that_is_not_an_ip_address", "[worker
     SECTION("from the flag") {
         Worker w({"--config", f.config(), "--check", "--metrics-address", "0.0.0.0; rm -rf /"},
                  env);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find("--metrics-address") != std::string::npos);
     }

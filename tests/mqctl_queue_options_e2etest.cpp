@@ -1,11 +1,8 @@
 // Queue options as an operator uses them: a payload schema that mqctl publish enforces,
 // an encrypted queue whose stream never holds plaintext, and mq-worker handing the
 // plaintext to the handler.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -13,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "mqctl_shell.hpp"
 
 using Catch::Matchers::Contains;
@@ -205,38 +204,19 @@ TEST_CASE("mq_worker_hands_the_plaintext_of_an_encrypted_queue_to_the_handler",
         << "  - queue: secrets\n    name: reader\n    start_from: earliest\n"
         << "    handler:\n      type: exec\n      command: [\"/bin/sh\", \"-c\", \"cat >> " << out
         << "; echo >> " << out << "\"]\n      timeout: 10s\n";
-    std::string log = dir + "/log";
-    std::ofstream(log).close();
-    std::vector<std::string> args{MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"};
-    std::vector<std::string> env{"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
-                                 "DATABASE_URL=" + mqtest::services().database_url,
-                                 "MQ_KEYRING_FILE=" + rotated};
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_APPEND, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_APPEND, 0);
-    pid_t pid = -1;
-    REQUIRE(posix_spawn(&pid, MQ_WORKER_PATH, &fa, nullptr, argv.data(), envp.data()) == 0);
-    posix_spawn_file_actions_destroy(&fa);
+    mqtest::ChildProcess worker(MQ_WORKER_PATH, {"--config", config, "--metrics-port", "0"},
+                                mqtest::service_env({{"MQ_KEYRING_FILE", rotated}}), dir + "/log");
 
     std::string delivered;
-    for (auto end = std::chrono::steady_clock::now() + 15s;
-         std::chrono::steady_clock::now() < end;) {
-        delivered = read_file(out);
-        if (delivered.find("first secret") != std::string::npos &&
-            delivered.find("second secret") != std::string::npos)
-            break;
-        std::this_thread::sleep_for(50ms);
-    }
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    INFO("worker log:\n" << read_file(log));
+    mqtest::eventually(
+        [&] {
+            delivered = read_file(out);
+            return delivered.find("first secret") != std::string::npos &&
+                   delivered.find("second secret") != std::string::npos;
+        },
+        15s, 50ms);
+    worker.terminate(20s);
+    INFO("worker log:\n" << worker.log());
     CHECK_THAT(delivered, Contains("first secret"));
     CHECK_THAT(delivered, Contains("second secret"));
     std::filesystem::remove_all(dir);

@@ -2,15 +2,13 @@
 // killed with SIGKILL mid-batch (nothing lost, nothing twice), Redis and PostgreSQL going
 // away under a running relay, and the mqctl commands around failed rows.
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
 #include "mqctl_shell.hpp"
 #include "outbox_db.hpp"
 #include "private_services.hpp"
@@ -20,53 +18,14 @@ using mqtest::eventually;
 
 namespace {
 
-// A long-running relay (mqctl outbox relay, mq-worker) with its output in a file; killed in
-// the destructor if still running.
-class Process {
-  public:
-    Process(std::vector<std::string> argv, const std::map<std::string, std::string>& env)
-        : log_(mqtest::temp_file("")) {
-        std::map<std::string, std::string> vars{{"PATH", "/usr/bin:/bin"},
-                                                {"REDIS_URL", mqtest::services().redis_url},
-                                                {"DATABASE_URL", mqtest::services().database_url}};
-        for (const auto& [k, v] : env) vars[k] = v;
-        std::vector<std::string> e;
-        for (const auto& [k, v] : vars) e.push_back(k + "=" + v);
-        pid_ = mqtest::spawn_logged(std::move(argv), std::move(e), log_);
+// A long-running relay (mqctl outbox relay, mq-worker) on the fixture's services plus
+// `env`, with its output in a file; killed in the destructor if still running.
+struct Process : mqtest::ChildProcess {
+    Process(std::vector<std::string> argv, const mqtest::Env& env) {
+        const std::string path = argv.front();
+        argv.erase(argv.begin());
+        start(path, argv, mqtest::service_env(env));
     }
-    ~Process() { kill9(); }
-    void term() { kill(pid_, SIGTERM); }
-    Process(const Process&) = delete;
-    Process& operator=(const Process&) = delete;
-    void kill9() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
-    /// Exit status, or -1 while still running after `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        do {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        } while (std::chrono::steady_clock::now() < end);
-        return -1;
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
 
 class Shell : public mqtest::MqctlShell {
@@ -108,7 +67,7 @@ TEST_CASE_METHOD(Shell, "outbox_relay_killed_mid_batch_loses_nothing_and_publish
         bool progressed = eventually([&] { return service.rows() <= target; }, 60s);
         INFO(relay.log());
         REQUIRE(progressed);
-        relay.kill9();
+        relay.kill_now();
     }
     CHECK(service.rows() > 0);
     // A fresh relay finishes the job: rows a killed relay had stored in Redis but not
@@ -133,7 +92,7 @@ TEST_CASE_METHOD(Shell, "outbox_relay_in_mq_worker_survives_kill_and_exports_met
         bool progressed = eventually([&] { return service.rows() <= 1500; }, 60s);
         INFO(worker.log());
         REQUIRE(progressed);
-        worker.kill9();
+        worker.kill_now();
     }
     Process worker({MQ_WORKER_PATH, "--config", config}, {});
     bool drained = eventually([&] { return service.rows() == 0; }, 60s);
@@ -172,7 +131,7 @@ TEST_CASE_METHOD(Shell, "outbox_rows_stay_while_redis_is_down_and_the_relay_reco
     std::this_thread::sleep_for(1500ms);
     CHECK(service.rows() == 10);  // nothing lost, nothing marked failed
     CHECK(service.failed_rows() == 0);
-    CHECK(relay.wait(0ms) == -1);  // still running
+    CHECK(relay.wait_exit(0ms) == std::nullopt);  // still running
     redis.start();
     bool drained = eventually([&] { return service.rows() == 0; }, 30s);
     INFO(relay.log());
@@ -211,15 +170,15 @@ TEST_CASE("outbox_relay_keeps_running_while_postgresql_is_down_and_recovers",
     REQUIRE(eventually([&] { return count() == 1; }, 20s));
     backends.stop_postgres();
     std::this_thread::sleep_for(1500ms);
-    CHECK(relay.wait(0ms) == -1);  // rode out the outage
+    CHECK(relay.wait_exit(0ms) == std::nullopt);  // rode out the outage
     backends.start_postgres();
     enqueue("after");
     bool delivered = eventually([&] { return count() == 2; }, 30s);
     INFO(relay.log());
     REQUIRE(delivered);
     // SIGTERM stops it cleanly (and flushes its log).
-    relay.term();
-    CHECK(relay.wait(10s) == 0);
+    relay.signal(SIGTERM);
+    CHECK(relay.wait_exit(10s) == 0);
     CHECK_THAT(relay.log(), Catch::Contains("retrying with backoff"));
     CHECK_THAT(relay.log(), Catch::Contains("relaying again"));
 }

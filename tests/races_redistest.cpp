@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/pull.hpp"
@@ -15,6 +16,7 @@
 #include "mq/worker/runner.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 
 namespace {
 
@@ -59,16 +61,6 @@ void publish_to(mq::Publisher& pub, const mq::Queue& q, int partition, int n) {
         r.key = key_for(partition, q.partition_count);
     }
     pub.publish_batch(q, batch);
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/pull.hpp"
@@ -93,12 +94,7 @@ Sid sid(const std::string& id) {
 
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
+    return mqtest::eventually(pred, limit, 10ms);
 }
 
 }  // namespace

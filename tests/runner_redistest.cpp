@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/dead_letters.hpp"
 #include "mq/worker/runner.hpp"
@@ -105,12 +106,7 @@ struct RunnerFixture {
     }
     template <class Pred>
     static bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            if (pred()) return true;
-            std::this_thread::sleep_for(10ms);
-        }
-        return pred();
+        return mqtest::eventually(pred, limit, 10ms);
     }
     std::size_t pending_total() {
         mq::ConsumerGroups g(rs.redis(), rs.keys());

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/control.hpp"
@@ -23,6 +24,7 @@
 #include "mq/worker/supervisor.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 
 namespace {
 
@@ -135,16 +137,6 @@ class CountingHandler : public mq::Handler {
     std::mutex mu_;
     std::map<std::string, std::set<std::string>> seen_;
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
 
 struct Fixture {
     mqtest::TenantScope ts;

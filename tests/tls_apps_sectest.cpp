@@ -1,11 +1,7 @@
 // mqctl, mq-api and mq-worker over rediss:// to a TLS-only redis-server: one message
 // published by each of mqctl and mq-api, both delivered by mq-worker; and how each binary
 // reports a TLS setting it cannot use (exit status and message).
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -16,6 +12,7 @@
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
 #include "harness.hpp"
 #include "private_services.hpp"
 #include "test_ca.hpp"
@@ -34,39 +31,11 @@ std::string read_file(const std::string& path) {
 }
 
 /// mq-worker with `args` and only the given environment (plus PATH); killed at the end.
-class Worker {
-  public:
-    Worker(std::vector<std::string> args, const std::map<std::string, std::string>& env) {
-        log_ = mqtest::temp_file("");
-        args.insert(args.begin(), MQ_WORKER_PATH);
-        std::vector<std::string> env_s{"PATH=/usr/bin:/bin"};
-        for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
-        pid_ = mqtest::spawn_logged(args, env_s, log_);
+struct Worker : mqtest::ChildProcess {
+    Worker(const std::vector<std::string>& args, mqtest::Env env) {
+        env["PATH"] = "/usr/bin:/bin";
+        start(MQ_WORKER_PATH, args, env);
     }
-    ~Worker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    /// Exit status, or -1 when it still runs after `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(20ms);
-        }
-        return -1;
-    }
-    std::string log() const { return read_file(log_); }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
 
 std::map<std::string, std::string> with(std::map<std::string, std::string> env,
@@ -182,7 +151,7 @@ TEST_CASE("apps_refuse_tls_settings_they_cannot_use_with_the_right_exit_status",
     const std::string config = mqtest::temp_file("redis_url: \"" + redis.url() +
                                                  "\"\nredis_tls_ca_file: /nonexistent/ca.pem\n");
     Worker check({"--config", config, "--check"}, {});
-    CHECK(check.wait(20s) == 2);
+    CHECK(check.wait_exit(20s) == 2);
     CHECK_THAT(check.log(), Contains("REDIS_TLS_CA_FILE=/nonexistent/ca.pem"));
 
     // mq-api with an unusable key stops at startup with a configuration error.

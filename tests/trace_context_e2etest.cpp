@@ -3,22 +3,22 @@
 // tracestate headers), an exec handler (TRACEPARENT, TRACESTATE), the log handler's line
 // and a pull, each with the publisher's trace id and a span id of its own; a message
 // published without a trace hands none on.
-#include <signal.h>
-#include <sys/wait.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "http_sink.hpp"
 #include "mq/config/config.hpp"
 #include "mq/queue/catalog.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 using nlohmann::json;
 
 namespace {
@@ -27,16 +27,6 @@ const std::string kTrace = "0af7651916cd43dd8448eb211c80319c";
 const std::string kParent = "b7ad6b7169203331";
 const std::string kTraceparent = "00-" + kTrace + "-" + kParent + "-01";
 const std::string kTracestate = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return pred();
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
     std::vector<std::string> out;
@@ -83,14 +73,11 @@ TEST_CASE("one_trace_id_followed_from_publish_to_webhook_exec_log_and_pull", "[e
                           << exec_out << "\"]\n"
                           << "  - queue: traced\n    name: logged\n    start_from: earliest\n"
                           << "    handler:\n      type: log\n      path: " << log_out << "\n";
-    std::string worker_log = mqtest::temp_file("");
     // A TRACEPARENT in the worker's own environment must not reach a handler.
-    pid_t worker = mqtest::spawn_logged(
-        {MQ_WORKER_PATH, "--config", config, "--metrics-port", "0"},
-        {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
-         "DATABASE_URL=" + mqtest::services().database_url,
-         "TRACEPARENT=00-11111111111111111111111111111111-2222222222222222-01"},
-        worker_log);
+    mqtest::ChildProcess worker(
+        MQ_WORKER_PATH, {"--config", config, "--metrics-port", "0"},
+        mqtest::service_env(
+            {{"TRACEPARENT", "00-11111111111111111111111111111111-2222222222222222-01"}}));
 
     mqtest::ApiOptions options;
     options.key_prefix = rs.prefix();
@@ -114,15 +101,8 @@ TEST_CASE("one_trace_id_followed_from_publish_to_webhook_exec_log_and_pull", "[e
                    lines_of(log_out).size() >= 2;
         },
         20s);
-    kill(worker, SIGTERM);
-    int status = 0;
-    if (!eventually([&] { return waitpid(worker, &status, WNOHANG) == worker; }, 15s)) {
-        kill(worker, SIGKILL);
-        waitpid(worker, &status, 0);
-    }
-    std::ifstream wl(worker_log);
-    std::string worker_text((std::istreambuf_iterator<char>(wl)), std::istreambuf_iterator<char>());
-    INFO(worker_text);
+    worker.terminate(15s);
+    INFO(worker.log());
     REQUIRE(delivered);
     std::set<std::string> spans;
 

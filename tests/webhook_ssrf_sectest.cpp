@@ -4,11 +4,7 @@
 // redirects not followed, and an API webhook refused by a running worker while an
 // operator's is delivered. No traffic leaves loopback: other addresses are only offered to
 // the validator and to a test resolver, never connected to.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -17,6 +13,8 @@
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "http_sink.hpp"
 #include "mq/config/config.hpp"
@@ -28,6 +26,7 @@
 #include "mqctl_shell.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 
 namespace {
 
@@ -423,61 +422,18 @@ TEST_CASE("the_api_refuses_webhook_urls_to_internal_addresses_with_422", "[secur
 namespace {
 
 // `mq-worker --from-db --tenant T` with extra args and environment; killed at scope end.
-class Worker {
-  public:
+struct Worker : mqtest::ChildProcess {
     Worker(const std::string& tenant, const std::string& prefix,
-           const std::vector<std::string>& extra, const std::vector<std::string>& extra_env) {
-        log_ = mqtest::temp_file("");
+           const std::vector<std::string>& extra, const mqtest::Env& extra_env) {
         std::vector<std::string> args{
-            MQ_WORKER_PATH, "--metrics-port",          "0",  "--from-db", "--tenant",
-            tenant,         "--reconcile-interval-ms", "300"};
+            "--metrics-port",          "0",  "--from-db", "--tenant", tenant,
+            "--reconcile-interval-ms", "300"};
         args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<std::string> env{"PATH=/usr/bin:/bin",
-                                     "REDIS_URL=" + mqtest::services().redis_url,
-                                     "DATABASE_URL=" + mqtest::services().database_url,
-                                     "REDIS_KEY_PREFIX=" + prefix, "MQ_TENANT=" + tenant};
-        env.insert(env.end(), extra_env.begin(), extra_env.end());
-        pid_ = mqtest::spawn_logged(args, env, log_);
+        auto env = mqtest::service_env({{"REDIS_KEY_PREFIX", prefix}, {"MQ_TENANT", tenant}});
+        for (const auto& [k, v] : extra_env) env[k] = v;
+        start(MQ_WORKER_PATH, args, env);
     }
-    ~Worker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-    int terminate() {
-        kill(pid_, SIGTERM);
-        int status = 0;
-        for (int i = 0; i < 1500; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
 
 }  // namespace
 
@@ -514,7 +470,7 @@ TEST_CASE("a_worker_refuses_an_api_webhook_to_loopback_but_delivers_an_operators
         r.payload = "{}";
         pub.publish(queue, r);
     }
-    Worker w(s.tenant.tenant(), s.api.key_prefix(), {}, {"WEBHOOK_ALLOWED_CIDRS="});
+    Worker w(s.tenant.tenant(), s.api.key_prefix(), {}, {{"WEBHOOK_ALLOWED_CIDRS", ""}});
     INFO(w.log());
     REQUIRE(eventually([&] { return operator_sink.request_count() >= 3; }, 10s));
     REQUIRE(eventually(

@@ -1,10 +1,6 @@
 // mq-worker as a process: crash recovery, graceful stop, pause, unreachable webhooks,
 // configuration errors. Handlers are exec commands appending message ids to a file.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -13,10 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/control.hpp"
@@ -24,7 +21,6 @@
 #include "mq/consume/subscription_catalog.hpp"
 #include "mq/publish/publisher.hpp"
 
-extern char** environ;
 using namespace std::chrono_literals;
 
 namespace {
@@ -41,52 +37,16 @@ std::set<std::string> logged_ids(const std::string& path, Pred wanted) {
     return seen;
 }
 
-// One mq-worker process; killed in the destructor if still running.
-class WorkerProcess {
-  public:
-    WorkerProcess(const std::string& config, const std::vector<std::string>& extra = {}) {
-        log_ = mqtest::temp_file("");
-        std::vector<std::string> args{MQ_WORKER_PATH, "--config", config};
+// One mq-worker process on the fixture's services; killed in the destructor if still
+// running.
+struct WorkerProcess : mqtest::ChildProcess {
+    explicit WorkerProcess(const std::string& config, const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> args{"--config", config};
         if (std::find(extra.begin(), extra.end(), "--metrics-port") == extra.end())
             args.insert(args.end(), {"--metrics-port", "0"});
         args.insert(args.end(), extra.begin(), extra.end());
-        pid_ =
-            mqtest::spawn_logged(args,
-                                 {"PATH=/usr/bin:/bin", "REDIS_URL=" + mqtest::services().redis_url,
-                                  "DATABASE_URL=" + mqtest::services().database_url},
-                                 log_);
+        start(MQ_WORKER_PATH, args, mqtest::service_env());
     }
-    ~WorkerProcess() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    void signal(int sig) { kill(pid_, sig); }
-    // Exit status, or -1 when it has not exited within `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-    bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
 
 struct WorkerFixture {
@@ -144,15 +104,6 @@ struct WorkerFixture {
         auto v = delivered();
         return {v.begin(), v.end()};
     }
-    template <class Pred>
-    static bool eventually(Pred pred, std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        while (std::chrono::steady_clock::now() < end) {
-            if (pred()) return true;
-            std::this_thread::sleep_for(20ms);
-        }
-        return pred();
-    }
 };
 
 }  // namespace
@@ -163,18 +114,18 @@ TEST_CASE("redelivers_after_visibility_timeout_when_worker_killed", "[worker]") 
     auto cfg_a = f.config(f.exec_sub("crashy", "0.02"));
     auto a = std::make_unique<WorkerProcess>(
         cfg_a, std::vector<std::string>{"--consumer-name", "worker-a"});
-    REQUIRE(f.eventually([&] { return f.delivered().size() >= 20; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return f.delivered().size() >= 20; }, 20s));
     a->signal(SIGKILL);  // mid-batch: some entries are held by worker-a, unacked
-    a->wait(5s);
+    a->wait_exit(5s);
     auto before = f.unique_delivered().size();
     CHECK(before < 200);
 
     WorkerProcess b(f.config(f.exec_sub("crashy")), {"--consumer-name", "worker-b"});
     INFO(b.log());
-    REQUIRE(f.eventually([&] { return f.unique_delivered().size() == 200; }, 30s));
+    REQUIRE(mqtest::eventually([&] { return f.unique_delivered().size() == 200; }, 30s));
     CHECK(f.unique_delivered() == ids);  // none lost; at-least-once may repeat a few
     mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
-    CHECK(f.eventually(
+    CHECK(mqtest::eventually(
         [&] {
             return g.pending(f.q, "crashy", 0, 1000).empty() &&
                    g.pending(f.q, "crashy", 1, 1000).empty();
@@ -186,9 +137,9 @@ TEST_CASE("sigterm_drains_and_leaves_no_entry_unacked_and_unowned", "[worker]") 
     WorkerFixture f(1);
     auto ids = f.publish(40);
     WorkerProcess w(f.config(f.exec_sub("drain", "0.2")), {"--consumer-name", "leaving"});
-    REQUIRE(f.eventually([&] { return f.delivered().size() >= 4; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return f.delivered().size() >= 4; }, 20s));
     w.signal(SIGTERM);
-    CHECK(w.wait(10s) == 0);
+    CHECK(w.wait_exit(10s) == 0);
     INFO(w.log());
     CHECK(w.log().find("stopped") != std::string::npos);
     // Whatever was not delivered is pending with mq-retry (due at once), never with the
@@ -196,14 +147,14 @@ TEST_CASE("sigterm_drains_and_leaves_no_entry_unacked_and_unowned", "[worker]") 
     mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
     for (const auto& p : g.pending(f.q, "drain", 0, 1000)) CHECK(p.consumer == mq::kRetryConsumer);
     WorkerProcess next(f.config(f.exec_sub("drain")));
-    CHECK(f.eventually([&] { return f.unique_delivered() == ids; }, 10s));
+    CHECK(mqtest::eventually([&] { return f.unique_delivered() == ids; }, 10s));
 }
 
 TEST_CASE("pause_stops_deliveries_within_a_second_and_resume_restarts_them", "[worker]") {
     WorkerFixture f(1);
     WorkerProcess w(f.config(f.exec_sub("pausable")));
     f.publish(3);
-    REQUIRE(f.eventually([&] { return f.delivered().size() == 3; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return f.delivered().size() == 3; }, 20s));
 
     mq::SubscriptionCatalog subs(f.ts.db());
     subs.set_status(f.ts.tenant(), "jobs", "pausable", "paused");
@@ -215,7 +166,7 @@ TEST_CASE("pause_stops_deliveries_within_a_second_and_resume_restarts_them", "[w
 
     subs.set_status(f.ts.tenant(), "jobs", "pausable", "active");
     mq::announce(f.rs.redis(), f.rs.keys(), "resume", f.ts.tenant(), "jobs", "pausable");
-    CHECK(f.eventually([&] { return f.delivered().size() == 6; }, 3s));
+    CHECK(mqtest::eventually([&] { return f.delivered().size() == 6; }, 3s));
 }
 
 TEST_CASE("a paused subscription stays paused across a worker restart", "[worker]") {
@@ -224,10 +175,10 @@ TEST_CASE("a paused subscription stays paused across a worker restart", "[worker
     mq::SubscriptionCatalog subs(f.ts.db());
     {
         WorkerProcess first(cfg);  // registers the subscription
-        REQUIRE(f.eventually([&] { return subs.find(f.ts.tenant(), "jobs", "sleepy").has_value(); },
-                             20s));
+        REQUIRE(mqtest::eventually(
+            [&] { return subs.find(f.ts.tenant(), "jobs", "sleepy").has_value(); }, 20s));
         first.signal(SIGTERM);
-        CHECK(first.wait(10s) == 0);
+        CHECK(first.wait_exit(10s) == 0);
     }
     subs.set_status(f.ts.tenant(), "jobs", "sleepy", "paused");
     WorkerProcess w(cfg);
@@ -246,7 +197,7 @@ TEST_CASE("an_unreachable_webhook_host_never_crashes_the_worker", "[worker]") {
     WorkerProcess w(f.config(sub));
     f.publish(3);
     mq::DeadLetterStore dlq(f.rs.redis(), f.rs.keys());
-    REQUIRE(f.eventually([&] { return dlq.count(f.q) == 3; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return dlq.count(f.q) == 3; }, 20s));
     CHECK(w.alive());
     auto dead = dlq.list(f.q, "hook", 10);
     REQUIRE_FALSE(dead.empty());
@@ -262,7 +213,7 @@ TEST_CASE("an_unreachable_webhook_host_never_crashes_the_worker", "[worker]") {
                 .as<int>();
         });
     };
-    CHECK(f.eventually([&] { return archived() == 3; }, 10s));
+    CHECK(mqtest::eventually([&] { return archived() == 3; }, 10s));
     f.ts.exec("DELETE FROM dead_letters WHERE tenant_id = '" + f.ts.tenant() + "'");
 }
 
@@ -272,13 +223,13 @@ TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]"
         std::string path = f.dir + "/broken.yaml";
         std::ofstream(path) << "subscriptions:\n  - queue: jobs\n    name: [unclosed\n";
         WorkerProcess w(path);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         CHECK(w.log().find(path + ":") != std::string::npos);
     }
     SECTION("schema violation: unknown field") {
         std::string path = f.config(f.exec_sub("x") + "    concurency: 3\n");
         WorkerProcess w(path);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find(path + ":") != std::string::npos);
         CHECK(w.log().find("concurency") != std::string::npos);
@@ -288,7 +239,7 @@ TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]"
             "  - queue: jobs\n    name: x\n    concurrency: many\n"
             "    handler: {type: exec, command: \"true\"}\n");
         WorkerProcess w(path);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
         INFO(w.log());
         CHECK(w.log().find(path + ":7") != std::string::npos);  // the concurrency line
     }
@@ -296,11 +247,11 @@ TEST_CASE("invalid worker YAML exits 2 naming file and line", "[worker][config]"
         std::string path = f.config(
             "  - queue: jobs\n    name: x\n    handler: {type: webhook, url: \"ftp://x\"}\n");
         WorkerProcess w(path);
-        CHECK(w.wait(10s) == 2);
+        CHECK(w.wait_exit(10s) == 2);
     }
     SECTION("--check accepts a good file without connecting") {
         WorkerProcess w(f.config(f.exec_sub("fine")), {"--check"});
-        CHECK(w.wait(10s) == 0);
+        CHECK(w.wait_exit(10s) == 0);
         CHECK(w.log().find("configuration OK") != std::string::npos);
     }
 }
@@ -309,7 +260,7 @@ TEST_CASE("a worker whose queue does not exist exits 3", "[worker][config]") {
     WorkerFixture f(1);
     WorkerProcess w(f.config(
         "  - queue: nowhere\n    name: x\n    handler: {type: exec, command: \"true\"}\n"));
-    CHECK(w.wait(10s) == 3);
+    CHECK(w.wait_exit(10s) == 3);
     CHECK(w.log().find("nowhere") != std::string::npos);
 }
 
@@ -327,17 +278,17 @@ TEST_CASE("a_log_subscription_writes_each_message_as_a_json_line_and_acks_it", "
             return j.value("subscription", "") == "audit" && j.value("payload", "") == "job";
         });
     };
-    REQUIRE(f.eventually([&] { return logged().size() == 300; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return logged().size() == 300; }, 20s));
     CHECK(logged() == ids);
     mq::ConsumerGroups g(f.rs.redis(), f.rs.keys());
-    CHECK(f.eventually(
+    CHECK(mqtest::eventually(
         [&] {
             return g.pending(f.q, "audit", 0, 1000).empty() &&
                    g.pending(f.q, "audit", 1, 1000).empty();
         },
         5s));
     w.signal(SIGTERM);
-    CHECK(w.wait(10s) == 0);
+    CHECK(w.wait_exit(10s) == 0);
     CHECK(w.log().find("in-process handler") != std::string::npos);
 }
 
@@ -372,13 +323,13 @@ TEST_CASE("a_subscription_on_another_tenants_queue_is_skipped_by_the_worker", "[
                     {"--from-db", "--tenant", f.ts.tenant(), "--allow-operator-handlers"});
     INFO(w.log());
     auto logged = [&] { return logged_ids(lines, [](const nlohmann::json&) { return true; }); };
-    REQUIRE(f.eventually([&] { return logged() == ids; }, 20s));
+    REQUIRE(mqtest::eventually([&] { return logged() == ids; }, 20s));
     CHECK(w.alive());
     CHECK(w.log().find("not run by mq-worker") != std::string::npos);
     // No group was made on the owner's stream.
     CHECK(mqtest::group_names(f.rs.redis(), f.rs.keys().stream(owner.tenant(), "jobs", 0)).empty());
     w.signal(SIGTERM);
-    CHECK(w.wait(10s) == 0);
+    CHECK(w.wait_exit(10s) == 0);
 }
 
 TEST_CASE("worker_metrics_show_the_backlog_of_its_subscriptions_from_the_queue_inspector",
@@ -402,7 +353,7 @@ TEST_CASE("worker_metrics_show_the_backlog_of_its_subscriptions_from_the_queue_i
         return std::nullopt;
     };
     std::string body;
-    bool seen = WorkerFixture::eventually(
+    bool seen = mqtest::eventually(
         [&] {
             auto r = mqtest::http_request(port, "GET", "/metrics");
             body = r.body;

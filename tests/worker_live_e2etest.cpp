@@ -2,11 +2,6 @@
 // run and follows subscription create, update, pause, resume and delete, a queue growing
 // its partitions under load (0 messages lost), REST-created webhooks, and skips a row with
 // a broken handler while the others keep running. Waits are bounded (about 5 s).
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -14,92 +9,40 @@
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "api_process.hpp"
+#include "child_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 #include "http_sink.hpp"
 #include "mq/publish/publisher.hpp"
 #include "mqctl_shell.hpp"
 
 using namespace std::chrono_literals;
+using mqtest::eventually;
 
 namespace {
 
 // `mq-worker --from-db --tenant T` (plus `extra`) on a key prefix; SIGKILLed if still
 // running at the end of the scope.
-class LiveWorker {
-  public:
+struct LiveWorker : mqtest::ChildProcess {
     LiveWorker(const std::string& tenant, const std::string& prefix,
                const std::vector<std::string>& extra = {}, bool from_db = true) {
-        log_ = mqtest::temp_file("");
-        std::vector<std::string> args{MQ_WORKER_PATH, "--metrics-port", "0", "--consumer-name",
-                                      "live-1"};
+        std::vector<std::string> args{"--metrics-port", "0", "--consumer-name", "live-1"};
         // These tests create exec subscriptions with mqctl: an operator's, run only with
         // the flag (docs/security.md).
         if (from_db)
             args.insert(args.end(), {"--from-db", "--tenant", tenant, "--allow-operator-handlers"});
         args.insert(args.end(), extra.begin(), extra.end());
-        std::vector<std::string> env{"PATH=/usr/bin:/bin",
-                                     "REDIS_URL=" + mqtest::services().redis_url,
-                                     "DATABASE_URL=" + mqtest::services().database_url,
-                                     "REDIS_KEY_PREFIX=" + prefix, "MQ_TENANT=" + tenant,
-                                     // Webhooks made through the API reach the test's
-                                     // loopback sinks only when allowed.
-                                     "WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8"};
-        pid_ = mqtest::spawn_logged(args, env, log_);
+        start(MQ_WORKER_PATH, args,
+              mqtest::service_env({{"REDIS_KEY_PREFIX", prefix},
+                                   {"MQ_TENANT", tenant},
+                                   // Webhooks made through the API reach the test's
+                                   // loopback sinks only when allowed.
+                                   {"WEBHOOK_ALLOWED_CIDRS", "127.0.0.0/8"}}));
     }
-    ~LiveWorker() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    // Exit status, or -1 when still running after `limit`.
-    int wait(std::chrono::milliseconds limit) {
-        auto end = std::chrono::steady_clock::now() + limit;
-        do {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            }
-            std::this_thread::sleep_for(10ms);
-        } while (std::chrono::steady_clock::now() < end);
-        return -1;
-    }
-    int terminate() {
-        kill(pid_, SIGTERM);
-        return wait(15s);
-    }
-    std::string log() const {
-        std::ifstream in(log_);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        return ss.str();
-    }
-    std::size_t count_in_log(const std::string& text) const {
-        std::string l = log();
-        std::size_t n = 0;
-        for (auto at = l.find(text); at != std::string::npos; at = l.find(text, at + 1)) ++n;
-        return n;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    std::string log_;
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return pred();
-}
 
 std::vector<std::string> lines_of(const std::string& path) {
     std::vector<std::string> out;
@@ -139,7 +82,7 @@ TEST_CASE("worker_from_db_started_empty_waits_and_follows_create_update_pause_re
     LiveWorker w(sh.tenant(), sh.redis().prefix());
     INFO(w.log());
     // Nothing to run yet: it waits instead of exiting 2.
-    REQUIRE(w.wait(1500ms) == -1);
+    REQUIRE(w.wait_exit(1500ms) == std::nullopt);
     CHECK(w.log().find("waiting for some to be created") != std::string::npos);
 
     // Created with mqctl: delivered within a second or two.
@@ -244,7 +187,7 @@ TEST_CASE("a_webhook_subscription_created_through_the_api_is_delivered_by_a_runn
     REQUIRE(q.status == 201);
     LiveWorker w(s.tenant.tenant(), s.api.key_prefix());
     INFO(w.log());
-    REQUIRE(w.wait(1s) == -1);
+    REQUIRE(w.wait_exit(1s) == std::nullopt);
     auto created = s.api.call_json("POST", "/api/v1/mq/subscriptions",
                                    {{"queue", "jobs"},
                                     {"name", "hook"},
@@ -307,7 +250,7 @@ TEST_CASE("a_worker_file_with_no_subscriptions_and_no_from_db_still_exits_2",
     std::string cfg = sh.file("w.yaml");
     std::ofstream(cfg) << "tenant: " << sh.tenant() << "\nsubscriptions: []\n";
     LiveWorker w(sh.tenant(), sh.redis().prefix(), {"--config", cfg}, /*from_db=*/false);
-    CHECK(w.wait(10s) == 2);
+    CHECK(w.wait_exit(10s) == 2);
     CHECK(w.log().find("nothing to run") != std::string::npos);
 }
 
@@ -323,7 +266,7 @@ TEST_CASE("a_worker_file_naming_a_subscription_someone_else_owns_is_a_conflict",
                           "    handler: {type: exec, command: \"false\"}\n";
     {
         LiveWorker w(sh.tenant(), sh.redis().prefix(), {"--config", cfg}, /*from_db=*/false);
-        CHECK(w.wait(10s) == 4);
+        CHECK(w.wait_exit(10s) == 4);
         CHECK(w.log().find("is owned by nobody") != std::string::npos);
     }
     // Not overwritten.

@@ -1,26 +1,17 @@
 #include "api_process.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 #include <fstream>
-#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "api_contract.hpp"
 #include "harness.hpp"
 #include "mq/pg/migrations.hpp"
-
-extern char** environ;
 
 namespace mqtest {
 
@@ -88,16 +79,10 @@ ApiProcess::ApiProcess(ApiOptions options) {
     prefix_ = options.key_prefix.empty() ? unique_name("api") + ":" : options.key_prefix;
     port_ = dead_port();
     log_path_ = temp_file("");
-    std::map<std::string, std::string> env;
-    for (char** e = environ; *e; ++e) {
-        std::string kv(*e);
-        auto eq = kv.find('=');
-        if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
+    auto env = inherited_env();
     env["REDIS_URL"] = options.redis_url.empty() ? svc.redis_url : options.redis_url;
     env["DATABASE_URL"] = options.database_url.empty() ? svc.database_url : options.database_url;
     env["REDIS_KEY_PREFIX"] = prefix_;
-    env["PORT"] = std::to_string(port_);
     env["LOG_LEVEL"] = "info";
     env["METRICS_TOKEN"] = kMetricsToken;  // scrapes: api.scrape() or this bearer
     env["METRICS_REFRESH_S"] = "0";        // figures measured per scrape: tests read them fresh
@@ -105,24 +90,11 @@ ApiProcess::ApiProcess(ApiOptions options) {
     // operator allows the range (docs/security.md); options.env may override it ("" = none).
     env["WEBHOOK_ALLOWED_CIDRS"] = "127.0.0.0/8";
     for (const auto& [k, v] : options.env) env[k] = v;
-    std::string path = MQ_API_PATH;
-    std::vector<char*> argv = {path.data(), nullptr};
     // A port free when it was picked can be taken by an outgoing connection before mq-api
     // binds it: pick another and start again (a few times).
     for (int attempt = 0;; ++attempt) {
         env["PORT"] = std::to_string(port_);
-        std::vector<std::string> env_strings;
-        for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& s : env_strings) envp.push_back(s.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_APPEND, 0);
-        posix_spawn_file_actions_adddup2(&actions, 1, 2);
-        int rc = posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
-        posix_spawn_file_actions_destroy(&actions);
-        REQUIRE(rc == 0);
+        process_.start(MQ_API_PATH, {}, env, log_path_);
         if (!options.wait_ready) return;
         auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         bool port_taken = false;
@@ -131,7 +103,8 @@ ApiProcess::ApiProcess(ApiOptions options) {
                 port_taken =
                     attempt < 4 && log().find("Address already in use") != std::string::npos;
                 if (port_taken) break;
-                FAIL("mq-api exited early (status " << exit_status_ << "):\n" << log());
+                FAIL("mq-api exited early (status " << process_.wait_exit({}).value_or(-1) << "):\n"
+                                                    << log());
             }
             auto r =
                 http_request(port_, "GET", "/api/v1/mq/health", "", {}, std::chrono::seconds(5));
@@ -139,7 +112,6 @@ ApiProcess::ApiProcess(ApiOptions options) {
             std::this_thread::sleep_for(std::chrono::milliseconds(30));
         }
         if (!port_taken) break;
-        pid_ = -1;
         port_ = dead_port();
         std::ofstream(log_path_, std::ios::trunc);  // the next attempt's log only
     }
@@ -147,48 +119,15 @@ ApiProcess::ApiProcess(ApiOptions options) {
 }
 
 ApiProcess::~ApiProcess() {
-    if (pid_ > 0 && running()) terminate(std::chrono::seconds(5));
-    if (pid_ > 0 && running()) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-    }
+    if (running()) process_.terminate(std::chrono::seconds(5));
     std::remove(log_path_.c_str());
 }
 
-std::string ApiProcess::log() const {
-    std::ifstream in(log_path_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
+std::string ApiProcess::log() const { return process_.log(); }
 
-bool ApiProcess::running() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == 0) return true;
-    if (r == pid_) {
-        exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-        pid_ = -pid_;  // remember it exited
-    }
-    return false;
-}
+bool ApiProcess::running() { return process_.alive(); }
 
-int ApiProcess::terminate(std::chrono::milliseconds wait) {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, SIGTERM);
-    auto until = std::chrono::steady_clock::now() + wait;
-    while (std::chrono::steady_clock::now() < until) {
-        if (!running()) return exit_status_;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -pid_;
-    exit_status_ = -SIGKILL;
-    return exit_status_;
-}
+int ApiProcess::terminate(std::chrono::milliseconds wait) { return process_.terminate(wait); }
 
 HttpResult ApiProcess::call(const std::string& method, const std::string& target,
                             const std::string& body, const std::string& token,

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "child_process.hpp"
 #include "harness.hpp"
 
 namespace mqtest {
@@ -49,7 +50,7 @@ class ApiProcess {
     ApiProcess& operator=(const ApiProcess&) = delete;
 
     int port() const { return port_; }
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return process_.pid(); }
     const std::string& key_prefix() const { return prefix_; }
     /// Everything the process wrote to stdout/stderr so far.
     std::string log() const;
@@ -65,15 +66,15 @@ class ApiProcess {
     /// GET /metrics with the scrape token (METRICS_TOKEN).
     HttpResult scrape() const { return call("GET", "/metrics", "", kMetricsToken); }
 
-    /// Sends SIGTERM and waits; returns the exit status (or -signal).
+    /// Sends SIGTERM and waits (SIGKILL after `wait`); returns the exit status (128 + signal
+    /// when a signal ended it).
     int terminate(std::chrono::milliseconds wait = std::chrono::seconds(40));
     /// Has it exited? (non-blocking)
     bool running();
 
   private:
-    pid_t pid_ = -1;
+    ChildProcess process_;
     int port_ = 0;
-    int exit_status_ = 0;
     std::string prefix_;
     std::string log_path_;
 };

@@ -96,9 +96,4 @@ std::string mqctl_path();
 /// Writes `content` to a new temporary file and returns its path (removed at exit).
 std::string temp_file(const std::string& content);
 
-/// Starts argv[0] with `argv` and exactly `env` ("NAME=value"), its stdout and stderr
-/// appended to the file `log_path`; REQUIREs that it started. The caller reaps it.
-int spawn_logged(std::vector<std::string> argv, std::vector<std::string> env,
-                 const std::string& log_path);
-
 }  // namespace mqtest

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "eventually.hpp"
 #include "harness.hpp"
 
 namespace mqtest {
@@ -118,17 +119,6 @@ class PrivateServices {
     std::string dir_;
     std::map<std::string, std::string> env_;
 };
-
-/// Polls `pred` every 20 ms until it holds or `limit` passes; returns its last value.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-    auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return pred();
-}
 
 /// Migrates the database `env` names, creates `tenant` and answers a tenant-admin token for
 /// it (principal "ops"): the set-up of the API outage tests on private backends.
