@@ -206,8 +206,7 @@ std::vector<QueueFigures> QueueInspector::inspect(const std::vector<const Queue*
                 kInspectScript,
                 {keys_.stream(q->tenant, q->name, i), keys_.delayed(q->tenant, q->name, i),
                  keys_.dead_letters(q->tenant, q->name, i), keys_.expired(q->tenant, q->name, i),
-                 keys_.history(q->tenant, q->name, i),
-                 keys_.history_cursor(q->tenant, q->name, i)},
+                 keys_.history(q->tenant, q->name, i), keys_.history_cursor(q->tenant, q->name, i)},
                 {options.consumers ? "1" : "0", q->record_messages ? "1" : "0"});
     std::vector<redis::Reply> replies;
     if (!p.empty()) replies = redis_.execute(p);
