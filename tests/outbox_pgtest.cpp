@@ -362,7 +362,8 @@ TEST_CASE_METHOD(Shell, "outbox: a relay whose LISTEN connection was killed list
     relay.start();
     REQUIRE(eventually([&] { return relay.stats().up; }, 10s));
     CHECK(service.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                         "WHERE query LIKE 'LISTEN%mq_outbox%' AND pid <> pg_backend_pid()") == 1);
+                         "WHERE datname = current_database() AND query LIKE 'LISTEN%mq_outbox%' "
+                         "AND pid <> pg_backend_pid()") == 1);
     // The relay notices the dead connection, LISTENs again and drains (which finds the row
     // should it have been committed before the new LISTEN).
     service.exec("SELECT mq.enqueue('orders', 'after the kill')");
