@@ -195,28 +195,19 @@ HistoryDrain HistoryWriter::drain(const Queue& q) {
                 if (!entry.is_array() || entry.elements.empty()) continue;
                 last_read = entry.elements[0].str;
                 if (entry.elements.size() < 2) continue;  // not to be recorded
-                HistoryEvent e;
-                e.kind = history::kPublished;
-                e.stream_id = last_read;
+                // The script named the fields as the buffer's events do (m, pr, k, h, tr,
+                // sz), plus t, the publish time.
+                FieldList fields;
                 std::int64_t ms = id_ms(last_read).value_or(-1);
                 for (std::size_t i = 1; i + 1 < entry.elements.size(); i += 2) {
-                    const std::string& f = entry.elements[i].str;
-                    const std::string& v = entry.elements[i + 1].str;
-                    if (f == "m")
-                        e.message_id = v;
-                    else if (f == "pr")
-                        e.producer = v;
-                    else if (f == "k")
-                        e.key = v;
-                    else if (f == "h")
-                        e.headers_json = v;
-                    else if (f == "tr")
-                        e.trace_id = v;
-                    else if (f == "sz")
-                        e.size = number(v).value_or(-1);
-                    else if (f == "t")
-                        ms = number(v).value_or(ms);
+                    if (entry.elements[i].str == "t")
+                        ms = number(entry.elements[i + 1].str).value_or(ms);
+                    else
+                        fields.emplace_back(entry.elements[i].str, entry.elements[i + 1].str);
                 }
+                HistoryEvent e = decode_history_fields(fields);
+                e.kind = history::kPublished;
+                e.stream_id = last_read;
                 add("s:" + last_read, ms, e, "stream entry");
             }
         }
