@@ -98,9 +98,10 @@ TEST_CASE("api_history_lists_page_by_cursor_and_refuse_bad_filters_naming_the_fi
         if (!cursor.empty()) target += "&cursor=" + cursor;
         auto r = s.api.call("GET", target, "", s.token);
         ensure_ok(r);
-        for (const auto& m : r.json().at("messages")) seen.insert(m.at("id").get<std::string>());
-        if (r.json().at("next_cursor").is_null()) break;
-        cursor = r.json().at("next_cursor").get<std::string>();
+        const nlohmann::json page = r.json();  // json() parses a new value each call
+        for (const auto& m : page.at("messages")) seen.insert(m.at("id").get<std::string>());
+        if (page.at("next_cursor").is_null()) break;
+        cursor = page.at("next_cursor").get<std::string>();
     }
     // Every message reaches PostgreSQL in the same writer pass or the next.
     CHECK(pages >= 2);

@@ -178,7 +178,9 @@ TEST_CASE("outbox_relay_keeps_running_while_postgresql_is_down_and_recovers",
     REQUIRE(delivered);
     // SIGTERM stops it cleanly (and flushes its log).
     relay.signal(SIGTERM);
-    CHECK(relay.wait_exit(10s) == 0);
+    const auto status = relay.wait_exit(10s);
+    INFO(relay.log());  // with what it wrote last (a sanitizer report, for one)
+    CHECK(status == 0);
     CHECK_THAT(relay.log(), Catch::Contains("retrying with backoff"));
     CHECK_THAT(relay.log(), Catch::Contains("relaying again"));
 }

@@ -15,4 +15,7 @@ extern "C" const char* __lsan_default_suppressions() { return "leak:libpqxx-6.4.
 [[maybe_unused]] static const int kUbsanOptions =
     ::setenv("UBSAN_OPTIONS",
              "print_stacktrace=1:suppressions=" MQ_SOURCE_DIR "/tests/support/ubsan.supp", 0);
+// ... and their LeakSanitizer suppressions (the libpqxx leak above): tests/support/lsan.supp.
+[[maybe_unused]] static const int kLsanOptions =
+    ::setenv("LSAN_OPTIONS", "suppressions=" MQ_SOURCE_DIR "/tests/support/lsan.supp", 0);
 #endif

@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -20,6 +21,9 @@ Env service_env(const Env& overrides) {
     Env env{{"PATH", "/usr/bin:/bin"},
             {"REDIS_URL", services().redis_url},
             {"DATABASE_URL", services().database_url}};
+    // Sanitizer builds: the children read their suppressions from these (catch_main.cpp).
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"})
+        if (const char* v = std::getenv(name)) env[name] = v;
     for (const auto& [k, v] : overrides) env[k] = v;
     return env;
 }
