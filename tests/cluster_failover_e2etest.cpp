@@ -239,7 +239,16 @@ Outcome failover_under_load(const std::string& durability) {
         const std::string mb(1 << 20, 'x');
         for (int i = 0; i < 48; ++i) direct.command({"SET", fill, mb});
     }
-    std::this_thread::sleep_for(700ms);
+    // Publishes acknowledged after the flood sit behind it in the master's buffer for the
+    // replica: with durability leader, wait for some (however slow this build) before the
+    // kill. With durability replica none can be acknowledged now (WAIT 1 finds no replica).
+    if (durability == "leader") {
+        const std::size_t acked_after_flood = lc.acked_count();
+        REQUIRE(
+            mqtest::eventually([&] { return lc.acked_count() >= acked_after_flood + 50; }, 20s));
+    } else {
+        std::this_thread::sleep_for(700ms);
+    }
     lc.cluster().kill_node(victim.port);
     const auto killed_at = Clock::now();
     const std::size_t acked_while_behind = lc.acked_count() - acked_at_stop;
