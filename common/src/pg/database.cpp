@@ -1,6 +1,10 @@
 #include "mq/pg/database.hpp"
 
+#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
+
+#include <memory>
+#include <set>
 
 namespace mq::pg {
 
@@ -49,16 +53,94 @@ std::string describe_url(std::string_view url) {
     return host + ":" + port;
 }
 
-Database::Database(std::string url) : url_(std::move(url)) { ensure_connected(); }
+namespace {
+
+// A key=value value in single quotes, \\ and \' escaped (libpq's syntax).
+std::string quoted(std::string_view value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\\' || c == '\'') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+}  // namespace
+
+std::string connection_string(const std::string& url) {
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
+        PQconninfoParse(url.c_str(), &error), PQconninfoFree);
+    if (!options) {
+        // libpq's message quotes the text it could not read: only its kind is kept.
+        std::string why = error ? error : "out of memory";
+        PQfreemem(error);
+        spdlog::debug("libpq could not parse a connection string: {}",
+                      scrub(why, url).substr(0, 200));
+        throw ValidationError(
+            "a PostgreSQL URL (DATABASE_URL, --database-url or an outbox URL) is not one "
+            "libpq can read; give "
+            "postgresql://user:password@host:5432/database (percent-encode special "
+            "characters in the password) or key=value pairs",
+            {{"field", "DATABASE_URL"}});
+    }
+    std::string out;
+    std::set<std::string> given;
+    for (const PQconninfoOption* o = options.get(); o->keyword; ++o) {
+        if (!o->val) continue;
+        given.insert(o->keyword);
+        if (!out.empty()) out += ' ';
+        out += std::string(o->keyword) + "=" + quoted(o->val);
+    }
+    for (const auto& [key, value] :
+         std::initializer_list<std::pair<const char*, const char*>>{{"connect_timeout", "10"},
+                                                                    {"keepalives_idle", "30"},
+                                                                    {"keepalives_interval", "10"},
+                                                                    {"keepalives_count", "3"}})
+        if (!given.count(key)) out += std::string(out.empty() ? "" : " ") + key + "=" + value;
+    return out;
+}
+
+std::string scrub(std::string text, std::string_view url) {
+    auto replace_all = [&](std::string_view what) {
+        if (what.size() < 3) return;  // too short to be told from other text
+        for (std::size_t at = text.find(what); at != std::string::npos;
+             at = text.find(what, at + 3))
+            text.replace(at, what.size(), "***");
+    };
+    replace_all(url);
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
+        PQconninfoParse(std::string(url).c_str(), &error), PQconninfoFree);
+    PQfreemem(error);
+    if (options)
+        for (const PQconninfoOption* o = options.get(); o->keyword; ++o)
+            if (o->val && std::string_view(o->keyword) == "password") replace_all(o->val);
+    // The password as written in a URL (percent-encoded) too.
+    if (auto scheme = url.find("://"); scheme != std::string_view::npos) {
+        std::string_view rest = url.substr(scheme + 3);
+        if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+            std::string_view userinfo = rest.substr(0, at);
+            if (auto colon = userinfo.find(':'); colon != std::string_view::npos)
+                replace_all(userinfo.substr(colon + 1));
+        }
+    }
+    return text;
+}
+
+Database::Database(std::string url) : url_(std::move(url)) {
+    conninfo_ = connection_string(url_);
+    ensure_connected();
+}
 
 void Database::ensure_connected() {
     if (conn_ && conn_->is_open()) return;
     prepared_.clear();
     try {
-        conn_ = std::make_unique<pqxx::connection>(url_);
+        conn_ = std::make_unique<pqxx::connection>(conninfo_);
     } catch (const std::exception& e) {
         conn_.reset();
-        std::string detail = e.what();
+        std::string detail = scrub(e.what(), url_);
         if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
         throw BackendUnavailable("cannot reach PostgreSQL at " + describe_url(url_) + " (" +
                                  detail + "); is it running? set DATABASE_URL");
@@ -77,7 +159,7 @@ void Database::prepare(const Statement& st) {
 }
 
 void Database::rethrow(const std::exception& e) const {
-    std::string detail = e.what();
+    std::string detail = scrub(e.what(), url_);
     if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
     if (dynamic_cast<const pqxx::broken_connection*>(&e))
         throw BackendUnavailable("lost connection to PostgreSQL at " + describe_url(url_) + " (" +
@@ -90,6 +172,15 @@ void Database::rethrow(const std::exception& e) const {
         auto* sql = dynamic_cast<const pqxx::sql_error*>(&e);
         return sql ? sql->sqlstate() : std::string();
     };
+    // statement_timeout (a bounded query ran out of time): the server is busy or the
+    // query too wide; the caller may narrow it or try again.
+    if (sqlstate() == "57014") {
+        spdlog::warn("PostgreSQL cancelled a query: {}", detail);
+        throw Error(ErrorCode::kOverloaded,
+                    "the database stopped a query that ran past its time limit; narrow it "
+                    "(a later since, a status) or try again later",
+                    {{"sqlstate", "57014"}});
+    }
     if (dynamic_cast<const pqxx::check_violation*>(&e) ||
         dynamic_cast<const pqxx::data_exception*>(&e)) {
         spdlog::warn("PostgreSQL rejected a value: {}", detail);

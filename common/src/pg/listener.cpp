@@ -29,13 +29,14 @@ Listener::Listener(const std::string& url, const std::string& channel, Handler o
                    const std::string& hint)
     : impl_(std::make_unique<Impl>()) {
     impl_->handler = std::move(on_notify);
+    const std::string conninfo = connection_string(url);  // ValidationError when unreadable
     try {
-        impl_->conn = std::make_unique<pqxx::connection>(url);
+        impl_->conn = std::make_unique<pqxx::connection>(conninfo);
         impl_->receiver = std::make_unique<Receiver>(*impl_->conn, channel, impl_->handler);
     } catch (const std::exception& e) {
         impl_->receiver.reset();
         impl_->conn.reset();
-        std::string detail = e.what();
+        std::string detail = scrub(e.what(), url);
         if (auto nl = detail.find('\n'); nl != std::string::npos) detail.resize(nl);
         throw BackendUnavailable("cannot LISTEN on PostgreSQL at " + describe_url(url) + " (" +
                                  detail + ")" + (hint.empty() ? "" : "; " + hint));

@@ -19,6 +19,17 @@ struct Statement {
 /// "host:port" of a libpq URL or key=value string, for messages. Never the password.
 std::string describe_url(std::string_view url);
 
+/// What mq connects with: `url` (a postgresql:// URL or a key=value string) checked by
+/// libpq's own parser, as key=value, with bounded waits where the URL sets none:
+/// connect_timeout 10 s and TCP keepalives (idle 30 s, every 10 s, 3 probes), so a host
+/// that drops packets fails a command in seconds rather than after the kernel's minutes.
+/// ValidationError (field DATABASE_URL) when libpq cannot parse it; the message never
+/// holds the text itself, which may carry a password.
+std::string connection_string(const std::string& url);
+
+/// `text` (a libpq error) with the password of `url` and `url` itself replaced by ***.
+std::string scrub(std::string text, std::string_view url);
+
 /// One PostgreSQL connection (libpqxx: one per thread). A broken connection reconnects
 /// on the next transaction.
 class Database {
@@ -82,6 +93,7 @@ class Database {
     void prepare(const Statement& st);
 
     std::string url_;
+    std::string conninfo_;  ///< connection_string(url_)
     std::unique_ptr<pqxx::connection> conn_;
     std::unordered_set<std::string> prepared_;
 };
