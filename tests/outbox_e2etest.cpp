@@ -238,3 +238,39 @@ TEST_CASE_METHOD(Shell, "mqctl_outbox_install_list_retry_discard_and_their_error
     CHECK(service.rows() == 1);
     CHECK(service.failed_rows() == 0);
 }
+
+TEST_CASE_METHOD(Shell, "mq_worker_runs_an_outbox_relay_from_the_environment_alone",
+                 "[outbox][e2e][worker]") {
+    create_queue({"orders"});
+    service.enqueue_n("orders", 20);
+    Process worker({MQ_WORKER_PATH}, {{"OUTBOX_SOURCES", tenant() + "=" + service.url()},
+                                      {"REDIS_KEY_PREFIX", redis_.prefix()},
+                                      {"MAINTENANCE", "off"},
+                                      {"METRICS_PORT", std::to_string(mqtest::dead_port())}});
+    bool drained = eventually([&] { return service.rows() == 0; }, 30s);
+    INFO(worker.log());
+    REQUIRE(drained);
+    require_exactly_once("orders", 1, 20);
+}
+
+TEST_CASE_METHOD(Shell, "mqctl_outbox_relay_refuses_an_unknown_tenant_and_a_malformed_url_at_once",
+                 "[outbox][e2e]") {
+    auto unknown = mqtest::mqctl(
+        {"--tenant", "no-such-tenant-here", "outbox", "relay", "--outbox-url", service.url()}, {});
+    REQUIRE_EXIT(unknown, 3);
+    CHECK_THAT(unknown.err, Catch::Contains("no-such-tenant-here"));
+    // A URL libpq cannot read: exit 2, and neither its password nor the text is echoed.
+    for (const char* url :
+         {"postgresql://relay:hunter%zz2@db/orders", "postgresq://relay:hunter2@db/o"}) {
+        INFO(url);
+        auto bad = run({"outbox", "relay", "--once", "--outbox-url", url});
+        REQUIRE_EXIT(bad, 2);
+        CHECK(bad.err.find("hunter") == std::string::npos);
+        CHECK(bad.out.find("hunter") == std::string::npos);
+    }
+    auto bad_db =
+        run({"queue", "list"}, {{"DATABASE_URL", "postgresql://mq:hunter%zz2@127.0.0.1/mq"}});
+    REQUIRE_EXIT(bad_db, 2);
+    CHECK(bad_db.err.find("hunter") == std::string::npos);
+    CHECK_THAT(bad_db.err, Catch::Contains("DATABASE_URL"));
+}

@@ -274,6 +274,72 @@ TEST_CASE_METHOD(Shell, "outbox: delay_ms and deliver_at go to the delayed set",
     CHECK(payloads("later") == std::vector<std::string>{"past"});
 }
 
+TEST_CASE_METHOD(Shell,
+                 "outbox: an infinite deliver_at fails its own row and blocks none behind it",
+                 "[outbox]") {
+    create_queue({"later"});
+    service.exec("SELECT mq.enqueue('later', 'never', deliver_at => 'infinity')");
+    service.exec("SELECT mq.enqueue('later', 'ancient', deliver_at => '-infinity')");
+    service.exec("SELECT mq.enqueue('later', 'roman', deliver_at => '0044-03-15 12:00Z')");
+    service.exec("SELECT mq.enqueue('later', 'now')");
+    mq::OutboxRelay relay(relay_options());
+    auto pass = relay.drain();
+    CHECK(pass.relayed == 3);
+    CHECK(pass.failed == 1);
+    CHECK(service.rows() == 1);
+    CHECK(service.failed_rows() == 1);
+    CHECK(payloads("later") == std::vector<std::string>{"ancient", "roman", "now"});
+    CHECK(zcard("later", 0) == 0);
+    auto failed = mq::OutboxStore(service.db()).list(true, 0, 10);
+    REQUIRE(failed.size() == 1);
+    CHECK(failed[0].id == 1);
+    CHECK_THAT(failed[0].last_error, Catch::Contains("infinity"));
+    // The operator can remove it; nothing is left behind.
+    CHECK(mq::OutboxStore(service.db()).discard({}) == 1);
+    CHECK(service.rows() == 0);
+}
+
+TEST_CASE_METHOD(Shell,
+                 "outbox: rows of a replica-durability queue that no replica confirms wait; "
+                 "the other queues' rows go on",
+                 "[outbox]") {
+    // This Redis has no replica: WAIT 1 answers 0 after its timeout.
+    create_queue({"safe", "--durability", "replica"});
+    create_queue({"orders"});
+    service.enqueue_n("safe", 2, "s");
+    service.enqueue_n("orders", 3, "o");
+    mq::OutboxRelay relay(relay_options());
+    auto pass = relay.drain();
+    CHECK(pass.relayed == 3);
+    CHECK(pass.deferred == 2);
+    CHECK(pass.failed == 0);
+    CHECK(payloads("orders").size() == 3);
+    CHECK(service.rows() == 2);
+    CHECK(service.failed_rows() == 0);
+    CHECK(service.scalar("SELECT min(attempts) FROM mq.outbox") == 1);
+    CHECK(service.scalar("SELECT count(*) FROM mq.outbox WHERE last_error LIKE '%replica%'") == 2);
+    // Not due yet: the next drain claims nothing and ends at once.
+    CHECK(relay.drain().claimed == 0);
+}
+
+TEST_CASE_METHOD(Shell, "outbox: a drain whose whole batch had to wait ends instead of spinning",
+                 "[outbox]") {
+    create_queue({"small", "--max-length", "1"});
+    service.enqueue_n("small", 30);
+    auto o = relay_options();
+    o.batch_size = 10;
+    o.queue_full_retry = 0ms;  // due again at once: a drain that went on would never end
+    mq::OutboxRelay relay(o);
+    auto first = relay.drain();
+    CHECK(first.relayed == 1);
+    auto second = relay.drain();  // every row refused as QUEUE_FULL: one batch, then it ends
+    CHECK(second.relayed == 0);
+    CHECK(second.claimed == 10);
+    CHECK(second.deferred == 10);
+    CHECK(service.rows() == 29);
+    CHECK(service.failed_rows() == 0);
+}
+
 TEST_CASE_METHOD(Shell, "outbox: two relays on one source publish every row exactly once",
                  "[outbox]") {
     create_queue({"orders", "--partitions", "4"});

@@ -261,8 +261,10 @@ int main(int argc, char** argv) {
             std::cout << mq::settings_reference_markdown();
             return 0;
         }
-        if (o.config.file.empty() && !o.from_db && !o.config.print)
-            throw CLI::RequiredError("--config or --from-db");
+        // An outbox relay alone needs no file: OUTBOX_SOURCES from the environment will do.
+        const char* outbox = std::getenv("OUTBOX_SOURCES");
+        if (o.config.file.empty() && !o.from_db && !o.config.print && !(outbox && *outbox))
+            throw CLI::RequiredError("--config or --from-db (or OUTBOX_SOURCES)");
     } catch (const CLI::ParseError& e) {
         return mqcli::exit_for_parse_error(app, e);
     }

@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "confirm.hpp"
 #include "mq/outbox/outbox.hpp"
+#include "mq/queue/catalog.hpp"
 #include "output.hpp"
 
 namespace mqctl {
@@ -85,6 +86,7 @@ void run_relay(const OutboxOptions& o, Context& ctx) {
     // down at start, then ride out outages like mq-worker does.
     mq::pg::Database db(source_url(o, ctx));
     mq::OutboxStore(db).require_installed();
+    mq::Catalog(ctx.db()).require_tenant(ctx.tenant());  // a mistyped --tenant: exit 3 now
     spdlog::set_level(spdlog::level::info);
     spdlog::info("outbox relay for tenant {} from {}", ctx.tenant(),
                  mq::pg::describe_url(db.url()));
@@ -192,7 +194,7 @@ void setup_outbox(CLI::App& app, Context& ctx) {
     list->add_flag("--failed", o->failed, "Only rows that failed (unknown queue, refused...)");
     list->add_option("--after", o->after, "Rows after this id (paging)")
         ->check(CLI::NonNegativeNumber);
-    list->add_option("--limit", o->limit, "At most this many rows (1-1000)")
+    list->add_option("-n,--limit", o->limit, "At most this many rows (1-1000)")
         ->check(CLI::Range(1, 1000));
     list->callback([o, &ctx] { run_list(*o, ctx); });
 

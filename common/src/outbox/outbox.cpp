@@ -31,14 +31,19 @@ constexpr std::int64_t kMaxHeadersText = 262144;
 // SELECT ... FOR UPDATE SKIP LOCKED: due pending rows in id order; a row another relay
 // holds is skipped, so two relays never publish one row at the same time. A payload over
 // $2 bytes or oversized headers are not read (a hostile INSERT must not cost the relay a
-// batch of huge rows in memory); their sizes are, so the row fails with the reason.
+// batch of huge rows in memory); their sizes are, so the row fails with the reason. An
+// infinite deliver_at (mq.enqueue of 011 accepts one) reads as -1 and fails its row: the
+// cast of its epoch would otherwise fail the whole claim, and every later row behind it.
 const pg::Statement kClaim{
     "mq_outbox_claim",
     "SELECT id, coalesce(tenant, ''), queue, "
     "CASE WHEN octet_length(payload) <= $2 THEN payload ELSE '' END, coalesce(key, ''), "
     "CASE WHEN octet_length(headers::text) <= $3 THEN headers::text ELSE '{}' END, "
     "coalesce(content_type, ''), coalesce(trace_id, ''), "
-    "coalesce((extract(epoch FROM deliver_at) * 1000)::bigint, 0), octet_length(payload), "
+    "CASE WHEN deliver_at IS NULL OR deliver_at = '-infinity' THEN 0 "
+    "WHEN deliver_at = 'infinity' THEN -1 "
+    "ELSE greatest(0, (extract(epoch FROM deliver_at) * 1000)::bigint) END, "
+    "octet_length(payload), "
     "octet_length(headers::text) "
     "FROM mq.outbox WHERE failed_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= "
     "now()) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"};
@@ -47,9 +52,12 @@ const pg::Statement kDelete{"mq_outbox_delete",
 const pg::Statement kFail{"mq_outbox_fail",
                           "UPDATE mq.outbox SET failed_at = now(), attempts = attempts + 1, "
                           "last_error = $2, next_attempt_at = NULL WHERE id = $1"};
+// The wait doubles with each attempt, up to 64 times queue_full_retry: a queue that stays
+// full costs one UPDATE per row now and then, not one a second.
 const pg::Statement kDefer{"mq_outbox_defer",
                            "UPDATE mq.outbox SET attempts = attempts + 1, last_error = $2, "
-                           "next_attempt_at = now() + $3 * interval '1 millisecond' WHERE id = $1"};
+                           "next_attempt_at = now() + $3 * power(2, least(attempts, 6)) * "
+                           "interval '1 millisecond' WHERE id = $1"};
 const pg::Statement kInstance{"mq_outbox_instance", "SELECT id::text FROM mq.outbox_settings"};
 const pg::Statement kInstalled{"mq_outbox_installed",
                                "SELECT to_regclass('mq.outbox') IS NOT NULL AND "
@@ -311,6 +319,12 @@ OutboxPass OutboxRelay::relay_batch() {
                                                std::to_string(kMaxHeadersText))));
                 continue;
             }
+            if (c.deliver_at_ms < 0) {
+                failed.emplace_back(c.id, error_text(ValidationError(
+                                              "deliver_at is 'infinity': give a time at most "
+                                              "100 years ahead, or NULL for now")));
+                continue;
+            }
             if (!c.tenant.empty() && c.tenant != tenant) {
                 failed.emplace_back(c.id, std::string(code_name(ErrorCode::kForbidden)) +
                                               ": the row names tenant '" + c.tenant +
@@ -361,8 +375,20 @@ OutboxPass OutboxRelay::relay_batch() {
                 if (admitted.refused[i])
                     failed.emplace_back(sent[i]->id, error_text(*admitted.refused[i]));
             if (admitted.accepted.empty()) continue;
-            // Throws BackendUnavailable when Redis fails: the transaction rolls back.
-            auto outcomes = publisher.publish_batch(*queue, admitted.accepted);
+            // Throws BackendUnavailable when Redis fails: the transaction rolls back. A
+            // replica that did not confirm a `durability: replica` queue's write is that
+            // queue's trouble only: its rows wait (the retry is a duplicate Redis drops by
+            // idempotency key) and the other queues' rows go on.
+            std::vector<PublishOutcome> outcomes;
+            try {
+                outcomes = publisher.publish_batch(*queue, admitted.accepted);
+            } catch (const Error& e) {
+                if (e.code() != ErrorCode::kBackendUnavailable || queue->durability != "replica")
+                    throw;
+                for (std::size_t i = 0; i < admitted.accepted.size(); ++i)
+                    deferred.emplace_back(sent[admitted.index[i]]->id, error_text(e));
+                continue;
+            }
             for (std::size_t i = 0; i < outcomes.size(); ++i) {
                 const Claimed* c = sent[admitted.index[i]];
                 const auto& out = outcomes[i];
@@ -409,8 +435,12 @@ OutboxPass OutboxRelay::drain() {
         total.duplicates += p.duplicates;
         total.failed += p.failed;
         total.deferred += p.deferred;
-        // A short batch means nothing due is left (rows another relay holds are its own).
+        // A short batch means nothing due is left (rows another relay holds are its own). A
+        // batch of which every row had to wait (a full queue, a missing replica) ends the
+        // drain too: going on would only meet those rows again once they are due, so
+        // `relay --once` ends and the loop waits its poll interval.
         if (p.claimed < options_.batch_size || stopping_) return total;
+        if (p.deferred == p.claimed) return total;
     }
 }
 
