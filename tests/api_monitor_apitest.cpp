@@ -138,6 +138,13 @@ TEST_CASE("api_status_reports_redis_and_process_and_health_is_ok", "[api]") {
     auto h = api.call("GET", "/api/v1/mq/health");
     CHECK(h.status == 200);
     CHECK(h.json()["status"] == "ok");
+    // No token: no figure of any tenant (queues, subscriptions) and no configured limit.
+    auto checks = h.json()["checks"];
+    CHECK_FALSE(checks.contains("queues"));
+    CHECK_FALSE(checks.contains("consumers"));
+    CHECK_FALSE(checks["memory"].contains("limit_bytes"));
+    for (const char* name : {"redis", "redis_stream", "postgres", "config_cache", "memory"})
+        CHECK(checks.contains(name));
 }
 
 TEST_CASE("api_prometheus_metrics_have_the_families_and_move_after_requests", "[api]") {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "api_process.hpp"
+#include "eventually.hpp"
 #include "harness.hpp"
 
 using namespace mqtest;
@@ -361,4 +362,49 @@ TEST_CASE("api_public_cross_tenant_subscriptions_are_pull_only_and_stay_on_their
     CHECK(t.pull(sid, t.reader).empty());
     REQUIRE(t.op(sid, "resume", json::object(), t.other).status == 200);
     CHECK(t.pull(sid, t.reader).size() == 1);
+}
+
+TEST_CASE("api_public_queue_history_shows_the_owners_subscriptions_only",
+          "[api][public][history]") {
+    TwoTenants t;
+    t.queue({{"name", "feed"}, {"is_public", true}, {"record_messages", true}});
+    auto theirs = t.cross("feed", "audit");
+    auto mine_r = t.subscribe(
+        t.owner.token,
+        {{"queue", "feed"}, {"name", "mine"}, {"type", "pull"}, {"start_from", "earliest"}});
+    INFO(mine_r.body);
+    REQUIRE(mine_r.status == 201);
+    const std::string mine = mine_r.json()["id"];
+    t.publish("feed", {{"n", 1}});
+
+    // B nacks, then acks; A acks after B: once A's attempt is in the history, B's would be
+    // too (one buffer stream, read in order).
+    auto b1 = t.pull(theirs, t.reader);
+    REQUIRE(b1.size() == 1);
+    const std::string id = b1[0]["id"];
+    REQUIRE(t.op(theirs, "nack", {{"receipt", b1[0]["receipt"]}}, t.reader).status == 200);
+    auto b2 = t.pull(theirs, t.reader);
+    REQUIRE(b2.size() == 1);
+    REQUIRE(t.op(theirs, "ack", {{"receipt", b2[0]["receipt"]}}, t.reader).status == 200);
+    auto a1 = t.pull(mine, t.owner.token);
+    REQUIRE(a1.size() == 1);
+    REQUIRE(t.op(mine, "ack", {{"receipt", a1[0]["receipt"]}}, t.owner.token).status == 200);
+
+    HttpResult r;
+    REQUIRE(eventually(
+        [&] {
+            r = t.api().call("GET", kBase + "/messages/" + id, "", t.owner.token);
+            return r.status == 200 && r.json()["events"].size() >= 2;
+        },
+        std::chrono::seconds(15), std::chrono::milliseconds(100)));
+    INFO(r.body);
+    const json events = r.json()["events"];
+    CHECK(events.size() == 2);  // published, A's ack
+    CHECK(events[0]["event"] == "published");
+    CHECK(events[1]["subscription"] == "mine");
+    CHECK(r.body.find(t.b()) == std::string::npos);
+    CHECK(r.body.find("audit") == std::string::npos);
+    CHECK(r.body.find("reader") == std::string::npos);
+    // B reads none of A's history.
+    CHECK(t.api().call("GET", kBase + "/messages/" + id, "", t.other).status == 404);
 }

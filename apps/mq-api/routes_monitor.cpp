@@ -399,27 +399,32 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
         bool listening = app.cache().listening();
         return nlohmann::json{{"status", listening ? "ok" : "degraded"}, {"listening", listening}};
     });
-    auto all_queues = app.cache().all_queues();
-    run("queues", false, [&] { return nlohmann::json{{"count", all_queues.size()}}; });
-    run("consumers", false, [&] {
-        std::size_t subs = 0, paused = 0;
-        std::vector<std::string> seen;
-        for (const auto& q : all_queues) {
-            if (std::find(seen.begin(), seen.end(), q->tenant) != seen.end()) continue;
-            seen.push_back(q->tenant);
-            for (const auto& s : app.cache().subscriptions(q->tenant)) {
-                ++subs;
-                paused += s->status == "paused";
+    // Counts over every tenant: the service-token route only (/internal/mq/health-detailed);
+    // the unauthenticated probe shows no figure of any tenant (docs/security.md).
+    auto all_queues =
+        detailed ? app.cache().all_queues() : std::vector<std::shared_ptr<const mq::Queue>>{};
+    if (detailed)
+        run("queues", false, [&] { return nlohmann::json{{"count", all_queues.size()}}; });
+    if (detailed)
+        run("consumers", false, [&] {
+            std::size_t subs = 0, paused = 0;
+            std::vector<std::string> seen;
+            for (const auto& q : all_queues) {
+                if (std::find(seen.begin(), seen.end(), q->tenant) != seen.end()) continue;
+                seen.push_back(q->tenant);
+                for (const auto& s : app.cache().subscriptions(q->tenant)) {
+                    ++subs;
+                    paused += s->status == "paused";
+                }
             }
-        }
-        return nlohmann::json{{"subscriptions", subs}, {"paused", paused}};
-    });
+            return nlohmann::json{{"subscriptions", subs}, {"paused", paused}};
+        });
     run("memory", false, [&] {
         auto rss = resident_memory_bytes();
         bool ok = rss < app.options().memory_warn_bytes;
-        return nlohmann::json{{"status", ok ? "ok" : "degraded"},
-                              {"rss_bytes", rss},
-                              {"limit_bytes", app.options().memory_warn_bytes}};
+        nlohmann::json m = {{"status", ok ? "ok" : "degraded"}, {"rss_bytes", rss}};
+        if (detailed) m["limit_bytes"] = app.options().memory_warn_bytes;
+        return m;
     });
     nlohmann::json j = {{"status", !healthy   ? "down"
                                    : degraded ? "degraded"

@@ -248,7 +248,7 @@ bool ConsumerGroups::dead_letter(const Queue& q, const std::string& subscription
     std::vector<std::string> args{
         subscription, stream_id, reason, error.substr(0, 2000), std::to_string(attempts),
         subscription};
-    if (q.record_messages) {
+    if (q.record_messages && !is_cross_tenant_group(subscription)) {
         // The script adds the message id (m) from the entry it dead-letters.
         HistoryEvent e = event ? *event : HistoryEvent{};
         e.kind = history::kDeadLettered;

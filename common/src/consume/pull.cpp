@@ -200,10 +200,13 @@ void PullConsumer::check(const Queue& q, const Subscription& sub, const Receipt&
         invalid_receipt();
 }
 
-std::vector<std::string> PullConsumer::settle_keys(const Queue& q, int partition) const {
+std::vector<std::string> PullConsumer::settle_keys(const Queue& q, const Subscription& sub,
+                                                   int partition) const {
     std::vector<std::string> keys{keys_.stream(q.tenant, q.name, partition),
                                   keys_.retry_after(q.tenant, q.name, partition)};
-    if (q.record_messages) keys.push_back(keys_.history(q.tenant, q.name, partition));
+    // Another tenant's acks stay out of the owner's history (is_cross_tenant_group).
+    if (q.record_messages && !is_cross_tenant(sub))
+        keys.push_back(keys_.history(q.tenant, q.name, partition));
     return keys;
 }
 
@@ -212,7 +215,7 @@ AckResult PullConsumer::settle(const Queue& q, const Subscription& sub, const Re
                                std::int64_t not_before_ms) {
     check(q, sub, r);
     auto reply =
-        redis_.eval(kSettle, settle_keys(q, r.partition),
+        redis_.eval(kSettle, settle_keys(q, sub, r.partition),
                     {mode, consumer_group(sub), r.stream_id, std::to_string(r.delivery_count),
                      consumer, std::to_string(not_before_ms)});
     return reply.as_integer() == 1 ? AckResult::kAcked : AckResult::kLeaseLost;
@@ -224,7 +227,7 @@ std::vector<AckResult> PullConsumer::ack(const Queue& q, const Subscription& sub
     redis::Pipeline pipe;
     const std::string group = consumer_group(sub);
     for (const auto& r : receipts)
-        pipe.add_script(kSettle, settle_keys(q, r.partition),
+        pipe.add_script(kSettle, settle_keys(q, sub, r.partition),
                         {"ack", group, r.stream_id, std::to_string(r.delivery_count), "", "0"});
     std::vector<AckResult> out;
     if (pipe.empty()) return out;

@@ -87,7 +87,8 @@ class PullConsumer {
                      const std::string& mode, const std::string& consumer,
                      std::int64_t not_before_ms);
     void check(const Queue& queue, const Subscription& sub, const Receipt& receipt) const;
-    std::vector<std::string> settle_keys(const Queue& queue, int partition) const;
+    std::vector<std::string> settle_keys(const Queue& queue, const Subscription& sub,
+                                         int partition) const;
 
     redis::Connection& redis_;
     KeyLayout keys_;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mq {
 
@@ -75,6 +76,12 @@ inline constexpr char kGroupTenantSeparator = ':';
 /// a subscription on its own tenant's queue (as always), "<subscriber tenant>:<name>" on
 /// another tenant's queue, so two tenants' subscriptions of the same name stay apart.
 std::string consumer_group(const Subscription& s);
+/// Is `group` the group of another tenant's subscription (consumer_group of a cross-tenant
+/// one)? The queue's message history records its own tenant's subscriptions only: the
+/// owner never sees who else consumes a public queue (docs/history.md).
+inline bool is_cross_tenant_group(std::string_view group) {
+    return group.find(kGroupTenantSeparator) != std::string_view::npos;
+}
 
 /// Throws ValidationError naming the field for out-of-range settings.
 void validate(const Subscription& s);
