@@ -120,6 +120,9 @@ TEST_CASE("api_audit_is_for_tenant_admins_of_their_own_tenant_only", "[api][audi
     for (const auto& r : everyone["records"]) tenants.insert(r["tenant"].get<std::string>());
     CHECK(tenants.count(s.tenant.tenant()) == 1);
     CHECK(tenants.count(other.tenant()) == 1);
+    auto one = audit(s.api, admin, "&scope=all&action=queue.create&tenant=" + other.tenant());
+    REQUIRE(one["records"].size() == 1);
+    CHECK(one["records"][0]["tenant"] == other.tenant());
     // no route changes the log
     CHECK(s.api.call("DELETE", kBase + "/audit", "", admin).status == 405);
     CHECK(s.api.call("PUT", kBase + "/audit", "{}", admin).status == 405);
@@ -153,7 +156,10 @@ TEST_CASE("api_audit_pages_and_names_malformed_filters", "[api][audit]") {
                                                           {"limit", "-1"},
                                                           {"limit", "abc"},
                                                           {"cursor", "xyz"},
-                                                          {"scope", "everything"}}) {
+                                                          {"scope", "everything"},
+                                                          {"target", "%FF%FE"},
+                                                          {"actoin", "queue"},
+                                                          {"tenants", "other"}}) {
         INFO(field << "=" << value);
         auto r = s.api.call("GET", kBase + "/audit?" + field + "=" + value, "", s.token);
         CHECK(r.status == 400);

@@ -104,6 +104,17 @@ TEST_CASE("api_internal_user_events_creates_its_queue_on_first_use", "[api]") {
     auto queue = api.call("GET", "/api/v1/mq/queues/user-events", "", token);
     CHECK(queue.status == 200);
     CHECK(queue.json()["record_messages"] == true);  // internal queues record by default
+    // The queue the route created is the platform's doing: principal service, source api,
+    // the request id of the publish that created it.
+    auto audit =
+        api.call("GET", "/api/v1/mq/audit?action=queue.create&target=user-events", "", token);
+    INFO(audit.body);
+    REQUIRE(audit.status == 200);
+    const auto rows = audit.json()["records"];
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["principal"] == "service");
+    CHECK(rows[0]["source"] == "api");
+    CHECK(rows[0]["request_id"] == first.headers["x-request-id"]);
     CHECK(queue_messages(api, token, "user-events") == 1);
 
     auto second = internal_post(api, "user-events",

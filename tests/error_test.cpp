@@ -173,3 +173,19 @@ TEST_CASE("backend_unavailable_is_an_error_with_the_backend_code", "[error]") {
     CHECK(mq::http_status(base.code()) == 503);
     CHECK(mq::exit_status(base.code()) == 5);
 }
+
+TEST_CASE("terminal_text_keeps_utf8_and_escapes_control_sequences", "[error]") {
+    CHECK(mq::terminal_text("orders für Zürich — 注文") == "orders für Zürich — 注文");
+    CHECK(mq::terminal_text("a\x1b]52;c;x\x07z") == "a\\x1b]52;c;x\\x07z");
+    CHECK(mq::terminal_text("line\nnext\r\tdel\x7f") == "line\\x0anext\\x0d\\x09del\\x7f");
+    // C1 controls (CSI is U+009B) are escaped byte by byte; U+00A0 and later stay.
+    CHECK(mq::terminal_text("\xc2\x9b"
+                            "2J\xc2\xa0") == "\\xc2\\x9b2J\xc2\xa0");
+    // Not UTF-8: a lone continuation byte, an overlong '/', a surrogate, a cut sequence.
+    CHECK(mq::terminal_text("\x80") == "\\x80");
+    CHECK(mq::terminal_text("\xc0\xaf") == "\\xc0\\xaf");
+    CHECK(mq::terminal_text("\xed\xa0\x80") == "\\xed\\xa0\\x80");
+    CHECK(mq::terminal_text("ok\xe6\xb3") == "ok\\xe6\\xb3");
+    CHECK(mq::terminal_text("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");
+    CHECK(mq::terminal_text("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80");
+}

@@ -220,3 +220,24 @@ TEST_CASE("dlq_replay_leaves_one_row_with_the_handles_and_a_dry_run_none", "[mqc
     CHECK(rows[0]["change"]["after"]["to"] == "orders");
     CHECK(rows[0]["change"]["after"]["dead_letters"].size() == 2);
 }
+
+TEST_CASE("audit_list_table_escapes_control_characters_a_tenant_stored", "[mqctl][audit]") {
+    Shell sh;
+    sh.ok_as_alice({"queue", "create", "orders"});
+    // A tenant-admin may store any text in a description; the operator's terminal must not
+    // receive it raw (OSC 52 would write the clipboard, CSI 2K erase the line).
+    sh.ok_as_alice(
+        {"queue", "update", "orders", "--description", "Z\xc3\xbcrich \x1b]52;c;eA==\x07\x1b[2K"});
+    auto table = sh.run({"audit", "list"});
+    REQUIRE_EXIT(table, 0);
+    CHECK(table.out.find('\x1b') == std::string::npos);
+    CHECK(table.out.find('\x07') == std::string::npos);
+    CHECK_THAT(table.out, Catch::Contains("Z\xc3\xbcrich \\x1b]52;c;eA==\\x07\\x1b[2K"));
+    auto queues = sh.run({"queue", "list"});
+    REQUIRE_EXIT(queues, 0);
+    CHECK(queues.out.find('\x1b') == std::string::npos);
+    // -o json keeps the exact text (escaped by JSON itself).
+    auto rows = sh.rows_of("queue.update");
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0]["change"]["after"]["description"] == "Z\xc3\xbcrich \x1b]52;c;eA==\x07\x1b[2K");
+}

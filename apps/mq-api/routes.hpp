@@ -21,6 +21,11 @@ nlohmann::json without_claimed_tenant(nlohmann::json body, const mq::Principal& 
 /// Refuses fields of `body` not in `allowed`.
 void only_fields(const nlohmann::json& body, std::initializer_list<const char*> allowed);
 
+/// Refuses query parameters not in `allowed` (400 naming the parameter): a mistyped
+/// filter must not answer an unfiltered list.
+void only_query_parameters(const std::map<std::string, std::string>& query,
+                           std::initializer_list<const char*> allowed);
+
 }  // namespace mqapi
 
 namespace mqapi {

@@ -39,4 +39,12 @@ void only_fields(const nlohmann::json& body, std::initializer_list<const char*> 
             throw mq::ValidationError("unknown field \"" + it.key() + "\"", {{"field", it.key()}});
 }
 
+void only_query_parameters(const std::map<std::string, std::string>& query,
+                           std::initializer_list<const char*> allowed) {
+    for (const auto& [k, v] : query)
+        if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; }))
+            throw mq::ValidationError("unknown query parameter \"" + mq::printable(k) + "\"",
+                                      {{"field", mq::printable(k)}});
+}
+
 }  // namespace mqapi

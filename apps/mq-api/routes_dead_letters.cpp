@@ -46,12 +46,8 @@ nlohmann::json dead_letter_json(App& app, const mq::Queue& q, const mq::DeadLett
 }
 
 mq::DeadLetterFilter filter_from_query(const Request& req) {
-    static const std::set<std::string> kKnown{"subscription", "reason", "since",
-                                              "before",       "limit",  "cursor"};
-    for (const auto& [k, v] : req.query)
-        if (!kKnown.count(k))
-            throw mq::ValidationError("unknown query parameter \"" + mq::printable(k) + "\"",
-                                      {{"field", k}});
+    only_query_parameters(req.query,
+                          {"subscription", "reason", "since", "before", "limit", "cursor"});
     auto get = [&](const char* k) {
         auto it = req.query.find(k);
         return it == req.query.end() ? std::string() : it->second;

@@ -3,6 +3,7 @@
 // well-known queues (names configurable, created on first use in the given tenant);
 // GET audit-queue-status, notification-queue, metrics, health-detailed.
 
+#include "mq/audit/audit_log.hpp"
 #include "mq/publish/envelope.hpp"
 #include "mq/queue/catalog.hpp"
 #include "routes.hpp"
@@ -19,13 +20,13 @@ mq::EnvelopeParser& parser() {
 // The body's "tenant", or the seeds' "tenantId" (a service token acts for any tenant, so
 // here it names the target tenant rather than being checked against the caller's).
 std::string required_tenant(const std::map<std::string, std::string>& fields,
-                            const std::string& tenant_id) {
+                            const std::optional<std::string>& tenant_id) {
     auto it = fields.find("tenant");
     if (it == fields.end() || it->second.empty()) {
-        if (!tenant_id.empty()) return tenant_id;
+        if (tenant_id && !tenant_id->empty()) return *tenant_id;
         throw mq::ValidationError("missing \"tenant\"", {{"field", "tenant"}});
     }
-    if (!tenant_id.empty() && tenant_id != it->second)
+    if (tenant_id && *tenant_id != it->second)
         throw mq::ValidationError("\"tenant\" and \"tenantId\" differ", {{"field", "tenantId"}});
     return it->second;
 }
@@ -83,6 +84,8 @@ void add_internal_routes(Router& router, App& app) {
                 auto name = app.options().internal_queues.at(kind);
                 auto go = [&app, tenant, name, messages = std::move(body.messages),
                            id = req.request_id, reply]() mutable {
+                    // The queue this may create is the platform's doing (docs/audit.md).
+                    mq::audit::ActingAs acting({"service", "", "api", id});
                     try {
                         auto q = well_known_queue(app, tenant, name);
                         // The publish use case like every route, but platform traffic

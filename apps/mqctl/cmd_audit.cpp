@@ -91,7 +91,7 @@ void setup_audit(CLI::App& app, Context& ctx) {
     list->add_option("--action", opts->action,
                      "Only this action (queue.delete) or class of actions (queue)");
     list->add_option("--target", opts->target, "Only actions on this queue, subscription, ...");
-    list->add_option("--limit", opts->limit,
+    list->add_option("-n,--limit", opts->limit,
                      "Rows per page (default " + std::to_string(mq::audit::kDefaultPageSize) +
                          ", at most " + std::to_string(mq::audit::kMaxPageSize) + ")");
     list->add_option("--cursor", opts->cursor, "Next page: the cursor the previous page printed");

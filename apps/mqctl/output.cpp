@@ -6,6 +6,8 @@
 #include <iostream>
 #include <regex>
 
+#include "mq/error.hpp"
+
 namespace mqctl {
 
 namespace {
@@ -71,6 +73,13 @@ OutputFormat output_format(const std::string& name) {
 }
 
 void bind_output_format(const std::string* name) { g_format = name; }
+
+void Table::add(std::vector<std::string> row) {
+    // Cells hold stored text (descriptions, keys, errors, audit changes): a control
+    // character in one must not reach the operator's terminal.
+    for (auto& cell : row) cell = mq::terminal_text(cell);
+    rows_.push_back(std::move(row));
+}
 
 void Table::print() const {
     std::vector<std::size_t> width(header_.size(), 0);

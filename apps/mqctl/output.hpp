@@ -19,7 +19,7 @@ void bind_output_format(const std::string* name);
 class Table {
   public:
     explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
-    void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+    void add(std::vector<std::string> row);
     void print() const;
 
   private:

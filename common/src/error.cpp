@@ -1,6 +1,7 @@
 #include "mq/error.hpp"
 
 #include "mq/core/codec.hpp"
+#include "mq/core/json.hpp"
 
 namespace mq {
 
@@ -66,6 +67,30 @@ std::string printable(std::string_view text) {
             out += "\\x";
             codec::append_hex_byte(out, c);
         }
+    }
+    return out;
+}
+
+std::string terminal_text(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f) {
+            out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
+        const std::size_t n = c >= 0x80 ? utf8_sequence_length(text, i) : 0;
+        // U+0080..U+009F (C1 controls, e.g. CSI) are \xc2\x80..\xc2\x9f.
+        if (n > 0 && !(c == 0xc2 && static_cast<unsigned char>(text[i + 1]) < 0xa0)) {
+            out.append(text.substr(i, n));
+            i += n;
+            continue;
+        }
+        out += "\\x";
+        codec::append_hex_byte(out, c);
+        ++i;
     }
     return out;
 }

@@ -63,6 +63,10 @@ int exit_status(ErrorCode code);
 /// `text` with bytes outside printable ASCII escaped as \xNN: safe to put user input into
 /// an error message that becomes JSON or a terminal line.
 std::string printable(std::string_view text);
+/// `text` for a terminal: valid UTF-8 other than control characters (C0, DEL, C1) stays as
+/// it is, so names in any script read well; control characters and bytes that are not
+/// UTF-8 become \xNN, so stored text can never move the cursor or send an escape sequence.
+std::string terminal_text(std::string_view text);
 
 /// Root of every mq failure. `what()` is safe to show a client or operator; it never
 /// contains SQL, other tenants' keys or stack traces.

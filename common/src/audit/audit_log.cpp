@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "mq/core/json.hpp"
 #include "mq/core/names.hpp"
 #include "mq/core/time.hpp"
 
@@ -76,6 +77,8 @@ std::string checked_filter(const std::string& value, const char* field) {
         if (c < 0x20 || c == 0x7f)
             throw ValidationError(std::string(field) + " contains a control character",
                                   {{"field", field}});
+    if (!is_valid_utf8(value))
+        throw ValidationError(std::string(field) + " is not valid UTF-8", {{"field", field}});
     return value;
 }
 

@@ -29,6 +29,9 @@ nlohmann::json parse_json(std::string_view text, std::string_view what = "JSON",
 /// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
 /// U+10FFFF): the test for text that will be stored as PostgreSQL text or JSON.
 bool is_valid_utf8(std::string_view text);
+/// Bytes of the well-formed UTF-8 sequence starting at text[at] (1 for ASCII), or 0 when
+/// none starts there (at < text.size()).
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at);
 
 /// `key` as one JSON Pointer token (RFC 6901: "~" as "~0", "/" as "~1").
 std::string json_pointer_token(std::string_view key);
