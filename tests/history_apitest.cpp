@@ -71,6 +71,17 @@ TEST_CASE("api_history_records_a_queue_with_record_messages_and_shows_the_timeli
     CHECK(page.json().at("messages")[0].at("status") == "pending");
     CHECK(page.json().at("next_cursor").is_null());
 
+    // The same list with the queue as a parameter.
+    auto by_param =
+        s.api.call("GET", "/api/v1/mq/messages?queue=orders&since=1h&status=pending", "", s.token);
+    ensure_ok(by_param);
+    REQUIRE(by_param.json().at("messages").size() == 1);
+    CHECK(by_param.json().at("messages")[0].at("id") == page.json().at("messages")[0].at("id"));
+    auto no_queue = s.api.call("GET", "/api/v1/mq/messages?since=1h", "", s.token);
+    CHECK(no_queue.status == 400);
+    CHECK(error_field(no_queue) == "queue");
+    CHECK(s.api.call("GET", "/api/v1/mq/messages?queue=nope", "", s.token).status == 404);
+
     // Turned off: later messages leave no history.
     ensure_ok(
         s.api.call_json("PUT", "/api/v1/mq/queues/orders", {{"record_messages", false}}, s.token));
@@ -142,4 +153,5 @@ TEST_CASE("api_history_of_another_tenant_answers_404", "[api][history][tenant]")
     CHECK(r.status == 404);
     CHECK(r.body.find("secret") == std::string::npos);
     CHECK(s.api.call("GET", "/api/v1/mq/queues/orders/messages", "", them).status == 404);
+    CHECK(s.api.call("GET", "/api/v1/mq/messages?queue=orders", "", them).status == 404);
 }

@@ -7,6 +7,7 @@
 #include "mq/consume/consumer.hpp"
 #include "mq/consume/dead_letters.hpp"
 #include "mq/consume/pull.hpp"
+#include "mq/core/codec.hpp"
 #include "mq/core/time.hpp"
 #include "mq/history/history.hpp"
 #include "mq/pg/migrations.hpp"
@@ -350,6 +351,15 @@ TEST_CASE("bad filters and ids are refused naming the field", "[history][hostile
         f.cursor = c;
         CHECK(field_of([&] { mq::validate(f); }) == "cursor");
     }
+    // Well-formed but out of time's range: refused before PostgreSQL would overflow on it.
+    for (const char* us : {"-9000000000000000000", "9223372036854775807", "-1"}) {
+        f.cursor = mq::codec::base64url_encode(std::string("h1|") + us +
+                                               "|0b9c2c1e-6a7e-4f7a-9d55-2c1a3c7e9b10");
+        CHECK(field_of([&] { mq::validate(f); }) == "cursor");
+    }
+    f.cursor =
+        mq::codec::base64url_encode("h1|1700000000000000|0b9c2c1e-6a7e-4f7a-9d55-2c1a3c7e9b10");
+    CHECK_NOTHROW(mq::validate(f));
     CHECK(field_of([] { mq::parse_since("yesterday", "since"); }) == "since");
     CHECK(field_of([] { mq::parse_since("2026-13-45T99:00:00Z", "since"); }) == "since");
     CHECK(mq::parse_since("1h", "since") <= mq::now_ms() - 3600000 + 1000);
@@ -581,4 +591,51 @@ TEST_CASE("the trimmer keeps a recording queue's entries the writer has not read
         {"HSET", h.rs.keys().history_cursor(h.q.tenant, h.q.name, 0), "id", "9999999999999-0"});
     h.publish("third");
     CHECK(h.drain().written == 0);  // the cursor claims everything was read
+}
+
+TEST_CASE("a query stopped by its statement_timeout is MQ_OVERLOADED, not an internal error",
+          "[history][hostile]") {
+    mqtest::TenantScope ts;
+    try {
+        ts.db().transact([](pqxx::work& tx) {
+            tx.exec("SET LOCAL statement_timeout = 50");
+            tx.exec("SELECT pg_sleep(2)");
+        });
+        FAIL("pg_sleep(2) should have been cancelled");
+    } catch (const mq::Error& e) {
+        CHECK(e.code() == mq::ErrorCode::kOverloaded);
+        CHECK(e.details().value("sqlstate", std::string()) == "57014");
+        CHECK(std::string(e.what()).find("pg_sleep") == std::string::npos);
+    }
+    // The connection is usable afterwards.
+    CHECK(ts.db().transact([](pqxx::work& tx) { return tx.exec1("SELECT 1")[0].as<int>(); }) == 1);
+}
+
+TEST_CASE("a batch of events with large headers is written in several statements, all of it",
+          "[history]") {
+    History h;
+    // 300 messages of ~63 KiB of headers: ~19 MB of rows, more than one INSERT's worth.
+    mq::PublishRequest r;
+    r.payload = "x";
+    r.producer = "checkout";
+    r.headers = {{"blob", std::string(63 * 1024, 'h')}};
+    std::vector<mq::PublishRequest> batch(300, r);
+    for (const auto& out : h.pub.publish_batch(h.q, batch))
+        REQUIRE(out.status == mq::PublishStatus::kAccepted);
+    mq::HistoryWriterOptions o;
+    o.batch = 1000;
+    auto d = h.drain(o);
+    CHECK(d.written == 300);
+    CHECK(d.malformed == 0);
+    CHECK(h.rows() == 300);
+    CHECK(h.buffered() == 0);
+    auto stored = h.ts.db().transact([&](pqxx::work& tx) {
+        return tx
+            .exec_params1(
+                "SELECT min(octet_length(headers->>'blob')) FROM message_events "
+                "WHERE tenant_id = $1",
+                h.ts.tenant())[0]
+            .as<std::int64_t>();
+    });
+    CHECK(stored == 63 * 1024);
 }

@@ -239,6 +239,7 @@ const std::set<std::string> kContractRoutes{
     "POST /api/v1/mq/queues/{name}/dead-letters/purge",
     "GET /api/v1/mq/audit",
     "GET /api/v1/mq/queues/{name}/messages",
+    "GET /api/v1/mq/messages",
     "GET /api/v1/mq/messages/{id}",
     "POST /api/v1/mq/publish",
     "POST /api/v1/mq/publish/batch",

@@ -1,10 +1,9 @@
 // The message history of queues with record_messages (docs/history.md):
 // GET /api/v1/mq/messages/{id}                 a message's timeline, oldest event first
 // GET /api/v1/mq/queues/{name}/messages        recorded messages: since, status, limit, cursor
+// GET /api/v1/mq/messages?queue=NAME           the same list, the queue as a parameter
 // Reads like the other read routes of a queue (read-queues); another tenant's queue or
 // message answers 404. Every rule lives in mq::HistoryStore; this file parses and prints.
-
-#include <set>
 
 #include "mq/core/names.hpp"
 #include "mq/history/history.hpp"
@@ -14,12 +13,12 @@ namespace mqapi {
 
 namespace {
 
-mq::MessageFilter filter_from_query(const Request& req) {
-    static const std::set<std::string> kKnown{"since", "status", "limit", "cursor"};
-    for (const auto& [k, v] : req.query)
-        if (!kKnown.count(k))
-            throw mq::ValidationError("unknown query parameter \"" + mq::printable(k) + "\"",
-                                      {{"field", mq::printable(k)}});
+// `queue_param`: GET /api/v1/mq/messages names the queue in the query.
+mq::MessageFilter filter_from_query(const Request& req, bool queue_param) {
+    if (queue_param)
+        only_query_parameters(req.query, {"queue", "since", "status", "limit", "cursor"});
+    else
+        only_query_parameters(req.query, {"since", "status", "limit", "cursor"});
     auto get = [&](const char* k) {
         auto it = req.query.find(k);
         return it == req.query.end() ? std::string() : it->second;
@@ -43,6 +42,22 @@ mq::MessageFilter filter_from_query(const Request& req) {
     return f;
 }
 
+// One page of the queue's recorded messages (400 for the filter before the queue is
+// looked up, so a bad filter says nothing about which queues exist).
+Response list_messages(App& app, Request& req, const std::string& queue,
+                       const mq::MessageFilter& filter) {
+    auto q = app.queue(req.tenant(), queue);
+    auto db = app.pg().acquire();
+    auto page = mq::HistoryStore(*db).list(q->tenant, q->name, filter);
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& m : page.items) items.push_back(mq::to_json(m));
+    return json_response(
+        200, {{"messages", std::move(items)},
+              {"record_messages", q->record_messages},
+              {"next_cursor",
+               page.next_cursor.empty() ? nlohmann::json() : nlohmann::json(page.next_cursor)}});
+}
+
 }  // namespace
 
 void add_history_routes(Router& router, App& app) {
@@ -61,21 +76,21 @@ void add_history_routes(Router& router, App& app) {
                                    {"events", std::move(events)},
                                    {"truncated", timeline.truncated}});
     });
-    router.add(
-        http::verb::get, "/api/v1/mq/queues/{name}/messages", Auth::kBearer, [&app](Request& req) {
-            mq::authorize(*req.principal, mq::Action::kReadQueues);
-            auto filter = filter_from_query(req);  // 400 before the queue is looked up
-            auto q = app.queue(req.tenant(), req.param("name"));
-            auto db = app.pg().acquire();
-            auto page = mq::HistoryStore(*db).list(q->tenant, q->name, filter);
-            nlohmann::json items = nlohmann::json::array();
-            for (const auto& m : page.items) items.push_back(mq::to_json(m));
-            return json_response(200, {{"messages", std::move(items)},
-                                       {"record_messages", q->record_messages},
-                                       {"next_cursor", page.next_cursor.empty()
-                                                           ? nlohmann::json()
-                                                           : nlohmann::json(page.next_cursor)}});
-        });
+    router.add(http::verb::get, "/api/v1/mq/queues/{name}/messages", Auth::kBearer,
+               [&app](Request& req) {
+                   mq::authorize(*req.principal, mq::Action::kReadQueues);
+                   auto filter = filter_from_query(req, false);
+                   return list_messages(app, req, req.param("name"), filter);
+               });
+    router.add(http::verb::get, "/api/v1/mq/messages", Auth::kBearer, [&app](Request& req) {
+        mq::authorize(*req.principal, mq::Action::kReadQueues);
+        auto filter = filter_from_query(req, true);
+        auto it = req.query.find("queue");
+        if (it == req.query.end() || it->second.empty())
+            throw mq::ValidationError("missing \"queue\": GET /api/v1/mq/messages?queue=NAME",
+                                      {{"field", "queue"}});
+        return list_messages(app, req, it->second, filter);
+    });
 }
 
 }  // namespace mqapi

@@ -84,7 +84,9 @@ std::pair<std::int64_t, std::string> decode_cursor(const std::string& text) {
     const char* first = s.data() + a + 1;
     const char* last = s.data() + b;
     auto [end, ec] = std::from_chars(first, last, us);
-    if (ec != std::errc() || end != last) throw bad();
+    // Between 1970 and 9999 (microseconds): any other value is not a time we gave out,
+    // and would overflow PostgreSQL's timestamp arithmetic.
+    if (ec != std::errc() || end != last || us < 0 || us > 253402300799999999) throw bad();
     std::string id = s.substr(b + 1);
     if (!is_uuid(id)) throw bad();
     return {us, id};
@@ -237,6 +239,9 @@ MessagePage HistoryStore::list(const std::string& tenant, const std::string& que
     MessagePage page;
     std::int64_t last_us = 0;
     db_.transact([&](pqxx::work& tx) {
+        // A status that few messages have walks the whole retention window: bounded in
+        // time, so one wide query cannot hold a connection (MQ_OVERLOADED, 503, instead).
+        tx.exec("SET LOCAL statement_timeout = " + std::to_string(kListTimeout.count()));
         auto rows = db_.exec(tx, kList, tenant, queue, filter.since_ms, cursor_us, cursor_id,
                              filter.status, static_cast<std::int64_t>(filter.limit + 1));
         for (const auto& r : rows) {
@@ -271,9 +276,10 @@ MessagePage HistoryStore::list(const std::string& tenant, const std::string& que
 }
 
 std::int64_t HistoryStore::purge(std::chrono::milliseconds retention, std::int64_t batch,
-                                 int max_batches) {
+                                 int max_batches, std::chrono::milliseconds budget) {
     std::int64_t removed = 0;
-    for (int i = 0; i < max_batches; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    for (int i = 0; i < max_batches && std::chrono::steady_clock::now() < deadline; ++i) {
         auto n = db_.transact([&](pqxx::work& tx) {
             return static_cast<std::int64_t>(
                 db_.exec(tx, kPurge, static_cast<std::int64_t>(retention.count()), batch)

@@ -25,6 +25,28 @@ const pg::Statement kInsertEvents{
     "tr text, sid text, x text) "
     "ON CONFLICT (tenant_id, topic_name, partition, history_id) DO NOTHING"};
 
+// JSON text per INSERT at most (one row may be larger alone): a batch of events with
+// large headers stays far below PostgreSQL's 1 GB text and 256 MB jsonb limits, which would
+// otherwise refuse the batch on every pass.
+constexpr std::size_t kMaxInsertBytes = 16 * 1024 * 1024;
+
+// `rows` (an array) as JSON arrays of at most `max_bytes` of text each.
+std::vector<std::string> json_array_chunks(const nlohmann::json& rows, std::size_t max_bytes) {
+    std::vector<std::string> chunks;
+    std::string current;
+    for (const auto& r : rows) {
+        std::string text = r.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        if (!current.empty() && current.size() + text.size() + 2 > max_bytes) {
+            chunks.push_back(current + "]");
+            current.clear();
+        }
+        current += current.empty() ? "[" : ",";
+        current += text;
+    }
+    if (!current.empty()) chunks.push_back(current + "]");
+    return chunks;
+}
+
 bool known(const std::string& v, std::initializer_list<const char*> names) {
     return std::any_of(names.begin(), names.end(), [&](const char* n) { return v == n; });
 }
@@ -231,10 +253,11 @@ HistoryDrain HistoryWriter::drain(const Queue& q) {
             }
         }
         if (!rows.empty()) {
-            const std::string payload =
-                rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-            db_.transact(
-                [&](pqxx::work& tx) { db_.exec(tx, kInsertEvents, q.tenant, q.name, p, payload); });
+            const auto chunks = json_array_chunks(rows, kMaxInsertBytes);
+            db_.transact([&](pqxx::work& tx) {
+                for (const auto& chunk : chunks)
+                    db_.exec(tx, kInsertEvents, q.tenant, q.name, p, chunk);
+            });
             out.written += static_cast<std::int64_t>(rows.size());
         }
         if (ids.empty() && last_read.empty()) continue;

@@ -99,6 +99,9 @@ struct MessageFilter {
     std::string cursor;                    ///< opaque, from the previous page
 };
 inline constexpr std::size_t kMaxHistoryPage = 500;
+/// The longest a page of a queue's messages may take in PostgreSQL (statement_timeout);
+/// past it the list answers MQ_OVERLOADED (503) rather than hold a connection.
+inline constexpr std::chrono::milliseconds kListTimeout{10000};
 /// Most events a timeline shows (a message with more says truncated).
 inline constexpr std::size_t kMaxTimeline = 1000;
 void validate(const MessageFilter& filter);
@@ -126,9 +129,12 @@ class HistoryStore {
     MessagePage list(const std::string& tenant, const std::string& queue,
                      const MessageFilter& filter);
     /// Deletes events older than `retention`, at most `batch` rows per statement and
-    /// `max_batches` statements; returns how many.
+    /// `max_batches` statements, and no new statement once `budget` has passed; returns
+    /// how many. The defaults keep up with far more than a busy instance writes per minute
+    /// (the retention task runs every minute) without holding the lease for long.
     std::int64_t purge(std::chrono::milliseconds retention, std::int64_t batch = 5000,
-                       int max_batches = 20);
+                       int max_batches = 1000,
+                       std::chrono::milliseconds budget = std::chrono::seconds(20));
 
   private:
     pg::Database& db_;
