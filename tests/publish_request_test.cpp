@@ -255,6 +255,16 @@ TEST_CASE("publish_too_many_headers_are_refused", "[publish]") {
           std::pair{mq::ErrorCode::kValidation, std::string("headers")});
 }
 
+TEST_CASE("publish_headers_over_64_kib_in_all_are_refused", "[publish]") {
+    mq::PublishRequest r;
+    r.headers["a"] = std::string(40000, 'x');
+    r.headers["bb"] = std::string(65536 - 40000 - 3, 'y');  // exactly at the limit
+    CHECK_NOTHROW(mq::validate(r, {}));
+    r.headers["bb"] += "y";
+    CHECK(error_of([&] { mq::validate(r, {}); }) ==
+          std::pair{mq::ErrorCode::kValidation, std::string("headers")});
+}
+
 TEST_CASE("publish_empty_header_name_is_refused", "[publish]") {
     mq::PublishRequest r;
     r.headers[""] = "v";

@@ -142,6 +142,15 @@ TEST_CASE("seed_tenant_id_of_another_tenant_is_403_alike_for_existing_and_missin
             {kPublish + "/batch",
              {{"queue", "orders"},
               {"messages", {{{"payload", "ok"}}, {{"payload", "x"}, {"tenantId", claimed}}}}}},
+            // ... also when that message is otherwise malformed (before or after tenantId).
+            {kPublish + "/batch",
+             {{"queue", "orders"},
+              {"messages",
+               {{{"payload", "ok"}}, {{"bogus", 1}, {"tenantId", claimed}, {"payload", "x"}}}}}},
+            {kPublish + "/batch",
+             {{"queue", "orders"},
+              {"messages",
+               {{{"payload", "ok"}}, {{"tenantId", claimed}, {"payload", "x"}, {"bogus", 1}}}}}},
             {kPublish + "/delayed",
              {{"queue", "orders"}, {"tenantId", claimed}, {"payload", "x"}, {"delayMs", 1000}}},
             {kPublish + "/scheduled",
@@ -182,6 +191,23 @@ TEST_CASE("seed_tenant_id_of_another_tenant_is_403_alike_for_existing_and_missin
     auto typed = s.post("/api/v1/mq/queues", {{"name", "typed"}, {"tenantId", 42}});
     CHECK(typed.status == 400);
     CHECK(typed.json()["error"]["details"]["field"] == "tenantId");
+    // An empty tenantId names no tenant: 403 like any other, at the top and in a message.
+    for (const auto& [path, body] : std::vector<std::pair<std::string, json>>{
+             {kPublish, {{"queue", "seeded"}, {"tenantId", ""}, {"payload", "x"}}},
+             {kPublish + "/batch",
+              {{"queue", "seeded"}, {"messages", {{{"payload", "x"}, {"tenantId", ""}}}}}},
+             {"/api/v1/mq/queues", {{"name", "empty-claim"}, {"tenantId", ""}}}}) {
+        INFO(path << " " << body.dump());
+        CHECK(s.post(path, body).status == 403);
+    }
+    // A non-string tenantId in a batch message refuses the request (400), storing nothing.
+    auto batch_typed =
+        s.post(kPublish + "/batch",
+               {{"queue", "seeded"},
+                {"messages", {{{"payload", "ok"}}, {{"payload", "x"}, {"tenantId", 7}}}}});
+    CHECK(batch_typed.status == 400);
+    CHECK(batch_typed.json()["error"]["details"]["field"] == "tenantId");
+    CHECK(s.stored("seeded") == 0);
 }
 
 TEST_CASE("seed_health_probes_answer_without_a_token_with_the_seeds_fields", "[api][seed]") {

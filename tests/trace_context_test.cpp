@@ -231,8 +231,10 @@ TEST_CASE("body_tenant_id_must_name_the_callers_tenant", "[trace][seed]") {
     mq::Principal p;
     p.tenant = "acme";
     p.role = mq::Role::kProducer;
-    CHECK_NOTHROW(mq::check_claimed_tenant(p, ""));
+    CHECK_THROWS_AS(mq::check_claimed_tenant(p, ""), mq::Error);  // a claim, and wrong
     CHECK_NOTHROW(mq::check_claimed_tenant(p, "acme"));
+    CHECK_FALSE(parser.parse(R"({"payload":"x"})").claimed_tenant.has_value());
+    CHECK(parser.parse(R"({"payload":"x","tenantId":""})").claimed_tenant == "");
     std::string existing, missing;
     try {
         mq::check_claimed_tenant(p, "globex");

@@ -95,7 +95,7 @@ void handle(App& app, Mode mode, Request& req, Reply reply) {
     const auto traceparent = req.header("traceparent");
     const auto tracestate = req.header("tracestate");
     for (auto& r : body.messages) {
-        mq::check_claimed_tenant(*req.principal, r.claimed_tenant);
+        if (r.claimed_tenant) mq::check_claimed_tenant(*req.principal, *r.claimed_tenant);
         mq::apply_trace_context(r, traceparent, tracestate);
     }
 

@@ -72,7 +72,7 @@ void authorize(const Principal& principal, Action action) {
 }
 
 void check_claimed_tenant(const Principal& principal, std::string_view claimed) {
-    if (claimed.empty() || claimed == principal.tenant) return;
+    if (claimed == principal.tenant) return;
     throw Error(ErrorCode::kForbidden, "tenantId must name the tenant of the token");
 }
 

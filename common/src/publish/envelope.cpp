@@ -69,6 +69,24 @@ std::string string_field(od::value& v, std::string_view field) {
     return std::string(s);
 }
 
+// The "tenantId" (or "tenant_id") of a batch message that failed to parse: the object is
+// read again from its start.
+std::optional<std::string> claimed_tenant_of(od::object& obj) {
+    if (auto err = obj.reset().error()) malformed(err);
+    std::optional<std::string> claimed;
+    for (auto member : obj) {
+        od::field f;
+        if (auto err = std::move(member).get(f)) malformed(err);
+        std::string_view key;
+        if (auto err = f.unescaped_key().get(key)) malformed(err);
+        if (key == "tenantId" || key == "tenant_id") {
+            od::value v = f.value();
+            claimed = string_field(v, key);
+        }
+    }
+    return claimed;
+}
+
 // Reads one envelope object. Fields named in `extras` are given to `extra` instead of
 // being refused as unknown.
 PublishRequest read_envelope(od::object& obj, const std::vector<std::string_view>& extras,
@@ -257,9 +275,17 @@ PublishBody EnvelopeParser::parse_body(std::string_view json,
                 } catch (const ValidationError& e) {
                     auto details = e.details();
                     details["index"] = index;
-                    body.messages.emplace_back();
-                    body.errors.back() = ValidationError(
-                        "message " + std::to_string(index) + ": " + e.what(), details);
+                    const std::string what = "message " + std::to_string(index) + ": " + e.what();
+                    // A tenantId that is not a string refuses the request, as at the top.
+                    const auto field = details.value("field", std::string());
+                    if (field == "tenantId" || field == "tenant_id")
+                        throw ValidationError(what, details);
+                    // The message fails alone, but its tenantId (wherever it stood) is still
+                    // checked: a foreign one refuses the whole batch (403).
+                    PublishRequest failed;
+                    failed.claimed_tenant = claimed_tenant_of(m);
+                    body.messages.push_back(std::move(failed));
+                    body.errors.back() = ValidationError(what, details);
                 }
             }
         } else if (std::find(extras.begin(), extras.end(), key) != extras.end()) {

@@ -71,7 +71,7 @@ void PublishUseCase::attach(const Queue& queue, BatchOptions& options) const {
     // Both run per line; the queue must outlive the batch (it does: publish_json_lines takes it).
     options.check = [this, &queue](const PublishRequest& r) {
         // A line may carry the seeds' "tenantId": it must name the queue's tenant.
-        if (!r.claimed_tenant.empty() && r.claimed_tenant != queue.tenant)
+        if (r.claimed_tenant && *r.claimed_tenant != queue.tenant)
             throw ValidationError("tenantId is not the tenant of queue '" + queue.name + "'",
                                   {{"field", "tenantId"}});
         check(queue, r);

@@ -156,9 +156,17 @@ void validate(const PublishRequest& r, const PublishLimits& limits) {
     if (r.headers.size() > limits.max_headers)
         throw ValidationError("more than " + std::to_string(limits.max_headers) + " headers",
                               {{"field", "headers"}});
-    for (const auto& [k, v] : r.headers)
+    std::size_t header_bytes = 0;
+    for (const auto& [k, v] : r.headers) {
         if (k.empty())
             throw ValidationError("header names must not be empty", {{"field", "headers"}});
+        header_bytes += k.size() + v.size();
+    }
+    if (header_bytes > limits.max_header_bytes)
+        throw ValidationError("headers are " + std::to_string(header_bytes) +
+                                  " bytes (names and values); the limit is " +
+                                  std::to_string(limits.max_header_bytes),
+                              {{"field", "headers"}, {"limit", limits.max_header_bytes}});
     if (r.delay && r.delay->count() < 0)
         throw ValidationError("delay must not be negative", {{"field", "delay"}});
     if (r.delay && *r.delay > kMaxDuration)

@@ -39,8 +39,9 @@ void authorize_publish(const Principal& principal, const Queue& queue);
 /// Separates tenant and principal in an allowed_consumers entry naming a principal of
 /// another tenant ("globex/ledger"); tenant names never contain it.
 inline constexpr char kForeignPrincipalSeparator = '/';
-/// A body's "tenantId" (the seeds' clients send one): accepted when empty or the caller's
-/// own tenant, otherwise Error(kForbidden) with one message and no details, the same
+/// A body's "tenantId" (the seeds' clients send one), when it has one: accepted when it is
+/// the caller's own tenant, otherwise (empty too) Error(kForbidden) with one message and no
+/// details, the same
 /// whether or not the named tenant exists, so the answer reveals nothing about it.
 void check_claimed_tenant(const Principal& principal, std::string_view claimed);
 

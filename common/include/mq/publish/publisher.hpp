@@ -29,8 +29,9 @@ struct PublishRequest {
     std::string trace_flags;      ///< W3C trace flags, "00" or "01"
     std::string trace_state;      ///< W3C tracestate, already cleaned (trace::parse_tracestate)
     /// The body's "tenantId" (or "tenant_id"): the tenant the caller says it publishes for.
-    /// Checked against the caller's tenant (mq::check_claimed_tenant) and never stored.
-    std::string claimed_tenant;
+    /// Checked against the caller's tenant (mq::check_claimed_tenant) and never stored;
+    /// absent when the body has none (an empty string is a claim, and a wrong one).
+    std::optional<std::string> claimed_tenant;
     std::optional<std::chrono::milliseconds> delay;  ///< deliver this long after publish
     std::optional<std::int64_t> deliver_at_ms;       ///< deliver at this Unix ms
     /// Set by seal_request() (mq/publish/sealing.hpp) when `payload` is AES-256-GCM sealed;
@@ -46,6 +47,9 @@ struct PublishRequest {
 struct PublishLimits {
     std::int64_t max_message_size = 1048576;  ///< payload bytes
     std::size_t max_headers = 64;
+    /// Names and values of a message's headers together: they travel with every delivery
+    /// (webhook headers, history rows), so they stay small next to the payload.
+    std::size_t max_header_bytes = 65536;
     std::size_t max_key_size = 1024;
 };
 
