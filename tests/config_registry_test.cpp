@@ -167,6 +167,39 @@ TEST_CASE("settings_bad_value_names_the_setting_and_its_source", "[config][setti
                                         Contains("(environment)"));
 }
 
+TEST_CASE("settings_outbox_sources_errors_never_echo_a_url_and_one_database_has_one_tenant",
+          "[config][settings][outbox]") {
+    auto error_for = [](const std::string& value) {
+        mq::ConfigLoader loader(mq::kMqWorker);
+        loader.add(mq::environment_layer({{"OUTBOX_SOURCES", value}}, mq::kMqWorker));
+        return load_error(loader);
+    };
+    // "tenant=" forgotten: the first '=' is in the URL's query string.
+    auto forgotten = error_for("postgresql://relay:s3cret@db/orders?sslmode=require");
+    CHECK_THAT(forgotten, Contains("OUTBOX_SOURCES") && Contains("entry 1") &&
+                              !Contains("s3cret") && !Contains("relay"));
+    auto shared = error_for("acme=postgresql://r:s3cret@db/o globex=postgresql://r:s3cret@db/o");
+    CHECK_THAT(shared, Contains("same database") && Contains("acme") && Contains("globex") &&
+                           !Contains("s3cret"));
+    mq::ConfigLoader ok(mq::kMqWorker);
+    ok.add(mq::environment_layer(
+        {{"OUTBOX_SOURCES", "acme=postgresql://r@db/a,globex=postgresql://r@db/b"}},
+        mq::kMqWorker));
+    CHECK(ok.load().config.outbox.sources.size() == 2);
+}
+
+TEST_CASE("settings_retention_past_100_years_is_refused", "[config][settings]") {
+    for (const char* name : {"HISTORY_RETENTION", "DEAD_LETTER_RETENTION"}) {
+        INFO(name);
+        mq::ConfigLoader loader(mq::kMqApi);
+        loader.add(mq::environment_layer({{name, "999999999999"}}, mq::kMqApi));
+        CHECK_THAT(load_error(loader), Contains(name));
+        mq::ConfigLoader century(mq::kMqApi);
+        century.add(mq::environment_layer({{name, "3153600000"}}, mq::kMqApi));  // 100 years
+        CHECK_NOTHROW(century.load());
+    }
+}
+
 TEST_CASE("settings_environment_of_another_program_is_ignored", "[config][settings]") {
     // mqctl shares a host (and an environment file) with mq-api: API_THREADS=abc is not its
     // business, and a file key of another program is accepted but not applied.

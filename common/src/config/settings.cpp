@@ -21,6 +21,9 @@ namespace mq {
 namespace {
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 1000;
+// Ages in seconds that PostgreSQL subtracts from now(): 100 years at most (a larger one
+// would overflow its timestamp arithmetic on every purge).
+constexpr std::int64_t kMaxAgeSeconds = 100LL * 366 * 24 * 3600;
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -57,19 +60,25 @@ std::vector<OutboxSource> parse_outbox_sources(const std::string& text, const st
                                   {{"field", "OUTBOX_SOURCES"}});
         OutboxSource src{entry.substr(0, eq), entry.substr(eq + 1)};
         if (!is_valid_name(src.tenant))
-            throw ValidationError(field + ": '" + printable(src.tenant) +
-                                      "' is not a tenant name (1-64 of [A-Za-z0-9._-])",
+            // Not the text either: without "tenant=" the first '=' is inside the URL's query.
+            throw ValidationError(field + ": entry " + std::to_string(out.size() + 1) +
+                                      " must start with a tenant name (1-64 of [A-Za-z0-9._-]) "
+                                      "and '=': tenant=postgresql://user@host/db",
                                   {{"field", "OUTBOX_SOURCES"}});
         if (src.database_url.rfind("postgresql://", 0) != 0 &&
             src.database_url.rfind("postgres://", 0) != 0)
             throw ValidationError(
                 field + ": the database of tenant '" + src.tenant + "' must be a postgresql:// URL",
                 {{"field", "OUTBOX_SOURCES"}});
+        // One database, one tenant: two relays on one outbox would publish its rows under
+        // whichever tenant claimed them first (docs/outbox.md).
         for (const auto& o : out)
-            if (o.tenant == src.tenant && o.database_url == src.database_url)
-                throw ValidationError(
-                    field + ": tenant '" + src.tenant + "' is listed twice with the same database",
-                    {{"field", "OUTBOX_SOURCES"}});
+            if (o.database_url == src.database_url)
+                throw ValidationError(field + ": entry " + std::to_string(out.size() + 1) +
+                                          " (tenant '" + src.tenant +
+                                          "') names the same database as tenant '" + o.tenant +
+                                          "'; an outbox belongs to one tenant",
+                                      {{"field", "OUTBOX_SOURCES"}});
         if (out.size() >= 64)
             throw ValidationError(field + ": at most 64 outbox sources",
                                   {{"field", "OUTBOX_SOURCES"}});
@@ -206,17 +215,19 @@ void append_shared_specs(std::vector<SettingSpec>& specs) {
                 integer_setting("DEAD_LETTER_MAX_AGE", 0, kMax, [](Config& c, std::int64_t v) {
                     c.dead_letter_max_age = std::chrono::seconds(v);
                 })));
-    add(setting("DEAD_LETTER_RETENTION", "seconds", "2592000", all,
-                "How long the PostgreSQL archive keeps dead letters.",
-                integer_setting("DEAD_LETTER_RETENTION", 1, kMax, [](Config& c, std::int64_t v) {
-                    c.dead_letter_retention = std::chrono::seconds(v);
-                })));
-    add(setting("HISTORY_RETENTION", "seconds", "604800", all,
-                "How long the message history (queues with record_messages) keeps events in "
-                "PostgreSQL (docs/history.md).",
-                integer_setting("HISTORY_RETENTION", 1, kMax, [](Config& c, std::int64_t v) {
-                    c.history_retention = std::chrono::seconds(v);
-                })));
+    add(setting(
+        "DEAD_LETTER_RETENTION", "seconds, at most 100 years", "2592000", all,
+        "How long the PostgreSQL archive keeps dead letters.",
+        integer_setting("DEAD_LETTER_RETENTION", 1, kMaxAgeSeconds, [](Config& c, std::int64_t v) {
+            c.dead_letter_retention = std::chrono::seconds(v);
+        })));
+    add(setting(
+        "HISTORY_RETENTION", "seconds, at most 100 years", "604800", all,
+        "How long the message history (queues with record_messages) keeps events in "
+        "PostgreSQL (docs/history.md).",
+        integer_setting("HISTORY_RETENTION", 1, kMaxAgeSeconds, [](Config& c, std::int64_t v) {
+            c.history_retention = std::chrono::seconds(v);
+        })));
     add(setting("HISTORY_BATCH", "integer 1-100000", "1000", all,
                 "History events the writer moves from a partition's Redis buffer to PostgreSQL "
                 "per transaction.",
@@ -306,7 +317,7 @@ void append_worker_specs(std::vector<SettingSpec>& specs) {
                     c.outbox.sources = parse_outbox_sources(v, "OUTBOX_SOURCES (" + src + ")");
                 }))
         .secrecy = Secrecy::kSecret;
-    add(setting("OUTBOX_POLL_INTERVAL", "duration", "1s", kMqWorker | kMqctl,
+    add(setting("OUTBOX_POLL_INTERVAL", "duration 10ms-1h", "1s", kMqWorker | kMqctl,
                 "The outbox relay looks for rows this often even without a notification "
                 "(LISTEN mq_outbox wakes it at once); `200ms`, `5s`.",
                 [](Config& c, const std::string& v, const std::string& src) {

@@ -9,7 +9,11 @@ std::vector<PartitionPlacement> partition_placement(redis::Connection& redis, co
     std::vector<PartitionPlacement> out;
     for (int p = 0; p < queue.partition_count; ++p) {
         const std::string stream = keys.stream(queue.tenant, queue.name, p);
-        out.push_back({p, redis::key_slot(stream), redis.node_of(stream).describe()});
+        const redis::NodeAddress node = redis.node_of(stream);
+        // No master for the slot (a failover under way, or the slot unassigned): say so
+        // rather than print an empty address.
+        out.push_back({p, redis::key_slot(stream),
+                       node.host.empty() ? std::string("(no master now)") : node.describe()});
     }
     return out;
 }
