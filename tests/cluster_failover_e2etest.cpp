@@ -299,8 +299,14 @@ TEST_CASE("cluster_failover_with_durability_leader_loses_what_was_acked_while_th
     CHECK(o.stored_undelivered == 0);  // the worker carried on: whatever is stored is delivered
     // Asynchronous replication: what the master acknowledged while its replica was behind
     // is lost with it, and only that.
-    CHECK(o.lost > 0);
     CHECK(o.lost <= o.acked_while_behind);
+#if !defined(__SANITIZE_ADDRESS__)
+    // Some is lost when the publishes outrun what the kernel's socket buffers still carried
+    // to the stopped replica. A sanitizer build publishes several times slower, so all of
+    // it may have reached the buffers before the kill (seen: 141 acked while behind, 0
+    // lost): there only the bound above holds.
+    CHECK(o.lost > 0);
+#endif
 }
 
 TEST_CASE("cluster_failover_with_durability_replica_loses_no_acked_publish",
