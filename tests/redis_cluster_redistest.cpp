@@ -151,6 +151,59 @@ TEST_CASE("cluster_connection_follows_moved_and_ask_while_a_slot_moves", "[clust
     CHECK(redis.command({"GET", key}).str == "1");
 }
 
+TEST_CASE("cluster_redirect_to_a_node_with_another_pipeline_in_flight_keeps_replies_apart",
+          "[cluster][reshard]") {
+    mqtest::RedisScope scope;
+    auto& redis = scope.redis();
+    const std::string moving = scope.prefix() + "{inflight}:k";
+    const int slot = key_slot(moving);
+    auto masters = redis.masters();
+    NodeAddress from = redis.node_of(moving);
+    NodeAddress to = masters[0] == from ? masters[1] : masters[0];
+    // A key the target serves already.
+    std::string there;
+    for (int i = 0; there.empty(); ++i) {
+        std::string k = scope.prefix() + "{there" + std::to_string(i) + "}";
+        if (redis.node_of(k) == to) there = k;
+    }
+    move_slot(slot, from, to, masters, [] {});  // the connection's map still names `from`
+    Pipeline first;
+    first.add({"INCRBY", moving, "7"});
+    Pipeline second;
+    second.add({"INCRBY", there, "5"});
+    redis.send(first);
+    redis.send(second);  // in flight on `to` while `first` is redirected there
+    auto a = redis.receive(first);
+    auto b = redis.receive(second);
+    REQUIRE(a.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK(a[0].integer == 7);
+    CHECK(b[0].integer == 5);
+    CHECK(redis.command({"GET", moving}).str == "7");
+    CHECK(redis.command({"GET", there}).str == "5");
+    move_slot(slot, to, from, masters, [] {});
+}
+
+TEST_CASE("cluster_subscriber_keeps_its_subscription_when_the_slot_map_is_read_again",
+          "[cluster]") {
+    mqtest::RedisScope scope;
+    const std::string channel = scope.prefix() + "control";
+    auto sub = scope.connect();
+    sub->write({"SUBSCRIBE", channel});
+    sub->read();
+    // Reading the map again (every 30 s, or after a failure) must not use the subscribed
+    // connection, which may only (un)subscribe and PING.
+    for (int i = 0; i < 3; ++i) CHECK(sub->masters().size() == 3);
+    sub->write({"PING"});
+    auto pong = sub->read();
+    REQUIRE(pong.elements.size() >= 1);
+    CHECK(pong.elements[0].str == "pong");
+    scope.redis().command({"PUBLISH", channel, "after"});
+    auto msg = sub->read();
+    REQUIRE(msg.elements.size() == 3);
+    CHECK(msg.elements[2].str == "after");
+}
+
 TEST_CASE("cluster_async_connection_splits_a_group_commit_per_node", "[cluster]") {
     mqtest::RedisScope scope;
     auto ioc = std::make_shared<boost::asio::io_context>();

@@ -184,6 +184,38 @@ TEST_CASE("node_lists_parse_and_refuse_bad_entries", "[redis_cluster]") {
     CHECK_THROWS_AS(parse_node_list("h:70000", "X"), mq::ValidationError);
     CHECK_THROWS_AS(parse_node_list("h:7000x", "X"), mq::ValidationError);
     CHECK_THROWS_AS(parse_node_list("a b:7000", "X"), mq::ValidationError);
+    CHECK_THROWS_AS(parse_node_list("[]:7000", "X"), mq::ValidationError);
+    // A user and password pasted in are never echoed.
+    for (const char* bad : {"default:s3cret@10.0.0.1:7000", "redis+cluster://:s3cret@h:7000"}) {
+        INFO(bad);
+        try {
+            parse_node_list(bad, "REDIS_CLUSTER_NODES");
+            FAIL("accepted");
+        } catch (const mq::ValidationError& e) {
+            CHECK_THAT(e.what(), Contains("REDIS_CLUSTER_NODES") && !Contains("s3cret"));
+        }
+    }
+}
+
+TEST_CASE("slot_map_prefers_the_tls_port_for_a_tls_client_and_lists_slotless_masters",
+          "[redis_cluster]") {
+    auto node = [](int port, int tls_port, const std::string& role) {
+        return arr({str("id"), str("x"), str("port"), num(port), str("tls-port"), num(tls_port),
+                    str("ip"), str("127.0.0.1"), str("endpoint"), str("127.0.0.1"), str("role"),
+                    str(role), str("health"), str("online")});
+    };
+    Reply shards =
+        arr({arr({str("slots"), arr({num(0), num(16383)}), str("nodes"),
+                  arr({node(7000, 8000, "master"), node(7003, 8003, "replica")})}),
+             // added with --cluster add-node, no slot yet
+             arr({str("slots"), arr({}), str("nodes"), arr({node(7006, 8006, "master")})})});
+    CHECK(SlotMap::from_shards(shards).master(0)->port == 7000);
+    SlotMap tls = SlotMap::from_shards(shards, true);
+    CHECK(tls.master(0)->port == 8000);
+    CHECK(tls.replicas({"127.0.0.1", 8000}).front().port == 8003);
+    CHECK(tls.masters().size() == 1);  // serving slots
+    REQUIRE(tls.all_masters().size() == 2);
+    CHECK(tls.all_masters()[1].port == 8006);
 }
 
 TEST_CASE("redis_cluster_urls_name_the_seeds", "[redis_cluster]") {

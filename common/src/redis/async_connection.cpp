@@ -571,7 +571,8 @@ struct AsyncConnection::Cluster : std::enable_shared_from_this<Cluster> {
                 std::string why;
                 try {
                     if (e) std::rethrow_exception(e);
-                    SlotMap fresh = !r.at(0).is_error()   ? SlotMap::from_shards(r.at(0))
+                    SlotMap fresh = !r.at(0).is_error()
+                                        ? SlotMap::from_shards(r.at(0), self->cluster.tls)
                                     : !r.at(1).is_error() ? SlotMap::from_slots(r.at(1))
                                                           : throw reply_error(r.at(1), "CLUSTER");
                     if (fresh.unassigned_slots() == kClusterSlots)

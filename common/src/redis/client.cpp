@@ -440,6 +440,10 @@ void Connection::wait_for_replica(const Pipeline& written, std::chrono::millisec
         NodeAddress n = node_of(routing_key(argv).value_or(""));
         if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(n);
     }
+    // A command sent on after an ASK ran on the importing node, not the one the map names.
+    if (cluster_)
+        for (const auto& n : cluster_->take_asked())
+            if (std::find(nodes.begin(), nodes.end(), n) == nodes.end()) nodes.push_back(n);
     for (const auto& n : nodes) {
         // WAIT numreplicas timeout: counts the replicas that acknowledged every write made
         // on this connection so far.

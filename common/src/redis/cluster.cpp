@@ -55,8 +55,12 @@ std::string trim(std::string_view s) {
 std::vector<NodeAddress> parse_node_list(std::string_view list, std::string_view setting) {
     std::vector<NodeAddress> nodes;
     auto fail = [&](const std::string& item, const std::string& why) {
+        // Up to an '@' is a user and password someone pasted in: never shown.
+        const auto at = item.rfind('@');
+        const std::string visible = at == std::string::npos ? item : "***" + item.substr(at);
         std::string shown;
-        for (unsigned char c : item) shown += (c < 0x20 || c >= 0x7f) ? '?' : static_cast<char>(c);
+        for (unsigned char c : visible)
+            shown += (c < 0x20 || c >= 0x7f) ? '?' : static_cast<char>(c);
         throw ValidationError(std::string(setting) + ": '" + shown + "' " + why +
                                   " (expected host:port,host:port,...)",
                               {{"field", std::string(setting)}});
@@ -75,6 +79,7 @@ std::vector<NodeAddress> parse_node_list(std::string_view list, std::string_view
             if (close == std::string::npos || close + 1 >= item.size() || item[close + 1] != ':')
                 fail(item, "is not [host]:port");
             node.host = item.substr(1, close - 1);
+            if (node.host.empty()) fail(item, "has an empty host");
             port = std::string_view(item).substr(close + 2);
         } else {
             auto colon = item.rfind(':');
@@ -125,6 +130,13 @@ std::vector<NodeAddress> SlotMap::masters() const {
     return out;
 }
 
+std::vector<NodeAddress> SlotMap::all_masters() const {
+    std::vector<NodeAddress> out;
+    for (const auto& n : nodes_) out.push_back(n.master);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 std::vector<NodeAddress> SlotMap::replicas(const NodeAddress& m) const {
     for (const auto& n : nodes_)
         if (n.master == m) return n.replicas;
@@ -168,12 +180,12 @@ int slot_number(const Reply& r, std::string_view what) {
 
 // The address a node announces: its preferred endpoint, or its IP when the endpoint is
 // unknown ("?") or empty.
-std::optional<NodeAddress> shard_node_address(const Reply& node) {
+std::optional<NodeAddress> shard_node_address(const Reply& node, bool tls) {
     NodeAddress a;
     a.host = text_of(field(node, "endpoint"));
     if (a.host.empty() || a.host == "?") a.host = text_of(field(node, "ip"));
-    const Reply* port = field(node, "port");
-    if (!port) port = field(node, "tls-port");
+    const Reply* port = field(node, tls ? "tls-port" : "port");
+    if (!port) port = field(node, tls ? "port" : "tls-port");
     if (a.host.empty() || !port) return std::nullopt;
     try {
         a.port = static_cast<int>(port->as_integer());
@@ -186,7 +198,7 @@ std::optional<NodeAddress> shard_node_address(const Reply& node) {
 
 }  // namespace
 
-SlotMap SlotMap::from_shards(const Reply& reply) {
+SlotMap SlotMap::from_shards(const Reply& reply, bool tls) {
     constexpr std::string_view kWhat = "CLUSTER SHARDS";
     if (!reply.is_array()) malformed(kWhat);
     SlotMap map;
@@ -199,7 +211,7 @@ SlotMap SlotMap::from_shards(const Reply& reply) {
         std::optional<NodeAddress> master;
         std::vector<NodeAddress> replicas;
         for (const Reply& node : nodes->elements) {
-            auto address = shard_node_address(node);
+            auto address = shard_node_address(node, tls);
             if (!address) continue;
             std::string role = text_of(field(node, "role"));
             std::string health = text_of(field(node, "health"));

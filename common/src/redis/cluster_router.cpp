@@ -35,6 +35,9 @@ void ClusterRouter::drop(const NodeAddress& address) {
 }
 
 // CLUSTER SHARDS (CLUSTER SLOTS before Redis 7) from the masters known, then the seeds.
+// A node that cannot answer (down, an error reply, a reply that is no map) leaves the next
+// one to try. The subscriber's connection is never asked: in subscriber mode it may only
+// (un)subscribe and PING, so that node is read on a connection of its own.
 void ClusterRouter::refresh() {
     std::vector<NodeAddress> candidates = map_.masters();
     for (const auto& seed : cluster_.cluster_nodes)
@@ -42,8 +45,11 @@ void ClusterRouter::refresh() {
             candidates.push_back(seed);
     std::string last_error = "no node answered";
     for (const auto& address : candidates) {
+        std::unique_ptr<Connection> own;  // for the pinned (subscribed) node only
         try {
-            Connection& c = node(address);
+            if (pinned_ && *pinned_ == address)
+                own = std::make_unique<Connection>(node_endpoint(cluster_, address), options_);
+            Connection& c = own ? *own : node(address);
             Reply r = c.command_raw({"CLUSTER", "SHARDS"});
             SlotMap fresh;
             if (r.is_error() && r.str.find("cluster support disabled") != std::string::npos)
@@ -57,7 +63,7 @@ void ClusterRouter::refresh() {
                 if (slots.is_error()) throw reply_error(slots, "CLUSTER SLOTS");
                 fresh = SlotMap::from_slots(slots);
             } else {
-                fresh = SlotMap::from_shards(r);
+                fresh = SlotMap::from_shards(r, cluster_.tls);
             }
             if (fresh.unassigned_slots() == kClusterSlots) {
                 last_error = address.describe() + " serves no slot (cluster not created yet?)";
@@ -68,8 +74,12 @@ void ClusterRouter::refresh() {
             refreshed_ = std::chrono::steady_clock::now();
             return;
         } catch (const BackendUnavailable& e) {
-            drop(address);
+            if (!own) drop(address);
             last_error = e.what();
+        } catch (const Error& e) {
+            // Not a cluster node at all: no other node will make it one.
+            if (e.code() == ErrorCode::kBackendUnavailable) throw;
+            last_error = address.describe() + ": " + e.what();
         }
     }
     throw BackendUnavailable("cannot read the slot map of Redis " + cluster_.describe() + ": " +
@@ -137,12 +147,19 @@ Reply ClusterRouter::follow(Reply reply, const std::vector<std::string>& argv, c
         }
         p.add(argv, script);
         try {
-            auto replies = node(redirect->node).execute(p);
+            Connection& target = node(redirect->node);
+            // Another pipeline's replies may be waiting on that connection: read them
+            // first, or this command would take one of them for its own.
+            read_ahead(target, redirect->node);
+            auto replies = target.execute(p);
             reply = std::move(replies.back());
         } catch (const BackendUnavailable&) {
             drop(redirect->node);
             throw;
         }
+        if (redirect->kind == Redirect::Kind::kAsk &&
+            std::find(asked_.begin(), asked_.end(), redirect->node) == asked_.end())
+            asked_.push_back(redirect->node);
         from = redirect->node;
     }
     if (!parse_redirect(reply)) return reply;
@@ -186,6 +203,25 @@ ClusterRouter::Plan ClusterRouter::plan(const Pipeline& pipeline) {
     return plan;
 }
 
+void ClusterRouter::read_ahead(Connection& connection, const NodeAddress& address) {
+    for (auto& plan : in_flight_)
+        for (auto& part : plan.parts)
+            if (part.connection == &connection && !part.received) {
+                try {
+                    part.received = connection.receive(part.pipeline);
+                } catch (const BackendUnavailable&) {
+                    drop(address);
+                    throw;
+                }
+            }
+}
+
+std::vector<NodeAddress> ClusterRouter::take_asked() {
+    std::vector<NodeAddress> out;
+    out.swap(asked_);
+    return out;
+}
+
 void ClusterRouter::send(const Pipeline& pipeline) {
     ensure_map();
     in_flight_.push_back(plan(pipeline));
@@ -210,14 +246,15 @@ std::vector<Reply> ClusterRouter::receive(const Pipeline& pipeline) {
     // Every node's replies are read, even after one failed, so no connection is left with
     // replies that a later call would take for its own.
     for (auto& part : p.parts) {
-        if (!part.connection) {
+        if (!part.connection && !part.received) {
             if (!failure)
                 failure.emplace("lost connection to Redis at " + part.address.describe() +
                                 "; the command may or may not have run");
             continue;
         }
         try {
-            auto got = part.connection->receive(part.pipeline);
+            auto got =
+                part.received ? std::move(*part.received) : part.connection->receive(part.pipeline);
             for (std::size_t k = 0; k < got.size(); ++k) replies[part.index[k]] = std::move(got[k]);
         } catch (const BackendUnavailable& e) {
             drop(part.address);
@@ -259,7 +296,8 @@ Reply ClusterRouter::read() {
 
 void ClusterRouter::check_server_policy() {
     refresh();
-    for (const auto& master : map_.masters()) {
+    // Every master, also one without slots yet (added, about to receive some by a reshard).
+    for (const auto& master : map_.all_masters()) {
         node(master).check_server_policy();
         // A replica becomes the master on failover: it must not evict either. One that
         // cannot be reached now is checked by the process that meets it as a master.

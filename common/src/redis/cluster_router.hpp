@@ -41,6 +41,9 @@ class ClusterRouter {
     std::vector<NodeAddress> masters();
     /// A connection to one node (fan-out over masters()).
     Connection& node(const NodeAddress& address);
+    /// The nodes that ran commands sent to them after an ASK since the last call: a write
+    /// there is not on the node the map names, so a replica wait must ask them too.
+    std::vector<NodeAddress> take_asked();
 
   private:
     struct Part {
@@ -48,6 +51,8 @@ class ClusterRouter {
         Connection* connection = nullptr;  // null once that connection was dropped
         Pipeline pipeline;
         std::vector<std::size_t> index;  // position of each command in the whole pipeline
+        // Read ahead of receive(), to free the connection for a redirected command.
+        std::optional<std::vector<Reply>> received;
     };
     struct Plan {
         std::vector<Part> parts;
@@ -59,6 +64,7 @@ class ClusterRouter {
     NodeAddress default_node();
     void drop(const NodeAddress& address);
     Plan plan(const Pipeline& pipeline);
+    void read_ahead(Connection& connection, const NodeAddress& address);
     Reply follow(Reply reply, const std::vector<std::string>& argv, const Script* script,
                  NodeAddress from);
 
@@ -70,6 +76,7 @@ class ClusterRouter {
     std::map<NodeAddress, std::unique_ptr<Connection>> nodes_;
     std::optional<NodeAddress> pinned_;  // subscriber mode
     std::deque<Plan> in_flight_;         // sent, not received yet
+    std::vector<NodeAddress> asked_;     // see take_asked()
 };
 
 }  // namespace mq::redis

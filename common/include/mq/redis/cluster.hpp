@@ -42,7 +42,9 @@ std::vector<NodeAddress> parse_node_list(std::string_view list, std::string_view
 class SlotMap {
   public:
     /// From a CLUSTER SHARDS reply (Redis 7). Throws Error on a malformed reply.
-    static SlotMap from_shards(const Reply& reply);
+    /// `tls`: the client speaks TLS, so a node's `tls-port` is the one to use when it
+    /// announces both.
+    static SlotMap from_shards(const Reply& reply, bool tls = false);
     /// From a CLUSTER SLOTS reply (Redis 3 to 7). Throws Error on a malformed reply.
     static SlotMap from_slots(const Reply& reply);
 
@@ -52,6 +54,8 @@ class SlotMap {
     void assign(int slot, const NodeAddress& node);
     /// Every master, each once, in address order.
     std::vector<NodeAddress> masters() const;
+    /// Every master the map read, also one that serves no slot yet, sorted.
+    std::vector<NodeAddress> all_masters() const;
     /// The replicas of a master, as the map read them.
     std::vector<NodeAddress> replicas(const NodeAddress& master) const;
     /// Slots no master serves.
