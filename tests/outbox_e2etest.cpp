@@ -274,3 +274,18 @@ TEST_CASE_METHOD(Shell, "mqctl_outbox_relay_refuses_an_unknown_tenant_and_a_malf
     CHECK(bad_db.err.find("hunter") == std::string::npos);
     CHECK_THAT(bad_db.err, Catch::Contains("DATABASE_URL"));
 }
+
+TEST_CASE_METHOD(Shell, "mq_worker_refuses_an_outbox_url_libpq_cannot_read_at_start",
+                 "[outbox][e2e][worker]") {
+    Process worker({MQ_WORKER_PATH},
+                   {{"OUTBOX_SOURCES", tenant() + "=postgresql://relay:hunter%zz2@db/orders"},
+                    {"REDIS_KEY_PREFIX", redis_.prefix()},
+                    {"MAINTENANCE", "off"},
+                    {"METRICS_PORT", std::to_string(mqtest::dead_port())}});
+    const auto status = worker.wait_exit(20s);
+    INFO(worker.log());
+    REQUIRE(status.has_value());
+    CHECK(*status == 2);
+    CHECK(worker.log().find("hunter") == std::string::npos);
+    CHECK_THAT(worker.log(), Catch::Contains("libpq"));
+}

@@ -545,6 +545,8 @@ void OutboxRelay::loop() {
 std::vector<std::unique_ptr<OutboxRelay>> make_outbox_relays(const Config& config) {
     std::vector<std::unique_ptr<OutboxRelay>> relays;
     for (const auto& source : config.outbox.sources) {
+        // A URL libpq cannot read is refused at start (exit 2), not retried forever.
+        pg::connection_string(source.database_url);
         OutboxRelayOptions o;
         o.source = source;
         o.database_url = config.database_url;
