@@ -194,7 +194,7 @@ ClusterRouter::Plan ClusterRouter::plan(const Pipeline& pipeline) {
         auto it = std::find_if(plan.parts.begin(), plan.parts.end(),
                                [&](const Part& p) { return p.address == address; });
         if (it == plan.parts.end()) {
-            plan.parts.push_back({address, nullptr, {}, {}});
+            plan.parts.push_back({address, nullptr, {}, {}, std::nullopt});
             it = std::prev(plan.parts.end());
         }
         it->pipeline.add(pipeline.commands()[i], pipeline.script(i));
