@@ -287,8 +287,9 @@ std::vector<int> slots_of(mq::redis::Connection& redis, int port) {
 
 }  // namespace
 
-TEST_CASE("cluster_failover_with_durability_leader_loses_what_was_acked_while_the_replica_lagged",
-          "[cluster][failover][e2e]") {
+TEST_CASE(
+    "cluster_failover_with_durability_leader_loses_at_most_what_was_acked_while_the_replica_lagged",
+    "[cluster][failover][e2e]") {
     Outcome o = failover_under_load("leader");
     WARN("durability leader: " << o.acked << " publishes acknowledged (" << o.acked_while_behind
                                << " while the replica was behind), " << o.lost
@@ -297,16 +298,14 @@ TEST_CASE("cluster_failover_with_durability_leader_loses_what_was_acked_while_th
                                << o.promoted.count() << " ms, 200 acknowledged in a row after "
                                << o.recovered.count() << " ms");
     CHECK(o.stored_undelivered == 0);  // the worker carried on: whatever is stored is delivered
-    // Asynchronous replication: what the master acknowledged while its replica was behind
-    // is lost with it, and only that.
+    // Asynchronous replication: the master acknowledged publishes while its replica was
+    // behind, and what is lost with it is at most those. How many of them are lost is
+    // measured, not required: it is what the killed master had not yet handed to the
+    // kernel's socket buffers toward the stopped replica, which depends on timing (runs
+    // here lost 3,571 and 3,312 of about 6,000, and 0 of 767 under a loaded machine; see
+    // docs/cluster.md). The replica test below is the guarantee: 0 lost.
+    CHECK(o.acked_while_behind > 0);
     CHECK(o.lost <= o.acked_while_behind);
-#if !defined(__SANITIZE_ADDRESS__)
-    // Some is lost when the publishes outrun what the kernel's socket buffers still carried
-    // to the stopped replica. A sanitizer build publishes several times slower, so all of
-    // it may have reached the buffers before the kill (seen: 141 acked while behind, 0
-    // lost): there only the bound above holds.
-    CHECK(o.lost > 0);
-#endif
 }
 
 TEST_CASE("cluster_failover_with_durability_replica_loses_no_acked_publish",
