@@ -130,6 +130,12 @@ TEST_CASE("api_status_reports_redis_and_process_and_health_is_ok", "[api]") {
     CHECK(j["redis"]["status"] == "ok");
     CHECK_FALSE(j["redis"]["version"].get<std::string>().empty());
     CHECK(j["redis"]["maxmemory_policy"] == "noeviction");
+    // Every master: three on the test cluster (label cluster), else the one server.
+    const bool cluster = mqtest::services().redis_url.find("+cluster") != std::string::npos;
+    CHECK(j["redis"]["nodes"] == (cluster ? 3 : 1));
+    CHECK(j["redis"]["connected_clients"].get<std::int64_t>() >= (cluster ? 3 : 1));
+    CHECK(j["redis"]["used_memory_bytes"].get<std::int64_t>() > 0);
+    CHECK(j["redis"]["uptime_s"].get<std::int64_t>() >= 0);
     CHECK(j["process"]["rss_bytes"].get<std::int64_t>() > 0);
     CHECK(j["process"]["threads"].get<int>() > 1);
     CHECK(j["queues"] == 0);

@@ -579,25 +579,41 @@ void add_monitor_routes(Router& router, App& app) {
         nlohmann::json totals = nullptr;  // the tenant's queues summed; null while Redis is down
         try {
             auto redis = app.redis().acquire();
-            auto info = redis->command({"INFO"}).as_string();
-            std::istringstream lines(info);
-            std::string line;
-            std::map<std::string, std::string> kv;
-            while (std::getline(lines, line)) {
-                if (!line.empty() && line.back() == '\r') line.pop_back();
-                auto colon = line.find(':');
-                if (colon != std::string::npos) kv[line.substr(0, colon)] = line.substr(colon + 1);
+            // Every master of a cluster (one server otherwise): clients and memory summed,
+            // the shortest uptime, the policy when all agree ("mixed" otherwise).
+            const auto masters = redis->masters();
+            std::int64_t clients = 0, memory = 0;
+            std::optional<std::int64_t> uptime_s;
+            std::string version, policy;
+            for (const auto& m : masters) {
+                auto info = redis->node(m).command({"INFO"}).as_string();
+                std::istringstream lines(info);
+                std::string line;
+                std::map<std::string, std::string> kv;
+                while (std::getline(lines, line)) {
+                    if (!line.empty() && line.back() == '\r') line.pop_back();
+                    auto colon = line.find(':');
+                    if (colon != std::string::npos)
+                        kv[line.substr(0, colon)] = line.substr(colon + 1);
+                }
+                auto num = [&](const char* k) { return std::atoll(kv[k].c_str()); };
+                clients += num("connected_clients");
+                memory += num("used_memory");
+                uptime_s = std::min(uptime_s.value_or(num("uptime_in_seconds")),
+                                    static_cast<std::int64_t>(num("uptime_in_seconds")));
+                if (version.empty()) version = kv["redis_version"];
+                if (policy.empty())
+                    policy = kv["maxmemory_policy"];
+                else if (policy != kv["maxmemory_policy"])
+                    policy = "mixed";
             }
-            auto num = [&](const char* k) -> nlohmann::json {
-                return kv.count(k) ? nlohmann::json(std::atoll(kv[k].c_str()))
-                                   : nlohmann::json(nullptr);
-            };
             redis_info = {{"status", "ok"},
-                          {"version", kv["redis_version"]},
-                          {"uptime_s", num("uptime_in_seconds")},
-                          {"connected_clients", num("connected_clients")},
-                          {"used_memory_bytes", num("used_memory")},
-                          {"maxmemory_policy", kv["maxmemory_policy"]}};
+                          {"version", version},
+                          {"nodes", masters.size()},
+                          {"uptime_s", optional_json(uptime_s)},
+                          {"connected_clients", clients},
+                          {"used_memory_bytes", memory},
+                          {"maxmemory_policy", policy}};
             std::int64_t messages = 0, backlog = 0, pending = 0, lag = 0, delayed = 0, dead = 0;
             std::optional<std::int64_t> oldest_age;
             for (const auto& t : queue_totals(app, *redis, app.cache().queues(req.tenant()))) {
