@@ -7,6 +7,7 @@
 #include <string>
 
 #include "mq/redis/client.hpp"
+#include "mq/redis/server_version.hpp"
 
 namespace {
 
@@ -43,4 +44,18 @@ TEST_CASE("a reply announcing a huge array is refused before anything is allocat
     REQUIRE(r.is_array());
     CHECK(r.elements.at(0).as_integer() == 1);
     CHECK(r.elements.at(1).elements.at(0).as_string() == "ab");
+}
+
+TEST_CASE("parse_info_reads_key_value_lines_and_skips_sections", "[redis]") {
+    auto info = mq::redis::parse_info(
+        "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:42\r\n\r\n# Memory\r\n"
+        "maxmemory_policy:noeviction\r\nused_memory:1024\r\nodd line\r\nurl:a:b\r\n");
+    CHECK(info.size() == 5);
+    CHECK(info["redis_version"] == "7.0.15");
+    CHECK(info["maxmemory_policy"] == "noeviction");
+    CHECK(info["used_memory"] == "1024");
+    CHECK(info["url"] == "a:b");  // only the first ':' separates
+    CHECK(info.count("# Server") == 0);
+    CHECK(mq::redis::parse_info("").empty());
+    CHECK(mq::redis::parse_info("no_newline:1").at("no_newline") == "1");
 }

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "mq/config/schemas.hpp"
 #include "mq/core/codec.hpp"
@@ -15,6 +14,7 @@
 #include "mq/queue/catalog.hpp"
 #include "mq/queue/inspector.hpp"
 #include "mq/redis/reachability.hpp"
+#include "mq/redis/server_version.hpp"
 #include "routes.hpp"
 
 namespace mqapi {
@@ -401,11 +401,11 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
     });
     // Counts over every tenant: the service-token route only (/internal/mq/health-detailed);
     // the unauthenticated probe shows no figure of any tenant (docs/security.md).
-    auto all_queues =
-        detailed ? app.cache().all_queues() : std::vector<std::shared_ptr<const mq::Queue>>{};
-    if (detailed)
+    std::size_t queue_count = 0;
+    if (detailed) {
+        auto all_queues = app.cache().all_queues();
+        queue_count = all_queues.size();
         run("queues", false, [&] { return nlohmann::json{{"count", all_queues.size()}}; });
-    if (detailed)
         run("consumers", false, [&] {
             std::size_t subs = 0, paused = 0;
             std::vector<std::string> seen;
@@ -419,6 +419,7 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
             }
             return nlohmann::json{{"subscriptions", subs}, {"paused", paused}};
         });
+    }
     run("memory", false, [&] {
         auto rss = resident_memory_bytes();
         bool ok = rss < app.options().memory_warn_bytes;
@@ -432,7 +433,7 @@ std::pair<bool, nlohmann::json> health_json(App& app, bool detailed) {
                         {"checks", std::move(checks)}};
     if (detailed) {
         j["tenants"] = tenants;
-        j["queues"] = all_queues.size();
+        j["queues"] = queue_count;
         j["uptime_s"] =
             std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - app.started()).count();
         j["publish_pipeline"] = {{"jobs", app.pipeline().jobs()},
@@ -579,41 +580,14 @@ void add_monitor_routes(Router& router, App& app) {
         nlohmann::json totals = nullptr;  // the tenant's queues summed; null while Redis is down
         try {
             auto redis = app.redis().acquire();
-            // Every master of a cluster (one server otherwise): clients and memory summed,
-            // the shortest uptime, the policy when all agree ("mixed" otherwise).
-            const auto masters = redis->masters();
-            std::int64_t clients = 0, memory = 0;
-            std::optional<std::int64_t> uptime_s;
-            std::string version, policy;
-            for (const auto& m : masters) {
-                auto info = redis->node(m).command({"INFO"}).as_string();
-                std::istringstream lines(info);
-                std::string line;
-                std::map<std::string, std::string> kv;
-                while (std::getline(lines, line)) {
-                    if (!line.empty() && line.back() == '\r') line.pop_back();
-                    auto colon = line.find(':');
-                    if (colon != std::string::npos)
-                        kv[line.substr(0, colon)] = line.substr(colon + 1);
-                }
-                auto num = [&](const char* k) { return std::atoll(kv[k].c_str()); };
-                clients += num("connected_clients");
-                memory += num("used_memory");
-                uptime_s = std::min(uptime_s.value_or(num("uptime_in_seconds")),
-                                    static_cast<std::int64_t>(num("uptime_in_seconds")));
-                if (version.empty()) version = kv["redis_version"];
-                if (policy.empty())
-                    policy = kv["maxmemory_policy"];
-                else if (policy != kv["maxmemory_policy"])
-                    policy = "mixed";
-            }
+            const auto facts = mq::redis::server_facts(*redis);  // every master of a cluster
             redis_info = {{"status", "ok"},
-                          {"version", version},
-                          {"nodes", masters.size()},
-                          {"uptime_s", optional_json(uptime_s)},
-                          {"connected_clients", clients},
-                          {"used_memory_bytes", memory},
-                          {"maxmemory_policy", policy}};
+                          {"version", facts.version},
+                          {"nodes", facts.nodes},
+                          {"uptime_s", optional_json(facts.uptime_s)},
+                          {"connected_clients", facts.connected_clients},
+                          {"used_memory_bytes", facts.used_memory_bytes},
+                          {"maxmemory_policy", facts.maxmemory_policy}};
             std::int64_t messages = 0, backlog = 0, pending = 0, lag = 0, delayed = 0, dead = 0;
             std::optional<std::int64_t> oldest_age;
             for (const auto& t : queue_totals(app, *redis, app.cache().queues(req.tenant()))) {

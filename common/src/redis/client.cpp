@@ -12,6 +12,7 @@
 #include "cluster_router.hpp"
 #include "mq/core/codec.hpp"
 #include "mq/redis/cluster.hpp"
+#include "mq/redis/server_version.hpp"
 #include "mq/redis/tls.hpp"
 #include "resp.hpp"
 #include "sync_socket.hpp"
@@ -573,13 +574,10 @@ std::vector<Reply> Connection::receive(const Pipeline& pipeline) {
 
 void Connection::check_server_policy() {
     if (cluster_) return cluster_->check_server_policy();
-    Reply info = command({"INFO", "memory"});
-    const std::string& text = info.as_string();
-    constexpr std::string_view kField = "maxmemory_policy:";
-    auto pos = text.find(kField);
-    if (pos == std::string::npos) return;  // a server that does not report it cannot evict
-    auto end = text.find_first_of("\r\n", pos);
-    std::string policy = text.substr(pos + kField.size(), end - pos - kField.size());
+    const auto info = parse_info(command({"INFO", "memory"}).as_string());
+    auto it = info.find("maxmemory_policy");
+    if (it == info.end()) return;  // a server that does not report it cannot evict
+    const std::string& policy = it->second;
     if (policy != "noeviction")
         throw Error(ErrorCode::kBackendUnavailable,
                     "Redis at " + endpoint_.describe() + " has maxmemory-policy " + policy +
