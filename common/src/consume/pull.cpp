@@ -204,7 +204,7 @@ std::vector<std::string> PullConsumer::settle_keys(const Queue& q, const Subscri
                                                    int partition) const {
     std::vector<std::string> keys{keys_.stream(q.tenant, q.name, partition),
                                   keys_.retry_after(q.tenant, q.name, partition)};
-    // Another tenant's acks stay out of the owner's history (is_cross_tenant_group).
+    // Another tenant's acks stay out of the owner's history (docs/history.md).
     if (q.record_messages && !is_cross_tenant(sub))
         keys.push_back(keys_.history(q.tenant, q.name, partition));
     return keys;

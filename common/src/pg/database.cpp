@@ -8,6 +8,32 @@
 
 namespace mq::pg {
 
+namespace {
+
+using ConninfoOptions = std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)>;
+
+// libpq's reading of a URL or key=value string (null when it cannot read it; `error`, if
+// given, gets libpq's message, which may quote the text).
+ConninfoOptions parse_conninfo(std::string_view url, std::string* error = nullptr) {
+    char* message = nullptr;
+    ConninfoOptions options(PQconninfoParse(std::string(url).c_str(), &message), PQconninfoFree);
+    if (error) *error = message ? message : (options ? "" : "out of memory");
+    PQfreemem(message);
+    return options;
+}
+
+// A key=value value in single quotes, \\ and \' escaped (libpq's syntax).
+std::string quoted(std::string_view value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\\' || c == '\'') out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+}  // namespace
+
 std::string describe_url(std::string_view url) {
     std::string host = "localhost", port = "5432";
     if (auto scheme = url.find("://"); scheme != std::string_view::npos) {
@@ -53,28 +79,11 @@ std::string describe_url(std::string_view url) {
     return host + ":" + port;
 }
 
-namespace {
-
-// A key=value value in single quotes, \\ and \' escaped (libpq's syntax).
-std::string quoted(std::string_view value) {
-    std::string out = "'";
-    for (char c : value) {
-        if (c == '\\' || c == '\'') out += '\\';
-        out += c;
-    }
-    return out + "'";
-}
-
-}  // namespace
-
 std::string connection_string(const std::string& url) {
-    char* error = nullptr;
-    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
-        PQconninfoParse(url.c_str(), &error), PQconninfoFree);
+    std::string why;
+    auto options = parse_conninfo(url, &why);
     if (!options) {
         // libpq's message quotes the text it could not read: only its kind is kept.
-        std::string why = error ? error : "out of memory";
-        PQfreemem(error);
         spdlog::debug("libpq could not parse a connection string: {}",
                       scrub(why, url).substr(0, 200));
         throw ValidationError(
@@ -109,11 +118,7 @@ std::string scrub(std::string text, std::string_view url) {
             text.replace(at, what.size(), "***");
     };
     replace_all(url);
-    char* error = nullptr;
-    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
-        PQconninfoParse(std::string(url).c_str(), &error), PQconninfoFree);
-    PQfreemem(error);
-    if (options)
+    if (auto options = parse_conninfo(url))
         for (const PQconninfoOption* o = options.get(); o->keyword; ++o)
             if (o->val && std::string_view(o->keyword) == "password") replace_all(o->val);
     // The password as written in a URL (percent-encoded) too.
